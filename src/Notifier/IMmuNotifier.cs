@@ -1,0 +1,57 @@
+namespace Hypervisor.Notifier;
+
+/// <summary>
+/// A secondary MMU's callbacks (Linux's <c>struct mmu_notifier_ops</c>). Every op is optional: an
+/// implementation overrides only what it needs, and the chain calls only the ops a subscriber implements
+/// (found once, at registration). Locking: start/end run without any host page-table lock and may block
+/// when <see cref="NotifierRange.IsBlockable"/>; the young ops, <see cref="ChangePte"/> and
+/// <see cref="InvalidateSecondaryTlbs"/> run under a host page-table lock and must never block.
+/// </summary>
+public interface IMmuNotifier
+{
+    /// <summary>
+    /// The mm is exiting (or this subscriber is being unregistered while still listed): destroy every
+    /// secondary mapping and refuse new ones. Called exactly once per subscription. Frames may be freed
+    /// and reused as soon as it returns.
+    /// </summary>
+    void Release(IMm mm)
+    {
+    }
+
+    /// <summary>
+    /// <c>[range.Start, range.End)</c> is about to change: stop using secondary entries there and create
+    /// none until the matching <see cref="InvalidateRangeEnd"/>. Return false only when the range is not
+    /// blockable and finishing would need to sleep; a subscriber that can fail must not implement end.
+    /// </summary>
+    bool InvalidateRangeStart(in NotifierRange range) => true;
+
+    /// <summary>The change announced by the matching start is complete: new secondary entries may be created.</summary>
+    void InvalidateRangeEnd(in NotifierRange range)
+    {
+    }
+
+    /// <summary>Test and clear the accessed bit of secondary entries in <c>[start, end)</c> and flush; true if any was young.</summary>
+    bool ClearFlushYoung(IMm mm, Hva start, Hva end) => false;
+
+    /// <summary>Test and clear the accessed bit of secondary entries in <c>[start, end)</c>, flush optional; true if any was young.</summary>
+    bool ClearYoung(IMm mm, Hva start, Hva end) => false;
+
+    /// <summary>Report whether the secondary entry for <paramref name="address"/> is young, without clearing it.</summary>
+    bool TestYoung(IMm mm, Hva address) => false;
+
+    /// <summary>
+    /// Historical (Linux 2.6.32–6.9): the host PTE at <paramref name="address"/> now holds <paramref name="pte"/>
+    /// (KSM merge, COW). Called only when the host's legacy change_pte option is on.
+    /// </summary>
+    void ChangePte(IMm mm, Hva address, HostPte pte)
+    {
+    }
+
+    /// <summary>
+    /// Flush a device TLB that caches the host's own page tables (IOMMU SVA style), called from the host's
+    /// TLB flush. A subscriber implementing this may not implement start or end.
+    /// </summary>
+    void InvalidateSecondaryTlbs(IMm mm, Hva start, Hva end)
+    {
+    }
+}

@@ -1,0 +1,15 @@
+namespace Hypervisor.Notifier;
+
+/// <summary>An operation that needs a live mm was attempted after the mm began to exit.</summary>
+public sealed class MmExitedException : InvalidOperationException
+{
+    /// <summary>Creates the exception for <paramref name="mmId"/> and the refused operation.</summary>
+    public MmExitedException(int mmId, string operation)
+        : base($"mm {mmId} has exited: {operation} is refused once exit has started")
+    {
+        MmId = mmId;
+    }
+
+    /// <summary>The exited mm.</summary>
+    public int MmId { get; }
+}
