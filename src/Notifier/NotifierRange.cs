@@ -38,6 +38,7 @@ public struct NotifierRange
         _owner = owner;
         Subscribers = null;
         IntervalsActive = false;
+        ReadToken = default;
     }
 
     /// <summary>The mm whose page tables change.</summary>
@@ -69,6 +70,9 @@ public struct NotifierRange
 
     /// <summary>True when the start counted an active range on the interval side.</summary>
     internal bool IntervalsActive { readonly get; set; }
+
+    /// <summary>The chain's read-side section held from the start until the end returns.</summary>
+    internal Srcu.SrcuReadToken ReadToken { readonly get; set; }
 
     /// <inheritdoc />
     public override readonly string ToString() =>

@@ -1,0 +1,128 @@
+using Hypervisor.Notifier.Srcu;
+
+namespace Hypervisor.Notifier.Tests.Srcu;
+
+public class SrcuDomainTests
+{
+    [Test]
+    public void SynchronizeWithNoReadersReturnsAndCountsAGracePeriod()
+    {
+        var domain = new SrcuDomain();
+        domain.Synchronize();
+        domain.Synchronize();
+        Assert.That(domain.GracePeriods, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void SynchronizeWaitsForAReaderThatBeganBeforeIt()
+    {
+        var domain = new SrcuDomain();
+        var token = domain.ReadLock();
+        var synchronize = Task.Run(domain.Synchronize);
+        Assert.That(synchronize.Wait(TimeSpan.FromMilliseconds(200)), Is.False);
+        domain.ReadUnlock(token);
+        Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True);
+    }
+
+    [Test]
+    public void NestedSectionsAreAllWaitedFor()
+    {
+        var domain = new SrcuDomain();
+        var outer = domain.ReadLock();
+        var inner = domain.ReadLock();
+        domain.ReadUnlock(inner);
+        var synchronize = Task.Run(domain.Synchronize);
+        Assert.That(synchronize.Wait(TimeSpan.FromMilliseconds(100)), Is.False);
+        domain.ReadUnlock(outer);
+        Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True);
+    }
+
+    [Test]
+    public void ReaderThatBeginsAfterAFlipDoesNotHoldUpThatSynchronize()
+    {
+        var domain = new SrcuDomain();
+        var early = domain.ReadLock();
+        var synchronize = Task.Run(domain.Synchronize);
+        Thread.Sleep(50);
+        var late = domain.ReadLock(); // begins after the flip
+        domain.ReadUnlock(early);
+        Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True, "only pre-existing readers are waited for");
+        domain.ReadUnlock(late);
+    }
+
+    [Test]
+    public void CallbacksRunAfterAGracePeriodAndBarrierWaitsForThem()
+    {
+        var domain = new SrcuDomain();
+        var token = domain.ReadLock();
+        var ran = 0;
+        domain.CallAfterGracePeriod(() => Interlocked.Increment(ref ran));
+        Thread.Sleep(100);
+        Assert.That(Volatile.Read(ref ran), Is.Zero, "a reader is still inside");
+        Assert.That(domain.PendingCallbacks, Is.EqualTo(1));
+        domain.ReadUnlock(token);
+        domain.Barrier();
+        Assert.That(Volatile.Read(ref ran), Is.EqualTo(1));
+        Assert.That(domain.PendingCallbacks, Is.Zero);
+    }
+
+    /// <summary>
+    /// The RCU publish/retire pattern: writers replace a shared object, synchronize, then poison the old one.
+    /// A reader must never observe poison in an object it picked up inside its section.
+    /// </summary>
+    [Test]
+    public void ReadersNeverSeeAnObjectRetiredAfterTheirSectionBegan([Values(1, 7)] int seed)
+    {
+        var domain = new SrcuDomain();
+        var current = new Box();
+        var stop = false;
+        var violations = 0;
+        long reads = 0;
+        var readers = Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            while (!Volatile.Read(ref stop))
+            {
+                var token = domain.ReadLock();
+                var box = Volatile.Read(ref current);
+                for (var i = 0; i < 50; i++)
+                {
+                    if (Volatile.Read(ref box.Poisoned))
+                    {
+                        Interlocked.Increment(ref violations);
+                    }
+                }
+
+                domain.ReadUnlock(token);
+                if ((Interlocked.Increment(ref reads) & 63) == 0)
+                {
+                    Thread.Yield(); // two cores: let the writer run
+                }
+            }
+        })).ToList();
+        readers.ForEach(t => t.Start());
+
+        var random = new Random(seed);
+        for (var i = 0; i < 500; i++)
+        {
+            var old = Interlocked.Exchange(ref current, new Box());
+            if (random.Next(4) == 0)
+            {
+                Thread.Yield();
+            }
+
+            domain.Synchronize();
+            Volatile.Write(ref old.Poisoned, true);
+        }
+
+        Volatile.Write(ref stop, true);
+        readers.ForEach(t => t.Join());
+        Assert.That(violations, Is.Zero);
+        Assert.That(Interlocked.Read(ref reads), Is.GreaterThan(0));
+        Assert.That(domain.GracePeriods, Is.EqualTo(500));
+    }
+
+    private sealed class Box
+    {
+        public bool Poisoned;
+    }
+}
