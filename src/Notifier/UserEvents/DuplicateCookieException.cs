@@ -1,0 +1,16 @@
+namespace Hypervisor.Notifier.UserEvents;
+
+/// <summary>A region was registered with a cookie that the channel already holds.</summary>
+public sealed class DuplicateCookieException : ArgumentException
+{
+    /// <summary>Creates the exception for <paramref name="cookie"/>.</summary>
+    /// <param name="cookie">The cookie registered twice.</param>
+    public DuplicateCookieException(ulong cookie)
+        : base($"cookie {cookie} (0x{cookie:x}) is already registered on this channel: each region needs a cookie unique within its channel", nameof(cookie))
+    {
+        Cookie = cookie;
+    }
+
+    /// <summary>The cookie registered twice.</summary>
+    public ulong Cookie { get; }
+}
