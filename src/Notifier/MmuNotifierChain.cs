@@ -122,7 +122,8 @@ public sealed class MmuNotifierChain
     /// Unlists a subscription made by <see cref="Register"/> (Linux's <c>mmu_notifier_unregister</c>). If it
     /// is still listed its <see cref="IMmuNotifier.Release"/> runs first (unless exit already released it:
     /// release runs exactly once). Returns only when no callback of the subscription is running or can start.
-    /// Never call it from inside a callback.
+    /// Because a start..end pair holds the read side until its end, this also waits for every pair in
+    /// flight: never call it from inside a callback or from a thread that has a range started and not ended.
     /// </summary>
     /// <exception cref="SubscriptionStateException">The subscription belongs to another chain, came from <see cref="Get"/>, or was already unregistered.</exception>
     public void Unregister(MmuNotifierSubscription subscription)

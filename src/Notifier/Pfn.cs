@@ -15,6 +15,18 @@ public readonly record struct Pfn(ulong Value) : IComparable<Pfn>
     /// <summary>The frame <paramref name="frames"/> further on.</summary>
     public static Pfn operator +(Pfn pfn, ulong frames) => new(pfn.Value + frames);
 
+    /// <summary>Frame order.</summary>
+    public static bool operator <(Pfn left, Pfn right) => left.Value < right.Value;
+
+    /// <summary>Frame order.</summary>
+    public static bool operator >(Pfn left, Pfn right) => left.Value > right.Value;
+
+    /// <summary>Frame order.</summary>
+    public static bool operator <=(Pfn left, Pfn right) => left.Value <= right.Value;
+
+    /// <summary>Frame order.</summary>
+    public static bool operator >=(Pfn left, Pfn right) => left.Value >= right.Value;
+
     /// <inheritdoc />
     public int CompareTo(Pfn other) => Value.CompareTo(other.Value);
 

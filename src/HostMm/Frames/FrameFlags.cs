@@ -1,0 +1,73 @@
+namespace Hypervisor.HostMm.Frames;
+
+/// <summary>
+/// Per-frame state bits, after Linux's <c>page-&gt;flags</c>. <see cref="Free"/> and
+/// <see cref="Poisoned"/> belong to <see cref="HostMemory"/>'s allocator; the other bits belong to the
+/// mechanism named in their summary and are changed atomically (see <see cref="HostMemory.SetFlags"/>).
+/// </summary>
+[Flags]
+public enum FrameFlags : uint
+{
+    /// <summary>No bit set.</summary>
+    None = 0,
+
+    /// <summary>The frame is on its node's free list (PageBuddy). Set and cleared only by the allocator.</summary>
+    Free = 1u << 0,
+
+    /// <summary>The frame held only zero bytes when it was handed out (a hint: stale after the first write).</summary>
+    Zeroed = 1u << 1,
+
+    /// <summary>Contents differ from the backing store (swap slot); must be written before reuse (PG_dirty).</summary>
+    Dirty = 1u << 2,
+
+    /// <summary>Referenced since the last aging pass (PG_referenced); set by faults and secondary MMUs.</summary>
+    Accessed = 1u << 3,
+
+    /// <summary>On an LRU list; the frame's LRU links are then in use (PG_lru).</summary>
+    Lru = 1u << 4,
+
+    /// <summary>On the active rather than the inactive LRU list (PG_active).</summary>
+    Active = 1u << 5,
+
+    /// <summary>Never reclaimable while so marked (mlock, pinned; PG_unevictable).</summary>
+    Unevictable = 1u << 6,
+
+    /// <summary>Taken off the LRU by reclaim or migration, which owns it until put back (isolate_lru_page).</summary>
+    Isolated = 1u << 7,
+
+    /// <summary>Anonymous memory: backed by swap, not by a file (PG_swapbacked).</summary>
+    SwapBacked = 1u << 8,
+
+    /// <summary>In the swap cache; <see cref="FrameInfo.SwapSlot"/> holds the slot (PG_swapcache).</summary>
+    SwapCache = 1u << 9,
+
+    /// <summary>Swap I/O in flight (PG_writeback).</summary>
+    Writeback = 1u << 10,
+
+    /// <summary>Reclaim wants the frame freed as soon as writeback completes (PG_reclaim).</summary>
+    Reclaim = 1u << 11,
+
+    /// <summary>Contents are valid (read from swap completed; PG_uptodate).</summary>
+    Uptodate = 1u << 12,
+
+    /// <summary>A KSM page: <see cref="FrameInfo.RmapIndex"/> is a stable-tree node, mappings are read-only (PageKsm).</summary>
+    Ksm = 1u << 13,
+
+    /// <summary>The page lock (PG_locked): taken with <see cref="HostMemory.TestAndSetFlag"/>, a sleeping lock in Linux.</summary>
+    Locked = 1u << 14,
+
+    /// <summary>
+    /// Audit mode: the frame was filled with <see cref="HostMemory.PoisonByte"/> when freed. Set and cleared
+    /// only by the allocator.
+    /// </summary>
+    Poisoned = 1u << 15,
+
+    /// <summary>A memory failure (swap read error) hit the frame's contents; never hand them to anyone (PG_hwpoison).</summary>
+    HardwareError = 1u << 16,
+
+    /// <summary>Not allocatable and not freeable: quarantined after a use-after-free, or kept by the host (PG_reserved).</summary>
+    Reserved = 1u << 17,
+
+    /// <summary>Destination of a migration in progress; contents not yet valid.</summary>
+    MigrationTarget = 1u << 18,
+}

@@ -1,0 +1,177 @@
+using System.Diagnostics.CodeAnalysis;
+
+namespace Hypervisor.HostMm.Frames;
+
+/// <summary>
+/// The state of one 4 KiB host frame (Linux's <c>struct page</c>), kept in <see cref="HostMemory"/>'s
+/// frame table and reached by <c>ref</c> through <see cref="HostMemory.Frame"/>; never copy it to change it.
+/// </summary>
+/// <remarks>
+/// <para>Ownership of the fields:</para>
+/// <list type="bullet">
+/// <item><see cref="RefCount"/>, <see cref="MapCount"/> and <see cref="Flags"/> are atomics changed only
+/// through <see cref="HostMemory"/> (Get/Put/Free, map count, flag methods) or this type's internal
+/// atomic helpers. Invariant: refcount 0 ⇔ the frame is free, being freed, or quarantined; a frame with
+/// mapcount &gt; 0 is never freed.</item>
+/// <item><see cref="LruPrev"/>/<see cref="LruNext"/> are frame indices (<see cref="NoFrame"/> = none): the
+/// node free list's singly-linked next pointer while <see cref="FrameFlags.Free"/> (under the node lock),
+/// the LRU list links while <see cref="FrameFlags.Lru"/> (under that LRU's lock).</item>
+/// <item>Reverse map (the anon_vma + page index analogue): an anonymous frame is mapped at most once, so
+/// <see cref="RmapOwner"/> is the owning mm's id and <see cref="RmapIndex"/> the virtual page number
+/// (hva &gt;&gt; 12) of its single mapping. With <see cref="FrameFlags.Ksm"/> set, <see cref="RmapOwner"/> is
+/// <see cref="NoOwner"/> and <see cref="RmapIndex"/> is the index of its KSM stable-tree node, which lists
+/// every (mm, address) that maps it. Changed under the page lock (<see cref="FrameFlags.Locked"/>).</item>
+/// <item><see cref="SwapSlot"/> is the swap slot while <see cref="FrameFlags.SwapCache"/> (page-&gt;private).</item>
+/// </list>
+/// </remarks>
+[StructLayout(LayoutKind.Sequential)]
+public struct FrameInfo
+{
+    /// <summary>The "no frame" value of an LRU or free-list link.</summary>
+    public const uint NoFrame = uint.MaxValue;
+
+    /// <summary>The <see cref="RmapOwner"/> of a frame no mm owns (free, KSM, or not yet mapped).</summary>
+    public const int NoOwner = -1;
+
+    /// <summary>The <see cref="SwapSlot"/> of a frame that is not in the swap cache.</summary>
+    public const uint NoSwapSlot = uint.MaxValue;
+
+    // Layout: 40 bytes per frame (1% of the 4 KiB it describes), widest field first.
+    private ulong _rmapIndex;
+    private int _refCount;
+    private int _mapCount;
+    private uint _flags;
+    private int _rmapOwner;
+    private uint _lruPrev;
+    private uint _lruNext;
+    private uint _swapSlot;
+    private ushort _node;
+
+    /// <summary>References held on the frame (page refcount); 0 when free.</summary>
+    public readonly int RefCount => Volatile.Read(in _refCount);
+
+    /// <summary>Page-table entries that map the frame (page mapcount, starting at 0 here, not -1).</summary>
+    public readonly int MapCount => Volatile.Read(in _mapCount);
+
+    /// <summary>The frame's state bits.</summary>
+    public readonly FrameFlags Flags => (FrameFlags)Volatile.Read(in _flags);
+
+    /// <summary>The NUMA node the frame belongs to (fixed for the frame's life).</summary>
+    public readonly int Node => _node;
+
+    /// <summary>True when the frame is on its node's free list.</summary>
+    public readonly bool IsFree => (Flags & FrameFlags.Free) != 0;
+
+    /// <summary>Previous frame on the LRU list, or <see cref="NoFrame"/>.</summary>
+    public uint LruPrev
+    {
+        readonly get => _lruPrev;
+        internal set => _lruPrev = value;
+    }
+
+    /// <summary>Next frame on the LRU list (or on the free list while free), or <see cref="NoFrame"/>.</summary>
+    public uint LruNext
+    {
+        readonly get => _lruNext;
+        internal set => _lruNext = value;
+    }
+
+    /// <summary>Id of the mm whose single anonymous mapping this is, or <see cref="NoOwner"/>.</summary>
+    public readonly int RmapOwner => _rmapOwner;
+
+    /// <summary>Virtual page number of the anonymous mapping, or the KSM stable-node index when <see cref="FrameFlags.Ksm"/>.</summary>
+    public readonly ulong RmapIndex => _rmapIndex;
+
+    /// <summary>The swap slot while in the swap cache, else <see cref="NoSwapSlot"/>.</summary>
+    public uint SwapSlot
+    {
+        readonly get => _swapSlot;
+        internal set => _swapSlot = value;
+    }
+
+    /// <summary>True when every bit of <paramref name="flags"/> is set.</summary>
+    public readonly bool Has(FrameFlags flags) => (Flags & flags) == flags;
+
+    /// <summary>The refcount word, for the allocator's atomics.</summary>
+    [UnscopedRef]
+    internal ref int RefCountLocation => ref _refCount;
+
+    /// <summary>The mapcount word, for the allocator's atomics.</summary>
+    [UnscopedRef]
+    internal ref int MapCountLocation => ref _mapCount;
+
+    /// <summary>Records the single anonymous mapping: mm <paramref name="ownerMmId"/> at virtual page <paramref name="virtualPageIndex"/>.</summary>
+    internal void SetAnonRmap(int ownerMmId, ulong virtualPageIndex)
+    {
+        _rmapOwner = ownerMmId;
+        _rmapIndex = virtualPageIndex;
+    }
+
+    /// <summary>Makes the frame a KSM page whose mappings are listed by stable-tree node <paramref name="stableNode"/>.</summary>
+    internal void SetKsmRmap(ulong stableNode)
+    {
+        _rmapOwner = NoOwner;
+        _rmapIndex = stableNode;
+        SetFlags(FrameFlags.Ksm);
+    }
+
+    /// <summary>Forgets the reverse mapping (and the KSM bit).</summary>
+    internal void ClearRmap()
+    {
+        ClearFlags(FrameFlags.Ksm);
+        _rmapOwner = NoOwner;
+        _rmapIndex = 0;
+    }
+
+    /// <summary>Atomically sets <paramref name="flags"/>.</summary>
+    internal void SetFlags(FrameFlags flags) => Interlocked.Or(ref _flags, (uint)flags);
+
+    /// <summary>Atomically clears <paramref name="flags"/>.</summary>
+    internal void ClearFlags(FrameFlags flags) => Interlocked.And(ref _flags, ~(uint)flags);
+
+    /// <summary>Atomically sets <paramref name="flag"/>; true when it was already set (test_and_set_bit).</summary>
+    internal bool TestAndSetFlag(FrameFlags flag) => (Interlocked.Or(ref _flags, (uint)flag) & (uint)flag) != 0;
+
+    /// <summary>Atomically clears <paramref name="flag"/>; true when it was set (test_and_clear_bit).</summary>
+    internal bool TestAndClearFlag(FrameFlags flag) => (Interlocked.And(ref _flags, ~(uint)flag) & (uint)flag) != 0;
+
+    /// <summary>Replaces all flags; only for the allocator, which owns the frame at that moment.</summary>
+    internal void WriteFlags(FrameFlags flags) => Volatile.Write(ref _flags, (uint)flags);
+
+    /// <summary>Construction: a free frame of <paramref name="node"/> linked to <paramref name="next"/>.</summary>
+    internal void InitializeFree(ushort node, uint next)
+    {
+        this = default;
+        _node = node;
+        _flags = (uint)FrameFlags.Free;
+        _lruPrev = NoFrame;
+        _lruNext = next;
+        _rmapOwner = NoOwner;
+        _swapSlot = NoSwapSlot;
+    }
+
+    /// <summary>
+    /// Hand-out: every field but the node reset, <paramref name="flags"/> set, and the refcount published
+    /// as 1 last, so a speculative <see cref="HostMemory.TryGet"/> that sees the reference sees the rest.
+    /// </summary>
+    internal void ResetForAllocation(FrameFlags flags)
+    {
+        _mapCount = 0;
+        _lruPrev = NoFrame;
+        _lruNext = NoFrame;
+        _rmapOwner = NoOwner;
+        _rmapIndex = 0;
+        _swapSlot = NoSwapSlot;
+        Volatile.Write(ref _flags, (uint)flags);
+        Volatile.Write(ref _refCount, 1);
+    }
+
+    /// <summary>Release: the reverse map and swap slot are forgotten before the frame goes back to the free list.</summary>
+    internal void ResetForFree()
+    {
+        _rmapOwner = NoOwner;
+        _rmapIndex = 0;
+        _swapSlot = NoSwapSlot;
+        _lruPrev = NoFrame;
+    }
+}

@@ -1,0 +1,581 @@
+using System.Collections.Immutable;
+
+namespace Hypervisor.HostMm.Frames;
+
+/// <summary>
+/// Host RAM (the primary MMU's frames): one 2 MiB-aligned native arena of 4 KiB frames, pfn
+/// <c>[0, TotalFrames)</c>, split evenly into NUMA nodes with their own free lists, and a struct table of
+/// per-frame state (<see cref="FrameInfo"/>). No managed object exists per frame.
+/// </summary>
+/// <remarks>
+/// <para>Lock order: each node's free-list lock is a <b>leaf</b> lock — taken last, nothing is taken
+/// under it (not another node's lock, not the observer), so allocation and free may be called under any
+/// host or guest lock (mmap lock → page lock → page-table lock → MMU lock → node free-list lock). At most
+/// one node lock is held at a time.</para>
+/// <para>Refcount, mapcount and flags are changed with atomics and need no lock. Refcount 0 means the
+/// frame belongs to the allocator (free, being freed, or quarantined); the thread that drops the last
+/// reference owns the frame until it is on the free list. <see cref="IFrameObserver.OnFrameFreed"/> runs
+/// after that, with no allocator lock held.</para>
+/// <para>The arena is never touched at construction (Linux overcommits, so untouched RAM costs nothing);
+/// the frame table (40 bytes per frame) is initialised eagerly.</para>
+/// </remarks>
+public sealed class HostMemory : IDisposable
+{
+    /// <summary>Bytes in a frame, as an <c>int</c> for spans.</summary>
+    public const int FrameSize = (int)Paging.PageSize;
+
+    /// <summary>The byte freed frames are filled with in audit mode (SLUB's POISON_FREE).</summary>
+    public const byte PoisonByte = 0x6B;
+
+    /// <summary>
+    /// Flags a frame must not carry when its last reference is dropped (Linux's
+    /// PAGE_FLAGS_CHECK_AT_FREE): whoever set them must clear them first.
+    /// </summary>
+    public const FrameFlags FlagsForbiddenAtFree =
+        FrameFlags.Lru | FrameFlags.Isolated | FrameFlags.Locked | FrameFlags.SwapCache |
+        FrameFlags.Writeback | FrameFlags.Reserved;
+
+    /// <summary>Flags only the allocator may set or clear.</summary>
+    public const FrameFlags AllocatorOwnedFlags = FrameFlags.Free | FrameFlags.Poisoned;
+
+    private const AllocationFlags KnownAllocationFlags = AllocationFlags.Zero | AllocationFlags.ExactNode;
+
+    private readonly FrameInfo[] _frames;
+    private readonly NodeFreeList[] _nodes;
+    private readonly long _framesPerNode;
+    private nint _arena;
+    private IFrameObserver? _observer;
+
+    /// <summary>Reserves host RAM as <paramref name="options"/> describe (address space only; nothing is touched).</summary>
+    /// <exception cref="InvalidHostMemoryOptionsException">An option breaks a rule.</exception>
+    public unsafe HostMemory(HostMemoryOptions options) // unsafe: the arena is raw native memory.
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+
+        TotalBytes = options.TotalBytes;
+        TotalFrames = (long)(options.TotalBytes >> Paging.PageShift);
+        AuditFreedFrames = options.AuditFreedFrames;
+        _framesPerNode = TotalFrames / options.NodeCount;
+
+        _frames = GC.AllocateUninitializedArray<FrameInfo>((int)TotalFrames);
+        _nodes = new NodeFreeList[options.NodeCount];
+        for (var node = 0; node < _nodes.Length; node++)
+        {
+            _nodes[node] = new NodeFreeList(node, _frames, (uint)(node * _framesPerNode), (uint)_framesPerNode);
+        }
+
+        _arena = (nint)NativeMemory.AlignedAlloc((nuint)TotalBytes, (nuint)Paging.LargePageSize);
+    }
+
+    /// <summary>Returns the arena if <see cref="Dispose"/> was never called.</summary>
+    ~HostMemory() => ReleaseArena();
+
+    /// <summary>Bytes of host RAM.</summary>
+    public ulong TotalBytes { get; }
+
+    /// <summary>Frames of host RAM; valid pfns are <c>[0, TotalFrames)</c>.</summary>
+    public long TotalFrames { get; }
+
+    /// <summary>Number of NUMA nodes.</summary>
+    public int NodeCount => _nodes.Length;
+
+    /// <summary>True when freed frames are poisoned and checked on reallocation.</summary>
+    public bool AuditFreedFrames { get; }
+
+    /// <summary>Free frames over all nodes (a racy sum unless quiescent).</summary>
+    public long FreeFrames
+    {
+        get
+        {
+            long free = 0;
+            foreach (var node in _nodes)
+            {
+                free += node.FreeCount;
+            }
+
+            return free;
+        }
+    }
+
+    /// <summary>
+    /// Told about every frame that returns to a free list (for ordering tests); null for none. Set it
+    /// before the frames it should see are freed.
+    /// </summary>
+    public IFrameObserver? Observer
+    {
+        get => Volatile.Read(ref _observer);
+        set => Volatile.Write(ref _observer, value);
+    }
+
+    /// <summary>The frame table, indexed by pfn, for walkers inside the host MM (LRU, KSM, migration scans).</summary>
+    internal Span<FrameInfo> FrameTable => _frames;
+
+    /// <summary>A snapshot of node <paramref name="node"/>.</summary>
+    public NumaNode GetNode(int node) => NodeList(node, nameof(node)).Snapshot();
+
+    /// <summary>The node <paramref name="pfn"/> belongs to.</summary>
+    public int NodeOf(Pfn pfn) => (int)(Index(pfn) / (ulong)_framesPerNode);
+
+    /// <summary>The state of <paramref name="pfn"/>, by reference into the frame table.</summary>
+    /// <exception cref="PfnOutOfRangeException"><paramref name="pfn"/> is outside host RAM.</exception>
+    public ref FrameInfo Frame(Pfn pfn) => ref _frames[Index(pfn)];
+
+    /// <summary>Allocates one frame: from <paramref name="preferredNode"/>, else (unless <see cref="AllocationFlags.ExactNode"/>) from the other nodes in ascending order.</summary>
+    /// <returns>A frame with refcount 1, mapcount 0, no flags but <see cref="FrameFlags.Zeroed"/> when <see cref="AllocationFlags.Zero"/> cleared it.</returns>
+    /// <exception cref="OutOfHostMemoryException">No node that may be used has a free frame.</exception>
+    /// <exception cref="UseAfterFreeException">Audit mode: the frame taken was written to while free (it is quarantined).</exception>
+    public Pfn Allocate(int preferredNode, AllocationFlags flags = AllocationFlags.None)
+    {
+        if (TryAllocate(preferredNode, flags, out var pfn))
+        {
+            return pfn;
+        }
+
+        throw new OutOfHostMemoryException(preferredNode, flags, FreeFramesPerNode());
+    }
+
+    /// <summary>As <see cref="Allocate"/>, but false instead of <see cref="OutOfHostMemoryException"/>.</summary>
+    /// <exception cref="UseAfterFreeException">Audit mode: the frame taken was written to while free (it is quarantined).</exception>
+    public bool TryAllocate(int preferredNode, AllocationFlags flags, out Pfn pfn)
+    {
+        var preferred = NodeList(preferredNode, nameof(preferredNode));
+        if ((flags & ~KnownAllocationFlags) != 0)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(flags), flags, $"allocation flags {flags} contain unknown bits: only Zero and ExactNode exist");
+        }
+
+        uint index;
+        FrameFlags flagsWhileFree;
+        var source = preferred;
+        if (!preferred.TryPop(fallback: false, out index, out flagsWhileFree))
+        {
+            var found = false;
+            if ((flags & AllocationFlags.ExactNode) == 0)
+            {
+                foreach (var other in _nodes)
+                {
+                    if (other != preferred && other.TryPop(fallback: true, out index, out flagsWhileFree))
+                    {
+                        source = other;
+                        found = true;
+                        break;
+                    }
+                }
+            }
+
+            if (!found)
+            {
+                pfn = default;
+                return false;
+            }
+        }
+
+        pfn = new Pfn(index);
+        ref var frame = ref _frames[index];
+        var bytes = ArenaSpan(index);
+        if ((flagsWhileFree & FrameFlags.Poisoned) != 0)
+        {
+            var corrupt = bytes.IndexOfAnyExcept(PoisonByte);
+            if (corrupt >= 0)
+            {
+                // Quarantined: refcount 0, not on a list, never handed out or freed again.
+                frame.WriteFlags(FrameFlags.Reserved | FrameFlags.Poisoned);
+                source.CountUseAfterFree();
+                throw new UseAfterFreeException(
+                    pfn,
+                    "the allocator",
+                    corrupt,
+                    $"use after free: {pfn} was written while free: byte at offset 0x{corrupt:x} is 0x{bytes[corrupt]:x2}, not the poison 0x{PoisonByte:x2}; the frame is quarantined (Reserved) and will not be reused");
+            }
+        }
+
+        var handedOut = FrameFlags.None;
+        if ((flags & AllocationFlags.Zero) != 0)
+        {
+            bytes.Clear();
+            source.CountZeroed();
+            handedOut = FrameFlags.Zeroed;
+        }
+
+        frame.ResetForAllocation(handedOut);
+        return true;
+    }
+
+    /// <summary>Takes a reference on an allocated frame (get_page).</summary>
+    /// <exception cref="FrameStateException">The frame's refcount is 0 (free, being freed, or quarantined).</exception>
+    public void Get(Pfn pfn)
+    {
+        ref var refCount = ref _frames[Index(pfn)].RefCountLocation;
+        while (true)
+        {
+            var old = Volatile.Read(ref refCount);
+            if (old <= 0)
+            {
+                throw new FrameStateException(
+                    pfn,
+                    $"Get on {pfn} whose refcount is {old}: only a frame that already has a reference can gain one (use TryGet for a speculative reference)");
+            }
+
+            if (Interlocked.CompareExchange(ref refCount, old + 1, old) == old)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Takes a reference unless the refcount is 0 (get_page_unless_zero), for speculative users such as pfn scanners.</summary>
+    /// <returns>True when a reference was taken.</returns>
+    public bool TryGet(Pfn pfn)
+    {
+        ref var refCount = ref _frames[Index(pfn)].RefCountLocation;
+        while (true)
+        {
+            var old = Volatile.Read(ref refCount);
+            if (old <= 0)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref refCount, old + 1, old) == old)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Drops a reference (put_page); the last one frees the frame.</summary>
+    /// <returns>True when this call freed the frame.</returns>
+    /// <exception cref="FrameStateException">
+    /// The refcount is already 0, or this is the last reference and the frame is still mapped or carries a
+    /// flag of <see cref="FlagsForbiddenAtFree"/> (nothing is changed then).
+    /// </exception>
+    public bool Put(Pfn pfn)
+    {
+        var index = Index(pfn);
+        ref var frame = ref _frames[index];
+        ref var refCount = ref frame.RefCountLocation;
+        while (true)
+        {
+            var old = Volatile.Read(ref refCount);
+            if (old <= 0)
+            {
+                throw new FrameStateException(
+                    pfn,
+                    frame.IsFree
+                        ? $"Put on {pfn} whose refcount is 0: the frame is already free (a double put)"
+                        : $"Put on {pfn} whose refcount is 0: the frame has no reference to drop (being freed or quarantined)");
+            }
+
+            if (old == 1)
+            {
+                CheckFreeable(pfn, ref frame, nameof(Put));
+            }
+
+            if (Interlocked.CompareExchange(ref refCount, old - 1, old) == old)
+            {
+                if (old != 1)
+                {
+                    return false;
+                }
+
+                Release(index, ref frame);
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Drops the last reference and frees the frame (free_page); use <see cref="Put"/> when others may hold references.</summary>
+    /// <exception cref="FrameStateException">
+    /// The frame is already free (double free), its refcount is not 1, it is still mapped, or it carries a
+    /// flag of <see cref="FlagsForbiddenAtFree"/>.
+    /// </exception>
+    public void Free(Pfn pfn)
+    {
+        var index = Index(pfn);
+        ref var frame = ref _frames[index];
+        if (frame.IsFree)
+        {
+            throw new FrameStateException(pfn, $"Free of {pfn} which is already free: a frame may be freed once per allocation (double free)");
+        }
+
+        CheckFreeable(pfn, ref frame, nameof(Free));
+        var old = Interlocked.CompareExchange(ref frame.RefCountLocation, 0, 1);
+        if (old != 1)
+        {
+            throw new FrameStateException(
+                pfn,
+                old == 0
+                    ? $"Free of {pfn} whose refcount is 0: the frame has no reference to drop (being freed or quarantined)"
+                    : $"Free of {pfn} whose refcount is {old}: Free drops the last reference and other references remain; drop yours with Put");
+        }
+
+        Release(index, ref frame);
+    }
+
+    /// <summary>Counts one more page-table entry mapping the frame (page_add_*_rmap's mapcount part).</summary>
+    /// <returns>The new mapcount.</returns>
+    /// <exception cref="FrameStateException">The frame has no reference (a mapping must hold one).</exception>
+    public int IncrementMapCount(Pfn pfn)
+    {
+        ref var frame = ref _frames[Index(pfn)];
+        if (frame.RefCount <= 0)
+        {
+            throw new FrameStateException(
+                pfn,
+                $"mapping {pfn} whose refcount is 0: a page-table entry may map only a frame it holds a reference on");
+        }
+
+        return Interlocked.Increment(ref frame.MapCountLocation);
+    }
+
+    /// <summary>Counts one page-table entry fewer mapping the frame.</summary>
+    /// <returns>The new mapcount.</returns>
+    /// <exception cref="FrameStateException">The mapcount is already 0.</exception>
+    public int DecrementMapCount(Pfn pfn)
+    {
+        ref var mapCount = ref _frames[Index(pfn)].MapCountLocation;
+        while (true)
+        {
+            var old = Volatile.Read(ref mapCount);
+            if (old <= 0)
+            {
+                throw new FrameStateException(
+                    pfn, $"unmapping {pfn} whose mapcount is {old}: the mapcount cannot go below 0 (unbalanced unmap)");
+            }
+
+            if (Interlocked.CompareExchange(ref mapCount, old - 1, old) == old)
+            {
+                return old - 1;
+            }
+        }
+    }
+
+    /// <summary>Atomically sets <paramref name="flags"/> on the frame (SetPageDirty, mark accessed, …).</summary>
+    /// <exception cref="ArgumentException"><paramref name="flags"/> include an allocator-owned flag.</exception>
+    public void SetFlags(Pfn pfn, FrameFlags flags)
+    {
+        CheckCallerFlags(flags, nameof(flags));
+        _frames[Index(pfn)].SetFlags(flags);
+    }
+
+    /// <summary>Atomically clears <paramref name="flags"/> on the frame.</summary>
+    /// <exception cref="ArgumentException"><paramref name="flags"/> include an allocator-owned flag.</exception>
+    public void ClearFlags(Pfn pfn, FrameFlags flags)
+    {
+        CheckCallerFlags(flags, nameof(flags));
+        _frames[Index(pfn)].ClearFlags(flags);
+    }
+
+    /// <summary>Atomically sets one flag; true when it was already set (so <c>!TestAndSetFlag(p, Locked)</c> is trylock_page).</summary>
+    /// <exception cref="ArgumentException"><paramref name="flag"/> is not a single caller-owned flag.</exception>
+    public bool TestAndSetFlag(Pfn pfn, FrameFlags flag)
+    {
+        CheckSingleCallerFlag(flag);
+        return _frames[Index(pfn)].TestAndSetFlag(flag);
+    }
+
+    /// <summary>Atomically clears one flag; true when it was set (TestClearPageReferenced, unlock, …).</summary>
+    /// <exception cref="ArgumentException"><paramref name="flag"/> is not a single caller-owned flag.</exception>
+    public bool TestAndClearFlag(Pfn pfn, FrameFlags flag)
+    {
+        CheckSingleCallerFlag(flag);
+        return _frames[Index(pfn)].TestAndClearFlag(flag);
+    }
+
+    /// <summary>True when the frame is on its node's free list.</summary>
+    public bool IsFree(Pfn pfn) => _frames[Index(pfn)].IsFree;
+
+    /// <summary>
+    /// Throws when <paramref name="user"/> is about to use a frame nobody holds: free, being freed or
+    /// quarantined (refcount 0). Auditors call it for every frame a secondary MMU maps.
+    /// </summary>
+    /// <exception cref="UseAfterFreeException">The frame is free or has no reference.</exception>
+    public void AssertNotFree(Pfn pfn, string user)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ref var frame = ref _frames[Index(pfn)];
+        if (frame.IsFree)
+        {
+            throw new UseAfterFreeException(
+                pfn, user, null, $"use after free: {user} uses {pfn}, which is free: only allocated frames may be used or mapped");
+        }
+
+        if (frame.RefCount <= 0)
+        {
+            throw new UseAfterFreeException(
+                pfn,
+                user,
+                null,
+                $"use after free: {user} uses {pfn}, whose refcount is 0 (being freed or quarantined): only frames someone holds may be used or mapped");
+        }
+    }
+
+    /// <summary>The frame's 4 KiB, in place.</summary>
+    /// <exception cref="PfnOutOfRangeException"><paramref name="pfn"/> is outside host RAM.</exception>
+    public Span<byte> FrameBytes(Pfn pfn) => ArenaSpan(Index(pfn));
+
+    /// <summary>The frame's address in the arena (valid until <see cref="Dispose"/>), for walkers and TLBs that hold host pointers.</summary>
+    /// <exception cref="PfnOutOfRangeException"><paramref name="pfn"/> is outside host RAM.</exception>
+    public unsafe byte* FrameAddress(Pfn pfn) => ArenaBase() + ((nint)Index(pfn) << Paging.PageShift); // unsafe: returns a raw host pointer by design.
+
+    /// <summary>Copies the 4 KiB of <paramref name="from"/> over <paramref name="to"/> (COW, migration); both must be held.</summary>
+    /// <exception cref="UseAfterFreeException">Either frame is free or has no reference.</exception>
+    public void CopyFrame(Pfn from, Pfn to)
+    {
+        AssertNotFree(from, nameof(CopyFrame) + " (source)");
+        AssertNotFree(to, nameof(CopyFrame) + " (destination)");
+        if (from != to)
+        {
+            FrameBytes(from).CopyTo(FrameBytes(to));
+        }
+    }
+
+    /// <summary>True when the two frames hold the same 4 KiB (KSM's memcmp_pages; vectorised by <see cref="MemoryExtensions.SequenceEqual{T}(Span{T}, ReadOnlySpan{T})"/>).</summary>
+    public bool FrameEquals(Pfn a, Pfn b) => a == b || FrameBytes(a).SequenceEqual(FrameBytes(b));
+
+    /// <summary>CRC-32C of the frame's 4 KiB (<see cref="Crc32C"/>), as KSM's page checksum.</summary>
+    public uint Checksum(Pfn pfn) => Crc32C.Compute(FrameBytes(pfn));
+
+    /// <summary>A snapshot of the counters.</summary>
+    public HostMemoryStats GetStats()
+    {
+        long allocations = 0, frees = 0, zeroed = 0, fallbacks = 0, useAfterFree = 0;
+        foreach (var node in _nodes)
+        {
+            allocations += node.Allocations;
+            frees += node.Frees;
+            zeroed += node.ZeroedFrames;
+            fallbacks += node.FallbackAllocations;
+            useAfterFree += node.UseAfterFreeDetections;
+        }
+
+        var free = FreeFramesPerNode();
+        return new HostMemoryStats
+        {
+            TotalFrames = TotalFrames,
+            FreeFrames = free.Sum(),
+            FreeFramesPerNode = free,
+            Allocations = allocations,
+            Frees = frees,
+            ZeroedFrames = zeroed,
+            FallbackAllocations = fallbacks,
+            UseAfterFreeDetections = useAfterFree,
+        };
+    }
+
+    /// <summary>Returns the arena to the OS. No other thread may use this instance or a frame pointer or span from it afterwards.</summary>
+    public void Dispose()
+    {
+        ReleaseArena();
+        GC.SuppressFinalize(this);
+    }
+
+    private static void CheckFreeable(Pfn pfn, ref FrameInfo frame, string operation)
+    {
+        var mapCount = frame.MapCount;
+        if (mapCount != 0)
+        {
+            throw new FrameStateException(
+                pfn,
+                $"{operation} would free {pfn} while its mapcount is {mapCount}: a frame must be unmapped from every page table before its last reference is dropped");
+        }
+
+        var forbidden = frame.Flags & FlagsForbiddenAtFree;
+        if (forbidden != 0)
+        {
+            throw new FrameStateException(
+                pfn,
+                $"{operation} would free {pfn} with flags {forbidden}: these must be cleared before the last reference is dropped (bad page state)");
+        }
+    }
+
+    private static void CheckCallerFlags(FrameFlags flags, string paramName)
+    {
+        if ((flags & AllocatorOwnedFlags) != 0)
+        {
+            throw new ArgumentException(
+                $"flags {flags} include {flags & AllocatorOwnedFlags}, which only the allocator may change", paramName);
+        }
+    }
+
+    private static void CheckSingleCallerFlag(FrameFlags flag)
+    {
+        if (!BitOperations.IsPow2((uint)flag))
+        {
+            throw new ArgumentException($"flag {flag} must be exactly one flag bit", nameof(flag));
+        }
+
+        CheckCallerFlags(flag, nameof(flag));
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowPfnOutOfRange(Pfn pfn, long totalFrames) => throw new PfnOutOfRangeException(pfn, totalFrames);
+
+    private uint Index(Pfn pfn)
+    {
+        if (pfn.Value >= (ulong)TotalFrames)
+        {
+            ThrowPfnOutOfRange(pfn, TotalFrames);
+        }
+
+        return (uint)pfn.Value;
+    }
+
+    private NodeFreeList NodeList(int node, string paramName)
+    {
+        if ((uint)node >= (uint)_nodes.Length)
+        {
+            throw new ArgumentOutOfRangeException(
+                paramName, node, $"NUMA node {node} does not exist: nodes are 0 to {_nodes.Length - 1}");
+        }
+
+        return _nodes[node];
+    }
+
+    private ImmutableArray<long> FreeFramesPerNode()
+    {
+        var free = ImmutableArray.CreateBuilder<long>(_nodes.Length);
+        foreach (var node in _nodes)
+        {
+            free.Add(node.FreeCount);
+        }
+
+        return free.MoveToImmutable();
+    }
+
+    /// <summary>The frame's last reference is gone and the caller owns it: poison it, forget it, list it, tell the observer.</summary>
+    private void Release(uint index, ref FrameInfo frame)
+    {
+        var freeFlags = FrameFlags.Free;
+        if (AuditFreedFrames)
+        {
+            ArenaSpan(index).Fill(PoisonByte);
+            freeFlags |= FrameFlags.Poisoned;
+        }
+
+        frame.ResetForFree();
+        _nodes[frame.Node].Push(index, freeFlags);
+        Observer?.OnFrameFreed(new Pfn(index));
+    }
+
+    private unsafe Span<byte> ArenaSpan(uint index) => // unsafe: a span over native memory needs its pointer.
+        new(ArenaBase() + ((nint)index << Paging.PageShift), FrameSize);
+
+    private unsafe byte* ArenaBase() // unsafe: the arena is raw native memory.
+    {
+        var arena = _arena;
+        ObjectDisposedException.ThrowIf(arena == 0, this);
+        return (byte*)arena;
+    }
+
+    private unsafe void ReleaseArena() // unsafe: frees the native arena.
+    {
+        var arena = Interlocked.Exchange(ref _arena, 0);
+        if (arena != 0)
+        {
+            NativeMemory.AlignedFree((void*)arena);
+        }
+    }
+}

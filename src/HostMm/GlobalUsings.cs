@@ -1,0 +1,4 @@
+global using System.Numerics;
+global using System.Runtime.CompilerServices;
+global using System.Runtime.InteropServices;
+global using Hypervisor.Notifier;
