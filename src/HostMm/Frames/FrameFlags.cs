@@ -70,4 +70,11 @@ public enum FrameFlags : uint
 
     /// <summary>Destination of a migration in progress; contents not yet valid.</summary>
     MigrationTarget = 1u << 18,
+
+    /// <summary>
+    /// The frame is a host page table (PML4, PDPT, PD or PTE table) of a
+    /// <see cref="PageTables.HostPageTable"/> (PG_table); while it is one, <see cref="Locked"/> is its
+    /// page-table lock rather than a page lock.
+    /// </summary>
+    PageTable = 1u << 19,
 }

@@ -1,0 +1,88 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
+
+namespace Hypervisor.HostMm;
+
+/// <summary>
+/// fork's PTE copy (Linux's <c>copy_pte_range</c> for private anonymous memory), under the parent's PTE
+/// table lock and then the child's (the child is new and private, so the nesting cannot deadlock): a
+/// writable parent PTE is write-protected in place without a flush, the child gets the read-only copy, and
+/// the frame gains a reference and a mapping. The child's tables already exist.
+/// </summary>
+internal struct ForkCopyVisitor : IPteVisitor
+{
+    private readonly Mm _parent;
+    private readonly Mm _child;
+    private readonly HostMemory _memory;
+    private readonly Pfn _zeroPfn;
+
+    public ForkCopyVisitor(Mm parent, Mm child)
+    {
+        _parent = parent;
+        _child = child;
+        _memory = parent.Host.Memory;
+        _zeroPfn = parent.Host.ZeroPfn;
+        Resident = 0;
+    }
+
+    /// <summary>Mappings the child gained that count in its RSS.</summary>
+    public long Resident { get; private set; }
+
+    public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
+    {
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var raw = entries[i];
+            if (raw == 0)
+            {
+                continue;
+            }
+
+            var address = firstAddress + ((ulong)i << Paging.PageShift);
+            var pte = new HostPte(raw);
+            var kind = HostPteEncoding.Classify(pte);
+            Pfn pfn;
+            if (kind == HostPteKind.Present)
+            {
+                pfn = pte.Pfn;
+                if (pte.IsWritable)
+                {
+                    var protectedPte = pte.Without(HostPte.WritableBit);
+                    entries[i] = protectedPte.Value;
+                    _parent.TracePte(address, pte, protectedPte);
+                    pte = protectedPte;
+                }
+            }
+            else if (kind == HostPteKind.ProtNone)
+            {
+                pfn = HostPteEncoding.ProtNonePfn(pte);
+            }
+            else
+            {
+                throw new InvalidOperationException(
+                    $"{_parent}: fork found {pte} at {address}; swap and migration entries arrive with reclaim and migration");
+            }
+
+            if (pfn != _zeroPfn)
+            {
+                _memory.Get(pfn);
+                _memory.IncrementMapCount(pfn);
+                Resident++;
+            }
+
+            if (!_child.PageTable.TryLock(address, allocate: false, out var slot))
+            {
+                throw new InvalidOperationException($"{_child}: fork expected a page table for {address}");
+            }
+
+            using (slot)
+            {
+                slot.Value = pte;
+            }
+
+            _child.TracePte(address, HostPte.None, pte);
+        }
+
+        return true;
+    }
+}

@@ -1,0 +1,154 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
+
+namespace Hypervisor.HostMm;
+
+/// <summary>
+/// Cross-checks the host's page tables against its frames: every frame's mapcount equals the PTEs that map
+/// it, no free frame is mapped, every mapped frame lies inside a VMA of its process, RSS matches, and — when
+/// the host is quiescent (no operation in flight) — every in-use frame's references are exactly its
+/// mappings and every page-table frame belongs to a live process. For tests and stress runs; it reads
+/// without locks, so call it only when no operation is running.
+/// </summary>
+public static class HostMmAuditor
+{
+    /// <summary>Returns one line per violation found; empty when the host is consistent.</summary>
+    public static IReadOnlyList<string> Check(Host host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        var memory = host.Memory;
+        var violations = new List<string>();
+        var mappings = new Dictionary<ulong, int>();
+        long tablePages = 0;
+        foreach (var mm in host.Mms)
+        {
+            var vmas = mm.Vmas;
+            var collector = new MappingCollector(mm, vmas, host.ZeroPfn, mappings, violations);
+            mm.PageTable.Walk(Hva.Zero, Mm.UserSpaceEnd, allocate: false, ref collector);
+            tablePages += mm.PageTable.TablePages;
+            if (collector.Resident != mm.Stats.RssPages)
+            {
+                violations.Add($"{mm}: RSS counter says {mm.Stats.RssPages} pages but {collector.Resident} PTEs map frames");
+            }
+        }
+
+        long pageTableFrames = 0;
+        for (ulong index = 0; index < (ulong)memory.TotalFrames; index++)
+        {
+            var pfn = new Pfn(index);
+            ref var frame = ref memory.Frame(pfn);
+            mappings.TryGetValue(index, out var mapped);
+            if (frame.Has(FrameFlags.PageTable))
+            {
+                pageTableFrames++;
+                if (mapped != 0)
+                {
+                    violations.Add($"{pfn} is a page-table frame but {mapped} PTEs map it as data");
+                }
+
+                continue;
+            }
+
+            if (pfn == host.ZeroPfn)
+            {
+                if (frame.IsFree)
+                {
+                    violations.Add($"the zero page {pfn} is free");
+                }
+
+                continue;
+            }
+
+            if (frame.IsFree && mapped != 0)
+            {
+                violations.Add($"{pfn} is free but {mapped} PTEs map it");
+            }
+
+            if (frame.MapCount != mapped)
+            {
+                violations.Add($"{pfn} has mapcount {frame.MapCount} but {mapped} PTEs map it");
+            }
+
+            if (!frame.IsFree && !frame.Has(FrameFlags.Reserved) && frame.RefCount != frame.MapCount)
+            {
+                violations.Add($"{pfn} has refcount {frame.RefCount} but mapcount {frame.MapCount}: a reference leaked or a mapping lost its reference");
+            }
+        }
+
+        if (pageTableFrames != tablePages)
+        {
+            violations.Add($"{pageTableFrames} frames are page tables but live processes account for {tablePages}");
+        }
+
+        return violations;
+    }
+
+    private struct MappingCollector : IPteVisitor
+    {
+        private readonly Mm _mm;
+        private readonly IReadOnlyList<Vmas.Vma> _vmas;
+        private readonly Pfn _zeroPfn;
+        private readonly Dictionary<ulong, int> _mappings;
+        private readonly List<string> _violations;
+
+        public MappingCollector(Mm mm, IReadOnlyList<Vmas.Vma> vmas, Pfn zeroPfn, Dictionary<ulong, int> mappings, List<string> violations)
+        {
+            _mm = mm;
+            _vmas = vmas;
+            _zeroPfn = zeroPfn;
+            _mappings = mappings;
+            _violations = violations;
+            Resident = 0;
+        }
+
+        public long Resident { get; private set; }
+
+        public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
+        {
+            for (var i = 0; i < entries.Length; i++)
+            {
+                var pte = new HostPte(entries[i]);
+                var kind = HostPteEncoding.Classify(pte);
+                if (kind == HostPteKind.None)
+                {
+                    continue;
+                }
+
+                var address = firstAddress + ((ulong)i << Paging.PageShift);
+                if (!_vmas.Any(vma => vma.Contains(address)))
+                {
+                    _violations.Add($"{_mm}: {pte} at {address} lies outside every VMA");
+                }
+
+                Pfn pfn;
+                if (kind == HostPteKind.Present)
+                {
+                    pfn = pte.Pfn;
+                }
+                else if (kind == HostPteKind.ProtNone)
+                {
+                    pfn = HostPteEncoding.ProtNonePfn(pte);
+                }
+                else
+                {
+                    continue;
+                }
+
+                if (pfn == _zeroPfn)
+                {
+                    if (pte.IsWritable)
+                    {
+                        _violations.Add($"{_mm}: the zero page is mapped writable at {address}");
+                    }
+
+                    continue;
+                }
+
+                Resident++;
+                _mappings[pfn.Value] = _mappings.GetValueOrDefault(pfn.Value) + 1;
+            }
+
+            return true;
+        }
+    }
+}

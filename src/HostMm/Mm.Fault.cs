@@ -1,0 +1,394 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
+using Hypervisor.HostMm.Vmas;
+
+namespace Hypervisor.HostMm;
+
+/// <summary>Page faults, get-user-pages and the host's own reads and writes of process memory.</summary>
+public sealed partial class Mm
+{
+    /// <summary>
+    /// Handles a host page fault at <paramref name="address"/> (under the mmap lock for read): demand-zero
+    /// (a write maps a new zeroed frame, a read or fetch maps the zero page read-only), copy-on-write break or
+    /// in-place write reuse, or a spurious fault that only sets accessed/dirty. An unmapped address or a
+    /// forbidden access is a result, not an exception.
+    /// </summary>
+    /// <exception cref="OutOfHostMemoryException">No frame could be allocated.</exception>
+    public FaultResult HandleFault(Hva address, FaultAccess access)
+    {
+        EnterRead("a page fault");
+        try
+        {
+            return FaultLocked(address.PageAligned, access);
+        }
+        finally
+        {
+            _mmapLock.ExitReadLock();
+        }
+    }
+
+    /// <summary>
+    /// get-user-pages for a secondary MMU (Linux's <c>hva_to_pfn</c>): resolves the frame that backs
+    /// <paramref name="address"/>, faulting it in (and breaking copy-on-write when <paramref name="write"/>),
+    /// marks the PTE accessed (and dirty for a write), and takes one short-term reference that the caller
+    /// drops with <see cref="ReleasePage"/> right after use. Nothing is pinned: the caller stays coherent
+    /// through the notifier chain and its own retry protocol.
+    /// </summary>
+    public GupResult GetUserPages(Hva address, bool write)
+    {
+        EnterRead("get-user-pages");
+        try
+        {
+            return GupLocked(address.PageAligned, write ? FaultAccess.Write : FaultAccess.Read);
+        }
+        finally
+        {
+            _mmapLock.ExitReadLock();
+        }
+    }
+
+    /// <summary>Drops the short-term reference <see cref="GetUserPages"/> took.</summary>
+    public void ReleasePage(Pfn pfn) => Host.Memory.Put(pfn);
+
+    /// <summary>
+    /// Copies process memory at <paramref name="address"/> into <paramref name="destination"/> as the process
+    /// itself would read it: faults pages in (a never-written page reads as zeroes through the zero page) and
+    /// marks them accessed.
+    /// </summary>
+    /// <exception cref="HostFaultException">A page is unmapped or not readable.</exception>
+    public void Read(Hva address, Span<byte> destination) => Access(address, destination, default, FaultAccess.Read);
+
+    /// <summary>
+    /// Copies <paramref name="source"/> into process memory at <paramref name="address"/> as the process would
+    /// write it: faults pages in, breaks copy-on-write, marks them accessed and dirty.
+    /// </summary>
+    /// <exception cref="HostFaultException">A page is unmapped or not writable.</exception>
+    public void Write(Hva address, ReadOnlySpan<byte> source) => Access(address, default, source, FaultAccess.Write);
+
+    private void Access(Hva address, Span<byte> destination, ReadOnlySpan<byte> source, FaultAccess access)
+    {
+        var total = access == FaultAccess.Write ? source.Length : destination.Length;
+        if (total == 0)
+        {
+            return;
+        }
+
+        if (address.Value + (ulong)total < address.Value || address + (ulong)total > UserSpaceEnd)
+        {
+            throw new InvalidRangeException($"access at {address} of {total} bytes leaves the user address space", nameof(address));
+        }
+
+        EnterRead(access == FaultAccess.Write ? "a write" : "a read");
+        try
+        {
+            var done = 0;
+            while (done < total)
+            {
+                var current = address + (ulong)done;
+                var offset = (int)current.PageOffset;
+                var chunk = Math.Min(total - done, (int)Paging.PageSize - offset);
+                var page = GupLocked(current.PageAligned, access);
+                if (!page.Succeeded)
+                {
+                    throw new HostFaultException(Id, current, access, page.Fault);
+                }
+
+                try
+                {
+                    var frame = Host.Memory.FrameBytes(page.Pfn).Slice(offset, chunk);
+                    if (access == FaultAccess.Write)
+                    {
+                        source.Slice(done, chunk).CopyTo(frame);
+                    }
+                    else
+                    {
+                        frame.CopyTo(destination.Slice(done, chunk));
+                    }
+                }
+                finally
+                {
+                    Host.Memory.Put(page.Pfn);
+                }
+
+                done += chunk;
+            }
+        }
+        finally
+        {
+            _mmapLock.ExitReadLock();
+        }
+    }
+
+    /// <summary>get-user-pages body; the caller holds the mmap lock for read.</summary>
+    private GupResult GupLocked(Hva page, FaultAccess access)
+    {
+        Interlocked.Increment(ref _gupCalls);
+        var resolvedBy = FaultResult.AlreadyMapped;
+        while (true)
+        {
+            if (_pageTable.TryLock(page, allocate: false, out var slot))
+            {
+                using (slot)
+                {
+                    var pte = slot.Value;
+                    if (pte.IsPresent && (access != FaultAccess.Write || pte.IsWritable))
+                    {
+                        Host.Memory.Get(pte.Pfn);
+                        var touched = pte.With(HostPte.AccessedBit | (access == FaultAccess.Write ? HostPte.DirtyBit : 0));
+                        if (touched != pte)
+                        {
+                            slot.Value = touched; // what the CPU's page walk would set; not a change secondary MMUs hear of
+                        }
+
+                        return new GupResult(resolvedBy, pte.Pfn, pte.IsWritable);
+                    }
+                }
+            }
+
+            var result = FaultLocked(page, access);
+            if (result is FaultResult.SegmentationFault or FaultResult.ProtectionViolation)
+            {
+                return new GupResult(result, default, false);
+            }
+
+            if (result != FaultResult.AlreadyMapped)
+            {
+                resolvedBy = result;
+            }
+        }
+    }
+
+    /// <summary>The fault handler; the caller holds the mmap lock for read. Loops until it wins any PTE race.</summary>
+    private FaultResult FaultLocked(Hva page, FaultAccess access)
+    {
+        var vma = _vmas.Find(page);
+        if (vma is null)
+        {
+            Interlocked.Increment(ref _failedFaults);
+            return FaultResult.SegmentationFault;
+        }
+
+        if (!Allows(vma.Protection, access))
+        {
+            Interlocked.Increment(ref _failedFaults);
+            return FaultResult.ProtectionViolation;
+        }
+
+        while (true)
+        {
+            var current = _pageTable.Read(page);
+            FaultResult? result = HostPteEncoding.Classify(current) switch
+            {
+                HostPteKind.None => access == FaultAccess.Write ? DemandZero(vma, page) : MapZeroPage(vma, page),
+                HostPteKind.Present => access == FaultAccess.Write && !current.IsWritable
+                    ? WriteProtectFault(vma, page, current)
+                    : Touch(page, current, access),
+                HostPteKind.ProtNone => FaultResult.ProtectionViolation,
+                _ => throw new InvalidOperationException(
+                    $"{this}: fault at {page} found {current}; swap-in and migration waits arrive with reclaim and migration"),
+            };
+
+            if (result is { } done)
+            {
+                return done;
+            }
+        }
+    }
+
+    private static bool Allows(Protection protection, FaultAccess access) => access switch
+    {
+        FaultAccess.Read => (protection & Protection.Read) != 0,
+        FaultAccess.Write => (protection & Protection.Write) != 0,
+        _ => (protection & Protection.Execute) != 0,
+    };
+
+    /// <summary>Write to a never-touched page: a new zeroed frame, mapped writable. Null when a racing fault won.</summary>
+    private FaultResult? DemandZero(Vma vma, Hva page)
+    {
+        var memory = Host.Memory;
+        var pfn = memory.Allocate(PreferredNode, AllocationFlags.Zero);
+        memory.SetFlags(pfn, FrameFlags.SwapBacked);
+        var installed = false;
+        if (_pageTable.TryLock(page, allocate: true, out var slot))
+        {
+            using (slot)
+            {
+                if (slot.Value.IsNone)
+                {
+                    memory.Frame(pfn).SetAnonRmap(Id, vma.PageIndexOf(page));
+                    memory.IncrementMapCount(pfn);
+                    var pte = HostPte.Present(pfn, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit);
+                    slot.Value = pte;
+                    TracePte(page, HostPte.None, pte);
+                    installed = true;
+                }
+            }
+        }
+
+        if (!installed)
+        {
+            memory.Put(pfn);
+            return null;
+        }
+
+        AddRss(1);
+        Interlocked.Increment(ref _demandZeroFaults);
+        return FaultResult.DemandZero;
+    }
+
+    /// <summary>Read or fetch of a never-touched page: the zero page, read-only. Null when a racing fault won.</summary>
+    private FaultResult? MapZeroPage(Vma vma, Hva page)
+    {
+        if (!_pageTable.TryLock(page, allocate: true, out var slot))
+        {
+            return null;
+        }
+
+        using (slot)
+        {
+            if (!slot.Value.IsNone)
+            {
+                return null;
+            }
+
+            var pte = HostPte.Present(Host.ZeroPfn, PteFlags(vma.Protection, writable: false) | HostPte.AccessedBit);
+            slot.Value = pte;
+            TracePte(page, HostPte.None, pte);
+        }
+
+        Interlocked.Increment(ref _zeroPageFaults);
+        return FaultResult.ZeroPage;
+    }
+
+    /// <summary>A fault the PTE already allows: set accessed (and dirty). Null when the PTE changed meanwhile.</summary>
+    private FaultResult? Touch(Hva page, HostPte current, FaultAccess access)
+    {
+        if (!_pageTable.TryLock(page, allocate: false, out var slot))
+        {
+            return null;
+        }
+
+        using (slot)
+        {
+            if (slot.Value != current)
+            {
+                return null;
+            }
+
+            slot.Value = current.With(HostPte.AccessedBit | (access == FaultAccess.Write ? HostPte.DirtyBit : 0));
+        }
+
+        Interlocked.Increment(ref _spuriousFaults);
+        return FaultResult.AlreadyMapped;
+    }
+
+    /// <summary>
+    /// Write to a present read-only PTE in a writable VMA (Linux's <c>do_wp_page</c>): an exclusively owned
+    /// frame is made writable in place with no notifier (permission is only added); otherwise the page is
+    /// copied (§3 COW: copy → start (Clear, one page) → PTE cleared and flushed → new PTE → end → old frame
+    /// released). Null when the PTE changed meanwhile.
+    /// </summary>
+    private FaultResult? WriteProtectFault(Vma vma, Hva page, HostPte current)
+    {
+        var memory = Host.Memory;
+        var oldPfn = current.Pfn;
+        var fromZeroPage = oldPfn == Host.ZeroPfn;
+        if (!fromZeroPage)
+        {
+            if (!_pageTable.TryLock(page, allocate: false, out var slot))
+            {
+                return null;
+            }
+
+            using (slot)
+            {
+                if (slot.Value != current)
+                {
+                    return null;
+                }
+
+                ref var frame = ref memory.Frame(oldPfn);
+                if (frame.MapCount == 1 && frame.RefCount == 1)
+                {
+                    var reused = current.With(HostPte.WritableBit | HostPte.AccessedBit | HostPte.DirtyBit);
+                    slot.Value = reused;
+                    TracePte(page, current, reused);
+                    Interlocked.Increment(ref _writeReuseFaults);
+                    return FaultResult.WriteReuse;
+                }
+
+                memory.Get(oldPfn); // keep the source alive while we copy outside the lock
+            }
+        }
+
+        var newPfn = memory.Allocate(PreferredNode, fromZeroPage ? AllocationFlags.Zero : AllocationFlags.None);
+        memory.SetFlags(newPfn, FrameFlags.SwapBacked);
+        if (!fromZeroPage)
+        {
+            memory.CopyFrame(oldPfn, newPfn);
+        }
+
+        var replaced = false;
+        var range = new NotifierRange(this, page, page + Paging.PageSize, NotifierEvent.Clear);
+        Notifiers.InvalidateRangeStart(ref range);
+        try
+        {
+            if (_pageTable.TryLock(page, allocate: false, out var slot))
+            {
+                using (slot)
+                {
+                    if (slot.Value == current)
+                    {
+                        slot.Value = HostPte.None;
+                        TracePte(page, current, HostPte.None);
+                        FlushTlb(page, page + Paging.PageSize);
+                        memory.Frame(newPfn).SetAnonRmap(Id, vma.PageIndexOf(page));
+                        memory.IncrementMapCount(newPfn);
+                        var pte = HostPte.Present(newPfn, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit);
+                        if (Host.Options.LegacyChangePte)
+                        {
+                            Notifiers.ChangePte(page, pte);
+                        }
+
+                        slot.Value = pte;
+                        TracePte(page, HostPte.None, pte);
+                        if (!fromZeroPage)
+                        {
+                            memory.DecrementMapCount(oldPfn);
+                        }
+
+                        replaced = true;
+                    }
+                }
+            }
+        }
+        finally
+        {
+            Notifiers.InvalidateRangeEnd(ref range);
+        }
+
+        if (!fromZeroPage)
+        {
+            if (replaced)
+            {
+                memory.Put(oldPfn); // the old mapping's reference: frees the frame here if it was the last one
+            }
+
+            memory.Put(oldPfn); // our copy reference
+        }
+
+        if (!replaced)
+        {
+            memory.Put(newPfn);
+            return null;
+        }
+
+        if (fromZeroPage)
+        {
+            AddRss(1);
+        }
+
+        Interlocked.Increment(ref _copyOnWriteFaults);
+        return FaultResult.CopyOnWrite;
+    }
+}

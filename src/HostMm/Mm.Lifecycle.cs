@@ -1,0 +1,81 @@
+namespace Hypervisor.HostMm;
+
+/// <summary>fork and exit.</summary>
+public sealed partial class Mm
+{
+    /// <summary>
+    /// Creates a child process sharing every page copy-on-write (<c>fork</c>). Order (§3 copy_page_range):
+    /// per VMA, notifier start (ProtectionPage, parent, whole VMA) → each parent PTE write-protected (no flush)
+    /// and copied read-only into the child → end; after all VMAs, one CPU + secondary TLB flush of the whole
+    /// parent. The child has no notifier subscribers.
+    /// </summary>
+    public Mm Fork()
+    {
+        EnterWrite("fork");
+        try
+        {
+            Interlocked.Increment(ref _forkCalls);
+            var child = Host.CreateMm(PreferredNode);
+            child._vmas = _vmas.CloneForFork();
+            foreach (var vma in child._vmas)
+            {
+                // Allocate the child's PTE tables first: no frame is allocated under a page-table lock.
+                var populated = new PopulatedTablesVisitor();
+                _pageTable.Walk(vma.Start, vma.End, allocate: false, ref populated);
+                var build = default(NoOpVisitor);
+                foreach (var (start, end) in populated.Ranges)
+                {
+                    child.PageTable.Walk(start, end, allocate: true, ref build);
+                }
+
+                var range = new NotifierRange(this, vma.Start, vma.End, NotifierEvent.ProtectionPage);
+                Notifiers.InvalidateRangeStart(ref range);
+                try
+                {
+                    var copier = new ForkCopyVisitor(this, child);
+                    _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
+                    child.AddRss(copier.Resident);
+                }
+                finally
+                {
+                    Notifiers.InvalidateRangeEnd(ref range);
+                }
+            }
+
+            FlushTlb(Hva.Zero, UserSpaceEnd);
+            return child;
+        }
+        finally
+        {
+            _mmapLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// Ends the process (<c>exit_mmap</c>). Order (§3): notifier release (every secondary MMU drops all its
+    /// mappings while still listed) → start (Unmap, whole address space) → every PTE cleared → end → page
+    /// tables freed → TLB flush → frames freed → VMAs removed. Afterwards every operation throws
+    /// <see cref="MmExitedException"/>.
+    /// </summary>
+    /// <exception cref="MmExitedException">The process has already exited.</exception>
+    public void Exit()
+    {
+        EnterWrite("exit");
+        try
+        {
+            Notifiers.Release();
+            var gathered = new List<Pfn>();
+            ZapRange(Hva.Zero, UserSpaceEnd, NotifierEvent.Unmap, gathered);
+            FlushTlb(Hva.Zero, UserSpaceEnd);
+            FreeGathered(gathered);
+            _pageTable.Dispose(); // page-table frames go last, after the flush, as tlb_finish_mmu frees them
+            _vmas = new Vmas.VmaSet();
+            _exited = true;
+            Host.Forget(this);
+        }
+        finally
+        {
+            _mmapLock.ExitWriteLock();
+        }
+    }
+}

@@ -1,0 +1,228 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
+using Hypervisor.HostMm.Vmas;
+
+namespace Hypervisor.HostMm;
+
+/// <summary>
+/// One host process's memory (Linux's <c>mm_struct</c>): its VMAs, its 4-level page tables in x86-64
+/// format, its mmap lock and its notifier chain. Every operation emits notifier calls in the order of
+/// <c>reference/mmu-notifier.md</c> §3 (current Linux).
+/// </summary>
+/// <remarks>
+/// <para>Lock order: mmap lock → frame lock (<see cref="FrameFlags.Locked"/>) → page-table lock (PTL) →
+/// a secondary MMU's own lock. Notifier start/end are issued under the mmap lock and never under a PTL;
+/// young ops and change_pte run under a PTL. Frames are allocated before a PTL is taken, never under it.</para>
+/// <para>The mmap lock is taken for write by mmap, munmap, mprotect, mremap, fork and exit, and for read by
+/// faults, get-user-pages, the read/write helpers and madvise (as in Linux). Operations under the read lock
+/// race only on PTEs, which the PTL serialises, and re-check a PTE after retaking its lock.</para>
+/// <para>Invariant: every present PTE that maps a frame other than the zero page holds one reference and one
+/// mapcount on that frame; a frame is freed only after the notifier start covering its last mapping returned
+/// and after the CPU TLB flush that follows the PTE clear.</para>
+/// </remarks>
+public sealed partial class Mm : IMm, IDisposable
+{
+    /// <summary>Lowest address <see cref="Mmap"/> chooses by itself.</summary>
+    public static readonly Hva MmapBase = new(0x0000_1000_0000_0000);
+
+    /// <summary>Exclusive end of a process's user address space (47-bit, 4-level paging).</summary>
+    public static readonly Hva UserSpaceEnd = new(1UL << 47);
+
+    private readonly ReaderWriterLockSlim _mmapLock = new(LockRecursionPolicy.NoRecursion);
+    private VmaSet _vmas = new();
+    private readonly HostPageTable _pageTable;
+    private volatile bool _exited;
+
+    private long _rssPages;
+    private long _demandZeroFaults;
+    private long _zeroPageFaults;
+    private long _copyOnWriteFaults;
+    private long _writeReuseFaults;
+    private long _spuriousFaults;
+    private long _failedFaults;
+    private long _gupCalls;
+    private long _pagesZapped;
+    private long _pagesProtected;
+    private long _pagesMoved;
+    private long _mmapCalls;
+    private long _munmapCalls;
+    private long _mprotectCalls;
+    private long _mremapCalls;
+    private long _madviseCalls;
+    private long _forkCalls;
+
+    internal Mm(Host host, int id, int preferredNode)
+    {
+        Host = host;
+        Id = id;
+        PreferredNode = preferredNode;
+        Notifiers = new MmuNotifierChain(this);
+        _pageTable = new HostPageTable(host.Memory, preferredNode);
+    }
+
+    /// <inheritdoc />
+    public int Id { get; }
+
+    /// <inheritdoc />
+    public MmuNotifierChain Notifiers { get; }
+
+    /// <summary>The host this process runs on.</summary>
+    public Host Host { get; }
+
+    /// <summary>NUMA node for this process's page tables and first-touch frames.</summary>
+    public int PreferredNode { get; }
+
+    /// <summary>True once <see cref="Exit"/> has run.</summary>
+    public bool HasExited => _exited;
+
+    /// <summary>The page tables (read-only use: audits, dumps).</summary>
+    public HostPageTable PageTable => _pageTable;
+
+    /// <summary>A snapshot of the VMAs in address order.</summary>
+    public IReadOnlyList<Vma> Vmas
+    {
+        get
+        {
+            _mmapLock.EnterReadLock();
+            try
+            {
+                return [.. _vmas];
+            }
+            finally
+            {
+                _mmapLock.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>A snapshot of this process's counters.</summary>
+    public MmStats Stats => new()
+    {
+        RssPages = Volatile.Read(ref _rssPages),
+        Vmas = _vmas.Count,
+        MappedPages = _vmas.TotalPages,
+        PageTablePages = _exited ? 0 : _pageTable.TablePages,
+        DemandZeroFaults = Volatile.Read(ref _demandZeroFaults),
+        ZeroPageFaults = Volatile.Read(ref _zeroPageFaults),
+        CopyOnWriteFaults = Volatile.Read(ref _copyOnWriteFaults),
+        WriteReuseFaults = Volatile.Read(ref _writeReuseFaults),
+        SpuriousFaults = Volatile.Read(ref _spuriousFaults),
+        FailedFaults = Volatile.Read(ref _failedFaults),
+        GetUserPagesCalls = Volatile.Read(ref _gupCalls),
+        PagesZapped = Volatile.Read(ref _pagesZapped),
+        PagesProtected = Volatile.Read(ref _pagesProtected),
+        PagesMoved = Volatile.Read(ref _pagesMoved),
+        Calls = (Volatile.Read(ref _mmapCalls), Volatile.Read(ref _munmapCalls), Volatile.Read(ref _mprotectCalls),
+            Volatile.Read(ref _mremapCalls), Volatile.Read(ref _madviseCalls), Volatile.Read(ref _forkCalls)),
+    };
+
+    /// <summary>Exits the process if it has not exited yet.</summary>
+    public void Dispose()
+    {
+        if (!_exited)
+        {
+            Exit();
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"mm {Id}";
+
+    /// <summary>The CPU TLB flush for <c>[start, end)</c>; secondary TLBs are flushed inside the same step (Linux 6.6+).</summary>
+    internal void FlushTlb(Hva start, Hva end)
+    {
+        Host.Trace?.TlbFlushed(this, start, end);
+        Notifiers.InvalidateSecondaryTlbs(start, end);
+    }
+
+    /// <summary>Reports a PTE change to the host trace, if one is attached.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal void TracePte(Hva address, HostPte before, HostPte after) => Host.Trace?.PteChanged(this, address, before, after);
+
+    /// <summary>Drops the references a zap or move gathered, after the TLB flush (Linux's <c>tlb_finish_mmu</c>).</summary>
+    internal void FreeGathered(List<Pfn> gathered)
+    {
+        var memory = Host.Memory;
+        foreach (var pfn in gathered)
+        {
+            memory.Put(pfn);
+        }
+
+        gathered.Clear();
+    }
+
+    internal void AddRss(long pages) => Interlocked.Add(ref _rssPages, pages);
+
+    internal void CountZapped(long pages) => Interlocked.Add(ref _pagesZapped, pages);
+
+    /// <summary>Present-PTE flag bits for a mapping with <paramref name="protection"/> (W only when <paramref name="writable"/>).</summary>
+    internal static ulong PteFlags(Protection protection, bool writable)
+    {
+        var flags = HostPte.UserBit;
+        if (writable && (protection & Protection.Write) != 0)
+        {
+            flags |= HostPte.WritableBit;
+        }
+
+        if ((protection & Protection.Execute) == 0)
+        {
+            flags |= HostPte.NoExecuteBit;
+        }
+
+        return flags;
+    }
+
+    private static Hva CheckRange(Hva start, ulong length, string operation)
+    {
+        if (length == 0)
+        {
+            throw new InvalidRangeException($"{operation} at {start} with length 0: the length must be positive", nameof(length));
+        }
+
+        if (!start.IsPageAligned)
+        {
+            throw new InvalidRangeException($"{operation} at {start}: the address must be a multiple of {Paging.PageSize}", nameof(start));
+        }
+
+        var pages = (length + Paging.PageOffsetMask) >> Paging.PageShift;
+        var end = start + (pages << Paging.PageShift);
+        if (end <= start || end > UserSpaceEnd)
+        {
+            throw new InvalidRangeException(
+                $"{operation} [{start}, +{length:#,0}) leaves the user address space: it must end at or below {UserSpaceEnd}",
+                nameof(length));
+        }
+
+        return end;
+    }
+
+    private void ThrowIfExited(string operation)
+    {
+        if (_exited)
+        {
+            throw new MmExitedException(Id, operation);
+        }
+    }
+
+    private void EnterWrite(string operation)
+    {
+        ThrowIfExited(operation);
+        _mmapLock.EnterWriteLock();
+        if (_exited)
+        {
+            _mmapLock.ExitWriteLock();
+            throw new MmExitedException(Id, operation);
+        }
+    }
+
+    private void EnterRead(string operation)
+    {
+        ThrowIfExited(operation);
+        _mmapLock.EnterReadLock();
+        if (_exited)
+        {
+            _mmapLock.ExitReadLock();
+            throw new MmExitedException(Id, operation);
+        }
+    }
+}

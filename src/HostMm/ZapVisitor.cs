@@ -1,0 +1,79 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
+
+namespace Hypervisor.HostMm;
+
+/// <summary>
+/// Clears every PTE it visits (Linux's <c>zap_pte_range</c>): drops the mapping count, moves the PTE's dirty
+/// bit to the frame and gathers the frame so the caller frees it after the TLB flush. Runs under each PTE
+/// table's lock; allocates nothing per page.
+/// </summary>
+internal struct ZapVisitor : IPteVisitor
+{
+    private readonly Mm _mm;
+    private readonly HostMemory _memory;
+    private readonly List<Pfn> _gathered;
+    private readonly Pfn _zeroPfn;
+    private readonly bool _traced;
+
+    public ZapVisitor(Mm mm, List<Pfn> gathered)
+    {
+        _mm = mm;
+        _memory = mm.Host.Memory;
+        _gathered = gathered;
+        _zeroPfn = mm.Host.ZeroPfn;
+        _traced = mm.Host.Trace is not null;
+        Zapped = 0;
+        Resident = 0;
+    }
+
+    /// <summary>PTEs cleared.</summary>
+    public long Zapped { get; private set; }
+
+    /// <summary>Of those, mappings that counted in RSS.</summary>
+    public long Resident { get; private set; }
+
+    public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
+    {
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var raw = entries[i];
+            if (raw == 0)
+            {
+                continue;
+            }
+
+            entries[i] = 0;
+            var pte = new HostPte(raw);
+            if (_traced)
+            {
+                _mm.TracePte(firstAddress + ((ulong)i << Paging.PageShift), pte, HostPte.None);
+            }
+
+            Zapped++;
+            var pfn = HostPteEncoding.Classify(pte) switch
+            {
+                HostPteKind.Present => pte.Pfn,
+                HostPteKind.ProtNone => HostPteEncoding.ProtNonePfn(pte),
+                _ => throw new InvalidOperationException(
+                    $"{_mm}: zap found {pte} at {firstAddress + ((ulong)i << Paging.PageShift)}; swap and migration entries arrive with reclaim and migration"),
+            };
+
+            if (pfn == _zeroPfn)
+            {
+                continue;
+            }
+
+            if (pte.IsDirty)
+            {
+                _memory.SetFlags(pfn, FrameFlags.Dirty);
+            }
+
+            _memory.DecrementMapCount(pfn);
+            _gathered.Add(pfn);
+            Resident++;
+        }
+
+        return true;
+    }
+}
