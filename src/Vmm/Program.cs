@@ -1,14 +1,31 @@
-using System.CommandLine;
+using Hypervisor.Vmm.Cli;
 
 namespace Hypervisor.Vmm;
 
 /// <summary>The <c>hv</c> command line.</summary>
 public static class Program
 {
-    /// <summary>Parses the command line and runs the chosen command.</summary>
-    public static int Main(string[] args)
+    /// <summary>Parses the command line and runs the chosen command on the process's console.</summary>
+    /// <param name="args">The command-line arguments.</param>
+    /// <returns>The process exit code: 0 on success, 1 for a runtime error, 2 for a usage error.</returns>
+    public static int Main(string[] args) =>
+        Run(args, new CliContext(Console.Out, Console.Error, isTerminal: !Console.IsOutputRedirected));
+
+    /// <summary>
+    /// Runs <c>hv</c> in-process with its output going to <paramref name="stdout"/> and
+    /// <paramref name="stderr"/>. Output is always plain text (no terminal styling).
+    /// </summary>
+    /// <param name="args">The command-line arguments.</param>
+    /// <param name="stdout">Where normal output goes.</param>
+    /// <param name="stderr">Where error lines go.</param>
+    /// <returns>The exit code <see cref="Main"/> would return.</returns>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        var root = new RootCommand("hv: a KVM-like hypervisor whose subject is the secondary MMU.");
-        return root.Parse(args).Invoke();
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
+        return Run(args, new CliContext(stdout, stderr, isTerminal: false));
     }
+
+    /// <summary>Runs <c>hv</c> against an explicit console context.</summary>
+    internal static int Run(string[] args, CliContext context) => new HvCli(context).Invoke(args);
 }
