@@ -142,12 +142,7 @@ public sealed partial class Mm : IMm, IDisposable
     /// <summary>Drops the references a zap or move gathered, after the TLB flush (Linux's <c>tlb_finish_mmu</c>).</summary>
     internal void FreeGathered(List<Pfn> gathered)
     {
-        var memory = Host.Memory;
-        foreach (var pfn in gathered)
-        {
-            memory.Put(pfn);
-        }
-
+        Host.Memory.PutMany(CollectionsMarshal.AsSpan(gathered));
         gathered.Clear();
     }
 

@@ -64,12 +64,13 @@ internal struct ZapVisitor : IPteVisitor
                 continue;
             }
 
-            if (pte.IsDirty)
+            // The PTE's dirty bit moves to the frame only while the frame outlives this mapping in a way that
+            // matters (another mapping, or the swap cache); a frame about to be freed needs no dirty state.
+            var remaining = _memory.DecrementMapCount(pfn);
+            if (pte.IsDirty && (remaining != 0 || _memory.Frame(pfn).Has(FrameFlags.SwapCache)))
             {
                 _memory.SetFlags(pfn, FrameFlags.Dirty);
             }
-
-            _memory.DecrementMapCount(pfn);
             _gathered.Add(pfn);
             Resident++;
         }

@@ -116,6 +116,21 @@ internal sealed class NodeFreeList
         }
     }
 
+    /// <summary>
+    /// Returns a chain of frames, already linked through <c>LruNext</c> from <paramref name="first"/> to
+    /// <paramref name="last"/> with their free flags written, under one lock acquisition.
+    /// </summary>
+    public void PushChain(uint first, uint last, int count)
+    {
+        using (_lock.EnterScope())
+        {
+            _frames[last].LruNext = _head;
+            _head = first;
+            _freeCount += count;
+            _frees += count;
+        }
+    }
+
     /// <summary>Counts a frame cleared on allocation.</summary>
     public void CountZeroed() => Interlocked.Increment(ref _zeroedFrames);
 
