@@ -33,7 +33,7 @@ public readonly record struct MmuNotifierChainStats
     /// <summary>Secondary-TLB invalidations.</summary>
     public long SecondaryTlbInvalidations { get; init; }
 
-    /// <summary>Release callbacks issued (exit and unregister together).</summary>
+    /// <summary>Subscriptions released by exit or unregister (each once), whether or not they implement the release op.</summary>
     public long Releases { get; init; }
 
     /// <summary>Completed grace periods of the chain's read side.</summary>
