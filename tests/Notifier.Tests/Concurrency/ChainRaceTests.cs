@@ -14,7 +14,15 @@ namespace Hypervisor.Notifier.Tests.Concurrency;
 public class ChainRaceTests
 {
     [Test]
-    public void NoCallbackRunsAfterUnregisterReturns([Values(11, 12)] int seed)
+    public void NoCallbackRunsAfterUnregisterReturns([Values(11, 12)] int seed) => UnregisterRace(seed, probes: 600);
+
+    /// <summary>The same race, long: run with <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
+    [Test]
+    [Explicit("long stress run; select with --filter TestCategory=Stress")]
+    [Category("Stress")]
+    public void StressNoCallbackRunsAfterUnregisterReturns([Range(1, 4)] int seed) => UnregisterRace(seed * 104729, probes: 20_000);
+
+    private static void UnregisterRace(int seed, int probes)
     {
         var mm = new TestMm();
         mm.Notifiers.Register(new NotifierEventRecorder());
@@ -22,8 +30,8 @@ public class ChainRaceTests
         var callers = StartCallers(mm, seed, threads: 2, () => Volatile.Read(ref stop));
 
         var random = new Random(seed);
-        var probes = new List<Probe>();
-        for (var i = 0; i < 600; i++)
+        var finished = new List<Probe>();
+        for (var i = 0; i < probes; i++)
         {
             var probe = new Probe();
             var subscription = mm.Notifiers.Register(probe);
@@ -34,16 +42,16 @@ public class ChainRaceTests
 
             mm.Notifiers.Unregister(subscription);
             probe.Dead = true;
-            probes.Add(probe);
+            finished.Add(probe);
         }
 
         Volatile.Write(ref stop, true);
         callers.ForEach(t => t.Join());
 
-        Assert.That(probes.Sum(p => p.CallsAfterDeath), Is.Zero, "a callback ran after unregister returned");
-        Assert.That(probes.Sum(p => p.EndsWithoutStart), Is.Zero, "an end reached a subscriber that missed its start");
-        Assert.That(probes.All(p => p.Releases == 1), Is.True, "each unregister releases exactly once");
-        Assert.That(probes.Sum(p => p.Starts), Is.GreaterThan(0), "the callers overlapped with the probes");
+        Assert.That(finished.Sum(p => p.CallsAfterDeath), Is.Zero, "a callback ran after unregister returned");
+        Assert.That(finished.Sum(p => p.EndsWithoutStart), Is.Zero, "an end reached a subscriber that missed its start");
+        Assert.That(finished.All(p => p.Releases == 1), Is.True, "each unregister releases exactly once");
+        Assert.That(finished.Sum(p => p.Starts), Is.GreaterThan(0), "the callers overlapped with the probes");
     }
 
     [Test]
