@@ -125,11 +125,12 @@ internal sealed class CliErrorHandler
 
     private static string CommandPath(CommandResult command)
     {
-        // The root is always shown as "hv", whatever the host executable is called (tests run in testhost).
+        // The root is always shown as "hv", whatever the host executable is called (tests run in testhost);
+        // a subcommand as the user typed it, so an alias (demo notifier) points at the help they asked for.
         var names = new List<string>();
         for (SymbolResult? result = command; result is CommandResult current; result = current.Parent)
         {
-            names.Add(current.Parent is null ? "hv" : current.Command.Name);
+            names.Add(current.Parent is null ? "hv" : current.IdentifierToken?.Value ?? current.Command.Name);
         }
 
         names.Reverse();

@@ -3,14 +3,20 @@ using Microsoft.Extensions.Logging;
 
 namespace Hypervisor.Vmm.Cli;
 
-/// <summary>The <c>hv demo</c> command group: scripted runs of one mechanism each, written to be read.</summary>
+/// <summary>
+/// <c>hv demo</c>: the scripted demonstration of the host memory manager and its notifier calls
+/// (<see cref="HostDemoCommand"/>). <c>hv demo host</c> is the same run; <c>hv demo notifier</c>, its
+/// former name, is an alias of <c>host</c>.
+/// </summary>
 internal static class DemoCommand
 {
-    /// <summary>Creates <c>demo</c> with its subcommands.</summary>
+
+    /// <summary>Creates <c>demo</c>, which runs the host demo itself, with <c>host</c> as its subcommand.</summary>
     public static Command Create(CliContext context, Option<LogLevel> logLevel)
     {
-        var demo = new Command("demo", "Scripted demonstrations of one mechanism at a time, printed to be read.");
-        demo.Subcommands.Add(NotifierDemoCommand.Create(context, logLevel));
+        var demo = new Command("demo", HostDemoCommand.Description);
+        HostDemoCommand.Configure(demo, context, logLevel);
+        demo.Subcommands.Add(HostDemoCommand.Create(context, logLevel));
         return demo;
     }
 }

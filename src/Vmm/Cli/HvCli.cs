@@ -26,10 +26,21 @@ internal sealed class HvCli
 
         // A plain command named "hv" rather than RootCommand, whose name is the host executable's.
         Root = new Command("hv", "A KVM-like hypervisor simulator whose subject is the secondary MMU.");
-        Root.Options.Add(new HelpOption());
+        var help = new HelpOption();
+        Root.Options.Add(help);
         Root.Options.Add(new VersionOption { Action = new VersionAction() });
         Root.Options.Add(LogLevelOption);
-        Root.Subcommands.Add(DemoCommand.Create(context, LogLevelOption));
+        var demo = DemoCommand.Create(context, LogLevelOption);
+        Root.Subcommands.Add(demo);
+
+        // A command's own help ends with its details, when it has any (command lists show only the description).
+        help.Action = new DetailedHelpAction(
+            (SynchronousCommandLineAction)help.Action!,
+            new Dictionary<Command, string>
+            {
+                [demo] = HostDemoCommand.Details,
+                [demo.Subcommands.Single(c => c.Name == HostDemoCommand.Name)] = HostDemoCommand.Details,
+            });
     }
 
     /// <summary>The root command; tests may add commands to it.</summary>

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Hypervisor.Notifier;
 using Hypervisor.Vmm.Cli;
-using Hypervisor.Vmm.Demo;
 using Hypervisor.Vmm.Tests.Support;
 using Microsoft.Extensions.Logging;
 
@@ -41,7 +40,7 @@ public sealed class CliErrorHandlerTests
     {
         var result = RunFailing(() =>
         {
-            var mm = new DemoMm(7);
+            var mm = new StubMm(7);
             mm.Notifiers.Release();
             mm.Notifiers.Release();
         });

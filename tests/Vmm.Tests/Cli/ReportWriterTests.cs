@@ -63,17 +63,17 @@ public sealed class ReportWriterTests
     }
 
     [Test]
-    public void NotifierDemoRendersOnATerminal()
+    public void HostDemoRendersOnATerminal()
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
 
-        var exitCode = Program.Run(["demo", "notifier", "--seed", "3"], new CliContext(output, error, isTerminal: true));
+        var exitCode = Program.Run(["demo", "--seed", "3"], new CliContext(output, error, isTerminal: true));
 
         Assert.Multiple(() =>
         {
             Assert.That(exitCode, Is.Zero, error.ToString());
-            Assert.That(output.ToString(), Does.Contain("Timeline").And.Contain("InvalidateRangeStart").And.Contain("│"));
+            Assert.That(output.ToString(), Does.Contain("Timeline").And.Contain("InvalidateRangeStart").And.Contain("HostTlbFlush").And.Contain("│"));
         });
     }
 }
