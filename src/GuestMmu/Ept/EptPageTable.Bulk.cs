@@ -1,0 +1,330 @@
+using System.Buffers;
+
+namespace Hypervisor.GuestMmu.Ept;
+
+/// <content>Range operations: zap, age, young test, zap-all, count. All walk with <see cref="TdpIterator"/>.</content>
+public sealed unsafe partial class EptPageTable
+{
+    /// <summary>
+    /// Zaps every present leaf intersecting <c>[start, end)</c> (KVM's <c>zap_leafs</c>): each becomes
+    /// <see cref="Spte.Empty"/>, and each that was dirty (bit 9; or writable, with A/D off) is reported to
+    /// <paramref name="sink"/> before the call returns. A large leaf that overlaps the range is zapped whole.
+    /// Page tables stay in place. Run it with the MMU lock held for write; flush vCPU TLBs afterwards when
+    /// <see cref="ZapResult.FlushNeeded"/>.
+    /// </summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or beyond 2^36.</exception>
+    public ZapResult ZapLeaves<TSink>(Gfn start, Gfn end, ref TSink sink)
+        where TSink : struct, IDirtyPfnSink
+    {
+        EptGeometry.CheckRange(start, end);
+        ThrowIfDisposed();
+        var result = ZapRange(start.Value, end.Value, ref sink);
+        Account(result);
+        return result;
+    }
+
+    /// <summary>
+    /// An aging pass that needs no dirty sink: test (<paramref name="clear"/> false) in either mode, or
+    /// clear with <see cref="AgingMode.AccessedBit"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A clearing <see cref="AgingMode.AccessTracking"/> pass drops W and must report dirty frames: use the overload with a sink.</exception>
+    /// <inheritdoc cref="AgeLeaves{TSink}" path="/exception"/>
+    public AgeResult AgeLeaves(Gfn start, Gfn end, bool clear, AgingMode mode)
+    {
+        if (clear && mode == AgingMode.AccessTracking)
+        {
+            throw new ArgumentException(
+                $"clearing with {mode} over [{start}, {end}) drops W from writable leaves, so their frames must be marked dirty: pass an IDirtyPfnSink", nameof(mode));
+        }
+
+        var discard = default(DiscardDirtySink);
+        return AgeLeaves(start, end, clear, mode, ref discard);
+    }
+
+    /// <summary>
+    /// Tests, and when <paramref name="clear"/> resets, the young state of every present leaf in
+    /// <c>[start, end)</c> (KVM's <c>age_gfn_range</c> / <c>test_age_gfn</c>). Never zaps, never needs a TLB
+    /// flush. <see cref="AgingMode.AccessedBit"/>: young = accessed bit set; clearing clears it.
+    /// <see cref="AgingMode.AccessTracking"/>: young = not access-tracked; clearing access-tracks the leaf,
+    /// first reporting it to <paramref name="sink"/> when it was writable or dirty. Run with the MMU lock
+    /// held for write.
+    /// </summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or beyond 2^36.</exception>
+    /// <exception cref="ArgumentException"><see cref="AgingMode.AccessedBit"/> on a table without A/D bits, or an undefined mode.</exception>
+    public AgeResult AgeLeaves<TSink>(Gfn start, Gfn end, bool clear, AgingMode mode, ref TSink sink)
+        where TSink : struct, IDirtyPfnSink
+    {
+        EptGeometry.CheckRange(start, end);
+        CheckMode(mode);
+        ThrowIfDisposed();
+        var atomic = _policy == HardwareAdPolicy.Lockless;
+        long young = 0, cleared = 0, dirty = 0;
+        var it = new TdpIterator(_arena, _root, start.Value, end.Value, 1);
+        while (it.MoveNext())
+        {
+            var level = it.Level;
+            if (level == 1)
+            {
+                var run = it.LeafRunPointer(out var count);
+                if (mode == AgingMode.AccessedBit)
+                {
+                    var found = EptLeafKernels.AgeAccessed(run, count, clear, atomic);
+                    young += found;
+                    cleared += clear ? found : 0;
+                }
+                else
+                {
+                    young += EptLeafKernels.AgeTracking(run, count, it.Gfn.Value, clear, atomic, ref sink, ref cleared, ref dirty);
+                }
+
+                it.SkipLeafRun();
+                continue;
+            }
+
+            ref var entry = ref it.Entry;
+            if (!IsLeafAt(entry, level))
+            {
+                continue;
+            }
+
+            if (mode == AgingMode.AccessedBit)
+            {
+                if (EptLeafKernels.AgeAccessedOne(ref entry, clear, atomic))
+                {
+                    young++;
+                    cleared += clear ? 1 : 0;
+                }
+            }
+            else if (EptLeafKernels.AgeTrackingOne(ref entry, it.Gfn.Value, level, clear, atomic, ref sink, ref cleared, ref dirty))
+            {
+                young++;
+            }
+        }
+
+        Interlocked.Increment(ref _ages);
+        Interlocked.Add(ref _agedYoung, young);
+        Interlocked.Add(ref _dirtyLeaves, dirty);
+        return new AgeResult(young, cleared, dirty);
+    }
+
+    /// <summary>
+    /// True when the leaf mapping <paramref name="gfn"/> is young (KVM's <c>test_age_gfn</c> for one page):
+    /// its accessed bit is set with A/D on, it is not access-tracked with A/D off. Lock-free.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="gfn"/> is at or beyond 2^36.</exception>
+    public bool TestYoung(Gfn gfn)
+    {
+        var spte = Read(gfn, out _);
+        var young = spte.IsPresent && (_accessDirtyEnabled ? spte.IsAccessed : !spte.IsAccessTracked);
+        Interlocked.Increment(ref _youngTests);
+        if (young)
+        {
+            Interlocked.Increment(ref _youngHits);
+        }
+
+        return young;
+    }
+
+    /// <summary>Counts the present leaves intersecting <c>[start, end)</c> (a large leaf counts once). Lock-free; exact when quiescent.</summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or beyond 2^36.</exception>
+    public long CountPresentLeaves(Gfn start, Gfn end)
+    {
+        EptGeometry.CheckRange(start, end);
+        ThrowIfDisposed();
+        long present = 0;
+        var it = new TdpIterator(_arena, _root, start.Value, end.Value, 1);
+        while (it.MoveNext())
+        {
+            if (it.Level == 1)
+            {
+                present += EptLeafKernels.CountPresent(it.LeafRunPointer(out var count), count);
+                it.SkipLeafRun();
+            }
+            else if (IsLeafAt(Volatile.Read(ref it.Entry), it.Level))
+            {
+                present++;
+            }
+        }
+
+        return present;
+    }
+
+    /// <summary>Counts every present leaf.</summary>
+    public long CountPresentLeaves() => CountPresentLeaves(default, EptGeometry.End);
+
+    /// <summary>
+    /// Zaps every leaf (reporting dirty ones to <paramref name="sink"/>), then unlinks and empties every
+    /// table below the root and retires it; the root stays, empty. The tables return to the arena in
+    /// <see cref="ReclaimRetiredTables"/> once no lock-free walk can be inside them. Run with the MMU lock
+    /// held for write (release, or a teardown).
+    /// </summary>
+    public ZapResult ZapAll<TSink>(ref TSink sink)
+        where TSink : struct, IDirtyPfnSink
+    {
+        ThrowIfDisposed();
+        var result = ZapAllCore(ref sink);
+        Account(result);
+        return result;
+    }
+
+    /// <summary>
+    /// Teardown: <see cref="ZapAll{TSink}"/> discarding dirty state, then <see cref="ReclaimRetiredTables"/>
+    /// at once. Only when no vCPU can walk any more and the guest's memory is going away with it.
+    /// </summary>
+    public void ZapAll()
+    {
+        var discard = default(DiscardDirtySink);
+        ZapAll(ref discard);
+        ReclaimRetiredTables();
+    }
+
+    /// <summary>
+    /// Maps <c>[start, end)</c> with 4 KiB leaves to consecutive frames from <paramref name="firstPfn"/>,
+    /// each <paramref name="template"/> with its pfn field replaced, creating tables as needed. For tests and
+    /// benchmarks (a bulk pre-fault, not the fault path: no invalidation protocol, no invariant check). Run
+    /// with the MMU lock held for write. Returns the number of entries that were not present before.
+    /// </summary>
+    internal long PopulateLeaves(Gfn start, Gfn end, Pfn firstPfn, Spte template)
+    {
+        EptGeometry.CheckRange(start, end);
+        if (!template.IsPresent || template.IsLargePage)
+        {
+            throw new ArgumentException($"{template} is not a present 4 KiB leaf template", nameof(template));
+        }
+
+        ThrowIfDisposed();
+        var bits = template.Value & ~Spte.PfnMask;
+        var pfn = firstPfn.Value;
+        long added = 0;
+        for (var gfn = start.Value; gfn < end.Value;)
+        {
+            var table = WalkCreate(gfn, 1, out var failure);
+            if (table is null)
+            {
+                throw new InvalidOperationException($"{new Gfn(gfn)} cannot take a 4 KiB leaf: {failure}");
+            }
+
+            var slot = EptGeometry.Slot(gfn, 1);
+            var count = (int)Math.Min((ulong)(EptGeometry.EntriesPerTable - slot), end.Value - gfn);
+            for (var i = 0; i < count; i++)
+            {
+                added += (long)((~table[slot + i] & Spte.MmuPresentBit) >> 11);
+                table[slot + i] = bits | ((pfn + (ulong)i) << Spte.PfnShift);
+            }
+
+            gfn += (ulong)count;
+            pfn += (ulong)count;
+        }
+
+        Interlocked.Add(ref _presentLeaves, added);
+        return added;
+    }
+
+    private ZapResult ZapRange<TSink>(ulong start, ulong end, ref TSink sink)
+        where TSink : struct, IDirtyPfnSink
+    {
+        var dirtyMask = _accessDirtyEnabled ? Spte.DirtyBit : Spte.DirtyBit | Spte.WritableBit;
+        var atomic = _policy == HardwareAdPolicy.Lockless;
+        long zapped = 0, frames = 0, dirty = 0;
+        var it = new TdpIterator(_arena, _root, start, end, 1);
+        while (it.MoveNext())
+        {
+            var level = it.Level;
+            if (level == 1)
+            {
+                var run = it.LeafRunPointer(out var count);
+                var leaves = EptLeafKernels.Zap(run, count, it.Gfn.Value, dirtyMask, atomic, ref sink, ref dirty);
+                zapped += leaves;
+                frames += leaves;
+                it.SkipLeafRun();
+                continue;
+            }
+
+            ref var entry = ref it.Entry;
+            if (IsLeafAt(entry, level) && EptLeafKernels.ZapOne(ref entry, it.Gfn.Value, level, dirtyMask, atomic, ref sink, ref dirty))
+            {
+                zapped++;
+                frames += (long)EptGeometry.FramesPerEntry(level);
+            }
+        }
+
+        return new ZapResult(zapped, frames, dirty, 0);
+    }
+
+    private ZapResult ZapAllCore<TSink>(ref TSink sink)
+        where TSink : struct, IDirtyPfnSink
+    {
+        var leaves = ZapRange(0, EptGeometry.GfnLimit, ref sink);
+
+        // Collect every table below the root before emptying any: emptying a table first would hide its children.
+        var tables = ArrayPool<uint>.Shared.Rent(64);
+        var count = 0;
+        try
+        {
+            var it = new TdpIterator(_arena, _root, 0, EptGeometry.GfnLimit, 2);
+            while (it.MoveNext())
+            {
+                var entry = it.Entry;
+                if (IsPresentNonLeaf(entry, it.Level))
+                {
+                    if (count == tables.Length)
+                    {
+                        var grown = ArrayPool<uint>.Shared.Rent(count * 2);
+                        tables.AsSpan(0, count).CopyTo(grown);
+                        ArrayPool<uint>.Shared.Return(tables);
+                        tables = grown;
+                    }
+
+                    tables[count++] = TableIndexOf(entry);
+                }
+            }
+
+            // Unlink from the root first, then empty each table so a walker already inside one sees non-present entries.
+            ClearEntries(_root);
+            for (var i = 0; i < count; i++)
+            {
+                ClearEntries(_arena.TablePointer(tables[i]));
+                Retire(tables[i]);
+            }
+        }
+        finally
+        {
+            ArrayPool<uint>.Shared.Return(tables);
+        }
+
+        Interlocked.Add(ref _tables, -count);
+        return leaves with { TablesFreed = count };
+    }
+
+    private static void ClearEntries(ulong* table)
+    {
+        // Entry by entry: each 8-byte store is atomic, so a lock-free reader sees the old value or 0.
+        for (var i = 0; i < EptGeometry.EntriesPerTable; i++)
+        {
+            Volatile.Write(ref table[i], 0);
+        }
+    }
+
+    private void Account(ZapResult result)
+    {
+        Interlocked.Increment(ref _zaps);
+        Interlocked.Add(ref _zappedLeaves, result.Zapped);
+        Interlocked.Add(ref _dirtyLeaves, result.Dirty);
+        Interlocked.Add(ref _presentLeaves, -result.Zapped);
+    }
+
+    private void CheckMode(AgingMode mode)
+    {
+        if (!Enum.IsDefined(mode))
+        {
+            throw new ArgumentException($"aging mode {mode} does not exist: use AccessedBit or AccessTracking", nameof(mode));
+        }
+
+        if (mode == AgingMode.AccessedBit && !_accessDirtyEnabled)
+        {
+            throw new ArgumentException(
+                "aging with AccessedBit needs EPT A/D bits, but this page table was created without them: hardware never sets the accessed bit, so use AccessTracking",
+                nameof(mode));
+        }
+    }
+}

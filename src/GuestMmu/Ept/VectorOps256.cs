@@ -1,0 +1,78 @@
+using System.Runtime.Intrinsics;
+
+namespace Hypervisor.GuestMmu.Ept;
+
+/// <summary><see cref="IVectorOps{TVec}"/> over <c>Vector256&lt;ulong&gt;</c> (4 entries per step).</summary>
+internal readonly unsafe struct VectorOps256 : IVectorOps<Vector256<ulong>>
+{
+    /// <inheritdoc />
+    public static int Lanes => 4;
+
+    /// <inheritdoc />
+    public static Vector256<ulong> Zero => Vector256<ulong>.Zero;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Broadcast(ulong value) => Vector256.Create(value);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Load(ulong* source) => Vector256.Load(source);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Store(Vector256<ulong> value, ulong* destination) => Vector256.Store(value, destination);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> And(Vector256<ulong> left, Vector256<ulong> right) => left & right;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> AndNot(Vector256<ulong> left, Vector256<ulong> right) => Vector256.AndNot(left, right);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Or(Vector256<ulong> left, Vector256<ulong> right) => left | right;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Xor(Vector256<ulong> left, Vector256<ulong> right) => left ^ right;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> ShiftLeft(Vector256<ulong> value, int count) => Vector256.ShiftLeft(value, count);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> ShiftRight(Vector256<ulong> value, int count) => Vector256.ShiftRightLogical(value, count);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> EqualsZero(Vector256<ulong> value) => Vector256.Equals(value, Vector256<ulong>.Zero);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool IsZero(Vector256<ulong> value) => value == Vector256<ulong>.Zero;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Subtract(Vector256<ulong> left, Vector256<ulong> right) => left - right;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Add(Vector256<ulong> left, Vector256<ulong> right) => left + right;
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> Select(Vector256<ulong> mask, Vector256<ulong> whenSet, Vector256<ulong> whenClear) =>
+        Vector256.ConditionalSelect(mask, whenSet, whenClear);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static uint TopBits(Vector256<ulong> value) => (uint)Vector256.ExtractMostSignificantBits(value);
+
+    /// <inheritdoc />
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Sum(Vector256<ulong> value) => Vector256.Sum(value);
+}

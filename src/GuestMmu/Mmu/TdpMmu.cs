@@ -1,0 +1,489 @@
+using Hypervisor.GuestMmu.Ept;
+using Hypervisor.GuestMmu.Memslots;
+using Hypervisor.GuestMmu.Tlb;
+using Hypervisor.HostMm.Frames;
+using HostProcess = Hypervisor.HostMm.Mm;
+
+namespace Hypervisor.GuestMmu.Mmu;
+
+/// <summary>
+/// A KVM-like two-dimensional-paging MMU for one VM: EPT sptes mapping guest frames to host frames of the
+/// memslots' host processes, kept coherent only through the MMU-notifier chain — no guest page is pinned.
+/// </summary>
+/// <remarks>
+/// <para>Lock order: host mmap lock (taken inside get-user-pages, never held here) → <c>_mmuLock</c>
+/// (KVM's mmu_lock) → the EPT table locks. The fault path calls get-user-pages before it takes
+/// <c>_mmuLock</c>, never while holding it, and holds it for read; notifier start/end, aging, change_pte and
+/// release hold it for write. Nothing under <c>_mmuLock</c> waits on the host.</para>
+/// <para>Invalidation protocol (reference/kvm-mmu.md §2): start counts an invalidation in progress and widens
+/// the in-progress gfn range (a union of every concurrent range) before zapping; end bumps the sequence and
+/// then uncounts. A fault snapshots the sequence before get-user-pages and, under the lock, retries if an
+/// invalidation is in progress over its gfn or the sequence moved. Invariant: a pfn obtained before an
+/// invalidation began is never installed after that invalidation's start returned.</para>
+/// <para>vCPUs handle EPT violations outside guest mode (a violation is a VM exit), so the TLB shootdown in
+/// start never waits for a vCPU blocked on <c>_mmuLock</c>.</para>
+/// </remarks>
+public sealed class TdpMmu : IMmuNotifier, IDisposable
+{
+    private readonly ReaderWriterLockSlim _mmuLock = new(LockRecursionPolicy.NoRecursion);
+    private readonly TdpMmuOptions _options;
+    private readonly List<MmuNotifierSubscription> _subscriptions = [];
+
+    // Written under _mmuLock for write; read without it by the fault path's pre-check (acquire reads).
+    private long _invalidateSequence;
+    private int _inProgress;
+    private ulong _rangeStart;
+    private ulong _rangeEnd;
+    private volatile bool _released;
+
+    private long _faults;
+    private long _installs;
+    private long _alreadyMapped;
+    private long _retries;
+    private long _mmioExits;
+    private long _hostFaults;
+    private long _invalidations;
+    private long _zapped;
+    private long _dirtyPropagated;
+    private long _tlbFlushes;
+    private long _agingCalls;
+    private long _youngHits;
+    private long _changePteHits;
+    private long _changePteMisses;
+
+    /// <summary>Creates the MMU over <paramref name="memslots"/>, flushing vCPU TLBs through <paramref name="shootdown"/>.</summary>
+    public TdpMmu(MemslotSet memslots, TlbShootdown shootdown, TdpMmuOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(memslots);
+        ArgumentNullException.ThrowIfNull(shootdown);
+        Memslots = memslots;
+        Shootdown = shootdown;
+        _options = options ?? new TdpMmuOptions();
+        Ept = new EptPageTable(accessDirtyEnabled: _options.AccessedDirtyEnabled);
+    }
+
+    /// <summary>The VM's memslots.</summary>
+    public MemslotSet Memslots { get; }
+
+    /// <summary>The vCPUs' TLB shootdown.</summary>
+    public TlbShootdown Shootdown { get; }
+
+    /// <summary>The EPT page table.</summary>
+    public EptPageTable Ept { get; }
+
+    /// <summary>The options in force.</summary>
+    public TdpMmuOptions Options => _options;
+
+    /// <summary>True once the backing process exited and the MMU was released.</summary>
+    public bool IsReleased => _released;
+
+    /// <summary>A snapshot of the counters.</summary>
+    public TdpMmuStats Stats => new()
+    {
+        Faults = Volatile.Read(ref _faults),
+        Installs = Volatile.Read(ref _installs),
+        AlreadyMapped = Volatile.Read(ref _alreadyMapped),
+        Retries = Volatile.Read(ref _retries),
+        MmioExits = Volatile.Read(ref _mmioExits),
+        HostFaults = Volatile.Read(ref _hostFaults),
+        Invalidations = Volatile.Read(ref _invalidations),
+        Zapped = Volatile.Read(ref _zapped),
+        DirtyPropagated = Volatile.Read(ref _dirtyPropagated),
+        TlbFlushes = Volatile.Read(ref _tlbFlushes),
+        AgingCalls = Volatile.Read(ref _agingCalls),
+        YoungHits = Volatile.Read(ref _youngHits),
+        ChangePteHits = Volatile.Read(ref _changePteHits),
+        ChangePteMisses = Volatile.Read(ref _changePteMisses),
+        PresentSptes = Ept.PresentLeaves,
+        TablePages = Ept.Tables,
+        InvalidateSequence = Volatile.Read(ref _invalidateSequence),
+        InProgress = Volatile.Read(ref _inProgress),
+        Released = _released,
+    };
+
+    /// <summary>Subscribes this MMU to <paramref name="mm"/>'s notifier chain (once per backing process).</summary>
+    public MmuNotifierSubscription Attach(IMm mm)
+    {
+        ArgumentNullException.ThrowIfNull(mm);
+        var subscription = mm.Notifiers.Register(this);
+        lock (_subscriptions)
+        {
+            _subscriptions.Add(subscription);
+        }
+
+        return subscription;
+    }
+
+    /// <summary>
+    /// Handles an EPT violation at <paramref name="gpa"/> (KVM's <c>kvm_tdp_mmu_page_fault</c> path):
+    /// snapshot the invalidation sequence, resolve the frame with get-user-pages (breaking copy-on-write for
+    /// a write), take the MMU lock for read, retry if an invalidation touched the gfn meanwhile, else install
+    /// a 4 KiB spte with compare-and-swap, writable only if the host PTE is.
+    /// </summary>
+    /// <exception cref="GuestMmuReleasedException">The backing process exited.</exception>
+    public EptFaultResult HandleEptViolation(Gpa gpa, EptAccess access)
+    {
+        Interlocked.Increment(ref _faults);
+        var gfn = gpa.Gfn;
+        var write = access == EptAccess.Write;
+        var retries = 0;
+        while (true)
+        {
+            ThrowIfReleased(gpa);
+            var sequence = Volatile.Read(ref _invalidateSequence);
+            var slots = Memslots.Current;
+            var slot = slots.FindByGfn(gfn);
+            if (slot is null || (write && slot.IsReadOnly))
+            {
+                Interlocked.Increment(ref _mmioExits);
+                return new EptFaultResult(EptFaultOutcome.Mmio, Spte.Empty, retries, slot);
+            }
+
+            if (IsStale(sequence, gfn))
+            {
+                retries = Retry(retries);
+                continue;
+            }
+
+            var process = HostProcessOf(slot);
+            var page = process.GetUserPages(slot.GfnToHva(gfn), write);
+            if (!page.Succeeded)
+            {
+                Interlocked.Increment(ref _hostFaults);
+                return new EptFaultResult(EptFaultOutcome.HostFault, Spte.Empty, retries, slot);
+            }
+
+            try
+            {
+                _mmuLock.EnterReadLock();
+                try
+                {
+                    ThrowIfReleased(gpa);
+                    if (IsStale(sequence, gfn) || Memslots.Generation != slots.Generation)
+                    {
+                        retries = Retry(retries);
+                        continue;
+                    }
+
+                    var writable = page.Writable && !slot.IsReadOnly;
+                    var current = Ept.Read(gfn);
+                    if (current.IsPresent && current.Pfn == page.Pfn && !current.IsAccessTracked && (current.IsWritable || !writable))
+                    {
+                        Interlocked.Increment(ref _alreadyMapped);
+                        return new EptFaultResult(EptFaultOutcome.AlreadyMapped, current, retries, slot);
+                    }
+
+                    var spte = Spte.Leaf(page.Pfn, writable, executable: true, large: false, accessed: true);
+                    if (Ept.Install(gfn, 1, current, spte) != InstallResult.Installed)
+                    {
+                        retries = Retry(retries);
+                        continue;
+                    }
+
+                    Interlocked.Increment(ref _installs);
+                    return new EptFaultResult(EptFaultOutcome.Installed, spte, retries, slot);
+                }
+                finally
+                {
+                    _mmuLock.ExitReadLock();
+                }
+            }
+            finally
+            {
+                process.ReleasePage(page.Pfn);
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public bool InvalidateRangeStart(in NotifierRange range)
+    {
+        Interlocked.Increment(ref _invalidations);
+        var flush = false;
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            // Counted even when no memslot overlaps, so start and end stay balanced across memslot changes.
+            if (_inProgress++ == 0)
+            {
+                _rangeStart = ulong.MaxValue;
+                _rangeEnd = 0;
+            }
+
+            var sink = new HostDirtySink(HostMemoryOf(range.Mm));
+            foreach (var hit in Memslots.OverlappingHva(range.Mm, range.Start, range.End))
+            {
+                Volatile.Write(ref _rangeStart, Math.Min(_rangeStart, hit.Start.Value));
+                Volatile.Write(ref _rangeEnd, Math.Max(_rangeEnd, hit.End.Value));
+                var zapped = Ept.ZapLeaves(hit.Start, hit.End, ref sink);
+                Interlocked.Add(ref _zapped, zapped.Zapped);
+                flush |= zapped.FlushNeeded;
+            }
+
+            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+            if (flush)
+            {
+                FlushRemoteTlbs();
+            }
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc />
+    public void InvalidateRangeEnd(in NotifierRange range)
+    {
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            // Sequence first, then the count: a lock-free reader that sees the count drop also sees the new sequence.
+            Volatile.Write(ref _invalidateSequence, _invalidateSequence + 1);
+            Volatile.Write(ref _inProgress, _inProgress - 1);
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+    }
+
+    /// <inheritdoc />
+    public bool ClearFlushYoung(IMm mm, Hva start, Hva end) => Age(mm, start, end, clear: true);
+
+    /// <inheritdoc />
+    public bool ClearYoung(IMm mm, Hva start, Hva end) => Age(mm, start, end, clear: true);
+
+    /// <inheritdoc />
+    public bool TestYoung(IMm mm, Hva address)
+    {
+        Interlocked.Increment(ref _agingCalls);
+        _mmuLock.EnterReadLock();
+        try
+        {
+            foreach (var hit in Memslots.OverlappingHva(mm, address.PageAligned, address.PageAligned + Paging.PageSize))
+            {
+                if (Ept.TestYoung(hit.Start))
+                {
+                    Interlocked.Increment(ref _youngHits);
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        finally
+        {
+            _mmuLock.ExitReadLock();
+        }
+    }
+
+    /// <summary>
+    /// Historical change_pte (Linux 2.6.32–6.9): if an spte still maps the page, point it at the new frame
+    /// read-only (or zap it when the new PTE is writable) and count a hit; otherwise count a miss. Since Linux
+    /// 3.6 the host calls this inside a start/end pair whose start already zapped the spte, so it only misses.
+    /// </summary>
+    public void ChangePte(IMm mm, Hva address, HostPte pte)
+    {
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            var hitAny = false;
+            var sink = new HostDirtySink(HostMemoryOf(mm));
+            foreach (var hit in Memslots.OverlappingHva(mm, address.PageAligned, address.PageAligned + Paging.PageSize))
+            {
+                var current = Ept.Read(hit.Start);
+                if (!current.IsPresent)
+                {
+                    continue;
+                }
+
+                hitAny = true;
+                Ept.ZapLeaves(hit.Start, hit.Start + 1, ref sink);
+                if (!pte.IsWritable && pte.IsPresent)
+                {
+                    Ept.Install(hit.Start, 1, Spte.Empty, Spte.Leaf(pte.Pfn, writable: false, executable: true, large: false, accessed: current.IsAccessed));
+                }
+            }
+
+            if (hitAny)
+            {
+                Interlocked.Increment(ref _changePteHits);
+                FlushRemoteTlbs();
+            }
+            else
+            {
+                Interlocked.Increment(ref _changePteMisses);
+            }
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>The backing process exits: zap every spte and refuse new mappings for good.</summary>
+    public void Release(IMm mm)
+    {
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            _released = true;
+            var sink = new HostDirtySink(HostMemoryOf(mm));
+            var zapped = Ept.ZapAll(ref sink);
+            Interlocked.Add(ref _zapped, zapped.Zapped);
+            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+            FlushRemoteTlbs();
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// Zaps every spte of a memslot that was deleted or moved (KVM's kvm_arch_flush_shadow_memslot) and
+    /// flushes; call it after <see cref="MemslotSet.SetRegion"/> reports <see cref="MemslotChange.RequiresZap"/>.
+    /// </summary>
+    public void ZapMemslot(Memslot slot)
+    {
+        ArgumentNullException.ThrowIfNull(slot);
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            var sink = new HostDirtySink(HostMemoryOf(slot.Mm));
+            var zapped = Ept.ZapLeaves(slot.BaseGfn, slot.EndGfn, ref sink);
+            Interlocked.Add(ref _zapped, zapped.Zapped);
+            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+            // A fault that looked the old slot up re-checks the memslot generation under the lock and retries.
+            Volatile.Write(ref _invalidateSequence, _invalidateSequence + 1);
+            if (zapped.FlushNeeded)
+            {
+                FlushRemoteTlbs();
+            }
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>Unsubscribes from every backing process and frees the EPT tables.</summary>
+    public void Dispose()
+    {
+        MmuNotifierSubscription[] subscriptions;
+        lock (_subscriptions)
+        {
+            subscriptions = [.. _subscriptions];
+            _subscriptions.Clear();
+        }
+
+        foreach (var subscription in subscriptions)
+        {
+            if (subscription.IsListed)
+            {
+                subscription.Chain.Unregister(subscription);
+            }
+        }
+
+        Ept.Dispose();
+        _mmuLock.Dispose();
+    }
+
+    /// <summary>Runs <paramref name="action"/> holding the MMU lock for write (audits, dumps).</summary>
+    internal T RunExclusive<T>(Func<T> action)
+    {
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            return action();
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+    }
+
+    private static HostProcess HostProcessOf(Memslot slot) =>
+        slot.Mm as HostProcess
+        ?? throw new InvalidOperationException($"memslot {slot.Id} is backed by {slot.Mm.GetType().Name}: the fault path needs a host process (Hypervisor.HostMm.Mm) to resolve frames");
+
+    private static HostMemory? HostMemoryOf(IMm mm) => (mm as HostProcess)?.Host.Memory;
+
+    private bool Age(IMm mm, Hva start, Hva end, bool clear)
+    {
+        Interlocked.Increment(ref _agingCalls);
+        var mode = _options.AccessedDirtyEnabled ? AgingMode.AccessedBit : AgingMode.AccessTracking;
+        var young = false;
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            var sink = new HostDirtySink(HostMemoryOf(mm));
+            foreach (var hit in Memslots.OverlappingHva(mm, start, end))
+            {
+                young |= Ept.AgeLeaves(hit.Start, hit.End, clear, mode, ref sink).AnyYoung;
+            }
+
+            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+
+        if (young)
+        {
+            Interlocked.Increment(ref _youngHits);
+        }
+
+        return young;
+    }
+
+    /// <summary>True when an invalidation is in progress over <paramref name="gfn"/> or one completed since <paramref name="sequence"/>.</summary>
+    private bool IsStale(long sequence, Gfn gfn)
+    {
+        if (Volatile.Read(ref _inProgress) != 0
+            && gfn.Value >= Volatile.Read(ref _rangeStart) && gfn.Value < Volatile.Read(ref _rangeEnd))
+        {
+            return true;
+        }
+
+        return Volatile.Read(ref _invalidateSequence) != sequence;
+    }
+
+    /// <summary>
+    /// Counts a retry and backs off: KVM re-enters the guest, which faults again at once; here the vCPU
+    /// thread spins, then yields, then sleeps, until the invalidation it waits for ends on another thread.
+    /// </summary>
+    private int Retry(int retries)
+    {
+        Interlocked.Increment(ref _retries);
+        retries++;
+        if (retries > 64)
+        {
+            Thread.Sleep(retries > 1024 ? 1 : 0);
+        }
+        else if ((retries & 7) == 0)
+        {
+            Thread.Yield();
+        }
+
+        return retries;
+    }
+
+    private void FlushRemoteTlbs()
+    {
+        Interlocked.Increment(ref _tlbFlushes);
+        Shootdown.FlushAll();
+    }
+
+    private void ThrowIfReleased(Gpa gpa)
+    {
+        if (_released)
+        {
+            throw new GuestMmuReleasedException(gpa);
+        }
+    }
+}

@@ -1,0 +1,62 @@
+namespace Hypervisor.GuestMmu.Mmu;
+
+/// <summary>A snapshot of the secondary MMU's counters.</summary>
+public readonly record struct TdpMmuStats
+{
+    /// <summary>EPT violations handled.</summary>
+    public long Faults { get; init; }
+
+    /// <summary>sptes installed.</summary>
+    public long Installs { get; init; }
+
+    /// <summary>Faults that found the spte already installed by another vCPU.</summary>
+    public long AlreadyMapped { get; init; }
+
+    /// <summary>Fault restarts because an invalidation was in progress over the gfn or had completed meanwhile.</summary>
+    public long Retries { get; init; }
+
+    /// <summary>Faults that exited as MMIO (no memslot, or a write to a read-only slot).</summary>
+    public long MmioExits { get; init; }
+
+    /// <summary>Faults the host could not back.</summary>
+    public long HostFaults { get; init; }
+
+    /// <summary>invalidate_range_start calls that reached this MMU.</summary>
+    public long Invalidations { get; init; }
+
+    /// <summary>sptes zapped by invalidations, release and memslot changes.</summary>
+    public long Zapped { get; init; }
+
+    /// <summary>Zapped or aged sptes whose dirty bit moved to the host frame.</summary>
+    public long DirtyPropagated { get; init; }
+
+    /// <summary>Remote TLB flushes requested.</summary>
+    public long TlbFlushes { get; init; }
+
+    /// <summary>Aging calls (clear_flush_young, clear_young, test_young).</summary>
+    public long AgingCalls { get; init; }
+
+    /// <summary>Aging calls that found a young spte.</summary>
+    public long YoungHits { get; init; }
+
+    /// <summary>Legacy change_pte calls that found an spte to change.</summary>
+    public long ChangePteHits { get; init; }
+
+    /// <summary>Legacy change_pte calls that found nothing (the spte was already zapped by the enclosing start).</summary>
+    public long ChangePteMisses { get; init; }
+
+    /// <summary>Present leaf sptes now.</summary>
+    public long PresentSptes { get; init; }
+
+    /// <summary>EPT table pages now.</summary>
+    public long TablePages { get; init; }
+
+    /// <summary>Invalidation sequence (bumped by every end).</summary>
+    public long InvalidateSequence { get; init; }
+
+    /// <summary>Invalidations in progress now.</summary>
+    public int InProgress { get; init; }
+
+    /// <summary>True once the MMU was released.</summary>
+    public bool Released { get; init; }
+}

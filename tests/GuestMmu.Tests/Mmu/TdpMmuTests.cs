@@ -1,0 +1,230 @@
+using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.Notifier;
+using Hypervisor.GuestMmu.Ept;
+using Hypervisor.GuestMmu.Memslots;
+using Hypervisor.GuestMmu.Mmu;
+using Hypervisor.HostMm;
+using Hypervisor.HostMm.Vmas;
+using static Hypervisor.GuestMmu.Tests.Mmu.TestVm;
+
+namespace Hypervisor.GuestMmu.Tests.Mmu;
+
+public class TdpMmuTests
+{
+    [Test]
+    public void ReadFaultMapsTheHostsZeroPageReadOnlyAndWriteFaultBreaksIt()
+    {
+        using var vm = new TestVm();
+
+        var read = vm.Mmu.HandleEptViolation(GpaOf(3), EptAccess.Read);
+        Assert.That(read.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+        Assert.That(read.Spte.Pfn, Is.EqualTo(vm.Host.ZeroPfn));
+        Assert.That(read.Spte.IsWritable, Is.False, "the host maps the zero page read-only, so the spte is too");
+
+        var write = vm.Mmu.HandleEptViolation(GpaOf(3), EptAccess.Write);
+        Assert.That(write.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+        Assert.That(write.Spte.IsWritable, Is.True);
+        Assert.That(write.Spte.Pfn, Is.EqualTo(vm.Mm.PageTable.Read(vm.HvaOf(3)).Pfn));
+        Assert.That(write.Spte.Pfn, Is.Not.EqualTo(vm.Host.ZeroPfn));
+        vm.AssertCoherent();
+    }
+
+    [Test]
+    public void SecondFaultOnAMappedPageFindsItMapped()
+    {
+        using var vm = new TestVm();
+        vm.Mmu.HandleEptViolation(GpaOf(1), EptAccess.Write);
+
+        var again = vm.Mmu.HandleEptViolation(GpaOf(1), EptAccess.Read);
+
+        Assert.That(again.Outcome, Is.EqualTo(EptFaultOutcome.AlreadyMapped));
+        Assert.That(vm.Mmu.Stats.Installs, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void AddressesOutsideMemslotsAndWritesToReadOnlySlotsExitAsMmio()
+    {
+        using var vm = new TestVm();
+        var roBacking = vm.Mm.Mmap(4 * Page, Protection.Read | Protection.Write);
+        vm.Slots.SetRegion(1, MemslotFlags.ReadOnly, new Gpa(1UL << 30), 4 * Page, roBacking, vm.Mm);
+
+        Assert.That(vm.Mmu.HandleEptViolation(new Gpa(1UL << 32), EptAccess.Read).Outcome, Is.EqualTo(EptFaultOutcome.Mmio));
+        Assert.That(vm.Mmu.HandleEptViolation(new Gpa(1UL << 30), EptAccess.Write).Outcome, Is.EqualTo(EptFaultOutcome.Mmio));
+        var read = vm.Mmu.HandleEptViolation(new Gpa(1UL << 30), EptAccess.Read);
+        Assert.That(read.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+        Assert.That(read.Spte.IsWritable, Is.False, "a read-only slot never gets a writable spte");
+        Assert.That(vm.Mmu.Stats.MmioExits, Is.EqualTo(2));
+    }
+
+    [Test]
+    public void HostHoleIsAHostFault()
+    {
+        using var vm = new TestVm();
+        vm.Mm.Munmap(vm.HvaOf(2), Page);
+
+        Assert.That(vm.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read).Outcome, Is.EqualTo(EptFaultOutcome.HostFault));
+    }
+
+    [Test]
+    public void MunmapZapsAndARefaultSeesNewContent()
+    {
+        using var vm = new TestVm();
+        vm.Mm.Write(vm.HvaOf(5), [1, 2, 3, 4]);
+        var first = vm.Mmu.HandleEptViolation(GpaOf(5), EptAccess.Read);
+        Assert.That(vm.Host.Memory.FrameBytes(first.Spte.Pfn)[0], Is.EqualTo(1));
+
+        vm.Mm.Madvise(vm.HvaOf(5), Page, Advice.DontNeed);
+        Assert.That(vm.Mmu.Ept.Read(GpaOf(5).Gfn).IsPresent, Is.False, "the notifier start zapped the spte");
+        vm.AssertCoherent();
+
+        var refault = vm.Mmu.HandleEptViolation(GpaOf(5), EptAccess.Read);
+        Assert.That(refault.Spte.Pfn, Is.EqualTo(vm.Host.ZeroPfn), "after MADV_DONTNEED the page reads as zeroes");
+        Assert.That(vm.Mmu.Stats.Zapped, Is.EqualTo(1));
+        Assert.That(vm.Mmu.Stats.TlbFlushes, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void MprotectReadOnlyZapsAndTheRefaultIsReadOnly()
+    {
+        using var vm = new TestVm();
+        vm.Mmu.HandleEptViolation(GpaOf(7), EptAccess.Write);
+        vm.Mm.Mprotect(vm.HvaOf(7), Page, Protection.Read);
+
+        Assert.That(vm.Mmu.Ept.Read(GpaOf(7).Gfn).IsPresent, Is.False);
+        var refault = vm.Mmu.HandleEptViolation(GpaOf(7), EptAccess.Read);
+        Assert.That(refault.Spte.IsWritable, Is.False);
+        Assert.That(vm.Mmu.HandleEptViolation(GpaOf(7), EptAccess.Write).Outcome, Is.EqualTo(EptFaultOutcome.HostFault),
+            "the host refuses the write: the guest gets no writable mapping");
+        vm.AssertCoherent();
+    }
+
+    [Test]
+    public void ZappedDirtySptesMarkTheHostFrameDirty()
+    {
+        using var vm = new TestVm();
+        var write = vm.Mmu.HandleEptViolation(GpaOf(9), EptAccess.Write);
+        Assert.That(vm.Mmu.Ept.TrySetAccessedDirty(GpaOf(9).Gfn, write.Spte, dirty: true), Is.True, "the guest writes: hardware sets the EPT dirty bit");
+
+        vm.Mm.Mprotect(vm.HvaOf(9), Page, Protection.Read);
+
+        Assert.That(vm.Host.Memory.Frame(write.Spte.Pfn).Has(Hypervisor.HostMm.Frames.FrameFlags.Dirty), Is.True);
+        Assert.That(vm.Mmu.Stats.DirtyPropagated, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void AgingAnswersFromTheAccessedBit()
+    {
+        using var vm = new TestVm();
+        vm.Mmu.HandleEptViolation(GpaOf(4), EptAccess.Write);
+
+        Assert.That(vm.Mm.Notifiers.TestYoung(vm.HvaOf(4)), Is.True, "installed sptes start young");
+        Assert.That(vm.Mm.Notifiers.ClearFlushYoung(vm.HvaOf(4), vm.HvaOf(5)), Is.True);
+        Assert.That(vm.Mm.Notifiers.ClearFlushYoung(vm.HvaOf(4), vm.HvaOf(5)), Is.False, "the first call cleared it");
+        Assert.That(vm.Mm.Notifiers.TestYoung(vm.HvaOf(4)), Is.False);
+        Assert.That(vm.Mmu.Ept.Read(GpaOf(4).Gfn).IsPresent, Is.True, "with A/D bits aging does not unmap");
+    }
+
+    [Test]
+    public void AgingWithoutAccessedBitsAccessTracksAndTheNextFaultRestores()
+    {
+        using var vm = new TestVm(options: new TdpMmuOptions { AccessedDirtyEnabled = false });
+        var installed = vm.Mmu.HandleEptViolation(GpaOf(4), EptAccess.Write);
+
+        Assert.That(vm.Mm.Notifiers.ClearFlushYoung(vm.HvaOf(4), vm.HvaOf(5)), Is.True);
+        var tracked = vm.Mmu.Ept.Read(GpaOf(4).Gfn);
+        Assert.That(tracked.IsAccessTracked, Is.True);
+
+        var restored = vm.Mmu.HandleEptViolation(GpaOf(4), EptAccess.Read);
+        Assert.That(restored.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+        Assert.That(restored.Spte.Pfn, Is.EqualTo(installed.Spte.Pfn));
+        Assert.That(restored.Spte.IsAccessTracked, Is.False);
+    }
+
+    [Test]
+    public void ExitReleasesEverythingAndRefusesNewFaults()
+    {
+        using var vm = new TestVm();
+        for (ulong page = 0; page < 8; page++)
+        {
+            vm.Mmu.HandleEptViolation(GpaOf(page), EptAccess.Write);
+        }
+
+        vm.Mm.Exit();
+
+        Assert.That(vm.Mmu.IsReleased, Is.True);
+        Assert.That(vm.Mmu.Stats.PresentSptes, Is.Zero);
+        Assert.That(() => vm.Mmu.HandleEptViolation(GpaOf(0), EptAccess.Read),
+            Throws.TypeOf<GuestMmuReleasedException>().With.Message.Contains("released"));
+    }
+
+    [Test]
+    public void ChangePteInsideStartEndNeverFindsAnSpte()
+    {
+        using var vm = new TestVm(legacyChangePte: true);
+        vm.Mm.Write(vm.HvaOf(6), [42]);
+        vm.Mm.Mprotect(vm.HvaOf(6), Page, Protection.Read);
+        vm.Mm.Mprotect(vm.HvaOf(6), Page, Protection.Read | Protection.Write);
+        var shared = vm.Mm.GetUserPages(vm.HvaOf(6), write: false); // a second reference forces a copy
+        vm.Mmu.HandleEptViolation(GpaOf(6), EptAccess.Read);
+
+        vm.Mm.HandleFault(vm.HvaOf(6), FaultAccess.Write); // COW: start zaps, then change_pte, then end
+        vm.Mm.ReleasePage(shared.Pfn);
+
+        Assert.That(vm.Mmu.Stats.ChangePteMisses, Is.EqualTo(1));
+        Assert.That(vm.Mmu.Stats.ChangePteHits, Is.Zero, "the spte was zapped by the enclosing start: why Linux 6.10 removed change_pte");
+        vm.AssertCoherent();
+    }
+
+    [Test]
+    public void FaultDuringAnInvalidationRetriesUntilItEndsThenMapsTheNewFrame()
+    {
+        using var vm = new TestVm();
+        vm.Mm.Write(vm.HvaOf(2), [7]);
+        var gate = new GateNotifier();
+        vm.Mm.Notifiers.Register(gate);
+        // Registered after the gate, this MMU is called before it (newest first): when the gate blocks, the
+        // MMU's start has already counted the invalidation and zapped.
+        using var second = new TestVmMmuOnSameBacking(vm);
+        var blocker = Task.Run(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
+        Assert.That(gate.Entered.Wait(TimeSpan.FromSeconds(10)), Is.True);
+
+        var fault = Task.Run(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+        Assert.That(fault.Wait(TimeSpan.FromMilliseconds(200)), Is.False, "the fault must wait out the invalidation in progress");
+
+        gate.Open.Set();
+        Assert.That(Task.WaitAll([blocker, fault], TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(fault.Result.Retries, Is.GreaterThan(0));
+        Assert.That(fault.Result.Spte.Pfn, Is.EqualTo(vm.Host.ZeroPfn), "it maps what the host maps after the invalidation");
+        Assert.That(MmuAuditor.Check(second.Mmu), Is.Empty);
+    }
+
+    private sealed class GateNotifier : IMmuNotifier
+    {
+        public ManualResetEventSlim Entered { get; } = new();
+
+        public ManualResetEventSlim Open { get; } = new();
+
+        public bool InvalidateRangeStart(in NotifierRange range)
+        {
+            Entered.Set();
+            Open.Wait(TimeSpan.FromSeconds(30));
+            return true;
+        }
+    }
+
+    /// <summary>A second MMU over the same backing, registered after the gate so its start runs first.</summary>
+    private sealed class TestVmMmuOnSameBacking : IDisposable
+    {
+        public TestVmMmuOnSameBacking(TestVm vm)
+        {
+            var slots = new MemslotSet();
+            slots.SetRegion(0, MemslotFlags.None, new Gpa(0), vm.Pages * Page, vm.Base, vm.Mm);
+            Mmu = new TdpMmu(slots, new Hypervisor.GuestMmu.Tlb.TlbShootdown());
+            Mmu.Attach(vm.Mm);
+        }
+
+        public TdpMmu Mmu { get; }
+
+        public void Dispose() => Mmu.Dispose();
+    }
+}
