@@ -37,6 +37,9 @@ public sealed class SrcuDomain
     /// <summary>Number of completed grace periods.</summary>
     public long GracePeriods => Volatile.Read(ref _gracePeriods);
 
+    /// <summary>The active epoch (0 or 1); it flips at the start of every grace period. For tests.</summary>
+    internal int Epoch => Volatile.Read(ref _epoch);
+
     /// <summary>Callbacks queued with <see cref="CallAfterGracePeriod"/> that have not run yet.</summary>
     public int PendingCallbacks => Volatile.Read(ref _pendingCallbacks);
 

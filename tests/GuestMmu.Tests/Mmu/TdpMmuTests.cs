@@ -185,11 +185,13 @@ public class TdpMmuTests
         // Registered after the gate, this MMU is called before it (newest first): when the gate blocks, the
         // MMU's start has already counted the invalidation and zapped.
         using var second = new TestVmMmuOnSameBacking(vm);
-        var blocker = Task.Run(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
+        // Dedicated threads: a blocked thread-pool thread could delay the fault past the gate and hide the race.
+        var blocker = Task.Factory.StartNew(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed), TaskCreationOptions.LongRunning);
         Assert.That(gate.Entered.Wait(TimeSpan.FromSeconds(10)), Is.True);
 
-        var fault = Task.Run(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
-        Assert.That(fault.Wait(TimeSpan.FromMilliseconds(200)), Is.False, "the fault must wait out the invalidation in progress");
+        var fault = Task.Factory.StartNew(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read), TaskCreationOptions.LongRunning);
+        Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.Retries > 0, TimeSpan.FromSeconds(10)), Is.True, "the fault retries while the invalidation is in progress");
+        Assert.That(fault.IsCompleted, Is.False, "it cannot finish before the invalidation ends");
 
         gate.Open.Set();
         Assert.That(Task.WaitAll([blocker, fault], TimeSpan.FromSeconds(10)), Is.True);

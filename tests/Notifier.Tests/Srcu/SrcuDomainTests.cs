@@ -42,8 +42,9 @@ public class SrcuDomainTests
     {
         var domain = new SrcuDomain();
         var early = domain.ReadLock();
-        var synchronize = Task.Run(domain.Synchronize);
-        Thread.Sleep(50);
+        var epoch = domain.Epoch;
+        var synchronize = Task.Factory.StartNew(domain.Synchronize, TaskCreationOptions.LongRunning);
+        Assert.That(SpinWait.SpinUntil(() => domain.Epoch != epoch, TimeSpan.FromSeconds(10)), Is.True, "the writer flipped");
         var late = domain.ReadLock(); // begins after the flip
         domain.ReadUnlock(early);
         Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True, "only pre-existing readers are waited for");
