@@ -32,6 +32,7 @@ internal sealed class HvCli
         Root.Options.Add(LogLevelOption);
         var demo = DemoCommand.Create(context, LogLevelOption);
         Root.Subcommands.Add(demo);
+        Root.Subcommands.Add(BenchCommand.Create(context));
 
         // A command's own help ends with its details, when it has any (command lists show only the description).
         help.Action = new DetailedHelpAction(

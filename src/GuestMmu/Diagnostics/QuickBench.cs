@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Runtime.Intrinsics;
+using Hypervisor.GuestMmu.Ept;
+using Hypervisor.GuestMmu.Memslots;
+using Hypervisor.GuestMmu.Mmu;
+using Hypervisor.GuestMmu.Tlb;
+using Hypervisor.HostMm;
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Vmas;
+
+namespace Hypervisor.GuestMmu.Diagnostics;
+
+/// <summary>
+/// Quick figures for <c>hv bench</c>: a few timed repetitions, best one kept, with the baseline measured in
+/// the same run. BenchmarkDotNet in <c>bench/</c> is the rigorous version; this is for a glance.
+/// </summary>
+public static class QuickBench
+{
+    private const ulong FirstPfn = 0x10_0000;
+
+    /// <summary>
+    /// Zaps a fully populated range of <paramref name="bytes"/> of guest memory (4 KiB sptes), clean or all
+    /// dirty, on the given vector path (null: the one chosen at start-up); baseline: clearing the same
+    /// number of table bytes with <c>Span.Clear</c>.
+    /// </summary>
+    public static QuickBenchResult Zap(ulong bytes, bool dirty, EptVectorWidth? path, int repetitions)
+    {
+        var frames = CheckSize(bytes);
+        using var scope = EptVectorPath.Force(path ?? EptVectorPath.Detected);
+        using var ept = new EptPageTable();
+        var template = Spte.Leaf(new Pfn(FirstPfn), writable: true, executable: true, large: false, accessed: true);
+        if (dirty)
+        {
+            template = new Spte(template.Value | Spte.DirtyBit);
+        }
+
+        WarmUp(template, zap: true);
+        var best = double.MaxValue;
+        for (var i = 0; i < repetitions; i++)
+        {
+            ept.PopulateLeaves(default, new Gfn(frames), new Pfn(FirstPfn), template);
+            var sink = default(DiscardDirtySink);
+            var watch = Stopwatch.StartNew();
+            ept.ZapLeaves(default, new Gfn(frames), ref sink);
+            best = Math.Min(best, watch.Elapsed.TotalNanoseconds / frames);
+        }
+
+        var baseline = MeasureOverTableBytes(frames, repetitions, static span => span.Clear());
+        var name = $"zap {FormatSize(bytes)} {(dirty ? "all-dirty" : "clean")} ({EptVectorPath.Current})";
+        return new QuickBenchResult(name, (long)frames, best, "memset of the same table bytes", baseline);
+    }
+
+    /// <summary>Ages (test and clear accessed) a fully populated, all-young range; baseline: a vector scan of the same table bytes.</summary>
+    public static QuickBenchResult Age(ulong bytes, EptVectorWidth? path, int repetitions)
+    {
+        var frames = CheckSize(bytes);
+        using var scope = EptVectorPath.Force(path ?? EptVectorPath.Detected);
+        using var ept = new EptPageTable();
+        var template = Spte.Leaf(new Pfn(FirstPfn), writable: true, executable: true, large: false, accessed: true);
+        WarmUp(template, zap: false);
+        var best = double.MaxValue;
+        for (var i = 0; i < repetitions; i++)
+        {
+            ept.PopulateLeaves(default, new Gfn(frames), new Pfn(FirstPfn), template);
+            var watch = Stopwatch.StartNew();
+            ept.AgeLeaves(default, new Gfn(frames), clear: true, AgingMode.AccessedBit);
+            best = Math.Min(best, watch.Elapsed.TotalNanoseconds / frames);
+        }
+
+        var baseline = MeasureOverTableBytes(frames, repetitions, static span => Scan(span));
+        return new QuickBenchResult($"age {FormatSize(bytes)} ({EptVectorPath.Current})", (long)frames, best, "scan of the same table bytes", baseline);
+    }
+
+    /// <summary>
+    /// EPT violations end to end over <paramref name="bytes"/> of fresh guest memory: the fault path,
+    /// get-user-pages and the host's demand-zero fault for every page. No baseline.
+    /// </summary>
+    public static QuickBenchResult Fault(ulong bytes, int repetitions)
+    {
+        var frames = CheckSize(bytes);
+        using var host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = Math.Max(64UL << 20, RoundUp2M(bytes) * 2) } });
+        var best = double.MaxValue;
+        for (var i = 0; i < repetitions; i++)
+        {
+            var mm = host.CreateMm();
+            var backing = mm.Mmap(bytes, Protection.Read | Protection.Write);
+            var slots = new MemslotSet();
+            slots.SetRegion(0, MemslotFlags.None, new Gpa(0), bytes, backing, mm);
+            using var mmu = new TdpMmu(slots, new TlbShootdown());
+            mmu.Attach(mm);
+            var watch = Stopwatch.StartNew();
+            for (ulong gfn = 0; gfn < frames; gfn++)
+            {
+                mmu.HandleEptViolation(new Gfn(gfn).ToGpa(), EptAccess.Write);
+            }
+
+            best = Math.Min(best, watch.Elapsed.TotalNanoseconds / frames);
+            mm.Exit();
+        }
+
+        return new QuickBenchResult($"EPT fault-in {FormatSize(bytes)} (with host demand-zero)", (long)frames, best, null, 0);
+    }
+
+    /// <summary>"1G", "64M", "2M", "4096" → bytes; a clear error for anything else.</summary>
+    public static ulong ParseSize(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var trimmed = text.Trim();
+        var multiplier = 1UL;
+        if (trimmed.Length > 0 && char.IsLetter(trimmed[^1]))
+        {
+            multiplier = char.ToUpperInvariant(trimmed[^1]) switch
+            {
+                'K' => 1UL << 10,
+                'M' => 1UL << 20,
+                'G' => 1UL << 30,
+                _ => 0,
+            };
+            trimmed = trimmed[..^1];
+        }
+
+        if (multiplier == 0 || !ulong.TryParse(trimmed, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            || value == 0 || value > (64UL << 30) / multiplier)
+        {
+            throw new ArgumentException($"size '{text}' is not a size from 4K to 64G: write a number with an optional K, M or G suffix");
+        }
+
+        return value * multiplier;
+    }
+
+    /// <summary>Runs the operation on a small table until the JIT has optimised it (tiered compilation promotes after ~30 calls).</summary>
+    private static void WarmUp(Spte template, bool zap)
+    {
+        using var small = new EptPageTable();
+        var end = new Gfn(512 * 4);
+        for (var i = 0; i < 200; i++)
+        {
+            small.PopulateLeaves(default, end, new Pfn(FirstPfn), template);
+            if (zap)
+            {
+                var sink = default(DiscardDirtySink);
+                small.ZapLeaves(default, end, ref sink);
+            }
+            else
+            {
+                small.AgeLeaves(default, end, clear: true, AgingMode.AccessedBit);
+            }
+        }
+
+        Thread.Sleep(200); // let the background JIT install the optimised code
+        for (var i = 0; i < 50; i++)
+        {
+            small.PopulateLeaves(default, end, new Pfn(FirstPfn), template);
+            var sink = default(DiscardDirtySink);
+            small.ZapLeaves(default, end, ref sink);
+        }
+    }
+
+    private static ulong CheckSize(ulong bytes)
+    {
+        if (bytes < Paging.PageSize || !Paging.IsPageAligned(bytes))
+        {
+            throw new ArgumentException($"size {bytes} is not a positive multiple of {Paging.PageSize}");
+        }
+
+        return bytes >> Paging.PageShift;
+    }
+
+    private static ulong RoundUp2M(ulong bytes) => (bytes + Paging.LargePageSize - 1) & ~(Paging.LargePageSize - 1);
+
+    private static unsafe double MeasureOverTableBytes(ulong entries, int repetitions, SpanAction action) // unsafe: a native buffer the size of the leaf tables.
+    {
+        var bytes = entries * sizeof(ulong);
+        var buffer = (byte*)NativeMemory.AlignedAlloc((nuint)bytes, 4096);
+        try
+        {
+            new Span<byte>(buffer, (int)Math.Min(bytes, int.MaxValue)).Fill(1);
+            var best = double.MaxValue;
+            for (var i = 0; i < repetitions; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                for (ulong offset = 0; offset < bytes; offset += 1UL << 30)
+                {
+                    action(new Span<byte>(buffer + offset, (int)Math.Min(bytes - offset, 1UL << 30)));
+                }
+
+                best = Math.Min(best, watch.Elapsed.TotalNanoseconds / entries);
+            }
+
+            return best;
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(buffer);
+        }
+    }
+
+    private static ulong Scan(Span<byte> bytes)
+    {
+        var words = MemoryMarshal.Cast<byte, ulong>(bytes);
+        var accumulator = Vector256<ulong>.Zero;
+        var vectors = MemoryMarshal.Cast<ulong, Vector256<ulong>>(words);
+        foreach (var vector in vectors)
+        {
+            accumulator |= vector & Vector256.Create(Spte.AccessedBit);
+        }
+
+        return Vector256.Sum(accumulator);
+    }
+
+    private static string FormatSize(ulong bytes) => bytes >= 1UL << 30 && bytes % (1UL << 30) == 0 ? $"{bytes >> 30} GiB"
+        : bytes >= 1UL << 20 && bytes % (1UL << 20) == 0 ? $"{bytes >> 20} MiB"
+        : $"{bytes >> 10} KiB";
+
+    private delegate void SpanAction(Span<byte> span);
+}

@@ -1,0 +1,122 @@
+using System.CommandLine;
+using System.Globalization;
+using Hypervisor.GuestMmu.Diagnostics;
+using Hypervisor.GuestMmu.Ept;
+using Hypervisor.Vmm.Cli.Output;
+
+namespace Hypervisor.Vmm.Cli;
+
+/// <summary>
+/// <c>hv bench zap|age|fault</c>: quick throughput figures of the secondary MMU, each beside its same-run
+/// baseline where one exists (memset or scan of the same table bytes). BenchmarkDotNet in <c>bench/</c>
+/// gives the rigorous numbers.
+/// </summary>
+internal static class BenchCommand
+{
+    private enum VectorPath
+    {
+        Auto,
+        Scalar,
+        Vector128,
+        Vector256,
+        Vector512,
+    }
+
+    /// <summary>Creates <c>bench</c> with its subcommands.</summary>
+    public static Command Create(CliContext context)
+    {
+        var bench = new Command("bench", "Quick throughput figures of the secondary MMU (zap, age, fault-in).");
+        bench.Subcommands.Add(Sub(context, "zap", "Zap a fully populated range of 4 KiB sptes; baseline: memset of the same table bytes.", withDirty: true, withPath: true,
+            (size, dirty, path, repeat) => QuickBench.Zap(size, dirty, path, repeat)));
+        bench.Subcommands.Add(Sub(context, "age", "Age (test and clear accessed) a fully populated, all-young range; baseline: a scan of the same table bytes.", withDirty: false, withPath: true,
+            (size, _, path, repeat) => QuickBench.Age(size, path, repeat)));
+        bench.Subcommands.Add(Sub(context, "fault", "EPT violations over fresh guest memory, including the host's demand-zero fault.", withDirty: false, withPath: false,
+            (size, _, _, repeat) => QuickBench.Fault(size, repeat)));
+        return bench;
+    }
+
+    private static Command Sub(CliContext context, string name, string description, bool withDirty, bool withPath, Func<ulong, bool, EptVectorWidth?, int, QuickBenchResult> run)
+    {
+        var command = new Command(name, description);
+        var size = new Option<ulong>("--size")
+        {
+            Description = "Guest memory covered: a number with an optional K, M or G suffix (4K to 64G).",
+            HelpName = "SIZE",
+            DefaultValueFactory = _ => name == "fault" ? 256UL << 20 : 1UL << 30,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
+                try
+                {
+                    var bytes = QuickBench.ParseSize(text);
+                    if (bytes % 4096 == 0)
+                    {
+                        return bytes;
+                    }
+
+                    result.AddError($"--size expects a multiple of 4K, got '{text}'");
+                }
+                catch (ArgumentException e)
+                {
+                    result.AddError("--size: " + e.Message);
+                }
+
+                return 0;
+            },
+        };
+        var repeat = CliOptions.BoundedInt("--repeat", "Timed repetitions; the best is reported.", 5, 1, 100);
+        var plain = new Option<bool>("--plain") { Description = "Plain text even on a terminal." };
+        var dirty = new Option<bool>("--dirty") { Description = "Every spte dirty (the dirty bit moves to the host frame on zap)." };
+        var path = CliOptions.Enum("--path", "Vector width for bulk spte work (auto: the widest this CPU has).", VectorPath.Auto);
+        command.Options.Add(size);
+        command.Options.Add(repeat);
+        command.Options.Add(plain);
+        if (withDirty)
+        {
+            command.Options.Add(dirty);
+        }
+
+        if (withPath)
+        {
+            command.Options.Add(path);
+        }
+
+        command.SetAction(parseResult =>
+        {
+            var width = parseResult.GetValue(path) switch
+            {
+                VectorPath.Scalar => EptVectorWidth.Scalar,
+                VectorPath.Vector128 => EptVectorWidth.Vector128,
+                VectorPath.Vector256 => EptVectorWidth.Vector256,
+                VectorPath.Vector512 => EptVectorWidth.Vector512,
+                _ => (EptVectorWidth?)null,
+            };
+            var result = run(parseResult.GetValue(size), withDirty && parseResult.GetValue(dirty), width, parseResult.GetValue(repeat));
+            Write(result, ReportWriter.Create(context, parseResult.GetValue(plain)));
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static void Write(QuickBenchResult result, ReportWriter writer)
+    {
+        writer.Title($"hv bench: {result.Name}");
+        var table = new ReportTable(new ReportColumn("measure"), new ReportColumn("ns per item", AlignRight: true), new ReportColumn("items per second", AlignRight: true));
+        table.AddEmphasisedRow(result.Name, Format(result.NanosecondsPerItem), result.ItemsPerSecond.ToString("0.00e0", CultureInfo.InvariantCulture));
+        if (result.BaselineName is not null)
+        {
+            table.AddRow(result.BaselineName, Format(result.BaselineNanosecondsPerItem), (1e9 / result.BaselineNanosecondsPerItem).ToString("0.00e0", CultureInfo.InvariantCulture));
+        }
+
+        writer.Table(table);
+        var lines = new List<string> { $"{result.Items:#,0} items per repetition; the best repetition is shown." };
+        if (result.BaselineName is not null)
+        {
+            lines.Add($"ratio to the baseline: {result.RatioToBaseline.ToString("0.00", CultureInfo.InvariantCulture)}x");
+        }
+
+        writer.Paragraph([.. lines]);
+    }
+
+    private static string Format(double nanoseconds) => nanoseconds.ToString(nanoseconds < 10 ? "0.000" : "0.0", CultureInfo.InvariantCulture);
+}
