@@ -1,0 +1,51 @@
+using Hypervisor.Vmm.Tests.Support;
+
+namespace Hypervisor.Vmm.Tests.Bench;
+
+public class BenchCommandTests
+{
+    [TestCase("zap")]
+    [TestCase("age")]
+    public void ZapAndAgePrintThroughputBesideTheirBaseline(string operation)
+    {
+        var result = Hv.Run("bench", operation, "--size", "2M", "--repeat", "1", "--plain");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        Assert.That(result.Stdout, Does.Contain($"{operation} 2 MiB"));
+        Assert.That(result.Stdout, Does.Contain("512 items per repetition"));
+        Assert.That(result.Stdout, Does.Match(@"ratio to the baseline: \d+\.\d\dx"));
+    }
+
+    [Test]
+    public void DirtyZapOnTheScalarPathSaysSo()
+    {
+        var result = Hv.Run("bench", "zap", "--size", "64K", "--repeat", "1", "--dirty", "--path", "scalar", "--plain");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        Assert.That(result.Stdout, Does.Contain("zap 64 KiB all-dirty (Scalar)"));
+    }
+
+    [Test]
+    public void FaultMeasuresTheWholePath()
+    {
+        var result = Hv.Run("bench", "fault", "--size", "1M", "--repeat", "1", "--plain");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        Assert.That(result.Stdout, Does.Contain("EPT fault-in 1 MiB (with host demand-zero)"));
+        Assert.That(result.Stdout, Does.Contain("256 items per repetition"));
+    }
+
+    [TestCase("3x")]
+    [TestCase("0")]
+    [TestCase("65G")]
+    [TestCase("6000")]
+    public void BadSizesAreOneLineUsageErrors(string size)
+    {
+        var result = Hv.Run("bench", "zap", "--size", size);
+
+        Assert.That(result.ExitCode, Is.EqualTo(2));
+        Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+        Assert.That(result.StderrLines[0], Does.StartWith("hv: error: --size"));
+        Assert.That(result.StderrLines[0], Does.Contain(size));
+    }
+}
