@@ -1,0 +1,20 @@
+namespace Hypervisor.GuestMmu.Walker;
+
+/// <summary>Why a translation ended with <see cref="TranslationStatus.Error"/> (a VM error, not a guest fault).</summary>
+public enum WalkError
+{
+    /// <summary>No error.</summary>
+    None,
+
+    /// <summary>The host could not back a guest frame (unmapped or forbidden host memory): KVM's -EFAULT.</summary>
+    HostFault,
+
+    /// <summary>A guest page-table entry lives at a gpa without RAM (MMIO): hardware cannot walk it.</summary>
+    PageTableInMmio,
+
+    /// <summary>The guest MMU was released (the backing process exited).</summary>
+    MmuReleased,
+
+    /// <summary>The walk kept being invalidated under it (a shootdown storm or an EPT that never settles).</summary>
+    RetryLimit,
+}
