@@ -3,6 +3,7 @@ using System.Collections.Concurrent;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
+using Hypervisor.GuestMmu.Walker;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Vmas;
@@ -22,15 +23,19 @@ public class CoherenceRaceTests
     private const int Pages = 32;
 
     [Test]
-    public void VcpusNeverSeeStaleOrFreedFramesWhileTheHostChangesMemory([Values(7, 8, 9)] int seed) => Race(seed, operations: 600);
+    public void VcpusNeverSeeStaleOrFreedFramesWhileTheHostChangesMemory([Values(7, 8, 9)] int seed) => Race(seed, operations: 600, throughWalker: false);
+
+    /// <summary>The same race with vCPUs reading and writing through the two-dimensional walker and the soft TLB.</summary>
+    [Test]
+    public void VcpusUsingTheWalkerNeverSeeStaleOrFreedFrames([Values(17, 18, 19)] int seed) => Race(seed, operations: 600, throughWalker: true);
 
     /// <summary>The same race, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
     [Category("Stress")]
-    public void StressVcpusNeverSeeStaleOrFreedFrames([Range(1, 6)] int seed) => Race(seed * 31337, operations: 20_000);
+    public void StressVcpusNeverSeeStaleOrFreedFrames([Range(1, 6)] int seed, [Values] bool throughWalker) => Race(seed * 31337, operations: 20_000, throughWalker);
 
-    private static void Race(int seed, int operations)
+    private static void Race(int seed, int operations, bool throughWalker)
     {
         using var vm = new TestVm(Pages);
         for (ulong page = 0; page < Pages; page++)
@@ -41,7 +46,17 @@ public class CoherenceRaceTests
         var stop = false;
         var problems = new ConcurrentQueue<string>();
         long reads = 0;
-        var vcpus = Enumerable.Range(0, 2).Select(id => new Thread(() => RunVcpu(vm, id, seed, () => Volatile.Read(ref stop), problems, ref reads))).ToList();
+        var vcpus = Enumerable.Range(0, 2).Select(id => new Thread(() =>
+        {
+            if (throughWalker)
+            {
+                RunWalkerVcpu(vm, id, seed, () => Volatile.Read(ref stop), problems, ref reads);
+            }
+            else
+            {
+                RunVcpu(vm, id, seed, () => Volatile.Read(ref stop), problems, ref reads);
+            }
+        })).ToList();
         vcpus.ForEach(t => t.Start());
 
         try
@@ -166,6 +181,62 @@ public class CoherenceRaceTests
             {
                 problems.Enqueue($"vCPU {id}: page {page} read page {owner}'s data from {pfn}");
             }
+        }
+    }
+
+    /// <summary>A vCPU with paging off (gva = gpa) reading and writing through MmuContext: walker, TLB, shootdown port.</summary>
+    private static void RunWalkerVcpu(TestVm vm, int id, int seed, Func<bool> stop, ConcurrentQueue<string> problems, ref long reads)
+    {
+        var random = new Random(seed * 100 + id);
+        using var cpu = new MmuContext(vm.Mmu, id, PagingContext.PagingOff);
+        cpu.Port.EnterGuest();
+        var stamp = new byte[16];
+        try
+        {
+            while (!stop())
+            {
+                cpu.Port.ServiceRequests(); // instruction-block boundary
+                var page = (ulong)random.Next(Pages);
+                var gva = new Gva(page * Page);
+                AccessResult result;
+                if (random.Next(8) == 0)
+                {
+                    BinaryPrimitives.WriteUInt64LittleEndian(stamp, page);
+                    BinaryPrimitives.WriteUInt64LittleEndian(stamp.AsSpan(8), 1);
+                    result = cpu.Write(gva, stamp);
+                }
+                else
+                {
+                    result = cpu.Read(gva, stamp);
+                    if (result.IsOk)
+                    {
+                        Interlocked.Increment(ref reads);
+                        var owner = BinaryPrimitives.ReadUInt64LittleEndian(stamp);
+                        var generation = BinaryPrimitives.ReadUInt64LittleEndian(stamp.AsSpan(8));
+                        if (stamp.All(b => b == HostMemory.PoisonByte))
+                        {
+                            problems.Enqueue($"walker vCPU {id}: page {page} read a freed frame");
+                        }
+                        else if (generation != 0 && owner != page)
+                        {
+                            problems.Enqueue($"walker vCPU {id}: page {page} read page {owner}'s data");
+                        }
+                    }
+                }
+
+                if (!result.IsOk && result.Status != TranslationStatus.Error)
+                {
+                    problems.Enqueue($"walker vCPU {id}: access to page {page} gave {result.Status}");
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            problems.Enqueue($"walker vCPU {id}: {e}");
+        }
+        finally
+        {
+            cpu.Port.ExitGuest();
         }
     }
 
