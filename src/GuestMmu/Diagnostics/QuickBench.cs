@@ -101,6 +101,61 @@ public static class QuickBench
         return new QuickBenchResult($"EPT fault-in {FormatSize(bytes)} (with host demand-zero)", (long)frames, best, null, 0);
     }
 
+    /// <summary>
+    /// Soft-TLB hits: a vCPU with paging off translates every page of <paramref name="bytes"/> of guest
+    /// memory (at most the TLB's reach is useful) after one warm pass; baseline: the same translations
+    /// after a full flush each pass, so every one is a walk through EPT.
+    /// </summary>
+    public static unsafe QuickBenchResult Tlb(ulong bytes, int repetitions) // unsafe: TryTranslate hands out host pointers.
+    {
+        var frames = CheckSize(bytes);
+        using var host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = Math.Max(64UL << 20, RoundUp2M(bytes) * 2) } });
+        var mm = host.CreateMm();
+        var backing = mm.Mmap(bytes, Protection.Read | Protection.Write, MmapFlags.Populate);
+        var slots = new MemslotSet();
+        slots.SetRegion(0, MemslotFlags.None, new Gpa(0), bytes, backing, mm);
+        using var mmu = new TdpMmu(slots, new TlbShootdown());
+        mmu.Attach(mm);
+        using var cpu = new Walker.MmuContext(mmu, 0, Walker.PagingContext.PagingOff);
+        cpu.Port.EnterGuest();
+        const int passes = 200;
+        double hit = double.MaxValue, miss = double.MaxValue;
+        for (var i = 0; i < repetitions + 1; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            for (var pass = 0; pass < passes; pass++)
+            {
+                for (ulong page = 0; page < frames; page++)
+                {
+                    cpu.TryTranslate(new Gva(page << Paging.PageShift), Walker.GuestAccess.Read, out _, out _);
+                }
+            }
+
+            var perHit = watch.Elapsed.TotalNanoseconds / (passes * (double)frames);
+            watch.Restart();
+            for (var pass = 0; pass < passes / 10; pass++)
+            {
+                cpu.Tlb.FlushAll();
+                for (ulong page = 0; page < frames; page++)
+                {
+                    cpu.TryTranslate(new Gva(page << Paging.PageShift), Walker.GuestAccess.Read, out _, out _);
+                }
+            }
+
+            var perMiss = watch.Elapsed.TotalNanoseconds / (passes / 10 * (double)frames);
+            if (i > 0)
+            {
+                hit = Math.Min(hit, perHit);
+                miss = Math.Min(miss, perMiss);
+            }
+        }
+
+        cpu.Port.ExitGuest();
+        mmu.Dispose();
+        mm.Exit();
+        return new QuickBenchResult($"TLB hit over {FormatSize(bytes)} (paging off)", (long)frames, hit, "TLB miss: walk through EPT after a flush", miss);
+    }
+
     /// <summary>"1G", "64M", "2M", "4096" → bytes; a clear error for anything else.</summary>
     public static ulong ParseSize(string text)
     {

@@ -392,6 +392,24 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         _mmuLock.Dispose();
     }
 
+    /// <summary>
+    /// Hardware's dirty-bit update under the EPT's <see cref="HardwareAdPolicy.DirtyUnderMmuLock"/> policy:
+    /// sets accessed and dirty on <paramref name="observed"/> holding the MMU lock for read, so vCPUs do it in
+    /// parallel while zaps and aging (write holders) never see D appear. The caller is outside guest mode.
+    /// </summary>
+    internal bool SetAccessedDirtyShared(Gfn gfn, Spte observed)
+    {
+        _mmuLock.EnterReadLock();
+        try
+        {
+            return Ept.TrySetAccessedDirty(gfn, observed, dirty: true);
+        }
+        finally
+        {
+            _mmuLock.ExitReadLock();
+        }
+    }
+
     /// <summary>Runs <paramref name="action"/> holding the MMU lock for write (audits, dumps).</summary>
     internal T RunExclusive<T>(Func<T> action)
     {

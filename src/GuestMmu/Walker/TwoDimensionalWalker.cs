@@ -425,13 +425,11 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
             return _ept.TrySetAccessedDirty(gfn, observed, dirty);
         }
 
-        // DirtyUnderMmuLock: like a write fault, leave guest mode and set D holding the MMU lock (TdpMmu exposes
-        // it for write only; a read-mode entry point would let vCPUs do this in parallel).
+        // DirtyUnderMmuLock: like a write fault, leave guest mode and set D holding the MMU lock for read.
         var exited = ExitGuestIfInside();
         try
         {
-            var ept = _ept;
-            return _mmu.RunExclusive(() => ept.TrySetAccessedDirty(gfn, observed, dirty: true));
+            return _mmu.SetAccessedDirtyShared(gfn, observed);
         }
         finally
         {

@@ -7,7 +7,7 @@ using Hypervisor.Vmm.Cli.Output;
 namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
-/// <c>hv bench zap|age|fault</c>: quick throughput figures of the secondary MMU, each beside its same-run
+/// <c>hv bench zap|age|fault|tlb</c>: quick throughput figures of the secondary MMU, each beside its same-run
 /// baseline where one exists (memset or scan of the same table bytes). BenchmarkDotNet in <c>bench/</c>
 /// gives the rigorous numbers.
 /// </summary>
@@ -22,16 +22,18 @@ internal static class BenchCommand
         Vector512,
     }
 
-    /// <summary>Creates <c>bench</c> with its subcommands.</summary>
+    /// <summary>Creates <c>bench</c> with its subcommands (zap, age, fault, tlb).</summary>
     public static Command Create(CliContext context)
     {
-        var bench = new Command("bench", "Quick throughput figures of the secondary MMU (zap, age, fault-in).");
+        var bench = new Command("bench", "Quick throughput figures of the secondary MMU (zap, age, fault-in, TLB).");
         bench.Subcommands.Add(Sub(context, "zap", "Zap a fully populated range of 4 KiB sptes; baseline: memset of the same table bytes.", withDirty: true, withPath: true,
             (size, dirty, path, repeat) => QuickBench.Zap(size, dirty, path, repeat)));
         bench.Subcommands.Add(Sub(context, "age", "Age (test and clear accessed) a fully populated, all-young range; baseline: a scan of the same table bytes.", withDirty: false, withPath: true,
             (size, _, path, repeat) => QuickBench.Age(size, path, repeat)));
         bench.Subcommands.Add(Sub(context, "fault", "EPT violations over fresh guest memory, including the host's demand-zero fault.", withDirty: false, withPath: false,
             (size, _, _, repeat) => QuickBench.Fault(size, repeat)));
+        bench.Subcommands.Add(Sub(context, "tlb", "Soft-TLB hits of a vCPU (paging off); baseline: the same translations as misses, each a walk through EPT.", withDirty: false, withPath: false,
+            (size, _, _, repeat) => QuickBench.Tlb(size, repeat)));
         return bench;
     }
 
@@ -42,7 +44,7 @@ internal static class BenchCommand
         {
             Description = "Guest memory covered: a number with an optional K, M or G suffix (4K to 64G).",
             HelpName = "SIZE",
-            DefaultValueFactory = _ => name == "fault" ? 256UL << 20 : 1UL << 30,
+            DefaultValueFactory = _ => name switch { "fault" => 256UL << 20, "tlb" => 1UL << 20, _ => 1UL << 30 },
             CustomParser = result =>
             {
                 var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;

@@ -35,6 +35,16 @@ public class BenchCommandTests
         Assert.That(result.Stdout, Does.Contain("256 items per repetition"));
     }
 
+    [Test]
+    public void TlbComparesHitsWithWalks()
+    {
+        var result = Hv.Run("bench", "tlb", "--size", "64K", "--repeat", "1", "--plain");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        Assert.That(result.Stdout, Does.Contain("TLB hit over 64 KiB (paging off)"));
+        Assert.That(result.Stdout, Does.Contain("TLB miss: walk through EPT after a flush"));
+    }
+
     [TestCase("3x")]
     [TestCase("0")]
     [TestCase("65G")]
