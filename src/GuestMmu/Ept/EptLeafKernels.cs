@@ -93,55 +93,125 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
         return zapped;
     }
 
+    /// <summary>
+    /// Alternates the call-free hot loop (<see cref="ZapHot"/>), which clears groups that need nothing else,
+    /// with <see cref="ZapSlowRun"/> for consecutive groups that must report or exchange; the tail shorter
+    /// than a vector goes to <see cref="ZapScalar"/>.
+    /// </summary>
     private static long ZapVector<TOps, TVec, TSink>(ulong* entries, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
         where TOps : struct, IVectorOps<TVec>
         where TVec : struct
         where TSink : struct, IDirtyPfnSink
     {
-        var present = TOps.Broadcast(Present);
-        var dirtyBits = TOps.Broadcast(dirtyMask);
-        var canGain = TOps.Broadcast(MayBecomeWritable);
-        var dirtyBit = TOps.Broadcast(Dirty);
-        var lanes = TOps.Lanes;
-        var zappedLanes = TOps.Zero;
-        long zappedScalar = 0;
+        // A lane needs the slow path when it is present and dirty (D is in every dirty mask), or, when atomic,
+        // present with W or MMU-writable (with D clear it could still gain D; with D set it is dirty anyway).
+        var slowBits = dirtyMask | (atomic ? MayBecomeWritable : 0);
+        long zapped = 0;
         var i = 0;
-        for (; i <= count - lanes; i += lanes)
+        while (count - i >= TOps.Lanes)
         {
-            var value = TOps.Load(entries + i);
-            var presentBits = TOps.And(value, present);
-            if (TOps.IsZero(presentBits))
+            i += ZapHot<TOps, TVec>(entries + i, count - i, slowBits, ref zapped);
+            if (count - i < TOps.Lanes)
+            {
+                break;
+            }
+
+            // The hot loop stopped on a slow group, so this consumes at least one group.
+            i += ZapSlowRun<TOps, TVec, TSink>(entries + i, count - i, firstGfn + (ulong)i, dirtyMask, slowBits, atomic, ref sink, ref dirty, ref zapped);
+        }
+
+        return zapped + ZapScalar(entries + i, count - i, firstGfn + (ulong)i, dirtyMask, atomic, ref sink, ref dirty);
+    }
+
+    /// <summary>
+    /// Clears whole groups with one vector store each until a group has a present lane with a bit of
+    /// <paramref name="slowBits"/> set, or fewer than a vector's lanes remain. Makes no call, so the JIT keeps
+    /// every vector in a register (a call in the loop would make it spill them to the stack each step).
+    /// Returns the number of entries consumed; adds the present ones to <paramref name="zapped"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int ZapHot<TOps, TVec>(ulong* entries, int count, ulong slowBits, ref long zapped)
+        where TOps : struct, IVectorOps<TVec>
+        where TVec : struct
+    {
+        var slow = TOps.Broadcast(slowBits);
+        var lanes = TOps.Lanes;
+        var presentLanesSum = TOps.Zero;
+        var i = 0;
+
+        // Two groups per step (fewer branches); a pair with a slow lane drops to the one-group loop below,
+        // which takes the pair's first group if it can and stops at the slow one.
+        for (; i <= count - (2 * lanes); i += 2 * lanes)
+        {
+            var first = TOps.Load(entries + i);
+            var second = TOps.Load(entries + i + lanes);
+            var firstPresent = TOps.BitLanes(first, PresentShift);
+            var secondPresent = TOps.BitLanes(second, PresentShift);
+            if (!TOps.IsZero(TOps.Or(TOps.And(TOps.And(first, slow), firstPresent), TOps.And(TOps.And(second, slow), secondPresent))))
+            {
+                break;
+            }
+
+            // Groups with nothing present are left alone, so zapping an already-empty table dirties no cache line.
+            if (TOps.IsZero(TOps.Or(firstPresent, secondPresent)))
             {
                 continue;
             }
 
-            var notPresent = TOps.EqualsZero(presentBits);
-            if (atomic)
-            {
-                // Lanes that are present, could be made writable or are, and have no D yet: hand the group to the scalar step.
-                var volatileLanes = TOps.AndNot(
-                    TOps.AndNot(TOps.EqualsZero(TOps.And(value, dirtyBit)), TOps.EqualsZero(TOps.And(value, canGain))),
-                    notPresent);
-                if (!TOps.IsZero(volatileLanes))
-                {
-                    zappedScalar += ZapScalar(entries + i, lanes, firstGfn + (ulong)i, dirtyMask, atomic, ref sink, ref dirty);
-                    continue;
-                }
-            }
+            // Non-present lanes are written back unchanged: hardware never writes a non-present entry.
+            TOps.Store(TOps.AndNot(first, firstPresent), entries + i);
+            TOps.Store(TOps.AndNot(second, secondPresent), entries + i + lanes);
 
-            var dirtyLanes = TOps.AndNot(TOps.And(value, dirtyBits), notPresent);
-            if (!TOps.IsZero(dirtyLanes))
-            {
-                // Report before the store, reading each dirty lane back (nobody else changes it under this policy).
-                ReportLanes(entries + i, ~TOps.TopBits(TOps.EqualsZero(dirtyLanes)) & LaneMask(lanes), firstGfn + (ulong)i, ref sink, ref dirty);
-            }
-
-            TOps.Store(TOps.And(value, notPresent), entries + i);
-            zappedLanes = TOps.Add(zappedLanes, TOps.ShiftRight(presentBits, PresentShift));
+            // Present lanes are all ones (-1): subtracting counts them.
+            presentLanesSum = TOps.Subtract(TOps.Subtract(presentLanesSum, firstPresent), secondPresent);
         }
 
-        return (long)TOps.Sum(zappedLanes) + zappedScalar
-            + ZapScalar(entries + i, count - i, firstGfn + (ulong)i, dirtyMask, atomic, ref sink, ref dirty);
+        for (; i <= count - lanes; i += lanes)
+        {
+            var value = TOps.Load(entries + i);
+            var presentLanes = TOps.BitLanes(value, PresentShift);
+            if (!TOps.IsZero(TOps.And(TOps.And(value, slow), presentLanes)))
+            {
+                break;
+            }
+
+            if (!TOps.IsZero(presentLanes))
+            {
+                TOps.Store(TOps.AndNot(value, presentLanes), entries + i);
+                presentLanesSum = TOps.Subtract(presentLanesSum, presentLanes);
+            }
+        }
+
+        zapped += (long)TOps.Sum(presentLanesSum);
+        return i;
+    }
+
+    /// <summary>
+    /// Zaps consecutive groups that must report dirty lanes or exchange lanes atomically, entry by entry
+    /// (<see cref="ZapScalar"/>), and stops before the first group the hot loop can take. Returns the
+    /// number of entries consumed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int ZapSlowRun<TOps, TVec, TSink>(
+        ulong* entries, int count, ulong firstGfn, ulong dirtyMask, ulong slowBits, bool atomic, ref TSink sink, ref long dirty, ref long zapped)
+        where TOps : struct, IVectorOps<TVec>
+        where TVec : struct
+        where TSink : struct, IDirtyPfnSink
+    {
+        var lanes = TOps.Lanes;
+        var i = 0;
+        for (; i <= count - lanes; i += lanes)
+        {
+            var value = TOps.Load(entries + i);
+            if (TOps.IsZero(TOps.And(TOps.And(value, TOps.Broadcast(slowBits)), TOps.BitLanes(value, PresentShift))))
+            {
+                break;
+            }
+
+            zapped += ZapScalar(entries + i, lanes, firstGfn + (ulong)i, dirtyMask, atomic, ref sink, ref dirty);
+        }
+
+        return i;
     }
 
     // --------------------------------------------------------------------------------------------------
@@ -308,61 +378,81 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
         return young;
     }
 
+    /// <summary>
+    /// Alternates the call-free <see cref="AgeTrackingHot"/> (groups whose young lanes need no report and
+    /// no compare-and-swap) with the scalar step for one group that does.
+    /// </summary>
     private static long AgeTrackingVector<TOps, TVec, TSink>(ulong* entries, int count, ulong firstGfn, bool clear, bool atomic, ref TSink sink, ref long cleared, ref long dirty)
         where TOps : struct, IVectorOps<TVec>
         where TVec : struct
         where TSink : struct, IDirtyPfnSink
     {
-        var present = TOps.Broadcast(Present);
+        long young = 0;
+        var i = 0;
+        while (count - i >= TOps.Lanes)
+        {
+            i += AgeTrackingHot<TOps, TVec>(entries + i, count - i, clear, atomic, ref young, ref cleared);
+            if (count - i < TOps.Lanes)
+            {
+                break;
+            }
+
+            young += AgeTrackingScalar(entries + i, TOps.Lanes, firstGfn + (ulong)i, clear, atomic, ref sink, ref cleared, ref dirty);
+            i += TOps.Lanes;
+        }
+
+        return young + AgeTrackingScalar(entries + i, count - i, firstGfn + (ulong)i, clear, atomic, ref sink, ref cleared, ref dirty);
+    }
+
+    /// <summary>
+    /// Counts (and when clearing, access-tracks with one vector store) whole groups until one has a young
+    /// lane that must be reported (writable or dirty) or, when <paramref name="atomic"/>, compare-and-swapped.
+    /// Makes no call. Returns the entries consumed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int AgeTrackingHot<TOps, TVec>(ulong* entries, int count, bool clear, bool atomic, ref long young, ref long cleared)
+        where TOps : struct, IVectorOps<TVec>
+        where TVec : struct
+    {
         var permissions = TOps.Broadcast(Spte.PermissionMask);
-        var writableOrDirty = TOps.Broadcast(Spte.WritableBit | Dirty);
+        var writableOrDirty = TOps.Broadcast(clear ? Spte.WritableBit | Dirty : 0);
         var readable = TOps.Broadcast(Spte.ReadableBit);
         var executable = TOps.Broadcast(Spte.ExecutableBit);
         var trackCleared = TOps.Broadcast(AccessTrackCleared);
+        var stopOnAnyYoung = clear && atomic;
         var lanes = TOps.Lanes;
-        var youngLanes = TOps.Zero;
-        long youngScalar = 0;
+        var youngLanesSum = TOps.Zero;
         var i = 0;
         for (; i <= count - lanes; i += lanes)
         {
             var value = TOps.Load(entries + i);
-            var young = TOps.AndNot(
-                TOps.EqualsZero(TOps.EqualsZero(TOps.And(value, permissions))),
-                TOps.EqualsZero(TOps.And(value, present)));
-            if (TOps.IsZero(young))
+
+            // Young: present, and R, W or X still set (not access-tracked).
+            var youngLanes = TOps.AndNot(TOps.BitLanes(value, PresentShift), TOps.EqualsZero(TOps.And(value, permissions)));
+            if (TOps.IsZero(youngLanes))
             {
                 continue;
             }
 
-            if (!clear)
+            if (stopOnAnyYoung || !TOps.IsZero(TOps.And(TOps.And(value, writableOrDirty), youngLanes)))
             {
-                youngLanes = TOps.Add(youngLanes, TOps.ShiftRight(young, 63));
-                continue;
+                break;
             }
 
-            if (atomic)
+            youngLanesSum = TOps.Subtract(youngLanesSum, youngLanes);
+            if (clear)
             {
-                youngScalar += AgeTrackingScalar(entries + i, lanes, firstGfn + (ulong)i, clear, atomic, ref sink, ref cleared, ref dirty);
-                continue;
+                var tracked = TOps.Or(
+                    TOps.AndNot(value, trackCleared),
+                    TOps.Or(TOps.ShiftLeft(TOps.And(value, readable), 54), TOps.ShiftLeft(TOps.And(value, executable), 53)));
+                TOps.Store(TOps.Select(youngLanes, tracked, value), entries + i);
             }
-
-            var dirtyLanes = TOps.AndNot(young, TOps.EqualsZero(TOps.And(value, writableOrDirty)));
-            if (!TOps.IsZero(dirtyLanes))
-            {
-                ReportLanes(entries + i, TOps.TopBits(dirtyLanes), firstGfn + (ulong)i, ref sink, ref dirty);
-            }
-
-            var tracked = TOps.Or(
-                TOps.AndNot(value, trackCleared),
-                TOps.Or(TOps.ShiftLeft(TOps.And(value, readable), 54), TOps.ShiftLeft(TOps.And(value, executable), 53)));
-            TOps.Store(TOps.Select(young, tracked, value), entries + i);
-            var made = TOps.ShiftRight(young, 63);
-            youngLanes = TOps.Add(youngLanes, made);
-            cleared += BitOperations.PopCount(TOps.TopBits(young));
         }
 
-        return (long)TOps.Sum(youngLanes) + youngScalar
-            + AgeTrackingScalar(entries + i, count - i, firstGfn + (ulong)i, clear, atomic, ref sink, ref cleared, ref dirty);
+        var found = (long)TOps.Sum(youngLanesSum);
+        young += found;
+        cleared += clear ? found : 0;
+        return i;
     }
 
     // --------------------------------------------------------------------------------------------------
@@ -416,16 +506,4 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint LaneMask(int lanes) => (1u << lanes) - 1;
-
-    private static void ReportLanes<TSink>(ulong* group, uint laneMask, ulong firstGfn, ref TSink sink, ref long dirty)
-        where TSink : struct, IDirtyPfnSink
-    {
-        while (laneMask != 0)
-        {
-            var lane = BitOperations.TrailingZeroCount(laneMask);
-            dirty++;
-            sink.MarkDirty(new Gfn(firstGfn + (ulong)lane), PfnOf(group[lane]), 1);
-            laneMask &= laneMask - 1;
-        }
-    }
 }

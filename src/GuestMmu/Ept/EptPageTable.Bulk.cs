@@ -101,9 +101,10 @@ public sealed unsafe partial class EptPageTable
             }
         }
 
-        Interlocked.Increment(ref _ages);
-        Interlocked.Add(ref _agedYoung, young);
-        Interlocked.Add(ref _dirtyLeaves, dirty);
+        // Writer-only counters (see Account).
+        Volatile.Write(ref _ages, _ages + 1);
+        Volatile.Write(ref _agedYoung, _agedYoung + young);
+        Volatile.Write(ref _dirtyLeaves, _dirtyLeaves + dirty);
         return new AgeResult(young, cleared, dirty);
     }
 
@@ -307,10 +308,15 @@ public sealed unsafe partial class EptPageTable
 
     private void Account(ZapResult result)
     {
-        Interlocked.Increment(ref _zaps);
-        Interlocked.Add(ref _zappedLeaves, result.Zapped);
-        Interlocked.Add(ref _dirtyLeaves, result.Dirty);
-        Interlocked.Add(ref _presentLeaves, -result.Zapped);
+        // Writer-only counters: zaps and ages hold the MMU lock for write, so plain stores suffice (readers
+        // may see them a little late). The present-leaf count is shared with parallel installers.
+        Volatile.Write(ref _zaps, _zaps + 1);
+        if (result.Zapped != 0)
+        {
+            Volatile.Write(ref _zappedLeaves, _zappedLeaves + result.Zapped);
+            Volatile.Write(ref _dirtyLeaves, _dirtyLeaves + result.Dirty);
+            Interlocked.Add(ref _presentLeaves, -result.Zapped);
+        }
     }
 
     private void CheckMode(AgingMode mode)

@@ -44,7 +44,8 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     private uint[] _retired = new uint[16];
     private int _retiredCount;
 
-    // Counters: changed with Interlocked (installs run in parallel), read with Volatile.
+    // Counters, read with Volatile. Those the fault path changes (installs run in parallel under the read
+    // lock) use Interlocked; those only zaps and ages change (MMU lock held for write) use plain stores.
     private long _tables = 1;
     private long _presentLeaves;
     private long _installs;
@@ -219,7 +220,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     /// </summary>
     /// <param name="gfn">Any frame the entry covers.</param>
     /// <param name="level">1 = 4 KiB leaf, 2 = 2 MiB, 3 = 1 GiB.</param>
-    /// <param name="expectedOld">The value the caller read (<see cref="ReadAt"/>); the install fails if the entry holds anything else.</param>
+    /// <param name="expectedOld">The value the caller read (<see cref="ReadAt"/>); the install fails if the entry holds anything else, or if it is <see cref="Spte.Frozen"/>.</param>
     /// <param name="newSpte">A present leaf for <paramref name="level"/> (large-page bit iff level &gt; 1, pfn aligned to the level), or <see cref="Spte.Empty"/> to zap one entry by compare-and-swap.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="gfn"/> is beyond 2^36 or <paramref name="level"/> is not 1 to 3.</exception>
     /// <exception cref="ArgumentException"><paramref name="newSpte"/> is neither Empty nor a valid present leaf for the level, or would remove a page table.</exception>
@@ -249,6 +250,13 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         }
 
         ThrowIfDisposed();
+        if (expectedOld.IsFrozen)
+        {
+            // Someone else owns a frozen entry until they write it; nobody may compare-and-swap away from it.
+            Interlocked.Increment(ref _installRaces);
+            return InstallResult.Changed;
+        }
+
         var table = WalkCreate(gfn.Value, level, out var failure);
         if (table is null)
         {

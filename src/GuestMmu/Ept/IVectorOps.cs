@@ -42,6 +42,9 @@ internal unsafe interface IVectorOps<TVec>
     /// <summary>Lane-wise logical shift right.</summary>
     static abstract TVec ShiftRight(TVec value, int count);
 
+    /// <summary>All-ones lanes where bit <paramref name="bit"/> of <paramref name="value"/> is set, zero lanes elsewhere.</summary>
+    static abstract TVec BitLanes(TVec value, int bit);
+
     /// <summary>All-ones lanes where <paramref name="value"/> is zero, zero lanes elsewhere.</summary>
     static abstract TVec EqualsZero(TVec value);
 

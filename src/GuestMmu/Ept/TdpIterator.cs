@@ -90,6 +90,7 @@ public unsafe ref struct TdpIterator // unsafe: table memory is native and addre
     }
 
     /// <summary>Advances to the next entry. False when the range is exhausted.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool MoveNext()
     {
         if (_done)
@@ -137,6 +138,11 @@ public unsafe ref struct TdpIterator // unsafe: table memory is native and addre
     /// </summary>
     public void Restart()
     {
+        if (!_started)
+        {
+            return;
+        }
+
         _start = _next;
         _started = false;
         _skipChildren = false;
@@ -177,6 +183,7 @@ public unsafe ref struct TdpIterator // unsafe: table memory is native and addre
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool TryStepDown()
     {
         if (_level <= _minLevel)

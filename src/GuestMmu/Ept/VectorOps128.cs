@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Hypervisor.GuestMmu.Ept;
 
@@ -46,6 +47,20 @@ internal readonly unsafe struct VectorOps128 : IVectorOps<Vector128<ulong>>
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector128<ulong> ShiftRight(Vector128<ulong> value, int count) => Vector128.ShiftRightLogical(value, count);
+
+    /// <inheritdoc />
+    /// <remarks>A 64-bit arithmetic shift exists with AVX-512VL only; otherwise compare the isolated bit with itself.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<ulong> BitLanes(Vector128<ulong> value, int bit)
+    {
+        if (Avx512F.VL.IsSupported)
+        {
+            return Vector128.ShiftRightArithmetic(Vector128.ShiftLeft(value, 63 - bit).AsInt64(), 63).AsUInt64();
+        }
+
+        var mask = Vector128.Create(1UL << bit);
+        return Vector128.Equals(value & mask, mask);
+    }
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

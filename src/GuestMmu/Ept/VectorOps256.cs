@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Hypervisor.GuestMmu.Ept;
 
@@ -46,6 +47,20 @@ internal readonly unsafe struct VectorOps256 : IVectorOps<Vector256<ulong>>
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<ulong> ShiftRight(Vector256<ulong> value, int count) => Vector256.ShiftRightLogical(value, count);
+
+    /// <inheritdoc />
+    /// <remarks>A 64-bit arithmetic shift exists with AVX-512VL only; otherwise compare the isolated bit with itself.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<ulong> BitLanes(Vector256<ulong> value, int bit)
+    {
+        if (Avx512F.VL.IsSupported)
+        {
+            return Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(value, 63 - bit).AsInt64(), 63).AsUInt64();
+        }
+
+        var mask = Vector256.Create(1UL << bit);
+        return Vector256.Equals(value & mask, mask);
+    }
 
     /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -48,6 +48,12 @@ internal readonly unsafe struct VectorOps512 : IVectorOps<Vector512<ulong>>
     public static Vector512<ulong> ShiftRight(Vector512<ulong> value, int count) => Vector512.ShiftRightLogical(value, count);
 
     /// <inheritdoc />
+    /// <remarks>Shift the bit to the top and smear it right (two AVX-512 shifts, no mask-register round trip).</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<ulong> BitLanes(Vector512<ulong> value, int bit) =>
+        Vector512.ShiftRightArithmetic(Vector512.ShiftLeft(value, 63 - bit).AsInt64(), 63).AsUInt64();
+
+    /// <inheritdoc />
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<ulong> EqualsZero(Vector512<ulong> value) => Vector512.Equals(value, Vector512<ulong>.Zero);
 

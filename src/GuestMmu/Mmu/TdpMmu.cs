@@ -166,7 +166,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                     }
 
                     var writable = page.Writable && !slot.IsReadOnly;
-                    var current = Ept.Read(gfn);
+                    var current = Ept.ReadAt(gfn, 1);
                     if (current.IsPresent && current.Pfn == page.Pfn && !current.IsAccessTracked && (current.IsWritable || !writable))
                     {
                         Interlocked.Increment(ref _alreadyMapped);
@@ -336,6 +336,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             Interlocked.Add(ref _zapped, zapped.Zapped);
             Interlocked.Add(ref _dirtyPropagated, sink.Marked);
             FlushRemoteTlbs();
+            Ept.ReclaimRetiredTables(); // every vCPU acknowledged the flush: no walker can still hold a retired table
         }
         finally
         {

@@ -151,6 +151,9 @@ public sealed class EptInstallTests
         var link = ept.ReadAt(new Gfn(0), 2);
         ept.Arena.Table(link.TableIndex)[5] = Spte.FrozenValue;
         Assert.That(ept.Install(new Gfn(5), 1, Spte.Empty, Leaf(2)), Is.EqualTo(InstallResult.Changed));
+        Assert.That(ept.Read(new Gfn(5)), Is.EqualTo(Spte.Frozen));
+        Assert.That(ept.Install(new Gfn(5), 1, Spte.Frozen, Leaf(2)), Is.EqualTo(InstallResult.Changed), "nobody compare-and-swaps away from a frozen entry");
+        Assert.That(ept.Read(new Gfn(5)), Is.EqualTo(Spte.Frozen));
         var pd = ept.ReadAt(new Gfn(0), 3).TableIndex;
         ept.Arena.Table(pd)[1] = Spte.FrozenValue;
         Assert.That(ept.Install(new Gfn(512 + 3), 1, Spte.Empty, Leaf(2)), Is.EqualTo(InstallResult.Changed), "a frozen link blocks the walk");
@@ -192,6 +195,65 @@ public sealed class EptInstallTests
         var stats = ept.GetStats();
         Assert.That(stats.Installs, Is.EqualTo(gfns.Length));
         Assert.That(stats.InstallRaces, Is.EqualTo((Threads - 1) * gfns.Length));
+    }
+
+    [Test]
+    public void LargeLeafReplacingATable_RacingWith4KInstalls_EitherWinsAndNothingIsLost()
+    {
+        var largeWins = 0;
+        for (var round = 0; round < 100; round++)
+        {
+            using var ept = new EptPageTable();
+            var region = new Gfn(512);
+            ept.TryInstallLeaf(region, 1, Spte.Empty, Leaf(1));
+            Assert.That(ept.TryInstallLeaf(region, 1, Leaf(1), Spte.Empty), Is.True, "an empty table stays behind");
+            var small = 0;
+            InstallResult large = default;
+            using var start = new Barrier(3);
+            var replacer = new Thread(() =>
+            {
+                start.SignalAndWait();
+                large = ept.Install(region, 2, ept.ReadAt(region, 2), Large(0x400));
+            });
+            var installers = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+            {
+                start.SignalAndWait();
+                for (var i = t; i < 512; i += 2)
+                {
+                    var result = ept.Install(region + (ulong)i, 1, Spte.Empty, Leaf(0x1000 + (ulong)i));
+                    if (result == InstallResult.Installed)
+                    {
+                        Interlocked.Increment(ref small);
+                    }
+                    else if (result == InstallResult.CoveredByLargeLeaf)
+                    {
+                        break;
+                    }
+                }
+            })).ToList();
+            replacer.Start();
+            installers.ForEach(t => t.Start());
+            replacer.Join();
+            installers.ForEach(t => t.Join());
+
+            Assert.That(large, Is.AnyOf(InstallResult.Installed, InstallResult.TablePopulated, InstallResult.Changed));
+            if (large == InstallResult.Installed)
+            {
+                largeWins++;
+                Assert.That(small, Is.Zero, $"round {round}: no 4 KiB leaf may land in a table that a large leaf replaced");
+                Assert.That(ept.Read(region + 100, out var level), Is.EqualTo(Large(0x400)));
+                Assert.That(level, Is.EqualTo(2));
+            }
+            else
+            {
+                Assert.That(ept.CountPresentLeaves(region, region + 512), Is.EqualTo(small), $"round {round}");
+            }
+
+            Assert.That(ept.PresentLeaves, Is.EqualTo(ept.CountPresentLeaves()), $"round {round}");
+            Assert.That(ept.Arena.TablesInUse, Is.EqualTo(ept.Tables + ept.GetStats().RetiredTables), $"round {round}: no table leaked");
+        }
+
+        TestContext.Out.WriteLine($"large leaf won {largeWins} of 100 rounds");
     }
 
     [Test]

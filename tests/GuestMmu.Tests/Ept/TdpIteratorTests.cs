@@ -185,6 +185,22 @@ public sealed class TdpIteratorTests
     }
 
     [Test]
+    public void Restart_BeforeTheFirstStep_ChangesNothing()
+    {
+        var it = _ept.Iterate(new Gfn(OneGiB), new Gfn(OneGiB + 1));
+        it.Restart();
+        Assert.That(it.MoveNext(), Is.True);
+        Assert.That((it.Gfn.Value, it.Level), Is.EqualTo((0UL, 4)));
+        var last = (0UL, 0);
+        while (it.MoveNext())
+        {
+            last = (it.Gfn.Value, it.Level);
+        }
+
+        Assert.That(last, Is.EqualTo((OneGiB, 1)));
+    }
+
+    [Test]
     public void BadArguments_Throw()
     {
         Assert.Throws<InvalidRangeException>(() => _ept.Iterate(new Gfn(5), new Gfn(5)));
