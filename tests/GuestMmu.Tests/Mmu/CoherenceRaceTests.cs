@@ -61,7 +61,7 @@ public class CoherenceRaceTests
 
         try
         {
-            RunHost(vm, seed, operations, problems);
+            RunHost(vm, seed, operations, problems, () => Interlocked.Read(ref reads));
         }
         finally
         {
@@ -74,11 +74,16 @@ public class CoherenceRaceTests
         Assert.That(vm.Mmu.Stats.Zapped, Is.GreaterThan(0));
     }
 
-    private static void RunHost(TestVm vm, int seed, int operations, ConcurrentQueue<string> problems)
+    /// <summary>
+    /// Runs at least <paramref name="operations"/> host operations, and keeps going (up to a deadline) until
+    /// the vCPUs have made enough accesses to overlap them: on two cores the vCPU threads may start late.
+    /// </summary>
+    private static void RunHost(TestVm vm, int seed, int operations, ConcurrentQueue<string> problems, Func<long> reads)
     {
         var random = new Random(seed);
         var scratch = vm.Mm.Mmap(Pages * Page, Protection.Read | Protection.Write);
-        for (var i = 0; i < operations && problems.IsEmpty; i++)
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        for (var i = 0; (i < operations || (reads() < 5000 && DateTime.UtcNow < deadline)) && problems.IsEmpty; i++)
         {
             var first = (ulong)random.Next(Pages - 4);
             var count = (ulong)random.Next(1, 4);
