@@ -183,12 +183,17 @@ public static class QuickBench
         return value * multiplier;
     }
 
-    /// <summary>Runs the operation on a small table until the JIT has optimised it (tiered compilation promotes after ~30 calls).</summary>
+    /// <summary>
+    /// Runs the operation on a small table for long enough that tiered compilation has optimised it: the
+    /// runtime starts counting calls only after 100 ms without new JIT work, promotes a method after 30
+    /// calls, and compiles it on a background thread.
+    /// </summary>
     private static void WarmUp(Spte template, bool zap)
     {
         using var small = new EptPageTable();
         var end = new Gfn(512 * 4);
-        for (var i = 0; i < 200; i++)
+        var watch = Stopwatch.StartNew();
+        for (var i = 0; i < 2000 && (i < 300 || watch.ElapsedMilliseconds < 600); i++)
         {
             small.PopulateLeaves(default, end, new Pfn(FirstPfn), template);
             if (zap)
@@ -200,14 +205,11 @@ public static class QuickBench
             {
                 small.AgeLeaves(default, end, clear: true, AgingMode.AccessedBit);
             }
-        }
 
-        Thread.Sleep(200); // let the background JIT install the optimised code
-        for (var i = 0; i < 50; i++)
-        {
-            small.PopulateLeaves(default, end, new Pfn(FirstPfn), template);
-            var sink = default(DiscardDirtySink);
-            small.ZapLeaves(default, end, ref sink);
+            if (i % 50 == 49)
+            {
+                Thread.Sleep(20); // give the background compiler time
+            }
         }
     }
 
