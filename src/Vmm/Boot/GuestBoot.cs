@@ -1,0 +1,51 @@
+namespace Hypervisor.Vmm.Boot;
+
+/// <summary>Chooses a boot protocol for a loaded image and runs its builder.</summary>
+public static class GuestBoot
+{
+    /// <summary>The protocol <paramref name="requested"/> resolves to for <paramref name="image"/>.</summary>
+    /// <param name="image">The loaded image.</param>
+    /// <param name="requested">The protocol asked for; <see cref="BootProtocol.Auto"/> picks one.</param>
+    /// <exception cref="BootImageException">Auto found no protocol the image supports.</exception>
+    public static BootProtocol Resolve(LoadedImage image, BootProtocol requested)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (requested != BootProtocol.Auto)
+        {
+            return requested;
+        }
+
+        return image switch
+        {
+            { PvhEntry: not null } => BootProtocol.Pvh,
+            { Is64Bit: true } => BootProtocol.LongMode,
+            { MultibootEntry: not null } => BootProtocol.Multiboot,
+            _ => throw new BootImageException(
+                BootImageRule.MissingEntry,
+                $"ELF32 image with entry 0x{image.ElfEntry:x} has neither a Xen PHYS32_ENTRY note nor a multiboot header: a 32-bit image needs one of them to boot"),
+        };
+    }
+
+    /// <summary>Writes the boot data for the resolved protocol and returns the vCPU's initial state.</summary>
+    /// <param name="memory">Guest RAM.</param>
+    /// <param name="image">The loaded image.</param>
+    /// <param name="protocol">The protocol; <see cref="BootProtocol.Auto"/> picks one with <see cref="Resolve"/>.</param>
+    /// <param name="commandLine">The kernel command line.</param>
+    /// <exception cref="BootImageException">The image does not support the protocol, or the boot data is bad or does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, BootProtocol protocol, string commandLine)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        switch (Resolve(image, protocol))
+        {
+            case BootProtocol.Pvh:
+                return PvhBoot.Setup(memory, image, commandLine);
+            case BootProtocol.Multiboot:
+                return MultibootBoot.Setup(memory, image, commandLine);
+            case BootProtocol.LongMode:
+                var state = LongModeBoot.Setup(memory, image, LongModeBoot.DefaultStackTop);
+                return state with { Rdi = PvhBoot.WriteStartInfo(memory, commandLine, image) };
+            default:
+                throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "boot protocol must be Auto, LongMode, Pvh or Multiboot");
+        }
+    }
+}

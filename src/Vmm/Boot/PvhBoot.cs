@@ -1,0 +1,132 @@
+using System.Buffers.Binary;
+
+namespace Hypervisor.Vmm.Boot;
+
+/// <summary>
+/// Xen PVH entry as Firecracker, cloud-hypervisor and crosvm do it: <c>hvm_start_info</c> (version 1, with
+/// a memory map) and the command line in low memory, then 32-bit protected mode with paging off at the
+/// entry from the <c>XEN_ELFNOTE_PHYS32_ENTRY</c> note and EBX pointing at the start info.
+/// </summary>
+public static class PvhBoot
+{
+    /// <summary>hvm_start_info.magic ("xEn3" with the top bit of each byte cleared).</summary>
+    public const uint StartInfoMagic = 0x336EC578;
+
+    /// <summary>The start-info version written (1: has the memory map fields).</summary>
+    public const uint StartInfoVersion = 1;
+
+    /// <summary>Size of hvm_start_info version 1.</summary>
+    public const int StartInfoSize = 56;
+
+    /// <summary>Size of one hvm_memmap_table_entry.</summary>
+    public const int MemmapEntrySize = 24;
+
+    /// <summary>Guest-physical address of the GDT (flat 32-bit).</summary>
+    public const ulong GdtAddress = 0x500;
+
+    /// <summary>Guest-physical address of hvm_start_info.</summary>
+    public const ulong StartInfoAddress = 0x6000;
+
+    /// <summary>Guest-physical address of the memory map.</summary>
+    public const ulong MemmapAddress = 0x7000;
+
+    /// <summary>Guest-physical address of the command line.</summary>
+    public const ulong CommandLineAddress = 0x20000;
+
+    /// <summary>Largest command line in bytes, its terminating NUL included.</summary>
+    public const int CommandLineMaxSize = 4096;
+
+    /// <summary>The flat 32-bit GDT (cloud-hypervisor's): null, code 0x08, data 0x10, TSS 0x18.</summary>
+    public static ulong[] Gdt() =>
+        [0, GdtEntry.Create(0xC09B, 0, 0xFFFFF), GdtEntry.Create(0xC093, 0, 0xFFFFF), GdtEntry.Create(0x008B, 0, 0x67)];
+
+    /// <summary>The 56 bytes of hvm_start_info version 1 with no modules and no RSDP.</summary>
+    /// <param name="commandLinePaddr">cmdline_paddr.</param>
+    /// <param name="memmapPaddr">memmap_paddr.</param>
+    /// <param name="memmapEntries">memmap_entries.</param>
+    public static byte[] StartInfo(ulong commandLinePaddr, ulong memmapPaddr, uint memmapEntries)
+    {
+        var bytes = new byte[StartInfoSize];
+        var s = bytes.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(s, StartInfoMagic);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[4..], StartInfoVersion);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[24..], commandLinePaddr);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[40..], memmapPaddr);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[48..], memmapEntries);
+        return bytes;
+    }
+
+    /// <summary>The memory map as hvm_memmap_table_entry records (addr, size, type, reserved).</summary>
+    /// <param name="entries">The map.</param>
+    public static byte[] MemoryMap(ReadOnlySpan<E820Entry> entries)
+    {
+        var bytes = new byte[entries.Length * MemmapEntrySize];
+        for (var i = 0; i < entries.Length; i++)
+        {
+            var s = bytes.AsSpan(i * MemmapEntrySize);
+            BinaryPrimitives.WriteUInt64LittleEndian(s, entries[i].Address);
+            BinaryPrimitives.WriteUInt64LittleEndian(s[8..], entries[i].Size);
+            BinaryPrimitives.WriteUInt32LittleEndian(s[16..], (uint)entries[i].Type);
+        }
+
+        return bytes;
+    }
+
+    /// <summary>Writes the boot data and returns the state that enters <paramref name="image"/>'s PVH entry.</summary>
+    /// <param name="memory">Guest RAM.</param>
+    /// <param name="image">The loaded image; it must carry a PVH note and be clear of the boot data.</param>
+    /// <param name="commandLine">The kernel command line.</param>
+    /// <exception cref="BootImageException">The image has no PVH note, the command line is bad, or the boot data does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.PvhEntry is not { } entry)
+        {
+            throw new BootImageException(
+                BootImageRule.MissingEntry,
+                $"image with ELF entry 0x{image.ElfEntry:x} has no Xen PHYS32_ENTRY note (name \"Xen\", type {ElfImage.XenElfNotePhys32Entry}): PVH boot needs one");
+        }
+
+        return Setup(memory, entry, commandLine, image);
+    }
+
+    /// <summary>Writes GDT, start info, memory map and command line; returns the 32-bit state entering <paramref name="entry"/>.</summary>
+    /// <param name="memory">Guest RAM.</param>
+    /// <param name="entry">The 32-bit physical entry.</param>
+    /// <param name="commandLine">The kernel command line.</param>
+    /// <param name="image">The loaded image to keep clear of, or null.</param>
+    /// <exception cref="BootImageException">The command line is bad or the boot data does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        var cmdline = BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize);
+        var gdt = Gdt();
+        BootMemory.Place(memory, image, GdtAddress, BootMemory.ToBytes(gdt), "GDT");
+        var startInfo = WriteStartInfo(memory, cmdline, image);
+        return BootMemory.Flat32(entry, GdtAddress, gdt) with { Rbx = startInfo };
+    }
+
+    /// <summary>
+    /// Writes hvm_start_info, the memory map and the command line (no GDT), for any entry that wants a start
+    /// info — also the direct 64-bit entry, whose guests take its address in RDI.
+    /// </summary>
+    /// <param name="memory">Guest RAM.</param>
+    /// <param name="commandLine">The kernel command line.</param>
+    /// <param name="image">The loaded image to keep clear of, or null.</param>
+    /// <returns>The guest-physical address of hvm_start_info.</returns>
+    /// <exception cref="BootImageException">The command line is bad or the boot data does not fit.</exception>
+    public static ulong WriteStartInfo(IGuestPhysicalMemory memory, string commandLine, LoadedImage? image = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        return WriteStartInfo(memory, BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize), image);
+    }
+
+    private static ulong WriteStartInfo(IGuestPhysicalMemory memory, byte[] cmdline, LoadedImage? image)
+    {
+        var map = GuestMemoryMap.Build(memory.Size);
+        BootMemory.Place(memory, image, StartInfoAddress, StartInfo(CommandLineAddress, MemmapAddress, (uint)map.Length), "hvm_start_info");
+        BootMemory.Place(memory, image, MemmapAddress, MemoryMap(map), "PVH memory map");
+        BootMemory.Place(memory, image, CommandLineAddress, cmdline, "command line");
+        return StartInfoAddress;
+    }
+}
