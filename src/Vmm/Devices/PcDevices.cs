@@ -1,0 +1,78 @@
+namespace Hypervisor.Vmm.Devices;
+
+/// <summary>
+/// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
+/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604 and vCPU 0's local APIC at 0xFEE00000. The same
+/// set serves both accelerators, so runs can be compared.
+/// </summary>
+public sealed class PcDevices
+{
+    private PcDevices(DeviceBus bus, GuestConsole console, VmStopSignal stop, int cpuCount, ulong ramSize, string? serialInput)
+    {
+        Bus = bus;
+        Console = console;
+        Stop = stop;
+        DebugConsole = new DebugConsole(console);
+        Uart = new Uart16550(console, Uart16550.Com1, serialInput);
+        DebugExit = new DebugExit(stop);
+        FwCfg = new FwCfg(cpuCount, ramSize);
+        Pic = new PicStub();
+        PowerOff = new PowerOff(stop);
+        LocalApic = new LocalApicStub(0);
+    }
+
+    /// <summary>The bus the devices sit on.</summary>
+    public DeviceBus Bus { get; }
+
+    /// <summary>The guest console shared by the debug console and the UART.</summary>
+    public GuestConsole Console { get; }
+
+    /// <summary>Where the exit devices post stop requests.</summary>
+    public VmStopSignal Stop { get; }
+
+    /// <summary>Port 0xE9.</summary>
+    public DebugConsole DebugConsole { get; }
+
+    /// <summary>COM1.</summary>
+    public Uart16550 Uart { get; }
+
+    /// <summary>Port 0xF4.</summary>
+    public DebugExit DebugExit { get; }
+
+    /// <summary>Ports 0x510/0x511.</summary>
+    public FwCfg FwCfg { get; }
+
+    /// <summary>Ports 0x20/0x21 and 0xA0/0xA1.</summary>
+    public PicStub Pic { get; }
+
+    /// <summary>Port 0x604.</summary>
+    public PowerOff PowerOff { get; }
+
+    /// <summary>vCPU 0's local APIC (other vCPUs' APICs are not modelled yet).</summary>
+    public LocalApicStub LocalApic { get; }
+
+    /// <summary>Creates the standard devices and registers them on <paramref name="bus"/>.</summary>
+    /// <param name="bus">The VM's bus.</param>
+    /// <param name="console">The guest console.</param>
+    /// <param name="stop">Where stop requests go.</param>
+    /// <param name="cpuCount">CPUs, as fw_cfg reports them (1–65535).</param>
+    /// <param name="ramSize">Guest RAM in bytes, as fw_cfg reports it.</param>
+    /// <param name="serialInput">Text queued on COM1's receive side, or null.</param>
+    /// <returns>The attached set.</returns>
+    /// <exception cref="OverlappingDeviceException">The bus already has a device at one of the standard addresses.</exception>
+    public static PcDevices Attach(DeviceBus bus, GuestConsole console, VmStopSignal stop, int cpuCount, ulong ramSize, string? serialInput = null)
+    {
+        ArgumentNullException.ThrowIfNull(bus);
+        ArgumentNullException.ThrowIfNull(console);
+        ArgumentNullException.ThrowIfNull(stop);
+        var set = new PcDevices(bus, console, stop, cpuCount, ramSize, serialInput);
+        set.Pic.Attach(bus);
+        set.DebugConsole.Attach(bus);
+        set.DebugExit.Attach(bus);
+        set.Uart.Attach(bus);
+        set.FwCfg.Attach(bus);
+        set.PowerOff.Attach(bus);
+        set.LocalApic.Attach(bus);
+        return set;
+    }
+}

@@ -1,0 +1,64 @@
+using Hypervisor.Vmm.Devices;
+
+namespace Hypervisor.Vmm.Tests.Devices;
+
+public sealed class PcDevicesTests
+{
+    [Test]
+    public void AttachPlacesEveryDeviceAtItsStandardAddress()
+    {
+        var bus = new DeviceBus();
+        var set = PcDevices.Attach(bus, new GuestConsole(), new VmStopSignal(), cpuCount: 2, ramSize: 64UL << 20);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(bus.PortOwner(0xE9), Is.SameAs(set.DebugConsole));
+            Assert.That(bus.PortOwner(0xF4), Is.SameAs(set.DebugExit));
+            Assert.That(bus.PortOwner(0x3F8), Is.SameAs(set.Uart));
+            Assert.That(bus.PortOwner(0x3FF), Is.SameAs(set.Uart));
+            Assert.That(bus.PortOwner(0x510), Is.SameAs(set.FwCfg));
+            Assert.That(bus.PortOwner(0x511), Is.SameAs(set.FwCfg));
+            Assert.That(bus.PortOwner(0x21), Is.SameAs(set.Pic));
+            Assert.That(bus.PortOwner(0xA1), Is.SameAs(set.Pic));
+            Assert.That(bus.PortOwner(0x604), Is.SameAs(set.PowerOff));
+            Assert.That(bus.IsMmio(0xFEE00020), Is.True);
+            Assert.That(bus.Devices, Has.Count.EqualTo(7));
+        });
+    }
+
+    [Test]
+    public void GuestSessionThroughTheBus()
+    {
+        // What hello does: probe fw_cfg, print on both consoles, exit with debug-exit value 0 (status 1).
+        var bus = new DeviceBus();
+        var console = new GuestConsole();
+        var stop = new VmStopSignal();
+        var set = PcDevices.Attach(bus, console, stop, cpuCount: 1, ramSize: 32UL << 20);
+
+        bus.WritePort(0x510, 2, 0);
+        var signature = string.Concat(Enumerable.Range(0, 4).Select(_ => (char)bus.ReadPort(0x511, 1)));
+        bus.WritePort(0xE9, 1, 'o');
+        while ((bus.ReadPort(0x3FD, 1) & 0x20) == 0)
+        {
+        }
+
+        bus.WritePort(0x3F8, 1, 'k');
+        bus.WritePort(0xF4, 1, 0);
+
+        Assert.That(signature, Is.EqualTo("QEMU"));
+        Assert.That(console.Transcript(), Is.EqualTo("ok"));
+        Assert.That(stop.Request, Is.EqualTo(new VmStop(VmStopReason.Shutdown, 1, "isa-debug-exit")));
+        Assert.That(bus.CountersOf(set.FwCfg), Is.EqualTo(new DeviceCounters(4, 1, 0, 0)));
+    }
+
+    [Test]
+    public void AttachingTwiceReportsTheOverlap()
+    {
+        var bus = new DeviceBus();
+        PcDevices.Attach(bus, new GuestConsole(), new VmStopSignal(), 1, 1 << 20);
+
+        var ex = Assert.Throws<OverlappingDeviceException>(() => PcDevices.Attach(bus, new GuestConsole(), new VmStopSignal(), 1, 1 << 20));
+
+        Assert.That(ex!.Message, Does.Contain("'i8259'"));
+    }
+}
