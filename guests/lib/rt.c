@@ -266,10 +266,18 @@ void kmain(const struct hvm_start_info *si)
 		if (si->cmdline_paddr && si->cmdline_paddr < (1ul << 30))
 			boot_cmdline = (const char *)si->cmdline_paddr;
 	}
+	/* One console, not two copies: console=e9|uart|both chooses; by default the debugcon port if it
+	 * answers its probe (reads back 0xE9, as QEMU's -debugcon and our VMM do), else COM1. */
 	if (arg_is("console", "e9"))
 		use_uart = 0;
 	else if (arg_is("console", "uart"))
 		use_e9 = 0;
+	else if (!arg_is("console", "both")) {
+		if (inb(PORT_DEBUGCON) == PORT_DEBUGCON)
+			use_uart = 0;
+		else
+			use_e9 = 0;
+	}
 	if (use_uart)
 		uart_init();
 	exit(guest_main());

@@ -46,6 +46,12 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
     public PagingContext Context => _context;
 
     /// <summary>
+    /// Pages whose writes are reported before they happen (null: none). Setting it does not drop write entries
+    /// already cached: call <see cref="SoftTlb.FlushAll"/> when a page starts being watched.
+    /// </summary>
+    public IWriteMonitor? WriteMonitor { get; set; }
+
+    /// <summary>
     /// Loads new paging registers with x86's TLB rules: a change of CR0.PG/WP, CR4.PAE/PGE/LA57/SMEP/SMAP or
     /// EFER.LMA/NXE flushes everything; otherwise a changed CR3 flushes the non-global entries; CPL and
     /// RFLAGS.AC only select the access class.
@@ -89,6 +95,28 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
         }
 
         return TranslateSlow(gva, access, out host, out failure);
+    }
+
+    /// <summary>
+    /// The host address and guest-physical address of the instruction byte at <paramref name="gva"/>: a TLB
+    /// hit, or a walk that fills the TLB. On failure <paramref name="host"/> is null and <paramref name="failure"/> says why.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryTranslateFetch(Gva gva, out byte* host, out Gpa gpa, out TranslationResult failure)
+    {
+        if (Tlb.TryLookupFetch(gva, out host, out gpa))
+        {
+            failure = default;
+            return true;
+        }
+
+        if (!TranslateSlow(gva, GuestAccess.Execute, out host, out failure))
+        {
+            gpa = default;
+            return false;
+        }
+
+        return Tlb.TryLookupFetch(gva, out host, out gpa) || FetchWithoutEntry(gva, out host, out gpa, out failure);
     }
 
     /// <summary>Reads <paramref name="destination"/>.Length bytes at <paramref name="gva"/>.</summary>
@@ -205,8 +233,38 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
             return false;
         }
 
+        var monitor = WriteMonitor;
+        if (monitor is not null && (result.Permissions & PagePermissions.Write) != 0 && monitor.IsWatched(result.Gpa.Gfn))
+        {
+            if ((access & GuestAccess.Write) != 0)
+            {
+                monitor.OnWatchedWrite(result.Gpa);
+            }
+
+            result = result with { Permissions = result.Permissions & ~PagePermissions.Write };
+        }
+
         Tlb.Fill(result, access);
         host = result.Host;
+        failure = default;
+        return true;
+    }
+
+    // A fetch translation the TLB declined to cache (no execute permission recorded for this class): walk again
+    // and answer from the walk itself.
+    private bool FetchWithoutEntry(Gva gva, out byte* host, out Gpa gpa, out TranslationResult failure)
+    {
+        var result = Walker.Translate(_context, gva, GuestAccess.Execute);
+        if (!result.IsOk)
+        {
+            host = null;
+            gpa = default;
+            failure = result;
+            return false;
+        }
+
+        host = result.Host;
+        gpa = result.Gpa;
         failure = default;
         return true;
     }

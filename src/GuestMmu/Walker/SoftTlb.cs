@@ -37,6 +37,10 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
     private const ulong LastGlobal = 0xFFE;
 
     private readonly TlbEntry[] _entries = new TlbEntry[Classes * EntriesPerClass];
+
+    // The gpa page of each entry, parallel to _entries (kept out of TlbEntry so a data hit touches 32 bytes);
+    // read only by TryLookupFetch, which the interpreter uses to key its decode cache.
+    private readonly ulong[] _gpaPages = new ulong[Classes * EntriesPerClass];
     private ulong _localGeneration = FirstLocal;
     private ulong _globalGeneration = FirstGlobal;
     private int _class;
@@ -124,6 +128,31 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
     }
 
     /// <summary>
+    /// <see cref="TryLookup"/> for an instruction fetch that also returns the guest-physical address of
+    /// <paramref name="gva"/> (the interpreter keys its decoded-instruction cache by it).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool TryLookupFetch(Gva gva, out byte* host, out Gpa gpa)
+    {
+        var index = (_class << IndexBits) | (int)((gva.Value >> Paging.PageShift) & IndexMask);
+        ref var entry = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_entries), index);
+        var tag = entry.TagExecute;
+        var generation = (tag & GlobalTagBit) != 0 ? _globalGeneration : _localGeneration;
+        if (tag == ((gva.Value & PageMask) | generation))
+        {
+            _hits++;
+            host = (byte*)(entry.Addend + (nint)gva.Value);
+            gpa = new Gpa(Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_gpaPages), index) | (gva.Value & Paging.PageOffsetMask));
+            return true;
+        }
+
+        _misses++;
+        host = null;
+        gpa = default;
+        return false;
+    }
+
+    /// <summary>
     /// Caches a successful translation made for <paramref name="access"/> (whose class picks the table):
     /// each kind its <see cref="TranslationResult.Permissions"/> allow, global when <see cref="TranslationResult.Global"/>.
     /// Does nothing for a result that is not <see cref="TranslationStatus.Ok"/>.
@@ -139,7 +168,9 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
         var gva = result.Gva.Value;
         var tag = (gva & PageMask) | (result.Global ? _globalGeneration : _localGeneration);
         var permissions = result.Permissions;
-        ref var entry = ref _entries[(cls << IndexBits) | (int)((gva >> Paging.PageShift) & IndexMask)];
+        var index = (cls << IndexBits) | (int)((gva >> Paging.PageShift) & IndexMask);
+        _gpaPages[index] = result.Gpa.Value & PageMask;
+        ref var entry = ref _entries[index];
         entry.TagRead = (permissions & PagePermissions.Read) != 0 ? tag : InvalidTag;
         entry.TagWrite = (permissions & PagePermissions.Write) != 0 ? tag : InvalidTag;
         entry.TagExecute = (permissions & PagePermissions.Execute) != 0 ? tag : InvalidTag;

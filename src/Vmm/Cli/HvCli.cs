@@ -33,6 +33,8 @@ internal sealed class HvCli
         var demo = DemoCommand.Create(context, LogLevelOption);
         Root.Subcommands.Add(demo);
         Root.Subcommands.Add(BenchCommand.Create(context));
+        var run = RunCommand.Create(context, LogLevelOption);
+        Root.Subcommands.Add(run);
 
         // A command's own help ends with its details, when it has any (command lists show only the description).
         help.Action = new DetailedHelpAction(
@@ -40,6 +42,7 @@ internal sealed class HvCli
             new Dictionary<Command, string>
             {
                 [demo] = HostDemoCommand.Details,
+                [run] = RunCommand.Details,
                 [demo.Subcommands.Single(c => c.Name == HostDemoCommand.Name)] = HostDemoCommand.Details,
             });
     }

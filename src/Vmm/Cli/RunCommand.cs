@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
+using Microsoft.Extensions.Logging;
+
+namespace Hypervisor.Vmm.Cli;
+
+/// <summary>
+/// <c>hv run IMAGE</c> with QEMU-like options: boots the image, copies the guest console to standard output,
+/// prints the closing report of what the interpreter and the MMU did, and exits with the guest's status.
+/// </summary>
+internal static class RunCommand
+{
+    /// <summary>What <c>hv run</c> does, as command lists show it.</summary>
+    public const string Description = "Boot a guest image (ELF64, ELF with a PVH note, or multiboot) and report what the MMU did.";
+
+    /// <summary>The exit-status rules, at the end of the command's help.</summary>
+    public static readonly string Details = string.Join(
+        Environment.NewLine,
+        "Exit status: the guest's (the debug-exit port 0xF4 gives QEMU's (value<<1)|1; ACPI power-off or HLT give 0);",
+        "3 when the guest triple-faults or the VM cannot continue; 4 at --timeout or --max-instructions; 1 for a bad image.",
+        string.Empty,
+        "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
+        "'kvm' runs the same image and devices on /dev/kvm.");
+
+    private enum Accelerator
+    {
+        Emulated,
+        Kvm,
+    }
+
+    /// <summary>Creates <c>run</c>.</summary>
+    public static Command Create(CliContext context, Option<LogLevel> logLevel)
+    {
+        var image = new Argument<FileInfo>("IMAGE") { Description = "The guest image, e.g. guests/build/hello.elf." };
+        var memory = new Option<ulong>("--mem", "-m")
+        {
+            Description = "Guest RAM: a number of MiB, or with a K, M or G suffix (2M to 3G).",
+            HelpName = "SIZE",
+            DefaultValueFactory = _ => 128UL << 20,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
+                if (TryParseMemory(text, out var bytes) && bytes >= VmOptions.MinMemoryBytes && bytes <= VmOptions.MaxMemoryBytes && bytes % 4096 == 0)
+                {
+                    return bytes;
+                }
+
+                result.AddError($"--mem expects a size from 2M to 3G in whole 4K pages (a bare number is MiB), got '{text}'");
+                return 0;
+            },
+        };
+        var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
+        var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
+        var accel = CliOptions.Enum("--accel", "Where the guest runs.", Accelerator.Emulated);
+        var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
+        var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
+        var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
+        var maxInstructions = new Option<long>("--max-instructions")
+        {
+            Description = "Stop the guest after this many instructions (0: never; emulated only).",
+            HelpName = "N",
+            DefaultValueFactory = _ => 0,
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
+                if (long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+                {
+                    return value;
+                }
+
+                result.AddError($"--max-instructions expects a whole number of at least 0, got '{text}'");
+                return 0;
+            },
+        };
+
+        var command = new Command("run", Description);
+        command.Arguments.Add(image);
+        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parseResult =>
+        {
+            var file = parseResult.GetValue(image)!;
+            if (!file.Exists)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}image '{file.FullName}' does not exist (build the sample guests with 'make -C guests')");
+                return ExitCodes.RuntimeError;
+            }
+
+            var elf = ElfImage.Parse(File.ReadAllBytes(file.FullName));
+            var options = new VmOptions
+            {
+                MemoryBytes = parseResult.GetValue(memory),
+                CpuCount = parseResult.GetValue(smp),
+                CommandLine = parseResult.GetValue(commandLine) ?? string.Empty,
+                Protocol = parseResult.GetValue(protocol),
+                InstructionLimit = parseResult.GetValue(maxInstructions),
+                Timeout = parseResult.GetValue(timeout) is var seconds and > 0 ? TimeSpan.FromSeconds(seconds) : null,
+            };
+            using var loggerFactory = CliLogging.CreateFactory(parseResult.GetValue(logLevel));
+            options = options with { LoggerFactory = loggerFactory };
+            var live = context.IsTerminal && !parseResult.GetValue(plain);
+            return parseResult.GetValue(accel) == Accelerator.Kvm
+                ? KvmRun.Run(elf, file.Name, options, context)
+                : EmulatedRun.Run(elf, file.Name, options, context, live);
+        });
+        return command;
+    }
+
+    /// <summary>Parses a QEMU-style memory size: a bare number is MiB; K, M, G suffixes (optionally with B or iB).</summary>
+    internal static bool TryParseMemory(string text, out ulong bytes)
+    {
+        bytes = 0;
+        var trimmed = text.Trim();
+        if (trimmed.Length == 0)
+        {
+            return false;
+        }
+
+        var unit = 1UL << 20;
+        var upper = trimmed.ToUpperInvariant();
+        foreach (var (suffix, scale) in new[] { ("KIB", 1UL << 10), ("MIB", 1UL << 20), ("GIB", 1UL << 30), ("KB", 1UL << 10), ("MB", 1UL << 20), ("GB", 1UL << 30), ("K", 1UL << 10), ("M", 1UL << 20), ("G", 1UL << 30) })
+        {
+            if (upper.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                unit = scale;
+                upper = upper[..^suffix.Length];
+                break;
+            }
+        }
+
+        if (!ulong.TryParse(upper, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count > (ulong.MaxValue / unit))
+        {
+            return false;
+        }
+
+        bytes = count * unit;
+        return true;
+    }
+}

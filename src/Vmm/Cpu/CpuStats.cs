@@ -1,0 +1,39 @@
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>A snapshot of one vCPU interpreter's counters.</summary>
+public readonly record struct CpuStats
+{
+    /// <summary>Instructions retired.</summary>
+    public long Instructions { get; init; }
+
+    /// <summary>Basic blocks executed.</summary>
+    public long Blocks { get; init; }
+
+    /// <summary>Block lookups answered by the decoded-instruction cache.</summary>
+    public long DecodeCacheHits { get; init; }
+
+    /// <summary>Block lookups that had to decode.</summary>
+    public long DecodeCacheMisses { get; init; }
+
+    /// <summary>Instructions decoded.</summary>
+    public long InstructionsDecoded { get; init; }
+
+    /// <summary>Cached code pages dropped because a store hit them (self-modifying or reloaded code).</summary>
+    public long CodeInvalidations { get; init; }
+
+    /// <summary>Exceptions delivered to the guest.</summary>
+    public long ExceptionsDelivered { get; init; }
+
+    /// <summary>Page faults delivered to the guest.</summary>
+    public long PageFaults { get; init; }
+
+    /// <summary>Port I/O instructions executed.</summary>
+    public long PortIo { get; init; }
+
+    /// <summary>Accesses emulated as MMIO.</summary>
+    public long MmioAccesses { get; init; }
+
+    /// <summary>Fraction of block lookups served from the cache (0 when none happened).</summary>
+    public double DecodeCacheHitRate =>
+        DecodeCacheHits + DecodeCacheMisses == 0 ? 0 : (double)DecodeCacheHits / (DecodeCacheHits + DecodeCacheMisses);
+}

@@ -1,0 +1,145 @@
+using Iced.Intel;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>Chooses the <see cref="Op"/> of a decoded instruction (decode time only, never per execution).</summary>
+internal static class OpClassifier
+{
+    private static readonly string[] ConditionSuffixes = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
+
+    private static readonly Op[] ByMnemonic = BuildTable();
+
+    /// <summary>The handler for <paramref name="instruction"/>; <see cref="Op.Unsupported"/> raises #UD.</summary>
+    public static Op Classify(in Instruction instruction)
+    {
+        var op = ByMnemonic[(int)instruction.Mnemonic];
+        switch (op)
+        {
+            case Op.Mov:
+                if (IsRegisterOperand(instruction, 0, out var r0))
+                {
+                    if (r0.IsSegmentRegister()) { return Op.MovToSeg; }
+                    if (r0.IsCR()) { return Op.MovToCr; }
+                    if (r0.IsDR()) { return Op.MovToDr; }
+                }
+
+                if (IsRegisterOperand(instruction, 1, out var r1))
+                {
+                    if (r1.IsSegmentRegister()) { return Op.MovFromSeg; }
+                    if (r1.IsCR()) { return Op.MovFromCr; }
+                    if (r1.IsDR()) { return Op.MovFromDr; }
+                }
+
+                return Op.Mov;
+            case Op.Push:
+                return IsRegisterOperand(instruction, 0, out var pushed) && pushed.IsSegmentRegister() ? Op.PushSeg : Op.Push;
+            case Op.Pop:
+                return IsRegisterOperand(instruction, 0, out var popped) && popped.IsSegmentRegister() ? Op.PopSeg : Op.Pop;
+            case Op.Imul1:
+                return instruction.OpCount switch { 1 => Op.Imul1, 2 => Op.Imul2, _ => Op.Imul3 };
+            case Op.Jmp:
+            case Op.Call:
+                var far = op == Op.Jmp ? (Op.JmpFar, Op.JmpFarIndirect, Op.JmpIndirect) : (Op.CallFar, Op.CallFarIndirect, Op.CallIndirect);
+                return instruction.Op0Kind switch
+                {
+                    OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64 => op,
+                    OpKind.FarBranch16 or OpKind.FarBranch32 => far.Item1,
+                    OpKind.Memory when IsFarPointer(instruction.MemorySize) => far.Item2,
+                    _ => far.Item3,
+                };
+            case Op.Movs:
+                return instruction.Mnemonic == Mnemonic.Movsd && instruction.Code != Code.Movsd_m32_m32 ? Op.Unsupported : op;
+            case Op.Cmps:
+                return instruction.Mnemonic == Mnemonic.Cmpsd && instruction.Code != Code.Cmpsd_m32_m32 ? Op.Unsupported : op;
+            default:
+                return op;
+        }
+    }
+
+    /// <summary>True when <paramref name="op"/> may change RIP, the mode, paging, or must let the block loop look at the VM (I/O, HLT).</summary>
+    public static bool EndsBlock(Op op) => op switch
+    {
+        Op.Jcc or Op.Jmp or Op.JmpIndirect or Op.JmpFar or Op.JmpFarIndirect or Op.Call or Op.CallIndirect or Op.CallFar
+            or Op.CallFarIndirect or Op.Ret or Op.RetFar or Op.Loop or Op.Loope or Op.Loopne or Op.Jrcxz or Op.Int or Op.Int3
+            or Op.Into or Op.Iret or Op.Ud or Op.Unsupported or Op.Hlt or Op.In or Op.Out or Op.Ins or Op.Outs or Op.MovToCr
+            or Op.MovToSeg or Op.PopSeg or Op.Wrmsr or Op.Lgdt or Op.Lidt or Op.Ltr or Op.Lldt or Op.Invlpg or Op.Lmsw
+            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs => true,
+        _ => false,
+    };
+
+    private static bool IsRegisterOperand(in Instruction instruction, int operand, out Register register)
+    {
+        if (instruction.OpCount > operand && instruction.GetOpKind(operand) == OpKind.Register)
+        {
+            register = instruction.GetOpRegister(operand);
+            return true;
+        }
+
+        register = Register.None;
+        return false;
+    }
+
+    private static bool IsFarPointer(MemorySize size) => size is MemorySize.SegPtr16 or MemorySize.SegPtr32 or MemorySize.SegPtr64;
+
+    private static Op[] BuildTable()
+    {
+        var byName = new Dictionary<string, Op>(StringComparer.Ordinal)
+        {
+            ["Nop"] = Op.Nop, ["Pause"] = Op.Nop, ["Lfence"] = Op.Nop, ["Mfence"] = Op.Nop, ["Sfence"] = Op.Nop,
+            ["Wbinvd"] = Op.Nop, ["Invd"] = Op.Nop, ["Clflush"] = Op.Nop, ["Clflushopt"] = Op.Nop, ["Prefetchnta"] = Op.Nop,
+            ["Prefetcht0"] = Op.Nop, ["Prefetcht1"] = Op.Nop, ["Prefetcht2"] = Op.Nop, ["Prefetchw"] = Op.Nop,
+            ["Endbr32"] = Op.Nop, ["Endbr64"] = Op.Nop,
+            ["Mov"] = Op.Mov, ["Movzx"] = Op.Movzx, ["Movsx"] = Op.Movsx, ["Movsxd"] = Op.Movsx, ["Lea"] = Op.Lea,
+            ["Xchg"] = Op.Xchg, ["Cmpxchg"] = Op.Cmpxchg, ["Cmpxchg8b"] = Op.Cmpxchg8b, ["Cmpxchg16b"] = Op.Cmpxchg16b,
+            ["Xadd"] = Op.Xadd, ["Bswap"] = Op.Bswap,
+            ["Add"] = Op.Add, ["Or"] = Op.Or, ["Adc"] = Op.Adc, ["Sbb"] = Op.Sbb, ["And"] = Op.And, ["Sub"] = Op.Sub,
+            ["Xor"] = Op.Xor, ["Cmp"] = Op.Cmp, ["Test"] = Op.Test, ["Inc"] = Op.Inc, ["Dec"] = Op.Dec, ["Neg"] = Op.Neg,
+            ["Not"] = Op.Not, ["Rol"] = Op.Rol, ["Ror"] = Op.Ror, ["Rcl"] = Op.Rcl, ["Rcr"] = Op.Rcr, ["Shl"] = Op.Shl,
+            ["Sal"] = Op.Shl, ["Shr"] = Op.Shr, ["Sar"] = Op.Sar, ["Shld"] = Op.Shld, ["Shrd"] = Op.Shrd,
+            ["Mul"] = Op.Mul, ["Imul"] = Op.Imul1, ["Div"] = Op.Div, ["Idiv"] = Op.Idiv,
+            ["Bt"] = Op.Bt, ["Bts"] = Op.Bts, ["Btr"] = Op.Btr, ["Btc"] = Op.Btc, ["Bsf"] = Op.Bsf, ["Bsr"] = Op.Bsr,
+            ["Popcnt"] = Op.Popcnt, ["Lzcnt"] = Op.Lzcnt, ["Tzcnt"] = Op.Tzcnt,
+            ["Cbw"] = Op.SignExtendAccumulator, ["Cwde"] = Op.SignExtendAccumulator, ["Cdqe"] = Op.SignExtendAccumulator,
+            ["Cwd"] = Op.SignExtendIntoDx, ["Cdq"] = Op.SignExtendIntoDx, ["Cqo"] = Op.SignExtendIntoDx,
+            ["Jmp"] = Op.Jmp, ["Call"] = Op.Call, ["Ret"] = Op.Ret, ["Retf"] = Op.RetFar,
+            ["Loop"] = Op.Loop, ["Loope"] = Op.Loope, ["Loopne"] = Op.Loopne,
+            ["Jcxz"] = Op.Jrcxz, ["Jecxz"] = Op.Jrcxz, ["Jrcxz"] = Op.Jrcxz,
+            ["Push"] = Op.Push, ["Pop"] = Op.Pop,
+            ["Pushf"] = Op.Pushf, ["Pushfd"] = Op.Pushf, ["Pushfq"] = Op.Pushf,
+            ["Popf"] = Op.Popf, ["Popfd"] = Op.Popf, ["Popfq"] = Op.Popf,
+            ["Pushaw"] = Op.Pusha, ["Pushad"] = Op.Pusha, ["Popaw"] = Op.Popa, ["Popad"] = Op.Popa,
+            ["Enter"] = Op.Enter, ["Leave"] = Op.Leave,
+            ["Clc"] = Op.Clc, ["Stc"] = Op.Stc, ["Cmc"] = Op.Cmc, ["Cld"] = Op.Cld, ["Std"] = Op.Std,
+            ["Cli"] = Op.Cli, ["Sti"] = Op.Sti, ["Lahf"] = Op.Lahf, ["Sahf"] = Op.Sahf,
+            ["Movsb"] = Op.Movs, ["Movsw"] = Op.Movs, ["Movsd"] = Op.Movs, ["Movsq"] = Op.Movs,
+            ["Stosb"] = Op.Stos, ["Stosw"] = Op.Stos, ["Stosd"] = Op.Stos, ["Stosq"] = Op.Stos,
+            ["Lodsb"] = Op.Lods, ["Lodsw"] = Op.Lods, ["Lodsd"] = Op.Lods, ["Lodsq"] = Op.Lods,
+            ["Cmpsb"] = Op.Cmps, ["Cmpsw"] = Op.Cmps, ["Cmpsd"] = Op.Cmps, ["Cmpsq"] = Op.Cmps,
+            ["Scasb"] = Op.Scas, ["Scasw"] = Op.Scas, ["Scasd"] = Op.Scas, ["Scasq"] = Op.Scas,
+            ["Insb"] = Op.Ins, ["Insw"] = Op.Ins, ["Insd"] = Op.Ins,
+            ["Outsb"] = Op.Outs, ["Outsw"] = Op.Outs, ["Outsd"] = Op.Outs,
+            ["In"] = Op.In, ["Out"] = Op.Out, ["Hlt"] = Op.Hlt, ["Int"] = Op.Int, ["Int3"] = Op.Int3, ["Into"] = Op.Into,
+            ["Iret"] = Op.Iret, ["Iretd"] = Op.Iret, ["Iretq"] = Op.Iret,
+            ["Ud0"] = Op.Ud, ["Ud1"] = Op.Ud, ["Ud2"] = Op.Ud,
+            ["Cpuid"] = Op.Cpuid, ["Rdtsc"] = Op.Rdtsc, ["Rdtscp"] = Op.Rdtscp, ["Rdmsr"] = Op.Rdmsr, ["Wrmsr"] = Op.Wrmsr,
+            ["Lgdt"] = Op.Lgdt, ["Lidt"] = Op.Lidt, ["Sgdt"] = Op.Sgdt, ["Sidt"] = Op.Sidt, ["Ltr"] = Op.Ltr,
+            ["Lldt"] = Op.Lldt, ["Str"] = Op.Str, ["Sldt"] = Op.Sldt, ["Invlpg"] = Op.Invlpg, ["Clts"] = Op.Clts,
+            ["Lmsw"] = Op.Lmsw, ["Smsw"] = Op.Smsw, ["Swapgs"] = Op.Swapgs, ["Xlatb"] = Op.Xlat, ["Rdpid"] = Op.Rdpid,
+            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl,
+        };
+        foreach (var suffix in ConditionSuffixes)
+        {
+            byName["J" + suffix] = Op.Jcc;
+            byName["Set" + suffix] = Op.Setcc;
+            byName["Cmov" + suffix] = Op.Cmovcc;
+        }
+
+        var table = new Op[Enum.GetValues<Mnemonic>().Max(m => (int)m) + 1];
+        foreach (var mnemonic in Enum.GetValues<Mnemonic>())
+        {
+            table[(int)mnemonic] = byName.GetValueOrDefault(mnemonic.ToString(), Op.Unsupported);
+        }
+
+        return table;
+    }
+}

@@ -1,0 +1,680 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using Iced.Intel;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>Integer arithmetic, logic, shifts, rotates, multiply/divide, bit operations and atomics.</summary>
+public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers into guest RAM.
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Arith(ref DecodedInstruction d, FlagOp op)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var a = ReadDestination(ref d, out var linear);
+        var b = ReadOperand(ref d, 1) & mask;
+        ulong result;
+        switch (op)
+        {
+            case FlagOp.Add:
+                result = (a + b) & mask;
+                break;
+            case FlagOp.Sub:
+                result = (a - b) & mask;
+                break;
+            case FlagOp.Adc:
+                _flagCarryIn = CarryFlag();
+                result = (a + b + (_flagCarryIn ? 1UL : 0)) & mask;
+                break;
+            default:
+                _flagCarryIn = CarryFlag();
+                result = (a - b - (_flagCarryIn ? 1UL : 0)) & mask;
+                break;
+        }
+
+        if (d.Instruction.HasLockPrefix && linear != 0)
+        {
+            LockedStore(linear, d.MemorySize, a, result);
+        }
+        else
+        {
+            WriteDestination(ref d, linear, result);
+        }
+
+        SetFlags(op, bits, a, b, result);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Compare(ref DecodedInstruction d)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var a = ReadOperand(ref d, 0);
+        var b = ReadOperand(ref d, 1) & mask;
+        SetFlags(FlagOp.Sub, bits, a, b, (a - b) & mask);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Logic(ref DecodedInstruction d, int kind)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var a = ReadDestination(ref d, out var linear);
+        var b = ReadOperand(ref d, 1) & mask;
+        var result = kind == 0 ? a | b : kind == 1 ? a & b : a ^ b;
+        if (d.Instruction.HasLockPrefix && linear != 0)
+        {
+            LockedStore(linear, d.MemorySize, a, result);
+        }
+        else
+        {
+            WriteDestination(ref d, linear, result);
+        }
+
+        SetFlags(FlagOp.Logic, bits, a, b, result);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void TestOp(ref DecodedInstruction d)
+    {
+        var bits = d.Size * 8;
+        var a = ReadOperand(ref d, 0);
+        var b = ReadOperand(ref d, 1) & MaskOf(bits);
+        SetFlags(FlagOp.Logic, bits, a, b, a & b);
+    }
+
+    private void IncDec(ref DecodedInstruction d, FlagOp op)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var a = ReadDestination(ref d, out var linear);
+        var result = (op == FlagOp.Inc ? a + 1 : a - 1) & mask;
+        var carry = CarryFlag();
+        if (d.Instruction.HasLockPrefix && linear != 0)
+        {
+            LockedStore(linear, d.MemorySize, a, result);
+        }
+        else
+        {
+            WriteDestination(ref d, linear, result);
+        }
+
+        SetFlags(op, bits, a, 1, result);
+        _flagCarryIn = carry;
+    }
+
+    private void Negate(ref DecodedInstruction d)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var a = ReadDestination(ref d, out var linear);
+        var result = (0 - a) & mask;
+        WriteDestination(ref d, linear, result);
+        SetFlags(FlagOp.Sub, bits, 0, a, result);
+    }
+
+    /// <summary>
+    /// A LOCK-prefixed read-modify-write: compare-and-swap on the host word when the operand is aligned and
+    /// TLB-resident; otherwise a plain store (one vCPU runs guest code at a time, so it is still atomic to the guest).
+    /// </summary>
+    private void LockedStore(ulong linear, int size, ulong expected, ulong value)
+    {
+        var host = size >= 4 ? AtomicTarget(linear, size) : null;
+        if (host is not null)
+        {
+            var swapped = size == 8
+                ? Interlocked.CompareExchange(ref Unsafe.AsRef<long>(host), (long)value, (long)expected) == (long)expected
+                : Interlocked.CompareExchange(ref Unsafe.AsRef<int>(host), (int)value, (int)expected) == (int)expected;
+            if (swapped)
+            {
+                return;
+            }
+        }
+
+        WriteMemory(linear, size, value);
+    }
+
+    private void Exchange(ref DecodedInstruction d)
+    {
+        ref var i = ref d.Instruction;
+        if (i.Op0Kind == OpKind.Register && i.Op1Kind == OpKind.Register)
+        {
+            var first = ReadRegister(i.Op0Register);
+            var second = ReadRegister(i.Op1Register);
+            WriteRegister(i.Op0Register, second);
+            WriteRegister(i.Op1Register, first);
+            return;
+        }
+
+        var register = i.Op0Kind == OpKind.Register ? i.Op0Register : i.Op1Register;
+        var linear = Linear(ref d);
+        var host = d.Size >= 4 ? AtomicTarget(linear, d.Size) : null;
+        ulong old;
+        var value = ReadRegister(register);
+        if (host is not null)
+        {
+            old = d.Size == 8 ? (ulong)Interlocked.Exchange(ref Unsafe.AsRef<long>(host), (long)value)
+                : (uint)Interlocked.Exchange(ref Unsafe.AsRef<int>(host), (int)value);
+        }
+        else
+        {
+            old = ReadMemory(linear, d.Size);
+            WriteMemory(linear, d.Size, value);
+        }
+
+        WriteRegister(register, old);
+    }
+
+    private void CompareExchange(ref DecodedInstruction d)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var accumulator = Gpr(0) & mask;
+        var source = ReadOperand(ref d, 1);
+        var current = ReadDestination(ref d, out var linear);
+        if (current == accumulator)
+        {
+            WriteDestination(ref d, linear, source);
+        }
+        else
+        {
+            if (d.Instruction.Op0Kind == OpKind.Memory)
+            {
+                // The destination is written either way (with its own value when the compare fails).
+                WriteMemory(linear, d.MemorySize, current);
+            }
+
+            WriteGpr(0, d.Size, current);
+        }
+
+        SetFlags(FlagOp.Sub, bits, accumulator, current, (accumulator - current) & mask);
+    }
+
+    private void CompareExchangeDouble(ref DecodedInstruction d, int half)
+    {
+        var linear = Linear(ref d);
+        if (half == 8 && (linear & 15) != 0)
+        {
+            throw new GuestException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        var low = ReadMemory(linear, half);
+        var high = ReadMemory(linear + (ulong)half, half);
+        var mask = MaskOf(half * 8);
+        var equal = low == (Gpr(0) & mask) && high == (Gpr(2) & mask);
+        if (equal)
+        {
+            WriteMemory(linear, half, Gpr(3) & mask);
+            WriteMemory(linear + (ulong)half, half, Gpr(1) & mask);
+        }
+        else
+        {
+            WriteMemory(linear, half, low);
+            WriteMemory(linear + (ulong)half, half, high);
+            WriteGpr(0, half, low);
+            WriteGpr(2, half, high);
+        }
+
+        WriteFlags(FlagZf, equal ? FlagZf : 0);
+    }
+
+    private void ExchangeAdd(ref DecodedInstruction d)
+    {
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var source = ReadOperand(ref d, 1);
+        var destination = ReadDestination(ref d, out var linear);
+        var sum = (destination + source) & mask;
+        if (d.Instruction.Op0Kind == OpKind.Memory && d.Size >= 4 && AtomicTarget(linear, d.Size) is var host && host is not null)
+        {
+            destination = d.Size == 8 ? (ulong)Interlocked.Add(ref Unsafe.AsRef<long>(host), (long)source) - source
+                : (uint)(Interlocked.Add(ref Unsafe.AsRef<int>(host), (int)source) - (int)source);
+            sum = (destination + source) & mask;
+        }
+        else
+        {
+            WriteDestination(ref d, linear, sum);
+        }
+
+        WriteRegister(d.Instruction.Op1Register, destination);
+        SetFlags(FlagOp.Add, bits, destination, source, sum);
+    }
+
+    private int ShiftCount(ref DecodedInstruction d, int operand)
+    {
+        var count = d.Instruction.OpCount > operand ? (int)ReadOperand(ref d, operand) : 1;
+        return count & (d.Size == 8 ? 63 : 31);
+    }
+
+    private void Shift(ref DecodedInstruction d)
+    {
+        var count = ShiftCount(ref d, 1);
+        if (count == 0)
+        {
+            return;
+        }
+
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var value = ReadDestination(ref d, out var linear);
+        ulong result;
+        FlagOp op;
+        switch (d.Op)
+        {
+            case Op.Shl:
+                result = count >= bits ? 0 : (value << count) & mask;
+                op = FlagOp.Shl;
+                break;
+            case Op.Shr:
+                result = count >= bits ? 0 : value >> count;
+                op = FlagOp.Shr;
+                break;
+            default:
+                result = (ulong)(SignExtend(value, bits) >> Math.Min(count, 63)) & mask;
+                op = FlagOp.Sar;
+                break;
+        }
+
+        WriteDestination(ref d, linear, result);
+        if (count > bits)
+        {
+            // Only 8/16-bit operands can shift past their width; CF is then undefined: report it clear.
+            SetFlags(FlagOp.Logic, bits, value, (ulong)count, result);
+            return;
+        }
+
+        SetFlags(op, bits, value, (ulong)count, result);
+    }
+
+    private void Rotate(ref DecodedInstruction d)
+    {
+        var raw = ShiftCount(ref d, 1);
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var value = ReadDestination(ref d, out var linear);
+        var carry = CarryFlag();
+        ulong result;
+        bool newCarry;
+        bool overflow;
+        switch (d.Op)
+        {
+            case Op.Rol:
+            {
+                if (raw == 0) { return; }
+                var count = raw % bits;
+                result = count == 0 ? value : ((value << count) | (value >> (bits - count))) & mask;
+                newCarry = (result & 1) != 0;
+                overflow = (((result >> (bits - 1)) & 1) != 0) != newCarry;
+                break;
+            }
+
+            case Op.Ror:
+            {
+                if (raw == 0) { return; }
+                var count = raw % bits;
+                result = count == 0 ? value : ((value >> count) | (value << (bits - count))) & mask;
+                newCarry = ((result >> (bits - 1)) & 1) != 0;
+                overflow = newCarry != (((result >> (bits - 2)) & 1) != 0);
+                break;
+            }
+
+            case Op.Rcl:
+            {
+                var count = raw % (bits + 1);
+                if (count == 0) { return; }
+                result = value;
+                newCarry = carry;
+                for (var n = 0; n < count; n++)
+                {
+                    var top = ((result >> (bits - 1)) & 1) != 0;
+                    result = ((result << 1) | (newCarry ? 1UL : 0)) & mask;
+                    newCarry = top;
+                }
+
+                overflow = (((result >> (bits - 1)) & 1) != 0) != newCarry;
+                break;
+            }
+
+            default:
+            {
+                var count = raw % (bits + 1);
+                if (count == 0) { return; }
+                result = value;
+                newCarry = carry;
+                overflow = (((value >> (bits - 1)) & 1) != 0) != carry;
+                for (var n = 0; n < count; n++)
+                {
+                    var low = (result & 1) != 0;
+                    result = (result >> 1) | (newCarry ? 1UL << (bits - 1) : 0);
+                    newCarry = low;
+                }
+
+                break;
+            }
+        }
+
+        WriteDestination(ref d, linear, result);
+        WriteFlags(FlagCf | FlagOf, (newCarry ? FlagCf : 0) | (overflow ? FlagOf : 0));
+    }
+
+    private void DoubleShift(ref DecodedInstruction d)
+    {
+        var count = ShiftCount(ref d, 2);
+        if (count == 0)
+        {
+            return;
+        }
+
+        var bits = d.Size * 8;
+        var mask = MaskOf(bits);
+        var value = ReadDestination(ref d, out var linear);
+        var fill = ReadRegister(d.Instruction.Op1Register);
+        if (count > bits)
+        {
+            // Undefined result for 16-bit operands shifted past 16: leave the destination, flags undefined.
+            return;
+        }
+
+        ulong result;
+        bool carry;
+        if (d.Op == Op.Shld)
+        {
+            result = count == bits ? fill : ((value << count) | (fill >> (bits - count))) & mask;
+            carry = ((value >> (bits - count)) & 1) != 0;
+        }
+        else
+        {
+            result = count == bits ? fill : ((value >> count) | (fill << (bits - count))) & mask;
+            carry = ((value >> (count - 1)) & 1) != 0;
+        }
+
+        WriteDestination(ref d, linear, result);
+        var overflow = ((result ^ value) >> (bits - 1) & 1) != 0;
+        SetFlags(FlagOp.Logic, bits, value, fill, result);
+        MaterializeFlags();
+        _rflags = (_rflags & ~(FlagCf | FlagOf)) | (carry ? FlagCf : 0) | (overflow ? FlagOf : 0);
+    }
+
+    private void Multiply(ref DecodedInstruction d, bool signed)
+    {
+        var size = d.Size;
+        var bits = size * 8;
+        var source = ReadOperand(ref d, 0);
+        bool overflow;
+        ulong low;
+        if (size == 8)
+        {
+            ulong high;
+            if (signed)
+            {
+                var product = (Int128)(long)Gpr(0) * (long)source;
+                low = (ulong)product;
+                high = (ulong)(product >> 64);
+                overflow = product != (long)low;
+            }
+            else
+            {
+                high = Math.BigMul(Gpr(0), source, out low);
+                overflow = high != 0;
+            }
+
+            Gpr(0) = low;
+            Gpr(2) = high;
+        }
+        else
+        {
+            var mask = MaskOf(bits);
+            var accumulator = Gpr(0) & mask;
+            ulong product;
+            if (signed)
+            {
+                var wide = SignExtend(accumulator, bits) * SignExtend(source & mask, bits);
+                product = (ulong)wide;
+                overflow = wide != SignExtend(product & mask, bits);
+            }
+            else
+            {
+                product = accumulator * (source & mask);
+                overflow = (product >> bits) != 0;
+            }
+
+            low = product & mask;
+            if (size == 1)
+            {
+                WriteGpr(0, 2, product & 0xFFFF);
+            }
+            else
+            {
+                WriteGpr(0, size, low);
+                WriteGpr(2, size, (product >> bits) & mask);
+            }
+        }
+
+        SetMultiplyFlags(bits, low, overflow);
+    }
+
+    private void MultiplyTruncating(ref DecodedInstruction d)
+    {
+        var size = d.Size;
+        var bits = size * 8;
+        var mask = MaskOf(bits);
+        var a = d.Op == Op.Imul2 ? ReadOperand(ref d, 0) : ReadOperand(ref d, 1);
+        var b = d.Op == Op.Imul2 ? ReadOperand(ref d, 1) : ReadOperand(ref d, 2);
+        ulong result;
+        bool overflow;
+        if (size == 8)
+        {
+            var product = (Int128)(long)a * (long)b;
+            result = (ulong)product;
+            overflow = product != (long)result;
+        }
+        else
+        {
+            var wide = SignExtend(a & mask, bits) * SignExtend(b & mask, bits);
+            result = (ulong)wide & mask;
+            overflow = wide != SignExtend(result, bits);
+        }
+
+        WriteRegister(d.Instruction.Op0Register, result);
+        SetMultiplyFlags(bits, result, overflow);
+    }
+
+    private void SetMultiplyFlags(int bits, ulong low, bool overflow)
+    {
+        // CF = OF = overflow; SF/ZF/PF follow the low half and AF is clear (architecturally undefined).
+        SetFlags(FlagOp.Logic, bits, 0, 0, low & MaskOf(bits));
+        MaterializeFlags();
+        if (overflow)
+        {
+            _rflags |= FlagCf | FlagOf;
+        }
+    }
+
+    private void Divide(ref DecodedInstruction d, bool signed)
+    {
+        var size = d.Size;
+        var bits = size * 8;
+        var mask = MaskOf(bits);
+        var divisor = ReadOperand(ref d, 0) & mask;
+        if (divisor == 0)
+        {
+            throw new GuestException(ExceptionVector.DivideError);
+        }
+
+        if (size == 8)
+        {
+            var dividend = ((UInt128)Gpr(2) << 64) | Gpr(0);
+            if (signed)
+            {
+                var signedDividend = (Int128)dividend;
+                var quotient = signedDividend / (long)divisor;
+                if (quotient > long.MaxValue || quotient < long.MinValue)
+                {
+                    throw new GuestException(ExceptionVector.DivideError);
+                }
+
+                Gpr(0) = (ulong)(long)quotient;
+                Gpr(2) = (ulong)(long)(signedDividend % (long)divisor);
+            }
+            else
+            {
+                var quotient = dividend / divisor;
+                if (quotient > ulong.MaxValue)
+                {
+                    throw new GuestException(ExceptionVector.DivideError);
+                }
+
+                Gpr(0) = (ulong)quotient;
+                Gpr(2) = (ulong)(dividend % divisor);
+            }
+
+            return;
+        }
+
+        var wideDividend = size == 1 ? Gpr(0) & 0xFFFF : ((Gpr(2) & mask) << bits) | (Gpr(0) & mask);
+        ulong q;
+        ulong r;
+        if (signed)
+        {
+            var dividend = SignExtend(wideDividend, bits * 2);
+            var sd = SignExtend(divisor, bits);
+            var quotient = dividend / sd;
+            if (quotient > SignExtend(mask >> 1, bits) || quotient < -SignExtend(mask >> 1, bits) - 1)
+            {
+                throw new GuestException(ExceptionVector.DivideError);
+            }
+
+            q = (ulong)quotient & mask;
+            r = (ulong)(dividend % sd) & mask;
+        }
+        else
+        {
+            var quotient = wideDividend / divisor;
+            if (quotient > mask)
+            {
+                throw new GuestException(ExceptionVector.DivideError);
+            }
+
+            q = quotient;
+            r = wideDividend % divisor;
+        }
+
+        if (size == 1)
+        {
+            WriteGpr(0, 2, (r << 8) | q);
+        }
+        else
+        {
+            WriteGpr(0, size, q);
+            WriteGpr(2, size, r);
+        }
+    }
+
+    private void BitTest(ref DecodedInstruction d)
+    {
+        ref var i = ref d.Instruction;
+        var bits = d.Size * 8;
+        var offset = ReadOperand(ref d, 1);
+        ulong value;
+        ulong linear = 0;
+        int bit;
+        if (i.Op0Kind == OpKind.Register)
+        {
+            value = ReadRegister(i.Op0Register);
+            bit = (int)(offset & (ulong)(bits - 1));
+        }
+        else
+        {
+            var baseLinear = Linear(ref d);
+            if (i.Op1Kind == OpKind.Register)
+            {
+                // A register bit offset addresses memory beyond the operand (signed, in operand-size units).
+                var signedOffset = SignExtend(offset & MaskOf(bits), bits);
+                var unit = signedOffset >> (bits == 64 ? 6 : bits == 32 ? 5 : 4);
+                baseLinear = (ulong)((long)baseLinear + (unit * (bits / 8)));
+                if (_bitness != 64) { baseLinear = (uint)baseLinear; }
+            }
+
+            bit = (int)(offset & (ulong)(bits - 1));
+            linear = baseLinear;
+            value = ReadMemory(linear, d.Size);
+        }
+
+        var set = ((value >> bit) & 1) != 0;
+        var updated = d.Op switch
+        {
+            Op.Bts => value | (1UL << bit),
+            Op.Btr => value & ~(1UL << bit),
+            Op.Btc => value ^ (1UL << bit),
+            _ => value,
+        };
+        if (d.Op != Op.Bt)
+        {
+            if (i.Op0Kind == OpKind.Register) { WriteRegister(i.Op0Register, updated); }
+            else { WriteMemory(linear, d.Size, updated); }
+        }
+
+        WriteFlags(FlagCf, set ? FlagCf : 0);
+    }
+
+    private void BitScan(ref DecodedInstruction d)
+    {
+        var bits = d.Size * 8;
+        var source = ReadOperand(ref d, 1) & MaskOf(bits);
+        var register = d.Instruction.Op0Register;
+        switch (d.Op)
+        {
+            case Op.Bsf:
+            case Op.Bsr:
+                if (source == 0)
+                {
+                    WriteFlags(FlagZf, FlagZf);
+                    return;
+                }
+
+                WriteRegister(register, d.Op == Op.Bsf ? (ulong)BitOperations.TrailingZeroCount(source) : (ulong)(63 - BitOperations.LeadingZeroCount(source)));
+                WriteFlags(FlagZf, 0);
+                return;
+            case Op.Popcnt:
+                WriteRegister(register, (ulong)BitOperations.PopCount(source));
+                WriteFlags(ArithmeticFlags, source == 0 ? FlagZf : 0);
+                return;
+            case Op.Lzcnt:
+            {
+                var count = (ulong)(BitOperations.LeadingZeroCount(source) - (64 - bits));
+                WriteRegister(register, count);
+                WriteFlags(FlagCf | FlagZf, (source == 0 ? FlagCf : 0) | (count == 0 ? FlagZf : 0));
+                return;
+            }
+
+            default:
+            {
+                var count = source == 0 ? (ulong)bits : (ulong)BitOperations.TrailingZeroCount(source);
+                WriteRegister(register, count);
+                WriteFlags(FlagCf | FlagZf, (source == 0 ? FlagCf : 0) | (count == 0 ? FlagZf : 0));
+                return;
+            }
+        }
+    }
+
+    private void SignExtendAccumulator(ref DecodedInstruction d)
+    {
+        switch (d.Instruction.Code)
+        {
+            case Code.Cbw: WriteGpr(0, 2, (ulong)(sbyte)Gpr(0)); break;
+            case Code.Cwde: WriteGpr(0, 4, (ulong)(short)Gpr(0)); break;
+            default: Gpr(0) = (ulong)(int)Gpr(0); break;
+        }
+    }
+
+    private void SignExtendIntoDx(ref DecodedInstruction d)
+    {
+        switch (d.Instruction.Code)
+        {
+            case Code.Cwd: WriteGpr(2, 2, (short)Gpr(0) < 0 ? 0xFFFFUL : 0UL); break;
+            case Code.Cdq: WriteGpr(2, 4, (int)Gpr(0) < 0 ? 0xFFFF_FFFF : 0); break;
+            default: Gpr(2) = (long)Gpr(0) < 0 ? ulong.MaxValue : 0; break;
+        }
+    }
+}

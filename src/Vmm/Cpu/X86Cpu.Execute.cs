@@ -1,0 +1,279 @@
+using System.Runtime.CompilerServices;
+using Iced.Intel;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>Dispatch: one jump table over <see cref="Op"/>, with the data-movement and control-flow handlers.</summary>
+public sealed partial class X86Cpu
+{
+    private void Execute(ref DecodedInstruction d)
+    {
+        ref var i = ref d.Instruction;
+        switch (d.Op)
+        {
+            case Op.Nop:
+                return;
+            case Op.Mov:
+                WriteOperand0(ref d, ReadOperand(ref d, 1));
+                return;
+            case Op.Movzx:
+                WriteRegister(i.Op0Register, ReadOperand(ref d, 1));
+                return;
+            case Op.Movsx:
+                WriteRegister(i.Op0Register, (ulong)SignExtend(ReadOperand(ref d, 1), SourceBits(ref d)));
+                return;
+            case Op.Lea:
+                WriteRegister(i.Op0Register, EffectiveAddress(ref d));
+                return;
+            case Op.Add: Arith(ref d, FlagOp.Add); return;
+            case Op.Or: Logic(ref d, 0); return;
+            case Op.Adc: Arith(ref d, FlagOp.Adc); return;
+            case Op.Sbb: Arith(ref d, FlagOp.Sbb); return;
+            case Op.And: Logic(ref d, 1); return;
+            case Op.Sub: Arith(ref d, FlagOp.Sub); return;
+            case Op.Xor: Logic(ref d, 2); return;
+            case Op.Cmp: Compare(ref d); return;
+            case Op.Test: TestOp(ref d); return;
+            case Op.Inc: IncDec(ref d, FlagOp.Inc); return;
+            case Op.Dec: IncDec(ref d, FlagOp.Dec); return;
+            case Op.Neg: Negate(ref d); return;
+            case Op.Not:
+            {
+                var value = ReadDestination(ref d, out var linear);
+                WriteDestination(ref d, linear, ~value);
+                return;
+            }
+
+            case Op.Jcc:
+                if (Condition(i.ConditionCode))
+                {
+                    _rip = BranchTarget(ref d);
+                }
+
+                return;
+            case Op.Setcc:
+                WriteOperand0(ref d, Condition(i.ConditionCode) ? 1UL : 0);
+                return;
+            case Op.Cmovcc:
+            {
+                var value = ReadOperand(ref d, 1);
+                if (Condition(i.ConditionCode))
+                {
+                    WriteRegister(i.Op0Register, value);
+                }
+                else if (d.Size == 4)
+                {
+                    WriteRegister(i.Op0Register, ReadRegister(i.Op0Register));
+                }
+
+                return;
+            }
+
+            case Op.Jmp:
+                _rip = BranchTarget(ref d);
+                return;
+            case Op.JmpIndirect:
+                _rip = ReadOperand(ref d, 0);
+                return;
+            case Op.Call:
+                Push(_rip, StackOperandSize(ref d));
+                _rip = BranchTarget(ref d);
+                return;
+            case Op.CallIndirect:
+            {
+                var target = ReadOperand(ref d, 0);
+                Push(_rip, StackOperandSize(ref d));
+                _rip = target;
+                return;
+            }
+
+            case Op.Ret:
+            {
+                var size = ReturnSize(i.Code);
+                var target = Pop(size);
+                if (i.OpCount == 1)
+                {
+                    ref var rsp = ref Gpr(4);
+                    var mask = StackMask;
+                    rsp = (rsp & ~mask) | ((rsp + i.Immediate16) & mask);
+                }
+
+                _rip = target;
+                return;
+            }
+
+            case Op.Loop:
+            case Op.Loope:
+            case Op.Loopne:
+            {
+                var count = (ReadCounter(d.AddressSize) - 1) & MaskOf(d.AddressSize * 8);
+                WriteCounter(d.AddressSize, count);
+                var take = count != 0 && (d.Op == Op.Loop || (d.Op == Op.Loope ? ZeroFlag() : !ZeroFlag()));
+                if (take)
+                {
+                    _rip = BranchTarget(ref d);
+                }
+
+                return;
+            }
+
+            case Op.Jrcxz:
+                if (ReadCounter(JcxzSize(i.Code)) == 0)
+                {
+                    _rip = BranchTarget(ref d);
+                }
+
+                return;
+            case Op.Push:
+                Push(ReadOperand(ref d, 0), StackOperandSize(ref d));
+                return;
+            case Op.Pop:
+            {
+                var size = StackOperandSize(ref d);
+                var value = Pop(size);
+                if (i.Op0Kind == OpKind.Memory)
+                {
+                    // The address uses RSP after the pop, as hardware computes it.
+                    WriteMemory(Linear(ref d), size, value);
+                }
+                else
+                {
+                    WriteRegister(i.Op0Register, value);
+                }
+
+                return;
+            }
+
+            case Op.Xchg: Exchange(ref d); return;
+            case Op.Cmpxchg: CompareExchange(ref d); return;
+            case Op.Cmpxchg8b: CompareExchangeDouble(ref d, 4); return;
+            case Op.Cmpxchg16b: CompareExchangeDouble(ref d, 8); return;
+            case Op.Xadd: ExchangeAdd(ref d); return;
+            case Op.Bswap:
+            {
+                var value = ReadRegister(i.Op0Register);
+                WriteRegister(i.Op0Register, d.Size == 8 ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(value)
+                    : d.Size == 4 ? System.Buffers.Binary.BinaryPrimitives.ReverseEndianness((uint)value) : 0);
+                return;
+            }
+
+            case Op.Rol: case Op.Ror: case Op.Rcl: case Op.Rcr: Rotate(ref d); return;
+            case Op.Shl: case Op.Shr: case Op.Sar: Shift(ref d); return;
+            case Op.Shld: case Op.Shrd: DoubleShift(ref d); return;
+            case Op.Mul: Multiply(ref d, signed: false); return;
+            case Op.Imul1: Multiply(ref d, signed: true); return;
+            case Op.Imul2: case Op.Imul3: MultiplyTruncating(ref d); return;
+            case Op.Div: Divide(ref d, signed: false); return;
+            case Op.Idiv: Divide(ref d, signed: true); return;
+            case Op.Bt: case Op.Bts: case Op.Btr: case Op.Btc: BitTest(ref d); return;
+            case Op.Bsf: case Op.Bsr: case Op.Popcnt: case Op.Lzcnt: case Op.Tzcnt: BitScan(ref d); return;
+            case Op.SignExtendAccumulator: SignExtendAccumulator(ref d); return;
+            case Op.SignExtendIntoDx: SignExtendIntoDx(ref d); return;
+            case Op.Leave:
+            {
+                var size = StackOperandSize(ref d);
+                var mask = StackMask;
+                ref var rsp = ref Gpr(4);
+                rsp = (rsp & ~mask) | (Gpr(5) & mask);
+                var rbp = Pop(size);
+                WriteGpr(5, size, rbp);
+                return;
+            }
+
+            case Op.Enter: Enter(ref d); return;
+            case Op.Pushf:
+                Push(GetRflags() & ~(FlagRf | (1UL << 16) | (1UL << 17)), StackOperandSize(ref d));
+                return;
+            case Op.Popf:
+                PopFlags(StackOperandSize(ref d));
+                return;
+            case Op.Pusha: PushAll(ref d); return;
+            case Op.Popa: PopAll(ref d); return;
+            case Op.Clc: WriteFlags(FlagCf, 0); return;
+            case Op.Stc: WriteFlags(FlagCf, FlagCf); return;
+            case Op.Cmc: WriteFlags(FlagCf, CarryFlag() ? 0 : FlagCf); return;
+            case Op.Cld: _rflags &= ~FlagDf; return;
+            case Op.Std: _rflags |= FlagDf; return;
+            case Op.Cli: RequireIoPrivilege(); _rflags &= ~FlagIf; return;
+            case Op.Sti: RequireIoPrivilege(); _rflags |= FlagIf; return;
+            case Op.Lahf:
+                WriteRegister(Register.AH, (GetRflags() & 0xD5) | 2);
+                return;
+            case Op.Sahf:
+                WriteFlags(FlagCf | FlagPf | FlagAf | FlagZf | FlagSf, ReadRegister(Register.AH));
+                return;
+            case Op.Xlat:
+            {
+                var offset = (ReadCounterLike(d.AddressSize, 3) + ReadRegister(Register.AL)) & MaskOf(d.AddressSize * 8);
+                WriteRegister(Register.AL, ReadMemory(ToLinear(offset, d.Segment), 1));
+                return;
+            }
+
+            case Op.Movs: case Op.Stos: case Op.Lods: case Op.Cmps: case Op.Scas: case Op.Ins: case Op.Outs:
+                StringOp(ref d);
+                return;
+            default:
+                ExecuteSystem(ref d);
+                return;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong BranchTarget(ref DecodedInstruction d) => d.Instruction.NearBranchTarget;
+
+    private int SourceBits(ref DecodedInstruction d)
+    {
+        var kind = d.Instruction.Op1Kind;
+        return (kind == OpKind.Register ? d.Instruction.Op1Register.GetSize() : d.MemorySize) * 8;
+    }
+
+    /// <summary>The stack slot size of PUSH/POP/CALL/LEAVE/PUSHF (Iced's stack-pointer increment).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int StackOperandSize(ref DecodedInstruction d)
+    {
+        var increment = d.Instruction.StackPointerIncrement;
+        return increment < 0 ? -increment : increment;
+    }
+
+    private int ReturnSize(Code code) => code switch
+    {
+        Code.Retnq or Code.Retnq_imm16 => 8,
+        Code.Retnd or Code.Retnd_imm16 => 4,
+        Code.Retnw or Code.Retnw_imm16 => 2,
+        _ => _bitness == 64 ? 8 : 4,
+    };
+
+    private static int JcxzSize(Code code) => code switch
+    {
+        Code.Jrcxz_rel8_64 or Code.Jrcxz_rel8_16 => 8,
+        Code.Jecxz_rel8_16 or Code.Jecxz_rel8_32 or Code.Jecxz_rel8_64 => 4,
+        _ => 2,
+    };
+
+    private ulong ReadCounter(int size) => ReadCounterLike(size, 1);
+
+    private ulong ReadCounterLike(int size, int gpr) => size == 8 ? Gpr(gpr) : size == 4 ? (uint)Gpr(gpr) : (ushort)Gpr(gpr);
+
+    private void WriteCounter(int size, ulong value) => WriteGpr(1, size, value);
+
+    /// <summary>Writes <paramref name="size"/> bytes of GPR <paramref name="index"/> with x86's merge/zero-extension rules.</summary>
+    private void WriteGpr(int index, int size, ulong value)
+    {
+        ref var slot = ref Gpr(index);
+        slot = size switch
+        {
+            8 => value,
+            4 => (uint)value,
+            2 => (slot & ~0xFFFFUL) | (ushort)value,
+            _ => (slot & ~0xFFUL) | (byte)value,
+        };
+    }
+
+    private void RequireIoPrivilege()
+    {
+        if (Cpl > (int)((_rflags >> 12) & 3))
+        {
+            throw new GuestException(ExceptionVector.GeneralProtection, 0);
+        }
+    }
+}

@@ -1,0 +1,509 @@
+using Iced.Intel;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>System instructions: control registers, MSRs, CPUID, descriptor tables, far transfers, I/O, HLT, INT/IRET.</summary>
+public sealed partial class X86Cpu
+{
+    private const uint MsrTsc = 0x10;
+    private const uint MsrApicBase = 0x1B;
+    private const uint MsrMiscEnable = 0x1A0;
+    private const uint MsrPat = 0x277;
+    private const uint MsrEfer = 0xC000_0080;
+    private const uint MsrStar = 0xC000_0081;
+    private const uint MsrLstar = 0xC000_0082;
+    private const uint MsrCstar = 0xC000_0083;
+    private const uint MsrSfmask = 0xC000_0084;
+    private const uint MsrFsBase = 0xC000_0100;
+    private const uint MsrGsBase = 0xC000_0101;
+    private const uint MsrKernelGsBase = 0xC000_0102;
+    private const uint MsrTscAux = 0xC000_0103;
+    private const ulong EferSce = 1UL << 0;
+    private const ulong EferNxe = 1UL << 11;
+
+    private readonly Dictionary<uint, ulong> _mtrrs = [];
+
+    private void ExecuteSystem(ref DecodedInstruction d)
+    {
+        ref var i = ref d.Instruction;
+        switch (d.Op)
+        {
+            case Op.MovToSeg:
+            {
+                var segment = (SegmentRegister)(i.Op0Register - Register.ES);
+                if (segment == SegmentRegister.Cs)
+                {
+                    throw Undefined(ref d, "MOV to CS");
+                }
+
+                LoadSegment(segment, (ushort)ReadOperand(ref d, 1));
+                return;
+            }
+
+            case Op.MovFromSeg:
+            {
+                var selector = _segments[i.Op1Register - Register.ES].Selector;
+                if (i.Op0Kind == OpKind.Register)
+                {
+                    WriteRegister(i.Op0Register, selector);
+                }
+                else
+                {
+                    WriteMemory(Linear(ref d), 2, selector);
+                }
+
+                return;
+            }
+
+            case Op.PushSeg:
+                Push(_segments[i.Op0Register - Register.ES].Selector, StackOperandSize(ref d));
+                return;
+            case Op.PopSeg:
+            {
+                var size = StackOperandSize(ref d);
+                var selector = (ushort)ReadStack(Gpr(4) & StackMask, size);
+                LoadSegment((SegmentRegister)(i.Op0Register - Register.ES), selector);
+                Pop(size);
+                return;
+            }
+
+            case Op.MovToCr: RequireCpl0(); WriteControlRegister(i.Op0Register, ReadRegister(i.Op1Register)); return;
+            case Op.MovFromCr: RequireCpl0(); WriteRegister(i.Op0Register, ReadControlRegister(i.Op1Register)); return;
+            case Op.MovToDr: RequireCpl0(); _debug[(i.Op0Register - Register.DR0) & 7] = ReadRegister(i.Op1Register); return;
+            case Op.MovFromDr: RequireCpl0(); WriteRegister(i.Op0Register, _debug[(i.Op1Register - Register.DR0) & 7]); return;
+            case Op.JmpFar:
+                FarJump(i.FarBranchSelector, i.Op0Kind == OpKind.FarBranch32 ? i.FarBranch32 : i.FarBranch16);
+                return;
+            case Op.JmpFarIndirect:
+            {
+                var (selector, offset) = ReadFarPointer(ref d);
+                FarJump(selector, offset);
+                return;
+            }
+
+            case Op.CallFar:
+                FarCall(ref d, i.FarBranchSelector, i.Op0Kind == OpKind.FarBranch32 ? i.FarBranch32 : i.FarBranch16);
+                return;
+            case Op.CallFarIndirect:
+            {
+                var (selector, offset) = ReadFarPointer(ref d);
+                FarCall(ref d, selector, offset);
+                return;
+            }
+
+            case Op.RetFar: FarReturn(ref d); return;
+            case Op.In:
+            {
+                var size = i.Op0Register.GetSize();
+                var port = i.Op1Kind == OpKind.Register ? (ushort)Gpr(2) : i.Immediate8;
+                WriteGpr(0, size, PortIn(port, size));
+                return;
+            }
+
+            case Op.Out:
+            {
+                var size = i.Op1Register.GetSize();
+                var port = i.Op0Kind == OpKind.Register ? (ushort)Gpr(2) : i.Immediate8;
+                PortOut(port, size, Gpr(0));
+                return;
+            }
+
+            case Op.Hlt:
+                RequireCpl0();
+                _pendingExit = new CpuExit(
+                    CpuExitReason.Halted,
+                    (_rflags & FlagIf) == 0
+                        ? $"HLT at RIP 0x{_currentIp:x} with interrupts disabled: nothing can wake the vCPU"
+                        : $"HLT at RIP 0x{_currentIp:x}: no interrupt source is emulated, so nothing can wake the vCPU");
+                return;
+            case Op.Int: DeliverSoftwareInterrupt(i.Immediate8); return;
+            case Op.Int3: DeliverSoftwareInterrupt((byte)ExceptionVector.Breakpoint); return;
+            case Op.Into:
+                if (OverflowFlag()) { DeliverSoftwareInterrupt((byte)ExceptionVector.Overflow); }
+                return;
+            case Op.Iret: InterruptReturn(ref d); return;
+            case Op.Ud: throw Undefined(ref d, "an undefined opcode");
+            case Op.Cpuid: Cpuid(); return;
+            case Op.Rdtsc:
+                SetEdxEax((ulong)(_instructions + _tscOffset));
+                return;
+            case Op.Rdtscp:
+                SetEdxEax((ulong)(_instructions + _tscOffset));
+                Gpr(1) = (uint)_tscAux;
+                return;
+            case Op.Rdpid: WriteRegister(i.Op0Register, _tscAux); return;
+            case Op.Rdmsr:
+                RequireCpl0();
+                SetEdxEax(ReadMsr((uint)Gpr(1)));
+                return;
+            case Op.Wrmsr:
+                RequireCpl0();
+                WriteMsr((uint)Gpr(1), ((Gpr(2) & 0xFFFF_FFFF) << 32) | (Gpr(0) & 0xFFFF_FFFF));
+                return;
+            case Op.Lgdt:
+            case Op.Lidt:
+            {
+                RequireCpl0();
+                var linear = Linear(ref d);
+                var limit = (ushort)ReadMemory(linear, 2);
+                var tableBase = _bitness == 64 ? ReadMemory(linear + 2, 8) : ReadMemory(linear + 2, 4) & (d.Size == 2 ? 0xFF_FFFFUL : 0xFFFF_FFFFUL);
+                if (d.Op == Op.Lgdt) { _gdtBase = tableBase; _gdtLimit = limit; }
+                else { _idtBase = tableBase; _idtLimit = limit; }
+                return;
+            }
+
+            case Op.Sgdt:
+            case Op.Sidt:
+            {
+                var linear = Linear(ref d);
+                var (tableBase, limit) = d.Op == Op.Sgdt ? (_gdtBase, _gdtLimit) : (_idtBase, _idtLimit);
+                WriteMemory(linear, 2, limit);
+                WriteMemory(linear + 2, _bitness == 64 ? 8 : 4, tableBase);
+                return;
+            }
+
+            case Op.Ltr: RequireCpl0(); LoadSystemSegment(SegmentRegister.Tr, (ushort)ReadOperand(ref d, 0)); return;
+            case Op.Lldt: RequireCpl0(); LoadSystemSegment(SegmentRegister.Ldtr, (ushort)ReadOperand(ref d, 0)); return;
+            case Op.Str: WriteSelectorOperand(ref d, _segments[(int)SegmentRegister.Tr].Selector); return;
+            case Op.Sldt: WriteSelectorOperand(ref d, _segments[(int)SegmentRegister.Ldtr].Selector); return;
+            case Op.Invlpg:
+                RequireCpl0();
+                _mmu.Invlpg(new Hypervisor.GuestMmu.Addresses.Gva(Linear(ref d)));
+                return;
+            case Op.Clts: RequireCpl0(); _cr0 &= ~Cr0Ts; return;
+            case Op.Lmsw:
+                RequireCpl0();
+                WriteControlRegister(Register.CR0, (_cr0 & ~0xEUL) | (ReadOperand(ref d, 0) & 0xF) | (_cr0 & Cr0Pe));
+                return;
+            case Op.Smsw: WriteSelectorOperand(ref d, (ushort)_cr0); return;
+            case Op.Swapgs:
+            {
+                RequireCpl0();
+                if (_bitness != 64) { throw Undefined(ref d, "SWAPGS outside 64-bit mode"); }
+                ref var gs = ref _segments[(int)SegmentRegister.Gs];
+                (gs.Base, _kernelGsBase) = (_kernelGsBase, gs.Base);
+                return;
+            }
+
+            case Op.Lar:
+            case Op.Lsl:
+                LoadAccessOrLimit(ref d);
+                return;
+            default:
+                throw Undefined(ref d, $"'{i}' is not implemented by the interpreter");
+        }
+    }
+
+    private GuestException Undefined(ref DecodedInstruction d, string what)
+    {
+        _lastFaultDetail = $"#UD at RIP 0x{_currentIp:x} ({d.Instruction}): {what}";
+        return new GuestException(ExceptionVector.InvalidOpcode, null, _lastFaultDetail);
+    }
+
+    private void RequireCpl0()
+    {
+        if (Cpl != 0)
+        {
+            throw new GuestException(ExceptionVector.GeneralProtection, 0);
+        }
+    }
+
+    private void SetEdxEax(ulong value)
+    {
+        Gpr(0) = (uint)value;
+        Gpr(2) = value >> 32;
+    }
+
+    private void WriteSelectorOperand(ref DecodedInstruction d, ushort value)
+    {
+        if (d.Instruction.Op0Kind == OpKind.Register) { WriteRegister(d.Instruction.Op0Register, value); }
+        else { WriteMemory(Linear(ref d), 2, value); }
+    }
+
+    private uint PortIn(ushort port, int size)
+    {
+        _portIo++;
+        return _bus.ReadPort(port, size);
+    }
+
+    private void PortOut(ushort port, int size, ulong value)
+    {
+        _portIo++;
+        _bus.WritePort(port, size, (uint)value);
+    }
+
+    private ulong ReadControlRegister(Register register) => register switch
+    {
+        Register.CR0 => _cr0,
+        Register.CR2 => _cr2,
+        Register.CR3 => _cr3,
+        Register.CR4 => _cr4,
+        Register.CR8 => _cr8,
+        _ => throw new GuestException(ExceptionVector.InvalidOpcode),
+    };
+
+    private void WriteControlRegister(Register register, ulong value)
+    {
+        switch (register)
+        {
+            case Register.CR0:
+            {
+                value |= Cr0Et;
+                if ((value >> 32) != 0 || ((value & Cr0Pg) != 0 && (value & Cr0Pe) == 0))
+                {
+                    throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                }
+
+                var enablingPaging = (value & Cr0Pg) != 0 && (_cr0 & Cr0Pg) == 0;
+                var disablingPaging = (value & Cr0Pg) == 0 && (_cr0 & Cr0Pg) != 0;
+                if (enablingPaging && (_efer & EferLme) != 0)
+                {
+                    if ((_cr4 & Cr4Pae) == 0)
+                    {
+                        throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                    }
+
+                    _efer |= EferLma;
+                }
+                else if (disablingPaging && (_efer & EferLma) != 0)
+                {
+                    if (_bitness == 64)
+                    {
+                        throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                    }
+
+                    _efer &= ~EferLma;
+                }
+
+                if ((value & Cr0Pe) == 0)
+                {
+                    throw new VmFailureException("clearing CR0.PE (real mode) is not supported by the interpreter");
+                }
+
+                _cr0 = value;
+                UpdateMode();
+                UpdateStackSize();
+                UpdatePaging();
+                return;
+            }
+
+            case Register.CR2:
+                _cr2 = value;
+                return;
+            case Register.CR3:
+                _cr3 = _bitness == 64 ? value : (uint)value;
+                _mmu.WriteCr3(_cr3);
+                return;
+            case Register.CR4:
+                if ((_efer & EferLma) != 0 && (value & Cr4Pae) == 0)
+                {
+                    throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                }
+
+                _cr4 = value;
+                UpdatePaging();
+                return;
+            case Register.CR8:
+                _cr8 = value & 0xF;
+                return;
+            default:
+                throw new GuestException(ExceptionVector.InvalidOpcode);
+        }
+    }
+
+    private ulong ReadMsr(uint msr)
+    {
+        switch (msr)
+        {
+            case MsrTsc: return (ulong)(_instructions + _tscOffset);
+            case MsrApicBase: return _apicBase;
+            case MsrMiscEnable: return _miscEnable;
+            case MsrPat: return _pat;
+            case MsrEfer: return _efer;
+            case MsrStar: return _star;
+            case MsrLstar: return _lstar;
+            case MsrCstar: return _cstar;
+            case MsrSfmask: return _sfmask;
+            case MsrFsBase: return _segments[(int)SegmentRegister.Fs].Base;
+            case MsrGsBase: return _segments[(int)SegmentRegister.Gs].Base;
+            case MsrKernelGsBase: return _kernelGsBase;
+            case MsrTscAux: return _tscAux;
+            case 0x8B: return 0;
+            case 0xFE: return 0;
+            case >= 0x200 and <= 0x2FF: return _mtrrs.GetValueOrDefault(msr);
+            default:
+                _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: RDMSR of MSR 0x{msr:x}, which the interpreter does not model";
+                throw new GuestException(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
+        }
+    }
+
+    private void WriteMsr(uint msr, ulong value)
+    {
+        switch (msr)
+        {
+            case MsrTsc: _tscOffset = (long)value - _instructions; return;
+            case MsrApicBase: _apicBase = value; return;
+            case MsrMiscEnable: _miscEnable = value; return;
+            case MsrPat: _pat = value; return;
+            case MsrEfer:
+            {
+                if ((value & ~(EferSce | EferLme | EferLma | EferNxe)) != 0
+                    || ((_cr0 & Cr0Pg) != 0 && ((value ^ _efer) & EferLme) != 0))
+                {
+                    throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                }
+
+                _efer = (value & ~EferLma) | (_efer & EferLma);
+                UpdatePaging();
+                return;
+            }
+
+            case MsrStar: _star = value; return;
+            case MsrLstar: _lstar = value; return;
+            case MsrCstar: _cstar = value; return;
+            case MsrSfmask: _sfmask = value; return;
+            case MsrFsBase: _segments[(int)SegmentRegister.Fs].Base = value; return;
+            case MsrGsBase: _segments[(int)SegmentRegister.Gs].Base = value; return;
+            case MsrKernelGsBase: _kernelGsBase = value; return;
+            case MsrTscAux: _tscAux = (uint)value; return;
+            case 0x8B: return;
+            case >= 0x200 and <= 0x2FF: _mtrrs[msr] = value; return;
+            default:
+                _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: WRMSR of MSR 0x{msr:x}, which the interpreter does not model";
+                throw new GuestException(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
+        }
+    }
+
+    private void Cpuid()
+    {
+        var leaf = (uint)Gpr(0);
+        var subleaf = (uint)Gpr(1);
+        var (a, b, c, dx) = CpuidModel.Query(leaf, subleaf, VcpuId);
+        Gpr(0) = a;
+        Gpr(3) = b;
+        Gpr(1) = c;
+        Gpr(2) = dx;
+    }
+
+    private (ushort Selector, ulong Offset) ReadFarPointer(ref DecodedInstruction d)
+    {
+        var linear = Linear(ref d);
+        var offsetSize = d.MemorySize - 2;
+        var offset = ReadMemory(linear, offsetSize);
+        var selector = (ushort)ReadMemory(linear + (ulong)offsetSize, 2);
+        return (selector, offset);
+    }
+
+    private void FarJump(ushort selector, ulong offset)
+    {
+        LoadSegment(SegmentRegister.Cs, selector);
+        _rip = _bitness == 64 ? offset : (uint)offset;
+    }
+
+    private void FarCall(ref DecodedInstruction d, ushort selector, ulong offset)
+    {
+        var size = StackOperandSize(ref d) / 2;
+        if (size == 0) { size = _bitness == 64 ? 8 : 4; }
+        var oldCs = _segments[(int)SegmentRegister.Cs].Selector;
+        var returnRip = _rip;
+        LoadSegment(SegmentRegister.Cs, selector);
+        Push(oldCs, size);
+        Push(returnRip, size);
+        _rip = _bitness == 64 ? offset : (uint)offset;
+    }
+
+    private void FarReturn(ref DecodedInstruction d)
+    {
+        var size = d.Instruction.Code switch
+        {
+            Code.Retfq or Code.Retfq_imm16 => 8,
+            Code.Retfw or Code.Retfw_imm16 => 2,
+            _ => 4,
+        };
+        var target = Pop(size);
+        var selector = (ushort)Pop(size);
+        LoadSegment(SegmentRegister.Cs, selector);
+        if (d.Instruction.OpCount == 1)
+        {
+            ref var rsp = ref Gpr(4);
+            rsp = (rsp & ~StackMask) | ((rsp + d.Instruction.Immediate16) & StackMask);
+        }
+
+        _rip = _bitness == 64 ? target : (uint)target;
+    }
+
+    private void PopFlags(int size)
+    {
+        var value = Pop(size);
+        var keep = Cpl == 0 ? 0UL : 3UL << 12;
+        if (Cpl > (int)((_rflags >> 12) & 3)) { keep |= FlagIf; }
+        if (size == 2) { keep |= ~0xFFFFUL; }
+        var previousAc = _rflags & FlagAc;
+        SetRflags((value & ~keep) | (_rflags & keep));
+        if ((_rflags & FlagAc) != previousAc) { UpdatePaging(); }
+    }
+
+    private void PushAll(ref DecodedInstruction d)
+    {
+        var size = d.Instruction.Code == Code.Pushaw ? 2 : 4;
+        var originalSp = Gpr(4);
+        for (var n = 0; n < 8; n++)
+        {
+            Push(n == 4 ? originalSp : Gpr(n), size);
+        }
+    }
+
+    private void PopAll(ref DecodedInstruction d)
+    {
+        var size = d.Instruction.Code == Code.Popaw ? 2 : 4;
+        for (var n = 7; n >= 0; n--)
+        {
+            var value = Pop(size);
+            if (n != 4) { WriteGpr(n, size, value); }
+        }
+    }
+
+    private void Enter(ref DecodedInstruction d)
+    {
+        var size = d.Instruction.Code switch { Code.Enterq_imm16_imm8 => 8, Code.Enterw_imm16_imm8 => 2, _ => 4 };
+        var frameSize = d.Instruction.Immediate16;
+        var level = d.Instruction.Immediate8_2nd & 31;
+        Push(Gpr(5), size);
+        var frame = Gpr(4) & StackMask;
+        var rbp = Gpr(5) & StackMask;
+        for (var n = 1; n < level; n++)
+        {
+            rbp = (rbp - (uint)size) & StackMask;
+            Push(ReadStack(rbp, size), size);
+        }
+
+        if (level > 0) { Push(frame, size); }
+        WriteGpr(5, _stackAddressSize, frame);
+        ref var rsp = ref Gpr(4);
+        rsp = (rsp & ~StackMask) | ((rsp - frameSize) & StackMask);
+    }
+
+    private void LoadAccessOrLimit(ref DecodedInstruction d)
+    {
+        var selector = (ushort)ReadOperand(ref d, 1);
+        ulong descriptor;
+        try
+        {
+            descriptor = (selector & 0xFFFC) == 0 ? 0 : ReadDescriptor(selector, out _);
+        }
+        catch (GuestException exception) when (exception.Vector == ExceptionVector.GeneralProtection)
+        {
+            descriptor = 0;
+        }
+
+        if (descriptor == 0 || ((descriptor >> 47) & 1) == 0)
+        {
+            WriteFlags(FlagZf, 0);
+            return;
+        }
+
+        var state = SegmentState.FromDescriptor(selector, descriptor);
+        WriteRegister(d.Instruction.Op0Register, d.Op == Op.Lsl ? state.Limit : descriptor >> 32 & 0x00F0_FF00);
+        WriteFlags(FlagZf, FlagZf);
+    }
+}

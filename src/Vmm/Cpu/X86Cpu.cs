@@ -1,0 +1,444 @@
+using System.Runtime.CompilerServices;
+using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.GuestMmu.Walker;
+using Hypervisor.Notifier;
+using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Devices;
+using Iced.Intel;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>
+/// One vCPU's x86 interpreter (32-bit protected mode and 64-bit long mode) over Iced's decoder. Every memory
+/// access goes through the vCPU's <see cref="MmuContext"/> — its soft TLB, the two-dimensional walker and the
+/// EPT fault path — and port I/O and MMIO through the VM's <see cref="DeviceBus"/>.
+/// </summary>
+/// <remarks>
+/// <para>Execution is by basic blocks decoded once and cached per (guest-physical page, code size); a block
+/// ends at a branch, a mode change, I/O or its page end. Stores to a page holding cached code are caught by
+/// the <see cref="CodePageMap"/> (the TLB never caches a write hit for such a page) and drop its blocks.</para>
+/// <para>TLB coherence: the vCPU is in guest mode for the whole of <see cref="Run"/> and services shootdown
+/// requests at every block boundary, so a host invalidation waits at most one block.</para>
+/// <para>Owned by one thread: no member may be called concurrently.</para>
+/// </remarks>
+public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and written through TLB host pointers.
+{
+    private const int MaxBlockInstructions = 64;
+    private const int RepChunk = 4096;
+
+    private readonly MmuContext _mmu;
+    private readonly SoftTlb _tlb;
+    private readonly DeviceBus _bus;
+    private readonly CodePageMap _codeMap;
+    private readonly VmStopSignal _stop;
+    private readonly ulong[] _gpr = new ulong[16];
+    private readonly SegmentState[] _segments = new SegmentState[8];
+    private readonly Dictionary<ulong, CodePage> _codePages = [];
+    private readonly PointerCodeReader _codeReader = new();
+    private readonly Decoder[] _decoders = new Decoder[3];
+
+    private ulong _rip;
+    private ulong _currentIp;
+    private int _bitness = 32;
+    private int _codeSizeTag = 2;
+    private bool _blockBroken;
+    private CpuExit? _pendingExit;
+    private CodePage? _lastPage;
+
+    private long _instructions;
+    private long _blocks;
+    private long _decodeHits;
+    private long _decodeMisses;
+    private long _decoded;
+    private long _exceptions;
+    private long _pageFaults;
+    private long _portIo;
+    private long _mmio;
+    private long _localCodeInvalidations;
+
+    /// <summary>Creates vCPU <paramref name="vcpuId"/>'s interpreter over its memory view and the VM's devices.</summary>
+    /// <param name="mmu">The vCPU's memory view; its <see cref="MmuContext.WriteMonitor"/> is taken over.</param>
+    /// <param name="bus">The VM's port and MMIO devices.</param>
+    /// <param name="codeMap">The VM's map of pages holding decoded code.</param>
+    /// <param name="stop">The VM's stop signal (checked at block boundaries).</param>
+    /// <param name="vcpuId">The vCPU's id (its initial APIC id).</param>
+    public X86Cpu(MmuContext mmu, DeviceBus bus, CodePageMap codeMap, VmStopSignal stop, int vcpuId = 0)
+    {
+        ArgumentNullException.ThrowIfNull(mmu);
+        ArgumentNullException.ThrowIfNull(bus);
+        ArgumentNullException.ThrowIfNull(codeMap);
+        ArgumentNullException.ThrowIfNull(stop);
+        _mmu = mmu;
+        _tlb = mmu.Tlb;
+        _bus = bus;
+        _codeMap = codeMap;
+        _stop = stop;
+        VcpuId = vcpuId;
+        _mmu.WriteMonitor = new StoreWatch(this);
+        _apicBase = 0xFEE0_0000UL | (1UL << 11) | (vcpuId == 0 ? 1UL << 8 : 0);
+        ResetFlags();
+    }
+
+    /// <summary>The vCPU's id.</summary>
+    public int VcpuId { get; }
+
+    /// <summary>The vCPU's memory view.</summary>
+    public MmuContext Mmu => _mmu;
+
+    /// <summary>RIP.</summary>
+    public ulong Rip
+    {
+        get => _rip;
+        set => _rip = value;
+    }
+
+    /// <summary>The code size in force: 16, 32 or 64 bits.</summary>
+    public int Bitness => _bitness;
+
+    /// <summary>Instructions retired so far.</summary>
+    public long InstructionsRetired => _instructions;
+
+    /// <summary>A snapshot of the counters.</summary>
+    public CpuStats Stats => new()
+    {
+        Instructions = _instructions,
+        Blocks = _blocks,
+        DecodeCacheHits = _decodeHits,
+        DecodeCacheMisses = _decodeMisses,
+        InstructionsDecoded = _decoded,
+        CodeInvalidations = _localCodeInvalidations,
+        ExceptionsDelivered = _exceptions,
+        PageFaults = _pageFaults,
+        PortIo = _portIo,
+        MmioAccesses = _mmio,
+    };
+
+    /// <summary>Loads the state a boot protocol hands over (registers, control registers, segment caches, descriptor tables).</summary>
+    public void Load(in InitialCpuState state)
+    {
+        Array.Clear(_gpr);
+        _gpr[0] = state.Rax;
+        _gpr[3] = state.Rbx;
+        _gpr[4] = state.Rsp;
+        _gpr[5] = state.Rbp;
+        _gpr[6] = state.Rsi;
+        _gpr[7] = state.Rdi;
+        _rip = state.Rip;
+        SetRflags(state.Rflags | 2);
+        _cr0 = state.Cr0 | Cr0Et;
+        _cr3 = state.Cr3;
+        _cr4 = state.Cr4;
+        _efer = state.Efer;
+        _gdtBase = state.GdtBase;
+        _gdtLimit = state.GdtLimit;
+        _idtBase = state.IdtBase;
+        _idtLimit = state.IdtLimit;
+        _segments[(int)SegmentRegister.Cs] = FromCache(state.Cs);
+        _segments[(int)SegmentRegister.Ds] = FromCache(state.Ds);
+        _segments[(int)SegmentRegister.Es] = FromCache(state.Es);
+        _segments[(int)SegmentRegister.Fs] = FromCache(state.Fs);
+        _segments[(int)SegmentRegister.Gs] = FromCache(state.Gs);
+        _segments[(int)SegmentRegister.Ss] = FromCache(state.Ss);
+        _segments[(int)SegmentRegister.Tr] = FromCache(state.Tr);
+        _segments[(int)SegmentRegister.Ldtr] = new SegmentState { Attributes = SegmentState.AttrP | 2 };
+        UpdateMode();
+        UpdatePaging(flushAll: true);
+    }
+
+    /// <summary>
+    /// Runs until <paramref name="instructionBudget"/> instructions have retired (checked at block boundaries),
+    /// a device asks the VM to stop, the vCPU halts, or the machine cannot continue.
+    /// </summary>
+    public CpuExit Run(long instructionBudget)
+    {
+        var port = _mmu.Port;
+        var limit = _instructions + Math.Max(1, instructionBudget);
+        port.EnterGuest();
+        try
+        {
+            while (_instructions < limit)
+            {
+                port.ServiceRequests();
+                if (_stop.IsStopRequested)
+                {
+                    return new CpuExit(CpuExitReason.StopRequested, _stop.Request!.ToString());
+                }
+
+                try
+                {
+                    ExecuteBlock(FindBlock());
+                }
+                catch (GuestException exception)
+                {
+                    _rip = _currentIp;
+                    DeliverException(exception);
+                }
+                catch (VmFailureException failure)
+                {
+                    _rip = _currentIp;
+                    return new CpuExit(CpuExitReason.InternalError, $"{failure.Message} at RIP 0x{_currentIp:x}");
+                }
+
+                if (_pendingExit is { } exit)
+                {
+                    _pendingExit = null;
+                    return exit;
+                }
+            }
+
+            return new CpuExit(CpuExitReason.BudgetExhausted, string.Empty);
+        }
+        finally
+        {
+            port.ExitGuest();
+        }
+    }
+
+    /// <summary>One line per register group, for a stop report.</summary>
+    public string DescribeState()
+    {
+        var flags = GetRflags();
+        return string.Join(
+            Environment.NewLine,
+            $"RIP={_rip:x16} RFLAGS={flags:x8} CPL={Cpl} mode={_bitness}-bit",
+            $"RAX={_gpr[0]:x16} RBX={_gpr[3]:x16} RCX={_gpr[1]:x16} RDX={_gpr[2]:x16}",
+            $"RSI={_gpr[6]:x16} RDI={_gpr[7]:x16} RBP={_gpr[5]:x16} RSP={_gpr[4]:x16}",
+            $"R8 ={_gpr[8]:x16} R9 ={_gpr[9]:x16} R10={_gpr[10]:x16} R11={_gpr[11]:x16}",
+            $"R12={_gpr[12]:x16} R13={_gpr[13]:x16} R14={_gpr[14]:x16} R15={_gpr[15]:x16}",
+            $"CR0={_cr0:x8} CR2={_cr2:x16} CR3={_cr3:x16} CR4={_cr4:x8} EFER={_efer:x}",
+            $"CS={_segments[1].Selector:x4} SS={_segments[2].Selector:x4} DS={_segments[3].Selector:x4} GDT={_gdtBase:x}/{_gdtLimit:x} IDT={_idtBase:x}/{_idtLimit:x}");
+    }
+
+    private static SegmentState FromCache(in SegmentCache cache) => new()
+    {
+        Selector = cache.Selector,
+        Base = cache.Base,
+        Limit = cache.Limit,
+        Attributes = (ushort)(cache.Type
+            | (cache.CodeOrData ? SegmentState.AttrS : 0)
+            | (cache.Dpl << 5)
+            | (cache.Present ? SegmentState.AttrP : 0)
+            | (cache.LongMode ? SegmentState.AttrL : 0)
+            | (cache.DefaultBig ? SegmentState.AttrDb : 0)
+            | (cache.Granularity ? SegmentState.AttrG : 0)),
+    };
+
+    private void ExecuteBlock(CodeBlock block)
+    {
+        _blocks++;
+        var instructions = block.Instructions;
+        for (var i = 0; i < instructions.Length; i++)
+        {
+            ref var d = ref instructions[i];
+            _currentIp = _rip;
+            _rip = d.Instruction.NextIP;
+            Execute(ref d);
+            _instructions++;
+            if (_blockBroken)
+            {
+                _blockBroken = false;
+                return;
+            }
+        }
+    }
+
+    private CodeBlock FindBlock()
+    {
+        _currentIp = _rip;
+        var linear = CodeLinear(_rip);
+        if (!_mmu.TryTranslateFetch(new Gva(linear), out var host, out var gpa, out var failure))
+        {
+            RaiseTranslationFault(failure, linear, SegmentRegister.Cs);
+        }
+
+        var key = (gpa.Value & ~Paging.PageOffsetMask) | (uint)_codeSizeTag;
+        var page = _lastPage;
+        if (page is null || page.Key != key)
+        {
+            if (!_codePages.TryGetValue(key, out page))
+            {
+                page = new CodePage(key, _codeMap.VersionOf(gpa.Gfn));
+                _codePages.Add(key, page);
+            }
+
+            _lastPage = page;
+        }
+
+        var version = _codeMap.VersionOf(gpa.Gfn);
+        if (page.Version != version)
+        {
+            Array.Clear(page.Blocks);
+            page.Version = version;
+            _localCodeInvalidations++;
+        }
+
+        var offset = (int)(gpa.Value & Paging.PageOffsetMask);
+        var block = page.Blocks[offset];
+        if (block is not null && block.StartRip == _rip)
+        {
+            _decodeHits++;
+            return block;
+        }
+
+        _decodeMisses++;
+        if (_codeMap.Watch(gpa.Gfn))
+        {
+            _mmu.Tlb.FlushAll();
+        }
+
+        block = Decode(host, offset, linear, out var cacheable);
+        if (cacheable)
+        {
+            page.Blocks[offset] = block;
+        }
+
+        return block;
+    }
+
+    private CodeBlock Decode(byte* host, int pageOffset, ulong linear, out bool cacheable)
+    {
+        var decoder = DecoderFor(_bitness);
+        _codeReader.Reset(host, (int)Paging.PageSize - pageOffset);
+        decoder.IP = _rip;
+        var list = new List<DecodedInstruction>(8);
+        cacheable = true;
+        while (true)
+        {
+            decoder.Decode(out var instruction);
+            if (instruction.Code == Code.INVALID && decoder.LastError == DecoderError.NoMoreBytes)
+            {
+                if (list.Count > 0)
+                {
+                    break;
+                }
+
+                cacheable = false;
+                list.Add(DecodeAcrossPages(linear));
+                break;
+            }
+
+            var d = Describe(instruction);
+            list.Add(d);
+            _decoded++;
+            if (OpClassifier.EndsBlock(d.Op) || list.Count >= MaxBlockInstructions || _codeReader.Remaining == 0)
+            {
+                break;
+            }
+        }
+
+        return new CodeBlock(_rip, [.. list]);
+    }
+
+    private DecodedInstruction DecodeAcrossPages(ulong linear)
+    {
+        Span<byte> bytes = stackalloc byte[15];
+        var firstPart = (int)(Paging.PageSize - (linear & Paging.PageOffsetMask));
+        var result = _mmu.Fetch(new Gva(linear), bytes[..firstPart]);
+        if (result.IsOk)
+        {
+            result = _mmu.Fetch(new Gva(linear + (ulong)firstPart), bytes[firstPart..]);
+        }
+
+        if (!result.IsOk)
+        {
+            RaiseTranslationFault(result.Fault, linear + (ulong)firstPart, SegmentRegister.Cs);
+        }
+
+        var decoder = Decoder.Create(_bitness, new ByteArrayCodeReader(bytes.ToArray()), _rip, DecoderOptions.None);
+        decoder.Decode(out var instruction);
+        _decoded++;
+        return Describe(instruction);
+    }
+
+    private Decoder DecoderFor(int bitness)
+    {
+        var index = bitness == 64 ? 2 : bitness == 32 ? 1 : 0;
+        return _decoders[index] ??= Decoder.Create(bitness, _codeReader, 0, DecoderOptions.None);
+    }
+
+    private DecodedInstruction Describe(in Instruction instruction)
+    {
+        var op = instruction.Code == Code.INVALID ? Op.Ud : OpClassifier.Classify(instruction);
+        byte size = 0;
+        byte addressSize = (byte)(_bitness / 8);
+        for (var n = 0; n < instruction.OpCount && size == 0; n++)
+        {
+            switch (instruction.GetOpKind(n))
+            {
+                case OpKind.Register:
+                    size = (byte)instruction.GetOpRegister(n).GetSize();
+                    break;
+                case OpKind.Memory:
+                case OpKind.MemorySegSI or OpKind.MemorySegESI or OpKind.MemorySegRSI:
+                case OpKind.MemorySegDI or OpKind.MemorySegEDI or OpKind.MemorySegRDI:
+                case OpKind.MemoryESDI or OpKind.MemoryESEDI or OpKind.MemoryESRDI:
+                    size = (byte)instruction.MemorySize.GetSize();
+                    break;
+            }
+        }
+
+        for (var n = 0; n < instruction.OpCount; n++)
+        {
+            switch (instruction.GetOpKind(n))
+            {
+                case OpKind.Memory:
+                    var b = instruction.MemoryBase;
+                    var x = instruction.MemoryIndex;
+                    if (b != Register.None)
+                    {
+                        addressSize = (byte)(b is Register.RIP ? 8 : b is Register.EIP ? 4 : b.GetSize());
+                    }
+                    else if (x != Register.None)
+                    {
+                        addressSize = (byte)x.GetSize();
+                    }
+
+                    break;
+                case OpKind.MemorySegSI or OpKind.MemorySegDI or OpKind.MemoryESDI:
+                    addressSize = 2;
+                    break;
+                case OpKind.MemorySegESI or OpKind.MemorySegEDI or OpKind.MemoryESEDI:
+                    addressSize = 4;
+                    break;
+                case OpKind.MemorySegRSI or OpKind.MemorySegRDI or OpKind.MemoryESRDI:
+                    addressSize = 8;
+                    break;
+            }
+        }
+
+        var segment = instruction.MemorySegment;
+        return new DecodedInstruction
+        {
+            Instruction = instruction,
+            Op = op,
+            Size = size,
+            AddressSize = addressSize,
+            MemorySize = (byte)instruction.MemorySize.GetSize(),
+            Segment = (byte)(segment is >= Register.ES and <= Register.GS ? segment - Register.ES : (int)SegmentRegister.Ds),
+        };
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong CodeLinear(ulong rip) => _bitness == 64 ? rip : (uint)(rip + _segments[(int)SegmentRegister.Cs].Base);
+
+    private void UpdateMode()
+    {
+        ref var cs = ref _segments[(int)SegmentRegister.Cs];
+        var longMode = (_efer & EferLma) != 0;
+        _bitness = longMode && (cs.Attributes & SegmentState.AttrL) != 0 ? 64 : (cs.Attributes & SegmentState.AttrDb) != 0 ? 32 : 16;
+        _codeSizeTag = _bitness == 64 ? 3 : _bitness == 32 ? 2 : 1;
+        _lastPage = null;
+    }
+
+    /// <summary>Forwards the TLB's reports of stores to code pages to the VM's map and ends the running block.</summary>
+    private sealed class StoreWatch(X86Cpu cpu) : IWriteMonitor
+    {
+        public bool IsWatched(Gfn gfn) => cpu._codeMap.IsWatched(gfn);
+
+        public void OnWatchedWrite(Gpa gpa)
+        {
+            cpu._codeMap.OnWatchedWrite(gpa);
+            cpu._blockBroken = true;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using Hypervisor.Vmm.Boot;
+using Microsoft.Extensions.Logging;
+
+namespace Hypervisor.Vmm.Machine;
+
+/// <summary>What a <see cref="Vm"/> is built with.</summary>
+public sealed record VmOptions
+{
+    /// <summary>The smallest guest RAM accepted (2 MiB: the image loads at 1 MiB).</summary>
+    public const ulong MinMemoryBytes = 2UL << 20;
+
+    /// <summary>The largest guest RAM accepted (below the 3.75 GiB PCI/APIC hole).</summary>
+    public const ulong MaxMemoryBytes = 3UL << 30;
+
+    /// <summary>The most vCPUs accepted.</summary>
+    public const int MaxCpuCount = 64;
+
+    /// <summary>Guest RAM in bytes (a multiple of 4 KiB).</summary>
+    public ulong MemoryBytes { get; init; } = 128UL << 20;
+
+    /// <summary>vCPUs reported to the guest (fw_cfg, MP); only the boot vCPU runs (no INIT/SIPI is emulated).</summary>
+    public int CpuCount { get; init; } = 1;
+
+    /// <summary>The guest command line.</summary>
+    public string CommandLine { get; init; } = string.Empty;
+
+    /// <summary>The boot protocol (Auto picks PVH, then 64-bit entry, then multiboot).</summary>
+    public BootProtocol Protocol { get; init; } = BootProtocol.Auto;
+
+    /// <summary>Stop after this many instructions (0: no limit).</summary>
+    public long InstructionLimit { get; init; }
+
+    /// <summary>Stop after this much wall-clock time (null: no limit).</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>Checks every rule.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value breaks its rule (the message names it).</exception>
+    public void Validate()
+    {
+        if (MemoryBytes < MinMemoryBytes || MemoryBytes > MaxMemoryBytes || MemoryBytes % 4096 != 0)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(MemoryBytes), MemoryBytes, $"guest memory must be a multiple of 4 KiB from {MinMemoryBytes >> 20} MiB to {MaxMemoryBytes >> 20} MiB, got {MemoryBytes} bytes");
+        }
+
+        if (CpuCount < 1 || CpuCount > MaxCpuCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CpuCount), CpuCount, $"vCPU count must be 1 to {MaxCpuCount}, got {CpuCount}");
+        }
+
+        if (InstructionLimit < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(InstructionLimit), InstructionLimit, "the instruction limit must be 0 (none) or positive");
+        }
+    }
+}
