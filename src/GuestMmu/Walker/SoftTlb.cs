@@ -182,9 +182,17 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
         }
     }
 
+    /// <summary>
+    /// Bumped by every flush of any kind. Invariant: while it is unchanged, every translation the TLB answered
+    /// is still the one a walk would give (or a stale one the architecture allows), so callers may cache
+    /// derived facts — the interpreter's chained successor blocks — stamped with it.
+    /// </summary>
+    public long FlushEpoch { get; private set; }
+
     /// <summary>Drops every entry in O(1) (a shootdown, or a change of paging controls).</summary>
     public void FlushAll()
     {
+        FlushEpoch++;
         _fullFlushes++;
         _largeBase = 1;
         _largeMask = 0;
@@ -208,6 +216,7 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
     /// <summary>Drops every non-global entry in O(1) (a CR3 write; global entries were only filled with CR4.PGE set).</summary>
     public void FlushNonGlobal()
     {
+        FlushEpoch++;
         _nonGlobalFlushes++;
         if (_localGeneration != LastLocal)
         {
@@ -235,6 +244,7 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
     /// </summary>
     public void FlushPage(Gva gva)
     {
+        FlushEpoch++;
         _pageFlushes++;
         if ((gva.Value & _largeMask) == _largeBase)
         {

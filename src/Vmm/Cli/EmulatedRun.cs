@@ -12,7 +12,7 @@ namespace Hypervisor.Vmm.Cli;
 /// </summary>
 internal static class EmulatedRun
 {
-    /// <summary>Runs <paramref name="image"/> and returns the exit status (the guest's).</summary>
+    /// <summary>Runs <paramref name="image"/> and returns <c>hv run</c>'s exit code (the guest's own, see <see cref="RunCommand.ExitCode"/>).</summary>
     public static int Run(ElfImage image, string name, VmOptions options, CliContext context, bool live)
     {
         var console = live ? new GuestConsole() : new GuestConsole(context.Output);
@@ -25,20 +25,26 @@ internal static class EmulatedRun
         }
 
         Report(result, vm, name, ReportWriter.Create(context, plain: !live));
-        return result.ExitStatus;
+        return RunCommand.ExitCode(result.GuestExitCode, result.ExitStatus);
     }
 
     /// <summary>Writes the closing report of a run.</summary>
     internal static void Report(VmRunResult result, Vm vm, string name, ReportWriter writer)
     {
         var c = CultureInfo.InvariantCulture;
-        writer.Title($"hv run {name}: {Describe(result.Kind)}, exit status {result.ExitStatus}");
+        var exitCode = RunCommand.ExitCode(result.GuestExitCode, result.ExitStatus);
+        writer.Title($"hv run {name}: {Describe(result.Kind, result.GuestExitCode)}, exit status {exitCode}");
         if (result.Kind is not VmStopKind.GuestExit)
         {
             writer.Paragraph(result.Detail.Split(Environment.NewLine));
         }
 
         var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts"));
+        if (result.GuestExitCode is { } code)
+        {
+            table.AddRow("guest exit code", code.ToString(c), RunCommand.DescribeGuestExit(vm.Stop.Request, code));
+        }
+
         table.AddRow("boot", $"{vm.Protocol}", $"{vm.Options.MemoryBytes >> 20} MiB, {vm.Options.CpuCount} vCPU(s), cmdline \"{vm.Options.CommandLine}\"");
         table.AddEmphasisedRow("instructions", result.Cpu.Instructions.ToString("N0", c), "retired by the interpreter");
         table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "running guest code");
@@ -55,9 +61,9 @@ internal static class EmulatedRun
         writer.Table(table);
     }
 
-    private static string Describe(VmStopKind kind) => kind switch
+    private static string Describe(VmStopKind kind, int? guestExitCode) => kind switch
     {
-        VmStopKind.GuestExit => "the guest exited",
+        VmStopKind.GuestExit => $"the guest exited with code {guestExitCode}",
         VmStopKind.Halted => "the guest halted",
         VmStopKind.TripleFault => "the guest triple-faulted",
         VmStopKind.InternalError => "the VM could not continue",

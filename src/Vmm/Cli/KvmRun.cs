@@ -14,7 +14,7 @@ internal static class KvmRun
     /// <summary>The wall-clock limit when <c>--timeout</c> is not given (KVM here emulates guest kernel code slowly).</summary>
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(10);
 
-    /// <summary>Runs <paramref name="image"/> on KVM and returns the exit status (the guest's).</summary>
+    /// <summary>Runs <paramref name="image"/> on KVM and returns <c>hv run</c>'s exit code (the guest's own, see <see cref="RunCommand.ExitCode"/>).</summary>
     public static int Run(ElfImage image, string name, VmOptions options, CliContext context)
     {
         options.Validate();
@@ -35,6 +35,7 @@ internal static class KvmRun
         var result = machine.Run(bus, stop, options.Timeout ?? DefaultTimeout);
         console.Flush();
 
+        // The same mapping as the emulated accelerator's VmRunResult: a QEMU-style status, and the guest's own code.
         var status = result.Kind switch
         {
             KvmStopKind.DeviceStop => result.ExitStatus,
@@ -42,20 +43,62 @@ internal static class KvmRun
             KvmStopKind.Timeout or KvmStopKind.Cancelled => 4,
             _ => 3,
         };
+        int? guestExitCode = result.Kind switch
+        {
+            KvmStopKind.DeviceStop => stop.Request is { } request ? VmRunResult.GuestExitCodeOf(request) : 0,
+            KvmStopKind.Halted => 0,
+            _ => null,
+        };
+        var exitCode = RunCommand.ExitCode(guestExitCode, status);
         var c = CultureInfo.InvariantCulture;
         var writer = ReportWriter.Create(context, plain: true);
-        writer.Title($"hv run {name} --accel kvm: {result.Kind}, exit status {status}");
+        writer.Title($"hv run {name} --accel kvm: {Describe(result.Kind, guestExitCode)}, exit status {exitCode}");
         if (result.Kind != KvmStopKind.DeviceStop)
         {
-            writer.Paragraph(result.Detail);
+            var broke = guestExitCode is null && status == 3;
+            writer.Paragraph(broke ? [result.Detail, .. DescribeState(machine)] : [result.Detail]);
         }
 
         var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts"));
+        if (guestExitCode is { } code)
+        {
+            table.AddRow("guest exit code", code.ToString(c), RunCommand.DescribeGuestExit(stop.Request, code));
+        }
+
         table.AddRow("boot", protocol.ToString(), $"{options.MemoryBytes >> 20} MiB, {options.CpuCount} vCPU(s), cmdline \"{options.CommandLine}\"");
         table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "in KVM_RUN and device exits");
         table.AddRow("VM exits", result.Exits.ToString("N0", c), $"{result.PortIoExits.ToString("N0", c)} port I/O, {result.MmioExits.ToString("N0", c)} MMIO");
         table.AddRow("last RIP", $"0x{result.Rip:x}", "where the vCPU stopped");
         writer.Table(table);
-        return status;
+        return exitCode;
+    }
+
+    private static string Describe(KvmStopKind kind, int? guestExitCode) => kind switch
+    {
+        KvmStopKind.DeviceStop => $"the guest exited with code {guestExitCode}",
+        KvmStopKind.Halted => "the guest halted",
+        KvmStopKind.Shutdown => "the guest triple-faulted (KVM_EXIT_SHUTDOWN)",
+        KvmStopKind.Timeout => "timed out",
+        KvmStopKind.Cancelled => "cancelled",
+        _ => $"the VM could not continue ({kind})",
+    };
+
+    // The vCPU's registers after a stop that broke the VM, in the interpreter's report layout.
+    private static string[] DescribeState(KvmMachine machine)
+    {
+        var r = machine.GetRegisters();
+        var s = machine.GetSpecialRegisters();
+        var longMode = (s.Efer & (1UL << 10)) != 0;
+        var bits = longMode && s.Cs.L != 0 ? 64 : s.Cs.Db != 0 ? 32 : 16;
+        return
+        [
+            $"RIP={r.Rip:x16} RFLAGS={r.Rflags:x8} CPL={s.Cs.Dpl} mode={bits}-bit",
+            $"RAX={r.Rax:x16} RBX={r.Rbx:x16} RCX={r.Rcx:x16} RDX={r.Rdx:x16}",
+            $"RSI={r.Rsi:x16} RDI={r.Rdi:x16} RBP={r.Rbp:x16} RSP={r.Rsp:x16}",
+            $"R8 ={r.R8:x16} R9 ={r.R9:x16} R10={r.R10:x16} R11={r.R11:x16}",
+            $"R12={r.R12:x16} R13={r.R13:x16} R14={r.R14:x16} R15={r.R15:x16}",
+            $"CR0={s.Cr0:x8} CR2={s.Cr2:x16} CR3={s.Cr3:x16} CR4={s.Cr4:x8} EFER={s.Efer:x}",
+            $"CS={s.Cs.Selector:x4} SS={s.Ss.Selector:x4} DS={s.Ds.Selector:x4} GDT={s.Gdt.Base:x}/{s.Gdt.Limit:x} IDT={s.Idt.Base:x}/{s.Idt.Limit:x}",
+        ];
     }
 }

@@ -9,8 +9,13 @@ namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
 /// <c>hv run IMAGE</c> with QEMU-like options: boots the image, copies the guest console to standard output,
-/// prints the closing report of what the interpreter and the MMU did, and exits with the guest's status.
+/// prints the closing report of what the interpreter and the MMU did, and exits with the guest's own exit code.
 /// </summary>
+/// <remarks>
+/// The exit code is the guest's, not QEMU's: a guest that writes 0 to the debug-exit port (success, for the sample
+/// guests) makes <c>hv run</c> exit 0, where QEMU would exit <c>(0&lt;&lt;1)|1 = 1</c>. The report shows both. When
+/// the VM breaks or hits a limit there is no guest code and <c>hv run</c> returns its own 3 or 4.
+/// </remarks>
 internal static class RunCommand
 {
     /// <summary>What <c>hv run</c> does, as command lists show it.</summary>
@@ -19,8 +24,11 @@ internal static class RunCommand
     /// <summary>The exit-status rules, at the end of the command's help.</summary>
     public static readonly string Details = string.Join(
         Environment.NewLine,
-        "Exit status: the guest's (the debug-exit port 0xF4 gives QEMU's (value<<1)|1; ACPI power-off or HLT give 0);",
-        "3 when the guest triple-faults or the VM cannot continue; 4 at --timeout or --max-instructions; 1 for a bad image.",
+        "Exit status: the guest's own exit code: the value it wrote to the debug-exit port 0xF4 (0 to 255), or 0 for",
+        "ACPI power-off or HLT. QEMU's isa-debug-exit would return (value<<1)|1 instead (1 for a guest that wrote 0);",
+        "the report's first lines show both. Without a guest code: 3 when the guest triple-faults or the VM cannot",
+        "continue; 4 at --timeout or --max-instructions. hv's own errors: 1 for a missing or bad image, 2 for a bad option.",
+        "A guest code from 1 to 4 looks like one of these; the report's title says which it is.",
         string.Empty,
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
@@ -111,6 +119,23 @@ internal static class RunCommand
         });
         return command;
     }
+
+    /// <summary>The exit code of <c>hv run</c>: the guest's own code when it has one, else the run's status (3 or 4).</summary>
+    /// <param name="guestExitCode">The guest's code (debug-exit value, or 0 for power-off or HLT), or null.</param>
+    /// <param name="status">The QEMU-style status of the run: 3 when the VM broke, 4 at a limit.</param>
+    internal static int ExitCode(int? guestExitCode, int status) => guestExitCode ?? status;
+
+    /// <summary>The report row's words for how the guest exited, with the status QEMU would return for it.</summary>
+    /// <param name="request">The device's stop request, or null when the guest halted.</param>
+    /// <param name="guestExitCode">The guest's code.</param>
+    internal static string DescribeGuestExit(VmStop? request, int guestExitCode) => request switch
+    {
+        { Reason: VmStopReason.Shutdown } => string.Create(
+            CultureInfo.InvariantCulture,
+            $"written to {request.Device} port 0xF4; QEMU's exit status would be ({guestExitCode}<<1)|1 = {request.ExitStatus}"),
+        { Reason: VmStopReason.PowerOff } => $"ACPI power-off by {request.Device}; QEMU's exit status would be 0",
+        _ => "HLT with nothing to wake the vCPU; exit code 0",
+    };
 
     /// <summary>Parses a QEMU-style memory size: a bare number is MiB; K, M, G suffixes (optionally with B or iB).</summary>
     internal static bool TryParseMemory(string text, out ulong bytes)

@@ -1,14 +1,47 @@
+using Hypervisor.GuestMmu.Addresses;
+
 namespace Hypervisor.Vmm.Cpu;
 
 /// <summary>
 /// A decoded basic block: instructions from <see cref="StartRip"/> up to and including the first that ends a
-/// block (a branch, a mode change, I/O), never crossing its 4 KiB page.
+/// block (a branch, a mode change, I/O), never crossing its 4 KiB page. Remembers up to two successors
+/// (the taken and the fall-through path) so the next block is found without a TLB lookup.
 /// </summary>
-internal sealed class CodeBlock(ulong startRip, DecodedInstruction[] instructions)
+/// <remarks>
+/// A successor link is valid only while the TLB's <see cref="GuestMmu.Walker.SoftTlb.FlushEpoch"/> equals
+/// <see cref="LinkEpoch"/> (no translation changed) and the successor's page version still matches (no store
+/// hit its code). Only blocks ending in a plain branch or falling through are linked: their successor runs in
+/// the same mode.
+/// </remarks>
+internal sealed class CodeBlock(ulong startRip, DecodedInstruction[] instructions, Gfn gfn, int version, bool linkable)
 {
     /// <summary>The guest-virtual RIP the block was decoded at (branch targets in it are absolute for this RIP).</summary>
     public ulong StartRip { get; } = startRip;
 
     /// <summary>The instructions, in order.</summary>
     public DecodedInstruction[] Instructions { get; } = instructions;
+
+    /// <summary>The guest frame the block was decoded from.</summary>
+    public Gfn Gfn { get; } = gfn;
+
+    /// <summary>The <see cref="CodePageMap"/> version of <see cref="Gfn"/> when the block was decoded.</summary>
+    public int Version { get; } = version;
+
+    /// <summary>True when the block may be linked to its successors.</summary>
+    public bool Linkable { get; } = linkable;
+
+    /// <summary>The TLB flush epoch the links were made in.</summary>
+    public long LinkEpoch;
+
+    /// <summary>First successor's RIP.</summary>
+    public ulong NextRip;
+
+    /// <summary>First successor.</summary>
+    public CodeBlock? Next;
+
+    /// <summary>Second successor's RIP.</summary>
+    public ulong OtherRip;
+
+    /// <summary>Second successor.</summary>
+    public CodeBlock? Other;
 }

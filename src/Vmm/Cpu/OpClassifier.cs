@@ -56,6 +56,52 @@ internal static class OpClassifier
         }
     }
 
+    /// <summary>
+    /// The specialised form of a general handler for a 32/64-bit register destination with a register,
+    /// immediate or (for MOV/CMP) memory source, or <paramref name="op"/> itself.
+    /// </summary>
+    public static Op Specialize(Op op, in DecodedInstruction d)
+    {
+        if (d.Instruction.HasLockPrefix || d.Size is not (4 or 8))
+        {
+            return op;
+        }
+
+        var k0 = d.Kind0;
+        var k1 = d.Kind1;
+        var rr = k0 == OperandKind.Register && k1 == OperandKind.Register;
+        var ri = k0 == OperandKind.Register && k1 == OperandKind.Immediate;
+        var rm = k0 == OperandKind.Register && k1 == OperandKind.Memory;
+        return op switch
+        {
+            Op.Mov when rr => Op.MovRR,
+            Op.Mov when ri => Op.MovRI,
+            Op.Mov when rm && d.MemorySize == d.Size => Op.MovRM,
+            Op.Mov when k0 == OperandKind.Memory && k1 == OperandKind.Register && d.MemorySize == d.Size => Op.MovMR,
+            Op.Add when rr => Op.AddRR,
+            Op.Add when ri => Op.AddRI,
+            Op.Sub when rr => Op.SubRR,
+            Op.Sub when ri => Op.SubRI,
+            Op.Cmp when rr => Op.CmpRR,
+            Op.Cmp when ri => Op.CmpRI,
+            Op.Cmp when rm && d.MemorySize == d.Size => Op.CmpRM,
+            Op.And when rr => Op.AndRR,
+            Op.And when ri => Op.AndRI,
+            Op.Or when rr => Op.OrRR,
+            Op.Or when ri => Op.OrRI,
+            Op.Xor when rr => Op.XorRR,
+            Op.Xor when ri => Op.XorRI,
+            Op.Test when rr => Op.TestRR,
+            Op.Test when ri => Op.TestRI,
+            Op.Shl when ri => Op.ShlRI,
+            Op.Shr when ri => Op.ShrRI,
+            Op.Sar when ri => Op.SarRI,
+            Op.Inc when k0 == OperandKind.Register => Op.IncR,
+            Op.Dec when k0 == OperandKind.Register => Op.DecR,
+            _ => op,
+        };
+    }
+
     /// <summary>True when <paramref name="op"/> may change RIP, the mode, paging, or must let the block loop look at the VM (I/O, HLT).</summary>
     public static bool EndsBlock(Op op) => op switch
     {

@@ -84,6 +84,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         SetFlags(FlagOp.Logic, bits, a, b, a & b);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void IncDec(ref DecodedInstruction d, FlagOp op)
     {
         var bits = d.Size * 8;
@@ -104,6 +105,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         _flagCarryIn = carry;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Negate(ref DecodedInstruction d)
     {
         var bits = d.Size * 8;
@@ -135,6 +137,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         WriteMemory(linear, size, value);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Exchange(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
@@ -166,6 +169,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         WriteRegister(register, old);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void CompareExchange(ref DecodedInstruction d)
     {
         var bits = d.Size * 8;
@@ -219,6 +223,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         WriteFlags(FlagZf, equal ? FlagZf : 0);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ExchangeAdd(ref DecodedInstruction d)
     {
         var bits = d.Size * 8;
@@ -243,15 +248,17 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
 
     private int ShiftCount(ref DecodedInstruction d, int operand)
     {
-        var count = d.Instruction.OpCount > operand ? (int)ReadOperand(ref d, operand) : 1;
+        var count = (int)ReadOperand(ref d, operand);
         return count & (d.Size == 8 ? 63 : 31);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Shift(ref DecodedInstruction d)
     {
         var count = ShiftCount(ref d, 1);
         if (count == 0)
         {
+            WriteBackUnshifted(ref d);
             return;
         }
 
@@ -287,9 +294,16 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         SetFlags(op, bits, value, (ulong)count, result);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Rotate(ref DecodedInstruction d)
     {
         var raw = ShiftCount(ref d, 1);
+        if (raw == 0)
+        {
+            WriteBackUnshifted(ref d);
+            return;
+        }
+
         var bits = d.Size * 8;
         var mask = MaskOf(bits);
         var value = ReadDestination(ref d, out var linear);
@@ -301,7 +315,6 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         {
             case Op.Rol:
             {
-                if (raw == 0) { return; }
                 var count = raw % bits;
                 result = count == 0 ? value : ((value << count) | (value >> (bits - count))) & mask;
                 newCarry = (result & 1) != 0;
@@ -311,7 +324,6 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
 
             case Op.Ror:
             {
-                if (raw == 0) { return; }
                 var count = raw % bits;
                 result = count == 0 ? value : ((value >> count) | (value << (bits - count))) & mask;
                 newCarry = ((result >> (bits - 1)) & 1) != 0;
@@ -358,11 +370,22 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         WriteFlags(FlagCf | FlagOf, (newCarry ? FlagCf : 0) | (overflow ? FlagOf : 0));
     }
 
+    /// <summary>A shift or rotate by a masked count of 0 still writes a 32-bit register destination, zeroing its upper half.</summary>
+    private void WriteBackUnshifted(ref DecodedInstruction d)
+    {
+        if (d.Size == 4 && d.Instruction.Op0Kind == OpKind.Register)
+        {
+            WriteRegister(d.Instruction.Op0Register, ReadRegister(d.Instruction.Op0Register));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void DoubleShift(ref DecodedInstruction d)
     {
         var count = ShiftCount(ref d, 2);
         if (count == 0)
         {
+            WriteBackUnshifted(ref d);
             return;
         }
 
@@ -396,6 +419,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         _rflags = (_rflags & ~(FlagCf | FlagOf)) | (carry ? FlagCf : 0) | (overflow ? FlagOf : 0);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Multiply(ref DecodedInstruction d, bool signed)
     {
         var size = d.Size;
@@ -454,6 +478,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         SetMultiplyFlags(bits, low, overflow);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MultiplyTruncating(ref DecodedInstruction d)
     {
         var size = d.Size;
@@ -491,6 +516,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Divide(ref DecodedInstruction d, bool signed)
     {
         var size = d.Size;
@@ -571,6 +597,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BitTest(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
@@ -618,6 +645,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         WriteFlags(FlagCf, set ? FlagCf : 0);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BitScan(ref DecodedInstruction d)
     {
         var bits = d.Size * 8;

@@ -6,24 +6,55 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>Dispatch: one jump table over <see cref="Op"/>, with the data-movement and control-flow handlers.</summary>
 public sealed partial class X86Cpu
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Execute(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
         switch (d.Op)
         {
+            case Op.MovRR:
+                Gpr(d.Reg0 & 0xF) = Gpr(d.Reg1 & 0xF) & d.Mask;
+                return;
+            case Op.MovRI:
+                Gpr(d.Reg0 & 0xF) = d.Immediate & d.Mask;
+                return;
+            case Op.MovRM:
+                Gpr(d.Reg0 & 0xF) = ReadMemory(Linear(ref d), d.Size);
+                return;
+            case Op.MovMR:
+                WriteMemory(Linear(ref d), d.Size, Gpr(d.Reg1 & 0xF));
+                return;
+            case Op.AddRR: AddFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask); return;
+            case Op.AddRI: AddFast(ref d, d.Immediate & d.Mask); return;
+            case Op.SubRR: SubFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask, store: true); return;
+            case Op.SubRI: SubFast(ref d, d.Immediate & d.Mask, store: true); return;
+            case Op.CmpRR: SubFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask, store: false); return;
+            case Op.CmpRI: SubFast(ref d, d.Immediate & d.Mask, store: false); return;
+            case Op.CmpRM: SubFast(ref d, ReadMemory(Linear(ref d), d.Size), store: false); return;
+            case Op.AndRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: true); return;
+            case Op.AndRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: true); return;
+            case Op.OrRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) | Gpr(d.Reg1 & 0xF), store: true); return;
+            case Op.OrRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) | d.Immediate, store: true); return;
+            case Op.XorRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ Gpr(d.Reg1 & 0xF), store: true); return;
+            case Op.XorRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ d.Immediate, store: true); return;
+            case Op.TestRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: false); return;
+            case Op.TestRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: false); return;
+            case Op.ShlRI: case Op.ShrRI: case Op.SarRI: ShiftFast(ref d); return;
+            case Op.IncR: IncDecFast(ref d, 1); return;
+            case Op.DecR: IncDecFast(ref d, d.Mask); return;
             case Op.Nop:
                 return;
             case Op.Mov:
                 WriteOperand0(ref d, ReadOperand(ref d, 1));
                 return;
             case Op.Movzx:
-                WriteRegister(i.Op0Register, ReadOperand(ref d, 1));
+                WriteGpr(d.Reg0, ReadOperand(ref d, 1));
                 return;
             case Op.Movsx:
-                WriteRegister(i.Op0Register, (ulong)SignExtend(ReadOperand(ref d, 1), SourceBits(ref d)));
+                WriteGpr(d.Reg0, (ulong)SignExtend(ReadOperand(ref d, 1), SourceBits(ref d)));
                 return;
             case Op.Lea:
-                WriteRegister(i.Op0Register, EffectiveAddress(ref d));
+                WriteGpr(d.Reg0, EffectiveAddress(ref d));
                 return;
             case Op.Add: Arith(ref d, FlagOp.Add); return;
             case Op.Or: Logic(ref d, 0); return;
@@ -45,25 +76,25 @@ public sealed partial class X86Cpu
             }
 
             case Op.Jcc:
-                if (Condition(i.ConditionCode))
+                if (Condition(d.Condition))
                 {
                     _rip = BranchTarget(ref d);
                 }
 
                 return;
             case Op.Setcc:
-                WriteOperand0(ref d, Condition(i.ConditionCode) ? 1UL : 0);
+                WriteOperand0(ref d, Condition(d.Condition) ? 1UL : 0);
                 return;
             case Op.Cmovcc:
             {
                 var value = ReadOperand(ref d, 1);
-                if (Condition(i.ConditionCode))
+                if (Condition(d.Condition))
                 {
-                    WriteRegister(i.Op0Register, value);
+                    WriteGpr(d.Reg0, value);
                 }
                 else if (d.Size == 4)
                 {
-                    WriteRegister(i.Op0Register, ReadRegister(i.Op0Register));
+                    WriteGpr(d.Reg0, ReadGpr(d.Reg0));
                 }
 
                 return;
@@ -219,13 +250,99 @@ public sealed partial class X86Cpu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong BranchTarget(ref DecodedInstruction d) => d.Instruction.NearBranchTarget;
-
-    private int SourceBits(ref DecodedInstruction d)
+    private void AddFast(ref DecodedInstruction d, ulong b)
     {
-        var kind = d.Instruction.Op1Kind;
-        return (kind == OpKind.Register ? d.Instruction.Op1Register.GetSize() : d.MemorySize) * 8;
+        ref var slot = ref Gpr(d.Reg0 & 0xF);
+        var a = slot & d.Mask;
+        var result = (a + b) & d.Mask;
+        slot = result;
+        SetFlags(FlagOp.Add, d.Size * 8, a, b, result);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void SubFast(ref DecodedInstruction d, ulong b, bool store)
+    {
+        ref var slot = ref Gpr(d.Reg0 & 0xF);
+        var a = slot & d.Mask;
+        var result = (a - b) & d.Mask;
+        if (store)
+        {
+            slot = result;
+        }
+
+        SetFlags(FlagOp.Sub, d.Size * 8, a, b, result);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void LogicFast(ref DecodedInstruction d, ulong value, bool store)
+    {
+        var result = value & d.Mask;
+        if (store)
+        {
+            Gpr(d.Reg0 & 0xF) = result;
+        }
+
+        SetFlags(FlagOp.Logic, d.Size * 8, 0, 0, result);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void IncDecFast(ref DecodedInstruction d, ulong addend)
+    {
+        ref var slot = ref Gpr(d.Reg0 & 0xF);
+        var a = slot & d.Mask;
+        var result = (a + addend) & d.Mask;
+        var carry = CarryFlag();
+        slot = result;
+        if (addend == 1)
+        {
+            SetFlags(FlagOp.Inc, d.Size * 8, a, 1, result);
+        }
+        else
+        {
+            SetFlags(FlagOp.Dec, d.Size * 8, a, 1, result);
+        }
+
+        _flagCarryIn = carry;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void ShiftFast(ref DecodedInstruction d)
+    {
+        var count = (int)d.Immediate & (d.Size == 8 ? 63 : 31);
+        if (count == 0)
+        {
+            return;
+        }
+
+        var bits = d.Size * 8;
+        ref var slot = ref Gpr(d.Reg0 & 0xF);
+        var value = slot & d.Mask;
+        ulong result;
+        FlagOp op;
+        switch (d.Op)
+        {
+            case Op.ShlRI:
+                result = (value << count) & d.Mask;
+                op = FlagOp.Shl;
+                break;
+            case Op.ShrRI:
+                result = value >> count;
+                op = FlagOp.Shr;
+                break;
+            default:
+                result = (ulong)(SignExtend(value, bits) >> count) & d.Mask;
+                op = FlagOp.Sar;
+                break;
+        }
+
+        slot = result;
+        SetFlags(op, bits, value, (ulong)count, result);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong BranchTarget(ref DecodedInstruction d) => d.Target;
+
+    private static int SourceBits(ref DecodedInstruction d) => (d.Kind1 == OperandKind.Register ? d.Reg1 >> 8 : d.MemorySize) * 8;
 
     /// <summary>The stack slot size of PUSH/POP/CALL/LEAVE/PUSHF (Iced's stack-pointer increment).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -83,6 +83,7 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>Turns the lazy record into real bits (before an instruction changes only some arithmetic flags).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void MaterializeFlags()
     {
         if (_flagOp != FlagOp.Eager)
@@ -93,12 +94,14 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>Sets the given arithmetic flags to <paramref name="set"/> within <paramref name="mask"/>, keeping the others.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WriteFlags(ulong mask, ulong set)
     {
         MaterializeFlags();
         _rflags = (_rflags & ~mask) | (set & mask);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private ulong ComputeArithmeticFlags()
     {
         if (_flagOp == FlagOp.Eager)
@@ -116,6 +119,7 @@ public sealed partial class X86Cpu
         return flags;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool CarryFlag() => _flagOp switch
     {
         FlagOp.Eager => (_rflags & FlagCf) != 0,
@@ -137,8 +141,10 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool SignFlag() => _flagOp == FlagOp.Eager ? (_rflags & FlagSf) != 0 : ((_flagResult >> (_flagBits - 1)) & 1) != 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool ParityFlag() => _flagOp == FlagOp.Eager ? (_rflags & FlagPf) != 0 : (BitOperations.PopCount(_flagResult & 0xFF) & 1) == 0;
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool AuxFlag() => _flagOp switch
     {
         FlagOp.Eager => (_rflags & FlagAf) != 0,
@@ -146,6 +152,7 @@ public sealed partial class X86Cpu
         _ => false,
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool OverflowFlag()
     {
         var top = _flagBits - 1;
@@ -161,7 +168,7 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>Evaluates a Jcc/SETcc/CMOVcc condition, straight from the compare operands after CMP/SUB.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private bool Condition(ConditionCode code)
     {
         if (_flagOp == FlagOp.Sub)

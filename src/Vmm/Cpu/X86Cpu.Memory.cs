@@ -34,18 +34,15 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong EffectiveAddress(ref DecodedInstruction d)
     {
-        ref var i = ref d.Instruction;
-        var address = i.MemoryDisplacement64;
-        var baseRegister = i.MemoryBase;
-        if (baseRegister != Register.None && baseRegister != Register.RIP && baseRegister != Register.EIP)
+        var address = d.Displacement;
+        if (d.Base != DecodedInstruction.NoRegister)
         {
-            address += ReadRegister(baseRegister);
+            address += Gpr(d.Base);
         }
 
-        var index = i.MemoryIndex;
-        if (index != Register.None)
+        if (d.Index != DecodedInstruction.NoRegister)
         {
-            address += ReadRegister(index) * (uint)i.MemoryIndexScale;
+            address += Gpr(d.Index) << d.ScaleShift;
         }
 
         return d.AddressSize switch
@@ -111,7 +108,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     private void WriteSystem(ulong linear, int size, ulong value) =>
         WriteMemorySlow(linear, size, value, GuestAccess.ImplicitSupervisor | GuestAccess.Write, SegmentRegister.Ds);
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private ulong ReadMemorySlow(ulong linear, int size, GuestAccess access, SegmentRegister segment)
     {
         Span<byte> buffer = stackalloc byte[8];
@@ -131,7 +128,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         };
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void WriteMemorySlow(ulong linear, int size, ulong value, GuestAccess access, SegmentRegister segment)
     {
         Span<byte> buffer = stackalloc byte[8];
@@ -191,6 +188,23 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong ReadOperand(ref DecodedInstruction d, int n)
     {
+        var kind = n == 0 ? d.Kind0 : n == 1 ? d.Kind1 : OperandKind.Other;
+        switch (kind)
+        {
+            case OperandKind.Register:
+                return ReadGpr(n == 0 ? d.Reg0 : d.Reg1);
+            case OperandKind.Memory:
+                return ReadMemory(Linear(ref d), d.MemorySize);
+            case OperandKind.Immediate:
+                return d.Immediate;
+            default:
+                return ReadOperandSlow(ref d, n);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong ReadOperandSlow(ref DecodedInstruction d, int n)
+    {
         var kind = d.Instruction.GetOpKind(n);
         if (kind == OpKind.Register)
         {
@@ -209,9 +223,9 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteOperand0(ref DecodedInstruction d, ulong value)
     {
-        if (d.Instruction.Op0Kind == OpKind.Register)
+        if (d.Kind0 == OperandKind.Register)
         {
-            WriteRegister(d.Instruction.Op0Register, value);
+            WriteGpr(d.Reg0, value);
         }
         else
         {
@@ -223,10 +237,10 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong ReadDestination(ref DecodedInstruction d, out ulong linear)
     {
-        if (d.Instruction.Op0Kind == OpKind.Register)
+        if (d.Kind0 == OperandKind.Register)
         {
             linear = 0;
-            return ReadRegister(d.Instruction.Op0Register);
+            return ReadGpr(d.Reg0);
         }
 
         linear = Linear(ref d);
@@ -237,9 +251,9 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void WriteDestination(ref DecodedInstruction d, ulong linear, ulong value)
     {
-        if (d.Instruction.Op0Kind == OpKind.Register)
+        if (d.Kind0 == OperandKind.Register)
         {
-            WriteRegister(d.Instruction.Op0Register, value);
+            WriteGpr(d.Reg0, value);
         }
         else
         {

@@ -89,12 +89,18 @@ public sealed partial class X86Cpu
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref ulong Gpr(int index) => ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_gpr), index);
+    private ref ulong Gpr(int index) => ref Unsafe.Add(ref Unsafe.As<GprFile, ulong>(ref _gpr), index);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong ReadRegister(Register register)
+    private ulong ReadRegister(Register register) => ReadGpr(RegisterInfo[(int)register]);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void WriteRegister(Register register, ulong value) => WriteGpr(RegisterInfo[(int)register], value);
+
+    /// <summary>Reads the register a descriptor names (slot in bits 0–3, bit 4 for AH…BH, size in bits 8–15).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong ReadGpr(ushort info)
     {
-        var info = RegisterInfo[(int)register];
         var value = Gpr(info & 0xF);
         return (info >> 8) switch
         {
@@ -105,10 +111,10 @@ public sealed partial class X86Cpu
         };
     }
 
+    /// <summary>Writes the register a descriptor names with x86's rules (32-bit writes zero-extend, 8/16-bit writes merge).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void WriteRegister(Register register, ulong value)
+    private void WriteGpr(ushort info, ulong value)
     {
-        var info = RegisterInfo[(int)register];
         ref var slot = ref Gpr(info & 0xF);
         switch (info >> 8)
         {

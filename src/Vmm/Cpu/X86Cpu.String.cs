@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Iced.Intel;
 
 namespace Hypervisor.Vmm.Cpu;
@@ -9,6 +10,7 @@ namespace Hypervisor.Vmm.Cpu;
 /// </summary>
 public sealed partial class X86Cpu
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void StringOp(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
@@ -20,6 +22,10 @@ public sealed partial class X86Cpu
         var conditional = d.Op is Op.Cmps or Op.Scas;
         var sourceSegment = d.Segment;
         var iterations = 0;
+        if (repeated && TryBulkString(ref d, size))
+        {
+            return;
+        }
 
         while (true)
         {

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Walker;
@@ -21,6 +22,7 @@ namespace Hypervisor.Vmm.Cpu;
 /// requests at every block boundary, so a host invalidation waits at most one block.</para>
 /// <para>Owned by one thread: no member may be called concurrently.</para>
 /// </remarks>
+[SkipLocalsInit]
 public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and written through TLB host pointers.
 {
     private const int MaxBlockInstructions = 64;
@@ -31,12 +33,12 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     private readonly DeviceBus _bus;
     private readonly CodePageMap _codeMap;
     private readonly VmStopSignal _stop;
-    private readonly ulong[] _gpr = new ulong[16];
     private readonly SegmentState[] _segments = new SegmentState[8];
     private readonly Dictionary<ulong, CodePage> _codePages = [];
     private readonly PointerCodeReader _codeReader = new();
     private readonly Decoder[] _decoders = new Decoder[3];
 
+    private GprFile _gpr;
     private ulong _rip;
     private ulong _currentIp;
     private int _bitness = 32;
@@ -113,10 +115,29 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         MmioAccesses = _mmio,
     };
 
+    /// <summary>
+    /// Compiles the interpreter's hot paths (the methods marked for full optimisation) now, so that a VM's
+    /// first guest instructions do not wait for the JIT; idempotent and thread-safe.
+    /// </summary>
+    public static void PrepareHotPaths() => HotPathsPrepared.Value.ToString();
+
+    private static readonly Lazy<bool> HotPathsPrepared = new(() =>
+    {
+        foreach (var method in typeof(X86Cpu).GetMethods(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic))
+        {
+            if ((method.MethodImplementationFlags & System.Reflection.MethodImplAttributes.AggressiveOptimization) != 0)
+            {
+                RuntimeHelpers.PrepareMethod(method.MethodHandle);
+            }
+        }
+
+        return true;
+    });
+
     /// <summary>Loads the state a boot protocol hands over (registers, control registers, segment caches, descriptor tables).</summary>
     public void Load(in InitialCpuState state)
     {
-        Array.Clear(_gpr);
+        _gpr = default;
         _gpr[0] = state.Rax;
         _gpr[3] = state.Rbx;
         _gpr[4] = state.Rsp;
@@ -158,31 +179,10 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         {
             while (_instructions < limit)
             {
-                port.ServiceRequests();
-                if (_stop.IsStopRequested)
+                var exit = RunBlocks(limit);
+                if (exit is not null)
                 {
-                    return new CpuExit(CpuExitReason.StopRequested, _stop.Request!.ToString());
-                }
-
-                try
-                {
-                    ExecuteBlock(FindBlock());
-                }
-                catch (GuestException exception)
-                {
-                    _rip = _currentIp;
-                    DeliverException(exception);
-                }
-                catch (VmFailureException failure)
-                {
-                    _rip = _currentIp;
-                    return new CpuExit(CpuExitReason.InternalError, $"{failure.Message} at RIP 0x{_currentIp:x}");
-                }
-
-                if (_pendingExit is { } exit)
-                {
-                    _pendingExit = null;
-                    return exit;
+                    return exit.Value;
                 }
             }
 
@@ -192,6 +192,50 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         {
             port.ExitGuest();
         }
+    }
+
+    // A bounded slice of blocks: a method that returns often tiers up as a whole (no on-stack replacement
+    // of a long-running loop), and the chain of linked blocks stays in locals.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private CpuExit? RunBlocks(long limit)
+    {
+        const int SliceBlocks = 4096;
+        var port = _mmu.Port;
+        CodeBlock? previous = null;
+        for (var n = 0; n < SliceBlocks && _instructions < limit; n++)
+        {
+            port.ServiceRequests();
+            if (_stop.IsStopRequested)
+            {
+                return new CpuExit(CpuExitReason.StopRequested, _stop.Request!.ToString());
+            }
+
+            try
+            {
+                var block = NextBlock(previous);
+                previous = block;
+                ExecuteBlock(block);
+            }
+            catch (GuestException exception)
+            {
+                previous = null;
+                _rip = _currentIp;
+                DeliverException(exception);
+            }
+            catch (VmFailureException failure)
+            {
+                _rip = _currentIp;
+                return new CpuExit(CpuExitReason.InternalError, $"{failure.Message} at RIP 0x{_currentIp:x}");
+            }
+
+            if (_pendingExit is { } exit)
+            {
+                _pendingExit = null;
+                return exit;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>One line per register group, for a stop report.</summary>
@@ -223,25 +267,75 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             | (cache.Granularity ? SegmentState.AttrG : 0)),
     };
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ExecuteBlock(CodeBlock block)
     {
         _blocks++;
         var instructions = block.Instructions;
-        for (var i = 0; i < instructions.Length; i++)
+        var executed = 0;
+        try
         {
-            ref var d = ref instructions[i];
-            _currentIp = _rip;
-            _rip = d.Instruction.NextIP;
-            Execute(ref d);
-            _instructions++;
-            if (_blockBroken)
+            while (executed < instructions.Length)
             {
-                _blockBroken = false;
-                return;
+                ref var d = ref instructions[executed];
+                _currentIp = _rip;
+                _rip = d.NextIp;
+                Execute(ref d);
+                executed++;
+                if (_blockBroken)
+                {
+                    _blockBroken = false;
+                    return;
+                }
             }
+        }
+        finally
+        {
+            _instructions += executed;
         }
     }
 
+    /// <summary>The block at RIP: a still-valid link of <paramref name="previous"/>, else a cache lookup (which links it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private CodeBlock NextBlock(CodeBlock? previous)
+    {
+        if (previous is not null && previous.LinkEpoch == _tlb.FlushEpoch)
+        {
+            var candidate = previous.NextRip == _rip ? previous.Next : previous.OtherRip == _rip ? previous.Other : null;
+            if (candidate is not null && candidate.Version == _codeMap.VersionOf(candidate.Gfn))
+            {
+                _decodeHits++;
+                return candidate;
+            }
+        }
+
+        var block = FindBlock();
+        if (previous is { Linkable: true })
+        {
+            var epoch = _tlb.FlushEpoch;
+            if (previous.LinkEpoch != epoch)
+            {
+                previous.LinkEpoch = epoch;
+                previous.Next = previous.Other = null;
+                previous.NextRip = previous.OtherRip = ulong.MaxValue;
+            }
+
+            if (previous.Next is null || previous.Next.Version != _codeMap.VersionOf(previous.Next.Gfn))
+            {
+                previous.Next = block;
+                previous.NextRip = _rip;
+            }
+            else
+            {
+                previous.Other = block;
+                previous.OtherRip = _rip;
+            }
+        }
+
+        return block;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private CodeBlock FindBlock()
     {
         _currentIp = _rip;
@@ -286,7 +380,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             _mmu.Tlb.FlushAll();
         }
 
-        block = Decode(host, offset, linear, out var cacheable);
+        block = Decode(host, offset, linear, gpa.Gfn, version, out var cacheable);
         if (cacheable)
         {
             page.Blocks[offset] = block;
@@ -295,7 +389,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         return block;
     }
 
-    private CodeBlock Decode(byte* host, int pageOffset, ulong linear, out bool cacheable)
+    private CodeBlock Decode(byte* host, int pageOffset, ulong linear, Gfn gfn, int version, out bool cacheable)
     {
         var decoder = DecoderFor(_bitness);
         _codeReader.Reset(host, (int)Paging.PageSize - pageOffset);
@@ -326,7 +420,10 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             }
         }
 
-        return new CodeBlock(_rip, [.. list]);
+        var last = list[^1].Op;
+        var linkable = cacheable && (!OpClassifier.EndsBlock(last) || last is Op.Jcc or Op.Jmp or Op.JmpIndirect or Op.Call
+            or Op.CallIndirect or Op.Ret or Op.Loop or Op.Loope or Op.Loopne or Op.Jrcxz);
+        return new CodeBlock(_rip, [.. list], gfn, version, linkable);
     }
 
     private DecodedInstruction DecodeAcrossPages(ulong linear)
@@ -407,7 +504,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         }
 
         var segment = instruction.MemorySegment;
-        return new DecodedInstruction
+        var d = new DecodedInstruction
         {
             Instruction = instruction,
             Op = op,
@@ -415,8 +512,49 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             AddressSize = addressSize,
             MemorySize = (byte)instruction.MemorySize.GetSize(),
             Segment = (byte)(segment is >= Register.ES and <= Register.GS ? segment - Register.ES : (int)SegmentRegister.Ds),
+            NextIp = instruction.NextIP,
+            Target = instruction.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64 ? instruction.NearBranchTarget : 0,
+            Condition = instruction.ConditionCode,
+            Displacement = instruction.MemoryDisplacement64,
+            Base = GprSlot(instruction.MemoryBase),
+            Index = GprSlot(instruction.MemoryIndex),
+            ScaleShift = (byte)BitOperations.Log2((uint)Math.Max(1, instruction.MemoryIndexScale)),
+            ImmediateOperand = DecodedInstruction.NoRegister,
         };
+        for (var n = 0; n < instruction.OpCount; n++)
+        {
+            var kind = instruction.GetOpKind(n);
+            if (kind is OpKind.Immediate8 or OpKind.Immediate16 or OpKind.Immediate32 or OpKind.Immediate64 or OpKind.Immediate8to16
+                or OpKind.Immediate8to32 or OpKind.Immediate8to64 or OpKind.Immediate32to64 && d.ImmediateOperand == DecodedInstruction.NoRegister)
+            {
+                d.ImmediateOperand = (byte)n;
+                d.Immediate = instruction.GetImmediate(n);
+            }
+
+            if (n > 1)
+            {
+                continue;
+            }
+
+            var operandKind = kind switch
+            {
+                OpKind.Register when instruction.GetOpRegister(n).IsGPR() => OperandKind.Register,
+                OpKind.Memory => OperandKind.Memory,
+                _ when d.ImmediateOperand == n => OperandKind.Immediate,
+                _ => OperandKind.Other,
+            };
+            var info = operandKind == OperandKind.Register ? RegisterInfo[(int)instruction.GetOpRegister(n)] : (ushort)0;
+            if (n == 0) { d.Kind0 = operandKind; d.Reg0 = info; }
+            else { d.Kind1 = operandKind; d.Reg1 = info; }
+        }
+
+        d.Mask = d.Size == 8 ? ulong.MaxValue : d.Size == 4 ? 0xFFFF_FFFFUL : 0;
+        d.Op = OpClassifier.Specialize(op, d);
+        return d;
     }
+
+    private static byte GprSlot(Register register) =>
+        register == Register.None || !register.IsGPR() ? DecodedInstruction.NoRegister : (byte)(RegisterInfo[(int)register] & 0xF);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong CodeLinear(ulong rip) => _bitness == 64 ? rip : (uint)(rip + _segments[(int)SegmentRegister.Cs].Base);

@@ -60,6 +60,7 @@ public sealed class Vm : IDisposable
         Console = console;
         Devices = PcDevices.Attach(Bus, console, Stop, options.CpuCount, options.MemoryBytes);
         CodeMap = new CodePageMap(options.MemoryBytes);
+        X86Cpu.PrepareHotPaths();
         _contexts = new MmuContext[options.CpuCount];
         var cpus = new X86Cpu[options.CpuCount];
         for (var id = 0; id < options.CpuCount; id++)
@@ -131,6 +132,8 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>Runs the boot vCPU until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/> fires.</summary>
+    /// <returns>How the run ended (with both the QEMU-style <see cref="VmRunResult.ExitStatus"/> and the guest's own
+    /// <see cref="VmRunResult.GuestExitCode"/>) and the counters.</returns>
     public VmRunResult Run(CancellationToken cancellationToken = default)
     {
         var cpu = Cpus[0];
@@ -188,17 +191,23 @@ public sealed class Vm : IDisposable
             VmStopKind.TripleFault or VmStopKind.InternalError => 3,
             _ => 4,
         };
+        int? guestExitCode = kind switch
+        {
+            VmStopKind.GuestExit => Stop.Request is { } request ? VmRunResult.GuestExitCodeOf(request) : 0,
+            VmStopKind.Halted => 0,
+            _ => null,
+        };
         if (kind is VmStopKind.TripleFault or VmStopKind.InternalError)
         {
             _logger.LogWarning("VM stopped: {Detail}", exit.Detail);
         }
 
         Volatile.Write(ref _elapsedTicks, clock.Elapsed.Ticks);
-        return Snapshot(kind, exit.Detail, status);
+        return Snapshot(kind, exit.Detail, status, guestExitCode);
     }
 
     /// <summary>The counters so far, for a live view (read from any thread; figures may lag by one block).</summary>
-    public VmRunResult Progress() => Snapshot(VmStopKind.Timeout, "running", 0);
+    public VmRunResult Progress() => Snapshot(VmStopKind.Timeout, "running", 0, null);
 
     /// <summary>Tears the VM down: the host process exits (the MMU is released through its notifier) and the host is freed.</summary>
     public void Dispose()
@@ -217,11 +226,12 @@ public sealed class Vm : IDisposable
         Host.Dispose();
     }
 
-    private VmRunResult Snapshot(VmStopKind kind, string detail, int status) => new()
+    private VmRunResult Snapshot(VmStopKind kind, string detail, int status, int? guestExitCode) => new()
     {
         Kind = kind,
         Detail = detail,
         ExitStatus = status,
+        GuestExitCode = guestExitCode,
         Elapsed = TimeSpan.FromTicks(Volatile.Read(ref _elapsedTicks)),
         Cpu = Cpus[0].Stats,
         Mmu = Mmu.Stats,

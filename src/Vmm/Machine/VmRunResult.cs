@@ -1,6 +1,7 @@
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.Vmm.Cpu;
+using Hypervisor.Vmm.Devices;
 
 namespace Hypervisor.Vmm.Machine;
 
@@ -13,8 +14,20 @@ public sealed record VmRunResult
     /// <summary>One line (or, for faults, the register dump) saying why.</summary>
     public required string Detail { get; init; }
 
-    /// <summary>The exit status <c>hv run</c> returns: the guest's (QEMU's <c>(value&lt;&lt;1)|1</c> for the debug-exit port, 0 for power-off or HLT), 3 when the VM broke, 4 at a limit.</summary>
+    /// <summary>
+    /// The QEMU-style exit status of the run: <c>(value&lt;&lt;1)|1</c> for a value written to the debug-exit port (as
+    /// QEMU's isa-debug-exit returns it), 0 for ACPI power-off or HLT; 3 when the VM broke (triple fault, internal
+    /// error) and 4 at a limit, which QEMU has no equivalent for. <c>hv run</c> reports it and returns
+    /// <see cref="GuestExitCode"/> instead when there is one.
+    /// </summary>
     public required int ExitStatus { get; init; }
+
+    /// <summary>
+    /// The guest's own exit code: the value it wrote to the debug-exit port 0xF4 (so <see cref="ExitStatus"/> is
+    /// <c>(code&lt;&lt;1)|1</c>), 0 for ACPI power-off or HLT; null when the VM broke or hit a limit. This is what
+    /// <c>hv run</c> returns when it is not null.
+    /// </summary>
+    public required int? GuestExitCode { get; init; }
 
     /// <summary>Wall-clock time spent running guest code.</summary>
     public required TimeSpan Elapsed { get; init; }
@@ -39,4 +52,10 @@ public sealed record VmRunResult
 
     /// <summary>Fraction of TLB lookups that hit.</summary>
     public double TlbHitRate => Tlb.Hits + Tlb.Misses == 0 ? 0 : (double)Tlb.Hits / (Tlb.Hits + Tlb.Misses);
+
+    /// <summary>The guest's own exit code for a device's stop request: the debug-exit value, or 0 for power-off.</summary>
+    /// <param name="stop">The request.</param>
+    /// <returns><c>(status - 1) / 2</c> for a debug-exit stop, 0 for ACPI power-off.</returns>
+    internal static int GuestExitCodeOf(VmStop stop) =>
+        stop.Reason == VmStopReason.Shutdown ? (int)((uint)stop.ExitStatus >> 1) : 0;
 }

@@ -1,0 +1,374 @@
+using Hypervisor.Vmm.Accel.Kvm;
+using Hypervisor.Vmm.Cli;
+using Hypervisor.Vmm.Tests.Support;
+
+namespace Hypervisor.Vmm.Tests.Cli;
+
+/// <summary>
+/// <c>hv run</c>: the guest's console and the closing report on standard output, the guest's own exit code,
+/// one error line (never a stack trace) for a missing or bad image, usage errors for bad option values, the
+/// limits, and a triple fault's report under both accelerators.
+/// </summary>
+public sealed class RunCommandTests
+{
+    private string _directory = string.Empty;
+
+    [SetUp]
+    public void CreateDirectory()
+    {
+        _directory = Path.Combine(Path.GetTempPath(), "hv-run-tests-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_directory);
+    }
+
+    [TearDown]
+    public void DeleteDirectory() => Directory.Delete(_directory, recursive: true);
+
+    [Test]
+    public void HelloPrintsItsGreetingThenTheReportAndExitsZero()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stderr, Is.Empty);
+            Assert.That(result.StdoutLines[0], Is.EqualTo("Hello from the guest"));
+            Assert.That(result.StdoutLines[1], Is.EqualTo("hv run hello.elf: the guest exited with code 0, exit status 0"));
+            Assert.That(result.Stdout, Does.Contain("QEMU's exit status would be (0<<1)|1 = 1"));
+        });
+    }
+
+    [Test]
+    public void TheReportShowsWhatTheInterpreterAndTheMmuDid()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"));
+        var rows = result.StdoutLines;
+
+        Assert.Multiple(() =>
+        {
+            foreach (var figure in new[] { "instructions", "MIPS", "EPT violations", "sptes present", "sptes zapped", "TLB hit rate", "decode-cache hit rate" })
+            {
+                Assert.That(rows.Any(r => r.StartsWith(figure + " ", StringComparison.Ordinal)), Is.True, $"a '{figure}' row in\n{result.Stdout}");
+            }
+
+            Assert.That(Row(rows, "instructions"), Does.Match(@"^instructions\s+[1-9][0-9,]*\s"));
+            Assert.That(Row(rows, "EPT violations"), Does.Match(@"^EPT violations\s+[1-9][0-9,]*\s+[1-9][0-9,]* sptes installed"));
+            Assert.That(Row(rows, "TLB hit rate"), Does.Match(@"^TLB hit rate\s+[0-9]+\.[0-9]{2} %"));
+            Assert.That(Row(rows, "decode-cache hit rate"), Does.Match(@"^decode-cache hit rate\s+[0-9]+\.[0-9]{2} %"));
+        });
+    }
+
+    [Test]
+    public void TheCommandLineReachesTheGuest()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--cmdline", "x=1 y=0x2");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.StdoutLines, Does.Contain("cmdline: x=1 y=0x2"));
+            Assert.That(result.Stdout, Does.Contain("cmdline \"x=1 y=0x2\""), "the report's boot row");
+        });
+    }
+
+    [Test]
+    public void AGuestFailureCodeIsTheExitCode()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--cmdline", "n=999999999");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2), result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("above the limit"));
+            Assert.That(result.Stdout, Does.Contain("the guest exited with code 2, exit status 2"));
+            Assert.That(result.Stdout, Does.Contain("(2<<1)|1 = 5"));
+        });
+    }
+
+    [TestCase((byte)0)]
+    [TestCase((byte)7)]
+    [TestCase((byte)200)]
+    public void TheDebugExitValueIsTheExitCode(byte value)
+    {
+        var result = Hv.Run("run", Write("exit.elf", TestImages.DebugExit(value)));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(value), result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain($"the guest exited with code {value}, exit status {value}"));
+            Assert.That(result.Stdout, Does.Contain($"({value}<<1)|1 = {(value << 1) | 1}"));
+        });
+    }
+
+    [Test]
+    public void PowerOffExitsZero()
+    {
+        var result = Hv.Run("run", Write("off.elf", TestImages.PowerOff()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("ACPI power-off"));
+        });
+    }
+
+    [Test]
+    public void HaltExitsZero()
+    {
+        var result = Hv.Run("run", Write("hlt.elf", TestImages.Halt()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("hv run hlt.elf: the guest halted, exit status 0"));
+        });
+    }
+
+    [Test]
+    public void AMissingImageIsOneErrorLine()
+    {
+        var missing = Path.Combine(_directory, "missing.elf");
+
+        var result = Hv.Run("run", missing);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(1));
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(result.Stderr, Does.StartWith($"hv: error: image '{missing}' does not exist"));
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    [TestCase("truncated", "is truncated")]
+    [TestCase("bad-magic", "is not an ELF file: it must start with 0x7f 'E' 'L' 'F'")]
+    [TestCase("outside-ram", "lies outside guest RAM")]
+    [TestCase("overlapping", "overlap: PT_LOAD segments must not share physical addresses")]
+    [TestCase("entry-outside", "lies outside every PT_LOAD segment")]
+    public void ABadImageIsOneErrorLineNamingTheRule(string kind, string rule)
+    {
+        var result = Hv.Run("run", Write(kind + ".elf", BadImage(kind)));
+
+        AssertOneErrorLine(result, rule);
+    }
+
+    [Test]
+    public void ATooLongCommandLineIsOneErrorLine()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--cmdline", new string('a', 5000));
+
+        AssertOneErrorLine(result, "command line of 5000 bytes is too long");
+    }
+
+    [Test]
+    public void AnImageOutsideRamIsOneErrorLineOnKvmToo()
+    {
+        RequireKvm();
+
+        var result = Hv.Run("run", "--accel", "kvm", Write("outside-ram.elf", BadImage("outside-ram")));
+
+        AssertOneErrorLine(result, "lies outside guest RAM");
+    }
+
+    [TestCase("0")]
+    [TestCase("1M")]
+    [TestCase("5G")]
+    [TestCase("abc")]
+    [TestCase("4097K")]
+    public void ABadMemorySizeIsAUsageError(string value)
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--mem", value);
+
+        AssertUsageError(result, $"--mem expects a size from 2M to 3G in whole 4K pages (a bare number is MiB), got '{value}'");
+    }
+
+    [TestCase("--smp", "0")]
+    [TestCase("--smp", "65")]
+    [TestCase("--timeout", "-1")]
+    [TestCase("--max-instructions", "-1")]
+    [TestCase("--accel", "hvf")]
+    public void ABadOptionValueIsAUsageError(string option, string value)
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), option, value);
+
+        AssertUsageError(result, option);
+    }
+
+    [Test]
+    public void TheInstructionLimitStopsTheGuestWithExitFour()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--max-instructions", "1000");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(4), result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("hv run sieve.elf: instruction limit reached, exit status 4"));
+            Assert.That(result.Stdout, Does.Contain("stopped at the instruction limit of 1000 at RIP 0x"));
+            Assert.That(result.Stdout, Does.Not.Contain("sieve: "), "the guest never got to print");
+        });
+    }
+
+    [Test]
+    public void TheTimeoutStopsTheGuestWithExitFour()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--cmdline", "n=10000000", "--timeout", "1");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(4), result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("hv run sieve.elf: timed out, exit status 4"));
+            Assert.That(result.Stdout, Does.Contain("stopped after the timeout of 1 s"));
+            Assert.That(result.Stdout, Does.Not.Contain("664579"));
+        });
+    }
+
+    [Test]
+    public void PlainOutputOnATerminalHasNoEscapes()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exitCode = Program.Run(["run", "--plain", GuestImages.ImagePath("hello")], new CliContext(stdout, stderr, isTerminal: true));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.Zero, stdout + stderr.ToString());
+            Assert.That(stdout.ToString(), Does.Contain("hv run hello.elf: the guest exited with code 0"));
+            Assert.That(stdout.ToString(), Does.Not.Contain("\u001b"));
+        });
+    }
+
+    [Test]
+    public void ATripleFaultIsAReportWithTheRegistersAndExitThree()
+    {
+        var result = Hv.Run("run", Write("triple.elf", TestImages.TripleFault()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(3), result.Stdout + result.Stderr);
+            Assert.That(result.Stderr, Is.Empty);
+            Assert.That(result.StdoutLines[0], Is.EqualTo("hv run triple.elf: the guest triple-faulted, exit status 3"));
+            Assert.That(result.Stdout, Does.Contain("triple fault: InvalidOpcode"));
+            Assert.That(result.Stdout, Does.Contain($"RAX={TestImages.RaxMarker:x16}"));
+            Assert.That(result.Stdout, Does.Match(@"RIP=[0-9a-f]{16} RFLAGS="));
+            Assert.That(result.Stdout, Does.Contain("instructions"), "the counters follow");
+        });
+    }
+
+    [Test]
+    public void ATripleFaultOnKvmIsAReportWithTheRegistersAndExitThree()
+    {
+        RequireKvm();
+
+        var result = Hv.Run("run", "--accel", "kvm", "--timeout", "60", Write("triple.elf", TestImages.TripleFault()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(3), result.Stdout + result.Stderr);
+            Assert.That(result.Stderr, Is.Empty);
+            Assert.That(result.StdoutLines[0], Is.EqualTo("hv run triple.elf --accel kvm: the guest triple-faulted (KVM_EXIT_SHUTDOWN), exit status 3"));
+            Assert.That(result.Stdout, Does.Contain("KVM_EXIT_SHUTDOWN"));
+            Assert.That(result.Stdout, Does.Contain($"RAX={TestImages.RaxMarker:x16}"));
+            Assert.That(result.Stdout, Does.Match(@"RIP=[0-9a-f]{16} RFLAGS="));
+            Assert.That(result.Stdout, Does.Match(@"last RIP\s+0x[0-9a-f]+"));
+        });
+    }
+
+    [Test]
+    public void KvmReturnsTheGuestsCodeToo()
+    {
+        RequireKvm();
+
+        var result = Hv.Run("run", "--accel", "kvm", "--timeout", "60", Write("exit.elf", TestImages.DebugExit(9)));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(9), result.Stdout + result.Stderr);
+            Assert.That(result.StdoutLines[0], Is.EqualTo("hv run exit.elf --accel kvm: the guest exited with code 9, exit status 9"));
+            Assert.That(result.Stdout, Does.Contain("(9<<1)|1 = 19"));
+        });
+    }
+
+    [Test]
+    public void KvmTimeoutExitsFour()
+    {
+        RequireKvm();
+
+        var result = Hv.Run("run", "--accel", "kvm", "--timeout", "1", Write("spin.elf", TestImages.Spin()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(4), result.Stdout + result.Stderr);
+            Assert.That(result.StdoutLines[0], Is.EqualTo("hv run spin.elf --accel kvm: timed out, exit status 4"));
+        });
+    }
+
+    [Test]
+    public void TheHelpDocumentsTheExitCodes()
+    {
+        var result = Hv.Run("run", "--help");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero);
+            Assert.That(result.Stdout, Does.Contain("the value it wrote to the debug-exit port 0xF4"));
+            Assert.That(result.Stdout, Does.Contain("(value<<1)|1"));
+            Assert.That(result.Stdout, Does.Contain("3 when the guest triple-faults"));
+        });
+    }
+
+    private static byte[] BadImage(string kind) => kind switch
+    {
+        "truncated" => TestImages.Truncated(),
+        "bad-magic" => TestImages.BadMagic(),
+        "outside-ram" => TestImages.SegmentOutsideRam(),
+        "overlapping" => TestImages.OverlappingSegments(),
+        "entry-outside" => TestImages.EntryOutsideSegments(),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "no such bad image"),
+    };
+
+    private static void AssertOneErrorLine(CliResult result, string rule)
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(1), result.Stdout + result.Stderr);
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
+            Assert.That(result.Stderr, Does.StartWith("hv: error: "));
+            Assert.That(result.Stderr, Does.Contain(rule));
+            Assert.That(result.Stderr, Does.Not.Contain(" at Hypervisor."), "no stack trace");
+            Assert.That(result.Stderr, Does.Not.Contain("unexpected"), "bad input, not a bug");
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    private static void AssertUsageError(CliResult result, string text)
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2), result.Stdout + result.Stderr);
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
+            Assert.That(result.Stderr, Does.StartWith("hv: error: "));
+            Assert.That(result.Stderr, Does.Contain(text));
+            Assert.That(result.Stderr, Does.Contain("(see 'hv run --help')"));
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    private static string Row(IReadOnlyList<string> rows, string figure) =>
+        rows.FirstOrDefault(r => r.StartsWith(figure + " ", StringComparison.Ordinal)) ?? string.Empty;
+
+    private static void RequireKvm()
+    {
+        if (!KvmAvailability.IsAvailable(out var why))
+        {
+            Assert.Ignore("KVM is not available here: " + why);
+        }
+    }
+
+    private string Write(string name, byte[] image)
+    {
+        var path = Path.Combine(_directory, name);
+        File.WriteAllBytes(path, image);
+        return path;
+    }
+}

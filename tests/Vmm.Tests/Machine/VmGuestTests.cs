@@ -1,0 +1,110 @@
+using Hypervisor.GuestMmu.Mmu;
+using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tests.Support;
+
+namespace Hypervisor.Vmm.Tests.Machine;
+
+/// <summary>
+/// Every case of <c>guests/tests/expected.txt</c> boots on a <see cref="Vm"/> (the emulated accelerator) and prints
+/// its text with QEMU's exit status; afterwards the EPT is coherent with the host (<see cref="MmuAuditor"/>).
+/// The cases that take more than about 2 s here are the explicit Stress test.
+/// </summary>
+public sealed class VmGuestTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(120);
+
+    // (guest, cmdline) of the cases that run for more than 2 s on the interpreter (measured: 6–20 s each; the
+    // default sieve and memtest take about 1.8 s and stay in the quick set).
+    private static readonly HashSet<(string Guest, string CommandLine)> SlowCases =
+    [
+        ("sieve", "n=10000000"),
+        ("memtest", "mib=16 seed=7"),
+        ("ksm", string.Empty),
+        ("ksm", "pages=4096 kinds=7 every=5"),
+    ];
+
+    [TestCaseSource(nameof(QuickCases))]
+    public void QuickGuestPrintsItsExpectedTextAndStatus(GuestCase guestCase) => BootAndCheck(guestCase);
+
+    [Explicit("runs the long guests: about 45 s on the interpreter")]
+    [Category("Stress")]
+    [TestCaseSource(nameof(LongCases))]
+    public void LongGuestPrintsItsExpectedTextAndStatus(GuestCase guestCase) => BootAndCheck(guestCase);
+
+    [Test]
+    public void ExpectedCasesIncludeEverySampleGuest()
+    {
+        var guests = GuestImages.ExpectedCases().Select(c => c.Guest).ToHashSet();
+
+        Assert.That(guests, Is.SupersetOf(new[] { "hello", "sieve", "memtest", "pagetables", "ksm" }));
+    }
+
+    [Test]
+    public void HelloGivesTheGuestCodeAndQemusStatusAndTheMmuCounters()
+    {
+        var (result, output, audit) = Boot("hello", string.Empty);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(output, Is.EqualTo("Hello from the guest\n"));
+            Assert.That(result.GuestExitCode, Is.Zero);
+            Assert.That(result.ExitStatus, Is.EqualTo(1));
+            Assert.That(result.Cpu.Instructions, Is.Positive);
+            Assert.That(result.Mmu.Faults, Is.Positive, "every guest page is reached through an EPT violation first");
+            Assert.That(result.Mmu.PresentSptes, Is.EqualTo(result.Mmu.Installs - result.Mmu.Zapped));
+            Assert.That(result.Tlb.Hits, Is.Positive);
+            Assert.That(result.TlbHitRate, Is.InRange(0.0, 1.0));
+            Assert.That(result.Cpu.DecodeCacheHits, Is.Positive);
+            Assert.That(result.Elapsed, Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(audit, Is.Empty);
+        });
+    }
+
+    private static IEnumerable<TestCaseData> QuickCases() => Cases(slow: false);
+
+    private static IEnumerable<TestCaseData> LongCases() => Cases(slow: true);
+
+    private static IEnumerable<TestCaseData> Cases(bool slow)
+    {
+        var cases = GuestImages.ExpectedCases();
+        if (cases.Count == 0)
+        {
+            yield return new TestCaseData(new GuestCase("none", string.Empty, 1, string.Empty))
+                .SetArgDisplayNames("expected.txt")
+                .Ignore("guests/tests/expected.txt was not found above the test assembly");
+            yield break;
+        }
+
+        foreach (var guestCase in cases.Where(c => SlowCases.Contains((c.Guest, c.CommandLine)) == slow))
+        {
+            yield return new TestCaseData(guestCase).SetArgDisplayNames(guestCase.ToString());
+        }
+    }
+
+    private static void BootAndCheck(GuestCase guestCase)
+    {
+        var (result, output, audit) = Boot(guestCase.Guest, guestCase.CommandLine);
+        TestContext.Out.WriteLine($"{guestCase}: {result.Kind}, status {result.ExitStatus}, {result.Cpu.Instructions:N0} instructions in {result.Elapsed.TotalMilliseconds:N0} ms");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result.Detail + "\n" + output);
+            Assert.That(result.ExitStatus, Is.EqualTo(guestCase.HostExitStatus), output);
+            Assert.That(result.GuestExitCode, Is.EqualTo(guestCase.GuestExitCode));
+            Assert.That(output, Does.Contain(guestCase.ExpectedText));
+            Assert.That(audit, Is.Empty, "MmuAuditor after the run");
+        });
+    }
+
+    private static (VmRunResult Result, string Output, IReadOnlyList<string> Audit) Boot(string guest, string commandLine)
+    {
+        var image = ElfImage.Parse(File.ReadAllBytes(GuestImages.ImagePath(guest)));
+        var console = new GuestConsole();
+        using var vm = new Vm(new VmOptions { CommandLine = commandLine, Timeout = Limit }, console);
+        vm.Boot(image);
+        var result = vm.Run();
+        return (result, console.Transcript(), MmuAuditor.Check(vm.Mmu));
+    }
+}

@@ -1,0 +1,33 @@
+using System.Globalization;
+
+namespace Hypervisor.Vmm.Tests.Support;
+
+/// <summary>One line of <c>guests/tests/expected.txt</c>: a guest, its command line, QEMU's exit status and text its output must contain.</summary>
+/// <param name="Guest">The guest's name (the image is <c>guests/build/&lt;Guest&gt;.elf</c>).</param>
+/// <param name="CommandLine">The guest command line (may be empty).</param>
+/// <param name="HostExitStatus">The exit status QEMU's isa-debug-exit gives: <c>(code&lt;&lt;1)|1</c>.</param>
+/// <param name="ExpectedText">Text that must appear in the guest's output.</param>
+public sealed record GuestCase(string Guest, string CommandLine, int HostExitStatus, string ExpectedText)
+{
+    /// <summary>The guest's own exit code: the value it wrote to the debug-exit port, <c>(status - 1) / 2</c>.</summary>
+    public int GuestExitCode => (HostExitStatus - 1) / 2;
+
+    /// <summary>Parses one <c>guest|cmdline|status|text</c> line.</summary>
+    /// <param name="line">The line, without comment or blank lines.</param>
+    /// <returns>The case.</returns>
+    /// <exception cref="FormatException">The line does not have four fields or the status is not a number.</exception>
+    public static GuestCase Parse(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        var fields = line.Split('|', 4);
+        if (fields.Length != 4 || !int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var status))
+        {
+            throw new FormatException($"expected.txt line '{line}' is not guest|cmdline|status|text");
+        }
+
+        return new GuestCase(fields[0].Trim(), fields[1].Trim(), status, fields[3].TrimEnd());
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => CommandLine.Length == 0 ? Guest : $"{Guest} {CommandLine}";
+}
