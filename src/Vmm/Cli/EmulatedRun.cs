@@ -39,7 +39,7 @@ internal static class EmulatedRun
             writer.Paragraph(result.Detail.Split(Environment.NewLine));
         }
 
-        var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts"));
+        var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
         if (result.GuestExitCode is { } code)
         {
             table.AddRow("guest exit code", code.ToString(c), RunCommand.DescribeGuestExit(vm.Stop.Request, code));
@@ -48,7 +48,7 @@ internal static class EmulatedRun
         table.AddRow("boot", $"{vm.Protocol}", $"{vm.Options.MemoryBytes >> 20} MiB, {vm.Options.CpuCount} vCPU(s), cmdline \"{vm.Options.CommandLine}\"");
         table.AddEmphasisedRow("instructions", result.Cpu.Instructions.ToString("N0", c), "retired by the interpreter");
         table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "running guest code");
-        table.AddEmphasisedRow("MIPS", result.Mips.ToString("N1", c), "million guest instructions per second");
+        table.AddEmphasisedRow("MIPS", result.Mips >= 10 ? result.Mips.ToString("N1", c) : result.Mips.ToString("G3", c), "million guest instructions per second (a short guest mostly measures first-use JIT compilation)");
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
         table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries, {result.Mmu.HostFaults.ToString("N0", c)} host faults");

@@ -59,7 +59,7 @@ internal static class KvmRun
             writer.Paragraph(broke ? [result.Detail, .. DescribeState(machine)] : [result.Detail]);
         }
 
-        var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts"));
+        var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
         if (guestExitCode is { } code)
         {
             table.AddRow("guest exit code", code.ToString(c), RunCommand.DescribeGuestExit(stop.Request, code));

@@ -102,14 +102,14 @@ internal static class OpClassifier
         };
     }
 
-    /// <summary>True when <paramref name="op"/> may change RIP, the mode, paging, or must let the block loop look at the VM (I/O, HLT).</summary>
+    /// <summary>True when <paramref name="op"/> may change RIP, the mode, paging, must let the block loop look at the VM (I/O, HLT), or reads the retired-instruction count (RDTSC, RDMSR of the TSC).</summary>
     public static bool EndsBlock(Op op) => op switch
     {
         Op.Jcc or Op.Jmp or Op.JmpIndirect or Op.JmpFar or Op.JmpFarIndirect or Op.Call or Op.CallIndirect or Op.CallFar
             or Op.CallFarIndirect or Op.Ret or Op.RetFar or Op.Loop or Op.Loope or Op.Loopne or Op.Jrcxz or Op.Int or Op.Int3
             or Op.Into or Op.Iret or Op.Ud or Op.Unsupported or Op.Hlt or Op.In or Op.Out or Op.Ins or Op.Outs or Op.MovToCr
             or Op.MovToSeg or Op.PopSeg or Op.Wrmsr or Op.Lgdt or Op.Lidt or Op.Ltr or Op.Lldt or Op.Invlpg or Op.Lmsw
-            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs => true,
+            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs or Op.Rdtsc or Op.Rdtscp or Op.Rdmsr => true,
         _ => false,
     };
 

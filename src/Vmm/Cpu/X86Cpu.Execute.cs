@@ -6,7 +6,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>Dispatch: one jump table over <see cref="Op"/>, with the data-movement and control-flow handlers.</summary>
 public sealed partial class X86Cpu
 {
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // Inlined into the block loop, so its frame is set up once per block rather than once per instruction.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Execute(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
@@ -202,7 +203,8 @@ public sealed partial class X86Cpu
             case Op.SignExtendIntoDx: SignExtendIntoDx(ref d); return;
             case Op.Leave:
             {
-                var size = StackOperandSize(ref d);
+                // Iced reports no stack-pointer increment for LEAVE: the pop size is the operand size.
+                var size = i.Code switch { Code.Leaveq => 8, Code.Leavew => 2, _ => 4 };
                 var mask = StackMask;
                 ref var rsp = ref Gpr(4);
                 rsp = (rsp & ~mask) | (Gpr(5) & mask);

@@ -131,6 +131,15 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             }
         }
 
+        // Iced's decoder tables and the handler table are built on first use: build them now too.
+        foreach (var bitness in new[] { 16, 32, 64 })
+        {
+            var decoder = Decoder.Create(bitness, new ByteArrayCodeReader([0x90]), 0, DecoderOptions.None);
+            decoder.Decode(out var nop);
+            OpClassifier.Classify(nop);
+        }
+
+        GC.KeepAlive(RegisterInfo);
         return true;
     });
 
@@ -167,8 +176,8 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     }
 
     /// <summary>
-    /// Runs until <paramref name="instructionBudget"/> instructions have retired (checked at block boundaries),
-    /// a device asks the VM to stop, the vCPU halts, or the machine cannot continue.
+    /// Runs until <paramref name="instructionBudget"/> more instructions have retired (exactly: the last block is
+    /// cut short), a device asks the VM to stop, the vCPU halts, or the machine cannot continue.
     /// </summary>
     public CpuExit Run(long instructionBudget)
     {
@@ -214,7 +223,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             {
                 var block = NextBlock(previous);
                 previous = block;
-                ExecuteBlock(block);
+                ExecuteBlock(block, limit - _instructions);
             }
             catch (GuestException exception)
             {
@@ -268,14 +277,15 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     };
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void ExecuteBlock(CodeBlock block)
+    private void ExecuteBlock(CodeBlock block, long budget)
     {
         _blocks++;
         var instructions = block.Instructions;
+        var count = budget < instructions.Length ? (int)budget : instructions.Length;
         var executed = 0;
         try
         {
-            while (executed < instructions.Length)
+            while (executed < count)
             {
                 ref var d = ref instructions[executed];
                 _currentIp = _rip;

@@ -199,7 +199,7 @@ public sealed class Vm : IDisposable
         };
         if (kind is VmStopKind.TripleFault or VmStopKind.InternalError)
         {
-            _logger.LogWarning("VM stopped: {Detail}", exit.Detail);
+            _logger.LogInformation("VM stopped: {Detail}", exit.Detail);
         }
 
         Volatile.Write(ref _elapsedTicks, clock.Elapsed.Ticks);
