@@ -58,7 +58,8 @@ internal static class OpClassifier
 
     /// <summary>
     /// The specialised form of a general handler for a 32/64-bit register destination with a register,
-    /// immediate or (for MOV/CMP) memory source, or <paramref name="op"/> itself.
+    /// immediate or (for MOV/CMP) memory source, or <paramref name="op"/> itself. The shift forms take their
+    /// count from the immediate or from CL (the only register a shift count can be).
     /// </summary>
     public static Op Specialize(Op op, in DecodedInstruction d)
     {
@@ -93,9 +94,9 @@ internal static class OpClassifier
             Op.Xor when ri => Op.XorRI,
             Op.Test when rr => Op.TestRR,
             Op.Test when ri => Op.TestRI,
-            Op.Shl when ri => Op.ShlRI,
-            Op.Shr when ri => Op.ShrRI,
-            Op.Sar when ri => Op.SarRI,
+            Op.Shl when ri || rr => Op.ShlRI,
+            Op.Shr when ri || rr => Op.ShrRI,
+            Op.Sar when ri || rr => Op.SarRI,
             Op.Inc when k0 == OperandKind.Register => Op.IncR,
             Op.Dec when k0 == OperandKind.Register => Op.DecR,
             _ => op,

@@ -6,9 +6,61 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>Dispatch: one jump table over <see cref="Op"/>, with the data-movement and control-flow handlers.</summary>
 public sealed partial class X86Cpu
 {
-    // Inlined into the block loop, so its frame is set up once per block rather than once per instruction.
+    // The hot forms, inlined into the block loop (its frame is set up once per block, not per instruction);
+    // everything else goes through one call to the general dispatch.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Execute(ref DecodedInstruction d)
+    {
+        switch (d.Op)
+        {
+            case Op.MovRR:
+                Gpr(d.Reg0 & 0xF) = Gpr(d.Reg1 & 0xF) & d.Mask;
+                return;
+            case Op.MovRI:
+                Gpr(d.Reg0 & 0xF) = d.Immediate & d.Mask;
+                return;
+            case Op.MovRM:
+                Gpr(d.Reg0 & 0xF) = ReadMemory(Linear(ref d), d.Size);
+                return;
+            case Op.MovMR:
+                WriteMemory(Linear(ref d), d.Size, Gpr(d.Reg1 & 0xF));
+                return;
+            case Op.AddRR: AddFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask); return;
+            case Op.AddRI: AddFast(ref d, d.Immediate & d.Mask); return;
+            case Op.SubRR: SubFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask, store: true); return;
+            case Op.SubRI: SubFast(ref d, d.Immediate & d.Mask, store: true); return;
+            case Op.CmpRR: SubFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask, store: false); return;
+            case Op.CmpRI: SubFast(ref d, d.Immediate & d.Mask, store: false); return;
+            case Op.CmpRM: SubFast(ref d, ReadMemory(Linear(ref d), d.Size), store: false); return;
+            case Op.AndRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: true); return;
+            case Op.AndRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: true); return;
+            case Op.OrRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) | Gpr(d.Reg1 & 0xF), store: true); return;
+            case Op.XorRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ Gpr(d.Reg1 & 0xF), store: true); return;
+            case Op.TestRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: false); return;
+            case Op.TestRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: false); return;
+            case Op.Lea:
+                WriteGpr(d.Reg0, EffectiveAddress(ref d));
+                return;
+            case Op.Jcc:
+                if (Condition(d.Condition))
+                {
+                    _rip = d.Target;
+                }
+
+                return;
+            case Op.Jmp:
+                _rip = d.Target;
+                return;
+            case Op.Nop:
+                return;
+            default:
+                ExecuteGeneral(ref d);
+                return;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private void ExecuteGeneral(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
         switch (d.Op)
@@ -79,7 +131,7 @@ public sealed partial class X86Cpu
             case Op.Jcc:
                 if (Condition(d.Condition))
                 {
-                    _rip = BranchTarget(ref d);
+                    _rip = d.Target;
                 }
 
                 return;
@@ -102,14 +154,14 @@ public sealed partial class X86Cpu
             }
 
             case Op.Jmp:
-                _rip = BranchTarget(ref d);
+                _rip = d.Target;
                 return;
             case Op.JmpIndirect:
                 _rip = ReadOperand(ref d, 0);
                 return;
             case Op.Call:
                 Push(_rip, StackOperandSize(ref d));
-                _rip = BranchTarget(ref d);
+                _rip = d.Target;
                 return;
             case Op.CallIndirect:
             {
@@ -143,7 +195,7 @@ public sealed partial class X86Cpu
                 var take = count != 0 && (d.Op == Op.Loop || (d.Op == Op.Loope ? ZeroFlag() : !ZeroFlag()));
                 if (take)
                 {
-                    _rip = BranchTarget(ref d);
+                    _rip = d.Target;
                 }
 
                 return;
@@ -152,7 +204,7 @@ public sealed partial class X86Cpu
             case Op.Jrcxz:
                 if (ReadCounter(JcxzSize(i.Code)) == 0)
                 {
-                    _rip = BranchTarget(ref d);
+                    _rip = d.Target;
                 }
 
                 return;
@@ -310,9 +362,11 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ShiftFast(ref DecodedInstruction d)
     {
-        var count = (int)d.Immediate & (d.Size == 8 ? 63 : 31);
+        var count = (int)(d.Kind1 == OperandKind.Immediate ? d.Immediate : Gpr(1)) & (d.Size == 8 ? 63 : 31);
         if (count == 0)
         {
+            // A masked count of 0 changes no flag, but a 32-bit destination is still written (zero-extended).
+            Gpr(d.Reg0 & 0xF) &= d.Mask;
             return;
         }
 

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.Notifier;
@@ -46,6 +47,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     private bool _blockBroken;
     private CpuExit? _pendingExit;
     private CodePage? _lastPage;
+    private CodeBlock? _runningBlock;
 
     private long _instructions;
     private long _blocks;
@@ -227,14 +229,23 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             }
             catch (GuestException exception)
             {
+                RetireBeforeFault();
                 previous = null;
                 _rip = _currentIp;
                 DeliverException(exception);
             }
             catch (VmFailureException failure)
             {
+                RetireBeforeFault();
                 _rip = _currentIp;
                 return new CpuExit(CpuExitReason.InternalError, $"{failure.Message} at RIP 0x{_currentIp:x}");
+            }
+            catch (NotSupportedException unsupported)
+            {
+                // The walker's answer to a paging mode it does not model (legacy 32-bit, PAE, 5-level).
+                RetireBeforeFault();
+                _rip = _currentIp;
+                return new CpuExit(CpuExitReason.InternalError, $"{unsupported.Message} at RIP 0x{_currentIp:x}");
             }
 
             if (_pendingExit is { } exit)
@@ -276,32 +287,53 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             | (cache.Granularity ? SegmentState.AttrG : 0)),
     };
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    // Inlined into RunBlocks (no exception handling here, so the JIT can): a fault unwinds past it and the
+    // catch counts the instructions retired before the faulting one from _runningBlock.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ExecuteBlock(CodeBlock block, long budget)
     {
         _blocks++;
+        _runningBlock = block;
         var instructions = block.Instructions;
         var count = budget < instructions.Length ? (int)budget : instructions.Length;
+        ref var first = ref MemoryMarshal.GetArrayDataReference(instructions);
         var executed = 0;
-        try
+        while (executed < count)
         {
-            while (executed < count)
+            ref var d = ref Unsafe.Add(ref first, executed);
+            _currentIp = _rip;
+            _rip = d.NextIp;
+            Execute(ref d);
+            executed++;
+            if (_blockBroken)
             {
-                ref var d = ref instructions[executed];
-                _currentIp = _rip;
-                _rip = d.NextIp;
-                Execute(ref d);
-                executed++;
-                if (_blockBroken)
-                {
-                    _blockBroken = false;
-                    return;
-                }
+                _blockBroken = false;
+                break;
             }
         }
-        finally
+
+        _runningBlock = null;
+        _instructions += executed;
+    }
+
+    /// <summary>After a fault in the running block: counts its instructions that retired before the faulting one.</summary>
+    private void RetireBeforeFault()
+    {
+        var block = _runningBlock;
+        _runningBlock = null;
+        if (block is null)
         {
-            _instructions += executed;
+            return;
+        }
+
+        foreach (ref var d in block.Instructions.AsSpan())
+        {
+            if (d.Instruction.IP == _currentIp)
+            {
+                return;
+            }
+
+            _instructions++;
         }
     }
 
