@@ -163,4 +163,10 @@ internal enum Op : byte
     SarRI,
     IncR,
     DecR,
+    AddMR,
+    OrMR,
+    AndMR,
+    XorMR,
+    SubMR,
+    AdcRI,
 }

@@ -73,6 +73,7 @@ internal static class OpClassifier
         var rr = k0 == OperandKind.Register && k1 == OperandKind.Register;
         var ri = k0 == OperandKind.Register && k1 == OperandKind.Immediate;
         var rm = k0 == OperandKind.Register && k1 == OperandKind.Memory;
+        var mr = k0 == OperandKind.Memory && (k1 == OperandKind.Register || k1 == OperandKind.Immediate) && d.MemorySize == d.Size;
         return op switch
         {
             Op.Mov when rr => Op.MovRR,
@@ -97,6 +98,12 @@ internal static class OpClassifier
             Op.Shl when ri || rr => Op.ShlRI,
             Op.Shr when ri || rr => Op.ShrRI,
             Op.Sar when ri || rr => Op.SarRI,
+            Op.Adc when ri => Op.AdcRI,
+            Op.Add when mr => Op.AddMR,
+            Op.Or when mr => Op.OrMR,
+            Op.And when mr => Op.AndMR,
+            Op.Xor when mr => Op.XorMR,
+            Op.Sub when mr => Op.SubMR,
             Op.Inc when k0 == OperandKind.Register => Op.IncR,
             Op.Dec when k0 == OperandKind.Register => Op.DecR,
             _ => op,

@@ -4,7 +4,7 @@ using Iced.Intel;
 namespace Hypervisor.Vmm.Cpu;
 
 /// <summary>Dispatch: one jump table over <see cref="Op"/>, with the data-movement and control-flow handlers.</summary>
-public sealed partial class X86Cpu
+public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path works on the TLB host pointer.
 {
     // The hot forms, inlined into the block loop (its frame is set up once per block, not per instruction);
     // everything else goes through one call to the general dispatch.
@@ -38,6 +38,22 @@ public sealed partial class X86Cpu
             case Op.XorRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ Gpr(d.Reg1 & 0xF), store: true); return;
             case Op.TestRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: false); return;
             case Op.TestRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: false); return;
+            case Op.OrRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) | d.Immediate, store: true); return;
+            case Op.XorRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ d.Immediate, store: true); return;
+            case Op.ShlRI: case Op.ShrRI: case Op.SarRI: ShiftFast(ref d); return;
+            case Op.AdcRI:
+            {
+                ref var slot = ref Gpr(d.Reg0 & 0xF);
+                var a = slot & d.Mask;
+                var b = d.Immediate & d.Mask;
+                _flagCarryIn = CarryFlag();
+                var result = (a + b + (_flagCarryIn ? 1UL : 0)) & d.Mask;
+                slot = result;
+                SetFlags(FlagOp.Adc, d.Size * 8, a, b, result);
+                return;
+            }
+
+            case Op.AddMR: case Op.OrMR: case Op.AndMR: case Op.XorMR: case Op.SubMR: MemoryAluFast(ref d); return;
             case Op.Lea:
                 WriteGpr(d.Reg0, EffectiveAddress(ref d));
                 return;
@@ -62,6 +78,7 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private void ExecuteGeneral(ref DecodedInstruction d)
     {
+        _currentIp = d.Instruction.IP;
         ref var i = ref d.Instruction;
         switch (d.Op)
         {
@@ -359,7 +376,7 @@ public sealed partial class X86Cpu
         _flagCarryIn = carry;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ShiftFast(ref DecodedInstruction d)
     {
         var count = (int)(d.Kind1 == OperandKind.Immediate ? d.Immediate : Gpr(1)) & (d.Size == 8 ? 63 : 31);
@@ -393,6 +410,48 @@ public sealed partial class X86Cpu
 
         slot = result;
         SetFlags(op, bits, value, (ulong)count, result);
+    }
+
+    /// <summary>ADD/SUB/AND/OR/XOR of a register or immediate into 32/64-bit memory: one TLB write lookup for the read and the write.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void MemoryAluFast(ref DecodedInstruction d)
+    {
+        var linear = Linear(ref d);
+        var size = d.Size;
+        var b = (d.Kind1 == OperandKind.Register ? Gpr(d.Reg1 & 0xF) : d.Immediate) & d.Mask;
+        if ((linear & Hypervisor.Notifier.Paging.PageOffsetMask) > Hypervisor.Notifier.Paging.PageSize - (uint)size
+            || !_tlb.TryLookup(new Hypervisor.GuestMmu.Addresses.Gva(linear), Hypervisor.GuestMmu.Walker.GuestAccess.Write, out var host))
+        {
+            switch (d.Op)
+            {
+                case Op.AddMR: Arith(ref d, FlagOp.Add); return;
+                case Op.SubMR: Arith(ref d, FlagOp.Sub); return;
+                case Op.OrMR: Logic(ref d, 0); return;
+                case Op.AndMR: Logic(ref d, 1); return;
+                default: Logic(ref d, 2); return;
+            }
+        }
+
+        var a = size == 8 ? Unsafe.ReadUnaligned<ulong>(host) : Unsafe.ReadUnaligned<uint>(host);
+        ulong result;
+        switch (d.Op)
+        {
+            case Op.AddMR:
+                result = (a + b) & d.Mask;
+                SetFlags(FlagOp.Add, size * 8, a, b, result);
+                break;
+            case Op.SubMR:
+                result = (a - b) & d.Mask;
+                SetFlags(FlagOp.Sub, size * 8, a, b, result);
+                break;
+            default:
+                result = d.Op == Op.OrMR ? a | b : d.Op == Op.AndMR ? a & b : a ^ b;
+                SetFlags(FlagOp.Logic, size * 8, 0, 0, result);
+                break;
+        }
+
+        if (size == 8) { Unsafe.WriteUnaligned(host, result); }
+        else { Unsafe.WriteUnaligned(host, (uint)result); }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

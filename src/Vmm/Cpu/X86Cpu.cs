@@ -301,7 +301,6 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         while (executed < count)
         {
             ref var d = ref Unsafe.Add(ref first, executed);
-            _currentIp = _rip;
             _rip = d.NextIp;
             Execute(ref d);
             executed++;
@@ -316,7 +315,12 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         _instructions += executed;
     }
 
-    /// <summary>After a fault in the running block: counts its instructions that retired before the faulting one.</summary>
+    /// <summary>
+    /// After a fault in the running block: finds the faulting instruction (the one whose next RIP is in RIP: no
+    /// handler moves RIP before its last access that can fault), makes it <c>_currentIp</c>, and counts the
+    /// block's instructions that retired before it. The hot path does not store <c>_currentIp</c> per
+    /// instruction; the general dispatch does, and a fault outside any block (a fetch) set it itself.
+    /// </summary>
     private void RetireBeforeFault()
     {
         var block = _runningBlock;
@@ -326,14 +330,17 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             return;
         }
 
+        var retired = 0;
         foreach (ref var d in block.Instructions.AsSpan())
         {
-            if (d.Instruction.IP == _currentIp)
+            if (d.NextIp == _rip)
             {
+                _currentIp = d.Instruction.IP;
+                _instructions += retired;
                 return;
             }
 
-            _instructions++;
+            retired++;
         }
     }
 
