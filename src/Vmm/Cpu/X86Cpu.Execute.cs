@@ -82,38 +82,8 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
         ref var i = ref d.Instruction;
         switch (d.Op)
         {
-            case Op.MovRR:
-                Gpr(d.Reg0 & 0xF) = Gpr(d.Reg1 & 0xF) & d.Mask;
-                return;
-            case Op.MovRI:
-                Gpr(d.Reg0 & 0xF) = d.Immediate & d.Mask;
-                return;
-            case Op.MovRM:
-                Gpr(d.Reg0 & 0xF) = ReadMemory(Linear(ref d), d.Size);
-                return;
-            case Op.MovMR:
-                WriteMemory(Linear(ref d), d.Size, Gpr(d.Reg1 & 0xF));
-                return;
-            case Op.AddRR: AddFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask); return;
-            case Op.AddRI: AddFast(ref d, d.Immediate & d.Mask); return;
-            case Op.SubRR: SubFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask, store: true); return;
-            case Op.SubRI: SubFast(ref d, d.Immediate & d.Mask, store: true); return;
-            case Op.CmpRR: SubFast(ref d, Gpr(d.Reg1 & 0xF) & d.Mask, store: false); return;
-            case Op.CmpRI: SubFast(ref d, d.Immediate & d.Mask, store: false); return;
-            case Op.CmpRM: SubFast(ref d, ReadMemory(Linear(ref d), d.Size), store: false); return;
-            case Op.AndRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: true); return;
-            case Op.AndRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: true); return;
-            case Op.OrRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) | Gpr(d.Reg1 & 0xF), store: true); return;
-            case Op.OrRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) | d.Immediate, store: true); return;
-            case Op.XorRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ Gpr(d.Reg1 & 0xF), store: true); return;
-            case Op.XorRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) ^ d.Immediate, store: true); return;
-            case Op.TestRR: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & Gpr(d.Reg1 & 0xF), store: false); return;
-            case Op.TestRI: LogicFast(ref d, Gpr(d.Reg0 & 0xF) & d.Immediate, store: false); return;
-            case Op.ShlRI: case Op.ShrRI: case Op.SarRI: ShiftFast(ref d); return;
             case Op.IncR: IncDecFast(ref d, 1); return;
             case Op.DecR: IncDecFast(ref d, d.Mask); return;
-            case Op.Nop:
-                return;
             case Op.Mov:
                 WriteOperand0(ref d, ReadOperand(ref d, 1));
                 return;
@@ -122,9 +92,6 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
                 return;
             case Op.Movsx:
                 WriteGpr(d.Reg0, (ulong)SignExtend(ReadOperand(ref d, 1), SourceBits(ref d)));
-                return;
-            case Op.Lea:
-                WriteGpr(d.Reg0, EffectiveAddress(ref d));
                 return;
             case Op.Add: Arith(ref d, FlagOp.Add); return;
             case Op.Or: Logic(ref d, 0); return;
@@ -145,13 +112,6 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
                 return;
             }
 
-            case Op.Jcc:
-                if (Condition(d.Condition))
-                {
-                    _rip = d.Target;
-                }
-
-                return;
             case Op.Setcc:
                 WriteOperand0(ref d, Condition(d.Condition) ? 1UL : 0);
                 return;
@@ -170,9 +130,6 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
                 return;
             }
 
-            case Op.Jmp:
-                _rip = d.Target;
-                return;
             case Op.JmpIndirect:
                 _rip = ReadOperand(ref d, 0);
                 return;

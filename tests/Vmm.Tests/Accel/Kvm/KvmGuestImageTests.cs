@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Tests.Support;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
@@ -10,9 +10,6 @@ public sealed class KvmGuestImageTests
 {
     private const ulong RamBytes = 128 << 20;
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
-    private static readonly object BuildLock = new();
-    private static string? _buildFailure;
-    private static bool _buildTried;
 
     [SetUp]
     public void RequireKvm() => KvmTestGuest.RequireKvm();
@@ -59,7 +56,7 @@ public sealed class KvmGuestImageTests
 
     private static (KvmRunResult Result, string Output) Boot(string guest, string commandLine, BootProtocol protocol = BootProtocol.Auto)
     {
-        var image = ElfImage.Parse(File.ReadAllBytes(ImagePath(guest)));
+        var image = ElfImage.Parse(File.ReadAllBytes(GuestImages.ImagePath(guest)));
         using var machine = new KvmMachine(RamBytes);
         var bus = new DeviceBus();
         var console = new GuestConsole();
@@ -78,78 +75,4 @@ public sealed class KvmGuestImageTests
 
         return (result, output);
     }
-
-    private static string ImagePath(string guest)
-    {
-        var root = RepositoryRoot();
-        var path = Path.Combine(root, "guests", "build", guest + ".elf");
-        if (File.Exists(path))
-        {
-            return path;
-        }
-
-        lock (BuildLock)
-        {
-            if (!_buildTried)
-            {
-                _buildTried = true;
-                _buildFailure = BuildGuests(Path.Combine(root, "guests"));
-            }
-        }
-
-        if (_buildFailure is not null)
-        {
-            Assert.Ignore(_buildFailure);
-        }
-
-        if (!File.Exists(path))
-        {
-            Assert.Ignore($"make -C guests did not produce {path}");
-        }
-
-        return path;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Hypervisor.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        Assert.Ignore($"no Hypervisor.sln above {TestContext.CurrentContext.TestDirectory}: the guest images cannot be found");
-        return string.Empty;
-    }
-
-    // Returns null on success, else the reason the images cannot be built.
-    private static string? BuildGuests(string guestsDirectory)
-    {
-        foreach (var tool in new[] { "make", "gcc" })
-        {
-            if (!OnPath(tool))
-            {
-                return $"'{tool}' is not on PATH: the sample guests cannot be built (apt-get install make gcc)";
-            }
-        }
-
-        var start = new ProcessStartInfo("make", ["-C", guestsDirectory])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        using var make = Process.Start(start)!;
-        var stdout = make.StandardOutput.ReadToEndAsync();
-        var stderr = make.StandardError.ReadToEnd();
-        make.WaitForExit();
-        _ = stdout.Result;
-        return make.ExitCode == 0 ? null : $"make -C {guestsDirectory} failed with exit code {make.ExitCode}: {stderr.Trim()}";
-    }
-
-    private static bool OnPath(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
-            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
-            .Any(dir => File.Exists(Path.Combine(dir, tool)));
 }
