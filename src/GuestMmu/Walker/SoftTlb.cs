@@ -26,7 +26,7 @@ public sealed unsafe class SoftTlb // unsafe: hits return host pointers computed
     /// <summary>A comparator that never matches (its generation bits 0xFFF are never current).</summary>
     internal const ulong InvalidTag = ulong.MaxValue;
 
-    private const int IndexBits = 8;
+    private const int IndexBits = 12;
     private const ulong IndexMask = EntriesPerClass - 1;
     private const int Classes = 3;
     private const ulong PageMask = ~Paging.PageOffsetMask;
