@@ -18,6 +18,13 @@ internal static class KvmRun
     public static int Run(ElfImage image, string name, VmOptions options, CliContext context)
     {
         options.Validate();
+        if (options.InstructionLimit > 0 || options.HostForkInterval is not null)
+        {
+            var option = options.InstructionLimit > 0 ? "--max-instructions" : "--host-fork-every";
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{option} needs --accel emulated: KVM runs guest RAM outside the simulated host and counts no instructions");
+            return ExitCodes.UsageError;
+        }
+
         if (!KvmAvailability.IsAvailable(out var why))
         {
             context.Error.WriteLine($"{CliErrorHandler.Prefix}--accel kvm is not available here: {why}");

@@ -66,6 +66,12 @@ internal static class RunCommand
         var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
         var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
+        var hostForks = CliOptions.BoundedInt(
+            "--host-fork-every",
+            "Emulated only: the host forks the VM's process every N ms while the guest runs and reaps each snapshot (copy-on-write under a running guest; 0: off).",
+            0,
+            0,
+            60_000);
         var maxInstructions = new Option<long>("--max-instructions")
         {
             Description = "Stop the guest after this many instructions (0: never; emulated only).",
@@ -86,7 +92,7 @@ internal static class RunCommand
 
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions })
+        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks })
         {
             command.Options.Add(option);
         }
@@ -108,6 +114,7 @@ internal static class RunCommand
                 CommandLine = parseResult.GetValue(commandLine) ?? string.Empty,
                 Protocol = parseResult.GetValue(protocol),
                 InstructionLimit = parseResult.GetValue(maxInstructions),
+                HostForkInterval = parseResult.GetValue(hostForks) is var forkMs and > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
                 Timeout = parseResult.GetValue(timeout) is var seconds and > 0 ? TimeSpan.FromSeconds(seconds) : null,
             };
             using var loggerFactory = CliLogging.CreateFactory(parseResult.GetValue(logLevel));

@@ -3,7 +3,10 @@ using Iced.Intel;
 
 namespace Hypervisor.Vmm.Cpu;
 
-/// <summary>Dispatch: one jump table over <see cref="Op"/>, with the data-movement and control-flow handlers.</summary>
+/// <summary>
+/// Dispatch: the hot specialised forms in one small jump table inlined into the block loop, everything else in
+/// one jump table over <see cref="Op"/> behind a call; the data-movement and control-flow handlers.
+/// </summary>
 public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path works on the TLB host pointer.
 {
     // The hot forms, inlined into the block loop (its frame is set up once per block, not per instruction);
@@ -410,9 +413,6 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
         if (size == 8) { Unsafe.WriteUnaligned(host, result); }
         else { Unsafe.WriteUnaligned(host, (uint)result); }
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong BranchTarget(ref DecodedInstruction d) => d.Target;
 
     private static int SourceBits(ref DecodedInstruction d) => (d.Kind1 == OperandKind.Register ? d.Reg1 >> 8 : d.MemorySize) * 8;
 

@@ -34,6 +34,7 @@ public sealed class Vm : IDisposable
     private readonly ILogger _logger;
     private readonly MmuContext[] _contexts;
     private long _elapsedTicks;
+    private HostForkScenario? _forker;
 
     /// <summary>Builds the VM: host process, guest RAM, memslot, MMU, devices and vCPUs.</summary>
     /// <exception cref="ArgumentOutOfRangeException">An option breaks its rule.</exception>
@@ -137,6 +138,8 @@ public sealed class Vm : IDisposable
     public VmRunResult Run(CancellationToken cancellationToken = default)
     {
         var cpu = Cpus[0];
+        var forker = Options.HostForkInterval is { } interval ? new HostForkScenario(Process, interval) : null;
+        _forker = forker;
         var clock = Stopwatch.StartNew();
         var limit = Options.InstructionLimit;
         var timeout = Options.Timeout;
@@ -181,7 +184,14 @@ public sealed class Vm : IDisposable
         finally
         {
             clock.Stop();
+            forker?.Dispose();
             Console.Flush();
+        }
+
+        if (forker?.Failure is { } hostFailure)
+        {
+            exit = new CpuExit(CpuExitReason.InternalError, $"the host fork scenario failed: {hostFailure.Message}");
+            kind = VmStopKind.InternalError;
         }
 
         var status = kind switch
@@ -238,5 +248,6 @@ public sealed class Vm : IDisposable
         Tlb = _contexts[0].Tlb.Stats,
         Walker = _contexts[0].Walker.Stats,
         CodePageInvalidations = CodeMap.Invalidations,
+        HostForks = _forker?.Forks ?? 0,
     };
 }

@@ -33,6 +33,13 @@ public sealed record VmOptions
     /// <summary>Stop after this much wall-clock time (null: no limit).</summary>
     public TimeSpan? Timeout { get; init; }
 
+    /// <summary>
+    /// When set, the host forks the VM's process this often while the guest runs and lets each child exit
+    /// before the next (<see cref="HostForkScenario"/>): the copy-on-write protection of guest RAM under a
+    /// running guest, made visible in the MMU's counters.
+    /// </summary>
+    public TimeSpan? HostForkInterval { get; init; }
+
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -49,6 +56,11 @@ public sealed record VmOptions
         if (CpuCount < 1 || CpuCount > MaxCpuCount)
         {
             throw new ArgumentOutOfRangeException(nameof(CpuCount), CpuCount, $"vCPU count must be 1 to {MaxCpuCount}, got {CpuCount}");
+        }
+
+        if (HostForkInterval is { } interval && (interval < TimeSpan.Zero || interval > TimeSpan.FromHours(1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(HostForkInterval), interval, "the host fork interval must be from 0 to 1 hour");
         }
 
         if (InstructionLimit < 0)

@@ -44,6 +44,9 @@ public sealed record VmRunResult
     /// <summary>The boot vCPU's page-walk counters.</summary>
     public required WalkerStats Walker { get; init; }
 
+    /// <summary>Snapshots the host forked under the running guest (<see cref="VmOptions.HostForkInterval"/>).</summary>
+    public long HostForks { get; init; }
+
     /// <summary>Stores that hit pages holding decoded code.</summary>
     public required long CodePageInvalidations { get; init; }
 

@@ -39,6 +39,47 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    public void HostForksUnderTheGuestAreCountedAndTheGuestStillPasses()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--cmdline", "mib=2", "--host-fork-every", "1");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("memtest: OK"));
+            Assert.That(Row(result.StdoutLines, "host forks"), Does.Match(@"^host forks\s+[1-9][0-9,]*\s"));
+            Assert.That(Row(result.StdoutLines, "sptes zapped"), Does.Match(@"^sptes zapped\s+[1-9][0-9,]*\s"), "forks zap the writable sptes");
+        });
+    }
+
+    [TestCase("--max-instructions", "1000")]
+    [TestCase("--host-fork-every", "5")]
+    public void EmulatedOnlyOptionsAreRefusedUnderKvm(string option, string value)
+    {
+        RequireKvm();
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--accel", "kvm", option, value);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.Stderr, Does.StartWith($"hv: error: {option} needs --accel emulated"));
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    [Test]
+    public void AHostForkIntervalOutsideItsRangeIsAUsageError()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--host-fork-every", "-1");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.Stderr, Does.StartWith("hv: error: --host-fork-every expects a whole number from 0 to 60000, got '-1'"));
+        });
+    }
+
+    [Test]
     public void TheReportShowsWhatTheInterpreterAndTheMmuDid()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"));
