@@ -45,7 +45,7 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
             EptVectorWidth.Vector512 => ZapVector<VectorOps512, Vector512<ulong>, TSink>(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
             EptVectorWidth.Vector256 => ZapVector<VectorOps256, Vector256<ulong>, TSink>(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
             EptVectorWidth.Vector128 => ZapVector<VectorOps128, Vector128<ulong>, TSink>(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
-            _ => ZapScalar(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
+            _ => ZapScalarPath(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
         };
 
     /// <summary>Zaps one entry (the scalar step, also used for large leaves). Returns true when it was present.</summary>
@@ -76,6 +76,70 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The scalar path: four entries per step, cleared with plain stores when all four are present and none
+    /// needs anything else (a bit of <paramref name="dirtyMask"/>, or with <paramref name="atomic"/> a bit that
+    /// lets it still gain D), else entry by entry with <see cref="ZapOne{TSink}"/>. The vector paths use the plain loop
+    /// (<see cref="ZapScalar"/>) for their tails and slow groups, where this check would only fail.
+    /// </summary>
+    private static long ZapScalarPath<TSink>(ulong* entries, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
+        where TSink : struct, IDirtyPfnSink
+    {
+        // Same rule as the vector hot loop: with D or (when atomic) W / MMU-writable in no entry, nothing can
+        // be dirty now or become dirty during the store, so plain stores lose nothing.
+        var slowBits = dirtyMask | (atomic ? MayBecomeWritable : 0);
+        long zapped = 0;
+        var i = 0;
+
+        // After a group fails the check, the next groups skip it (a dirty or sparse table would fail it every
+        // time and pay for it on top of the per-entry work).
+        const int SkipAfterMiss = 8;
+        var groupsUnchecked = 0;
+        for (; i <= count - 4; i += 4)
+        {
+            if (groupsUnchecked == 0)
+            {
+                var a = entries[i];
+                var b = entries[i + 1];
+                var c = entries[i + 2];
+                var d = entries[i + 3];
+                if ((a & b & c & d & Present) != 0 && ((a | b | c | d) & slowBits) == 0)
+                {
+                    entries[i] = 0;
+                    entries[i + 1] = 0;
+                    entries[i + 2] = 0;
+                    entries[i + 3] = 0;
+                    zapped += 4;
+                    continue;
+                }
+
+                groupsUnchecked = SkipAfterMiss;
+            }
+            else
+            {
+                groupsUnchecked--;
+            }
+
+            for (var j = i; j < i + 4; j++)
+            {
+                if (ZapOne(ref entries[j], firstGfn + (ulong)j, 1, dirtyMask, atomic, ref sink, ref dirty))
+                {
+                    zapped++;
+                }
+            }
+        }
+
+        for (; i < count; i++)
+        {
+            if (ZapOne(ref entries[i], firstGfn + (ulong)i, 1, dirtyMask, atomic, ref sink, ref dirty))
+            {
+                zapped++;
+            }
+        }
+
+        return zapped;
     }
 
     private static long ZapScalar<TSink>(ulong* entries, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
@@ -135,8 +199,10 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
         where TVec : struct
     {
         var slow = TOps.Broadcast(slowBits);
+        var present = TOps.Broadcast(Present);
         var lanes = TOps.Lanes;
         var presentLanesSum = TOps.Zero;
+        long denseEntries = 0;
         var i = 0;
 
         // Two groups per step (fewer branches); a pair with a slow lane drops to the one-group loop below,
@@ -145,6 +211,17 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
         {
             var first = TOps.Load(entries + i);
             var second = TOps.Load(entries + i + lanes);
+
+            // Dense step (the common case of a populated range): every lane present (bit 11 survives the AND)
+            // and no lane with a slow bit (none in the OR). Then every lane becomes Empty, counted in bulk.
+            if (TOps.IsZero(TOps.Or(TOps.AndNot(present, TOps.And(first, second)), TOps.And(TOps.Or(first, second), slow))))
+            {
+                TOps.Store(TOps.Zero, entries + i);
+                TOps.Store(TOps.Zero, entries + i + lanes);
+                denseEntries += 2 * lanes;
+                continue;
+            }
+
             var firstPresent = TOps.BitLanes(first, PresentShift);
             var secondPresent = TOps.BitLanes(second, PresentShift);
             if (!TOps.IsZero(TOps.Or(TOps.And(TOps.And(first, slow), firstPresent), TOps.And(TOps.And(second, slow), secondPresent))))
@@ -182,7 +259,7 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
             }
         }
 
-        zapped += (long)TOps.Sum(presentLanesSum);
+        zapped += denseEntries + (long)TOps.Sum(presentLanesSum);
         return i;
     }
 

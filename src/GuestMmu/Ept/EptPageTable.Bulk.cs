@@ -217,7 +217,7 @@ public sealed unsafe partial class EptPageTable
             pfn += (ulong)count;
         }
 
-        Interlocked.Add(ref _presentLeaves, added);
+        Interlocked.Add(ref _leavesAdded, added);
         return added;
     }
 
@@ -227,6 +227,19 @@ public sealed unsafe partial class EptPageTable
         var dirtyMask = _accessDirtyEnabled ? Spte.DirtyBit : Spte.DirtyBit | Spte.WritableBit;
         var atomic = _policy == HardwareAdPolicy.Lockless;
         long zapped = 0, frames = 0, dirty = 0;
+        if (((start ^ (end - 1)) >> EptGeometry.BitsPerLevel) == 0)
+        {
+            // The whole range lies in one level-1 table (a notifier range of up to 2 MiB): descend to it
+            // directly. The caller's write lock means no table on the path can be unlinked meanwhile.
+            var leafTable = LeafTableOf(start);
+            if (leafTable is not null)
+            {
+                var slot = EptGeometry.Slot(start, 1);
+                zapped = EptLeafKernels.Zap(leafTable + slot, (int)(end - start), start, dirtyMask, atomic, ref sink, ref dirty);
+                return new ZapResult(zapped, zapped, dirty, 0);
+            }
+        }
+
         var it = new TdpIterator(_arena, _root, start, end, 1);
         while (it.MoveNext())
         {
@@ -297,6 +310,28 @@ public sealed unsafe partial class EptPageTable
         return leaves with { TablesFreed = count };
     }
 
+    /// <summary>
+    /// The level-1 table holding <paramref name="gfn"/>'s entry, or null when the walk meets a non-present or
+    /// large-leaf entry above it (the caller then takes the general walk).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong* LeafTableOf(ulong gfn)
+    {
+        var table = _root;
+        for (var level = EptGeometry.RootLevel; level > 1; level--)
+        {
+            var entry = Volatile.Read(ref table[EptGeometry.Slot(gfn, level)]);
+            if (!IsPresentNonLeaf(entry, level))
+            {
+                return null;
+            }
+
+            table = _arena.TablePointer(TableIndexOf(entry));
+        }
+
+        return table;
+    }
+
     private static void ClearEntries(ulong* table)
     {
         // Entry by entry: each 8-byte store is atomic, so a lock-free reader sees the old value or 0.
@@ -309,13 +344,13 @@ public sealed unsafe partial class EptPageTable
     private void Account(ZapResult result)
     {
         // Writer-only counters: zaps and ages hold the MMU lock for write, so plain stores suffice (readers
-        // may see them a little late). The present-leaf count is shared with parallel installers.
+        // may see them a little late). _zappedLeaves is also the zap side of the present-leaf count (see the
+        // field comment): no installer can run while the write lock is held, so no locked instruction is needed.
         Volatile.Write(ref _zaps, _zaps + 1);
         if (result.Zapped != 0)
         {
             Volatile.Write(ref _zappedLeaves, _zappedLeaves + result.Zapped);
             Volatile.Write(ref _dirtyLeaves, _dirtyLeaves + result.Dirty);
-            Interlocked.Add(ref _presentLeaves, -result.Zapped);
         }
     }
 

@@ -46,8 +46,11 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
 
     // Counters, read with Volatile. Those the fault path changes (installs run in parallel under the read
     // lock) use Interlocked; those only zaps and ages change (MMU lock held for write) use plain stores.
+    // The present-leaf count is split the same way so a zap needs no locked instruction: _leavesAdded is the
+    // net change by installers (and bulk fills), _zappedLeaves what zaps removed; present = added - zapped.
+    // The two sides never run at once (read lock vs write lock), so each side's writes are race-free.
     private long _tables = 1;
-    private long _presentLeaves;
+    private long _leavesAdded;
     private long _installs;
     private long _installRaces;
     private long _tableRaces;
@@ -103,7 +106,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     public long TableBytes => Tables * EptGeometry.TableBytes;
 
     /// <summary>Present leaves (a large leaf counts once).</summary>
-    public long PresentLeaves => Volatile.Read(ref _presentLeaves);
+    public long PresentLeaves => ReadPresentLeaves();
 
     /// <summary>A snapshot of the counters.</summary>
     public EptStats GetStats()
@@ -118,7 +121,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         {
             Tables = Volatile.Read(ref _tables),
             RetiredTables = retired,
-            PresentLeaves = Volatile.Read(ref _presentLeaves),
+            PresentLeaves = ReadPresentLeaves(),
             Installs = Volatile.Read(ref _installs),
             InstallRaces = Volatile.Read(ref _installRaces),
             TableRaces = Volatile.Read(ref _tableRaces),
@@ -279,7 +282,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         var delta = (newSpte.IsPresent ? 1 : 0) - (expectedOld.IsPresent ? 1 : 0);
         if (delta != 0)
         {
-            Interlocked.Add(ref _presentLeaves, delta);
+            Interlocked.Add(ref _leavesAdded, delta);
         }
 
         Interlocked.Increment(ref _installs);
@@ -384,6 +387,17 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         _tables = 0;
     }
 
+    /// <summary>
+    /// Zapped first, added second: a zap that lands between the two reads is missed whole and an install is
+    /// seen whole, so a zap racing with a lock-free reader never drives its answer below zero. Exact under
+    /// either lock mode once the other side has drained, and when quiescent.
+    /// </summary>
+    private long ReadPresentLeaves()
+    {
+        var zapped = Volatile.Read(ref _zappedLeaves);
+        return Volatile.Read(ref _leavesAdded) - zapped;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool IsPresentNonLeaf(ulong entry, int level) =>
         (entry & Spte.MmuPresentBit) != 0 && level > 1 && (level == EptGeometry.RootLevel || (entry & Spte.LargePageBit) == 0);
@@ -483,7 +497,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         Volatile.Write(ref link, leaf);
         Retire(childIndex);
         Interlocked.Decrement(ref _tables);
-        Interlocked.Increment(ref _presentLeaves);
+        Interlocked.Increment(ref _leavesAdded);
         Interlocked.Increment(ref _installs);
         return InstallResult.Installed;
     }

@@ -94,6 +94,113 @@ public sealed class EptConcurrencyTests(EptVectorWidth width)
         }
     }
 
+    [Test]
+    public void PresentLeafCount_UnderInstallsRacingWithZaps_StaysExact()
+    {
+        // Installers (and, in even rounds, compare-and-swap zaps) under the read lock, range zaps under the
+        // write lock, a lock-free reader of the count. The zap side of the count is written without a locked
+        // instruction, which is only sound because the two lock modes exclude each other: every write-locked
+        // moment must see the count equal to a full recount. Without compare-and-swap zaps (whose decrement
+        // may land before the racing install's increment, as it always could) the lock-free reader must
+        // never see a negative count, whatever zaps run between its two reads.
+        for (var round = 0; round < 4; round++)
+        {
+            var casZaps = round % 2 == 0;
+            using var ept = new EptPageTable();
+            using var mmuLock = new ReaderWriterLockSlim();
+            using var stop = new CancellationTokenSource();
+            long lowestSeen = 0, mismatches = 0, zapsChecked = 0;
+            var installers = Enumerable.Range(0, 2).Select(t => new Thread(() =>
+            {
+                var random = new Random((round * 16) + t);
+                var installs = 0;
+                while (!stop.IsCancellationRequested)
+                {
+                    var gfn = new Gfn((ulong)random.Next(Leaves));
+                    mmuLock.EnterReadLock();
+                    try
+                    {
+                        var current = ept.ReadAt(gfn, 1);
+                        var next = casZaps && current.IsPresent && random.Next(4) == 0
+                            ? Spte.Empty
+                            : Spte.Leaf(new Pfn(0x1000 + gfn.Value), writable: true, executable: false, large: false, accessed: true);
+                        ept.Install(gfn, 1, current, current.IsPresent && next.IsPresent ? current : next);
+                    }
+                    finally
+                    {
+                        mmuLock.ExitReadLock();
+                    }
+
+                    // Two cores: give the zapper its turn now and then instead of starving it for a time slice.
+                    if (++installs % 32 == 0)
+                    {
+                        Thread.Yield();
+                    }
+                }
+            })).ToList();
+            var reader = new Thread(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var seen = ept.PresentLeaves;
+                    InterlockedMin(ref lowestSeen, seen);
+                    Thread.Yield();
+                }
+            });
+            installers.ForEach(t => t.Start());
+            reader.Start();
+
+            var zapRandom = new Random(round);
+            for (var zap = 0; zap < 150; zap++)
+            {
+                var start = (ulong)zapRandom.Next(Leaves);
+                var end = Math.Min(Leaves, start + 1 + (ulong)zapRandom.Next(zap % 4 == 0 ? Leaves : 600));
+                var sink = new RecordingSink();
+                mmuLock.EnterWriteLock();
+                try
+                {
+                    ept.ZapLeaves(new Gfn(start), new Gfn(end), ref sink);
+                    if (ept.PresentLeaves != ept.CountPresentLeaves())
+                    {
+                        mismatches++;
+                    }
+
+                    zapsChecked++;
+                }
+                finally
+                {
+                    mmuLock.ExitWriteLock();
+                }
+
+                Thread.Yield();
+            }
+
+            stop.Cancel();
+            installers.ForEach(t => t.Join());
+            reader.Join();
+            Assert.That(mismatches, Is.Zero, $"round {round}: the count matched a recount after each of {zapsChecked} zaps");
+            Assert.That(ept.PresentLeaves, Is.EqualTo(ept.CountPresentLeaves()), $"round {round}: exact when quiescent");
+            Assert.That(ept.GetStats().PresentLeaves, Is.EqualTo(ept.PresentLeaves));
+            if (!casZaps)
+            {
+                Assert.That(lowestSeen, Is.GreaterThanOrEqualTo(0), $"round {round}: a racing reader never sees a negative count");
+            }
+
+            Assert.That(ept.GetStats().Installs, Is.GreaterThan(0));
+        }
+    }
+
+    private static void InterlockedMin(ref long target, long value)
+    {
+        for (var seen = Volatile.Read(ref target); value < seen; seen = Volatile.Read(ref target))
+        {
+            if (Interlocked.CompareExchange(ref target, value, seen) == seen)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>Dirties the next gfn each time it is called, as a vCPU writing just ahead of the zap.</summary>
     private struct ChainDirtySink(EptPageTable ept) : IDirtyPfnSink
     {

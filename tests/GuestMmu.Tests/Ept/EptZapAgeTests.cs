@@ -129,6 +129,52 @@ public sealed class EptZapAgeTests(EptVectorWidth width)
     }
 
     [Test]
+    public void Zap_DenseTablesWithSparseExceptions_MatchesAnIndependentModel([Values] HardwareAdPolicy policy, [Values] bool accessDirty)
+    {
+        // Mostly clean present leaves (the dense fast steps of every path), broken at seeded spots by a dirty,
+        // writable, empty or junk entry, so each step size (4 scalar, 8/16 per vector step) meets every kind
+        // of exception in every lane and the transitions between the fast, exact and reporting loops are hit.
+        var clean = Spte.Leaf(new Pfn(0), writable: false, executable: true, large: false, accessed: true).Value;
+        for (var seed = 1; seed <= 12; seed++)
+        {
+            var random = new Random(seed);
+            var entries = new ulong[2048];
+            for (var i = 0; i < entries.Length; i++)
+            {
+                var pfn = (ulong)(0x1000 + i) << Spte.PfnShift;
+                entries[i] = (random.Next(seed % 3 == 0 ? 6 : 40)) switch
+                {
+                    0 => clean | pfn | Spte.DirtyBit,
+                    1 => clean | pfn | Spte.WritableBit | Spte.MmuWritableBit | Spte.HostWritableBit,
+                    2 => 0,
+                    3 => Spte.FrozenValue,
+                    4 => clean | pfn | Spte.WritableBit | Spte.DirtyBit | Spte.MmuWritableBit | Spte.HostWritableBit,
+                    _ => clean | pfn,
+                };
+            }
+
+            var start = (ulong)random.Next(0, 40);
+            var end = (ulong)entries.Length - (ulong)random.Next(0, 40);
+            using var ept = new EptPageTable(accessDirtyEnabled: accessDirty, policy: policy);
+            Load(ept, entries);
+            var sink = new RecordingSink();
+            var result = ept.ZapLeaves(new Gfn(start), new Gfn(end), ref sink);
+
+            var dirtyMask = accessDirty ? Spte.DirtyBit : Spte.DirtyBit | Spte.WritableBit;
+            var present = Enumerable.Range((int)start, (int)(end - start)).Where(i => (entries[i] & Spte.MmuPresentBit) != 0).ToList();
+            var dirty = present.Where(i => (entries[i] & dirtyMask) != 0).ToList();
+            Assert.That(result, Is.EqualTo(new ZapResult(present.Count, present.Count, dirty.Count, 0)), $"seed {seed}");
+            Assert.That(sink.Reports, Is.EqualTo(dirty.Select(i => (new Gfn((ulong)i), new Pfn(0x1000 + (ulong)i), 1))), $"seed {seed}: reports in gfn order");
+            var after = Snapshot(ept, entries.Length);
+            for (var i = 0; i < entries.Length; i++)
+            {
+                var zapped = (ulong)i >= start && (ulong)i < end && (entries[i] & Spte.MmuPresentBit) != 0;
+                Assert.That(after[i], Is.EqualTo(zapped ? 0 : entries[i]), $"seed {seed}, entry {i}");
+            }
+        }
+    }
+
+    [Test]
     public void AgeAccessed_CountsYoung_ClearsOnlyTheAccessedBit_AndASecondPassFindsNone()
     {
         using var ept = new EptPageTable();
