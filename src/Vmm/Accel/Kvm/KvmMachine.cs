@@ -58,7 +58,6 @@ public sealed class KvmMachine : IDisposable
     {
         if (memoryBytes == 0 || memoryBytes % PageSize != 0 || memoryBytes > MaxMemoryBytes)
         {
-            GC.SuppressFinalize(this);
             throw new ArgumentOutOfRangeException(
                 nameof(memoryBytes),
                 memoryBytes,
@@ -67,7 +66,6 @@ public sealed class KvmMachine : IDisposable
 
         if (cpuCount is < 1 or > MaxCpuCount)
         {
-            GC.SuppressFinalize(this);
             throw new ArgumentOutOfRangeException(nameof(cpuCount), cpuCount, $"CPU count {cpuCount} is invalid: a machine has 1 to {MaxCpuCount} vCPUs");
         }
 

@@ -1,3 +1,5 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
 using Hypervisor.Vmm.Accel.Kvm;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
@@ -25,28 +27,14 @@ public sealed class KvmArgumentTests
     }
 
     [Test]
-    public void RejectedMachinesLeaveNothingForTheFinalizer()
+    public void TheFinalizerOfAMachineWhoseConstructorNeverFinishedReleasesNothingAndDoesNotThrow()
     {
-        for (var i = 0; i < 8; i++)
-        {
-            Assert.Throws<ArgumentOutOfRangeException>(() => new KvmMachine(0).Dispose());
-        }
+        // A constructor that throws leaves the object to the finalizer with no arrays and no descriptors;
+        // an exception there would end the test host. Build exactly that state and finalize it by hand.
+        var halfBuilt = RuntimeHelpers.GetUninitializedObject(typeof(KvmMachine));
+        GC.SuppressFinalize(halfBuilt);
+        var finalize = typeof(KvmMachine).GetMethod("Finalize", BindingFlags.Instance | BindingFlags.NonPublic)!;
 
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-
-        Assert.Pass("no finalizer ran on a half-built machine");
-    }
-
-    [Test]
-    public void AvailabilityGivesAOneLineReasonOrNone()
-    {
-        var available = KvmAvailability.IsAvailable(out var reason);
-
-        Assert.That(available ? reason : reason.Contains('\n', StringComparison.Ordinal) ? "multi-line" : "", Is.Empty);
-        if (!available)
-        {
-            Assert.That(reason, Is.Not.Empty);
-        }
+        Assert.DoesNotThrow(() => finalize.Invoke(halfBuilt, null));
     }
 }
