@@ -37,4 +37,19 @@ public sealed class KvmArgumentTests
 
         Assert.DoesNotThrow(() => finalize.Invoke(halfBuilt, null));
     }
+
+    [Test]
+    public void AvailabilityGivesAOneLineReasonOrNone()
+    {
+        var available = KvmAvailability.IsAvailable(out var reason);
+
+        if (available)
+        {
+            Assert.That(reason, Is.Empty);
+        }
+        else
+        {
+            Assert.That(reason, Is.Not.Empty.And.Not.Contain('\n'));
+        }
+    }
 }
