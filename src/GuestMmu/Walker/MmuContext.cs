@@ -110,13 +110,7 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
             return true;
         }
 
-        if (!TranslateSlow(gva, GuestAccess.Execute, out host, out failure))
-        {
-            gpa = default;
-            return false;
-        }
-
-        return Tlb.TryLookupFetch(gva, out host, out gpa) || FetchWithoutEntry(gva, out host, out gpa, out failure);
+        return TranslateSlow(gva, GuestAccess.Execute, out host, out failure, out gpa);
     }
 
     /// <summary>Reads <paramref name="destination"/>.Length bytes at <paramref name="gva"/>.</summary>
@@ -223,12 +217,18 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private bool TranslateSlow(Gva gva, GuestAccess access, out byte* host, out TranslationResult failure)
+    private bool TranslateSlow(Gva gva, GuestAccess access, out byte* host, out TranslationResult failure) =>
+        TranslateSlow(gva, access, out host, out failure, out _);
+
+    // The walk on a miss: fills the TLB (never with a write entry for a watched page) and answers from the walk.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool TranslateSlow(Gva gva, GuestAccess access, out byte* host, out TranslationResult failure, out Gpa gpa)
     {
         var result = Walker.Translate(_context, gva, access);
         if (!result.IsOk)
         {
             host = null;
+            gpa = default;
             failure = result;
             return false;
         }
@@ -245,24 +245,6 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
         }
 
         Tlb.Fill(result, access);
-        host = result.Host;
-        failure = default;
-        return true;
-    }
-
-    // A fetch translation the TLB declined to cache (no execute permission recorded for this class): walk again
-    // and answer from the walk itself.
-    private bool FetchWithoutEntry(Gva gva, out byte* host, out Gpa gpa, out TranslationResult failure)
-    {
-        var result = Walker.Translate(_context, gva, GuestAccess.Execute);
-        if (!result.IsOk)
-        {
-            host = null;
-            gpa = default;
-            failure = result;
-            return false;
-        }
-
         host = result.Host;
         gpa = result.Gpa;
         failure = default;
