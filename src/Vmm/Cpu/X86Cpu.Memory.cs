@@ -148,19 +148,19 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             _mmio++;
             var gpa = result.Fault.Gpa.Value;
             var rest = buffer[result.BytesDone..];
+
+            // An MMIO access is a VM exit: outside guest mode, a shootdown does not wait for this vCPU.
+            _mmu.Port.ExitGuest();
             if (write)
             {
-                _mmu.Port.ExitGuest();
                 _bus.WriteMmio(gpa, rest);
-                _mmu.Port.EnterGuest();
             }
             else
             {
-                _mmu.Port.ExitGuest();
                 _bus.ReadMmio(gpa, rest);
-                _mmu.Port.EnterGuest();
             }
 
+            _mmu.Port.EnterGuest();
             return;
         }
 
