@@ -2,8 +2,9 @@ namespace Hypervisor.GuestMmu.Ept;
 
 /// <summary>
 /// Native memory for EPT tables: 4 KiB-aligned blocks of 512 <c>ulong</c>, one per table, carved from
-/// 2 MiB chunks (<see cref="NativeMemory.AlignedAlloc"/>) that are allocated on demand and never returned
-/// before <see cref="Dispose"/>. A table is named by a <see cref="uint"/> index (chunk × 512 + block), the
+/// 2 MiB-aligned chunks (<see cref="NativeMemory.AlignedAlloc"/>) that are allocated on demand and never
+/// returned before <see cref="Dispose"/>. Each chunk ends with one <see cref="LeafTableCounts"/> per table
+/// (4 KiB after the 2 MiB of tables), so a table's counts are found from its address alone. A table is named by a <see cref="uint"/> index (chunk × 512 + block), the
 /// value non-leaf <see cref="Spte"/>s carry in bits 12–51. Freed indices go on a free list and are handed
 /// out again, zeroed.
 /// </summary>
@@ -26,6 +27,10 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
     public const int ChunkBytes = TablesPerChunk * EptGeometry.TableBytes;
 
     private const int ChunkShift = 9;
+
+    // Tables first, then the counts block: the allocation is 2 MiB-aligned, so masking a table pointer
+    // gives its chunk base.
+    private const int ChunkAllocationBytes = ChunkBytes + (TablesPerChunk * 8); // 8 = sizeof(LeafTableCounts)
 
     private readonly Lock _lock = new();
 
@@ -92,7 +97,9 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
         }
 
         // Zero outside the lock: nobody else can reach the index until the caller publishes it.
-        new Span<ulong>(TablePointer(index), EptGeometry.EntriesPerTable).Clear();
+        var table = TablePointer(index);
+        new Span<ulong>(table, EptGeometry.EntriesPerTable).Clear();
+        *CountsOf(table) = default;
         return index;
     }
 
@@ -176,6 +183,15 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
         return (ulong*)chunks[(int)(index >> ChunkShift)] + ((index & (TablesPerChunk - 1)) * (uint)EptGeometry.EntriesPerTable);
     }
 
+    /// <summary>The counts kept for the table at <paramref name="table"/> (any table pointer this arena handed out).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static LeafTableCounts* CountsOf(ulong* table)
+    {
+        var chunk = (nint)table & ~(nint)(ChunkBytes - 1);
+        var slot = ((nint)table - chunk) / EptGeometry.TableBytes;
+        return (LeafTableCounts*)(chunk + ChunkBytes) + slot;
+    }
+
     private ulong* CheckedPointer(uint index)
     {
         if (index >= (ulong)Volatile.Read(ref _chunkCount) * TablesPerChunk)
@@ -195,7 +211,7 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
             throw new OutOfMemoryException($"the EPT arena holds {(ulong)_chunkCount * TablesPerChunk} tables, the most a 32-bit table index can name");
         }
 
-        var chunk = (nint)NativeMemory.AlignedAlloc(ChunkBytes, ChunkBytes);
+        var chunk = (nint)NativeMemory.AlignedAlloc(ChunkAllocationBytes, ChunkBytes);
         if (_chunkCount == _chunks.Length)
         {
             var grown = new nint[_chunks.Length * 2];

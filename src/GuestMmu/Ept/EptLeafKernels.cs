@@ -291,6 +291,52 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
         return i;
     }
 
+    /// <summary>
+    /// Empties all 512 entries of a table known to need nothing but the stores (every entry present and
+    /// clean): aligned whole-vector stores of zero, as the zap kernels make, rather than a library memset
+    /// whose store width a lock-free walker could observe torn mid-entry.
+    /// </summary>
+    public static void ClearTable(ulong* table)
+    {
+        switch (EptVectorPath.Current)
+        {
+            case EptVectorWidth.Vector512:
+                ClearTableVector<VectorOps512, Vector512<ulong>>(table);
+                break;
+            case EptVectorWidth.Vector256:
+                ClearTableVector<VectorOps256, Vector256<ulong>>(table);
+                break;
+            case EptVectorWidth.Vector128:
+                ClearTableVector<VectorOps128, Vector128<ulong>>(table);
+                break;
+            default:
+                for (var i = 0; i < EptGeometry.EntriesPerTable; i += 4)
+                {
+                    table[i] = 0;
+                    table[i + 1] = 0;
+                    table[i + 2] = 0;
+                    table[i + 3] = 0;
+                }
+
+                break;
+        }
+    }
+
+    private static void ClearTableVector<TOps, TVec>(ulong* table)
+        where TOps : struct, IVectorOps<TVec>
+        where TVec : struct
+    {
+        var zero = TOps.Zero;
+        var step = 4 * TOps.Lanes;
+        for (var i = 0; i < EptGeometry.EntriesPerTable; i += step)
+        {
+            TOps.Store(zero, table + i);
+            TOps.Store(zero, table + i + TOps.Lanes);
+            TOps.Store(zero, table + i + (2 * TOps.Lanes));
+            TOps.Store(zero, table + i + (3 * TOps.Lanes));
+        }
+    }
+
     // --------------------------------------------------------------------------------------------------
     // Age with A/D bits on: young = present and accessed; clearing clears the accessed bit only.
     // --------------------------------------------------------------------------------------------------

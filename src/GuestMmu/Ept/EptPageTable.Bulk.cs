@@ -207,11 +207,17 @@ public sealed unsafe partial class EptPageTable
 
             var slot = EptGeometry.Slot(gfn, 1);
             var count = (int)Math.Min((ulong)(EptGeometry.EntriesPerTable - slot), end.Value - gfn);
+            var counts = EptArena.CountsOf(table);
+            NoteMayHoldDirty(counts, template.Value);
+            var addedHere = 0;
             for (var i = 0; i < count; i++)
             {
-                added += (long)((~table[slot + i] & Spte.MmuPresentBit) >> 11);
+                addedHere += (int)((~table[slot + i] & Spte.MmuPresentBit) >> 11);
                 table[slot + i] = bits | ((pfn + (ulong)i) << Spte.PfnShift);
             }
+
+            counts->Present += addedHere;
+            added += addedHere;
 
             gfn += (ulong)count;
             pfn += (ulong)count;
@@ -235,7 +241,7 @@ public sealed unsafe partial class EptPageTable
             if (leafTable is not null)
             {
                 var slot = EptGeometry.Slot(start, 1);
-                zapped = EptLeafKernels.Zap(leafTable + slot, (int)(end - start), start, dirtyMask, atomic, ref sink, ref dirty);
+                zapped = ZapLeafRun(leafTable, slot, (int)(end - start), start, dirtyMask, atomic, ref sink, ref dirty);
                 return new ZapResult(zapped, zapped, dirty, 0);
             }
         }
@@ -247,7 +253,7 @@ public sealed unsafe partial class EptPageTable
             if (level == 1)
             {
                 var run = it.LeafRunPointer(out var count);
-                var leaves = EptLeafKernels.Zap(run, count, it.Gfn.Value, dirtyMask, atomic, ref sink, ref dirty);
+                var leaves = ZapLeafRun(run - it.Slot, it.Slot, count, it.Gfn.Value, dirtyMask, atomic, ref sink, ref dirty);
                 zapped += leaves;
                 frames += leaves;
                 it.SkipLeafRun();
@@ -263,6 +269,47 @@ public sealed unsafe partial class EptPageTable
         }
 
         return new ZapResult(zapped, frames, dirty, 0);
+    }
+
+    /// <summary>
+    /// Zaps <c>table[slot..slot+count)</c> and keeps the table's counts exact. A whole table is decided from
+    /// its counts first: nothing present, skip it unread; every entry present and none dirty (hint trusted,
+    /// i.e. not <see cref="HardwareAdPolicy.Lockless"/>), clear it with plain stores of zero (as fast as
+    /// a memset), the stores a zap would make. Anything else goes through the kernels. Write lock held.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private long ZapLeafRun<TSink>(ulong* table, int slot, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
+        where TSink : struct, IDirtyPfnSink
+    {
+        var counts = EptArena.CountsOf(table);
+        var whole = count == EptGeometry.EntriesPerTable;
+        if (whole)
+        {
+            var present = counts->Present;
+            if (present == 0)
+            {
+                _emptyTablesSkipped++;
+                return 0;
+            }
+
+            if (present == EptGeometry.EntriesPerTable && counts->MayHoldDirty == 0 && !atomic)
+            {
+                EptLeafKernels.ClearTable(table);
+                counts->Present = 0;
+                _wholeTableClears++;
+                return EptGeometry.EntriesPerTable;
+            }
+        }
+
+        var zapped = EptLeafKernels.Zap(table + slot, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty);
+        counts->Present -= (int)zapped;
+        if (whole)
+        {
+            // Nothing present is left, so nothing in the table can be dirty.
+            counts->MayHoldDirty = 0;
+        }
+
+        return zapped;
     }
 
     private ZapResult ZapAllCore<TSink>(ref TSink sink)

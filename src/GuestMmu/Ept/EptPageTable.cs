@@ -39,6 +39,9 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     private readonly bool _accessDirtyEnabled;
     private readonly HardwareAdPolicy _policy;
 
+    // The bits that make a zapped leaf dirty: D, and with A/D off also W.
+    private readonly ulong _dirtyMask;
+
     // Retired table indices (see remarks). Guarded by _retiredLock, a leaf lock.
     private readonly Lock _retiredLock = new();
     private uint[] _retired = new uint[16];
@@ -61,6 +64,8 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     private long _agedYoung;
     private long _youngTests;
     private long _youngHits;
+    private long _wholeTableClears;
+    private long _emptyTablesSkipped;
     private int _disposed;
 
     /// <summary>Creates an empty EPT: one zeroed root table.</summary>
@@ -83,6 +88,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         _arena = arena ?? new EptArena();
         _accessDirtyEnabled = accessDirtyEnabled;
         _policy = policy;
+        _dirtyMask = accessDirtyEnabled ? Spte.DirtyBit : Spte.DirtyBit | Spte.WritableBit;
         _rootIndex = _arena.Allocate();
         _root = _arena.TablePointer(_rootIndex);
     }
@@ -132,6 +138,8 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
             AgedYoung = Volatile.Read(ref _agedYoung),
             YoungTests = Volatile.Read(ref _youngTests),
             YoungHits = Volatile.Read(ref _youngHits),
+            WholeTableClears = Volatile.Read(ref _wholeTableClears),
+            EmptyTablesSkipped = Volatile.Read(ref _emptyTablesSkipped),
         };
     }
 
@@ -273,6 +281,12 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
             return ReplaceTable(ref target, expectedOld.Value, newSpte.Value);
         }
 
+        var counts = level == 1 ? EptArena.CountsOf(table) : null;
+        if (counts is not null)
+        {
+            NoteMayHoldDirty(counts, newSpte.Value);
+        }
+
         if (Interlocked.CompareExchange(ref target, newSpte.Value, expectedOld.Value) != expectedOld.Value)
         {
             Interlocked.Increment(ref _installRaces);
@@ -283,6 +297,10 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         if (delta != 0)
         {
             Interlocked.Add(ref _leavesAdded, delta);
+            if (counts is not null)
+            {
+                Interlocked.Add(ref counts->Present, delta);
+            }
         }
 
         Interlocked.Increment(ref _installs);
@@ -325,7 +343,18 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
                 }
 
                 var updated = observed.WithAccessed(dirty).Value;
-                return updated == value || Interlocked.CompareExchange(ref entry, updated, value) == value;
+                if (updated == value)
+                {
+                    return true;
+                }
+
+                if (level == 1)
+                {
+                    // Before the entry can be seen dirty (see LeafTableCounts).
+                    NoteMayHoldDirty(EptArena.CountsOf(table), updated);
+                }
+
+                return Interlocked.CompareExchange(ref entry, updated, value) == value;
             }
 
             table = _arena.TablePointer(TableIndexOf(value));
@@ -396,6 +425,16 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     {
         var zapped = Volatile.Read(ref _zappedLeaves);
         return Volatile.Read(ref _leavesAdded) - zapped;
+    }
+
+    /// <summary>Sets the table's dirty hint when <paramref name="value"/> is a present entry a zap would report (read first, so clean installs write nothing shared).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void NoteMayHoldDirty(LeafTableCounts* counts, ulong value)
+    {
+        if ((value & Spte.MmuPresentBit) != 0 && (value & _dirtyMask) != 0 && Volatile.Read(ref counts->MayHoldDirty) == 0)
+        {
+            Volatile.Write(ref counts->MayHoldDirty, 1);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

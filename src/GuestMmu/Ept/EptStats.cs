@@ -41,4 +41,10 @@ public readonly record struct EptStats
 
     /// <summary>Single-gfn young tests that answered young.</summary>
     public long YoungHits { get; init; }
+
+    /// <summary>Whole leaf tables a zap cleared with a plain memset, without reading them, because their counts said every entry was present and none dirty.</summary>
+    public long WholeTableClears { get; init; }
+
+    /// <summary>Whole leaf tables a zap skipped without reading them, because their counts said nothing in them was present.</summary>
+    public long EmptyTablesSkipped { get; init; }
 }

@@ -7,6 +7,7 @@ namespace Hypervisor.GuestMmu.Mmu;
 /// now, with no more permission than the host PTE grants, and never a free frame. It holds the MMU lock
 /// for write while it walks, which makes the check valid even while the host is changing memory: a host
 /// PTE that loses a frame or permission changes only after a notifier start, which zaps under that lock.
+/// It also recounts every EPT leaf table against the counts the zap relies on (<see cref="Ept.LeafTableCounts"/>).
 /// </summary>
 public static class MmuAuditor
 {
@@ -60,6 +61,7 @@ public static class MmuAuditor
                 }
             }
 
+            violations.AddRange(mmu.Ept.CheckLeafTableCounts());
             return (IReadOnlyList<string>)violations;
         });
     }

@@ -334,7 +334,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width)
         ept.PopulateLeaves(new Gfn(0), new Gfn((ulong)entries.Length), new Pfn(0), CleanTemplate);
         for (var t = 0; t < entries.Length / 512; t++)
         {
-            entries.AsSpan(t * 512, 512).CopyTo(ept.Arena.Table(ept.ReadAt(new Gfn((ulong)t * 512), 2).TableIndex));
+            ept.LoadLeafTable(new Gfn((ulong)t * 512), entries.AsSpan(t * 512, 512));
         }
     }
 

@@ -1,0 +1,84 @@
+namespace Hypervisor.GuestMmu.Ept;
+
+/// <content>The per-leaf-table counts (<see cref="LeafTableCounts"/>): audit and a test loader.</content>
+public sealed unsafe partial class EptPageTable
+{
+    /// <summary>
+    /// Recounts every level-1 table and returns one line per table whose <see cref="LeafTableCounts"/> are
+    /// wrong: a present count that differs from its entries, or a clean hint over a present dirty entry.
+    /// Run with the MMU lock held for write (or quiescent).
+    /// </summary>
+    internal IReadOnlyList<string> CheckLeafTableCounts()
+    {
+        ThrowIfDisposed();
+        var problems = new List<string>();
+        var it = new TdpIterator(_arena, _root, 0, EptGeometry.GfnLimit, 1);
+        while (it.MoveNext())
+        {
+            if (it.Level != 1)
+            {
+                continue;
+            }
+
+            var table = it.LeafRunPointer(out _) - it.Slot;
+            var counts = EptArena.CountsOf(table);
+            var present = 0;
+            var dirty = 0;
+            for (var i = 0; i < EptGeometry.EntriesPerTable; i++)
+            {
+                var value = table[i];
+                present += (int)((value & Spte.MmuPresentBit) >> 11);
+                dirty += (value & Spte.MmuPresentBit) != 0 && (value & _dirtyMask) != 0 ? 1 : 0;
+            }
+
+            var first = new Gfn(it.Gfn.Value & ~(ulong)(EptGeometry.EntriesPerTable - 1));
+            if (counts->Present != present)
+            {
+                problems.Add($"leaf table at {first}: counts say {counts->Present} present, its entries hold {present}");
+            }
+
+            if (counts->MayHoldDirty == 0 && dirty != 0)
+            {
+                problems.Add($"leaf table at {first}: counts say clean, but {dirty} present entries are dirty");
+            }
+
+            it.SkipLeafRun();
+        }
+
+        return problems;
+    }
+
+    /// <summary>
+    /// Overwrites the existing level-1 table holding <paramref name="first"/> (512-aligned) with
+    /// <paramref name="entries"/> and recounts it, for tests that need arbitrary table contents. Write lock held.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="first"/> is not table-aligned, the span is not 512 entries, or no level-1 table holds it.</exception>
+    internal void LoadLeafTable(Gfn first, ReadOnlySpan<ulong> entries)
+    {
+        if ((first.Value & (EptGeometry.EntriesPerTable - 1)) != 0 || entries.Length != EptGeometry.EntriesPerTable)
+        {
+            throw new ArgumentException($"a leaf table load needs a 512-aligned gfn and 512 entries, not {first} and {entries.Length}", nameof(entries));
+        }
+
+        ThrowIfDisposed();
+        var table = LeafTableOf(first.Value);
+        if (table is null)
+        {
+            throw new ArgumentException($"no level-1 table maps {first}", nameof(first));
+        }
+
+        var counts = EptArena.CountsOf(table);
+        var present = 0;
+        var dirty = false;
+        for (var i = 0; i < entries.Length; i++)
+        {
+            table[i] = entries[i];
+            present += (int)((entries[i] & Spte.MmuPresentBit) >> 11);
+            dirty |= (entries[i] & Spte.MmuPresentBit) != 0 && (entries[i] & _dirtyMask) != 0;
+        }
+
+        Interlocked.Add(ref _leavesAdded, present - counts->Present);
+        counts->Present = present;
+        counts->MayHoldDirty = dirty ? 1 : 0;
+    }
+}
