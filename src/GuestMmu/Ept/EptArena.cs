@@ -23,14 +23,17 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
     /// <summary>Tables per native chunk (2 MiB).</summary>
     public const int TablesPerChunk = 512;
 
-    /// <summary>Bytes per native chunk.</summary>
+    /// <summary>Bytes of tables per native chunk (2 MiB; the chunk also holds the tables' counts).</summary>
     public const int ChunkBytes = TablesPerChunk * EptGeometry.TableBytes;
+
+    /// <summary>Native bytes one table costs: its 512 entries plus its <see cref="LeafTableCounts"/>.</summary>
+    public const int BytesPerTable = EptGeometry.TableBytes + 8; // 8 = sizeof(LeafTableCounts)
 
     private const int ChunkShift = 9;
 
     // Tables first, then the counts block: the allocation is 2 MiB-aligned, so masking a table pointer
     // gives its chunk base.
-    private const int ChunkAllocationBytes = ChunkBytes + (TablesPerChunk * 8); // 8 = sizeof(LeafTableCounts)
+    private const int ChunkAllocationBytes = TablesPerChunk * BytesPerTable;
 
     private readonly Lock _lock = new();
 
@@ -56,8 +59,8 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
     /// <summary>Tables currently allocated.</summary>
     public long TablesInUse => Volatile.Read(ref _tablesInUse);
 
-    /// <summary>Native bytes held in chunks (allocated or free tables alike).</summary>
-    public long BytesReserved => (long)Volatile.Read(ref _chunkCount) * ChunkBytes;
+    /// <summary>Native bytes held in chunks (allocated or free tables alike, counts included).</summary>
+    public long BytesReserved => (long)Volatile.Read(ref _chunkCount) * ChunkAllocationBytes;
 
     /// <summary>Tables the reserved chunks can hold.</summary>
     public long TableCapacity => (long)Volatile.Read(ref _chunkCount) * TablesPerChunk;

@@ -109,7 +109,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     public long Tables => Volatile.Read(ref _tables);
 
     /// <summary>Native bytes of the linked tables (<see cref="Tables"/> × 4 KiB).</summary>
-    public long TableBytes => Tables * EptGeometry.TableBytes;
+    public long TableBytes => Tables * EptArena.BytesPerTable;
 
     /// <summary>Present leaves (a large leaf counts once).</summary>
     public long PresentLeaves => ReadPresentLeaves();

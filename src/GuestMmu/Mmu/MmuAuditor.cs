@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Ept;
 using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.GuestMmu.Mmu;
@@ -7,7 +8,7 @@ namespace Hypervisor.GuestMmu.Mmu;
 /// now, with no more permission than the host PTE grants, and never a free frame. It holds the MMU lock
 /// for write while it walks, which makes the check valid even while the host is changing memory: a host
 /// PTE that loses a frame or permission changes only after a notifier start, which zaps under that lock.
-/// It also recounts every EPT leaf table against the counts the zap relies on (<see cref="Ept.LeafTableCounts"/>).
+/// It also recounts every EPT leaf table against the counts the zap relies on (<see cref="LeafTableCounts"/>).
 /// </summary>
 public static class MmuAuditor
 {
@@ -18,7 +19,7 @@ public static class MmuAuditor
         return mmu.RunExclusive(() =>
         {
             var violations = new List<string>();
-            var iterator = mmu.Ept.Iterate(default, Ept.EptGeometry.End);
+            var iterator = mmu.Ept.Iterate(default, EptGeometry.End);
             while (iterator.MoveNext())
             {
                 var spte = iterator.Spte;
@@ -27,42 +28,61 @@ public static class MmuAuditor
                     continue;
                 }
 
-                var gfn = iterator.Gfn;
-                var slot = mmu.Memslots.FindByGfn(gfn);
-                if (slot is null)
+                // A large leaf maps every frame it covers: check each one against its own host PTE.
+                var frames = EptGeometry.FramesPerEntry(iterator.Level);
+                for (var offset = 0UL; offset < frames; offset++)
                 {
-                    violations.Add($"{gfn} level {iterator.Level}: {spte} lies outside every memslot");
-                    continue;
-                }
-
-                if (slot.Mm is not HostProcess process)
-                {
-                    continue;
-                }
-
-                var hva = slot.GfnToHva(gfn);
-                var hostPte = process.HasExited ? HostPte.None : process.PageTable.Read(hva);
-                if (!hostPte.IsPresent)
-                {
-                    violations.Add($"{gfn} ({hva}): spte maps {spte.Pfn} but the host PTE is {hostPte}");
-                }
-                else if (hostPte.Pfn != spte.Pfn)
-                {
-                    violations.Add($"{gfn} ({hva}): spte maps {spte.Pfn} but the host maps {hostPte.Pfn}");
-                }
-                else if (spte.IsWritable && !hostPte.IsWritable)
-                {
-                    violations.Add($"{gfn} ({hva}): spte is writable but the host PTE {hostPte} is not");
-                }
-
-                if (process.Host.Memory.IsFree(spte.Pfn))
-                {
-                    violations.Add($"{gfn} ({hva}): spte maps {spte.Pfn}, which is free");
+                    if (!CheckFrame(mmu, iterator.Gfn + offset, iterator.Level, spte, new Pfn(spte.Pfn.Value + offset), violations))
+                    {
+                        break;
+                    }
                 }
             }
 
             violations.AddRange(mmu.Ept.CheckLeafTableCounts());
             return (IReadOnlyList<string>)violations;
         });
+    }
+
+    /// <summary>Checks one frame a leaf maps; false when the rest of the leaf need not be checked (outside every memslot, or not host-backed).</summary>
+    private static bool CheckFrame(TdpMmu mmu, Gfn gfn, int level, Spte spte, Pfn pfn, List<string> violations)
+    {
+        var slot = mmu.Memslots.FindByGfn(gfn);
+        if (slot is null)
+        {
+            violations.Add($"{gfn} level {level}: {spte} lies outside every memslot");
+            return false;
+        }
+
+        if (slot.Mm is not HostProcess process)
+        {
+            return false;
+        }
+
+        var hva = slot.GfnToHva(gfn);
+        var hostPte = process.HasExited ? HostPte.None : process.PageTable.Read(hva);
+        if (!hostPte.IsPresent)
+        {
+            violations.Add($"{gfn} ({hva}): level {level} spte maps {pfn} but the host PTE is {hostPte}");
+        }
+        else if (hostPte.Pfn != pfn)
+        {
+            violations.Add($"{gfn} ({hva}): level {level} spte maps {pfn} but the host maps {hostPte.Pfn}");
+        }
+        else if (spte.IsWritable && !hostPte.IsWritable)
+        {
+            violations.Add($"{gfn} ({hva}): spte is writable but the host PTE {hostPte} is not");
+        }
+
+        if (pfn.Value >= (ulong)process.Host.Memory.TotalFrames)
+        {
+            violations.Add($"{gfn} ({hva}): spte maps {pfn}, which is outside host RAM ({process.Host.Memory.TotalFrames} frames)");
+        }
+        else if (process.Host.Memory.IsFree(pfn))
+        {
+            violations.Add($"{gfn} ({hva}): spte maps {pfn}, which is free");
+        }
+
+        return true;
     }
 }

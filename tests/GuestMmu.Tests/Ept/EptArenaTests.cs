@@ -5,6 +5,30 @@ namespace Hypervisor.GuestMmu.Tests.Ept;
 public sealed class EptArenaTests
 {
     [Test]
+    public unsafe void CountsSitBesideEachTable_AndAReallocatedTableStartsWithNone()
+    {
+        Assert.That(System.Runtime.CompilerServices.Unsafe.SizeOf<LeafTableCounts>(), Is.EqualTo(EptArena.BytesPerTable - EptGeometry.TableBytes));
+        using var arena = new EptArena();
+        var tables = Enumerable.Range(0, EptArena.TablesPerChunk + 2).Select(_ => arena.Allocate()).ToList();
+        var counts = tables.Select(t => (nint)EptArena.CountsOf(arena.TablePointer(t))).ToList();
+        Assert.That(counts, Is.Unique, "every table, in either chunk, has its own counts");
+        foreach (var table in tables)
+        {
+            var tableStart = (nint)arena.TablePointer(table);
+            var own = (nint)EptArena.CountsOf(arena.TablePointer(table));
+            Assert.That(own < tableStart || own >= tableStart + EptGeometry.TableBytes, Is.True, "counts never overlap the table's entries");
+        }
+
+        var last = tables[^1];
+        EptArena.CountsOf(arena.TablePointer(last))->Present = 512;
+        EptArena.CountsOf(arena.TablePointer(last))->MayHoldDirty = 1;
+        arena.Free(last);
+        Assert.That(arena.Allocate(), Is.EqualTo(last));
+        Assert.That(EptArena.CountsOf(arena.TablePointer(last))->Present, Is.Zero);
+        Assert.That(EptArena.CountsOf(arena.TablePointer(last))->MayHoldDirty, Is.Zero);
+    }
+
+    [Test]
     public unsafe void Allocate_HandsOutZeroedPageAlignedTables()
     {
         using var arena = new EptArena();
@@ -37,7 +61,7 @@ public sealed class EptArenaTests
 
         Assert.That(tables, Is.Unique);
         Assert.That(arena.TablesInUse, Is.EqualTo(513));
-        Assert.That(arena.BytesReserved, Is.EqualTo(2L * 2 * 1024 * 1024), "two 2 MiB chunks");
+        Assert.That(arena.BytesReserved, Is.EqualTo(2L * ((2 * 1024 * 1024) + (512 * 8))), "two chunks of 2 MiB of tables and 4 KiB of counts");
         arena.Entry(tables[^1], 511) = 42;
         Assert.That(arena.Table(tables[^1])[511], Is.EqualTo(42), "Entry and Table address the same memory");
 
@@ -49,7 +73,7 @@ public sealed class EptArenaTests
         Assert.That(arena.TablesInUse, Is.Zero);
         Assert.That(arena.Allocations, Is.EqualTo(513));
         Assert.That(arena.Frees, Is.EqualTo(513));
-        Assert.That(arena.BytesReserved, Is.EqualTo(2L * 2 * 1024 * 1024), "chunks are kept until dispose");
+        Assert.That(arena.BytesReserved, Is.EqualTo(2L * ((2 * 1024 * 1024) + (512 * 8))), "chunks are kept until dispose");
     }
 
     [Test]
