@@ -77,11 +77,34 @@ public class ConcurrencyTests
             }
         })).ToList();
 
+        // The changer paces itself on the faulters (every 64 changes it waits for one more fault or
+        // get-user-pages), so the two interleave over the whole run however the scheduler treats them.
+        long Progress() => Interlocked.Read(ref faults) + Interlocked.Read(ref gups);
+        void AwaitProgress(long beyond)
+        {
+            var deadline = Environment.TickCount64 + 10_000;
+            while (Progress() <= beyond && errors.IsEmpty)
+            {
+                if (Environment.TickCount64 > deadline)
+                {
+                    errors.Enqueue(new TimeoutException($"the faulting threads made no progress beyond {beyond} operations in 10 s"));
+                    return;
+                }
+
+                Thread.Yield();
+            }
+        }
+
         var changer = new Thread(() =>
         {
             var random = new Random(seed);
             for (var i = 0; i < changes; i++)
             {
+                if (i % 64 == 0)
+                {
+                    AwaitProgress(Progress());
+                }
+
                 var first = (ulong)random.Next(Pages - 8);
                 var count = (ulong)random.Next(1, 8);
                 var at = start + (first * Page);
@@ -118,6 +141,7 @@ public class ConcurrencyTests
                 }
             }
 
+            AwaitProgress(100);
             Volatile.Write(ref stop, true);
         });
 

@@ -156,7 +156,12 @@ public class ChainRaceTests
 
         var writer = new Random(seed);
         var stale = 0;
-        for (var i = 0; i < 3000; i++)
+
+        // Paced on the readers so the overlap the test is about happens however the threads are scheduled:
+        // start once they install, and go on past 3000 invalidations until one of them had to retry.
+        Assert.That(SpinWait.SpinUntil(() => mirror.Installs > 0, TimeSpan.FromSeconds(10)), Is.True, "the readers never installed");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        for (var i = 0; i < 3000 || (mirror.Retries == 0 && DateTime.UtcNow < deadline); i++)
         {
             var page = (ulong)writer.Next(24); // pages 16..23 are outside the interval
             var range = Ranges.Of(mm, page, 1);
