@@ -8,19 +8,10 @@ namespace Hypervisor.GuestMmu.Tests.Ept;
 /// The <see cref="HardwareAdPolicy"/> rule under races with "hardware" setting dirty bits: no dirty bit
 /// a vCPU managed to set may be lost by a zap or an aging pass, on any kernel path.
 /// </summary>
-[TestFixtureSource(typeof(VectorWidths), nameof(VectorWidths.All))]
-public sealed class EptConcurrencyTests(EptVectorWidth width)
+public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixture(width)
 {
     private const int Leaves = 4096;
     private static readonly Spte CleanTemplate = Spte.Leaf(new Pfn(0), writable: true, executable: false, large: false, accessed: true);
-
-    private EptVectorPathScope _path;
-
-    [SetUp]
-    public void ForcePath() => _path = EptVectorPath.Force(width);
-
-    [TearDown]
-    public void RestorePath() => _path.Dispose();
 
     [Test]
     public void Lockless_ADirtyBitSetWhileTheZapRuns_IsReported()

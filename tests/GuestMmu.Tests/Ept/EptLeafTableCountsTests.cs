@@ -9,18 +9,9 @@ namespace Hypervisor.GuestMmu.Tests.Ept;
 /// empty one skipped, and anything that could make an entry dirty keeps the table on the reading path.
 /// Every test ends with the counts recounted against the entries.
 /// </summary>
-[TestFixtureSource(typeof(VectorWidths), nameof(VectorWidths.All))]
-public sealed class EptLeafTableCountsTests(EptVectorWidth width)
+public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFixture(width)
 {
     private static readonly Spte CleanTemplate = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true);
-
-    private EptVectorPathScope _path;
-
-    [SetUp]
-    public void ForcePath() => _path = EptVectorPath.Force(width);
-
-    [TearDown]
-    public void RestorePath() => _path.Dispose();
 
     [Test]
     public void FullCleanTable_IsClearedWithoutTheKernel()

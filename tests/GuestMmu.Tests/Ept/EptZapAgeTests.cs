@@ -4,18 +4,9 @@ using Hypervisor.Notifier;
 
 namespace Hypervisor.GuestMmu.Tests.Ept;
 
-[TestFixtureSource(typeof(VectorWidths), nameof(VectorWidths.All))]
-public sealed class EptZapAgeTests(EptVectorWidth width)
+public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(width)
 {
     private static readonly Spte CleanTemplate = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true);
-
-    private EptVectorPathScope _path;
-
-    [SetUp]
-    public void ForcePath() => _path = EptVectorPath.Force(width);
-
-    [TearDown]
-    public void RestorePath() => _path.Dispose();
 
     [Test]
     public void Zap_UnalignedRangeOverDenseLeaves_ZapsExactlyTheRangeAndReportsEachDirtyFrameInOrder()
@@ -99,7 +90,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width)
             foreach (var op in Enum.GetValues<Op>())
             {
                 var expected = Run(EptVectorWidth.Scalar, seed, policy, op, start, end);
-                var actual = Run(width, seed, policy, op, start, end);
+                var actual = Run(Width, seed, policy, op, start, end);
                 Assert.That(actual.Entries, Is.EqualTo(expected.Entries), $"{op} seed {seed} [{start}, {end}): table contents");
                 Assert.That(actual.Counts, Is.EqualTo(expected.Counts), $"{op} seed {seed}: counts");
                 Assert.That(actual.Reports, Is.EqualTo(expected.Reports), $"{op} seed {seed}: dirty reports");
