@@ -40,11 +40,11 @@ internal static class BenchCommand
     private static Command Sub(CliContext context, string name, string description, bool withDirty, bool withPath, Func<ulong, bool, EptVectorWidth?, int, QuickBenchResult> run)
     {
         var command = new Command(name, description);
-        var size = new Option<ulong>("--size")
+        var size = new Option<ByteSize>("--size")
         {
             Description = "Guest memory covered: a number with an optional K, M or G suffix (4K to 64G).",
             HelpName = "SIZE",
-            DefaultValueFactory = _ => name switch { "fault" => 256UL << 20, "tlb" => 1UL << 20, _ => 1UL << 30 },
+            DefaultValueFactory = _ => new ByteSize(name switch { "fault" => 256UL << 20, "tlb" => 1UL << 20, _ => 1UL << 30 }),
             CustomParser = result =>
             {
                 var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
@@ -53,7 +53,7 @@ internal static class BenchCommand
                     var bytes = QuickBench.ParseSize(text);
                     if (bytes % 4096 == 0)
                     {
-                        return bytes;
+                        return new ByteSize(bytes);
                     }
 
                     result.AddError($"--size expects a multiple of 4K, got '{text}'");
@@ -63,7 +63,7 @@ internal static class BenchCommand
                     result.AddError("--size: " + e.Message);
                 }
 
-                return 0;
+                return default;
             },
         };
         var repeat = CliOptions.BoundedInt("--repeat", "Timed repetitions; the best is reported.", 5, 1, 100);
@@ -93,7 +93,7 @@ internal static class BenchCommand
                 VectorPath.Vector512 => EptVectorWidth.Vector512,
                 _ => (EptVectorWidth?)null,
             };
-            var result = run(parseResult.GetValue(size), withDirty && parseResult.GetValue(dirty), width, parseResult.GetValue(repeat));
+            var result = run(parseResult.GetValue(size).Bytes, withDirty && parseResult.GetValue(dirty), width, parseResult.GetValue(repeat));
             Write(result, ReportWriter.Create(context, parseResult.GetValue(plain)));
             return ExitCodes.Success;
         });

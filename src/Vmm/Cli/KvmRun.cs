@@ -42,28 +42,15 @@ internal static class KvmRun
         var result = machine.Run(bus, stop, options.Timeout ?? DefaultTimeout);
         console.Flush();
 
-        // The same mapping as the emulated accelerator's VmRunResult: a QEMU-style status, and the guest's own code.
-        var status = result.Kind switch
-        {
-            KvmStopKind.DeviceStop => result.ExitStatus,
-            KvmStopKind.Halted => 0,
-            KvmStopKind.Timeout or KvmStopKind.Cancelled => 4,
-            _ => 3,
-        };
-        int? guestExitCode = result.Kind switch
-        {
-            KvmStopKind.DeviceStop => stop.Request is { } request ? VmRunResult.GuestExitCodeOf(request) : 0,
-            KvmStopKind.Halted => 0,
-            _ => null,
-        };
+        var status = Status(result.Kind, result.ExitStatus);
+        var guestExitCode = GuestExitCode(result.Kind, stop.Request);
         var exitCode = RunCommand.ExitCode(guestExitCode, status);
         var c = CultureInfo.InvariantCulture;
         var writer = ReportWriter.Create(context, plain: true);
-        writer.Title($"hv run {name} --accel kvm: {Describe(result.Kind, guestExitCode)}, exit status {exitCode}");
+        writer.Title(Title(name, result.Kind, guestExitCode, exitCode));
         if (result.Kind != KvmStopKind.DeviceStop)
         {
-            var broke = guestExitCode is null && status == 3;
-            writer.Paragraph(broke ? [result.Detail, .. DescribeState(machine)] : [result.Detail]);
+            writer.Paragraph(ShowsRegisters(status, guestExitCode) ? [result.Detail, .. DescribeState(machine)] : [result.Detail]);
         }
 
         var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
@@ -79,6 +66,42 @@ internal static class KvmRun
         writer.Table(table);
         return exitCode;
     }
+
+    /// <summary>
+    /// The QEMU-style status of a stop, the same mapping as the emulated accelerator's <see cref="VmRunResult"/>: the
+    /// device's status, 0 for HLT, 4 at a limit, 3 for every stop that broke the VM (shutdown, failed entry, internal
+    /// error, an unhandled exit).
+    /// </summary>
+    /// <param name="kind">Why the run stopped.</param>
+    /// <param name="deviceExitStatus">The run's <see cref="KvmRunResult.ExitStatus"/> (used only for <see cref="KvmStopKind.DeviceStop"/>).</param>
+    internal static int Status(KvmStopKind kind, int deviceExitStatus) => kind switch
+    {
+        KvmStopKind.DeviceStop => deviceExitStatus,
+        KvmStopKind.Halted => 0,
+        KvmStopKind.Timeout or KvmStopKind.Cancelled => 4,
+        _ => 3,
+    };
+
+    /// <summary>The guest's own exit code: the device request's for a device stop (0 without one), 0 for HLT, else null.</summary>
+    /// <param name="kind">Why the run stopped.</param>
+    /// <param name="request">The stop signal's request after the run, or null.</param>
+    internal static int? GuestExitCode(KvmStopKind kind, VmStop? request) => kind switch
+    {
+        KvmStopKind.DeviceStop => request is not null ? VmRunResult.GuestExitCodeOf(request) : 0,
+        KvmStopKind.Halted => 0,
+        _ => null,
+    };
+
+    /// <summary>Whether the report follows the detail with the vCPU's registers: only when the VM broke (status 3, no guest code).</summary>
+    internal static bool ShowsRegisters(int status, int? guestExitCode) => guestExitCode is null && status == 3;
+
+    /// <summary>The report's first line: the image, how the run ended and <c>hv run</c>'s exit code.</summary>
+    /// <param name="name">The image's file name.</param>
+    /// <param name="kind">Why the run stopped.</param>
+    /// <param name="guestExitCode">The guest's own code, or null.</param>
+    /// <param name="exitCode"><c>hv run</c>'s exit code.</param>
+    internal static string Title(string name, KvmStopKind kind, int? guestExitCode, int exitCode) =>
+        $"hv run {name} --accel kvm: {Describe(kind, guestExitCode)}, exit status {exitCode}";
 
     private static string Describe(KvmStopKind kind, int? guestExitCode) => kind switch
     {

@@ -33,6 +33,9 @@ internal static class RunCommand
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
 
+    /// <summary>Guest RAM when <c>-m</c> is not given: 128 MiB, as QEMU.</summary>
+    internal const ulong DefaultMemoryBytes = 128UL << 20;
+
     private enum Accelerator
     {
         Emulated,
@@ -43,21 +46,21 @@ internal static class RunCommand
     public static Command Create(CliContext context, Option<LogLevel> logLevel)
     {
         var image = new Argument<FileInfo>("IMAGE") { Description = "The guest image, e.g. guests/build/hello.elf." };
-        var memory = new Option<ulong>("--mem", "-m")
+        var memory = new Option<ByteSize>("--mem", "-m")
         {
             Description = "Guest RAM: a number of MiB, or with a K, M or G suffix (2M to 3G).",
             HelpName = "SIZE",
-            DefaultValueFactory = _ => 128UL << 20,
+            DefaultValueFactory = _ => new ByteSize(DefaultMemoryBytes),
             CustomParser = result =>
             {
                 var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
                 if (TryParseMemory(text, out var bytes) && bytes >= VmOptions.MinMemoryBytes && bytes <= VmOptions.MaxMemoryBytes && bytes % 4096 == 0)
                 {
-                    return bytes;
+                    return new ByteSize(bytes);
                 }
 
                 result.AddError($"--mem expects a size from 2M to 3G in whole 4K pages (a bare number is MiB), got '{text}'");
-                return 0;
+                return default;
             },
         };
         var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
@@ -109,7 +112,7 @@ internal static class RunCommand
             var elf = ElfImage.Parse(File.ReadAllBytes(file.FullName));
             var options = new VmOptions
             {
-                MemoryBytes = parseResult.GetValue(memory),
+                MemoryBytes = parseResult.GetValue(memory).Bytes,
                 CpuCount = parseResult.GetValue(smp),
                 CommandLine = parseResult.GetValue(commandLine) ?? string.Empty,
                 Protocol = parseResult.GetValue(protocol),

@@ -20,6 +20,22 @@ public sealed class HelpAndVersionTests
         });
     }
 
+    [TestCase("zap", "1G")]
+    [TestCase("age", "1G")]
+    [TestCase("fault", "256M")]
+    [TestCase("tlb", "1M")]
+    public void BenchHelpShowsTheSizeDefaultAsASize(string operation, string size)
+    {
+        var result = Hv.Run("bench", operation, "--help");
+        var help = string.Join(' ', result.Stdout.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero);
+            Assert.That(help, Does.Match(@"--size <SIZE> Guest memory covered: [^\[]*\[default: " + size + @"\]"), result.Stdout);
+        });
+    }
+
     [Test]
     public void DemoHelpDescribesTheHostDemoAndListsItsOptionsAndSubcommand()
     {

@@ -7,7 +7,7 @@ namespace Hypervisor.Vmm.Tests.Cli;
 /// <summary>
 /// <c>hv run</c>: the guest's console and the closing report on standard output, the guest's own exit code,
 /// one error line (never a stack trace) for a missing or bad image, usage errors for bad option values, the
-/// limits, and a triple fault's report under both accelerators.
+/// limits, a triple fault's report under both accelerators, and the help (exit codes, the memory default as a size).
 /// </summary>
 public sealed class RunCommandTests
 {
@@ -252,7 +252,8 @@ public sealed class RunCommandTests
     [Test]
     public void TheTimeoutStopsTheGuestWithExitFour()
     {
-        var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--cmdline", "n=10000000", "--timeout", "1");
+        // A thousand rounds of n=10^7 take minutes at any speed the interpreter reaches, so the 1 s timeout always ends the run.
+        var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--cmdline", "n=10000000 rounds=1000", "--timeout", "1");
 
         Assert.Multiple(() =>
         {
@@ -355,6 +356,46 @@ public sealed class RunCommandTests
             Assert.That(result.Stdout, Does.Contain("the value it wrote to the debug-exit port 0xF4"));
             Assert.That(result.Stdout, Does.Contain("(value<<1)|1"));
             Assert.That(result.Stdout, Does.Contain("3 when the guest triple-faults"));
+        });
+    }
+
+    [Test]
+    public void TheHelpShowsTheMemoryDefaultAsASizeNotBytes()
+    {
+        var result = Hv.Run("run", "--help");
+
+        // Whitespace collapsed: help may wrap the description column on a narrow terminal.
+        var help = string.Join(' ', result.Stdout.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero);
+            Assert.That(help, Does.Match(@"-m, --mem <SIZE> Guest RAM: [^\[]*\[default: 128M\]"), result.Stdout);
+            Assert.That(result.Stdout, Does.Not.Contain("134217728"));
+            Assert.That(RunCommand.TryParseMemory("128M", out var bytes) && bytes == RunCommand.DefaultMemoryBytes, Is.True, "the shown default is the default");
+        });
+    }
+
+    [TestCase(0UL, "0")]
+    [TestCase(4096UL, "4K")]
+    [TestCase(2UL << 20, "2M")]
+    [TestCase((2UL << 20) + 4096, "2052K")]
+    [TestCase(128UL << 20, "128M")]
+    [TestCase(1536UL << 20, "1536M")]
+    [TestCase(3UL << 30, "3G")]
+    [TestCase(1000UL, "1000 bytes")]
+    public void AMemorySizeIsWrittenInTheSyntaxTheOptionReads(ulong bytes, string text)
+    {
+        var written = ByteSize.Format(bytes);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(written, Is.EqualTo(text));
+            if (bytes % 1024 == 0)
+            {
+                Assert.That(RunCommand.TryParseMemory(written, out var back), Is.True, written);
+                Assert.That(back, Is.EqualTo(bytes), written);
+            }
         });
     }
 

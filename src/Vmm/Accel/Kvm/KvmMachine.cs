@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Text;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
 using Microsoft.Extensions.Logging;
@@ -293,9 +292,7 @@ public sealed class KvmMachine : IDisposable
                         return Result(KvmStopKind.Shutdown, "the guest shut down its CPU, usually a triple fault (KVM_EXIT_SHUTDOWN)");
                     case KvmExitReason.FailEntry:
                         var fail = (KvmRunFailEntry*)((byte*)run + KvmRunHeader.ExitUnionOffset);
-                        return Result(
-                            KvmStopKind.FailEntry,
-                            $"KVM_EXIT_FAIL_ENTRY: hardware entry failure reason 0x{fail->HardwareEntryFailureReason:x} on cpu {fail->Cpu}");
+                        return Result(KvmStopKind.FailEntry, KvmExitDetail.FailEntry(fail->HardwareEntryFailureReason, fail->Cpu));
                     case KvmExitReason.InternalError:
                         return Result(KvmStopKind.InternalError, InternalErrorDetail((KvmRunInternal*)((byte*)run + KvmRunHeader.ExitUnionOffset)));
                     default:
@@ -381,29 +378,8 @@ public sealed class KvmMachine : IDisposable
     }
 
     // Pointer access to the internal-error member of the mapped kvm_run page.
-    private static unsafe string InternalErrorDetail(KvmRunInternal* error)
-    {
-        var name = error->Suberror switch
-        {
-            1 => "instruction emulation failed",
-            2 => "simultaneous exceptions",
-            3 => "unexpected exit while delivering an event",
-            4 => "unexpected exit reason",
-            _ => "unknown suberror",
-        };
-        var text = new StringBuilder($"KVM_EXIT_INTERNAL_ERROR: suberror {error->Suberror} ({name})");
-        var count = Math.Min(error->Ndata, (uint)KvmRunInternal.MaxData);
-        if (count > 0)
-        {
-            text.Append(", data");
-            for (var i = 0; i < count; i++)
-            {
-                text.Append($" 0x{error->Data[i]:x}");
-            }
-        }
-
-        return text.ToString();
-    }
+    private static unsafe string InternalErrorDetail(KvmRunInternal* error) =>
+        KvmExitDetail.InternalError(error->Suberror, error->Ndata, new ReadOnlySpan<ulong>(error->Data, KvmRunInternal.MaxData));
 
     // Pointer arguments to ioctl: the structures are blittable and pinned on the stack or in native memory.
     private static unsafe void Ioctl<T>(int fd, nuint request, ref T argument, string name, string? hint = null)
