@@ -13,6 +13,11 @@ namespace Hypervisor.Bench.GuestMmu;
 /// within 2× of memset; all-dirty ≥ 2.5e8 sptes/s.
 /// </summary>
 /// <remarks>
+/// A clean, fully populated leaf table is decided from its counts (<c>LeafTableCounts</c>) and cleared
+/// without being read, so the clean rows measure that path; all-dirty tables go through the kernels, and
+/// <see cref="EptZapPolicyBenchmarks"/> (one dirty entry per table) measures the kernels on nearly clean tables.
+/// </remarks>
+/// <remarks>
 /// Every iteration starts from a freshly populated range (IterationSetup, a bulk fill), so one invocation
 /// per iteration. Ranges below 64 MiB are zapped as consecutive separate calls over 64 MiB
 /// (<see cref="Calls"/> of them) so an operation lasts long enough to time; divide by the call count for
