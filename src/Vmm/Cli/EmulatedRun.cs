@@ -53,7 +53,12 @@ internal static class EmulatedRun
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
         table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries, {result.Mmu.HostFaults.ToString("N0", c)} host faults");
         table.AddRow("sptes present", result.Mmu.PresentSptes.ToString("N0", c), $"4 KiB leaves in {result.Mmu.TablePages.ToString("N0", c)} EPT table pages");
-        table.AddRow("sptes zapped", result.Mmu.Zapped.ToString("N0", c), $"by {result.Mmu.Invalidations.ToString("N0", c)} notifier invalidations, {result.Mmu.TlbFlushes.ToString("N0", c)} TLB shootdowns");
+        var ept = vm.Mmu.Ept.GetStats();
+        table.AddRow(
+            "sptes zapped",
+            result.Mmu.Zapped.ToString("N0", c),
+            $"by {result.Mmu.Invalidations.ToString("N0", c)} notifier invalidations, {result.Mmu.TlbFlushes.ToString("N0", c)} TLB shootdowns; "
+            + $"{ept.WholeTableClears.ToString("N0", c)} full clean leaf tables cleared unread, {ept.EmptyTablesSkipped.ToString("N0", c)} empty ones skipped");
         if (vm.Options.HostForkInterval is not null)
         {
             table.AddEmphasisedRow("host forks", result.HostForks.ToString("N0", c), "copy-on-write snapshots of guest RAM taken by the host under the running guest");
