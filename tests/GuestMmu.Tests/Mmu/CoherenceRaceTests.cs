@@ -22,6 +22,8 @@ public class CoherenceRaceTests
 {
     private const int Pages = 32;
 
+    private const int StampBytes = 24;
+
     [Test]
     public void VcpusNeverSeeStaleOrFreedFramesWhileTheHostChangesMemory([Values(7, 8, 9)] int seed) => Race(seed, operations: 600, throughWalker: false);
 
@@ -146,7 +148,7 @@ public class CoherenceRaceTests
 
     private static void RunGuest(TestVm vm, int id, Random random, Dictionary<ulong, Pfn> tlb, VcpuTlbPort port, Func<bool> stop, ConcurrentQueue<string> problems, ref long reads)
     {
-        var stamp = new byte[16];
+        var stamp = new byte[StampBytes];
         while (!stop())
         {
             port.ServiceRequests(); // instruction-block boundary
@@ -174,15 +176,13 @@ public class CoherenceRaceTests
                 tlb[page] = pfn;
             }
 
-            vm.Host.Memory.FrameBytes(pfn)[..16].CopyTo(stamp);
+            vm.Host.Memory.FrameBytes(pfn)[..StampBytes].CopyTo(stamp);
             Interlocked.Increment(ref reads);
-            var owner = BinaryPrimitives.ReadUInt64LittleEndian(stamp);
-            var generation = BinaryPrimitives.ReadUInt64LittleEndian(stamp.AsSpan(8));
             if (stamp.All(b => b == HostMemory.PoisonByte))
             {
                 problems.Enqueue($"vCPU {id}: page {page} read a freed frame {pfn}");
             }
-            else if (generation != 0 && owner != page)
+            else if (TryReadStamp(stamp, out var owner) && owner != page)
             {
                 problems.Enqueue($"vCPU {id}: page {page} read page {owner}'s data from {pfn}");
             }
@@ -195,7 +195,7 @@ public class CoherenceRaceTests
         var random = new Random(seed * 100 + id);
         using var cpu = new MmuContext(vm.Mmu, id, PagingContext.PagingOff);
         cpu.Port.EnterGuest();
-        var stamp = new byte[16];
+        var stamp = new byte[StampBytes];
         try
         {
             while (!stop())
@@ -206,8 +206,7 @@ public class CoherenceRaceTests
                 AccessResult result;
                 if (random.Next(8) == 0)
                 {
-                    BinaryPrimitives.WriteUInt64LittleEndian(stamp, page);
-                    BinaryPrimitives.WriteUInt64LittleEndian(stamp.AsSpan(8), 1);
+                    WriteStamp(stamp, page, generation: 1);
                     result = cpu.Write(gva, stamp);
                 }
                 else
@@ -216,13 +215,11 @@ public class CoherenceRaceTests
                     if (result.IsOk)
                     {
                         Interlocked.Increment(ref reads);
-                        var owner = BinaryPrimitives.ReadUInt64LittleEndian(stamp);
-                        var generation = BinaryPrimitives.ReadUInt64LittleEndian(stamp.AsSpan(8));
                         if (stamp.All(b => b == HostMemory.PoisonByte))
                         {
                             problems.Enqueue($"walker vCPU {id}: page {page} read a freed frame");
                         }
-                        else if (generation != 0 && owner != page)
+                        else if (TryReadStamp(stamp, out var owner) && owner != page)
                         {
                             problems.Enqueue($"walker vCPU {id}: page {page} read page {owner}'s data");
                         }
@@ -247,9 +244,30 @@ public class CoherenceRaceTests
 
     private static void Stamp(TestVm vm, ulong page, ulong generation)
     {
-        var stamp = new byte[16];
-        BinaryPrimitives.WriteUInt64LittleEndian(stamp, page);
-        BinaryPrimitives.WriteUInt64LittleEndian(stamp.AsSpan(8), generation);
+        var stamp = new byte[StampBytes];
+        WriteStamp(stamp, page, generation);
         vm.Mm.Write(vm.HvaOf(page), stamp);
     }
+
+    /// <summary>A stamp: owner page, generation (never 0), and a seal over both.</summary>
+    private static void WriteStamp(Span<byte> stamp, ulong page, ulong generation)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(stamp, page);
+        BinaryPrimitives.WriteUInt64LittleEndian(stamp[8..], generation);
+        BinaryPrimitives.WriteUInt64LittleEndian(stamp[16..], Seal(page, generation));
+    }
+
+    /// <summary>
+    /// The owner of a whole stamp; false for a never-stamped (zero) frame and for a torn read, which a reader
+    /// copying the bytes while another vCPU or the host writes them can see legitimately (the old zero owner
+    /// with the new generation, say). Only a sealed stamp can accuse a mapping.
+    /// </summary>
+    private static bool TryReadStamp(ReadOnlySpan<byte> stamp, out ulong owner)
+    {
+        owner = BinaryPrimitives.ReadUInt64LittleEndian(stamp);
+        var generation = BinaryPrimitives.ReadUInt64LittleEndian(stamp[8..]);
+        return generation != 0 && BinaryPrimitives.ReadUInt64LittleEndian(stamp[16..]) == Seal(owner, generation);
+    }
+
+    private static ulong Seal(ulong page, ulong generation) => ~((page * 0x9E37_79B9_7F4A_7C15UL) ^ generation);
 }
