@@ -14,14 +14,19 @@ namespace Hypervisor.GuestMmu.Mmu;
 /// <para>Lock order: host mmap lock (taken inside get-user-pages, never held here) → <c>_mmuLock</c>
 /// (KVM's mmu_lock) → the EPT table locks. The fault path calls get-user-pages before it takes
 /// <c>_mmuLock</c>, never while holding it, and holds it for read; notifier start/end, aging, change_pte and
-/// release hold it for write. Nothing under <c>_mmuLock</c> waits on the host.</para>
+/// release hold it for write. Nothing under <c>_mmuLock</c> waits on the host. <c>_invalidationGate</c> (the
+/// invalidation wait) is a leaf outside that order: never taken under <c>_mmuLock</c> or the table locks, and
+/// nothing is taken under it.</para>
 /// <para>Invalidation protocol (reference/kvm-mmu.md §2): start counts an invalidation in progress and widens
 /// the in-progress gfn range (a union of every concurrent range) before zapping; end bumps the sequence and
 /// then uncounts. A fault snapshots the sequence before get-user-pages and, under the lock, retries if an
 /// invalidation is in progress over its gfn or the sequence moved. Invariant: a pfn obtained before an
 /// invalidation began is never installed after that invalidation's start returned.</para>
+/// <para>A fault that finds an invalidation in progress over its gfn blocks on <c>_invalidationGate</c> until
+/// that invalidation ends (or the MMU is released), holding nothing; it then restarts the protocol from the
+/// snapshot. A fault stale only because the sequence or the memslots moved restarts at once.</para>
 /// <para>vCPUs handle EPT violations outside guest mode (a violation is a VM exit), so the TLB shootdown in
-/// start never waits for a vCPU blocked on <c>_mmuLock</c>.</para>
+/// start never waits for a vCPU blocked on <c>_mmuLock</c> or waiting on <c>_invalidationGate</c>.</para>
 /// </remarks>
 public sealed class TdpMmu : IMmuNotifier, IDisposable
 {
@@ -36,10 +41,27 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private ulong _rangeEnd;
     private volatile bool _released;
 
+    // The invalidation wait. Rules:
+    // - A fault waits here only while an invalidation in progress covers its gfn, and only holding nothing:
+    //   not _mmuLock, not the page reference from get-user-pages, no host lock (the host's mmap lock is taken
+    //   and dropped inside get-user-pages), and outside guest mode.
+    // - A leaf lock: nothing is acquired while holding it, and it is never taken under _mmuLock (end and release
+    //   signal after dropping the write lock). A host thread may take it holding its mmap lock.
+    // - No lost wake-up: a waiter increments _invalidationWaiters (a full fence), then re-checks the in-progress
+    //   state under the gate before each Monitor.Wait; end and release change that state, fence, and pulse
+    //   under the gate when _invalidationWaiters is non-zero (Dekker: one side sees the other's write).
+    //   Each Monitor.Wait is bounded by InvalidationWaitSlice anyway, after which the waiter re-checks.
+    // - Signalled by end when the count reaches zero (the in-progress range is a union that only clears then)
+    //   and by release. A wake-up is a hint, never a licence to install: the fault re-snapshots the sequence
+    //   and re-runs both checks.
+    private readonly object _invalidationGate = new();
+    private int _invalidationWaiters;
+
     private long _faults;
     private long _installs;
     private long _alreadyMapped;
     private long _retries;
+    private long _invalidationWaits;
     private long _mmioExits;
     private long _hostFaults;
     private long _invalidations;
@@ -77,6 +99,12 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// <summary>True once the backing process exited and the MMU was released.</summary>
     public bool IsReleased => _released;
 
+    /// <summary>
+    /// Upper bound of one sleep of a fault waiting for an invalidation to end, after which it re-checks; only a
+    /// guard against a lost wake-up (end and release wake waiters). Tests lengthen it to prove the wake-up.
+    /// </summary>
+    internal TimeSpan InvalidationWaitSlice { get; set; } = TimeSpan.FromMilliseconds(10);
+
     /// <summary>A snapshot of the counters.</summary>
     public TdpMmuStats Stats => new()
     {
@@ -84,6 +112,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         Installs = Volatile.Read(ref _installs),
         AlreadyMapped = Volatile.Read(ref _alreadyMapped),
         Retries = Volatile.Read(ref _retries),
+        InvalidationWaits = Volatile.Read(ref _invalidationWaits),
         MmioExits = Volatile.Read(ref _mmioExits),
         HostFaults = Volatile.Read(ref _hostFaults),
         Invalidations = Volatile.Read(ref _invalidations),
@@ -118,15 +147,17 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// Handles an EPT violation at <paramref name="gpa"/> (KVM's <c>kvm_tdp_mmu_page_fault</c> path):
     /// snapshot the invalidation sequence, resolve the frame with get-user-pages (breaking copy-on-write for
     /// a write), take the MMU lock for read, retry if an invalidation touched the gfn meanwhile, else install
-    /// a 4 KiB spte with compare-and-swap, writable only if the host PTE is.
+    /// a 4 KiB spte with compare-and-swap, writable only if the host PTE is. A retry while an invalidation is
+    /// in progress over the gfn first waits, holding nothing, until that invalidation ends.
     /// </summary>
-    /// <exception cref="GuestMmuReleasedException">The backing process exited.</exception>
+    /// <exception cref="GuestMmuReleasedException">The backing process exited (also while the fault waited).</exception>
     public EptFaultResult HandleEptViolation(Gpa gpa, EptAccess access)
     {
         Interlocked.Increment(ref _faults);
         var gfn = gpa.Gfn;
         var write = access == EptAccess.Write;
         var retries = 0;
+        var installBackoff = default(SpinWait);
         while (true)
         {
             ThrowIfReleased(gpa);
@@ -141,7 +172,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
 
             if (IsStale(sequence, gfn))
             {
-                retries = Retry(retries);
+                retries = RetryStale(retries, gfn);
                 continue;
             }
 
@@ -153,6 +184,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 return new EptFaultResult(EptFaultOutcome.HostFault, Spte.Empty, retries, slot);
             }
 
+            bool installRace;
             try
             {
                 _mmuLock.EnterReadLock();
@@ -161,27 +193,27 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                     ThrowIfReleased(gpa);
                     if (IsStale(sequence, gfn) || Memslots.Generation != slots.Generation)
                     {
-                        retries = Retry(retries);
-                        continue;
+                        installRace = false;
                     }
-
-                    var writable = page.Writable && !slot.IsReadOnly;
-                    var current = Ept.ReadAt(gfn, 1);
-                    if (current.IsPresent && current.Pfn == page.Pfn && !current.IsAccessTracked && (current.IsWritable || !writable))
+                    else
                     {
-                        Interlocked.Increment(ref _alreadyMapped);
-                        return new EptFaultResult(EptFaultOutcome.AlreadyMapped, current, retries, slot);
-                    }
+                        var writable = page.Writable && !slot.IsReadOnly;
+                        var current = Ept.ReadAt(gfn, 1);
+                        if (current.IsPresent && current.Pfn == page.Pfn && !current.IsAccessTracked && (current.IsWritable || !writable))
+                        {
+                            Interlocked.Increment(ref _alreadyMapped);
+                            return new EptFaultResult(EptFaultOutcome.AlreadyMapped, current, retries, slot);
+                        }
 
-                    var spte = Spte.Leaf(page.Pfn, writable, executable: true, large: false, accessed: true);
-                    if (Ept.Install(gfn, 1, current, spte) != InstallResult.Installed)
-                    {
-                        retries = Retry(retries);
-                        continue;
-                    }
+                        var spte = Spte.Leaf(page.Pfn, writable, executable: true, large: false, accessed: true);
+                        if (Ept.Install(gfn, 1, current, spte) == InstallResult.Installed)
+                        {
+                            Interlocked.Increment(ref _installs);
+                            return new EptFaultResult(EptFaultOutcome.Installed, spte, retries, slot);
+                        }
 
-                    Interlocked.Increment(ref _installs);
-                    return new EptFaultResult(EptFaultOutcome.Installed, spte, retries, slot);
+                        installRace = true;
+                    }
                 }
                 finally
                 {
@@ -192,6 +224,10 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             {
                 process.ReleasePage(page.Pfn);
             }
+
+            // Neither _mmuLock nor the page reference is held here: the only place after get-user-pages where
+            // the fault may wait or back off.
+            retries = installRace ? RetryInstallRace(retries, ref installBackoff) : RetryStale(retries, gfn);
         }
     }
 
@@ -237,16 +273,23 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// <inheritdoc />
     public void InvalidateRangeEnd(in NotifierRange range)
     {
+        bool quiescent;
         _mmuLock.EnterWriteLock();
         try
         {
             // Sequence first, then the count: a lock-free reader that sees the count drop also sees the new sequence.
             Volatile.Write(ref _invalidateSequence, _invalidateSequence + 1);
             Volatile.Write(ref _inProgress, _inProgress - 1);
+            quiescent = _inProgress == 0;
         }
         finally
         {
             _mmuLock.ExitWriteLock();
+        }
+
+        if (quiescent)
+        {
+            WakeInvalidationWaiters();
         }
     }
 
@@ -342,6 +385,8 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         {
             _mmuLock.ExitWriteLock();
         }
+
+        WakeInvalidationWaiters(); // a fault waiting for an invalidation wakes, sees _released and throws
     }
 
     /// <summary>
@@ -461,35 +506,88 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     }
 
     /// <summary>True when an invalidation is in progress over <paramref name="gfn"/> or one completed since <paramref name="sequence"/>.</summary>
-    private bool IsStale(long sequence, Gfn gfn)
-    {
-        if (Volatile.Read(ref _inProgress) != 0
-            && gfn.Value >= Volatile.Read(ref _rangeStart) && gfn.Value < Volatile.Read(ref _rangeEnd))
-        {
-            return true;
-        }
+    private bool IsStale(long sequence, Gfn gfn) =>
+        IsInvalidating(gfn) || Volatile.Read(ref _invalidateSequence) != sequence;
 
-        return Volatile.Read(ref _invalidateSequence) != sequence;
+    /// <summary>True when an invalidation in progress covers <paramref name="gfn"/> (the first half of <see cref="IsStale"/>).</summary>
+    private bool IsInvalidating(Gfn gfn) =>
+        Volatile.Read(ref _inProgress) != 0
+        && gfn.Value >= Volatile.Read(ref _rangeStart) && gfn.Value < Volatile.Read(ref _rangeEnd);
+
+    /// <summary>
+    /// Counts a retry of a stale fault. KVM re-enters the guest, which faults again; here, when an invalidation
+    /// over <paramref name="gfn"/> is (still) in progress, the vCPU thread first waits for it to end; when the
+    /// fault was stale only because the sequence or the memslots moved, it retries at once. Call holding nothing.
+    /// </summary>
+    private int RetryStale(int retries, Gfn gfn)
+    {
+        Interlocked.Increment(ref _retries);
+        WaitForInvalidation(gfn);
+        return retries + 1;
     }
 
     /// <summary>
-    /// Counts a retry and backs off: KVM re-enters the guest, which faults again at once; here the vCPU
-    /// thread spins, then yields, then sleeps, until the invalidation it waits for ends on another thread.
+    /// Counts a retry after the compare-and-swap lost to another writer of the spte (a racing fault, a hardware
+    /// A/D update, a frozen entry being written) and backs off briefly, never sleeping. Call holding nothing.
     /// </summary>
-    private int Retry(int retries)
+    private int RetryInstallRace(int retries, ref SpinWait backoff)
     {
         Interlocked.Increment(ref _retries);
-        retries++;
-        if (retries > 64)
+        backoff.SpinOnce(sleep1Threshold: -1);
+        return retries + 1;
+    }
+
+    /// <summary>
+    /// Blocks while an invalidation in progress covers <paramref name="gfn"/> and the MMU is not released (see
+    /// the rules at <c>_invalidationGate</c>); returns at once when none covers it. Call holding nothing.
+    /// </summary>
+    private void WaitForInvalidation(Gfn gfn)
+    {
+        if (!IsInvalidating(gfn))
         {
-            Thread.Sleep(retries > 1024 ? 1 : 0);
-        }
-        else if ((retries & 7) == 0)
-        {
-            Thread.Yield();
+            return;
         }
 
-        return retries;
+        Interlocked.Increment(ref _invalidationWaiters); // full fence: announced before the re-check below
+        try
+        {
+            lock (_invalidationGate)
+            {
+                if (_released || !IsInvalidating(gfn))
+                {
+                    return;
+                }
+
+                Interlocked.Increment(ref _invalidationWaits);
+                do
+                {
+                    Monitor.Wait(_invalidationGate, InvalidationWaitSlice);
+                }
+                while (!_released && IsInvalidating(gfn));
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _invalidationWaiters);
+        }
+    }
+
+    /// <summary>
+    /// Wakes every fault waiting for an invalidation. Call after the state change (count at zero, or released)
+    /// and after dropping <c>_mmuLock</c>.
+    /// </summary>
+    private void WakeInvalidationWaiters()
+    {
+        Interlocked.MemoryBarrier(); // the state change is visible before _invalidationWaiters is read (pairs with the waiter's increment)
+        if (Volatile.Read(ref _invalidationWaiters) == 0)
+        {
+            return;
+        }
+
+        lock (_invalidationGate)
+        {
+            Monitor.PulseAll(_invalidationGate);
+        }
     }
 
     private void FlushRemoteTlbs()

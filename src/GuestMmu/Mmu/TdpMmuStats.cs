@@ -12,8 +12,17 @@ public readonly record struct TdpMmuStats
     /// <summary>Faults that found the spte already installed by another vCPU.</summary>
     public long AlreadyMapped { get; init; }
 
-    /// <summary>Fault restarts because an invalidation was in progress over the gfn or had completed meanwhile.</summary>
+    /// <summary>
+    /// Fault restarts because an invalidation was in progress over the gfn or had completed meanwhile (or the
+    /// memslots changed, or the spte compare-and-swap lost a race).
+    /// </summary>
     public long Retries { get; init; }
+
+    /// <summary>
+    /// Retries that found an invalidation in progress over the faulting gfn and blocked until it ended (or the
+    /// MMU was released) before restarting, instead of re-checking at once; each is also one of <see cref="Retries"/>.
+    /// </summary>
+    public long InvalidationWaits { get; init; }
 
     /// <summary>Faults that exited as MMIO (no memslot, or a write to a read-only slot).</summary>
     public long MmioExits { get; init; }

@@ -11,6 +11,9 @@ namespace Hypervisor.GuestMmu.Tests.Mmu;
 
 public class TdpMmuTests
 {
+    /// <summary>A failure guard only: no test waits it out when it passes.</summary>
+    private static readonly TimeSpan Guard = TimeSpan.FromSeconds(10);
+
     [Test]
     public void ReadFaultMapsTheHostsZeroPageReadOnlyAndWriteFaultBreaksIt()
     {
@@ -199,6 +202,107 @@ public class TdpMmuTests
         Assert.That(fault.Result.Spte.Pfn, Is.EqualTo(vm.Host.ZeroPfn), "it maps what the host maps after the invalidation");
         Assert.That(MmuAuditor.Check(second.Mmu), Is.Empty);
     }
+
+    [Test]
+    public void FaultDuringAHeldInvalidationWaitsForItsEndInsteadOfSpinning()
+    {
+        using var vm = new TestVm();
+        vm.Mm.Write(vm.HvaOf(2), [7]);
+        var gate = new GateNotifier();
+        vm.Mm.Notifiers.Register(gate);
+        using var second = new TestVmMmuOnSameBacking(vm);
+        second.Mmu.InvalidationWaitSlice = TimeSpan.FromMinutes(5); // only end's wake-up can finish the wait within the guards
+        try
+        {
+            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
+            Assert.That(gate.Entered.Wait(Guard), Is.True);
+
+            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+            Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True, "the fault waits for the invalidation over its gfn");
+            Thread.Sleep(200); // the hold being measured, not synchronisation: a spinning fault retried hundreds of times here
+            Assert.That(fault.IsCompleted, Is.False, "it cannot finish before the invalidation ends");
+            Assert.That(second.Mmu.Stats.Retries, Is.EqualTo(1), "one retry, then asleep for the whole hold");
+
+            gate.Open.Set();
+            Assert.That(Task.WaitAll([blocker, fault], Guard), Is.True, "end wakes the waiter");
+            Assert.That(fault.Result.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+            Assert.That(fault.Result.Retries, Is.InRange(1, 3));
+            Assert.That(second.Mmu.Stats.Retries, Is.InRange(1, 3));
+            Assert.That(second.Mmu.Stats.InvalidationWaits, Is.InRange(1, fault.Result.Retries), "every wait is also a retry");
+            Assert.That(fault.Result.Spte.Pfn, Is.EqualTo(vm.Host.ZeroPfn), "it maps what the host maps after the invalidation");
+            Assert.That(MmuAuditor.Check(second.Mmu), Is.Empty);
+        }
+        finally
+        {
+            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
+        }
+    }
+
+    [Test]
+    public void FaultOutsideTheInvalidatedRangeIsNotDelayedByIt()
+    {
+        using var vm = new TestVm();
+        var gate = new GateNotifier();
+        vm.Mm.Notifiers.Register(gate);
+        using var second = new TestVmMmuOnSameBacking(vm);
+        try
+        {
+            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
+            Assert.That(gate.Entered.Wait(Guard), Is.True);
+            Assert.That(second.Mmu.Stats.InProgress, Is.EqualTo(1));
+
+            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(10), EptAccess.Write));
+            Assert.That(fault.Wait(Guard), Is.True, "page 10 lies outside the in-progress range [2, 3)");
+            Assert.That(blocker.IsCompleted, Is.False, "the invalidation was still held when the fault completed");
+            Assert.That(second.Mmu.Stats.InProgress, Is.EqualTo(1));
+            Assert.That(fault.Result.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+            Assert.That(fault.Result.Retries, Is.Zero);
+            Assert.That(second.Mmu.Stats.InvalidationWaits, Is.Zero);
+
+            gate.Open.Set();
+            Assert.That(blocker.Wait(Guard), Is.True);
+            Assert.That(MmuAuditor.Check(second.Mmu), Is.Empty);
+        }
+        finally
+        {
+            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
+        }
+    }
+
+    [Test]
+    public void ReleaseWakesAFaultWaitingForAnInvalidationWhichThenFailsAsReleased()
+    {
+        using var vm = new TestVm();
+        var gate = new GateNotifier();
+        vm.Mm.Notifiers.Register(gate);
+        using var second = new TestVmMmuOnSameBacking(vm);
+        second.Mmu.InvalidationWaitSlice = TimeSpan.FromMinutes(5); // only release's wake-up can finish the wait within the guard
+        try
+        {
+            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
+            Assert.That(gate.Entered.Wait(Guard), Is.True);
+            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+            Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True);
+
+            second.Mmu.Release(vm.Mm);
+
+            Assert.That(SpinWait.SpinUntil(() => fault.IsCompleted, Guard), Is.True, "release wakes the waiter");
+            Assert.That(blocker.IsCompleted, Is.False, "while the invalidation is still held");
+            Assert.That(fault.Exception?.InnerException, Is.TypeOf<GuestMmuReleasedException>());
+            gate.Open.Set();
+            Assert.That(blocker.Wait(Guard), Is.True);
+            Assert.That(second.Mmu.Stats.PresentSptes, Is.Zero);
+        }
+        finally
+        {
+            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
+        }
+    }
+
+    /// <summary>A dedicated thread: a blocked thread-pool thread could delay the work past a gate and hide the race.</summary>
+    private static Task<T> LongRunning<T>(Func<T> work) => Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private static Task LongRunning(Action work) => Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     private sealed class GateNotifier : IMmuNotifier
     {
