@@ -51,7 +51,7 @@ internal static class EmulatedRun
         table.AddEmphasisedRow("MIPS", result.Mips >= 10 ? result.Mips.ToString("N1", c) : result.Mips.ToString("G3", c), "million guest instructions per second (a short guest mostly measures first-use JIT compilation)");
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
-        table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries, {result.Mmu.HostFaults.ToString("N0", c)} host faults");
+        table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries ({result.Mmu.InvalidationWaits.ToString("N0", c)} waited for an invalidation to end), {result.Mmu.HostFaults.ToString("N0", c)} host faults");
         table.AddRow("sptes present", result.Mmu.PresentSptes.ToString("N0", c), $"4 KiB leaves in {result.Mmu.TablePages.ToString("N0", c)} EPT table pages");
         var ept = vm.Mmu.Ept.GetStats();
         table.AddRow(
