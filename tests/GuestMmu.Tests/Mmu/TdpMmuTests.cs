@@ -299,6 +299,38 @@ public class TdpMmuTests
         }
     }
 
+    [Test]
+    public void DisposeWakesAFaultWaitingForAnInvalidationWhichThenFailsAsReleased()
+    {
+        using var vm = new TestVm();
+        var gate = new GateNotifier();
+        vm.Mm.Notifiers.Register(gate);
+        var second = new TestVmMmuOnSameBacking(vm);
+        second.Mmu.InvalidationWaitSlice = TimeSpan.FromMinutes(5); // only dispose's wake-up can finish the wait within the guard
+        try
+        {
+            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
+            Assert.That(gate.Entered.Wait(Guard), Is.True);
+            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+            Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True);
+
+            // Unsubscribing waits for the notifier call in flight, so dispose runs beside the held invalidation.
+            var disposer = LongRunning(second.Dispose);
+
+            // Unsubscribing calls release (as mmu_notifier_unregister does), which wakes the waiter: this MMU will
+            // never see the held invalidation's end.
+            Assert.That(SpinWait.SpinUntil(() => fault.IsCompleted, Guard), Is.True, "dispose wakes the waiter");
+            Assert.That(fault.Exception?.InnerException, Is.TypeOf<GuestMmuReleasedException>());
+            gate.Open.Set();
+            Assert.That(blocker.Wait(Guard), Is.True);
+            Assert.That(disposer.Wait(Guard), Is.True);
+        }
+        finally
+        {
+            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
+        }
+    }
+
     /// <summary>A dedicated thread: a blocked thread-pool thread could delay the work past a gate and hide the race.</summary>
     private static Task<T> LongRunning<T>(Func<T> work) => Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
