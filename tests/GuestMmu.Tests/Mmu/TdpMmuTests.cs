@@ -206,129 +206,76 @@ public class TdpMmuTests
     [Test]
     public void FaultDuringAHeldInvalidationWaitsForItsEndInsteadOfSpinning()
     {
-        using var vm = new TestVm();
-        vm.Mm.Write(vm.HvaOf(2), [7]);
-        var gate = new GateNotifier();
-        vm.Mm.Notifiers.Register(gate);
-        using var second = new TestVmMmuOnSameBacking(vm);
-        second.Mmu.InvalidationWaitSlice = TimeSpan.FromMinutes(5); // only end's wake-up can finish the wait within the guards
-        try
-        {
-            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
-            Assert.That(gate.Entered.Wait(Guard), Is.True);
+        using var held = new HeldInvalidation(waitSlice: TimeSpan.FromMinutes(5)); // only end's wake-up can finish the wait within the guards
+        var fault = LongRunning(() => held.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+        Assert.That(SpinWait.SpinUntil(() => held.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True, "the fault waits for the invalidation over its gfn");
+        Thread.Sleep(200); // the hold being measured, not synchronisation: a spinning fault retried hundreds of times here
+        Assert.That(fault.IsCompleted, Is.False, "it cannot finish before the invalidation ends");
+        Assert.That(held.Mmu.Stats.Retries, Is.EqualTo(1), "one retry, then asleep for the whole hold");
 
-            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
-            Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True, "the fault waits for the invalidation over its gfn");
-            Thread.Sleep(200); // the hold being measured, not synchronisation: a spinning fault retried hundreds of times here
-            Assert.That(fault.IsCompleted, Is.False, "it cannot finish before the invalidation ends");
-            Assert.That(second.Mmu.Stats.Retries, Is.EqualTo(1), "one retry, then asleep for the whole hold");
-
-            gate.Open.Set();
-            Assert.That(Task.WaitAll([blocker, fault], Guard), Is.True, "end wakes the waiter");
-            Assert.That(fault.Result.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
-            Assert.That(fault.Result.Retries, Is.InRange(1, 3));
-            Assert.That(second.Mmu.Stats.Retries, Is.InRange(1, 3));
-            Assert.That(second.Mmu.Stats.InvalidationWaits, Is.InRange(1, fault.Result.Retries), "every wait is also a retry");
-            Assert.That(fault.Result.Spte.Pfn, Is.EqualTo(vm.Host.ZeroPfn), "it maps what the host maps after the invalidation");
-            Assert.That(MmuAuditor.Check(second.Mmu), Is.Empty);
-        }
-        finally
-        {
-            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
-        }
+        held.Open();
+        Assert.That(Task.WaitAll([held.Blocker, fault], Guard), Is.True, "end wakes the waiter");
+        Assert.That(fault.Result.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+        Assert.That(fault.Result.Retries, Is.InRange(1, 3));
+        Assert.That(held.Mmu.Stats.Retries, Is.InRange(1, 3));
+        Assert.That(held.Mmu.Stats.InvalidationWaits, Is.InRange(1, fault.Result.Retries), "every wait is also a retry");
+        Assert.That(fault.Result.Spte.Pfn, Is.EqualTo(held.Vm.Host.ZeroPfn), "it maps what the host maps after the invalidation");
+        Assert.That(MmuAuditor.Check(held.Mmu), Is.Empty);
     }
 
     [Test]
     public void FaultOutsideTheInvalidatedRangeIsNotDelayedByIt()
     {
-        using var vm = new TestVm();
-        var gate = new GateNotifier();
-        vm.Mm.Notifiers.Register(gate);
-        using var second = new TestVmMmuOnSameBacking(vm);
-        try
-        {
-            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
-            Assert.That(gate.Entered.Wait(Guard), Is.True);
-            Assert.That(second.Mmu.Stats.InProgress, Is.EqualTo(1));
+        using var held = new HeldInvalidation();
+        Assert.That(held.Mmu.Stats.InProgress, Is.EqualTo(1));
 
-            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(10), EptAccess.Write));
-            Assert.That(fault.Wait(Guard), Is.True, "page 10 lies outside the in-progress range [2, 3)");
-            Assert.That(blocker.IsCompleted, Is.False, "the invalidation was still held when the fault completed");
-            Assert.That(second.Mmu.Stats.InProgress, Is.EqualTo(1));
-            Assert.That(fault.Result.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
-            Assert.That(fault.Result.Retries, Is.Zero);
-            Assert.That(second.Mmu.Stats.InvalidationWaits, Is.Zero);
+        var fault = LongRunning(() => held.Mmu.HandleEptViolation(GpaOf(10), EptAccess.Write));
+        Assert.That(fault.Wait(Guard), Is.True, "page 10 lies outside the in-progress range [2, 3)");
+        Assert.That(held.Blocker.IsCompleted, Is.False, "the invalidation was still held when the fault completed");
+        Assert.That(held.Mmu.Stats.InProgress, Is.EqualTo(1));
+        Assert.That(fault.Result.Outcome, Is.EqualTo(EptFaultOutcome.Installed));
+        Assert.That(fault.Result.Retries, Is.Zero);
+        Assert.That(held.Mmu.Stats.InvalidationWaits, Is.Zero);
 
-            gate.Open.Set();
-            Assert.That(blocker.Wait(Guard), Is.True);
-            Assert.That(MmuAuditor.Check(second.Mmu), Is.Empty);
-        }
-        finally
-        {
-            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
-        }
+        held.Open();
+        Assert.That(held.Blocker.Wait(Guard), Is.True);
+        Assert.That(MmuAuditor.Check(held.Mmu), Is.Empty);
     }
 
     [Test]
     public void ReleaseWakesAFaultWaitingForAnInvalidationWhichThenFailsAsReleased()
     {
-        using var vm = new TestVm();
-        var gate = new GateNotifier();
-        vm.Mm.Notifiers.Register(gate);
-        using var second = new TestVmMmuOnSameBacking(vm);
-        second.Mmu.InvalidationWaitSlice = TimeSpan.FromMinutes(5); // only release's wake-up can finish the wait within the guard
-        try
-        {
-            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
-            Assert.That(gate.Entered.Wait(Guard), Is.True);
-            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
-            Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True);
+        using var held = new HeldInvalidation(waitSlice: TimeSpan.FromMinutes(5)); // only release's wake-up can finish the wait within the guard
+        var fault = LongRunning(() => held.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+        Assert.That(SpinWait.SpinUntil(() => held.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True);
 
-            second.Mmu.Release(vm.Mm);
+        held.Mmu.Release(held.Vm.Mm);
 
-            Assert.That(SpinWait.SpinUntil(() => fault.IsCompleted, Guard), Is.True, "release wakes the waiter");
-            Assert.That(blocker.IsCompleted, Is.False, "while the invalidation is still held");
-            Assert.That(fault.Exception?.InnerException, Is.TypeOf<GuestMmuReleasedException>());
-            gate.Open.Set();
-            Assert.That(blocker.Wait(Guard), Is.True);
-            Assert.That(second.Mmu.Stats.PresentSptes, Is.Zero);
-        }
-        finally
-        {
-            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
-        }
+        Assert.That(SpinWait.SpinUntil(() => fault.IsCompleted, Guard), Is.True, "release wakes the waiter");
+        Assert.That(held.Blocker.IsCompleted, Is.False, "while the invalidation is still held");
+        Assert.That(fault.Exception?.InnerException, Is.TypeOf<GuestMmuReleasedException>());
+        held.Open();
+        Assert.That(held.Blocker.Wait(Guard), Is.True);
+        Assert.That(held.Mmu.Stats.PresentSptes, Is.Zero);
     }
 
     [Test]
     public void DisposeWakesAFaultWaitingForAnInvalidationWhichThenFailsAsReleased()
     {
-        using var vm = new TestVm();
-        var gate = new GateNotifier();
-        vm.Mm.Notifiers.Register(gate);
-        var second = new TestVmMmuOnSameBacking(vm);
-        second.Mmu.InvalidationWaitSlice = TimeSpan.FromMinutes(5); // only dispose's wake-up can finish the wait within the guard
-        try
-        {
-            var blocker = LongRunning(() => vm.Mm.Madvise(vm.HvaOf(2), Page, Advice.DontNeed));
-            Assert.That(gate.Entered.Wait(Guard), Is.True);
-            var fault = LongRunning(() => second.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
-            Assert.That(SpinWait.SpinUntil(() => second.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True);
+        using var held = new HeldInvalidation(waitSlice: TimeSpan.FromMinutes(5)); // only dispose's wake-up can finish the wait within the guard
+        var fault = LongRunning(() => held.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Read));
+        Assert.That(SpinWait.SpinUntil(() => held.Mmu.Stats.InvalidationWaits > 0, Guard), Is.True);
 
-            // Unsubscribing waits for the notifier call in flight, so dispose runs beside the held invalidation.
-            var disposer = LongRunning(second.Dispose);
+        // Unsubscribing waits for the notifier call in flight, so dispose runs beside the held invalidation.
+        var disposer = LongRunning(held.DisposeMmu);
 
-            // Unsubscribing calls release (as mmu_notifier_unregister does), which wakes the waiter: this MMU will
-            // never see the held invalidation's end.
-            Assert.That(SpinWait.SpinUntil(() => fault.IsCompleted, Guard), Is.True, "dispose wakes the waiter");
-            Assert.That(fault.Exception?.InnerException, Is.TypeOf<GuestMmuReleasedException>());
-            gate.Open.Set();
-            Assert.That(blocker.Wait(Guard), Is.True);
-            Assert.That(disposer.Wait(Guard), Is.True);
-        }
-        finally
-        {
-            gate.Open.Set(); // a failed assertion must not leave the host blocked in start
-        }
+        // Unsubscribing calls release (as mmu_notifier_unregister does), which wakes the waiter: this MMU will
+        // never see the held invalidation's end.
+        Assert.That(SpinWait.SpinUntil(() => fault.IsCompleted, Guard), Is.True, "dispose wakes the waiter");
+        Assert.That(fault.Exception?.InnerException, Is.TypeOf<GuestMmuReleasedException>());
+        held.Open();
+        Assert.That(held.Blocker.Wait(Guard), Is.True);
+        Assert.That(disposer.Wait(Guard), Is.True);
     }
 
     /// <summary>A dedicated thread: a blocked thread-pool thread could delay the work past a gate and hide the race.</summary>
@@ -351,6 +298,56 @@ public class TdpMmuTests
     }
 
     /// <summary>A second MMU over the same backing, registered after the gate so its start runs first.</summary>
+    /// <summary>
+    /// A VM plus a second MMU on its backing, with a MADV_DONTNEED of page 2 held inside notifier start: the
+    /// second MMU (registered after the gate, so called before it) has counted the invalidation and zapped.
+    /// <see cref="Open"/> lets it finish; disposing opens it too, so a failed assertion never leaves the host blocked.
+    /// </summary>
+    private sealed class HeldInvalidation : IDisposable
+    {
+        private readonly GateNotifier _gate = new();
+        private readonly TestVmMmuOnSameBacking _second;
+        private int _mmuDisposed;
+
+        public HeldInvalidation(TimeSpan? waitSlice = null)
+        {
+            Vm = new TestVm();
+            Vm.Mm.Notifiers.Register(_gate);
+            _second = new TestVmMmuOnSameBacking(Vm);
+            if (waitSlice is { } slice)
+            {
+                _second.Mmu.InvalidationWaitSlice = slice;
+            }
+
+            Blocker = LongRunning(() => Vm.Mm.Madvise(Vm.HvaOf(2), Page, Advice.DontNeed));
+            Assert.That(_gate.Entered.Wait(Guard), Is.True, "the invalidation reached the gate");
+        }
+
+        public TestVm Vm { get; }
+
+        public TdpMmu Mmu => _second.Mmu;
+
+        public Task Blocker { get; }
+
+        public void Open() => _gate.Open.Set();
+
+        public void DisposeMmu()
+        {
+            if (Interlocked.Exchange(ref _mmuDisposed, 1) == 0)
+            {
+                _second.Dispose();
+            }
+        }
+
+        public void Dispose()
+        {
+            Open();
+            Blocker.Wait(Guard);
+            DisposeMmu();
+            Vm.Dispose();
+        }
+    }
+
     private sealed class TestVmMmuOnSameBacking : IDisposable
     {
         public TestVmMmuOnSameBacking(TestVm vm)
