@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Diagnostics;
 using Hypervisor.GuestMmu.Ept;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Tlb;
@@ -40,6 +41,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private ulong _rangeStart;
     private ulong _rangeEnd;
     private volatile bool _released;
+    private volatile IMmuTrace? _trace;
 
     // The invalidation wait. Rules:
     // - A fault waits here only while an invalidation in progress covers its gfn, and only holding nothing:
@@ -105,6 +107,13 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// </summary>
     internal TimeSpan InvalidationWaitSlice { get; set; } = TimeSpan.FromMilliseconds(10);
 
+    /// <summary>Where events go (<see cref="IMmuTrace"/>), or null for none; may be set at any time.</summary>
+    public IMmuTrace? Trace
+    {
+        get => _trace;
+        set => _trace = value;
+    }
+
     /// <summary>A snapshot of the counters.</summary>
     public TdpMmuStats Stats => new()
     {
@@ -152,6 +161,14 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// </summary>
     /// <exception cref="GuestMmuReleasedException">The backing process exited (also while the fault waited).</exception>
     public EptFaultResult HandleEptViolation(Gpa gpa, EptAccess access)
+    {
+        var result = Fault(gpa, access);
+        _trace?.PageFault(gpa, access, result);
+        return result;
+    }
+
+    /// <summary>The body of <see cref="HandleEptViolation"/>.</summary>
+    private EptFaultResult Fault(Gpa gpa, EptAccess access)
     {
         Interlocked.Increment(ref _faults);
         var gfn = gpa.Gfn;
@@ -236,6 +253,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     {
         Interlocked.Increment(ref _invalidations);
         var flush = false;
+        long zappedHere = 0;
         _mmuLock.EnterWriteLock();
         try
         {
@@ -253,6 +271,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 Volatile.Write(ref _rangeEnd, Math.Max(_rangeEnd, hit.End.Value));
                 var zapped = Ept.ZapLeaves(hit.Start, hit.End, ref sink);
                 Interlocked.Add(ref _zapped, zapped.Zapped);
+                zappedHere += zapped.Zapped;
                 flush |= zapped.FlushNeeded;
             }
 
@@ -267,6 +286,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             _mmuLock.ExitWriteLock();
         }
 
+        _trace?.UnmapHvaRange(range.Start, range.End, range.Event, zappedHere);
         return true;
     }
 
@@ -303,6 +323,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     public bool TestYoung(IMm mm, Hva address)
     {
         Interlocked.Increment(ref _agingCalls);
+        var young = false;
         _mmuLock.EnterReadLock();
         try
         {
@@ -311,16 +332,18 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 if (Ept.TestYoung(hit.Start))
                 {
                     Interlocked.Increment(ref _youngHits);
-                    return true;
+                    young = true;
+                    break;
                 }
             }
-
-            return false;
         }
         finally
         {
             _mmuLock.ExitReadLock();
         }
+
+        _trace?.TestAgeHva(address, young);
+        return young;
     }
 
     /// <summary>
@@ -330,10 +353,10 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// </summary>
     public void ChangePte(IMm mm, Hva address, HostPte pte)
     {
+        var hitAny = false;
         _mmuLock.EnterWriteLock();
         try
         {
-            var hitAny = false;
             var sink = new HostDirtySink(HostMemoryOf(mm));
             foreach (var hit in Memslots.OverlappingHva(mm, address.PageAligned, address.PageAligned + Paging.PageSize))
             {
@@ -365,17 +388,20 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         {
             _mmuLock.ExitWriteLock();
         }
+
+        _trace?.SetSpteHva(address, hitAny);
     }
 
     /// <summary>The backing process exits: zap every spte and refuse new mappings for good.</summary>
     public void Release(IMm mm)
     {
+        ZapResult zapped;
         _mmuLock.EnterWriteLock();
         try
         {
             _released = true;
             var sink = new HostDirtySink(HostMemoryOf(mm));
-            var zapped = Ept.ZapAll(ref sink);
+            zapped = Ept.ZapAll(ref sink);
             Interlocked.Add(ref _zapped, zapped.Zapped);
             Interlocked.Add(ref _dirtyPropagated, sink.Marked);
             FlushRemoteTlbs();
@@ -387,6 +413,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         }
 
         WakeInvalidationWaiters(); // a fault waiting for an invalidation wakes, sees _released and throws
+        _trace?.Release(zapped.Zapped);
     }
 
     /// <summary>
@@ -502,6 +529,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             Interlocked.Increment(ref _youngHits);
         }
 
+        _trace?.AgeHva(start, end, young);
         return young;
     }
 

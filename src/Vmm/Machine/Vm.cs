@@ -55,6 +55,11 @@ public sealed class Vm : IDisposable
         Memslots.SetRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, Process);
         Shootdown = new TlbShootdown();
         Mmu = new TdpMmu(Memslots, Shootdown);
+        if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
+        {
+            Mmu.Trace = new LoggingMmuTrace(mmuLogger);
+        }
+
         Mmu.Attach(Process);
         Stop = new VmStopSignal();
         Bus = new DeviceBus(options.LoggerFactory?.CreateLogger(DeviceBus.LogCategory));
