@@ -2,11 +2,12 @@ namespace Hypervisor.GuestMmu.Diagnostics;
 
 /// <summary>One quick measurement: the operation's cost per item and, where one exists, the same-run baseline's.</summary>
 /// <param name="Name">What was measured.</param>
-/// <param name="Items">Items per repetition (sptes or pages).</param>
+/// <param name="Items">Items per call (sptes or pages).</param>
 /// <param name="NanosecondsPerItem">Best repetition's cost per item.</param>
 /// <param name="BaselineName">The baseline measured in the same run, or null.</param>
 /// <param name="BaselineNanosecondsPerItem">The baseline's best cost per item (0 without a baseline).</param>
-public readonly record struct QuickBenchResult(string Name, long Items, double NanosecondsPerItem, string? BaselineName, double BaselineNanosecondsPerItem)
+/// <param name="Calls">Separate calls of <paramref name="Items"/> each per timed repetition (small ranges are timed as many calls).</param>
+public readonly record struct QuickBenchResult(string Name, long Items, double NanosecondsPerItem, string? BaselineName, double BaselineNanosecondsPerItem, int Calls = 1)
 {
     /// <summary>Items per second.</summary>
     public double ItemsPerSecond => NanosecondsPerItem > 0 ? 1e9 / NanosecondsPerItem : double.PositiveInfinity;

@@ -111,7 +111,12 @@ internal static class BenchCommand
         }
 
         writer.Table(table);
-        var lines = new List<string> { $"{result.Items:#,0} items per repetition; the best repetition is shown." };
+        var lines = new List<string>
+        {
+            result.Calls > 1
+                ? $"{result.Items:#,0} items per call, {result.Calls:#,0} consecutive calls per repetition (timed together: one call alone is too short for the clock); the best repetition is shown."
+                : $"{result.Items:#,0} items per repetition; the best repetition is shown.",
+        };
         if (result.BaselineName is not null)
         {
             lines.Add($"ratio to the baseline: {result.RatioToBaseline.ToString("0.00", CultureInfo.InvariantCulture)}x");
