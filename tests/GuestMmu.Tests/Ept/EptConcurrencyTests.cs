@@ -141,6 +141,8 @@ public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixtur
             installers.ForEach(t => t.Start());
             reader.Start();
 
+            // Zaps start once the installers run, so the race happens however the threads are scheduled.
+            Assert.That(SpinWait.SpinUntil(() => ept.GetStats().Installs > 0, TimeSpan.FromSeconds(10)), Is.True, $"round {round}: the installers never ran");
             var zapRandom = new Random(round);
             for (var zap = 0; zap < 150; zap++)
             {

@@ -102,24 +102,43 @@ public class SrcuDomainTests
         })).ToList();
         readers.ForEach(t => t.Start());
 
+        // Paced on the readers (every 50 grace periods it waits for one more read section), so the two overlap
+        // over the whole run however the scheduler treats the threads.
         var random = new Random(seed);
-        for (var i = 0; i < 500; i++)
+        try
         {
-            var old = Interlocked.Exchange(ref current, new Box());
-            if (random.Next(4) == 0)
-            {
-                Thread.Yield();
-            }
-
-            domain.Synchronize();
-            Volatile.Write(ref old.Poisoned, true);
+            WriteAndRetire();
+        }
+        finally
+        {
+            Volatile.Write(ref stop, true);
+            readers.ForEach(t => t.Join());
         }
 
-        Volatile.Write(ref stop, true);
-        readers.ForEach(t => t.Join());
         Assert.That(violations, Is.Zero);
         Assert.That(Interlocked.Read(ref reads), Is.GreaterThan(0));
         Assert.That(domain.GracePeriods, Is.EqualTo(500));
+
+        void WriteAndRetire()
+        {
+            for (var i = 0; i < 500; i++)
+            {
+                if (i % 50 == 0)
+                {
+                    var seen = Interlocked.Read(ref reads);
+                    Assert.That(SpinWait.SpinUntil(() => Interlocked.Read(ref reads) > seen, TimeSpan.FromSeconds(10)), Is.True, "the readers made no progress");
+                }
+
+                var old = Interlocked.Exchange(ref current, new Box());
+                if (random.Next(4) == 0)
+                {
+                    Thread.Yield();
+                }
+
+                domain.Synchronize();
+                Volatile.Write(ref old.Poisoned, true);
+            }
+        }
     }
 
     private sealed class Box
