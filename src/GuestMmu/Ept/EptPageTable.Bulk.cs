@@ -230,7 +230,7 @@ public sealed unsafe partial class EptPageTable
     private ZapResult ZapRange<TSink>(ulong start, ulong end, ref TSink sink)
         where TSink : struct, IDirtyPfnSink
     {
-        var dirtyMask = _accessDirtyEnabled ? Spte.DirtyBit : Spte.DirtyBit | Spte.WritableBit;
+        var dirtyMask = _dirtyMask;
         var atomic = _policy == HardwareAdPolicy.Lockless;
         long zapped = 0, frames = 0, dirty = 0;
         if (((start ^ (end - 1)) >> EptGeometry.BitsPerLevel) == 0)

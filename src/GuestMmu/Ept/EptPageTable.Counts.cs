@@ -22,14 +22,8 @@ public sealed unsafe partial class EptPageTable
 
             var table = it.LeafRunPointer(out _) - it.Slot;
             var counts = EptArena.CountsOf(table);
-            var present = 0;
-            var dirty = 0;
-            for (var i = 0; i < EptGeometry.EntriesPerTable; i++)
-            {
-                var value = table[i];
-                present += (int)((value & Spte.MmuPresentBit) >> 11);
-                dirty += (value & Spte.MmuPresentBit) != 0 && (value & _dirtyMask) != 0 ? 1 : 0;
-            }
+            var present = (int)EptLeafKernels.CountPresent(table, EptGeometry.EntriesPerTable);
+            var dirty = CountReportedDirty(table);
 
             var first = new Gfn(it.Gfn.Value & ~(ulong)(EptGeometry.EntriesPerTable - 1));
             if (counts->Present != present)
@@ -68,17 +62,21 @@ public sealed unsafe partial class EptPageTable
         }
 
         var counts = EptArena.CountsOf(table);
-        var present = 0;
-        var dirty = false;
-        for (var i = 0; i < entries.Length; i++)
-        {
-            table[i] = entries[i];
-            present += (int)((entries[i] & Spte.MmuPresentBit) >> 11);
-            dirty |= (entries[i] & Spte.MmuPresentBit) != 0 && (entries[i] & _dirtyMask) != 0;
-        }
-
+        entries.CopyTo(new Span<ulong>(table, EptGeometry.EntriesPerTable));
+        var present = (int)EptLeafKernels.CountPresent(table, EptGeometry.EntriesPerTable);
         Interlocked.Add(ref _leavesAdded, present - counts->Present);
         counts->Present = present;
-        counts->MayHoldDirty = dirty ? 1 : 0;
+        counts->MayHoldDirty = CountReportedDirty(table) != 0 ? 1 : 0;
+    }
+
+    private int CountReportedDirty(ulong* table)
+    {
+        var dirty = 0;
+        for (var i = 0; i < EptGeometry.EntriesPerTable; i++)
+        {
+            dirty += IsReportedDirty(table[i]) ? 1 : 0;
+        }
+
+        return dirty;
     }
 }

@@ -431,11 +431,15 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void NoteMayHoldDirty(LeafTableCounts* counts, ulong value)
     {
-        if ((value & Spte.MmuPresentBit) != 0 && (value & _dirtyMask) != 0 && Volatile.Read(ref counts->MayHoldDirty) == 0)
+        if (IsReportedDirty(value) && Volatile.Read(ref counts->MayHoldDirty) == 0)
         {
             Volatile.Write(ref counts->MayHoldDirty, 1);
         }
     }
+
+    /// <summary>True when a zap would report <paramref name="value"/> dirty: present with a bit of the dirty mask.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool IsReportedDirty(ulong value) => (value & Spte.MmuPresentBit) != 0 && (value & _dirtyMask) != 0;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool IsPresentNonLeaf(ulong entry, int level) =>
