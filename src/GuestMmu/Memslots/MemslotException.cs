@@ -4,7 +4,7 @@ namespace Hypervisor.GuestMmu.Memslots;
 /// A memslot request or conversion broke a rule (KVM answers these with <c>-EINVAL</c> or, for an overlap,
 /// <c>-EEXIST</c>). The message names the offending value and the rule; <see cref="Error"/> says which rule.
 /// </summary>
-public sealed class MemslotException : ArgumentException
+public sealed class MemslotException : ArgumentException, IInputError
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="error">The rule that was broken.</param>
@@ -23,4 +23,7 @@ public sealed class MemslotException : ArgumentException
 
     /// <summary>The slot id the request or conversion was about.</summary>
     public int SlotId { get; }
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Error;
 }

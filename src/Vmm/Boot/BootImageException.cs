@@ -1,3 +1,5 @@
+using Hypervisor.Notifier;
+
 namespace Hypervisor.Vmm.Boot;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace Hypervisor.Vmm.Boot;
 /// the rule; <see cref="Rule"/> says which rule, for callers and tests. It is an <see cref="ArgumentException"/>
 /// so that the CLI reports it as bad input on one line.
 /// </summary>
-public sealed class BootImageException : ArgumentException
+public sealed class BootImageException : ArgumentException, IInputError
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="rule">The rule that was broken.</param>
@@ -18,4 +20,7 @@ public sealed class BootImageException : ArgumentException
 
     /// <summary>The rule that was broken.</summary>
     public BootImageRule Rule { get; }
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Rule;
 }
