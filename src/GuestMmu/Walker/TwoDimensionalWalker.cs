@@ -95,8 +95,9 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
     }
 
     /// <summary>Translates <paramref name="gva"/> for <paramref name="access"/> under <paramref name="ctx"/>.</summary>
-    /// <returns>The translation, a guest #PF, a non-canonical address, an MMIO gpa or a VM error; never throws for guest-caused conditions.</returns>
-    /// <exception cref="NotSupportedException">Legacy 32-bit, PAE or 5-level paging.</exception>
+    /// <returns>The translation, a guest #PF, a non-canonical address, an MMIO gpa or a VM error (including
+    /// <see cref="WalkError.UnsupportedPagingMode"/> for legacy 32-bit, PAE or 5-level paging); never throws for
+    /// guest-caused conditions.</returns>
     public TranslationResult Translate(in PagingContext ctx, Gva gva, GuestAccess access)
     {
         _walks++;
@@ -147,8 +148,8 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
                     ? WalkLongMode(ctx, gva, access, out restart)
                     : new TranslationResult { Status = TranslationStatus.NonCanonical, Gva = gva };
             default:
-                throw new NotSupportedException(
-                    $"guest paging mode {ctx.Mode} (CR0=0x{ctx.Cr0:x}, CR4=0x{ctx.Cr4:x}, EFER=0x{ctx.Efer:x}) is not supported by the walker: only paging off and 4-level long mode are");
+                // Not a guest fault: the machine cannot continue (the interpreter reports the mode from its CRs).
+                return TranslationResult.Failure(gva, default, WalkError.UnsupportedPagingMode);
         }
     }
 

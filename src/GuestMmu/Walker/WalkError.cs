@@ -17,4 +17,7 @@ public enum WalkError
 
     /// <summary>The walk kept being invalidated under it (a shootdown storm or an EPT that never settles).</summary>
     RetryLimit,
+
+    /// <summary>The guest enabled a paging mode the walker does not model (legacy 32-bit, PAE or 5-level).</summary>
+    UnsupportedPagingMode,
 }

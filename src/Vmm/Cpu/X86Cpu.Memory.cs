@@ -179,6 +179,10 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
                 throw new GuestException(segment == SegmentRegister.Ss ? ExceptionVector.StackFault : ExceptionVector.GeneralProtection, 0);
             case TranslationStatus.EptMmio:
                 throw new VmFailureException($"instruction fetch from MMIO at gpa 0x{failure.Gpa.Value:x} (linear 0x{linear:x})");
+            case TranslationStatus.Error when failure.Error == WalkError.UnsupportedPagingMode:
+                var paging = _mmu.Context;
+                throw new VmFailureException(
+                    $"guest paging mode {paging.Mode} (CR0=0x{paging.Cr0:x}, CR4=0x{paging.Cr4:x}, EFER=0x{paging.Efer:x}) is not supported by the walker: only paging off and 4-level long mode are");
             default:
                 throw new VmFailureException($"memory access at linear 0x{linear:x} failed: {failure}");
         }

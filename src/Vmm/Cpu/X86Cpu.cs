@@ -240,13 +240,6 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
                 _rip = _currentIp;
                 return new CpuExit(CpuExitReason.InternalError, $"{failure.Message} at RIP 0x{_currentIp:x}");
             }
-            catch (NotSupportedException unsupported)
-            {
-                // The walker's answer to a paging mode it does not model (legacy 32-bit, PAE, 5-level).
-                RetireBeforeFault();
-                _rip = _currentIp;
-                return new CpuExit(CpuExitReason.InternalError, $"{unsupported.Message} at RIP 0x{_currentIp:x}");
-            }
 
             if (_pendingExit is { } exit)
             {

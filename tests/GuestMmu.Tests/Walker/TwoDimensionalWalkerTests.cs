@@ -327,8 +327,14 @@ public unsafe class TwoDimensionalWalkerTests
         Assert.That(walker.Translate(ctx, new Gva(0x0000_8000_0000_0000), GuestAccess.Read).Status, Is.EqualTo(TranslationStatus.NonCanonical));
         var legacy = new PagingContext { Cr0 = PagingContext.Cr0Pg | PagingContext.Cr0Pe };
         var pae = legacy with { Cr4 = PagingContext.Cr4Pae };
-        Assert.That(() => walker.Translate(legacy, new Gva(0), GuestAccess.Read), Throws.TypeOf<NotSupportedException>().With.Message.Contains("Legacy32"));
-        Assert.That(() => walker.Translate(pae, new Gva(0), GuestAccess.Read), Throws.TypeOf<NotSupportedException>().With.Message.Contains("Pae"));
+        foreach (var unsupported in new[] { legacy, pae, pae with { Efer = PagingContext.EferLma, Cr4 = PagingContext.Cr4Pae | PagingContext.Cr4La57 } })
+        {
+            var result = walker.Translate(unsupported, new Gva(0x1000), GuestAccess.Read);
+            Assert.That(result.Status, Is.EqualTo(TranslationStatus.Error), unsupported.Mode.ToString());
+            Assert.That(result.Error, Is.EqualTo(WalkError.UnsupportedPagingMode), unsupported.Mode.ToString());
+        }
+
+        Assert.That(walker.Stats.Errors, Is.EqualTo(3));
     }
 
     [Test]
