@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Backing;
 using BenchmarkDotNet.Attributes;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Memslots;
@@ -35,11 +36,9 @@ public class EptFaultInBenchmarks
     public void MapFreshGuestMemory()
     {
         _mm = _host.CreateMm();
-        var backing = _mm.Mmap(Bytes, Protection.Read | Protection.Write);
-        var slots = new MemslotSet();
-        slots.SetRegion(0, MemslotFlags.None, new Gpa(0), Bytes, backing, _mm);
-        _mmu = new TdpMmu(slots, new TlbShootdown());
-        _mmu.Attach(_mm);
+        var ram = _mm.Mmap(Bytes, Protection.Read | Protection.Write);
+        _mmu = new TdpMmu(new TlbShootdown());
+        _mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), Bytes, ram, new HostProcessBacking(_mm));
     }
 
     [IterationCleanup]

@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Backing;
 using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Hypervisor.GuestMmu.Addresses;
@@ -39,10 +40,8 @@ public unsafe class WalkerBenchmarks : IDisposable
         _mm = _host.CreateMm();
         const ulong guestPages = 16 + Pages;
         _hva = _mm.Mmap(guestPages * PageSize, Protection.Read | Protection.Write);
-        var slots = new MemslotSet();
-        slots.SetRegion(0, MemslotFlags.None, new Gpa(0), guestPages * PageSize, _hva, _mm);
-        _mmu = new TdpMmu(slots, new TlbShootdown());
-        _mmu.Attach(_mm);
+        _mmu = new TdpMmu(new TlbShootdown());
+        _mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), guestPages * PageSize, _hva, new HostProcessBacking(_mm));
 
         // PML4 at page 1, PDPT at 2, PD at 3, PT at 4; data from page 16.
         const ulong flags = 0x1 | 0x2 | 0x20 | 0x40; // P, W, A, D: the measured walks do not write guest entries.

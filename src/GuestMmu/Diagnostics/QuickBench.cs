@@ -4,6 +4,7 @@ using Hypervisor.GuestMmu.Ept;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Vmas;
@@ -93,11 +94,9 @@ public static class QuickBench
         for (var i = 0; i < repetitions; i++)
         {
             var mm = host.CreateMm();
-            var backing = mm.Mmap(bytes, Protection.Read | Protection.Write);
-            var slots = new MemslotSet();
-            slots.SetRegion(0, MemslotFlags.None, new Gpa(0), bytes, backing, mm);
-            using var mmu = new TdpMmu(slots, new TlbShootdown());
-            mmu.Attach(mm);
+            var ram = mm.Mmap(bytes, Protection.Read | Protection.Write);
+            using var mmu = new TdpMmu(new TlbShootdown());
+            mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), bytes, ram, new HostProcessBacking(mm));
             var watch = Stopwatch.StartNew();
             for (ulong gfn = 0; gfn < frames; gfn++)
             {
@@ -121,11 +120,9 @@ public static class QuickBench
         var frames = CheckSize(bytes);
         using var host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = Math.Max(64UL << 20, RoundUp2M(bytes) * 2) } });
         var mm = host.CreateMm();
-        var backing = mm.Mmap(bytes, Protection.Read | Protection.Write, MmapFlags.Populate);
-        var slots = new MemslotSet();
-        slots.SetRegion(0, MemslotFlags.None, new Gpa(0), bytes, backing, mm);
-        using var mmu = new TdpMmu(slots, new TlbShootdown());
-        mmu.Attach(mm);
+        var ram = mm.Mmap(bytes, Protection.Read | Protection.Write, MmapFlags.Populate);
+        using var mmu = new TdpMmu(new TlbShootdown());
+        mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), bytes, ram, new HostProcessBacking(mm));
         using var cpu = new Walker.MmuContext(mmu, 0, Walker.PagingContext.PagingOff);
         cpu.Port.EnterGuest();
         const int passes = 200;

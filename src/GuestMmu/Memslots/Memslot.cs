@@ -1,10 +1,12 @@
 using System.Globalization;
+using Hypervisor.GuestMmu.Backing;
 
 namespace Hypervisor.GuestMmu.Memslots;
 
 /// <summary>
 /// One memslot (KVM's <c>struct kvm_memory_slot</c>): the guest frames <c>[BaseGfn, EndGfn)</c> are backed by
-/// the host virtual range <c>[UserspaceAddress, UserspaceEnd)</c> of one host process, <see cref="Mm"/>.
+/// the host virtual range <c>[UserspaceAddress, UserspaceEnd)</c> of one host process, <see cref="Mm"/>, reached
+/// through <see cref="Backing"/>.
 /// </summary>
 /// <remarks>
 /// Immutable: a move or a flags change installs a new <see cref="Memslot"/> object with the same
@@ -15,13 +17,13 @@ namespace Hypervisor.GuestMmu.Memslots;
 /// </remarks>
 public sealed class Memslot
 {
-    internal Memslot(int id, Gfn baseGfn, ulong pages, Hva userspaceAddress, IMm mm, MemslotFlags flags, long generation)
+    internal Memslot(int id, Gfn baseGfn, ulong pages, Hva userspaceAddress, IGuestMemoryBacking backing, MemslotFlags flags, long generation)
     {
         Id = id;
         BaseGfn = baseGfn;
         Pages = pages;
         UserspaceAddress = userspaceAddress;
-        Mm = mm;
+        Backing = backing;
         Flags = flags;
         Generation = generation;
     }
@@ -50,8 +52,11 @@ public sealed class Memslot
     /// <summary>The host virtual address after the slot's last byte (exclusive end).</summary>
     public Hva UserspaceEnd => UserspaceAddress + Size;
 
-    /// <summary>The host process whose address space backs the slot.</summary>
-    public IMm Mm { get; }
+    /// <summary>How the secondary MMU reaches the slot's host memory: resolve, release, mark dirty, frame bytes.</summary>
+    public IGuestMemoryBacking Backing { get; }
+
+    /// <summary>The host process whose address space backs the slot (<see cref="Backing"/>'s); notifier ranges name it.</summary>
+    public IMm Mm => Backing.Mm;
 
     /// <summary>The slot's flags.</summary>
     public MemslotFlags Flags { get; }

@@ -1,9 +1,12 @@
+using Hypervisor.GuestMmu.Backing;
+
 namespace Hypervisor.GuestMmu.Memslots;
 
 /// <summary>
 /// A VM's memslots with the semantics of <c>KVM_SET_USER_MEMORY_REGION</c> (address space 0 only): create,
 /// delete, move and flag changes through <see cref="SetRegion"/>; lock-free lookups by guest frame (the fault
-/// path) and by host range (the notifier handlers).
+/// path) and by host range (the notifier handlers). The set belongs to one <see cref="Mmu.TdpMmu"/>, which alone
+/// changes it (<see cref="Mmu.TdpMmu.SetMemoryRegion"/>), so that every change comes with its zap.
 /// </summary>
 /// <remarks>
 /// <para><b>Publication scheme (RCU-like).</b> The set holds one immutable <see cref="MemslotSnapshot"/>.
@@ -16,8 +19,8 @@ namespace Hypervisor.GuestMmu.Memslots;
 /// produced, and <see cref="Generation"/> rises by exactly one per published snapshot, so a reader sees the
 /// old or the new generation, never a half-applied change.</para>
 /// <para><b>What the set does not do.</b> It never touches sptes, and without a grace period it cannot know
-/// when the last reader of an old snapshot is done. So (1) after a delete or a move the caller must zap every
-/// spte of the old slot (<see cref="MemslotChange.RequiresZap"/>), and (2) the fault path must re-check, under
+/// when the last reader of an old snapshot is done. So (1) after a delete or a move the owning MMU zaps every
+/// spte of the old slot (<see cref="MemslotChange.RequiresZap"/>) before it releases its write lock, and (2) the fault path must re-check, under
 /// the MMU lock and before it installs an spte, that the generation it looked the slot up in is still
 /// <see cref="Generation"/> (or that <see cref="FindById"/> still returns the same object); the zap takes
 /// the MMU lock after the new snapshot is published, so a fault either installed before the zap (and is
@@ -49,6 +52,11 @@ public sealed class MemslotSet
     // Writers serialise here; readers never take it. Leaf lock: see the class remarks.
     private readonly Lock _writeLock = new();
 
+    /// <summary>An empty set; only the owning MMU (and tests) create one.</summary>
+    internal MemslotSet()
+    {
+    }
+
     // The published snapshot. Read with Volatile.Read (acquire) outside the lock; replaced only under
     // _writeLock with Volatile.Write (release) after the new snapshot is complete.
     private MemslotSnapshot _current = MemslotSnapshot.Empty;
@@ -56,8 +64,11 @@ public sealed class MemslotSet
     /// <summary>Exclusive end of the guest-physical address space: 2^52.</summary>
     public static Gpa GuestPhysicalEnd => new(1UL << GuestPhysicalBits);
 
-    /// <summary>Exclusive end of the host user address space a slot may map (2^47, HostMm's <c>Mm.UserSpaceEnd</c>).</summary>
-    public static Hva UserSpaceEnd => Hypervisor.HostMm.Mm.UserSpaceEnd;
+    /// <summary>
+    /// Exclusive end of the host user address space a slot may map: 2^47, x86-64's <c>TASK_SIZE</c> with 4-level
+    /// paging (KVM's <c>access_ok</c> bound), the same limit as the host processes' own.
+    /// </summary>
+    public static Hva UserSpaceEnd => new(1UL << 47);
 
     /// <summary>The published snapshot: take it once when several lookups must agree.</summary>
     public MemslotSnapshot Current => Volatile.Read(ref _current);
@@ -94,32 +105,32 @@ public sealed class MemslotSet
     /// <c>KVM_SET_USER_MEMORY_REGION</c>. Size 0 deletes slot <paramref name="slot"/>; a free id creates a slot;
     /// an existing id with another guest-physical address moves it; the same address with other flags changes
     /// the flags. An existing slot may change only its base address and <see cref="MemslotFlags.LogDirtyPages"/>:
-    /// its size, userspace address, mm and <see cref="MemslotFlags.ReadOnly"/> are fixed until it is deleted.
+    /// its size, userspace address, backing process and <see cref="MemslotFlags.ReadOnly"/> are fixed until it is deleted.
     /// </summary>
     /// <remarks>
     /// <para>Checks run in KVM's order (flags, size, GPA and HVA alignment, HVA range, slot id, GPA range,
-    /// page count), then the mm, then the rules for an existing slot, then overlap. As in KVM, a delete still
-    /// checks the alignment and HVA range of the addresses it ignores; it ignores <paramref name="mm"/>, which
+    /// page count), then the backing, then the rules for an existing slot, then overlap. As in KVM, a delete still
+    /// checks the alignment and HVA range of the addresses it ignores; it ignores <paramref name="backing"/>, which
     /// may then be null.</para>
     /// <para>Deleting a slot id that has no slot is a no-op returning <see cref="MemslotChangeKind.None"/>.
     /// Current KVM answers it with <c>-EINVAL</c> (<c>if (!old || !old->npages) return -EINVAL;</c>); the set
     /// is deliberately idempotent so that a VMM can tear down without tracking which ids it used. A request
     /// identical to the existing slot is also <see cref="MemslotChangeKind.None"/>, as in KVM.</para>
     /// <para>Every other successful call publishes a new snapshot with <see cref="Generation"/> one higher. For
-    /// a delete or a move the caller must then zap every spte of <see cref="MemslotChange.Old"/>; see the class
+    /// a delete or a move the owning MMU then zaps every spte of <see cref="MemslotChange.Old"/>; see the class
     /// remarks for the check the fault path needs.</para>
     /// </remarks>
     /// <param name="slot">Slot id, 0 to <see cref="MaxSlots"/> - 1.</param>
     /// <param name="flags">The slot's flags.</param>
     /// <param name="guestPhysicalAddress">Page-aligned guest-physical base address.</param>
     /// <param name="size">Size in bytes, a multiple of the page size; 0 deletes.</param>
-    /// <param name="userspaceAddress">Page-aligned host virtual address of the base in <paramref name="mm"/>.</param>
-    /// <param name="mm">The host process whose memory backs the slot.</param>
+    /// <param name="userspaceAddress">Page-aligned host virtual address of the base in the backing's process.</param>
+    /// <param name="backing">The host memory that backs the slot; null only for a delete.</param>
     /// <returns>What changed, with the slot before and after.</returns>
     /// <exception cref="MemslotException">A rule was broken; <see cref="MemslotException.Error"/> says which.</exception>
-    public MemslotChange SetRegion(int slot, MemslotFlags flags, Gpa guestPhysicalAddress, ulong size, Hva userspaceAddress, IMm mm)
+    internal MemslotChange SetRegion(int slot, MemslotFlags flags, Gpa guestPhysicalAddress, ulong size, Hva userspaceAddress, IGuestMemoryBacking? backing)
     {
-        Validate(slot, flags, guestPhysicalAddress, size, userspaceAddress, mm);
+        Validate(slot, flags, guestPhysicalAddress, size, userspaceAddress, backing);
 
         lock (_writeLock)
         {
@@ -148,7 +159,7 @@ public sealed class MemslotSet
             }
             else
             {
-                CheckModification(old, flags, pages, userspaceAddress, mm);
+                CheckModification(old, flags, pages, userspaceAddress, backing!);
                 if (baseGfn != old.BaseGfn)
                 {
                     kind = MemslotChangeKind.Moved;
@@ -177,7 +188,7 @@ public sealed class MemslotSet
                 }
             }
 
-            var installed = new Memslot(slot, baseGfn, pages, userspaceAddress, mm, flags, generation);
+            var installed = new Memslot(slot, baseGfn, pages, userspaceAddress, backing!, flags, generation);
             Publish(current.With(old, installed, generation));
             return new MemslotChange(kind, old, installed, generation);
         }
@@ -185,16 +196,16 @@ public sealed class MemslotSet
 
     /// <summary>
     /// Deletes slot <paramref name="slot"/>: <see cref="SetRegion"/> with size 0. A slot id with no slot is a
-    /// no-op (<see cref="MemslotChangeKind.None"/>). The caller must then zap every spte of
+    /// no-op (<see cref="MemslotChangeKind.None"/>). The owning MMU then zaps every spte of
     /// <see cref="MemslotChange.Old"/>.
     /// </summary>
     /// <param name="slot">Slot id, 0 to <see cref="MaxSlots"/> - 1.</param>
     /// <returns>What changed.</returns>
     /// <exception cref="MemslotException">The id is out of range.</exception>
-    public MemslotChange DeleteRegion(int slot) => SetRegion(slot, MemslotFlags.None, default, 0, default, null!);
+    internal MemslotChange DeleteRegion(int slot) => SetRegion(slot, MemslotFlags.None, default, 0, default, null);
 
     /// <summary>The stateless checks, in KVM's order; they need no lock.</summary>
-    private static void Validate(int slot, MemslotFlags flags, Gpa gpa, ulong size, Hva hva, IMm? mm)
+    private static void Validate(int slot, MemslotFlags flags, Gpa gpa, ulong size, Hva hva, IGuestMemoryBacking? backing)
     {
         const MemslotFlags known = MemslotFlags.ReadOnly | MemslotFlags.LogDirtyPages;
         if ((flags & ~known) != 0)
@@ -279,18 +290,18 @@ public sealed class MemslotSet
                 nameof(size));
         }
 
-        if (mm is null)
+        if (backing is null)
         {
             throw new MemslotException(
                 MemslotError.MissingMm,
                 slot,
-                $"memslot {slot}: mm is null: a slot of size 0x{size:x} needs the host process whose memory backs it",
-                nameof(mm));
+                $"memslot {slot}: backing is null: a slot of size 0x{size:x} needs the host memory that backs it",
+                nameof(backing));
         }
     }
 
     /// <summary>KVM's rules for modifying an existing slot: only the base address and dirty logging may change.</summary>
-    private static void CheckModification(Memslot old, MemslotFlags flags, ulong pages, Hva hva, IMm mm)
+    private static void CheckModification(Memslot old, MemslotFlags flags, ulong pages, Hva hva, IGuestMemoryBacking backing)
     {
         var id = old.Id;
         if (pages != old.Pages)
@@ -311,13 +322,13 @@ public sealed class MemslotSet
                 "userspaceAddress");
         }
 
-        if (!ReferenceEquals(mm, old.Mm))
+        if (!ReferenceEquals(backing.Mm, old.Mm))
         {
             throw new MemslotException(
                 MemslotError.MmChange,
                 id,
-                $"memslot {id}: mm {mm.Id} differs from the existing slot's mm {old.Mm.Id}: an existing slot may change only its guest-physical address and LogDirtyPages; delete it and create it again",
-                "mm");
+                $"memslot {id}: mm {backing.Mm.Id} differs from the existing slot's mm {old.Mm.Id}: an existing slot may change only its guest-physical address and LogDirtyPages; delete it and create it again",
+                "backing");
         }
 
         if (((flags ^ old.Flags) & MemslotFlags.ReadOnly) != 0)

@@ -1,5 +1,5 @@
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Ept;
-using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.GuestMmu.Mmu;
 
@@ -44,7 +44,7 @@ public static class MmuAuditor
         });
     }
 
-    /// <summary>Checks one frame a leaf maps; false when the rest of the leaf need not be checked (outside every memslot, or not host-backed).</summary>
+    /// <summary>Checks one frame a leaf maps; false when the rest of the leaf need not be checked (outside every memslot).</summary>
     private static bool CheckFrame(TdpMmu mmu, Gfn gfn, int level, Spte spte, Pfn pfn, List<string> violations)
     {
         var slot = mmu.Memslots.FindByGfn(gfn);
@@ -54,13 +54,9 @@ public static class MmuAuditor
             return false;
         }
 
-        if (slot.Mm is not HostProcess process)
-        {
-            return false;
-        }
-
+        var backing = slot.Backing;
         var hva = slot.GfnToHva(gfn);
-        var hostPte = process.HasExited ? HostPte.None : process.PageTable.Read(hva);
+        var hostPte = backing.ReadPte(hva);
         if (!hostPte.IsPresent)
         {
             violations.Add($"{gfn} ({hva}): level {level} spte maps {pfn} but the host PTE is {hostPte}");
@@ -74,13 +70,14 @@ public static class MmuAuditor
             violations.Add($"{gfn} ({hva}): spte is writable but the host PTE {hostPte} is not");
         }
 
-        if (pfn.Value >= (ulong)process.Host.Memory.TotalFrames)
+        switch (backing.QueryFrame(pfn))
         {
-            violations.Add($"{gfn} ({hva}): spte maps {pfn}, which is outside host RAM ({process.Host.Memory.TotalFrames} frames)");
-        }
-        else if (process.Host.Memory.IsFree(pfn))
-        {
-            violations.Add($"{gfn} ({hva}): spte maps {pfn}, which is free");
+            case BackingFrameState.OutOfRange:
+                violations.Add($"{gfn} ({hva}): spte maps {pfn}, which is outside host RAM ({backing.TotalFrames} frames)");
+                break;
+            case BackingFrameState.Free:
+                violations.Add($"{gfn} ({hva}): spte maps {pfn}, which is free");
+                break;
         }
 
         return true;

@@ -1,19 +1,19 @@
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Diagnostics;
 using Hypervisor.GuestMmu.Ept;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Tlb;
-using Hypervisor.HostMm.Frames;
-using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.GuestMmu.Mmu;
 
 /// <summary>
 /// A KVM-like two-dimensional-paging MMU for one VM: EPT sptes mapping guest frames to host frames of the
-/// memslots' host processes, kept coherent only through the MMU-notifier chain — no guest page is pinned.
+/// memslots' backings, kept coherent only through the MMU-notifier chain — no guest page is pinned. It owns the
+/// VM's memslots: every change goes through <see cref="SetMemoryRegion"/>, which zaps what the change unmaps.
 /// </summary>
 /// <remarks>
-/// <para>Lock order: host mmap lock (taken inside get-user-pages, never held here) → <c>_mmuLock</c>
-/// (KVM's mmu_lock) → the EPT table locks. The fault path calls get-user-pages before it takes
+/// <para>Lock order: host mmap lock (taken inside the backing's resolve, never held here) → <c>_mmuLock</c>
+/// (KVM's mmu_lock) → the memslot set's writer lock and the EPT table locks (leaves). The fault path calls get-user-pages before it takes
 /// <c>_mmuLock</c>, never while holding it, and holds it for read; notifier start/end, aging, change_pte and
 /// release hold it for write. Nothing under <c>_mmuLock</c> waits on the host. <c>_invalidationGate</c> (the
 /// invalidation wait) is a leaf outside that order: never taken under <c>_mmuLock</c> or the table locks, and
@@ -34,6 +34,10 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private readonly ReaderWriterLockSlim _mmuLock = new(LockRecursionPolicy.NoRecursion);
     private readonly TdpMmuOptions _options;
     private readonly List<MmuNotifierSubscription> _subscriptions = [];
+
+    // Serialises SetMemoryRegion callers (KVM's slots_lock): attach, then publish and zap under _mmuLock. Taken
+    // before _mmuLock, never under it, and never from a notifier callback.
+    private readonly Lock _slotsLock = new();
 
     // Written under _mmuLock for write; read without it by the fault path's pre-check (acquire reads).
     private long _invalidateSequence;
@@ -69,24 +73,26 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private long _invalidations;
     private long _zapped;
     private long _dirtyPropagated;
+    private long _dirtyOrphaned;
+    private long _writeProtected;
+    private long _memslotZaps;
     private long _tlbFlushes;
     private long _agingCalls;
     private long _youngHits;
     private long _changePteHits;
     private long _changePteMisses;
 
-    /// <summary>Creates the MMU over <paramref name="memslots"/>, flushing vCPU TLBs through <paramref name="shootdown"/>.</summary>
-    public TdpMmu(MemslotSet memslots, TlbShootdown shootdown, TdpMmuOptions? options = null)
+    /// <summary>Creates the MMU with no memslots, flushing vCPU TLBs through <paramref name="shootdown"/>.</summary>
+    public TdpMmu(TlbShootdown shootdown, TdpMmuOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(memslots);
         ArgumentNullException.ThrowIfNull(shootdown);
-        Memslots = memslots;
+        Memslots = new MemslotSet();
         Shootdown = shootdown;
         _options = options ?? new TdpMmuOptions();
         Ept = new EptPageTable(accessDirtyEnabled: _options.AccessedDirtyEnabled);
     }
 
-    /// <summary>The VM's memslots.</summary>
+    /// <summary>The VM's memslots (read-only here: change them with <see cref="SetMemoryRegion"/>).</summary>
     public MemslotSet Memslots { get; }
 
     /// <summary>The vCPUs' TLB shootdown.</summary>
@@ -127,6 +133,9 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         Invalidations = Volatile.Read(ref _invalidations),
         Zapped = Volatile.Read(ref _zapped),
         DirtyPropagated = Volatile.Read(ref _dirtyPropagated),
+        DirtyOrphaned = Volatile.Read(ref _dirtyOrphaned),
+        WriteProtected = Volatile.Read(ref _writeProtected),
+        MemslotZaps = Volatile.Read(ref _memslotZaps),
         TlbFlushes = Volatile.Read(ref _tlbFlushes),
         AgingCalls = Volatile.Read(ref _agingCalls),
         YoungHits = Volatile.Read(ref _youngHits),
@@ -139,18 +148,93 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         Released = _released,
     };
 
-    /// <summary>Subscribes this MMU to <paramref name="mm"/>'s notifier chain (once per backing process).</summary>
+    /// <summary>
+    /// Subscribes this MMU to <paramref name="mm"/>'s notifier chain, once per process: a second call for the same
+    /// process returns the existing subscription. <see cref="SetMemoryRegion"/> attaches to a slot's process itself.
+    /// </summary>
     public MmuNotifierSubscription Attach(IMm mm)
     {
         ArgumentNullException.ThrowIfNull(mm);
-        var subscription = mm.Notifiers.Register(this);
         lock (_subscriptions)
         {
-            _subscriptions.Add(subscription);
-        }
+            // Registering under this lock is safe: no callback of this MMU takes it, so the chain's synchronize
+            // inside Register cannot wait on a callback that waits on us.
+            foreach (var existing in _subscriptions)
+            {
+                if (ReferenceEquals(existing.Chain, mm.Notifiers) && existing.IsListed)
+                {
+                    return existing;
+                }
+            }
 
-        return subscription;
+            var subscription = mm.Notifiers.Register(this);
+            _subscriptions.Add(subscription);
+            return subscription;
+        }
     }
+
+    /// <summary>
+    /// <c>KVM_SET_USER_MEMORY_REGION</c> as KVM's <c>kvm_set_memslot</c> runs it: checks the request
+    /// (<see cref="MemslotSet.SetRegion"/>'s rules), subscribes to the backing's process if needed, publishes the new
+    /// memslots and, before returning, zaps and flushes what the change unmaps — every spte of a deleted or moved
+    /// slot — or write-protects the slot's sptes when dirty logging turns on. Size 0 deletes.
+    /// </summary>
+    /// <remarks>
+    /// Publication and zap happen under one hold of the MMU write lock, so no notifier handler, release or fault
+    /// ever sees the new memslots while an spte of the old slot is still present: every present spte lies inside a
+    /// current memslot, and its dirty bit always has a backing to go to. A fault that looked up the old slot
+    /// re-checks the memslot generation under the lock and retries. Call it holding no host lock.
+    /// </remarks>
+    /// <param name="slot">Slot id, 0 to <see cref="MemslotSet.MaxSlots"/> - 1.</param>
+    /// <param name="flags">The slot's flags.</param>
+    /// <param name="guestPhysicalAddress">Page-aligned guest-physical base address.</param>
+    /// <param name="size">Size in bytes, a multiple of the page size; 0 deletes.</param>
+    /// <param name="userspaceAddress">Page-aligned host virtual address of the base in the backing's process.</param>
+    /// <param name="backing">The host memory that backs the slot; ignored (may be null) for a delete.</param>
+    /// <returns>What changed.</returns>
+    /// <exception cref="MemslotException">The request broke a rule; nothing changed.</exception>
+    public MemslotChange SetMemoryRegion(int slot, MemslotFlags flags, Gpa guestPhysicalAddress, ulong size, Hva userspaceAddress, IGuestMemoryBacking? backing)
+    {
+        lock (_slotsLock)
+        {
+            if (size != 0 && backing is not null)
+            {
+                Attach(backing.Mm);
+            }
+
+            MemslotChange change;
+            var flush = false;
+            _mmuLock.EnterWriteLock();
+            try
+            {
+                change = Memslots.SetRegion(slot, flags, guestPhysicalAddress, size, userspaceAddress, backing);
+                if (change.RequiresZap)
+                {
+                    flush = ZapSlotLocked(change.Old!);
+                }
+                else if (change.Kind == MemslotChangeKind.FlagsChanged && change.New!.IsDirtyLogging && !change.Old!.IsDirtyLogging)
+                {
+                    flush = WriteProtectLocked(change.New.BaseGfn, change.New.EndGfn);
+                }
+
+                if (flush)
+                {
+                    FlushRemoteTlbs();
+                }
+            }
+            finally
+            {
+                _mmuLock.ExitWriteLock();
+            }
+
+            return change;
+        }
+    }
+
+    /// <summary>Deletes memslot <paramref name="slot"/> (<see cref="SetMemoryRegion"/> with size 0): its sptes are zapped and flushed before this returns.</summary>
+    /// <returns>What changed (<see cref="MemslotChangeKind.None"/> for an id with no slot).</returns>
+    /// <exception cref="MemslotException">The id is out of range.</exception>
+    public MemslotChange DeleteMemoryRegion(int slot) => SetMemoryRegion(slot, MemslotFlags.None, default, 0, default, null);
 
     /// <summary>
     /// Handles an EPT violation at <paramref name="gpa"/> (KVM's <c>kvm_tdp_mmu_page_fault</c> path):
@@ -193,8 +277,8 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 continue;
             }
 
-            var process = HostProcessOf(slot);
-            var page = process.GetUserPages(slot.GfnToHva(gfn), write);
+            var backing = slot.Backing;
+            var page = backing.Resolve(slot.GfnToHva(gfn), write);
             if (!page.Succeeded)
             {
                 Interlocked.Increment(ref _hostFaults);
@@ -239,7 +323,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             }
             finally
             {
-                process.ReleasePage(page.Pfn);
+                backing.Release(page.Pfn);
             }
 
             // Neither _mmuLock nor the page reference is held here: the only place after get-user-pages where
@@ -264,18 +348,18 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 _rangeEnd = 0;
             }
 
-            var sink = new HostDirtySink(HostMemoryOf(range.Mm));
             foreach (var hit in Memslots.OverlappingHva(range.Mm, range.Start, range.End))
             {
                 Volatile.Write(ref _rangeStart, Math.Min(_rangeStart, hit.Start.Value));
                 Volatile.Write(ref _rangeEnd, Math.Max(_rangeEnd, hit.End.Value));
+                var sink = new BackingDirtySink(hit.Slot.Backing);
                 var zapped = Ept.ZapLeaves(hit.Start, hit.End, ref sink);
                 Interlocked.Add(ref _zapped, zapped.Zapped);
+                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
                 zappedHere += zapped.Zapped;
                 flush |= zapped.FlushNeeded;
             }
 
-            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
             if (flush)
             {
                 FlushRemoteTlbs();
@@ -357,7 +441,6 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         _mmuLock.EnterWriteLock();
         try
         {
-            var sink = new HostDirtySink(HostMemoryOf(mm));
             foreach (var hit in Memslots.OverlappingHva(mm, address.PageAligned, address.PageAligned + Paging.PageSize))
             {
                 var current = Ept.Read(hit.Start);
@@ -367,7 +450,9 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 }
 
                 hitAny = true;
+                var sink = new BackingDirtySink(hit.Slot.Backing);
                 Ept.ZapLeaves(hit.Start, hit.Start + 1, ref sink);
+                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
                 if (!pte.IsWritable && pte.IsPresent)
                 {
                     Ept.Install(hit.Start, 1, Spte.Empty, Spte.Leaf(pte.Pfn, writable: false, executable: true, large: false, accessed: current.IsAccessed));
@@ -400,10 +485,11 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         try
         {
             _released = true;
-            var sink = new HostDirtySink(HostMemoryOf(mm));
+            var sink = new MemslotDirtySink(Memslots.Current);
             zapped = Ept.ZapAll(ref sink);
             Interlocked.Add(ref _zapped, zapped.Zapped);
             Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+            Interlocked.Add(ref _dirtyOrphaned, sink.Orphaned);
             FlushRemoteTlbs();
             Ept.ReclaimRetiredTables(); // every vCPU acknowledged the flush: no walker can still hold a retired table
         }
@@ -417,30 +503,52 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     }
 
     /// <summary>
-    /// Zaps every spte of a memslot that was deleted or moved (KVM's kvm_arch_flush_shadow_memslot) and
-    /// flushes; call it after <see cref="MemslotSet.SetRegion"/> reports <see cref="MemslotChange.RequiresZap"/>.
+    /// Zaps every spte of a memslot that was deleted or moved (KVM's <c>kvm_arch_flush_shadow_memslot</c>) and moves
+    /// the invalidation sequence, so a fault that resolved a frame through the old slot retries. Call holding
+    /// <c>_mmuLock</c> for write; the caller flushes when this returns true.
     /// </summary>
-    public void ZapMemslot(Memslot slot)
+    private bool ZapSlotLocked(Memslot slot)
     {
-        ArgumentNullException.ThrowIfNull(slot);
-        _mmuLock.EnterWriteLock();
-        try
+        var sink = new BackingDirtySink(slot.Backing);
+        var zapped = Ept.ZapLeaves(slot.BaseGfn, slot.EndGfn, ref sink);
+        Interlocked.Add(ref _zapped, zapped.Zapped);
+        Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+        Interlocked.Increment(ref _memslotZaps);
+        Volatile.Write(ref _invalidateSequence, _invalidateSequence + 1);
+        return zapped.FlushNeeded;
+    }
+
+    /// <summary>
+    /// Clears W on every writable leaf in <c>[start, end)</c> (KVM's <c>kvm_mmu_slot_remove_write_access</c>), so the
+    /// next guest write faults; the host-writable bit stays, so that fault restores W without a new get-user-pages
+    /// decision. Call holding <c>_mmuLock</c> for write; the caller flushes when this returns true. Hardware may set
+    /// A/D concurrently under the lockless policy, hence the compare-and-swap.
+    /// </summary>
+    private bool WriteProtectLocked(Gfn start, Gfn end)
+    {
+        long cleared = 0;
+        var iterator = Ept.Iterate(start, end);
+        while (iterator.MoveNext())
         {
-            var sink = new HostDirtySink(HostMemoryOf(slot.Mm));
-            var zapped = Ept.ZapLeaves(slot.BaseGfn, slot.EndGfn, ref sink);
-            Interlocked.Add(ref _zapped, zapped.Zapped);
-            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
-            // A fault that looked the old slot up re-checks the memslot generation under the lock and retries.
-            Volatile.Write(ref _invalidateSequence, _invalidateSequence + 1);
-            if (zapped.FlushNeeded)
+            ref var entry = ref iterator.Entry;
+            while (true)
             {
-                FlushRemoteTlbs();
+                var spte = new Spte(Volatile.Read(ref entry));
+                if (!spte.IsLeaf(iterator.Level) || !spte.IsWritable)
+                {
+                    break;
+                }
+
+                if (Interlocked.CompareExchange(ref entry, spte.WithoutWritable().Value, spte.Value) == spte.Value)
+                {
+                    cleared++;
+                    break;
+                }
             }
         }
-        finally
-        {
-            _mmuLock.ExitWriteLock();
-        }
+
+        Interlocked.Add(ref _writeProtected, cleared);
+        return cleared != 0;
     }
 
     /// <summary>Unsubscribes from every backing process and frees the EPT tables.</summary>
@@ -497,12 +605,6 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         }
     }
 
-    private static HostProcess HostProcessOf(Memslot slot) =>
-        slot.Mm as HostProcess
-        ?? throw new InvalidOperationException($"memslot {slot.Id} is backed by {slot.Mm.GetType().Name}: the fault path needs a host process (Hypervisor.HostMm.Mm) to resolve frames");
-
-    private static HostMemory? HostMemoryOf(IMm mm) => (mm as HostProcess)?.Host.Memory;
-
     private bool Age(IMm mm, Hva start, Hva end, bool clear)
     {
         Interlocked.Increment(ref _agingCalls);
@@ -511,13 +613,12 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         _mmuLock.EnterWriteLock();
         try
         {
-            var sink = new HostDirtySink(HostMemoryOf(mm));
             foreach (var hit in Memslots.OverlappingHva(mm, start, end))
             {
+                var sink = new BackingDirtySink(hit.Slot.Backing);
                 young |= Ept.AgeLeaves(hit.Start, hit.End, clear, mode, ref sink).AnyYoung;
+                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
             }
-
-            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
         }
         finally
         {

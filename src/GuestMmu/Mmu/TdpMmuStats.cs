@@ -39,6 +39,18 @@ public readonly record struct TdpMmuStats
     /// <summary>Zapped or aged sptes whose dirty bit moved to the host frame.</summary>
     public long DirtyPropagated { get; init; }
 
+    /// <summary>
+    /// Dirty frames a release found outside every memslot, with no backing to hand them to. Always 0: memslot
+    /// changes zap before anyone can see the new memslots; a non-zero value is a bug the auditor's tests catch.
+    /// </summary>
+    public long DirtyOrphaned { get; init; }
+
+    /// <summary>Writable sptes made read-only by a memslot flags change (dirty logging turned on).</summary>
+    public long WriteProtected { get; init; }
+
+    /// <summary>Memslot deletes and moves whose old range was zapped.</summary>
+    public long MemslotZaps { get; init; }
+
     /// <summary>Remote TLB flushes requested.</summary>
     public long TlbFlushes { get; init; }
 

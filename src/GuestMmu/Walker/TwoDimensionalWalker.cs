@@ -1,8 +1,7 @@
 using Hypervisor.GuestMmu.Ept;
+using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
-using Hypervisor.HostMm.Frames;
-using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.GuestMmu.Walker;
 
@@ -45,7 +44,9 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
     private readonly TdpMmu _mmu;
     private readonly EptPageTable _ept;
     private readonly VcpuTlbPort? _port;
-    private HostMemory? _memory;
+
+    // The memslot of the last frame reached, to find its backing without a lookup; a hint only (see FrameAddress).
+    private Memslot? _lastSlot;
 
     // Counters: written by the owning vCPU thread only; read by anyone (torn-free 64-bit reads).
     private long _walks;
@@ -383,7 +384,14 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
 
             var frames = EptGeometry.FramesPerEntry(level);
             var pfn = new Pfn(spte.Pfn.Value + (gfn.Value & (frames - 1)));
-            host = (nint)MemoryOf(gfn).FrameAddress(pfn) + (nint)gpa.PageOffset;
+            if (!TryFrameAddress(gfn, pfn, out host))
+            {
+                // A present spte outside every memslot: the MMU zaps a slot's sptes before it publishes its delete,
+                // so this is a stale read that a flush is on its way to correct. Walk again.
+                continue;
+            }
+
+            host += (nint)gpa.PageOffset;
             return Step.Ok;
         }
 
@@ -452,18 +460,28 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
         return true;
     }
 
-    private HostMemory MemoryOf(Gfn gfn)
+    /// <summary>
+    /// The host address of <paramref name="pfn"/>, the frame an spte for <paramref name="gfn"/> maps, through the
+    /// backing of the memslot that holds <paramref name="gfn"/>. The remembered slot is only a hint: a slot object
+    /// is immutable, and an spte read through a stale slot's backing is caught like any stale spte (the walk
+    /// restarts when the port services a flush).
+    /// </summary>
+    private bool TryFrameAddress(Gfn gfn, Pfn pfn, out nint host)
     {
-        return _memory ?? Resolve(gfn);
-
-        HostMemory Resolve(Gfn gfn)
+        var slot = _lastSlot;
+        if (slot is null || !slot.ContainsGfn(gfn))
         {
-            // Frame numbers are host-wide: every memslot of a VM is backed by processes of one host.
-            var slot = _mmu.Memslots.FindByGfn(gfn)
-                ?? throw new InvalidOperationException($"{gfn} has a present spte but no memslot");
-            var process = slot.Mm as HostProcess
-                ?? throw new InvalidOperationException($"memslot {slot.Id} is backed by {slot.Mm.GetType().Name}: the walker needs a host process (Hypervisor.HostMm.Mm) to reach frames");
-            return _memory = process.Host.Memory;
+            slot = _mmu.Memslots.FindByGfn(gfn);
+            if (slot is null)
+            {
+                host = 0;
+                return false;
+            }
+
+            _lastSlot = slot;
         }
+
+        host = slot.Backing.FrameAddress(pfn);
+        return true;
     }
 }

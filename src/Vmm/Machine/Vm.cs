@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
@@ -51,16 +52,14 @@ public sealed class Vm : IDisposable
         Process = Host.CreateMm();
         var ramBase = Process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
         Ram = new GuestRam(Process, ramBase, options.MemoryBytes);
-        Memslots = new MemslotSet();
-        Memslots.SetRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, Process);
         Shootdown = new TlbShootdown();
-        Mmu = new TdpMmu(Memslots, Shootdown);
+        Mmu = new TdpMmu(Shootdown);
         if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
         {
             Mmu.Trace = new LoggingMmuTrace(mmuLogger);
         }
 
-        Mmu.Attach(Process);
+        Mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(Process));
         Stop = new VmStopSignal();
         Bus = new DeviceBus(options.LoggerFactory?.CreateLogger(DeviceBus.LogCategory));
         Console = console;
@@ -90,8 +89,8 @@ public sealed class Vm : IDisposable
     /// <summary>Guest RAM.</summary>
     public GuestRam Ram { get; }
 
-    /// <summary>The memslots.</summary>
-    public MemslotSet Memslots { get; }
+    /// <summary>The memslots (owned by <see cref="Mmu"/>).</summary>
+    public MemslotSet Memslots => Mmu.Memslots;
 
     /// <summary>The vCPU TLB shootdown.</summary>
     public TlbShootdown Shootdown { get; }

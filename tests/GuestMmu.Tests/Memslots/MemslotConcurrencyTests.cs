@@ -14,7 +14,7 @@ public sealed class MemslotConcurrencyTests
     private const int Readers = 4;
     private const int SamplesPerReader = 60_000;
 
-    private readonly record struct ModelSlot(int Id, ulong Start, ulong Pages, ulong Hva, IMm Mm, MemslotFlags Flags, long Generation)
+    private readonly record struct ModelSlot(int Id, ulong Start, ulong Pages, ulong Hva, FakeMm Mm, MemslotFlags Flags, long Generation)
     {
         public bool Contains(ulong gfn) => gfn >= Start && gfn < Start + Pages;
     }
@@ -26,7 +26,7 @@ public sealed class MemslotConcurrencyTests
     public void Readers_OnlyEverSeeWholeGenerations_WhileAWriterChurns(int seed)
     {
         var set = new MemslotSet();
-        var mms = new IMm[] { new FakeMm(), new FakeMm() };
+        var mms = new[] { new FakeMm(), new FakeMm() };
         var failures = new ConcurrentQueue<string>();
         var models = new List<ModelSlot[]> { Array.Empty<ModelSlot>() }; // index = generation; writer-only until join
         var samples = new List<Sample>[Readers];
@@ -146,7 +146,7 @@ public sealed class MemslotConcurrencyTests
     }
 
     /// <summary>Random creates, moves, flag flips and deletes; each outcome is checked against a brute-force model.</summary>
-    private static void RunWriter(MemslotSet set, IMm[] mms, int seed, List<ModelSlot[]> models, ConcurrentQueue<string> failures, Func<long> readerProgress)
+    private static void RunWriter(MemslotSet set, FakeMm[] mms, int seed, List<ModelSlot[]> models, ConcurrentQueue<string> failures, Func<long> readerProgress)
     {
         var random = new Random(seed);
         var model = new Dictionary<int, ModelSlot>();

@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.HostMm;
@@ -20,8 +21,8 @@ public sealed class MemslotHostMmTests
         var mapping = mm.Mmap(32 * Page, Protection.Read | Protection.Write);
         var set = new MemslotSet();
 
-        var slot = set.SetRegion(0, MemslotFlags.None, new Gpa(0x100_0000), 32 * Page, mapping, mm).New!;
-        set.SetRegion(1, MemslotFlags.None, new Gpa(0x200_0000), 32 * Page, mapping, other);
+        var slot = set.SetRegion(0, MemslotFlags.None, new Gpa(0x100_0000), 32 * Page, mapping, new HostProcessBacking(mm)).New!;
+        set.SetRegion(1, MemslotFlags.None, new Gpa(0x200_0000), 32 * Page, mapping, new HostProcessBacking(other));
 
         Assert.That(slot.GfnToHva(new Gfn(0x1005)), Is.EqualTo(mapping + (5 * Page)));
         var hits = new List<MemslotGfnRange>();

@@ -97,7 +97,7 @@ public sealed class MemslotSetRegionTests
         var set = new MemslotSet();
         set.SetRegion(5, MemslotFlags.None, new Gpa(0x4000), 2 * Page, new Hva(0x5000_0000), _mm);
 
-        var change = set.SetRegion(5, MemslotFlags.ReadOnly, new Gpa(0x9999_0000), 0, new Hva(0x1000), null!);
+        var change = set.SetRegion(5, MemslotFlags.ReadOnly, new Gpa(0x9999_0000), 0, new Hva(0x1000), null);
 
         Assert.That(change.Kind, Is.EqualTo(MemslotChangeKind.Deleted));
         Assert.That(set.Count, Is.Zero);

@@ -206,13 +206,13 @@ public sealed class MemslotValidationTests
     }
 
     [Test]
-    public void NullMm_IsRejectedForCreate()
+    public void NullBacking_IsRejectedForCreate()
     {
         var set = new MemslotSet();
         Rejected(
-            () => set.SetRegion(1, MemslotFlags.None, new Gpa(0), Page, new Hva(0x1000), null!),
+            () => set.SetRegion(1, MemslotFlags.None, new Gpa(0), Page, new Hva(0x1000), null),
             MemslotError.MissingMm,
-            "mm is null");
+            "backing is null");
     }
 
     [Test]

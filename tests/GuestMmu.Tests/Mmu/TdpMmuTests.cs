@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.Notifier;
 using Hypervisor.GuestMmu.Ept;
@@ -49,7 +50,7 @@ public class TdpMmuTests
     {
         using var vm = new TestVm();
         var roBacking = vm.Mm.Mmap(4 * Page, Protection.Read | Protection.Write);
-        vm.Slots.SetRegion(1, MemslotFlags.ReadOnly, new Gpa(1UL << 30), 4 * Page, roBacking, vm.Mm);
+        vm.Mmu.SetMemoryRegion(1, MemslotFlags.ReadOnly, new Gpa(1UL << 30), 4 * Page, roBacking, new HostProcessBacking(vm.Mm));
 
         Assert.That(vm.Mmu.HandleEptViolation(new Gpa(1UL << 32), EptAccess.Read).Outcome, Is.EqualTo(EptFaultOutcome.Mmio));
         Assert.That(vm.Mmu.HandleEptViolation(new Gpa(1UL << 30), EptAccess.Write).Outcome, Is.EqualTo(EptFaultOutcome.Mmio));
@@ -352,10 +353,8 @@ public class TdpMmuTests
     {
         public TestVmMmuOnSameBacking(TestVm vm)
         {
-            var slots = new MemslotSet();
-            slots.SetRegion(0, MemslotFlags.None, new Gpa(0), vm.Pages * Page, vm.Base, vm.Mm);
-            Mmu = new TdpMmu(slots, new Hypervisor.GuestMmu.Tlb.TlbShootdown());
-            Mmu.Attach(vm.Mm);
+            Mmu = new TdpMmu(new Hypervisor.GuestMmu.Tlb.TlbShootdown());
+            Mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), vm.Pages * Page, vm.Base, new HostProcessBacking(vm.Mm));
         }
 
         public TdpMmu Mmu { get; }

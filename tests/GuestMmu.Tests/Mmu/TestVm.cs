@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.Notifier;
 using Hypervisor.GuestMmu.Memslots;
@@ -24,11 +25,9 @@ internal sealed class TestVm : IDisposable
         Mm = Host.CreateMm();
         Pages = pages;
         Base = Mm.Mmap(pages * Page, Protection.Read | Protection.Write);
-        Slots = new MemslotSet();
-        Slots.SetRegion(0, MemslotFlags.None, new Gpa(0), pages * Page, Base, Mm);
         Shootdown = new TlbShootdown();
-        Mmu = new TdpMmu(Slots, Shootdown, options);
-        Mmu.Attach(Mm);
+        Mmu = new TdpMmu(Shootdown, options);
+        Mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), pages * Page, Base, new HostProcessBacking(Mm));
     }
 
     public Host Host { get; }
@@ -39,7 +38,7 @@ internal sealed class TestVm : IDisposable
 
     public Hva Base { get; }
 
-    public MemslotSet Slots { get; }
+    public MemslotSet Slots => Mmu.Memslots;
 
     public TlbShootdown Shootdown { get; }
 

@@ -43,16 +43,20 @@ public class TlbShootdownTests
     [Test]
     public void LeavingTheGuestAnswersAWaitingFlush()
     {
-        var port = new VcpuTlbPort(2, () => { });
+        var flushes = 0;
+        var port = new VcpuTlbPort(2, () => Interlocked.Increment(ref flushes));
         var shootdown = new TlbShootdown();
         shootdown.Add(port);
         port.EnterGuest();
 
         var flush = Task.Run(shootdown.FlushAll);
-        Thread.Sleep(50);
+        Assert.That(SpinWait.SpinUntil(() => port.HasPendingFlush, TimeSpan.FromSeconds(10)), Is.True, "the flush posted its request");
+        Assert.That(flush.IsCompleted, Is.False, "an unacknowledged request to a vCPU in the guest holds the flush");
         port.ExitGuest();
 
-        Assert.That(flush.Wait(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(flush.Wait(TimeSpan.FromSeconds(10)), Is.True, "leaving the guest released the flush");
+        Assert.That(shootdown.Waits, Is.EqualTo(1), "the flush waited for the vCPU");
+        Assert.That(Volatile.Read(ref flushes), Is.EqualTo(1), "leaving the guest serviced the request first");
         Assert.That(port.Mode, Is.EqualTo(VcpuMode.OutsideGuest));
     }
 

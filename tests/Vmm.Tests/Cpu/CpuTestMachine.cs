@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Backing;
 using System.Buffers.Binary;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Memslots;
@@ -74,10 +75,8 @@ public sealed class CpuTestMachine : IDisposable
         _process = _host.CreateMm();
         var ramBase = _process.Mmap(RamBytes, Protection.Read | Protection.Write);
         Ram = new GuestRam(_process, ramBase, RamBytes);
-        var memslots = new MemslotSet();
-        memslots.SetRegion(0, MemslotFlags.None, new Gpa(0), RamBytes, ramBase, _process);
-        _mmu = new TdpMmu(memslots, new TlbShootdown());
-        _mmu.Attach(_process);
+        _mmu = new TdpMmu(new TlbShootdown());
+        _mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), RamBytes, ramBase, new HostProcessBacking(_process));
         _context = new MmuContext(_mmu, 0);
         Bus = new DeviceBus();
         Stop = new VmStopSignal();
