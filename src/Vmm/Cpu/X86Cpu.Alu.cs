@@ -200,7 +200,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var linear = Linear(ref d);
         if (half == 8 && (linear & 15) != 0)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, 0);
+            RaiseFault(ExceptionVector.GeneralProtection, 0);
         }
 
         var low = ReadMemory(linear, half);
@@ -525,7 +525,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var divisor = ReadOperand(ref d, 0) & mask;
         if (divisor == 0)
         {
-            throw new GuestException(ExceptionVector.DivideError);
+            RaiseFault(ExceptionVector.DivideError);
         }
 
         if (size == 8)
@@ -534,10 +534,17 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             if (signed)
             {
                 var signedDividend = (Int128)dividend;
+
+                // Int128.MinValue / -1 overflows in .NET too (an OverflowException): on x86 it is #DE.
+                if ((long)divisor == -1 && signedDividend == Int128.MinValue)
+                {
+                    RaiseFault(ExceptionVector.DivideError);
+                }
+
                 var quotient = signedDividend / (long)divisor;
                 if (quotient > long.MaxValue || quotient < long.MinValue)
                 {
-                    throw new GuestException(ExceptionVector.DivideError);
+                    RaiseFault(ExceptionVector.DivideError);
                 }
 
                 Gpr(0) = (ulong)(long)quotient;
@@ -548,7 +555,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
                 var quotient = dividend / divisor;
                 if (quotient > ulong.MaxValue)
                 {
-                    throw new GuestException(ExceptionVector.DivideError);
+                    RaiseFault(ExceptionVector.DivideError);
                 }
 
                 Gpr(0) = (ulong)quotient;
@@ -565,10 +572,17 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         {
             var dividend = SignExtend(wideDividend, bits * 2);
             var sd = SignExtend(divisor, bits);
+
+            // long.MinValue / -1 (a 32-bit IDIV of 0x80000000_00000000) overflows in .NET too: on x86 it is #DE.
+            if (sd == -1 && dividend == long.MinValue)
+            {
+                RaiseFault(ExceptionVector.DivideError);
+            }
+
             var quotient = dividend / sd;
             if (quotient > SignExtend(mask >> 1, bits) || quotient < -SignExtend(mask >> 1, bits) - 1)
             {
-                throw new GuestException(ExceptionVector.DivideError);
+                RaiseFault(ExceptionVector.DivideError);
             }
 
             q = (ulong)quotient & mask;
@@ -579,7 +593,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             var quotient = wideDividend / divisor;
             if (quotient > mask)
             {
-                throw new GuestException(ExceptionVector.DivideError);
+                RaiseFault(ExceptionVector.DivideError);
             }
 
             q = quotient;

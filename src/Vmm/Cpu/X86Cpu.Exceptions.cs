@@ -41,7 +41,7 @@ public sealed partial class X86Cpu
         {
             _pendingExit = new CpuExit(
                 CpuExitReason.TripleFault,
-                $"triple fault: {first}; then {third.Vector} delivering #DF{Environment.NewLine}{DescribeState()}");
+                $"triple fault: {first}; then {third.Vector} delivering #DF");
         }
     }
 
@@ -58,7 +58,7 @@ public sealed partial class X86Cpu
         var idtError = (uint)(vector * 8) | 2;
         if ((vector * gateSize) + gateSize - 1 > _idtLimit)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, idtError);
+            RaiseFault(ExceptionVector.GeneralProtection, idtError);
         }
 
         var gate = ReadSystem(_idtBase + (vector * gateSize), 8);
@@ -66,12 +66,12 @@ public sealed partial class X86Cpu
         var gateDpl = (int)((gate >> 45) & 3);
         if (((gate >> 47) & 1) == 0)
         {
-            throw new GuestException(ExceptionVector.SegmentNotPresent, idtError);
+            RaiseFault(ExceptionVector.SegmentNotPresent, idtError);
         }
 
         if (software && gateDpl < Cpl)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, idtError);
+            RaiseFault(ExceptionVector.GeneralProtection, idtError);
         }
 
         var offset = (gate & 0xFFFF) | ((gate >> 32) & 0xFFFF_0000);
@@ -79,19 +79,19 @@ public sealed partial class X86Cpu
         var interruptGate = (type & 1) == 0;
         if (longMode)
         {
-            if (type is not (0xE or 0xF)) { throw new GuestException(ExceptionVector.GeneralProtection, idtError); }
+            if (type is not (0xE or 0xF)) { RaiseFault(ExceptionVector.GeneralProtection, idtError); }
             offset |= ReadSystem(_idtBase + (vector * gateSize) + 8, 4) << 32;
         }
         else if (type is not (0xE or 0xF or 0x6 or 0x7))
         {
-            throw new VmFailureException($"IDT vector {vector} is a task gate (type 0x{type:x}): task switches are not supported");
+            FailVm($"IDT vector {vector} is a task gate (type 0x{type:x}): task switches are not supported");
         }
 
         var target = ReadDescriptor(selector, out _);
         var targetState = SegmentState.FromDescriptor(selector, target);
         if ((targetState.Attributes & SegmentState.AttrP) == 0 || (targetState.Type & 8) == 0)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
+            RaiseFault(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
         }
 
         var oldCpl = Cpl;

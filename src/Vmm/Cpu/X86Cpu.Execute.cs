@@ -462,7 +462,7 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
     {
         if (Cpl > (int)((_rflags >> 12) & 3))
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, 0);
+            RaiseFault(ExceptionVector.GeneralProtection, 0);
         }
     }
 }

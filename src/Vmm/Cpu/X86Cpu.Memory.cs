@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Walker;
@@ -167,25 +168,34 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         RaiseTranslationFault(result.Fault, linear, segment);
     }
 
-    /// <summary>Turns a failed translation into the guest exception (or VM failure) it stands for.</summary>
+    /// <summary>
+    /// Turns a failed translation (the walker's result) into the guest exception or VM failure it stands for: the
+    /// one point where a translation result becomes an unwinding signal.
+    /// </summary>
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private void RaiseTranslationFault(in TranslationResult failure, ulong linear, SegmentRegister segment)
     {
         switch (failure.Status)
         {
             case TranslationStatus.PageFault:
                 _cr2 = failure.Gva.Value;
-                throw new GuestException(ExceptionVector.PageFault, (uint)failure.ErrorCode);
+                RaiseFault(ExceptionVector.PageFault, (uint)failure.ErrorCode);
+                break;
             case TranslationStatus.NonCanonical:
-                throw new GuestException(segment == SegmentRegister.Ss ? ExceptionVector.StackFault : ExceptionVector.GeneralProtection, 0);
+                RaiseFault(segment == SegmentRegister.Ss ? ExceptionVector.StackFault : ExceptionVector.GeneralProtection, 0);
+                break;
             case TranslationStatus.EptMmio:
-                throw new VmFailureException($"instruction fetch from MMIO at gpa 0x{failure.Gpa.Value:x} (linear 0x{linear:x})");
+                FailVm($"instruction fetch from MMIO at gpa 0x{failure.Gpa.Value:x} (linear 0x{linear:x})");
+                break;
             case TranslationStatus.Error when failure.Error == WalkError.UnsupportedPagingMode:
                 var paging = _mmu.Context;
-                throw new VmFailureException(
+                FailVm(
                     $"guest paging mode {paging.Mode} (CR0=0x{paging.Cr0:x}, CR4=0x{paging.Cr4:x}, EFER=0x{paging.Efer:x}) is not supported by the walker: only paging off and 4-level long mode are");
-            default:
-                throw new VmFailureException($"memory access at linear 0x{linear:x} failed: {failure}");
+                break;
         }
+
+        FailVm($"memory access at linear 0x{linear:x} failed: {failure}");
     }
 
     /// <summary>Reads operand <paramref name="n"/>: a register, the memory operand, or an immediate (sign-extended as encoded).</summary>

@@ -31,17 +31,23 @@ public sealed partial class X86Cpu
     /// <summary>Reads the 8-byte descriptor <paramref name="selector"/> names (#GP(selector) beyond the table's limit).</summary>
     private ulong ReadDescriptor(ushort selector, out ulong address)
     {
+        if (!TryDescriptorAddress(selector, out address))
+        {
+            RaiseFault(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
+        }
+
+        return ReadSystem(address, 8);
+    }
+
+    /// <summary>The linear address of <paramref name="selector"/>'s descriptor; false when it lies beyond its table's limit.</summary>
+    private bool TryDescriptorAddress(ushort selector, out ulong address)
+    {
         var local = (selector & 4) != 0;
         var tableBase = local ? _segments[(int)SegmentRegister.Ldtr].Base : _gdtBase;
         var tableLimit = local ? _segments[(int)SegmentRegister.Ldtr].Limit : _gdtLimit;
         var offset = (ulong)(selector & ~7);
-        if (offset + 7 > tableLimit)
-        {
-            throw new GuestException(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
-        }
-
         address = tableBase + offset;
-        return ReadSystem(address, 8);
+        return offset + 7 <= tableLimit;
     }
 
     /// <summary>MOV/POP to a data or stack segment register, or a CS load by a far transfer, with the protected-mode checks.</summary>
@@ -49,14 +55,14 @@ public sealed partial class X86Cpu
     {
         if ((_cr0 & Cr0Pe) == 0)
         {
-            throw new VmFailureException("real-mode segment loads are not supported by the interpreter");
+            FailVm("real-mode segment loads are not supported by the interpreter");
         }
 
         if ((selector & 0xFFFC) == 0)
         {
             if (segment == SegmentRegister.Cs || (segment == SegmentRegister.Ss && (_bitness != 64 || Cpl == 3)))
             {
-                throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                RaiseFault(ExceptionVector.GeneralProtection, 0);
             }
 
             _segments[(int)segment] = new SegmentState { Selector = selector };
@@ -72,12 +78,12 @@ public sealed partial class X86Cpu
             || (segment == SegmentRegister.Ss && (isCode || (state.Type & 2) == 0))
             || (segment != SegmentRegister.Cs && segment != SegmentRegister.Ss && isCode && (state.Type & 2) == 0))
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
+            RaiseFault(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
         }
 
         if ((state.Attributes & SegmentState.AttrP) == 0)
         {
-            throw new GuestException(segment == SegmentRegister.Ss ? ExceptionVector.StackFault : ExceptionVector.SegmentNotPresent, (uint)(selector & 0xFFFC));
+            RaiseFault(segment == SegmentRegister.Ss ? ExceptionVector.StackFault : ExceptionVector.SegmentNotPresent, (uint)(selector & 0xFFFC));
         }
 
         if ((state.Type & 1) == 0)
@@ -108,7 +114,7 @@ public sealed partial class X86Cpu
         {
             if (segment == SegmentRegister.Tr)
             {
-                throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                RaiseFault(ExceptionVector.GeneralProtection, 0);
             }
 
             _segments[(int)segment] = new SegmentState { Selector = selector };
@@ -117,7 +123,7 @@ public sealed partial class X86Cpu
 
         if ((selector & 4) != 0)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
+            RaiseFault(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
         }
 
         var descriptor = ReadDescriptor(selector, out var address);
@@ -125,12 +131,12 @@ public sealed partial class X86Cpu
         var wantType = segment == SegmentRegister.Tr ? state.Type is 9 or 1 : state.Type == 2;
         if ((state.Attributes & SegmentState.AttrS) != 0 || !wantType)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
+            RaiseFault(ExceptionVector.GeneralProtection, (uint)(selector & 0xFFFC));
         }
 
         if ((state.Attributes & SegmentState.AttrP) == 0)
         {
-            throw new GuestException(ExceptionVector.SegmentNotPresent, (uint)(selector & 0xFFFC));
+            RaiseFault(ExceptionVector.SegmentNotPresent, (uint)(selector & 0xFFFC));
         }
 
         if ((_efer & EferLma) != 0)

@@ -33,7 +33,7 @@ public sealed partial class X86Cpu
                 var segment = (SegmentRegister)(i.Op0Register - Register.ES);
                 if (segment == SegmentRegister.Cs)
                 {
-                    throw Undefined(ref d, "MOV to CS");
+                    RaiseUndefined(ref d, "MOV to CS");
                 }
 
                 LoadSegment(segment, (ushort)ReadOperand(ref d, 1));
@@ -122,7 +122,7 @@ public sealed partial class X86Cpu
                 if (OverflowFlag()) { DeliverSoftwareInterrupt((byte)ExceptionVector.Overflow); }
                 return;
             case Op.Iret: InterruptReturn(ref d); return;
-            case Op.Ud: throw Undefined(ref d, "an undefined opcode");
+            case Op.Ud: RaiseUndefined(ref d, "an undefined opcode"); return;
             case Op.Cpuid: Cpuid(); return;
             case Op.Rdtsc:
                 SetEdxEax((ulong)(_instructions + _tscOffset));
@@ -179,7 +179,7 @@ public sealed partial class X86Cpu
             case Op.Swapgs:
             {
                 RequireCpl0();
-                if (_bitness != 64) { throw Undefined(ref d, "SWAPGS outside 64-bit mode"); }
+                if (_bitness != 64) { RaiseUndefined(ref d, "SWAPGS outside 64-bit mode"); }
                 ref var gs = ref _segments[(int)SegmentRegister.Gs];
                 (gs.Base, _kernelGsBase) = (_kernelGsBase, gs.Base);
                 return;
@@ -190,21 +190,16 @@ public sealed partial class X86Cpu
                 LoadAccessOrLimit(ref d);
                 return;
             default:
-                throw Undefined(ref d, $"'{i}' is not implemented by the interpreter");
+                RaiseUndefined(ref d, $"'{i}' is not implemented by the interpreter");
+                return;
         }
-    }
-
-    private GuestException Undefined(ref DecodedInstruction d, string what)
-    {
-        _lastFaultDetail = $"#UD at RIP 0x{_currentIp:x} ({d.Instruction}): {what}";
-        return new GuestException(ExceptionVector.InvalidOpcode, null, _lastFaultDetail);
     }
 
     private void RequireCpl0()
     {
         if (Cpl != 0)
         {
-            throw new GuestException(ExceptionVector.GeneralProtection, 0);
+            RaiseFault(ExceptionVector.GeneralProtection, 0);
         }
     }
 
@@ -239,7 +234,7 @@ public sealed partial class X86Cpu
         Register.CR3 => _cr3,
         Register.CR4 => _cr4,
         Register.CR8 => _cr8,
-        _ => throw new GuestException(ExceptionVector.InvalidOpcode),
+        _ => RaiseFault<ulong>(ExceptionVector.InvalidOpcode),
     };
 
     private void WriteControlRegister(Register register, ulong value)
@@ -251,7 +246,7 @@ public sealed partial class X86Cpu
                 value |= Cr0Et;
                 if ((value >> 32) != 0 || ((value & Cr0Pg) != 0 && (value & Cr0Pe) == 0))
                 {
-                    throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                    RaiseFault(ExceptionVector.GeneralProtection, 0);
                 }
 
                 var enablingPaging = (value & Cr0Pg) != 0 && (_cr0 & Cr0Pg) == 0;
@@ -260,7 +255,7 @@ public sealed partial class X86Cpu
                 {
                     if ((_cr4 & Cr4Pae) == 0)
                     {
-                        throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                        RaiseFault(ExceptionVector.GeneralProtection, 0);
                     }
 
                     _efer |= EferLma;
@@ -269,7 +264,7 @@ public sealed partial class X86Cpu
                 {
                     if (_bitness == 64)
                     {
-                        throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                        RaiseFault(ExceptionVector.GeneralProtection, 0);
                     }
 
                     _efer &= ~EferLma;
@@ -277,7 +272,7 @@ public sealed partial class X86Cpu
 
                 if ((value & Cr0Pe) == 0)
                 {
-                    throw new VmFailureException("clearing CR0.PE (real mode) is not supported by the interpreter");
+                    FailVm("clearing CR0.PE (real mode) is not supported by the interpreter");
                 }
 
                 _cr0 = value;
@@ -297,7 +292,7 @@ public sealed partial class X86Cpu
             case Register.CR4:
                 if ((_efer & EferLma) != 0 && (value & Cr4Pae) == 0)
                 {
-                    throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                    RaiseFault(ExceptionVector.GeneralProtection, 0);
                 }
 
                 _cr4 = value;
@@ -307,7 +302,8 @@ public sealed partial class X86Cpu
                 _cr8 = value & 0xF;
                 return;
             default:
-                throw new GuestException(ExceptionVector.InvalidOpcode);
+                RaiseFault(ExceptionVector.InvalidOpcode);
+                return;
         }
     }
 
@@ -333,7 +329,7 @@ public sealed partial class X86Cpu
             case >= 0x200 and <= 0x2FF: return _mtrrs.GetValueOrDefault(msr);
             default:
                 _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: RDMSR of MSR 0x{msr:x}, which the interpreter does not model";
-                throw new GuestException(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
+                return RaiseFault<ulong>(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
         }
     }
 
@@ -350,7 +346,7 @@ public sealed partial class X86Cpu
                 if ((value & ~(EferSce | EferLme | EferLma | EferNxe)) != 0
                     || ((_cr0 & Cr0Pg) != 0 && ((value ^ _efer) & EferLme) != 0))
                 {
-                    throw new GuestException(ExceptionVector.GeneralProtection, 0);
+                    RaiseFault(ExceptionVector.GeneralProtection, 0);
                 }
 
                 _efer = (value & ~EferLma) | (_efer & EferLma);
@@ -370,7 +366,8 @@ public sealed partial class X86Cpu
             case >= 0x200 and <= 0x2FF: _mtrrs[msr] = value; return;
             default:
                 _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: WRMSR of MSR 0x{msr:x}, which the interpreter does not model";
-                throw new GuestException(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
+                RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
+                return;
         }
     }
 
@@ -486,15 +483,9 @@ public sealed partial class X86Cpu
     private void LoadAccessOrLimit(ref DecodedInstruction d)
     {
         var selector = (ushort)ReadOperand(ref d, 1);
-        ulong descriptor;
-        try
-        {
-            descriptor = (selector & 0xFFFC) == 0 ? 0 : ReadDescriptor(selector, out _);
-        }
-        catch (GuestException exception) when (exception.Vector == ExceptionVector.GeneralProtection)
-        {
-            descriptor = 0;
-        }
+
+        // A null selector or one beyond its table's limit only clears ZF; a fault reading the table still faults.
+        var descriptor = (selector & 0xFFFC) != 0 && TryDescriptorAddress(selector, out var address) ? ReadSystem(address, 8) : 0;
 
         if (descriptor == 0 || ((descriptor >> 47) & 1) == 0)
         {

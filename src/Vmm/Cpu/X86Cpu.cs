@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.Notifier;
+using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
 using Iced.Intel;
@@ -251,20 +252,45 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         return null;
     }
 
-    /// <summary>One line per register group, for a stop report.</summary>
-    public string DescribeState()
+    /// <summary>The vCPU's registers, for a stop report (call between runs, on the owning thread).</summary>
+    public RegisterSnapshot CaptureRegisters() => new()
     {
-        var flags = GetRflags();
-        return string.Join(
-            Environment.NewLine,
-            $"RIP={_rip:x16} RFLAGS={flags:x8} CPL={Cpl} mode={_bitness}-bit",
-            $"RAX={_gpr[0]:x16} RBX={_gpr[3]:x16} RCX={_gpr[1]:x16} RDX={_gpr[2]:x16}",
-            $"RSI={_gpr[6]:x16} RDI={_gpr[7]:x16} RBP={_gpr[5]:x16} RSP={_gpr[4]:x16}",
-            $"R8 ={_gpr[8]:x16} R9 ={_gpr[9]:x16} R10={_gpr[10]:x16} R11={_gpr[11]:x16}",
-            $"R12={_gpr[12]:x16} R13={_gpr[13]:x16} R14={_gpr[14]:x16} R15={_gpr[15]:x16}",
-            $"CR0={_cr0:x8} CR2={_cr2:x16} CR3={_cr3:x16} CR4={_cr4:x8} EFER={_efer:x}",
-            $"CS={_segments[1].Selector:x4} SS={_segments[2].Selector:x4} DS={_segments[3].Selector:x4} GDT={_gdtBase:x}/{_gdtLimit:x} IDT={_idtBase:x}/{_idtLimit:x}");
-    }
+        Rax = _gpr[0],
+        Rcx = _gpr[1],
+        Rdx = _gpr[2],
+        Rbx = _gpr[3],
+        Rsp = _gpr[4],
+        Rbp = _gpr[5],
+        Rsi = _gpr[6],
+        Rdi = _gpr[7],
+        R8 = _gpr[8],
+        R9 = _gpr[9],
+        R10 = _gpr[10],
+        R11 = _gpr[11],
+        R12 = _gpr[12],
+        R13 = _gpr[13],
+        R14 = _gpr[14],
+        R15 = _gpr[15],
+        Rip = _rip,
+        Rflags = GetRflags(),
+        Cpl = Cpl,
+        Bitness = _bitness,
+        Cr0 = _cr0,
+        Cr2 = _cr2,
+        Cr3 = _cr3,
+        Cr4 = _cr4,
+        Efer = _efer,
+        Cs = _segments[(int)SegmentRegister.Cs].Selector,
+        Ss = _segments[(int)SegmentRegister.Ss].Selector,
+        Ds = _segments[(int)SegmentRegister.Ds].Selector,
+        GdtBase = _gdtBase,
+        GdtLimit = _gdtLimit,
+        IdtBase = _idtBase,
+        IdtLimit = _idtLimit,
+    };
+
+    /// <summary>The register lines of <see cref="CaptureRegisters"/>, for test and log messages.</summary>
+    public string DescribeState() => RegisterFormatter.Format(CaptureRegisters());
 
     private static SegmentState FromCache(in SegmentCache cache) => new()
     {

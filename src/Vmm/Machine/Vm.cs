@@ -211,6 +211,11 @@ public sealed class Vm : IDisposable
             VmStopKind.Halted => 0,
             _ => null,
         };
+        if (kind is VmStopKind.TripleFault)
+        {
+            exit = exit with { Detail = exit.Detail + Environment.NewLine + cpu.DescribeState() };
+        }
+
         if (kind is VmStopKind.TripleFault or VmStopKind.InternalError)
         {
             _logger.LogInformation("VM stopped: {Detail}", exit.Detail);

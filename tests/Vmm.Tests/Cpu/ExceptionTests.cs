@@ -64,6 +64,42 @@ public sealed class ExceptionTests
         Assert.That(m[Register.ESI], Is.EqualTo(0xDE));
     }
 
+    [TestCase(32)]
+    [TestCase(64)]
+    public void SignedDivideWhoseDividendIsTheHostsMostNegativeIntegerFaultsInsteadOfOverflowingTheHost(int width)
+    {
+        // EDX:EAX (or RDX:RAX) = the most negative 64-bit (128-bit) integer, divided by -1: the quotient overflows,
+        // which x86 reports as #DE and .NET as an OverflowException; the interpreter must deliver the #DE.
+        Label handler = default;
+        using var m = CpuTestMachine.With(64, a =>
+        {
+            handler = a.CreateLabel();
+            if (width == 64)
+            {
+                a.mov(rdx, unchecked((long)0x8000_0000_0000_0000UL));
+                a.xor(eax, eax);
+                a.mov(rcx, -1);
+                a.idiv(rcx);
+            }
+            else
+            {
+                a.mov(edx, unchecked((int)0x8000_0000));
+                a.xor(eax, eax);
+                a.mov(ecx, -1);
+                a.idiv(ecx);
+            }
+
+            a.hlt();
+            a.Label(ref handler);
+            a.mov(esi, 0xDE);
+            a.hlt();
+        });
+        m.SetGate(0, m.AddressOf(handler));
+        m.RunToHalt();
+
+        Assert.That(m[Register.ESI], Is.EqualTo(0xDE));
+    }
+
     [Test]
     public void AnExceptionWithoutAPresentGateTripleFaultsWithAReport([Values(32, 64)] int bitness)
     {
@@ -78,7 +114,8 @@ public sealed class ExceptionTests
         {
             Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.TripleFault));
             Assert.That(exit.Detail, Does.Contain("triple fault").And.Contain("DivideError"));
-            Assert.That(exit.Detail, Does.Contain("RIP="), "the report carries the register state");
+            Assert.That(exit.Detail, Does.Contain($"at RIP 0x{CpuTestMachine.CodeAddress + 2:x}"), "the report names the faulting instruction");
+            Assert.That(m.Cpu.CaptureRegisters().Rip, Is.EqualTo(CpuTestMachine.CodeAddress + 2), "the registers stay at the fault for the report");
         });
     }
 

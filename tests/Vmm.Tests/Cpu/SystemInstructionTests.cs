@@ -45,6 +45,40 @@ public sealed class SystemInstructionTests
     }
 
     [Test]
+    public void LarAndLslReadAValidDescriptorAndOnlyClearZfForANullOrOutOfTableSelector()
+    {
+        // The 32-bit machine's GDT has five entries (limit 39): 0x08 is the flat 4 GiB code segment, 0x40 lies past the table.
+        using var m = CpuTestMachine.Execute(32, a =>
+        {
+            a.mov(ecx, 0x08);
+            a.lar(eax, ecx);
+            a.setz(bl);
+            a.lsl(edx, ecx);
+            a.setz(bh);
+            a.mov(ecx, 0x40);
+            a.mov(esi, 0x1234);
+            a.lar(esi, ecx);
+            a.setz(al);
+            a.xor(ecx, ecx);
+            a.lsl(edi, ecx);
+            a.setz(ah);
+            a.hlt();
+        }, m => m[Register.EDI] = 0x5678);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(m[Register.BL], Is.EqualTo(1), "LAR of the code segment sets ZF");
+            Assert.That(m[Register.BH], Is.EqualTo(1), "LSL of the code segment sets ZF");
+            Assert.That(m[Register.EDX], Is.EqualTo(0xFFFF_FFFFUL), "its limit, scaled by G");
+            Assert.That(m[Register.AL], Is.Zero, "a selector past the GDT's limit clears ZF without a fault");
+            Assert.That(m[Register.ESI], Is.EqualTo(0x1234), "and leaves the destination alone");
+            Assert.That(m[Register.AH], Is.Zero, "so does the null selector");
+            Assert.That(m[Register.EDI], Is.EqualTo(0x5678));
+            Assert.That(m.Cpu.Stats.ExceptionsDelivered, Is.Zero);
+        });
+    }
+
+    [Test]
     public void RdtscAdvances([Values(32, 64)] int bitness)
     {
         using var m = CpuTestMachine.Execute(bitness, a =>
