@@ -1,6 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
+using Hypervisor.Vmm.Accel;
+using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
 using Microsoft.Extensions.Logging;
@@ -36,11 +39,8 @@ internal static class RunCommand
     /// <summary>Guest RAM when <c>-m</c> is not given: 128 MiB, as QEMU.</summary>
     internal const ulong DefaultMemoryBytes = 128UL << 20;
 
-    private enum Accelerator
-    {
-        Emulated,
-        Kvm,
-    }
+    /// <summary>The wall-clock limit under kvm when <c>--timeout</c> is not given (KVM here emulates guest kernel code slowly).</summary>
+    internal static readonly TimeSpan KvmDefaultTimeout = TimeSpan.FromMinutes(10);
 
     /// <summary>Creates <c>run</c>.</summary>
     public static Command Create(CliContext context, Option<LogLevel> logLevel)
@@ -65,7 +65,7 @@ internal static class RunCommand
         };
         var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
         var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
-        var accel = CliOptions.Enum("--accel", "Where the guest runs.", Accelerator.Emulated);
+        var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
         var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
         var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
@@ -110,42 +110,53 @@ internal static class RunCommand
             }
 
             var elf = ElfImage.Parse(File.ReadAllBytes(file.FullName));
+            var accelerator = parseResult.GetValue(accel);
+            var instructionLimit = parseResult.GetValue(maxInstructions);
+            var forkMs = parseResult.GetValue(hostForks);
+            var seconds = parseResult.GetValue(timeout);
+            if (accelerator != AcceleratorKind.Emulated && (instructionLimit > 0 || forkMs > 0))
+            {
+                var option = instructionLimit > 0 ? "--max-instructions" : "--host-fork-every";
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{option} needs --accel emulated: KVM runs guest RAM outside the simulated host and counts no instructions");
+                return ExitCodes.UsageError;
+            }
+
+            if (accelerator == AcceleratorKind.Kvm && !KvmAvailability.IsAvailable(out var why))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--accel kvm is not available here: {why}");
+                return ExitCodes.RuntimeError;
+            }
+
+            using var loggerFactory = CliLogging.CreateFactory(parseResult.GetValue(logLevel));
             var options = new VmOptions
             {
+                Accelerator = accelerator,
                 MemoryBytes = parseResult.GetValue(memory).Bytes,
                 CpuCount = parseResult.GetValue(smp),
                 CommandLine = parseResult.GetValue(commandLine) ?? string.Empty,
                 Protocol = parseResult.GetValue(protocol),
-                InstructionLimit = parseResult.GetValue(maxInstructions),
-                HostForkInterval = parseResult.GetValue(hostForks) is var forkMs and > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
-                Timeout = parseResult.GetValue(timeout) is var seconds and > 0 ? TimeSpan.FromSeconds(seconds) : null,
+                InstructionLimit = instructionLimit,
+                HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
+                Timeout = seconds > 0 ? TimeSpan.FromSeconds(seconds) : accelerator == AcceleratorKind.Kvm ? KvmDefaultTimeout : null,
+                LoggerFactory = loggerFactory,
             };
-            using var loggerFactory = CliLogging.CreateFactory(parseResult.GetValue(logLevel));
-            options = options with { LoggerFactory = loggerFactory };
-            var live = context.IsTerminal && !parseResult.GetValue(plain);
-            return parseResult.GetValue(accel) == Accelerator.Kvm
-                ? KvmRun.Run(elf, file.Name, options, context)
-                : EmulatedRun.Run(elf, file.Name, options, context, live);
+
+            // The live panel shows the interpreter's and the MMU's counters, which only the emulated accelerator has.
+            var live = accelerator == AcceleratorKind.Emulated && context.IsTerminal && !parseResult.GetValue(plain);
+            var console = live ? new GuestConsole() : new GuestConsole(context.Output);
+            using var vm = new Vm(options, console);
+            vm.Boot(elf);
+            var result = live ? LivePanel.Run(vm, file.Name) : vm.Run();
+            if (live)
+            {
+                context.Output.Write(console.Transcript());
+            }
+
+            RunReport.Write(result, vm, file.Name, ReportWriter.Create(context, plain: !live));
+            return result.ExitCode;
         });
         return command;
     }
-
-    /// <summary>The exit code of <c>hv run</c>: the guest's own code when it has one, else the run's status (3 or 4).</summary>
-    /// <param name="guestExitCode">The guest's code (debug-exit value, or 0 for power-off or HLT), or null.</param>
-    /// <param name="status">The QEMU-style status of the run: 3 when the VM broke, 4 at a limit.</param>
-    internal static int ExitCode(int? guestExitCode, int status) => guestExitCode ?? status;
-
-    /// <summary>The report row's words for how the guest exited, with the status QEMU would return for it.</summary>
-    /// <param name="request">The device's stop request, or null when the guest halted.</param>
-    /// <param name="guestExitCode">The guest's code.</param>
-    internal static string DescribeGuestExit(VmStop? request, int guestExitCode) => request switch
-    {
-        { Reason: VmStopReason.Shutdown } => string.Create(
-            CultureInfo.InvariantCulture,
-            $"written to {request.Device} port 0xF4; QEMU's exit status would be ({guestExitCode}<<1)|1 = {request.ExitStatus}"),
-        { Reason: VmStopReason.PowerOff } => $"ACPI power-off by {request.Device}; QEMU's exit status would be 0",
-        _ => "HLT with nothing to wake the vCPU; exit code 0",
-    };
 
     /// <summary>Parses a QEMU-style memory size: a bare number is MiB; K, M, G suffixes (optionally with B or iB).</summary>
     internal static bool TryParseMemory(string text, out ulong bytes)

@@ -1,15 +1,17 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
-using Hypervisor.GuestMmu.Walker;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Vmas;
+using Hypervisor.Vmm.Accel;
+using Hypervisor.Vmm.Accel.Emulated;
+using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
-using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Devices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -18,27 +20,35 @@ using HostProcess = Hypervisor.HostMm.Mm;
 namespace Hypervisor.Vmm.Machine;
 
 /// <summary>
-/// A virtual machine on the emulated accelerator: guest RAM is anonymous memory of a simulated host process
-/// (memslot 0 at gpa 0), the secondary MMU (EPT) is subscribed to that process's notifier chain, and the boot
-/// vCPU runs on the interpreter with the PC devices. Everything the MMU does is counted.
+/// A virtual machine on either accelerator (<see cref="VmOptions.Accelerator"/>): it owns guest RAM, the PC devices
+/// and the boot, and runs the vCPUs of its <see cref="IAccelerator"/> into one <see cref="VmRunResult"/>. On the
+/// emulated accelerator guest RAM is anonymous memory of a simulated host process (memslot 0 at gpa 0) under the
+/// secondary MMU (EPT), subscribed to that process's notifier chain, and everything the MMU does is counted; on kvm it
+/// is a real anonymous mapping registered with /dev/kvm.
 /// </summary>
-/// <remarks>Lock order and threading: <see cref="Run"/> runs the boot vCPU on the calling thread; host
-/// operations (swap, KSM, mprotect …) may run on other threads at the same time and reach the vCPU only
-/// through the notifier chain and TLB shootdowns. <see cref="Progress"/> may be read from any thread.</remarks>
+/// <remarks>
+/// <para>Threads: <see cref="Run"/> runs the boot vCPU on the calling thread; host operations (swap, KSM, mprotect …)
+/// may run on other threads at the same time and reach the vCPU only through the notifier chain and TLB shootdowns.
+/// <see cref="Progress"/> may be read from any thread.</para>
+/// <para>vCPUs: the accelerator creates every vCPU; only the boot vCPU runs. Application processors (started by
+/// INIT–SIPI through their local APIC) will each run on their own thread with the same stop token as the boot vCPU;
+/// the first whose exit ends the VM cancels that token so the others return, and <see cref="VmRunResult.Vcpus"/>
+/// already carries every vCPU's state.</para>
+/// </remarks>
 public sealed class Vm : IDisposable
 {
     /// <summary>Log category of the VM.</summary>
     public const string LogCategory = "Hypervisor.Vmm.Machine";
 
-    private const long BudgetPerSlice = 1 << 20;
-
     private readonly ILogger _logger;
-    private readonly MmuContext[] _contexts;
-    private long _elapsedTicks;
     private HostForkScenario? _forker;
+    private long _runStart;
+    private long _elapsedTicks;
+    private VmRunResult? _last;
 
-    /// <summary>Builds the VM: host process, guest RAM, memslot, MMU, devices and vCPUs.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">An option breaks its rule.</exception>
+    /// <summary>Builds the VM: guest RAM (and, when emulated, the host process, memslot and MMU), devices and vCPUs.</summary>
+    /// <exception cref="VmOptionsException">An option breaks its rule.</exception>
+    /// <exception cref="KvmUnavailableException">The kvm accelerator was asked for and /dev/kvm cannot be used.</exception>
     public Vm(VmOptions options, GuestConsole console)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -46,57 +56,51 @@ public sealed class Vm : IDisposable
         options.Validate();
         Options = options;
         _logger = (ILogger?)options.LoggerFactory?.CreateLogger(LogCategory) ?? NullLogger.Instance;
-        var hostBytes = Math.Max(HostMemoryOptions.MinTotalBytes, options.MemoryBytes + (options.MemoryBytes / 8) + (32UL << 20));
-        hostBytes = (hostBytes + (4UL << 20) - 1) & ~((4UL << 20) - 1);
-        Host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } });
-        Process = Host.CreateMm();
-        var ramBase = Process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
-        Ram = new GuestRam(Process, ramBase, options.MemoryBytes);
-        Shootdown = new TlbShootdown();
-        Mmu = new TdpMmu(Shootdown);
-        if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
-        {
-            Mmu.Trace = new LoggingMmuTrace(mmuLogger);
-        }
-
-        Mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(Process));
         Stop = new VmStopSignal();
         Bus = new DeviceBus(options.LoggerFactory?.CreateLogger(DeviceBus.LogCategory));
         Console = console;
         Devices = PcDevices.Attach(Bus, console, Stop, options.CpuCount, options.MemoryBytes);
-        CodeMap = new CodePageMap(options.MemoryBytes);
-        X86Cpu.PrepareHotPaths();
-        _contexts = new MmuContext[options.CpuCount];
-        var cpus = new X86Cpu[options.CpuCount];
-        for (var id = 0; id < options.CpuCount; id++)
+        if (options.Accelerator == AcceleratorKind.Kvm)
         {
-            _contexts[id] = new MmuContext(Mmu, id);
-            cpus[id] = new X86Cpu(_contexts[id], Bus, CodeMap, Stop, id);
+            Accelerator = new KvmAccelerator(options.MemoryBytes, options.CpuCount, Bus, Stop, options.LoggerFactory?.CreateLogger(KvmAccelerator.LogCategory));
         }
-
-        Cpus = cpus;
+        else
+        {
+            (Host, Process, Shootdown, Mmu, var ram) = MapGuestRam(options);
+            Accelerator = new EmulatedAccelerator(ram, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit);
+        }
     }
 
     /// <summary>The options the VM was built with.</summary>
     public VmOptions Options { get; }
 
-    /// <summary>The simulated host.</summary>
-    public Host Host { get; }
+    /// <summary>What runs the vCPUs.</summary>
+    public IAccelerator Accelerator { get; }
 
-    /// <summary>The host process whose anonymous memory is guest RAM.</summary>
-    public HostProcess Process { get; }
+    /// <summary>The emulated accelerator (its interpreters and decoded-code map); null on kvm.</summary>
+    public EmulatedAccelerator? Emulated => Accelerator as EmulatedAccelerator;
 
-    /// <summary>Guest RAM.</summary>
-    public GuestRam Ram { get; }
+    /// <summary>True on the emulated accelerator, where guest RAM lives in the simulated host under the secondary MMU.</summary>
+    [MemberNotNullWhen(true, nameof(Host), nameof(Process), nameof(Memslots), nameof(Shootdown), nameof(Mmu), nameof(Emulated))]
+    public bool IsEmulated => Host is not null && Process is not null && Memslots is not null && Shootdown is not null && Mmu is not null && Emulated is not null;
 
-    /// <summary>The memslots (owned by <see cref="Mmu"/>).</summary>
-    public MemslotSet Memslots => Mmu.Memslots;
+    /// <summary>Guest RAM as the boot loader writes it.</summary>
+    public IGuestPhysicalMemory Ram => Accelerator.Memory;
 
-    /// <summary>The vCPU TLB shootdown.</summary>
-    public TlbShootdown Shootdown { get; }
+    /// <summary>The simulated host (emulated only; null on kvm).</summary>
+    public Host? Host { get; }
 
-    /// <summary>The secondary MMU.</summary>
-    public TdpMmu Mmu { get; }
+    /// <summary>The host process whose anonymous memory is guest RAM (emulated only; null on kvm).</summary>
+    public HostProcess? Process { get; }
+
+    /// <summary>The memslots, owned by <see cref="Mmu"/> (emulated only; null on kvm, where KVM holds them).</summary>
+    public MemslotSet? Memslots => Mmu?.Memslots;
+
+    /// <summary>The vCPU TLB shootdown (emulated only; null on kvm).</summary>
+    public TlbShootdown? Shootdown { get; }
+
+    /// <summary>The secondary MMU (emulated only; null on kvm, whose EPT is the host kernel's).</summary>
+    public TdpMmu? Mmu { get; }
 
     /// <summary>The stop signal devices post to.</summary>
     public VmStopSignal Stop { get; }
@@ -109,12 +113,6 @@ public sealed class Vm : IDisposable
 
     /// <summary>The PC devices.</summary>
     public PcDevices Devices { get; }
-
-    /// <summary>Pages holding decoded code.</summary>
-    public CodePageMap CodeMap { get; }
-
-    /// <summary>The vCPUs' interpreters (index = vCPU id; only vCPU 0 runs).</summary>
-    public IReadOnlyList<X86Cpu> Cpus { get; }
 
     /// <summary>The image loaded by <see cref="Boot"/>, if any.</summary>
     public LoadedImage? Image { get; private set; }
@@ -130,133 +128,134 @@ public sealed class Vm : IDisposable
         var loaded = ImageLoader.Load(image, Ram);
         Protocol = GuestBoot.Resolve(loaded, Options.Protocol);
         var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine);
-        Cpus[0].Load(state);
+        Accelerator.Vcpus[0].SetInitialState(state);
         Image = loaded;
-        _logger.LogInformation("Booting via {Protocol} at RIP 0x{Rip:x} with {Memory} MiB", Protocol, state.Rip, Options.MemoryBytes >> 20);
+        _logger.LogInformation("Booting via {Protocol} at RIP 0x{Rip:x} with {Memory} MiB on {Accelerator}", Protocol, state.Rip, Options.MemoryBytes >> 20, Accelerator.Kind);
         return loaded;
     }
 
-    /// <summary>Runs the boot vCPU until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/> fires.</summary>
+    /// <summary>
+    /// Runs the boot vCPU until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/>
+    /// fires (<see cref="VmStopKind.Cancelled"/>; the VM's own timeout gives <see cref="VmStopKind.Timeout"/>).
+    /// </summary>
     /// <returns>How the run ended (with both the QEMU-style <see cref="VmRunResult.ExitStatus"/> and the guest's own
-    /// <see cref="VmRunResult.GuestExitCode"/>) and the counters.</returns>
+    /// <see cref="VmRunResult.GuestExitCode"/>), every vCPU's registers and the counters.</returns>
     public VmRunResult Run(CancellationToken cancellationToken = default)
     {
-        var cpu = Cpus[0];
-        var forker = Options.HostForkInterval is { } interval ? new HostForkScenario(Process, interval) : null;
+        var forker = Options.HostForkInterval is { } interval && Process is not null ? new HostForkScenario(Process, interval) : null;
         _forker = forker;
-        var clock = Stopwatch.StartNew();
-        var limit = Options.InstructionLimit;
-        var timeout = Options.Timeout;
-        CpuExit exit;
-        VmStopKind kind;
+        using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var start = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _runStart, start);
+        using var deadline = Options.Timeout is { } timeout ? new RunDeadline(stopAll, start, timeout) : null;
+        VcpuExit exit;
         try
         {
-            while (true)
-            {
-                var budget = limit > 0 ? Math.Min(BudgetPerSlice, limit - cpu.InstructionsRetired) : BudgetPerSlice;
-                if (budget <= 0)
-                {
-                    exit = new CpuExit(CpuExitReason.BudgetExhausted, $"stopped at the instruction limit of {limit} at RIP 0x{cpu.Rip:x}");
-                    kind = VmStopKind.InstructionLimit;
-                    break;
-                }
-
-                exit = cpu.Run(budget);
-                Volatile.Write(ref _elapsedTicks, clock.Elapsed.Ticks);
-                if (exit.Reason != CpuExitReason.BudgetExhausted)
-                {
-                    kind = exit.Reason switch
-                    {
-                        CpuExitReason.StopRequested => VmStopKind.GuestExit,
-                        CpuExitReason.Halted => VmStopKind.Halted,
-                        CpuExitReason.TripleFault => VmStopKind.TripleFault,
-                        _ => VmStopKind.InternalError,
-                    };
-                    break;
-                }
-
-                if (cancellationToken.IsCancellationRequested || (timeout is { } t && clock.Elapsed >= t))
-                {
-                    exit = new CpuExit(CpuExitReason.BudgetExhausted, cancellationToken.IsCancellationRequested
-                        ? $"cancelled at RIP 0x{cpu.Rip:x}"
-                        : $"stopped after the timeout of {timeout!.Value.TotalSeconds:0.#} s at RIP 0x{cpu.Rip:x}");
-                    kind = VmStopKind.Timeout;
-                    break;
-                }
-            }
+            exit = Accelerator.Vcpus[0].Run(stopAll.Token);
         }
         finally
         {
-            clock.Stop();
+            deadline?.Dispose();
+            Volatile.Write(ref _elapsedTicks, Stopwatch.GetElapsedTime(start).Ticks);
+            Volatile.Write(ref _runStart, 0);
             forker?.Dispose();
             Console.Flush();
         }
 
+        var vcpus = Accelerator.Vcpus.Select(v => new VcpuResult(v.Id, v.Counters, v.CaptureRegisters())).ToArray();
+        if (exit.Kind == VmStopKind.Cancelled)
+        {
+            // The vCPU cannot tell why its stop token fired; the VM can: its caller, or its own timeout.
+            var rip = vcpus[0].Registers!.Value.Rip;
+            exit = deadline is { Fired: true } && !cancellationToken.IsCancellationRequested && Options.Timeout is { } limit
+                ? new VcpuExit(VmStopKind.Timeout, $"stopped after the timeout of {limit.TotalSeconds:0.#} s at RIP 0x{rip:x}")
+                : new VcpuExit(VmStopKind.Cancelled, $"cancelled at RIP 0x{rip:x}");
+        }
+
         if (forker?.Failure is { } hostFailure)
         {
-            exit = new CpuExit(CpuExitReason.InternalError, $"the host fork scenario failed: {hostFailure.Message}");
-            kind = VmStopKind.InternalError;
+            exit = new VcpuExit(VmStopKind.InternalError, $"the host fork scenario failed: {hostFailure.Message}");
         }
 
-        var status = kind switch
-        {
-            VmStopKind.GuestExit => Stop.Request?.ExitStatus ?? 0,
-            VmStopKind.Halted => 0,
-            VmStopKind.TripleFault or VmStopKind.InternalError => 3,
-            _ => 4,
-        };
-        int? guestExitCode = kind switch
-        {
-            VmStopKind.GuestExit => Stop.Request is { } request ? VmRunResult.GuestExitCodeOf(request) : 0,
-            VmStopKind.Halted => 0,
-            _ => null,
-        };
-        if (kind is VmStopKind.TripleFault)
-        {
-            exit = exit with { Detail = exit.Detail + Environment.NewLine + cpu.DescribeState() };
-        }
-
-        if (kind is VmStopKind.TripleFault or VmStopKind.InternalError)
+        if (VmExitStatus.BreaksTheVm(exit.Kind))
         {
             _logger.LogInformation("VM stopped: {Detail}", exit.Detail);
         }
 
-        Volatile.Write(ref _elapsedTicks, clock.Elapsed.Ticks);
-        return Snapshot(kind, exit.Detail, status, guestExitCode);
+        var result = Snapshot(exit, vcpus);
+        Volatile.Write(ref _last, result);
+        return result;
     }
 
-    /// <summary>The counters so far, for a live view (read from any thread; figures may lag by one block).</summary>
-    public VmRunResult Progress() => Snapshot(VmStopKind.Timeout, "running", 0, null);
-
-    /// <summary>Tears the VM down: the host process exits (the MMU is released through its notifier) and the host is freed.</summary>
-    public void Dispose()
+    /// <summary>
+    /// The counters so far, for a live view (read from any thread; figures may lag by one block): kind
+    /// <see cref="VmStopKind.Running"/> and no registers while the VM runs or before it has; after a run, that run's result.
+    /// </summary>
+    public VmRunResult Progress()
     {
-        foreach (var context in _contexts)
+        if (Volatile.Read(ref _runStart) == 0 && Volatile.Read(ref _last) is { } last)
         {
-            context.Dispose();
+            return last;
         }
 
-        Mmu.Dispose();
-        if (!Process.HasExited)
+        var vcpus = Accelerator.Vcpus.Select(v => new VcpuResult(v.Id, v.Counters, null)).ToArray();
+        return Snapshot(new VcpuExit(VmStopKind.Running, "running"), vcpus);
+    }
+
+    /// <summary>Tears the VM down: the accelerator's vCPUs, then (emulated) the host process exits, which releases the MMU through its notifier, and the host is freed.</summary>
+    public void Dispose()
+    {
+        Accelerator.Dispose();
+        Mmu?.Dispose();
+        if (Process is { HasExited: false })
         {
             Process.Exit();
         }
 
-        Host.Dispose();
+        Host?.Dispose();
     }
 
-    private VmRunResult Snapshot(VmStopKind kind, string detail, int status, int? guestExitCode) => new()
+    /// <summary>
+    /// Guest RAM for the emulated accelerator: anonymous memory of a new simulated host process, registered with the
+    /// secondary MMU as memslot 0 at gpa 0 (the MMU owns the memslots and subscribes to the process's notifier chain).
+    /// The one place the VM sets up its memslots.
+    /// </summary>
+    private static (Host Host, HostProcess Process, TlbShootdown Shootdown, TdpMmu Mmu, GuestRam Ram) MapGuestRam(VmOptions options)
     {
-        Kind = kind,
-        Detail = detail,
-        ExitStatus = status,
-        GuestExitCode = guestExitCode,
-        Elapsed = TimeSpan.FromTicks(Volatile.Read(ref _elapsedTicks)),
-        Cpu = Cpus[0].Stats,
-        Mmu = Mmu.Stats,
-        Tlb = _contexts[0].Tlb.Stats,
-        Walker = _contexts[0].Walker.Stats,
-        CodePageInvalidations = CodeMap.Invalidations,
-        HostForks = _forker?.Forks ?? 0,
-    };
+        var hostBytes = Math.Max(HostMemoryOptions.MinTotalBytes, options.MemoryBytes + (options.MemoryBytes / 8) + (32UL << 20));
+        hostBytes = (hostBytes + (4UL << 20) - 1) & ~((4UL << 20) - 1);
+        var host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } });
+        var process = host.CreateMm();
+        var ramBase = process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
+        var shootdown = new TlbShootdown();
+        var mmu = new TdpMmu(shootdown);
+        if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
+        {
+            mmu.Trace = new LoggingMmuTrace(mmuLogger);
+        }
+
+        mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(process));
+        return (host, process, shootdown, mmu, new GuestRam(process, ramBase, options.MemoryBytes));
+    }
+
+    private VmRunResult Snapshot(VcpuExit exit, VcpuResult[] vcpus)
+    {
+        var start = Volatile.Read(ref _runStart);
+        var elapsed = start != 0 ? Stopwatch.GetElapsedTime(start) : TimeSpan.FromTicks(Volatile.Read(ref _elapsedTicks));
+        var request = exit.Kind == VmStopKind.Running ? null : Stop.Request;
+        return new VmRunResult
+        {
+            Accelerator = Accelerator.Kind,
+            Kind = exit.Kind,
+            Detail = exit.Detail,
+            Cause = exit.Cause,
+            ExitStatus = VmExitStatus.Of(exit.Kind, request),
+            GuestExitCode = VmExitStatus.GuestExitCodeOf(exit.Kind, request),
+            Elapsed = elapsed,
+            Vcpus = vcpus,
+            Mmu = Mmu?.Stats ?? default,
+            CodePageInvalidations = Emulated?.CodeMap.Invalidations ?? 0,
+            HostForks = _forker?.Forks ?? 0,
+        };
+    }
 }

@@ -1,64 +1,70 @@
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Walker;
+using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Cpu;
-using Hypervisor.Vmm.Devices;
 
 namespace Hypervisor.Vmm.Machine;
 
-/// <summary>The outcome of a VM run and what every mechanism counted during it.</summary>
+/// <summary>The outcome of a VM run on either accelerator, the state of every vCPU, and what every mechanism counted.</summary>
 public sealed record VmRunResult
 {
+    /// <summary>The accelerator the VM ran on.</summary>
+    public required AcceleratorKind Accelerator { get; init; }
+
     /// <summary>How the run ended.</summary>
     public required VmStopKind Kind { get; init; }
 
-    /// <summary>One line (or, for faults, the register dump) saying why.</summary>
+    /// <summary>One line saying why (the registers are in <see cref="Registers"/>).</summary>
     public required string Detail { get; init; }
 
+    /// <summary>The accelerator's own name for an internal error when it has several (kvm: FailEntry, InternalError, UnhandledExit).</summary>
+    public string? Cause { get; init; }
+
     /// <summary>
-    /// The QEMU-style exit status of the run: <c>(value&lt;&lt;1)|1</c> for a value written to the debug-exit port (as
-    /// QEMU's isa-debug-exit returns it), 0 for ACPI power-off or HLT; 3 when the VM broke (triple fault, internal
-    /// error) and 4 at a limit, which QEMU has no equivalent for. <c>hv run</c> reports it and returns
-    /// <see cref="GuestExitCode"/> instead when there is one.
+    /// The QEMU-style exit status of the run (<see cref="VmExitStatus.Of"/>): <c>(value&lt;&lt;1)|1</c> for a value written
+    /// to the debug-exit port, 0 for ACPI power-off or HLT; 3 when the VM broke and 4 at a limit.
     /// </summary>
     public required int ExitStatus { get; init; }
 
-    /// <summary>
-    /// The guest's own exit code: the value it wrote to the debug-exit port 0xF4 (so <see cref="ExitStatus"/> is
-    /// <c>(code&lt;&lt;1)|1</c>), 0 for ACPI power-off or HLT; null when the VM broke or hit a limit. This is what
-    /// <c>hv run</c> returns when it is not null.
-    /// </summary>
+    /// <summary>The guest's own exit code (<see cref="VmExitStatus.GuestExitCodeOf"/>); null when the VM broke or hit a limit.</summary>
     public required int? GuestExitCode { get; init; }
 
-    /// <summary>Wall-clock time spent running guest code.</summary>
+    /// <summary>The exit code of <c>hv run</c>: <see cref="GuestExitCode"/> when there is one, else <see cref="ExitStatus"/>.</summary>
+    public int ExitCode => VmExitStatus.ExitCode(GuestExitCode, ExitStatus);
+
+    /// <summary>Wall-clock time spent running guest code (so far, in a progress snapshot).</summary>
     public required TimeSpan Elapsed { get; init; }
 
-    /// <summary>The boot vCPU's interpreter counters.</summary>
-    public required CpuStats Cpu { get; init; }
+    /// <summary>Every vCPU, index = vCPU id.</summary>
+    public required IReadOnlyList<VcpuResult> Vcpus { get; init; }
 
-    /// <summary>The secondary MMU's counters.</summary>
-    public required TdpMmuStats Mmu { get; init; }
+    /// <summary>The boot vCPU (id 0).</summary>
+    public VcpuResult BootVcpu => Vcpus[0];
 
-    /// <summary>The boot vCPU's TLB counters.</summary>
-    public required TlbStats Tlb { get; init; }
+    /// <summary>The boot vCPU's registers when the run ended; null while running.</summary>
+    public RegisterSnapshot? Registers => BootVcpu.Registers;
 
-    /// <summary>The boot vCPU's page-walk counters.</summary>
-    public required WalkerStats Walker { get; init; }
+    /// <summary>The boot vCPU's interpreter counters (zero on kvm).</summary>
+    public CpuStats Cpu => BootVcpu.Counters.Interpreter;
+
+    /// <summary>The boot vCPU's TLB counters (zero on kvm).</summary>
+    public TlbStats Tlb => BootVcpu.Counters.Tlb;
+
+    /// <summary>The boot vCPU's page-walk counters (zero on kvm).</summary>
+    public WalkerStats Walker => BootVcpu.Counters.Walker;
+
+    /// <summary>The secondary MMU's counters (zero on kvm, whose EPT is the host kernel's).</summary>
+    public TdpMmuStats Mmu { get; init; }
 
     /// <summary>Snapshots the host forked under the running guest (<see cref="VmOptions.HostForkInterval"/>).</summary>
     public long HostForks { get; init; }
 
-    /// <summary>Stores that hit pages holding decoded code.</summary>
-    public required long CodePageInvalidations { get; init; }
+    /// <summary>Stores that hit pages holding decoded code (zero on kvm).</summary>
+    public long CodePageInvalidations { get; init; }
 
-    /// <summary>Guest instructions per second, in millions.</summary>
+    /// <summary>Guest instructions per second, in millions (0 on kvm, which counts no instructions).</summary>
     public double Mips => Elapsed.TotalSeconds <= 0 ? 0 : Cpu.Instructions / Elapsed.TotalSeconds / 1e6;
 
     /// <summary>Fraction of TLB lookups that hit.</summary>
     public double TlbHitRate => Tlb.Hits + Tlb.Misses == 0 ? 0 : (double)Tlb.Hits / (Tlb.Hits + Tlb.Misses);
-
-    /// <summary>The guest's own exit code for a device's stop request: the debug-exit value, or 0 for power-off.</summary>
-    /// <param name="stop">The request.</param>
-    /// <returns><c>(status - 1) / 2</c> for a debug-exit stop, 0 for ACPI power-off.</returns>
-    internal static int GuestExitCodeOf(VmStop stop) =>
-        stop.Reason == VmStopReason.Shutdown ? (int)((uint)stop.ExitStatus >> 1) : 0;
 }

@@ -1,23 +1,33 @@
 namespace Hypervisor.Vmm.Machine;
 
-/// <summary>How a VM run ended.</summary>
+/// <summary>How a VM run ended (or, for <see cref="Vm.Progress"/>, that it has not).</summary>
+/// <remarks><see cref="VmExitStatus"/> maps each to the run's exit status.</remarks>
 public enum VmStopKind
 {
-    /// <summary>The guest asked to exit (debug-exit port, ACPI power-off).</summary>
+    /// <summary>Not stopped: a <see cref="Vm.Progress"/> snapshot of a VM that is running or has not run yet.</summary>
+    Running,
+
+    /// <summary>The guest asked to exit through a device (debug-exit port, ACPI power-off).</summary>
     GuestExit,
 
     /// <summary>The boot vCPU halted with nothing that could wake it.</summary>
     Halted,
 
-    /// <summary>The guest triple-faulted: the machine shut down.</summary>
+    /// <summary>The vCPU shut down and the accelerator cannot say why (KVM_EXIT_SHUTDOWN: usually a triple fault).</summary>
+    Shutdown,
+
+    /// <summary>The guest triple-faulted: an exception could not be delivered even as a double fault.</summary>
     TripleFault,
 
-    /// <summary>The VM could not continue (an unsupported mode switch, a broken walk).</summary>
+    /// <summary>The accelerator could not continue (a mode the interpreter does not model, a failed VM entry, an exit KVM could not handle).</summary>
     InternalError,
 
-    /// <summary>The run hit its instruction limit.</summary>
+    /// <summary>The run hit its instruction limit (emulated only).</summary>
     InstructionLimit,
 
-    /// <summary>The run hit its wall-clock timeout or was cancelled.</summary>
+    /// <summary>The run hit its wall-clock timeout.</summary>
     Timeout,
+
+    /// <summary>The caller cancelled the run.</summary>
+    Cancelled,
 }

@@ -43,6 +43,6 @@ public sealed class HostForkUnderGuestTests
             console);
         vm.Boot(image);
         var result = vm.Run();
-        return (result, console.Transcript(), [.. MmuAuditor.Check(vm.Mmu).Select(v => v.ToString())]);
+        return (result, console.Transcript(), [.. MmuAuditor.Check(vm.Mmu!).Select(v => v.ToString())]);
     }
 }

@@ -7,8 +7,9 @@ using Hypervisor.Vmm.Tests.Support;
 namespace Hypervisor.Vmm.Tests.Machine;
 
 /// <summary>
-/// How a <see cref="Vm"/> run ends, on tiny images: the guest's own exit code beside QEMU's status, HLT and
-/// power-off, a triple fault's report, the instruction limit and the timeout.
+/// How a <see cref="Vm"/> run ends on the emulated accelerator, on tiny images: the guest's own exit code beside QEMU's
+/// status, HLT and power-off, a triple fault's and an internal error's report with the registers, the instruction
+/// limit, the timeout, cancellation, and the progress snapshot of a VM that has not stopped.
 /// </summary>
 public sealed class VmExitTests
 {
@@ -71,9 +72,30 @@ public sealed class VmExitTests
             Assert.That(result.ExitStatus, Is.EqualTo(3));
             Assert.That(result.Detail, Does.StartWith("triple fault: InvalidOpcode"));
             Assert.That(result.Detail, Does.Contain($"RIP 0x{TestImages.CodeAddress + 10:x}"), "the #UD is reported at the UD2 after the 10-byte MOV");
-            Assert.That(result.Detail, Does.Contain($"RAX={TestImages.RaxMarker:x16}"));
-            Assert.That(result.Detail, Does.Contain("RIP=").And.Contain("RSP=").And.Contain("CR3="));
-            Assert.That(MmuAuditor.Check(vm.Mmu), Is.Empty);
+            Assert.That(result.Detail, Does.Not.Contain(Environment.NewLine), "one line; the registers travel in the snapshot");
+            Assert.That(result.Registers?.Rax, Is.EqualTo(TestImages.RaxMarker));
+            Assert.That(result.Registers?.Rip, Is.EqualTo(TestImages.CodeAddress + 10));
+            Assert.That(result.Registers?.Bitness, Is.EqualTo(64));
+            Assert.That(MmuAuditor.Check(vm.Mmu!), Is.Empty);
+        });
+    }
+
+    [TestCase(false, "Legacy32")]
+    [TestCase(true, "Pae")]
+    public void APagingModeTheWalkerDoesNotModelStopsTheVmWithAnInternalErrorNamingIt(bool pae, string mode)
+    {
+        var (result, vm) = Run(TestImages.EnableLegacyPaging(pae));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.InternalError), result.Detail);
+            Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Broken));
+            Assert.That(result.GuestExitCode, Is.Null);
+            Assert.That(result.Detail, Does.StartWith($"guest paging mode {mode} "));
+            Assert.That(result.Registers?.Rbx, Is.EqualTo(TestImages.RaxMarker & 0xFFFF_FFFF));
+            Assert.That(result.Registers?.Cr0 & 0x8000_0000, Is.EqualTo(0x8000_0000UL));
+            Assert.That(result.Registers?.Cr4 & 0x20, Is.EqualTo(pae ? 0x20UL : 0));
+            Assert.That(MmuAuditor.Check(vm.Mmu!), Is.Empty);
         });
     }
 
@@ -119,20 +141,60 @@ public sealed class VmExitTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Timeout), result.Detail);
-            Assert.That(result.Detail, Does.StartWith("cancelled"));
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Cancelled), result.Detail);
+            Assert.That(result.Detail, Does.StartWith("cancelled at RIP 0x"));
             Assert.That(result.GuestExitCode, Is.Null);
+            Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Limit));
         });
     }
 
     [Test]
-    public void ProgressHasNoGuestCodeWhileRunning()
+    public void ProgressIsRunningWithoutAGuestCodeOrRegistersUntilTheRunEnds()
     {
         var console = new GuestConsole();
         using var vm = new Vm(new VmOptions { MemoryBytes = Memory }, console);
         vm.Boot(ElfImage.Parse(TestImages.Halt()));
+        var before = vm.Progress();
 
-        Assert.That(vm.Progress().GuestExitCode, Is.Null);
+        var result = vm.Run();
+        var after = vm.Progress();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(before.Kind, Is.EqualTo(VmStopKind.Running));
+            Assert.That(before.GuestExitCode, Is.Null);
+            Assert.That(before.Registers, Is.Null);
+            Assert.That(after, Is.SameAs(result), "after the run, progress is the run's result");
+        });
+    }
+
+    [Test]
+    public void ProgressWhileTheGuestRunsIsRunningAndCounts()
+    {
+        using var cancel = new CancellationTokenSource();
+        var console = new GuestConsole();
+        using var vm = new Vm(new VmOptions { MemoryBytes = Memory, Timeout = TimeSpan.FromSeconds(30) }, console);
+        vm.Boot(ElfImage.Parse(TestImages.Spin()));
+        var run = Task.Run(() => vm.Run(cancel.Token));
+        VmRunResult progress;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        do
+        {
+            Thread.Sleep(10);
+            progress = vm.Progress();
+        }
+        while (progress.Cpu.Instructions == 0 && clock.Elapsed < TimeSpan.FromSeconds(20));
+
+        cancel.Cancel();
+        var result = run.Wait(TimeSpan.FromSeconds(20)) ? run.Result : null;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(progress.Kind, Is.EqualTo(VmStopKind.Running));
+            Assert.That(progress.Cpu.Instructions, Is.Positive, "the counters move while the guest runs");
+            Assert.That(progress.Elapsed, Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(result?.Kind, Is.EqualTo(VmStopKind.Cancelled), "cancelled, not timed out: the timeout is 30 s");
+        });
     }
 
     [TearDown]

@@ -105,6 +105,6 @@ public sealed class VmGuestTests
         using var vm = new Vm(new VmOptions { CommandLine = commandLine, Timeout = Limit }, console);
         vm.Boot(image);
         var result = vm.Run();
-        return (result, console.Transcript(), MmuAuditor.Check(vm.Mmu));
+        return (result, console.Transcript(), MmuAuditor.Check(vm.Mmu!));
     }
 }

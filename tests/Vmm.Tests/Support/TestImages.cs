@@ -27,6 +27,40 @@ internal static class TestImages
         return ElfBuilder.Elf64(CodeAddress, ElfSegmentSpec.Load(CodeAddress, code.ToArray())).Build();
     }
 
+    /// <summary>An ELF image with a PVH note whose entry runs the 32-bit code <paramref name="emit"/> writes (flat protected mode, paging off).</summary>
+    /// <param name="emit">Emits the instructions.</param>
+    public static byte[] Pvh32(Action<Assembler> emit)
+    {
+        var assembler = new Assembler(32);
+        emit(assembler);
+        using var code = new MemoryStream();
+        assembler.Assemble(new StreamCodeWriter(code), CodeAddress);
+        return ElfBuilder.Elf64(CodeAddress, ElfSegmentSpec.Load(CodeAddress, code.ToArray()), ElfSegmentSpec.Note(ElfBuilder.PvhNote((uint)CodeAddress))).Build();
+    }
+
+    /// <summary>
+    /// Enters through PVH and turns on 32-bit paging: legacy 2-level (<paramref name="pae"/> false) or PAE, neither of
+    /// which the walker models, with <see cref="RaxMarker"/>'s low half in EBX.
+    /// </summary>
+    /// <param name="pae">Sets CR4.PAE first.</param>
+    public static byte[] EnableLegacyPaging(bool pae) => Pvh32(a =>
+    {
+        a.mov(ebx, unchecked((int)(uint)RaxMarker));
+        if (pae)
+        {
+            a.mov(eax, cr4);
+            a.or(eax, 0x20);
+            a.mov(cr4, eax);
+        }
+
+        a.mov(eax, 0x9000);
+        a.mov(cr3, eax);
+        a.mov(eax, cr0);
+        a.or(eax, unchecked((int)0x8000_0000));
+        a.mov(cr0, eax);
+        a.hlt();
+    });
+
     /// <summary>Loads <see cref="RaxMarker"/> into RAX and executes UD2 with no IDT entries: #UD, #GP, #DF, triple fault.</summary>
     public static byte[] TripleFault() => Code64(a =>
     {

@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -14,11 +14,12 @@ namespace Hypervisor.Vmm.Accel.Kvm;
 /// interpreter uses. There is no in-kernel irqchip, so the local APIC page, PIC ports and HLT all reach user space.
 /// </summary>
 /// <remarks>
-/// <para>Threads: <see cref="Run"/> runs vCPU 0 (the bootstrap processor) on the calling thread, one call at a time.
-/// Further vCPUs are created with their CPUID but never run: they stay where a real AP waits for its start-up IPI,
-/// which the device set does not deliver. A timeout or cancellation is delivered by <see cref="KvmRunWatchdog"/>:
-/// kvm_run.immediate_exit plus a no-op signal (<see cref="KvmKickSignal"/>) sent to the calling thread, so a guest
-/// spinning without exits still stops. Run unblocks that signal on the calling thread.</para>
+/// <para>Threads: <see cref="Run"/> runs one vCPU on the calling thread, one call at a time per vCPU; different vCPUs
+/// may run on different threads at once (the VM runs only the bootstrap processor today: the others stay where a real
+/// AP waits for its start-up IPI, which the device set does not deliver). A stop request from another thread (the VM's
+/// timeout or cancellation) is delivered by <see cref="KvmRunWatchdog"/>: kvm_run.immediate_exit plus a no-op signal
+/// (<see cref="KvmKickSignal"/>) sent to the vCPU's thread, so a guest spinning without exits still stops. Run unblocks
+/// that signal on the calling thread.</para>
 /// <para>Layout: RAM must end at or below <see cref="MaxMemoryBytes"/>, keeping the 32-bit MMIO hole (local APIC) and
 /// the TSS pages KVM needs on Intel without unrestricted guest (<see cref="TssAddress"/>; KVM places its identity-map page just below them) out of RAM.</para>
 /// </remarks>
@@ -40,16 +41,19 @@ public sealed class KvmMachine : IDisposable
     private readonly ILogger _logger;
     private readonly int[] _vcpuFds;
     private readonly nint[] _runs;
+    private readonly int[] _running;
+    private readonly long[] _exits;
+    private readonly long[] _portIoExits;
+    private readonly long[] _mmioExits;
     private int _systemFd = -1;
     private int _vmFd = -1;
     private nint _ram;
     private nuint _runSize;
-    private int _running;
     private int _disposed;
 
     /// <summary>Creates the VM, its RAM and its vCPUs.</summary>
     /// <param name="memoryBytes">Guest RAM in bytes: a non-zero multiple of 4 KiB, at most <see cref="MaxMemoryBytes"/>.</param>
-    /// <param name="cpuCount">vCPUs to create, 1 to <see cref="MaxCpuCount"/>; only vCPU 0 runs.</param>
+    /// <param name="cpuCount">vCPUs to create, 1 to <see cref="MaxCpuCount"/>.</param>
     /// <param name="logger">Where creation and stops are logged at Debug level; null for none.</param>
     /// <exception cref="ArgumentOutOfRangeException">The memory size or CPU count is out of range.</exception>
     /// <exception cref="KvmUnavailableException">/dev/kvm is missing or a KVM call failed; the message names the ioctl and errno.</exception>
@@ -71,6 +75,10 @@ public sealed class KvmMachine : IDisposable
         _logger = logger ?? NullLogger.Instance;
         _vcpuFds = new int[cpuCount];
         _runs = new nint[cpuCount];
+        _running = new int[cpuCount];
+        _exits = new long[cpuCount];
+        _portIoExits = new long[cpuCount];
+        _mmioExits = new long[cpuCount];
         Array.Fill(_vcpuFds, -1);
         MemorySize = memoryBytes;
         CpuCount = cpuCount;
@@ -113,19 +121,21 @@ public sealed class KvmMachine : IDisposable
     /// <summary>vCPUs created.</summary>
     public int CpuCount { get; }
 
-    /// <summary>Loads <paramref name="state"/> into vCPU 0: segment caches, GDTR/IDTR, CR0/3/4, EFER and the general registers.</summary>
+    /// <summary>Loads <paramref name="state"/> into a vCPU: segment caches, GDTR/IDTR, CR0/3/4, EFER and the general registers.</summary>
+    /// <param name="vcpuId">The vCPU, 0 to <see cref="CpuCount"/> - 1.</param>
     /// <param name="state">The boot protocol's state; RFLAGS bit 1 is forced on.</param>
     /// <exception cref="KvmUnavailableException">KVM rejected the state (e.g. EFER.LME without CPUID long mode); the message names the ioctl.</exception>
-    /// <exception cref="InvalidOperationException"><see cref="Run"/> is in progress.</exception>
-    public void SetInitialState(in InitialCpuState state)
+    /// <exception cref="InvalidOperationException"><see cref="Run"/> is in progress on that vCPU.</exception>
+    public void SetInitialState(int vcpuId, in InitialCpuState state)
     {
         ThrowIfDisposed();
-        if (Volatile.Read(ref _running) != 0)
+        CheckVcpu(vcpuId);
+        if (Volatile.Read(ref _running[vcpuId]) != 0)
         {
-            throw new InvalidOperationException("the vCPU state cannot be set while Run is in progress: wait for Run to return");
+            throw new InvalidOperationException($"vCPU {vcpuId}'s state cannot be set while Run is in progress on it: wait for Run to return");
         }
 
-        var fd = _vcpuFds[0];
+        var fd = _vcpuFds[vcpuId];
         var sregs = default(KvmSregs);
         Ioctl(fd, KvmIoctl.GetSregs, ref sregs, "KVM_GET_SREGS");
         sregs.Cs = KvmSegment.From(state.Cs);
@@ -158,49 +168,57 @@ public sealed class KvmMachine : IDisposable
     }
 
     /// <summary>
-    /// Runs vCPU 0 until a device posts a stop, the guest halts, shuts down or hits an exit KVM cannot handle, the
-    /// timeout elapses or <paramref name="cancellationToken"/> is cancelled. Port I/O and MMIO exits go to
-    /// <paramref name="bus"/>; <paramref name="stop"/> is checked before entering the guest and after every exit.
+    /// Runs a vCPU until a device posts a stop, the guest halts, shuts down or hits an exit KVM cannot handle, or
+    /// <paramref name="stop"/> is cancelled. Port I/O and MMIO exits go to <paramref name="bus"/>;
+    /// <paramref name="signal"/> is checked before entering the guest and after every exit.
     /// </summary>
+    /// <param name="vcpuId">The vCPU, 0 to <see cref="CpuCount"/> - 1.</param>
     /// <param name="bus">The device bus (typically with <see cref="PcDevices"/> attached).</param>
-    /// <param name="stop">The stop signal the bus's devices post to.</param>
-    /// <param name="timeout">The wall-clock limit, positive, or <see cref="Timeout.InfiniteTimeSpan"/>.</param>
-    /// <param name="cancellationToken">Stops the run with <see cref="KvmStopKind.Cancelled"/>.</param>
-    /// <returns>Why the run stopped, the guest RIP and exit counters.</returns>
-    /// <exception cref="ArgumentOutOfRangeException">The timeout is neither positive nor infinite.</exception>
-    /// <exception cref="InvalidOperationException">Another thread is already in <see cref="Run"/>.</exception>
+    /// <param name="signal">The stop signal the bus's devices post to.</param>
+    /// <param name="stop">Stops the run with <see cref="VmStopKind.Cancelled"/>, even from inside the guest.</param>
+    /// <returns>Why the run stopped; <see cref="CountersOf"/> has the exits.</returns>
+    /// <exception cref="InvalidOperationException">Another thread is already in <see cref="Run"/> on this vCPU.</exception>
     /// <exception cref="KvmUnavailableException">KVM_RUN failed with an error other than EINTR/EAGAIN.</exception>
     /// <remarks>An exception thrown by a device propagates out of Run; the vCPU then stays at the exit it was handling.</remarks>
-    public KvmRunResult Run(DeviceBus bus, VmStopSignal stop, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public VcpuExit Run(int vcpuId, DeviceBus bus, VmStopSignal signal, CancellationToken stop = default)
     {
         ArgumentNullException.ThrowIfNull(bus);
-        ArgumentNullException.ThrowIfNull(stop);
-        if (timeout <= TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
-        {
-            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, $"timeout {timeout} is invalid: it must be positive or Timeout.InfiniteTimeSpan");
-        }
-
+        ArgumentNullException.ThrowIfNull(signal);
         ThrowIfDisposed();
-        if (Interlocked.Exchange(ref _running, 1) != 0)
+        CheckVcpu(vcpuId);
+        if (Interlocked.Exchange(ref _running[vcpuId], 1) != 0)
         {
-            throw new InvalidOperationException("Run is already in progress on another thread: a vCPU runs on one thread at a time");
+            throw new InvalidOperationException($"Run is already in progress on vCPU {vcpuId} on another thread: a vCPU runs on one thread at a time");
         }
 
         try
         {
-            return RunLoop(bus, stop, timeout, cancellationToken);
+            return RunLoop(vcpuId, bus, signal, stop);
         }
         finally
         {
-            Volatile.Write(ref _running, 0);
+            Volatile.Write(ref _running[vcpuId], 0);
         }
+    }
+
+    /// <summary>A vCPU's exits so far (readable from any thread while it runs).</summary>
+    /// <param name="vcpuId">The vCPU, 0 to <see cref="CpuCount"/> - 1.</param>
+    public VcpuCounters CountersOf(int vcpuId)
+    {
+        CheckVcpu(vcpuId);
+        return new VcpuCounters
+        {
+            Exits = Volatile.Read(ref _exits[vcpuId]),
+            PortIo = Volatile.Read(ref _portIoExits[vcpuId]),
+            Mmio = Volatile.Read(ref _mmioExits[vcpuId]),
+        };
     }
 
     /// <summary>Closes the vCPUs and the VM and unmaps guest RAM; <see cref="Memory"/> then throws.</summary>
     /// <exception cref="InvalidOperationException"><see cref="Run"/> is in progress (cancel it and wait for it first).</exception>
     public void Dispose()
     {
-        if (Volatile.Read(ref _running) != 0)
+        if (IsRunning())
         {
             throw new InvalidOperationException("the machine cannot be disposed while Run is in progress: cancel the run and wait for it to return");
         }
@@ -212,53 +230,68 @@ public sealed class KvmMachine : IDisposable
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the machine is disposed.</summary>
     internal void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
-    /// <summary>vCPU 0's general registers.</summary>
-    internal KvmRegs GetRegisters()
+    /// <summary>A vCPU's general registers.</summary>
+    internal KvmRegs GetRegisters(int vcpuId)
     {
+        ThrowIfDisposed();
+        CheckVcpu(vcpuId);
         var regs = default(KvmRegs);
-        Ioctl(_vcpuFds[0], KvmIoctl.GetRegs, ref regs, "KVM_GET_REGS");
+        Ioctl(_vcpuFds[vcpuId], KvmIoctl.GetRegs, ref regs, "KVM_GET_REGS");
         return regs;
     }
 
-    /// <summary>vCPU 0's special registers.</summary>
-    internal KvmSregs GetSpecialRegisters()
+    /// <summary>A vCPU's special registers.</summary>
+    internal KvmSregs GetSpecialRegisters(int vcpuId)
     {
+        ThrowIfDisposed();
+        CheckVcpu(vcpuId);
         var sregs = default(KvmSregs);
-        Ioctl(_vcpuFds[0], KvmIoctl.GetSregs, ref sregs, "KVM_GET_SREGS");
+        Ioctl(_vcpuFds[vcpuId], KvmIoctl.GetSregs, ref sregs, "KVM_GET_SREGS");
         return sregs;
     }
 
-    // Pointer access to the mapped kvm_run page: its layout is the kernel's, shared with the running vCPU.
-    private unsafe KvmRunResult RunLoop(DeviceBus bus, VmStopSignal stop, TimeSpan timeout, CancellationToken cancellationToken)
+    private bool IsRunning()
     {
-        var clock = Stopwatch.StartNew();
-        var run = (KvmRunHeader*)_runs[0];
-        var fd = _vcpuFds[0];
-        long exits = 0, portIo = 0, mmio = 0;
+        for (var id = 0; id < _running.Length; id++)
+        {
+            if (Volatile.Read(ref _running[id]) != 0)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private void CheckVcpu(int vcpuId)
+    {
+        if ((uint)vcpuId >= (uint)CpuCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(vcpuId), vcpuId, $"vCPU {vcpuId} does not exist: this machine has vCPUs 0 to {CpuCount - 1}");
+        }
+    }
+
+    // Pointer access to the mapped kvm_run page: its layout is the kernel's, shared with the running vCPU.
+    private unsafe VcpuExit RunLoop(int vcpuId, DeviceBus bus, VmStopSignal signal, CancellationToken stop)
+    {
+        var run = (KvmRunHeader*)_runs[vcpuId];
+        var fd = _vcpuFds[vcpuId];
         KvmKickSignal.UnblockOnCurrentThread();
         var watchdog = new KvmRunWatchdog(run, KvmNative.PthreadSelf(), KvmKickSignal.Signal);
         Volatile.Write(ref run->ImmediateExit, 0);
-        var timer = timeout == Timeout.InfiniteTimeSpan
-            ? null
-            : new Timer(static w => ((KvmRunWatchdog)w!).Fire(KvmStopKind.Timeout), watchdog, timeout, Timeout.InfiniteTimeSpan);
-        var registration = cancellationToken.Register(static w => ((KvmRunWatchdog)w!).Fire(KvmStopKind.Cancelled), watchdog);
+        var registration = stop.Register(static w => ((KvmRunWatchdog)w!).Fire(), watchdog);
         try
         {
             while (true)
             {
-                if (stop.Request is { } request)
+                if (signal.Request is { } request)
                 {
-                    return Result(KvmStopKind.DeviceStop, request.ToString(), request.ExitStatus);
+                    return Result(VmStopKind.GuestExit, request.ToString());
                 }
 
-                if (watchdog.Reason is { } fired)
+                if (watchdog.Fired || stop.IsCancellationRequested)
                 {
-                    return Result(fired, LimitDetail(fired));
-                }
-
-                if (timeout != Timeout.InfiniteTimeSpan && clock.Elapsed >= timeout)
-                {
-                    return Result(KvmStopKind.Timeout, LimitDetail(KvmStopKind.Timeout));
+                    return Result(VmStopKind.Cancelled, "the run was cancelled");
                 }
 
                 if (KvmNative.Ioctl(fd, KvmIoctl.Run, 0) < 0)
@@ -272,56 +305,50 @@ public sealed class KvmMachine : IDisposable
                     throw new KvmUnavailableException("KVM_RUN", errno, "the vCPU could not run");
                 }
 
-                exits++;
+                Volatile.Write(ref _exits[vcpuId], _exits[vcpuId] + 1);
                 var reason = (KvmExitReason)run->ExitReason;
                 switch (reason)
                 {
                     case KvmExitReason.Io:
-                        portIo++;
+                        Volatile.Write(ref _portIoExits[vcpuId], _portIoExits[vcpuId] + 1);
                         HandlePortIo(bus, (byte*)run);
                         break;
                     case KvmExitReason.Mmio:
-                        mmio++;
+                        Volatile.Write(ref _mmioExits[vcpuId], _mmioExits[vcpuId] + 1);
                         HandleMmio(bus, (KvmRunMmio*)((byte*)run + KvmRunHeader.ExitUnionOffset));
                         break;
                     case KvmExitReason.Intr:
                         break;
                     case KvmExitReason.Hlt:
-                        return Result(KvmStopKind.Halted, "the guest executed HLT with no interrupt source to wake it (KVM_EXIT_HLT)");
+                        return Result(VmStopKind.Halted, "the guest executed HLT with no interrupt source to wake it (KVM_EXIT_HLT)");
                     case KvmExitReason.Shutdown:
-                        return Result(KvmStopKind.Shutdown, "the guest shut down its CPU, usually a triple fault (KVM_EXIT_SHUTDOWN)");
+                        return Result(VmStopKind.Shutdown, "the guest shut down its CPU, usually a triple fault (KVM_EXIT_SHUTDOWN)");
                     case KvmExitReason.FailEntry:
                         var fail = (KvmRunFailEntry*)((byte*)run + KvmRunHeader.ExitUnionOffset);
-                        return Result(KvmStopKind.FailEntry, KvmExitDetail.FailEntry(fail->HardwareEntryFailureReason, fail->Cpu));
+                        return Result(VmStopKind.InternalError, KvmExitDetail.FailEntry(fail->HardwareEntryFailureReason, fail->Cpu), "FailEntry");
                     case KvmExitReason.InternalError:
-                        return Result(KvmStopKind.InternalError, InternalErrorDetail((KvmRunInternal*)((byte*)run + KvmRunHeader.ExitUnionOffset)));
+                        return Result(VmStopKind.InternalError, InternalErrorDetail((KvmRunInternal*)((byte*)run + KvmRunHeader.ExitUnionOffset)), "InternalError");
                     default:
-                        return Result(KvmStopKind.UnhandledExit, $"KVM exit reason {reason} ({run->ExitReason}) is not handled by the kvm accelerator");
+                        return Result(VmStopKind.InternalError, $"KVM exit reason {reason} ({run->ExitReason}) is not handled by the kvm accelerator", "UnhandledExit");
                 }
             }
         }
         finally
         {
             watchdog.Disarm();
-            timer?.Dispose();
             registration.Dispose();
         }
 
-        KvmRunResult Result(KvmStopKind kind, string detail, int exitStatus = 0)
+        VcpuExit Result(VmStopKind kind, string detail, string? cause = null)
         {
-            var rip = GetRegisters().Rip;
-            var result = new KvmRunResult(kind, detail, exitStatus, rip, exits, portIo, mmio, clock.Elapsed);
+            var exit = new VcpuExit(kind, detail, cause);
             if (_logger.IsEnabled(LogLevel.Debug))
             {
-                _logger.LogDebug("kvm: run stopped: {Result}", result);
+                _logger.LogDebug("kvm: vCPU {Vcpu} stopped: {Exit}; {Counters}", vcpuId, exit, CountersOf(vcpuId));
             }
 
-            return result;
+            return exit;
         }
-
-        string LimitDetail(KvmStopKind kind) => kind == KvmStopKind.Timeout
-            ? $"the run reached its time limit of {timeout.TotalSeconds:F1} s"
-            : "the run was cancelled";
     }
 
     // Pointer access to the I/O data area of the mapped kvm_run page.

@@ -1,13 +1,11 @@
 using Hypervisor.Vmm.Accel.Kvm;
-using Hypervisor.Vmm.Cli;
-using Hypervisor.Vmm.Devices;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
 /// <summary>
-/// The reports of the exits that break the VM, from synthetic kvm_run payloads (no /dev/kvm needed): the detail of
-/// KVM_EXIT_FAIL_ENTRY (which this machine's paravirtual KVM never produces) and KVM_EXIT_INTERNAL_ERROR, and the
-/// status, exit code and title <c>hv run --accel kvm</c> gives each stop.
+/// The details of the exits that break the VM, from synthetic kvm_run payloads (no /dev/kvm needed):
+/// KVM_EXIT_FAIL_ENTRY (which this machine's paravirtual KVM never produces) and KVM_EXIT_INTERNAL_ERROR. The status,
+/// exit code and title of each stop are the accelerator-independent <c>VmExitStatusTests</c> and <c>RunReportTests</c>.
 /// </summary>
 public sealed class KvmExitDetailTests
 {
@@ -54,59 +52,6 @@ public sealed class KvmExitDetailTests
             Assert.That(full, Does.EndWith(", data " + string.Join(' ', data.Select(d => $"0x{d:x}"))));
             Assert.That(full.Split(' ').Count(w => w.StartsWith("0x", StringComparison.Ordinal)), Is.EqualTo(KvmRunInternal.MaxData));
             Assert.That(shortBuffer, Is.EqualTo("KVM_EXIT_INTERNAL_ERROR: suberror 3 (unexpected exit while delivering an event), data 0x1 0x2"));
-        });
-    }
-
-    [TestCase(KvmStopKind.FailEntry, "the VM could not continue (FailEntry)")]
-    [TestCase(KvmStopKind.InternalError, "the VM could not continue (InternalError)")]
-    [TestCase(KvmStopKind.UnhandledExit, "the VM could not continue (UnhandledExit)")]
-    [TestCase(KvmStopKind.Shutdown, "the guest triple-faulted (KVM_EXIT_SHUTDOWN)")]
-    public void AStopThatBreaksTheVmExitsThreeWithTheRegisters(KvmStopKind kind, string outcome)
-    {
-        var status = KvmRun.Status(kind, deviceExitStatus: 0);
-        var guestExitCode = KvmRun.GuestExitCode(kind, request: null);
-        var exitCode = RunCommand.ExitCode(guestExitCode, status);
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(status, Is.EqualTo(3));
-            Assert.That(guestExitCode, Is.Null);
-            Assert.That(exitCode, Is.EqualTo(3));
-            Assert.That(KvmRun.ShowsRegisters(status, guestExitCode), Is.True);
-            Assert.That(KvmRun.Title("x.elf", kind, guestExitCode, exitCode), Is.EqualTo($"hv run x.elf --accel kvm: {outcome}, exit status 3"));
-        });
-    }
-
-    [TestCase(KvmStopKind.Halted, 0, 0)]
-    [TestCase(KvmStopKind.Timeout, null, 4)]
-    [TestCase(KvmStopKind.Cancelled, null, 4)]
-    public void OtherStopsKeepTheirStatusAndShowNoRegisters(KvmStopKind kind, int? guestCode, int expectedExitCode)
-    {
-        var status = KvmRun.Status(kind, deviceExitStatus: 0);
-        var guestExitCode = KvmRun.GuestExitCode(kind, request: null);
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(guestExitCode, Is.EqualTo(guestCode));
-            Assert.That(RunCommand.ExitCode(guestExitCode, status), Is.EqualTo(expectedExitCode));
-            Assert.That(KvmRun.ShowsRegisters(status, guestExitCode), Is.False);
-        });
-    }
-
-    [Test]
-    public void ADeviceStopIsTheGuestsOwnCode()
-    {
-        var request = VmStop.Shutdown(7, "isa-debug-exit");
-
-        var status = KvmRun.Status(KvmStopKind.DeviceStop, request.ExitStatus);
-        var guestExitCode = KvmRun.GuestExitCode(KvmStopKind.DeviceStop, request);
-
-        Assert.Multiple(() =>
-        {
-            Assert.That(status, Is.EqualTo(15), "QEMU's (7<<1)|1");
-            Assert.That(guestExitCode, Is.EqualTo(7));
-            Assert.That(RunCommand.ExitCode(guestExitCode, status), Is.EqualTo(7));
-            Assert.That(KvmRun.Title("x.elf", KvmStopKind.DeviceStop, guestExitCode, 7), Is.EqualTo("hv run x.elf --accel kvm: the guest exited with code 7, exit status 7"));
         });
     }
 }

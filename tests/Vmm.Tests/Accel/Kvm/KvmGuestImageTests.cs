@@ -1,11 +1,14 @@
-using Hypervisor.Vmm.Accel.Kvm;
+using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
 using Hypervisor.Vmm.Tests.Support;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
-/// <summary>The sample guests (guests/build/*.elf) boot on real KVM through the same loader, boot protocol and devices as the interpreter.</summary>
+/// <summary>The sample guests (guests/build/*.elf) boot on real KVM through the same <see cref="Vm"/>, loader, boot protocol and devices as the interpreter.</summary>
+[Category("Kvm")]
+[Category("Guest")]
 public sealed class KvmGuestImageTests
 {
     private const ulong RamBytes = 128 << 20;
@@ -22,7 +25,7 @@ public sealed class KvmGuestImageTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.DeviceStop), result + "\n" + output);
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result + "\n" + output);
             Assert.That(result.ExitStatus, Is.EqualTo(1), result.ToString());
             Assert.That(output, Does.Contain(line));
         });
@@ -35,7 +38,7 @@ public sealed class KvmGuestImageTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.DeviceStop), result + "\n" + output);
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result + "\n" + output);
             Assert.That(result.ExitStatus, Is.EqualTo(1), result.ToString());
             Assert.That(output, Does.Contain("sieve: 25 primes below 100"));
         });
@@ -48,29 +51,27 @@ public sealed class KvmGuestImageTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.DeviceStop), result + "\n" + output);
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result + "\n" + output);
             Assert.That(result.ExitStatus, Is.EqualTo(1), result.ToString());
             Assert.That(output, Does.Contain("Hello from the guest\n"));
         });
     }
 
-    private static (KvmRunResult Result, string Output) Boot(string guest, string commandLine, BootProtocol protocol = BootProtocol.Auto)
+    private static (VmRunResult Result, string Output) Boot(string guest, string commandLine, BootProtocol protocol = BootProtocol.Auto)
     {
         var image = ElfImage.Parse(File.ReadAllBytes(GuestImages.ImagePath(guest)));
-        using var machine = new KvmMachine(RamBytes);
-        var bus = new DeviceBus();
         var console = new GuestConsole();
-        var stop = new VmStopSignal();
-        PcDevices.Attach(bus, console, stop, 1, RamBytes);
-        var loaded = ImageLoader.Load(image, machine.Memory);
-        machine.SetInitialState(GuestBoot.Setup(machine.Memory, loaded, protocol, commandLine));
+        using var vm = new Vm(
+            new VmOptions { Accelerator = AcceleratorKind.Kvm, MemoryBytes = RamBytes, CommandLine = commandLine, Protocol = protocol, Timeout = Limit },
+            console);
+        vm.Boot(image);
 
-        var result = machine.Run(bus, stop, Limit);
+        var result = vm.Run();
         var output = console.Transcript();
-        TestContext.Out.WriteLine($"{guest} \"{commandLine}\" ({protocol}) on KVM: {result}");
-        if (result.Kind is not (KvmStopKind.DeviceStop or KvmStopKind.Timeout))
+        TestContext.Out.WriteLine($"{guest} \"{commandLine}\" ({protocol}) on KVM: {result.Kind}: {result.Detail}");
+        if (result.Kind is not (VmStopKind.GuestExit or VmStopKind.Timeout))
         {
-            Assert.Inconclusive($"KVM could not run {guest}: {result}; output so far: {output}");
+            Assert.Inconclusive($"KVM could not run {guest}: {result.Kind}: {result.Detail}; output so far: {output}");
         }
 
         return (result, output);

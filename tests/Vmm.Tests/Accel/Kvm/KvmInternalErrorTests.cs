@@ -1,4 +1,4 @@
-using Hypervisor.Vmm.Accel.Kvm;
+using Hypervisor.Vmm.Machine;
 using Hypervisor.Vmm.Tests.Support;
 using static Iced.Intel.AssemblerRegisters;
 
@@ -9,10 +9,9 @@ namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 /// with an instruction its emulator does not implement stops the run with suberror 1, at the instruction, before any
 /// device sees the access; <c>hv run --accel kvm</c> reports it with the registers and exits 3.
 /// </summary>
+[Category("Kvm")]
 public sealed class KvmInternalErrorTests
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
-
     private string _directory = string.Empty;
 
     [SetUp]
@@ -41,16 +40,17 @@ public sealed class KvmInternalErrorTests
             a.hlt();
         });
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.InternalError), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.InternalError), result.ToString());
+            Assert.That(result.Cause, Is.EqualTo("InternalError"));
             Assert.That(result.Detail, Does.StartWith("KVM_EXIT_INTERNAL_ERROR: suberror 1 (instruction emulation failed)"));
             Assert.That(result.Detail, Does.Match(@"\(instruction emulation failed\)(, data( 0x[0-9a-f]+)+)?$"));
-            Assert.That(result.Rip, Is.EqualTo(KvmTestGuest.CodeAddress), "the vCPU stays at the instruction KVM could not emulate");
-            Assert.That(result.ExitStatus, Is.Zero);
-            Assert.That(result.MmioExits, Is.Zero, "the access never reached user space as MMIO");
+            Assert.That(result.Registers?.Rip, Is.EqualTo(KvmTestGuest.CodeAddress), "the vCPU stays at the instruction KVM could not emulate");
+            Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Broken));
+            Assert.That(result.BootVcpu.Counters.Mmio, Is.Zero, "the access never reached user space as MMIO");
             Assert.That(guest.Bus.CountersOf(guest.Devices.LocalApic).MmioReads, Is.Zero);
         });
     }
@@ -65,13 +65,13 @@ public sealed class KvmInternalErrorTests
             a.jmp(eax);
         });
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.InternalError), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.InternalError), result.ToString());
             Assert.That(result.Detail, Does.StartWith("KVM_EXIT_INTERNAL_ERROR: suberror 1 (instruction emulation failed)"));
-            Assert.That(result.Rip, Is.EqualTo((ulong)outsideRam));
+            Assert.That(result.Registers?.Rip, Is.EqualTo((ulong)outsideRam));
         });
     }
 

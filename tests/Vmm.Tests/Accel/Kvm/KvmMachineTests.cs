@@ -1,14 +1,14 @@
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
-/// <summary>Tiny Iced-assembled guests on the real /dev/kvm: port I/O, HLT, triple fault, MMIO, timeout and cancel.</summary>
+/// <summary>Tiny Iced-assembled guests on the real /dev/kvm through a <see cref="Vm"/>: port I/O, HLT, triple fault, MMIO, timeout and cancel.</summary>
+[Category("Kvm")]
 public sealed class KvmMachineTests
 {
-    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
-
     [SetUp]
     public void RequireKvm() => KvmTestGuest.RequireKvm();
 
@@ -26,15 +26,15 @@ public sealed class KvmMachineTests
             a.hlt();
         });
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.DeviceStop), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result.ToString());
             Assert.That(result.ExitStatus, Is.EqualTo(1), result.ToString());
             Assert.That(guest.Console.Transcript(), Is.EqualTo("ok"));
-            Assert.That(result.PortIoExits, Is.EqualTo(3));
-            Assert.That(result.Exits, Is.GreaterThanOrEqualTo(3));
+            Assert.That(result.BootVcpu.Counters.PortIo, Is.EqualTo(3));
+            Assert.That(result.BootVcpu.Counters.Exits, Is.GreaterThanOrEqualTo(3));
             Assert.That(result.Detail, Does.Contain("isa-debug-exit"));
         });
     }
@@ -44,13 +44,13 @@ public sealed class KvmMachineTests
     {
         using var guest = KvmTestGuest.Create32(a => a.hlt());
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.Halted), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.ToString());
             Assert.That(result.ExitStatus, Is.Zero);
-            Assert.That(result.Rip, Is.EqualTo(KvmTestGuest.CodeAddress + 1), "RIP is past the one-byte HLT");
+            Assert.That(result.Registers?.Rip, Is.EqualTo(KvmTestGuest.CodeAddress + 1), "RIP is past the one-byte HLT");
         });
     }
 
@@ -59,9 +59,13 @@ public sealed class KvmMachineTests
     {
         using var guest = KvmTestGuest.Create32(a => a.ud2(), state => state with { IdtBase = 0, IdtLimit = 0 });
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
-        Assert.That(result.Kind, Is.EqualTo(KvmStopKind.Shutdown), result.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Shutdown), result.ToString());
+            Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Broken));
+        });
     }
 
     [Test]
@@ -74,13 +78,13 @@ public sealed class KvmMachineTests
             a.hlt();
         });
 
-        var result = guest.Run(Limit);
-        var rax = guest.Machine.GetRegisters().Rax;
+        var result = guest.Run();
+        var rax = result.Registers?.Rax;
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.DeviceStop), result.ToString());
-            Assert.That(result.MmioExits, Is.EqualTo(1), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result.ToString());
+            Assert.That(result.BootVcpu.Counters.Mmio, Is.EqualTo(1), result.ToString());
             Assert.That(rax, Is.EqualTo((ulong)LocalApicStub.VersionValue));
             Assert.That(result.ExitStatus, Is.EqualTo(((LocalApicStub.VersionValue & 0xFF) << 1) | 1));
             Assert.That(guest.Bus.CountersOf(guest.Devices.LocalApic).MmioReads, Is.EqualTo(1));
@@ -96,11 +100,11 @@ public sealed class KvmMachineTests
             a.hlt();
         });
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.Halted), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.ToString());
             Assert.That(guest.Devices.LocalApic.ReadRegister(LocalApicStub.TprRegister), Is.EqualTo(0x5A));
         });
     }
@@ -119,11 +123,11 @@ public sealed class KvmMachineTests
             a.hlt();
         });
 
-        var result = guest.Run(Limit);
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.Halted), result.ToString());
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.ToString());
             Assert.That(guest.Console.Transcript(), Is.EqualTo("hello"));
         });
     }
@@ -131,19 +135,22 @@ public sealed class KvmMachineTests
     [Test]
     public void SpinningGuestStopsAtTheTimeout()
     {
-        using var guest = KvmTestGuest.Create32(a =>
-        {
-            var spin = a.CreateLabel();
-            a.Label(ref spin);
-            a.jmp(spin);
-        });
+        using var guest = KvmTestGuest.Create32(
+            a =>
+            {
+                var spin = a.CreateLabel();
+                a.Label(ref spin);
+                a.jmp(spin);
+            },
+            limit: TimeSpan.FromMilliseconds(200));
 
-        var result = guest.Run(TimeSpan.FromMilliseconds(200));
+        var result = guest.Run();
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.Kind, Is.EqualTo(KvmStopKind.Timeout), result.ToString());
-            Assert.That(result.Rip, Is.EqualTo(KvmTestGuest.CodeAddress), "the guest was stopped in its loop");
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Timeout), result.ToString());
+            Assert.That(result.Registers?.Rip, Is.EqualTo(KvmTestGuest.CodeAddress), "the guest was stopped in its loop");
+            Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Limit));
             Assert.That(result.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
         });
     }
@@ -159,9 +166,13 @@ public sealed class KvmMachineTests
         });
         using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
 
-        var result = guest.Run(Limit, cancel.Token);
+        var result = guest.Run(cancel.Token);
 
-        Assert.That(result.Kind, Is.EqualTo(KvmStopKind.Cancelled), result.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Cancelled), result.ToString());
+            Assert.That(result.Detail, Does.StartWith("cancelled at RIP 0x"));
+        });
     }
 
     [Test]
@@ -174,14 +185,14 @@ public sealed class KvmMachineTests
             a.hlt();
         });
 
-        var first = guest.Run(Limit);
-        var second = guest.Run(Limit);
+        var first = guest.Run();
+        var second = guest.Run();
 
         Assert.Multiple(() =>
         {
             Assert.That(first.ExitStatus, Is.EqualTo(5), first.ToString());
-            Assert.That(second.Kind, Is.EqualTo(KvmStopKind.DeviceStop));
-            Assert.That(second.Exits, Is.Zero);
+            Assert.That(second.Kind, Is.EqualTo(VmStopKind.GuestExit));
+            Assert.That(second.BootVcpu.Counters.Exits, Is.EqualTo(first.BootVcpu.Counters.Exits), "no KVM_RUN after the stop");
         });
     }
 

@@ -1,13 +1,15 @@
+using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
 using Iced.Intel;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
 /// <summary>
-/// A machine on real KVM with the standard devices and a tiny guest assembled with Iced at 1 MiB, entered in flat
-/// 32-bit protected mode with paging off (the PVH GDT at 0x500, as <see cref="PvhBoot"/> builds it).
+/// A <see cref="Vm"/> on the kvm accelerator with the standard devices and a tiny guest assembled with Iced at 1 MiB,
+/// entered in flat 32-bit protected mode with paging off (the PVH GDT at 0x500, as <see cref="PvhBoot"/> builds it).
 /// </summary>
 internal sealed class KvmTestGuest : IDisposable
 {
@@ -15,24 +17,25 @@ internal sealed class KvmTestGuest : IDisposable
     public const ulong StackTop = 0x9_0000;
     public const ulong RamBytes = 4 << 20;
 
-    private KvmTestGuest(KvmMachine machine)
+    /// <summary>The run's time limit unless a test gives its own.</summary>
+    public static readonly TimeSpan DefaultLimit = TimeSpan.FromSeconds(60);
+
+    private KvmTestGuest(Vm vm)
     {
-        Machine = machine;
-        Bus = new DeviceBus();
-        Console = new GuestConsole();
-        Stop = new VmStopSignal();
-        Devices = PcDevices.Attach(Bus, Console, Stop, 1, machine.MemorySize);
+        Vm = vm;
     }
 
-    public KvmMachine Machine { get; }
+    public Vm Vm { get; }
 
-    public DeviceBus Bus { get; }
+    public KvmMachine Machine => ((KvmAccelerator)Vm.Accelerator).Machine;
 
-    public GuestConsole Console { get; }
+    public DeviceBus Bus => Vm.Bus;
 
-    public VmStopSignal Stop { get; }
+    public GuestConsole Console => Vm.Console;
 
-    public PcDevices Devices { get; }
+    public VmStopSignal Stop => Vm.Stop;
+
+    public PcDevices Devices => Vm.Devices;
 
     /// <summary>Ignores the calling test when this machine cannot run KVM guests.</summary>
     public static void RequireKvm()
@@ -46,33 +49,33 @@ internal sealed class KvmTestGuest : IDisposable
     /// <summary>Assembles <paramref name="emit"/> as 32-bit code and loads it with the flat protected-mode state.</summary>
     /// <param name="emit">Emits the guest's instructions.</param>
     /// <param name="adjust">Changes the initial state (e.g. an empty IDT), or null.</param>
-    public static KvmTestGuest Create32(Action<Assembler> emit, Func<InitialCpuState, InitialCpuState>? adjust = null)
+    /// <param name="limit">The VM's timeout; <see cref="DefaultLimit"/> when null.</param>
+    public static KvmTestGuest Create32(Action<Assembler> emit, Func<InitialCpuState, InitialCpuState>? adjust = null, TimeSpan? limit = null)
     {
         var assembler = new Assembler(32);
         emit(assembler);
         using var code = new MemoryStream();
         assembler.Assemble(new StreamCodeWriter(code), CodeAddress);
 
-        var machine = new KvmMachine(RamBytes);
+        var vm = new Vm(new VmOptions { Accelerator = AcceleratorKind.Kvm, MemoryBytes = RamBytes, Timeout = limit ?? DefaultLimit }, new GuestConsole());
         try
         {
             var gdt = PvhBoot.Gdt();
-            machine.Memory.Write(PvhBoot.GdtAddress, BootMemory.ToBytes(gdt));
-            machine.Memory.Write(CodeAddress, code.ToArray());
+            vm.Ram.Write(PvhBoot.GdtAddress, BootMemory.ToBytes(gdt));
+            vm.Ram.Write(CodeAddress, code.ToArray());
             var state = BootMemory.Flat32(CodeAddress, PvhBoot.GdtAddress, gdt) with { Rsp = StackTop };
-            machine.SetInitialState(adjust is null ? state : adjust(state));
-            return new KvmTestGuest(machine);
+            vm.Accelerator.Vcpus[0].SetInitialState(adjust is null ? state : adjust(state));
+            return new KvmTestGuest(vm);
         }
         catch
         {
-            machine.Dispose();
+            vm.Dispose();
             throw;
         }
     }
 
-    /// <summary>Runs the guest with a time limit.</summary>
-    public KvmRunResult Run(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Machine.Run(Bus, Stop, timeout, cancellationToken);
+    /// <summary>Runs the guest until it stops, its time limit, or <paramref name="cancellationToken"/>.</summary>
+    public VmRunResult Run(CancellationToken cancellationToken = default) => Vm.Run(cancellationToken);
 
-    public void Dispose() => Machine.Dispose();
+    public void Dispose() => Vm.Dispose();
 }

@@ -1,0 +1,112 @@
+using System.Globalization;
+using Hypervisor.Vmm.Accel;
+using Hypervisor.Vmm.Cli.Output;
+using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Machine;
+
+namespace Hypervisor.Vmm.Cli;
+
+/// <summary>
+/// The closing report of <c>hv run</c>, for either accelerator: a title with how the run ended and the exit code, the
+/// detail and (when the VM broke) the boot vCPU's registers, then a table of what the accelerator counted.
+/// </summary>
+internal static class RunReport
+{
+    /// <summary>Writes the report of <paramref name="result"/>, a run of <paramref name="vm"/>.</summary>
+    /// <param name="result">The run's result.</param>
+    /// <param name="vm">The VM that ran (its options, boot protocol, stop request and MMU).</param>
+    /// <param name="name">The image's file name.</param>
+    /// <param name="writer">Where the report goes.</param>
+    public static void Write(VmRunResult result, Vm vm, string name, ReportWriter writer)
+    {
+        var c = CultureInfo.InvariantCulture;
+        writer.Title(Title(name, result));
+        if (result.Kind is not VmStopKind.GuestExit)
+        {
+            writer.Paragraph(VmExitStatus.BreaksTheVm(result.Kind) && result.Registers is { } registers
+                ? [result.Detail, .. RegisterFormatter.Lines(registers)]
+                : [result.Detail]);
+        }
+
+        var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
+        if (result.GuestExitCode is { } code)
+        {
+            table.AddRow("guest exit code", code.ToString(c), DescribeGuestExit(vm.Stop.Request, code));
+        }
+
+        table.AddRow("boot", $"{vm.Protocol}", $"{vm.Options.MemoryBytes >> 20} MiB, {vm.Options.CpuCount} vCPU(s), cmdline \"{vm.Options.CommandLine}\"");
+        if (vm.IsEmulated)
+        {
+            AddEmulatedRows(table, result, vm);
+        }
+        else
+        {
+            var boot = result.BootVcpu.Counters;
+            table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "in KVM_RUN and device exits");
+            table.AddRow("VM exits", boot.Exits.ToString("N0", c), $"{boot.PortIo.ToString("N0", c)} port I/O, {boot.Mmio.ToString("N0", c)} MMIO");
+            table.AddRow("last RIP", $"0x{result.Registers?.Rip ?? 0:x}", "where the vCPU stopped");
+        }
+
+        writer.Table(table);
+    }
+
+    /// <summary>The report's first line: the image, the accelerator unless emulated, how the run ended and <c>hv run</c>'s exit code.</summary>
+    /// <param name="name">The image's file name.</param>
+    /// <param name="result">The run's result.</param>
+    internal static string Title(string name, VmRunResult result) =>
+        $"hv run {name}{(result.Accelerator == AcceleratorKind.Kvm ? " --accel kvm" : string.Empty)}: {Describe(result)}, exit status {result.ExitCode}";
+
+    /// <summary>The report row's words for how the guest exited, with the status QEMU would return for it.</summary>
+    /// <param name="request">The device's stop request, or null when the guest halted.</param>
+    /// <param name="guestExitCode">The guest's code.</param>
+    internal static string DescribeGuestExit(VmStop? request, int guestExitCode) => request switch
+    {
+        { Reason: VmStopReason.Shutdown } => string.Create(
+            CultureInfo.InvariantCulture,
+            $"written to {request.Device} port 0xF4; QEMU's exit status would be ({guestExitCode}<<1)|1 = {request.ExitStatus}"),
+        { Reason: VmStopReason.PowerOff } => $"ACPI power-off by {request.Device}; QEMU's exit status would be 0",
+        _ => "HLT with nothing to wake the vCPU; exit code 0",
+    };
+
+    private static string Describe(VmRunResult result) => result.Kind switch
+    {
+        VmStopKind.GuestExit => $"the guest exited with code {result.GuestExitCode}",
+        VmStopKind.Halted => "the guest halted",
+        VmStopKind.TripleFault => "the guest triple-faulted",
+        VmStopKind.Shutdown => "the guest triple-faulted (KVM_EXIT_SHUTDOWN)",
+        VmStopKind.InternalError => result.Cause is { } cause ? $"the VM could not continue ({cause})" : "the VM could not continue",
+        VmStopKind.InstructionLimit => "instruction limit reached",
+        VmStopKind.Timeout => "timed out",
+        VmStopKind.Cancelled => "cancelled",
+        _ => "still running",
+    };
+
+    private static void AddEmulatedRows(ReportTable table, VmRunResult result, Vm vm)
+    {
+        var c = CultureInfo.InvariantCulture;
+        table.AddEmphasisedRow("instructions", result.Cpu.Instructions.ToString("N0", c), "retired by the interpreter");
+        table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "running guest code");
+        table.AddEmphasisedRow("MIPS", result.Mips >= 10 ? result.Mips.ToString("N1", c) : result.Mips.ToString("G3", c), "million guest instructions per second (a short guest mostly measures first-use JIT compilation)");
+        table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
+        table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
+        table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries ({result.Mmu.InvalidationWaits.ToString("N0", c)} waited for an invalidation to end), {result.Mmu.HostFaults.ToString("N0", c)} host faults");
+        table.AddRow("sptes present", result.Mmu.PresentSptes.ToString("N0", c), $"4 KiB leaves in {result.Mmu.TablePages.ToString("N0", c)} EPT table pages");
+        var ept = vm.Mmu!.Ept.GetStats();
+        table.AddRow(
+            "sptes zapped",
+            result.Mmu.Zapped.ToString("N0", c),
+            $"by {result.Mmu.Invalidations.ToString("N0", c)} notifier invalidations, {result.Mmu.TlbFlushes.ToString("N0", c)} TLB shootdowns; "
+            + $"{ept.WholeTableClears.ToString("N0", c)} full clean leaf tables cleared unread, {ept.EmptyTablesSkipped.ToString("N0", c)} empty ones skipped");
+        if (vm.Options.HostForkInterval is not null)
+        {
+            table.AddEmphasisedRow("host forks", result.HostForks.ToString("N0", c), "copy-on-write snapshots of guest RAM taken by the host under the running guest");
+        }
+
+        table.AddEmphasisedRow("TLB hit rate", Percent(result.TlbHitRate), $"{result.Tlb.Hits.ToString("N0", c)} hits, {result.Tlb.Misses.ToString("N0", c)} misses, {result.Tlb.FullFlushes.ToString("N0", c)} full / {result.Tlb.NonGlobalFlushes.ToString("N0", c)} CR3 / {result.Tlb.PageFlushes.ToString("N0", c)} INVLPG flushes");
+        table.AddRow("2-D walks", result.Walker.Walks.ToString("N0", c), $"{result.Walker.GuestPageFaults.ToString("N0", c)} guest #PF, {result.Walker.GuestAdUpdates.ToString("N0", c)} guest A/D and {result.Walker.EptAdUpdates.ToString("N0", c)} EPT A/D updates");
+        table.AddRow("exceptions", result.Cpu.ExceptionsDelivered.ToString("N0", c), $"delivered through the IDT ({result.Cpu.PageFaults.ToString("N0", c)} page faults)");
+        table.AddRow("device accesses", (result.Cpu.PortIo + result.Cpu.MmioAccesses).ToString("N0", c), $"{result.Cpu.PortIo.ToString("N0", c)} port I/O, {result.Cpu.MmioAccesses.ToString("N0", c)} MMIO");
+    }
+
+    private static string Percent(double fraction) => (fraction * 100).ToString("0.00", CultureInfo.InvariantCulture) + " %";
+}

@@ -1,0 +1,23 @@
+namespace Hypervisor.Vmm.Machine;
+
+/// <summary>The rule a <see cref="VmOptions"/> value broke (<see cref="VmOptionsException.Rule"/>).</summary>
+public enum VmOptionRule
+{
+    /// <summary>Guest RAM is a multiple of 4 KiB from <see cref="VmOptions.MinMemoryBytes"/> to <see cref="VmOptions.MaxMemoryBytes"/>.</summary>
+    MemorySize,
+
+    /// <summary>The vCPU count is 1 to <see cref="VmOptions.MaxCpuCount"/>.</summary>
+    CpuCount,
+
+    /// <summary>The host fork interval is from 0 to 1 hour.</summary>
+    HostForkInterval,
+
+    /// <summary>The instruction limit is 0 (none) or positive.</summary>
+    InstructionLimit,
+
+    /// <summary>The timeout is positive.</summary>
+    Timeout,
+
+    /// <summary>Instruction limits and host forks need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
+    EmulatedOnly,
+}
