@@ -7,7 +7,8 @@ public static class Program
 {
     /// <summary>Parses the command line and runs the chosen command on the process's console.</summary>
     /// <param name="args">The command-line arguments.</param>
-    /// <returns>The process exit code: 0 on success, 1 for a runtime error, 2 for a usage error.</returns>
+    /// <returns>The process exit code: 0 on success, 1 for bad input or environment, 2 for a usage error, 70 for an internal
+    /// error (a bug); <c>hv run</c> returns the guest's own code, or 3 or 4 (see its help).</returns>
     public static int Main(string[] args) =>
         Run(args, new CliContext(Console.Out, Console.Error, isTerminal: !Console.IsOutputRedirected));
 

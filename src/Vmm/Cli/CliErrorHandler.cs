@@ -1,26 +1,34 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using Hypervisor.Notifier;
+using Hypervisor.Vmm.Accel.Kvm;
+using Hypervisor.Vmm.Machine;
 using Microsoft.Extensions.Logging;
 
 namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
-/// The one place where <c>hv</c> turns failures into output: a single <c>hv: error: …</c> line on
-/// standard error and an exit code, never a stack trace unless <c>--log-level</c> is Debug or Trace.
+/// The one place where <c>hv</c> turns failures into output: a single line on standard error and an exit code, never a
+/// stack trace unless <c>--log-level</c> is Debug or Trace.
 /// </summary>
 /// <remarks>
-/// Expected failures are bad input the libraries reject with a specific exception (derived from
-/// <see cref="ArgumentException"/> or <see cref="InvalidOperationException"/>) and I/O errors: their message
-/// already names the value and the rule, so it is printed as is. Anything else is a bug in <c>hv</c>; it
-/// gets the exception type, its message and a hint to rerun at Debug.
+/// The rule: an exception that carries <see cref="IInputError"/> (bad input, whose message names the value and the
+/// rule) and an environment failure (I/O, permissions, KVM unavailable) print as <c>hv: error: message</c> with exit
+/// <see cref="ExitCodes.UsageError"/> for a bad option (<see cref="VmOptionsException"/>) and
+/// <see cref="ExitCodes.InputError"/> otherwise. Anything else — an <see cref="InvalidOperationException"/> from a broken
+/// invariant included — is a bug in <c>hv</c>: <c>hv: internal error: Type: message</c>, exit
+/// <see cref="ExitCodes.InternalError"/>.
 /// </remarks>
 internal sealed class CliErrorHandler
 {
-    /// <summary>What every error line starts with.</summary>
+    /// <summary>What every error line for bad input or environment starts with.</summary>
     public const string Prefix = "hv: error: ";
 
-    /// <summary>The hint appended to unexpected failures when the stack is not shown.</summary>
-    public const string DetailsHint = "(run with --log-level Debug for details)";
+    /// <summary>What the line of an internal error (a bug) starts with.</summary>
+    public const string InternalPrefix = "hv: internal error: ";
+
+    /// <summary>The hint appended to internal errors when the stack is not shown.</summary>
+    public const string DetailsHint = "(run with --log-level Debug for the stack)";
 
     // System.CommandLine's text for a command group invoked without a subcommand (invariant culture).
     private const string RequiredCommandMessage = "Required command was not provided.";
@@ -35,8 +43,21 @@ internal sealed class CliErrorHandler
     }
 
     /// <summary>True for the failures that are bad input or environment rather than a bug in <c>hv</c>.</summary>
-    public static bool IsExpected(Exception exception) =>
-        exception is ArgumentException or InvalidOperationException or IOException or UnauthorizedAccessException;
+    public static bool IsInputOrEnvironment(Exception exception) =>
+        exception is IInputError or IOException or UnauthorizedAccessException or KvmUnavailableException;
+
+    /// <summary>The exit code for an exception that escaped a command (after unwrapping single-inner aggregates).</summary>
+    public static int ExitCodeOf(Exception exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        var failure = Unwrap(exception);
+        return failure switch
+        {
+            VmOptionsException => ExitCodes.UsageError,
+            _ when IsInputOrEnvironment(failure) => ExitCodes.InputError,
+            _ => ExitCodes.InternalError,
+        };
+    }
 
     /// <summary>Reports the parse errors of <paramref name="parseResult"/> as one line.</summary>
     /// <returns><see cref="ExitCodes.UsageError"/>.</returns>
@@ -56,28 +77,29 @@ internal sealed class CliErrorHandler
         var message = specific.Count > 0
             ? string.Join("; ", specific)
             : $"'{path}' needs a command: {string.Join(", ", commands)}";
-        WriteLine($"{message} (see '{path} --help')");
+        _error.WriteLine($"{Prefix}{message} (see '{path} --help')");
         return ExitCodes.UsageError;
     }
 
     /// <summary>
-    /// Reports an exception that escaped a command as one line; at <see cref="LogLevel.Debug"/> or below,
-    /// the full exception with its stack follows.
+    /// Reports an exception that escaped a command as one line (see the class remarks for the rule); at
+    /// <see cref="LogLevel.Debug"/> or below, the full exception with its stack follows.
     /// </summary>
-    /// <returns><see cref="ExitCodes.RuntimeError"/>.</returns>
+    /// <returns><see cref="ExitCodeOf"/> the exception.</returns>
     public int Report(Exception exception, LogLevel logLevel)
     {
         ArgumentNullException.ThrowIfNull(exception);
         var failure = Unwrap(exception);
         var detailed = logLevel <= LogLevel.Debug;
-        if (IsExpected(failure))
+        var exitCode = ExitCodeOf(failure);
+        if (exitCode != ExitCodes.InternalError)
         {
-            WriteLine(OneLine(UserMessage(failure)));
+            _error.WriteLine(Prefix + OneLine(UserMessage(failure)));
         }
         else
         {
-            var line = $"unexpected {failure.GetType().Name}: {OneLine(failure.Message)}";
-            WriteLine(detailed ? line : $"{line} {DetailsHint}");
+            var line = $"{InternalPrefix}{failure.GetType().Name}: {OneLine(failure.Message)}";
+            _error.WriteLine(detailed ? line : $"{line} {DetailsHint}");
         }
 
         if (detailed)
@@ -85,7 +107,7 @@ internal sealed class CliErrorHandler
             _error.WriteLine(exception.ToString());
         }
 
-        return ExitCodes.RuntimeError;
+        return exitCode;
     }
 
     /// <summary>Collapses a message to one line (some library messages list alternatives on new lines).</summary>
@@ -136,6 +158,4 @@ internal sealed class CliErrorHandler
         names.Reverse();
         return string.Join(' ', names);
     }
-
-    private void WriteLine(string message) => _error.WriteLine(Prefix + message);
 }

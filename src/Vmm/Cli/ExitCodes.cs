@@ -1,14 +1,31 @@
+using Hypervisor.Vmm.Machine;
+
 namespace Hypervisor.Vmm.Cli;
 
-/// <summary>The exit codes of <c>hv</c>.</summary>
+/// <summary>
+/// The exit codes of <c>hv</c>. <c>hv run</c> returns the guest's own code when the guest exited, so a guest code from
+/// 1 to 4 looks like one of these; its report's title says which it is.
+/// </summary>
 internal static class ExitCodes
 {
     /// <summary>The command did what it was asked.</summary>
     public const int Success = 0;
 
-    /// <summary>The command line was valid but the run failed (bad input data, an I/O error, a bug).</summary>
-    public const int RuntimeError = 1;
+    /// <summary>
+    /// Bad input or environment: a missing or bad image (an <see cref="Notifier.IInputError"/> other than an option's), an
+    /// I/O or permission error, KVM unavailable.
+    /// </summary>
+    public const int InputError = 1;
 
-    /// <summary>The command line itself was wrong: unknown command, bad or missing option value.</summary>
+    /// <summary>The command line itself was wrong: unknown command, bad or missing option value, options that do not go together.</summary>
     public const int UsageError = 2;
+
+    /// <summary><c>hv run</c>: the guest triple-faulted or the VM could not continue (<see cref="VmExitStatus.Broken"/>).</summary>
+    public const int VmBroken = VmExitStatus.Broken;
+
+    /// <summary><c>hv run</c>: the run hit <c>--timeout</c> or <c>--max-instructions</c> (<see cref="VmExitStatus.Limit"/>).</summary>
+    public const int Limit = VmExitStatus.Limit;
+
+    /// <summary>An internal error: a bug in <c>hv</c> (EX_SOFTWARE of sysexits.h). The stack is shown at <c>--log-level Debug</c>.</summary>
+    public const int InternalError = 70;
 }

@@ -95,7 +95,8 @@ internal static class HostDemoCommand
 
     /// <summary>
     /// Prints <paramref name="result"/> and returns the exit code: success when the host stayed consistent,
-    /// otherwise one error line on standard error and <see cref="ExitCodes.RuntimeError"/>.
+    /// otherwise one internal-error line on standard error and <see cref="ExitCodes.InternalError"/>: a violation of the
+    /// host MM's invariants is a bug in the simulator, not bad input.
     /// </summary>
     internal static int Report(HostDemoResult result, CliContext context, bool plain)
     {
@@ -106,7 +107,7 @@ internal static class HostDemoCommand
         }
 
         context.Error.WriteLine(
-            $"{CliErrorHandler.Prefix}the host MM auditor found {result.ViolationCount} violation(s) after {result.AuditFindings.Count} step(s); they are listed under '{HostDemoReport.AuditorSection}'");
-        return ExitCodes.RuntimeError;
+            $"{CliErrorHandler.InternalPrefix}the host MM auditor found {result.ViolationCount} violation(s) after {result.AuditFindings.Count} step(s); they are listed under '{HostDemoReport.AuditorSection}'");
+        return ExitCodes.InternalError;
     }
 }

@@ -30,8 +30,10 @@ internal static class RunCommand
         "Exit status: the guest's own exit code: the value it wrote to the debug-exit port 0xF4 (0 to 255), or 0 for",
         "ACPI power-off or HLT. QEMU's isa-debug-exit would return (value<<1)|1 instead (1 for a guest that wrote 0);",
         "the report's first lines show both. Without a guest code: 3 when the guest triple-faults or the VM cannot",
-        "continue; 4 at --timeout or --max-instructions. hv's own errors: 1 for a missing or bad image, 2 for a bad option.",
-        "A guest code from 1 to 4 looks like one of these; the report's title says which it is.",
+        "continue; 4 at --timeout or --max-instructions. hv's own errors, one 'hv: error:' line each: 1 for a missing or",
+        "bad image (or KVM unavailable, or an I/O error), 2 for a bad option; 70 for an internal error, a bug in hv",
+        "('hv: internal error:'; --log-level Debug shows the stack). A guest code from 1 to 4 looks like one of these;",
+        "the report's title says which it is.",
         string.Empty,
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
@@ -106,7 +108,7 @@ internal static class RunCommand
             if (!file.Exists)
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}image '{file.FullName}' does not exist (build the sample guests with 'make -C guests')");
-                return ExitCodes.RuntimeError;
+                return ExitCodes.InputError;
             }
 
             var elf = ElfImage.Parse(File.ReadAllBytes(file.FullName));
@@ -124,7 +126,7 @@ internal static class RunCommand
             if (accelerator == AcceleratorKind.Kvm && !KvmAvailability.IsAvailable(out var why))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}--accel kvm is not available here: {why}");
-                return ExitCodes.RuntimeError;
+                return ExitCodes.InputError;
             }
 
             using var loggerFactory = CliLogging.CreateFactory(parseResult.GetValue(logLevel));

@@ -1,6 +1,8 @@
 namespace Hypervisor.Vmm.Devices;
 
 /// <summary>A device was registered over ports or guest-physical addresses another device already owns.</summary>
+/// <remarks>Not an <see cref="Hypervisor.Notifier.IInputError"/>: the device layout is fixed by <see cref="PcDevices"/>, so
+/// reaching this is a bug in <c>hv</c> and the command line reports it as an internal error.</remarks>
 public sealed class OverlappingDeviceException : ArgumentException
 {
     /// <summary>Creates the exception naming both devices and both ranges.</summary>

@@ -86,7 +86,7 @@ public sealed class GuestBootTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(CliErrorHandler.IsExpected(error), Is.True);
+            Assert.That(CliErrorHandler.IsInputOrEnvironment(error), Is.True);
             Assert.That(error.Message, Does.Not.Contain("\n").And.Not.Contain("Parameter"));
         });
     }

@@ -373,6 +373,7 @@ public sealed class RunCommandTests
             Assert.That(result.Stdout, Does.Contain("the value it wrote to the debug-exit port 0xF4"));
             Assert.That(result.Stdout, Does.Contain("(value<<1)|1"));
             Assert.That(result.Stdout, Does.Contain("3 when the guest triple-faults"));
+            Assert.That(result.Stdout, Does.Contain("70 for an internal error"));
         });
     }
 
@@ -435,7 +436,7 @@ public sealed class RunCommandTests
             Assert.That(result.Stderr, Does.StartWith("hv: error: "));
             Assert.That(result.Stderr, Does.Contain(rule));
             Assert.That(result.Stderr, Does.Not.Contain(" at Hypervisor."), "no stack trace");
-            Assert.That(result.Stderr, Does.Not.Contain("unexpected"), "bad input, not a bug");
+            Assert.That(result.Stderr, Does.Not.Contain("internal error"), "bad input, not a bug");
             Assert.That(result.Stdout, Is.Empty);
         });
     }

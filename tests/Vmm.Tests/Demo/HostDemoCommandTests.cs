@@ -288,7 +288,7 @@ public sealed class HostDemoCommandTests
     }
 
     [Test]
-    public void AnInconsistentHostIsReportedAndExitsOne()
+    public void AnInconsistentHostIsReportedAsAnInternalErrorAndExits70()
     {
         var result = HostDemo.Run(1, 0, NullLoggerFactory.Instance) with
         {
@@ -301,11 +301,11 @@ public sealed class HostDemoCommandTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(exitCode, Is.EqualTo(ExitCodes.RuntimeError));
+            Assert.That(exitCode, Is.EqualTo(ExitCodes.InternalError));
             Assert.That(output.ToString(), Does.Contain(": INCONSISTENT, 1 violation after 1 step"));
             Assert.That(output.ToString(), Does.Contain("pfn:0x19 is free but 1 PTEs map it"));
             Assert.That(error.ToString().TrimEnd().Split('\n'), Has.Length.EqualTo(1));
-            Assert.That(error.ToString(), Does.StartWith("hv: error: the host MM auditor found 1 violation"));
+            Assert.That(error.ToString(), Does.StartWith("hv: internal error: the host MM auditor found 1 violation"));
         });
     }
 
