@@ -40,32 +40,7 @@ internal static class BenchCommand
     private static Command Sub(CliContext context, string name, string description, bool withDirty, bool withPath, Func<ulong, bool, EptVectorWidth?, int, QuickBenchResult> run)
     {
         var command = new Command(name, description);
-        var size = new Option<ByteSize>("--size")
-        {
-            Description = "Guest memory covered: a number with an optional K, M or G suffix (4K to 64G).",
-            HelpName = "SIZE",
-            DefaultValueFactory = _ => new ByteSize(name switch { "fault" => 256UL << 20, "tlb" => 1UL << 20, _ => 1UL << 30 }),
-            CustomParser = result =>
-            {
-                var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
-                try
-                {
-                    var bytes = QuickBench.ParseSize(text);
-                    if (bytes % 4096 == 0)
-                    {
-                        return new ByteSize(bytes);
-                    }
-
-                    result.AddError($"--size expects a multiple of 4K, got '{text}'");
-                }
-                catch (ArgumentException e)
-                {
-                    result.AddError("--size: " + e.Message);
-                }
-
-                return default;
-            },
-        };
+        var size = CliOptions.Size("--size", null, "Guest memory covered", name switch { "fault" => 256UL << 20, "tlb" => 1UL << 20, _ => 1UL << 30 }, 4UL << 10, 64UL << 30);
         var repeat = CliOptions.BoundedInt("--repeat", "Timed repetitions; the best is reported.", 5, 1, 100);
         var plain = new Option<bool>("--plain") { Description = "Plain text even on a terminal." };
         var dirty = new Option<bool>("--dirty") { Description = "Every spte dirty (the dirty bit moves to the host frame on zap)." };

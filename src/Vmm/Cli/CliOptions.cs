@@ -35,6 +35,37 @@ internal static class CliOptions
         },
     };
 
+    /// <summary>
+    /// A size option in the <see cref="ByteSize"/> syntax (a bare number is MiB) accepting multiples of
+    /// <paramref name="multiple"/> from <paramref name="min"/> to <paramref name="max"/>; help shows sizes, not byte counts.
+    /// </summary>
+    /// <param name="name">The option name, e.g. <c>--size</c>.</param>
+    /// <param name="alias">A second name (e.g. <c>-m</c>), or null.</param>
+    /// <param name="description">Help text; the syntax and the range are appended.</param>
+    /// <param name="defaultBytes">Value when the option is absent.</param>
+    /// <param name="min">Smallest accepted size in bytes.</param>
+    /// <param name="max">Largest accepted size in bytes.</param>
+    /// <param name="multiple">Every accepted size is a multiple of this (4 KiB: whole pages).</param>
+    public static Option<ByteSize> Size(string name, string? alias, string description, ulong defaultBytes, ulong min, ulong max, ulong multiple = 4096)
+    {
+        var option = alias is null ? new Option<ByteSize>(name) : new Option<ByteSize>(name, alias);
+        option.Description = $"{description}: {ByteSize.Syntax} ({ByteSize.Format(min)} to {ByteSize.Format(max)}).";
+        option.HelpName = "SIZE";
+        option.DefaultValueFactory = _ => new ByteSize(defaultBytes);
+        option.CustomParser = result =>
+        {
+            var text = SingleToken(result);
+            if (ByteSize.TryParse(text, out var size) && size.Bytes >= min && size.Bytes <= max && size.Bytes % multiple == 0)
+            {
+                return size;
+            }
+
+            result.AddError($"{name} expects a size from {ByteSize.Format(min)} to {ByteSize.Format(max)} in whole {ByteSize.Format(multiple)} pages (a bare number is MiB), got '{text}'");
+            return new ByteSize(defaultBytes);
+        };
+        return option;
+    }
+
     /// <summary>An option taking one value of <typeparamref name="TEnum"/>, by name, case-insensitively.</summary>
     /// <param name="name">The option name, e.g. <c>--log-level</c>.</param>
     /// <param name="description">Help text.</param>

@@ -48,23 +48,7 @@ internal static class RunCommand
     public static Command Create(CliContext context, Option<LogLevel> logLevel)
     {
         var image = new Argument<FileInfo>("IMAGE") { Description = "The guest image, e.g. guests/build/hello.elf." };
-        var memory = new Option<ByteSize>("--mem", "-m")
-        {
-            Description = "Guest RAM: a number of MiB, or with a K, M or G suffix (2M to 3G).",
-            HelpName = "SIZE",
-            DefaultValueFactory = _ => new ByteSize(DefaultMemoryBytes),
-            CustomParser = result =>
-            {
-                var text = result.Tokens.Count == 0 ? string.Empty : result.Tokens[^1].Value;
-                if (TryParseMemory(text, out var bytes) && bytes >= VmOptions.MinMemoryBytes && bytes <= VmOptions.MaxMemoryBytes && bytes % 4096 == 0)
-                {
-                    return new ByteSize(bytes);
-                }
-
-                result.AddError($"--mem expects a size from 2M to 3G in whole 4K pages (a bare number is MiB), got '{text}'");
-                return default;
-            },
-        };
+        var memory = CliOptions.Size("--mem", "-m", "Guest RAM", DefaultMemoryBytes, VmOptions.MinMemoryBytes, VmOptions.MaxMemoryBytes);
         var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
         var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
         var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
@@ -158,36 +142,5 @@ internal static class RunCommand
             return result.ExitCode;
         });
         return command;
-    }
-
-    /// <summary>Parses a QEMU-style memory size: a bare number is MiB; K, M, G suffixes (optionally with B or iB).</summary>
-    internal static bool TryParseMemory(string text, out ulong bytes)
-    {
-        bytes = 0;
-        var trimmed = text.Trim();
-        if (trimmed.Length == 0)
-        {
-            return false;
-        }
-
-        var unit = 1UL << 20;
-        var upper = trimmed.ToUpperInvariant();
-        foreach (var (suffix, scale) in new[] { ("KIB", 1UL << 10), ("MIB", 1UL << 20), ("GIB", 1UL << 30), ("KB", 1UL << 10), ("MB", 1UL << 20), ("GB", 1UL << 30), ("K", 1UL << 10), ("M", 1UL << 20), ("G", 1UL << 30) })
-        {
-            if (upper.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                unit = scale;
-                upper = upper[..^suffix.Length];
-                break;
-            }
-        }
-
-        if (!ulong.TryParse(upper, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count > (ulong.MaxValue / unit))
-        {
-            return false;
-        }
-
-        bytes = count * unit;
-        return true;
     }
 }

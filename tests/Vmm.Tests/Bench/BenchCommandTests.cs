@@ -48,17 +48,28 @@ public class BenchCommandTests
         Assert.That(result.Stdout, Does.Contain("TLB miss: walk through EPT after a flush"));
     }
 
+    [Test]
+    public void ABareSizeIsMibAsForRunMem()
+    {
+        var result = Hv.Run("bench", "tlb", "--size", "1", "--repeat", "1", "--plain");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        Assert.That(result.Stdout, Does.Contain("TLB hit over 1 MiB (paging off)"));
+    }
+
     [TestCase("3x")]
     [TestCase("0")]
     [TestCase("65G")]
-    [TestCase("6000")]
+    [TestCase("65537")]
+    [TestCase("6000B")]
     public void BadSizesAreOneLineUsageErrors(string size)
     {
         var result = Hv.Run("bench", "zap", "--size", size);
 
         Assert.That(result.ExitCode, Is.EqualTo(2));
-        Assert.That(result.StderrLines, Has.Count.EqualTo(1));
-        Assert.That(result.StderrLines[0], Does.StartWith("hv: error: --size"));
-        Assert.That(result.StderrLines[0], Does.Contain(size));
+        Assert.That(result.StderrLines, Is.EqualTo(new[]
+        {
+            $"hv: error: --size expects a size from 4K to 64G in whole 4K pages (a bare number is MiB), got '{size}' (see 'hv bench zap --help')",
+        }));
     }
 }
