@@ -24,6 +24,7 @@ public sealed class RunCommandTests
     public void DeleteDirectory() => Directory.Delete(_directory, recursive: true);
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void HelloPrintsItsGreetingThenTheReportAndExitsZero()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"));
@@ -39,6 +40,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void HostForksUnderTheGuestAreCountedAndTheGuestStillPasses()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--cmdline", "mib=2", "--host-fork-every", "1");
@@ -54,6 +56,7 @@ public sealed class RunCommandTests
 
     [TestCase("--max-instructions", "1000")]
     [TestCase("--host-fork-every", "5")]
+    [Category(TestCategories.Kvm)]
     public void EmulatedOnlyOptionsAreRefusedUnderKvm(string option, string value)
     {
         RequireKvm();
@@ -80,6 +83,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void TheReportShowsWhatTheInterpreterAndTheMmuDid()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"));
@@ -100,6 +104,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void TheCommandLineReachesTheGuest()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--cmdline", "x=1 y=0x2");
@@ -113,6 +118,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void AGuestFailureCodeIsTheExitCode()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--cmdline", "n=999999999");
@@ -194,6 +200,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void ATooLongCommandLineIsOneErrorLine()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--cmdline", new string('a', 5000));
@@ -202,6 +209,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Kvm)]
     public void AnImageOutsideRamIsOneErrorLineOnKvmToo()
     {
         RequireKvm();
@@ -238,6 +246,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void TheInstructionLimitStopsTheGuestWithExitFour()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("sieve"), "--max-instructions", "1000");
@@ -252,6 +261,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void TheTimeoutStopsTheGuestWithExitFour()
     {
         // A thousand rounds of n=10^7 take minutes at any speed the interpreter reaches, so the 1 s timeout always ends the run.
@@ -267,6 +277,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void PlainOutputOnATerminalHasNoEscapes()
     {
         using var stdout = new StringWriter();
@@ -317,6 +328,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Kvm)]
     public void ATripleFaultOnKvmIsAReportWithTheRegistersAndExitThree()
     {
         RequireKvm();
@@ -336,6 +348,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Kvm)]
     public void KvmReturnsTheGuestsCodeToo()
     {
         RequireKvm();
@@ -351,6 +364,7 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    [Category(TestCategories.Kvm)]
     public void KvmTimeoutExitsFour()
     {
         RequireKvm();
@@ -400,6 +414,7 @@ public sealed class RunCommandTests
     [TestCase("512M")]
     [TestCase("524288K")]
     [TestCase("536870912B")]
+    [Category(TestCategories.Guest)]
     public void ABareMemorySizeIsMibAsInQemu(string value)
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), "-m", value);

@@ -11,6 +11,7 @@ namespace Hypervisor.Vmm.Tests.Machine;
 /// </summary>
 /// <remarks>KVM on the development machine runs guest code slowly (memtest mib=1 takes about 4 s), so the
 /// cases are small; they run one after the other.</remarks>
+[Category(TestCategories.Kvm)]
 public sealed class AcceleratorDifferentialTests
 {
     private const string Timeout = "120";
@@ -32,6 +33,7 @@ public sealed class AcceleratorDifferentialTests
     [TestCase("memtest", "mib=1")]
     [TestCase("sieve", "n=100")]
     [TestCase("pagetables", "")]
+    [Category(TestCategories.Guest)]
     public void BothAcceleratorsPrintTheSameAndExitTheSame(string guest, string commandLine)
     {
         var image = GuestImages.ImagePath(guest);

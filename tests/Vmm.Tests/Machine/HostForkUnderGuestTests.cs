@@ -12,6 +12,7 @@ namespace Hypervisor.Vmm.Tests.Machine;
 /// down the vCPU's TLB, and the guest's next writes refault through get-user-pages, which breaks copy-on-write.
 /// The guest must print exactly what it prints undisturbed, and the EPT must stay coherent with the host.
 /// </summary>
+[Category(TestCategories.Guest)]
 public sealed class HostForkUnderGuestTests
 {
     [Test]

@@ -10,6 +10,7 @@ namespace Hypervisor.Vmm.Tests.Machine;
 /// With the guest MMU's category at Trace (<c>hv run --log-level Trace</c>), a VM logs every secondary-MMU event
 /// under the name of the KVM tracepoint it models; above Trace it attaches no trace at all.
 /// </summary>
+[Category(TestCategories.Guest)]
 public sealed class MmuTraceLoggingTests
 {
     [Test]

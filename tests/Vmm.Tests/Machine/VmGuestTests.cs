@@ -26,11 +26,13 @@ public sealed class VmGuestTests
     ];
 
     [TestCaseSource(nameof(QuickCases))]
+    [Category(TestCategories.Guest)]
     public void QuickGuestPrintsItsExpectedTextAndStatus(GuestCase guestCase) => BootAndCheck(guestCase);
 
     [Explicit("runs the long guests: about 45 s on the interpreter")]
-    [Category("Stress")]
+    [Category(TestCategories.Stress)]
     [TestCaseSource(nameof(LongCases))]
+    [Category(TestCategories.Guest)]
     public void LongGuestPrintsItsExpectedTextAndStatus(GuestCase guestCase) => BootAndCheck(guestCase);
 
     [Test]
@@ -42,6 +44,7 @@ public sealed class VmGuestTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
     public void HelloGivesTheGuestCodeAndQemusStatusAndTheMmuCounters()
     {
         var (result, output, audit) = Boot("hello", string.Empty);

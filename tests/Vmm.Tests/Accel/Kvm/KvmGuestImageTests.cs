@@ -7,8 +7,8 @@ using Hypervisor.Vmm.Tests.Support;
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
 /// <summary>The sample guests (guests/build/*.elf) boot on real KVM through the same <see cref="Vm"/>, loader, boot protocol and devices as the interpreter.</summary>
-[Category("Kvm")]
-[Category("Guest")]
+[Category(TestCategories.Kvm)]
+[Category(TestCategories.Guest)]
 public sealed class KvmGuestImageTests
 {
     private const ulong RamBytes = 128 << 20;

@@ -9,7 +9,7 @@ namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 /// with an instruction its emulator does not implement stops the run with suberror 1, at the instruction, before any
 /// device sees the access; <c>hv run --accel kvm</c> reports it with the registers and exits 3.
 /// </summary>
-[Category("Kvm")]
+[Category(TestCategories.Kvm)]
 public sealed class KvmInternalErrorTests
 {
     private string _directory = string.Empty;

@@ -1,12 +1,13 @@
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tests.Support;
 using static Iced.Intel.AssemblerRegisters;
 
 namespace Hypervisor.Vmm.Tests.Accel.Kvm;
 
 /// <summary>Tiny Iced-assembled guests on the real /dev/kvm through a <see cref="Vm"/>: port I/O, HLT, triple fault, MMIO, timeout and cancel.</summary>
-[Category("Kvm")]
+[Category(TestCategories.Kvm)]
 public sealed class KvmMachineTests
 {
     [SetUp]
