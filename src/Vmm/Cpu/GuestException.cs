@@ -3,6 +3,7 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>
 /// An architectural exception raised while an instruction executes: unwinds to the block loop, which restores
 /// RIP to the faulting instruction and delivers <see cref="Vector"/> through the IDT. Never escapes the CPU.
+/// Constructed and thrown only by <c>X86Cpu.RaiseFault</c> (and <c>RaiseUndefined</c>), never by a handler itself.
 /// </summary>
 internal sealed class GuestException : Exception
 {
