@@ -85,7 +85,4 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>Called by <see cref="Mm.Exit"/> once the process is gone.</summary>
     internal void Forget(Mm mm) => _mms.TryRemove(mm.Id, out _);
-
-    /// <summary>The live process with this id, if any (reverse-map walks).</summary>
-    internal Mm? FindMm(int id) => _mms.GetValueOrDefault(id);
 }

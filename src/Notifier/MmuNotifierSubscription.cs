@@ -48,9 +48,6 @@ public sealed class MmuNotifierSubscription
     /// <summary>Claims the single release: true for exactly one caller over the subscription's life.</summary>
     internal bool TryClaimRelease() => Interlocked.Exchange(ref _released, 1) == 0;
 
-    /// <summary>True when the subscriber implements <paramref name="op"/>.</summary>
-    public bool Implements(MmuNotifierOps op) => (Ops & op) == op;
-
     /// <inheritdoc />
     public override string ToString() => $"{Notifier.GetType().Name} on mm {Chain.Mm.Id}{(IsListed ? string.Empty : " (unlisted)")}";
 }
