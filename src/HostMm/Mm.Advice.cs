@@ -52,16 +52,10 @@ public sealed partial class Mm
                 return;
             }
 
-            var range = new NotifierRange(this, start, end, NotifierEvent.Clear);
-            Notifiers.InvalidateRangeStart(ref range);
-            try
+            using (Invalidation.Begin(this, start, end, NotifierEvent.Clear))
             {
                 var visitor = new LazyFreeVisitor(this);
                 _pageTable.Walk(start, end, allocate: false, ref visitor);
-            }
-            finally
-            {
-                Notifiers.InvalidateRangeEnd(ref range);
             }
 
             FlushTlb(start, end);

@@ -329,9 +329,7 @@ public sealed partial class Mm
         }
 
         var replaced = false;
-        var range = new NotifierRange(this, page, page + Paging.PageSize, NotifierEvent.Clear);
-        Notifiers.InvalidateRangeStart(ref range);
-        try
+        using (Invalidation.Begin(this, page, page + Paging.PageSize, NotifierEvent.Clear))
         {
             if (_pageTable.TryLock(page, allocate: false, out var slot))
             {
@@ -361,10 +359,6 @@ public sealed partial class Mm
                     }
                 }
             }
-        }
-        finally
-        {
-            Notifiers.InvalidateRangeEnd(ref range);
         }
 
         if (!fromZeroPage)

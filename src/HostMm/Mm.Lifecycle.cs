@@ -28,18 +28,10 @@ public sealed partial class Mm
                     child.PageTable.Walk(start, end, allocate: true, ref build);
                 }
 
-                var range = new NotifierRange(this, vma.Start, vma.End, NotifierEvent.ProtectionPage);
-                Notifiers.InvalidateRangeStart(ref range);
-                try
-                {
-                    var copier = new ForkCopyVisitor(this, child);
-                    _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
-                    child.AddRss(copier.Resident);
-                }
-                finally
-                {
-                    Notifiers.InvalidateRangeEnd(ref range);
-                }
+                using var invalidation = Invalidation.Begin(this, vma.Start, vma.End, NotifierEvent.ProtectionPage);
+                var copier = new ForkCopyVisitor(this, child);
+                _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
+                child.AddRss(copier.Resident);
             }
 
             FlushTlb(Hva.Zero, UserSpaceEnd);

@@ -195,19 +195,11 @@ public sealed partial class Mm
     /// </summary>
     private void ZapRange(Hva start, Hva end, NotifierEvent notifierEvent, List<Pfn> gathered)
     {
-        var range = new NotifierRange(this, start, end, notifierEvent);
-        Notifiers.InvalidateRangeStart(ref range);
-        try
-        {
-            var visitor = new ZapVisitor(this, gathered);
-            _pageTable.Walk(start, end, allocate: false, ref visitor);
-            AddRss(-visitor.Resident);
-            CountZapped(visitor.Zapped);
-        }
-        finally
-        {
-            Notifiers.InvalidateRangeEnd(ref range);
-        }
+        using var invalidation = Invalidation.Begin(this, start, end, notifierEvent);
+        var visitor = new ZapVisitor(this, gathered);
+        _pageTable.Walk(start, end, allocate: false, ref visitor);
+        AddRss(-visitor.Resident);
+        CountZapped(visitor.Zapped);
     }
 
     /// <summary>mremap's move; the caller holds the mmap lock for write and has cleared the destination.</summary>
@@ -216,17 +208,11 @@ public sealed partial class Mm
         var moving = _vmas.SplitToRange(oldStart, oldEnd).Single();
         var pages = (oldEnd - oldStart) >> Paging.PageShift;
 
-        var range = new NotifierRange(this, oldStart, oldEnd, NotifierEvent.Unmap);
-        Notifiers.InvalidateRangeStart(ref range);
-        try
+        using (Invalidation.Begin(this, oldStart, oldEnd, NotifierEvent.Unmap))
         {
             var visitor = new MoveVisitor(this);
             _pageTable.MoveEntries(oldStart, newStart, pages, ref visitor);
             Interlocked.Add(ref _pagesMoved, visitor.MovedCount);
-        }
-        finally
-        {
-            Notifiers.InvalidateRangeEnd(ref range);
         }
 
         _vmas.Remove(moving);

@@ -58,17 +58,9 @@ public sealed partial class Mm
             return; // Linux starts the notifier lazily, at the first populated table: nothing populated, no event.
         }
 
-        var range = new NotifierRange(this, start, end, NotifierEvent.ProtectionVma);
-        Notifiers.InvalidateRangeStart(ref range);
-        try
-        {
-            var visitor = new ProtectVisitor(this, protection);
-            _pageTable.Walk(start, end, allocate: false, ref visitor);
-            Interlocked.Add(ref _pagesProtected, visitor.Changed);
-        }
-        finally
-        {
-            Notifiers.InvalidateRangeEnd(ref range);
-        }
+        using var invalidation = Invalidation.Begin(this, start, end, NotifierEvent.ProtectionVma);
+        var visitor = new ProtectVisitor(this, protection);
+        _pageTable.Walk(start, end, allocate: false, ref visitor);
+        Interlocked.Add(ref _pagesProtected, visitor.Changed);
     }
 }

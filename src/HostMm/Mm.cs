@@ -11,7 +11,8 @@ namespace Hypervisor.HostMm;
 /// </summary>
 /// <remarks>
 /// <para>Lock order: mmap lock → frame lock (<see cref="FrameFlags.Locked"/>) → page-table lock (PTL) →
-/// a secondary MMU's own lock. Notifier start/end are issued under the mmap lock and never under a PTL;
+/// a secondary MMU's own lock. Notifier start/end are issued only through an <see cref="Invalidation"/>
+/// scope, under the mmap lock (or, for the pressure daemons, a reverse-map lock) and never under a PTL;
 /// young ops and change_pte run under a PTL. Frames are allocated before a PTL is taken, never under it.</para>
 /// <para>The mmap lock is taken for write by mmap, munmap, mprotect, mremap, fork and exit, and for read by
 /// faults, get-user-pages, the read/write helpers and madvise (as in Linux). Operations under the read lock
