@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Reflection;
 using Hypervisor.Notifier.Intervals;
+using Hypervisor.Notifier.OpVisitors;
 using Hypervisor.Notifier.Srcu;
 
 namespace Hypervisor.Notifier;
@@ -316,13 +317,8 @@ public sealed class MmuNotifierChain
                 IntervalInvalidateEnd();
             }
 
-            foreach (var subscription in list)
-            {
-                if ((subscription.Ops & MmuNotifierOps.InvalidateRangeEnd) != 0 && subscription.IsListed)
-                {
-                    subscription.Notifier.InvalidateRangeEnd(in range);
-                }
-            }
+            var end = new EndVisitor(in range);
+            ForEachSubscriber(list, ref end);
         }
         finally
         {
@@ -338,75 +334,29 @@ public sealed class MmuNotifierChain
     public bool ClearFlushYoung(Hva start, Hva end)
     {
         ThrowIfEmpty(start, end);
-        var young = false;
-        var token = _srcu.ReadLock();
-        try
-        {
-            foreach (var subscription in Volatile.Read(ref _list))
-            {
-                if ((subscription.Ops & MmuNotifierOps.ClearFlushYoung) != 0)
-                {
-                    young |= subscription.Notifier.ClearFlushYoung(Mm, start, end);
-                }
-            }
-        }
-        finally
-        {
-            _srcu.ReadUnlock(token);
-        }
-
-        CountYoung(young);
-        return young;
+        var visitor = new ClearFlushYoungVisitor(Mm, start, end);
+        ForEachUnderReadSide(ref visitor);
+        CountYoung(visitor.Young);
+        return visitor.Young;
     }
 
     /// <summary>As <see cref="ClearFlushYoung"/> without the secondary flush (page_idle, DAMON).</summary>
     public bool ClearYoung(Hva start, Hva end)
     {
         ThrowIfEmpty(start, end);
-        var young = false;
-        var token = _srcu.ReadLock();
-        try
-        {
-            foreach (var subscription in Volatile.Read(ref _list))
-            {
-                if ((subscription.Ops & MmuNotifierOps.ClearYoung) != 0)
-                {
-                    young |= subscription.Notifier.ClearYoung(Mm, start, end);
-                }
-            }
-        }
-        finally
-        {
-            _srcu.ReadUnlock(token);
-        }
-
-        CountYoung(young);
-        return young;
+        var visitor = new ClearYoungVisitor(Mm, start, end);
+        ForEachUnderReadSide(ref visitor);
+        CountYoung(visitor.Young);
+        return visitor.Young;
     }
 
     /// <summary>True if any subscriber's entry for <paramref name="address"/> is young; stops at the first that is. Clears nothing.</summary>
     public bool TestYoung(Hva address)
     {
-        var young = false;
-        var token = _srcu.ReadLock();
-        try
-        {
-            foreach (var subscription in Volatile.Read(ref _list))
-            {
-                if ((subscription.Ops & MmuNotifierOps.TestYoung) != 0 && subscription.Notifier.TestYoung(Mm, address))
-                {
-                    young = true;
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            _srcu.ReadUnlock(token);
-        }
-
-        CountYoung(young);
-        return young;
+        var visitor = new TestYoungVisitor(Mm, address);
+        ForEachUnderReadSide(ref visitor);
+        CountYoung(visitor.Young);
+        return visitor.Young;
     }
 
     /// <summary>
@@ -416,21 +366,8 @@ public sealed class MmuNotifierChain
     public void ChangePte(Hva address, HostPte pte)
     {
         Interlocked.Increment(ref _changePtes);
-        var token = _srcu.ReadLock();
-        try
-        {
-            foreach (var subscription in Volatile.Read(ref _list))
-            {
-                if ((subscription.Ops & MmuNotifierOps.ChangePte) != 0)
-                {
-                    subscription.Notifier.ChangePte(Mm, address, pte);
-                }
-            }
-        }
-        finally
-        {
-            _srcu.ReadUnlock(token);
-        }
+        var visitor = new ChangePteVisitor(Mm, address, pte);
+        ForEachUnderReadSide(ref visitor);
     }
 
     /// <summary>The host flushed its TLB for <c>[start, end)</c>: subscribers that cache host page tables flush theirs.</summary>
@@ -438,21 +375,8 @@ public sealed class MmuNotifierChain
     {
         ThrowIfEmpty(start, end);
         Interlocked.Increment(ref _secondaryTlbInvalidations);
-        var token = _srcu.ReadLock();
-        try
-        {
-            foreach (var subscription in Volatile.Read(ref _list))
-            {
-                if ((subscription.Ops & MmuNotifierOps.InvalidateSecondaryTlbs) != 0)
-                {
-                    subscription.Notifier.InvalidateSecondaryTlbs(Mm, start, end);
-                }
-            }
-        }
-        finally
-        {
-            _srcu.ReadUnlock(token);
-        }
+        var visitor = new SecondaryTlbVisitor(Mm, start, end);
+        ForEachUnderReadSide(ref visitor);
     }
 
     /// <summary>
@@ -485,11 +409,8 @@ public sealed class MmuNotifierChain
                 IntervalInvalidateEnd();
             }
 
-            var list = Volatile.Read(ref _list);
-            foreach (var subscription in list)
-            {
-                ReleaseOnce(subscription);
-            }
+            var release = new ReleaseVisitor(this);
+            ForEachSubscriber(Volatile.Read(ref _list), ref release);
 
             lock (_lock)
             {
@@ -679,30 +600,58 @@ public sealed class MmuNotifierChain
     /// </summary>
     private static bool CallStarts(MmuNotifierSubscription[] list, in NotifierRange range)
     {
-        bool[]? refused = null;
-        for (var i = 0; i < list.Length; i++)
-        {
-            if ((list[i].Ops & MmuNotifierOps.InvalidateRangeStart) != 0 && !list[i].Notifier.InvalidateRangeStart(in range))
-            {
-                refused ??= new bool[list.Length];
-                refused[i] = true;
-            }
-        }
-
-        if (refused is null)
+        var starts = new StartVisitor(in range, list.Length);
+        ForEachSubscriber(list, ref starts);
+        if (starts.Refused is not { } refused)
         {
             return true;
         }
 
+        var ends = new RefusalEndVisitor(in range, refused);
+        ForEachSubscriber(list, ref ends);
+        return false;
+    }
+
+    /// <summary>
+    /// The one op loop of the chain: visits the subscribers of <paramref name="list"/> in list order (newest
+    /// first), skipping those that do not implement <c>TVisitor.Op</c> (none skipped for
+    /// <see cref="MmuNotifierOps.None"/>), until a visit returns false. The caller holds a read-side section
+    /// of <c>_srcu</c> for the whole walk: its own (<see cref="ForEachUnderReadSide"/>), a start..end pair's,
+    /// or exit's. Specialised per visitor struct, so the op test is a constant and the visit is inlined.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ForEachSubscriber<TVisitor>(MmuNotifierSubscription[] list, ref TVisitor visitor)
+        where TVisitor : struct, ISubscriberVisitor, allows ref struct
+    {
         for (var i = 0; i < list.Length; i++)
         {
-            if (!refused[i] && (list[i].Ops & MmuNotifierOps.InvalidateRangeEnd) != 0)
+            var subscription = list[i];
+            if ((TVisitor.Op == MmuNotifierOps.None || (subscription.Ops & TVisitor.Op) != 0) && !visitor.Visit(subscription, i))
             {
-                list[i].Notifier.InvalidateRangeEnd(in range);
+                return;
             }
         }
+    }
 
-        return false;
+    /// <summary>
+    /// <see cref="ForEachSubscriber"/> over the current list inside a read-side section of its own (Linux's
+    /// <c>srcu_read_lock</c> + <c>hlist_for_each_entry_rcu</c>): the young ops, change_pte and secondary-TLB
+    /// invalidation, which are not part of a start..end pair. Never blocks a writer; may run under a host
+    /// page-table lock.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void ForEachUnderReadSide<TVisitor>(ref TVisitor visitor)
+        where TVisitor : struct, ISubscriberVisitor, allows ref struct
+    {
+        var token = _srcu.ReadLock();
+        try
+        {
+            ForEachSubscriber(Volatile.Read(ref _list), ref visitor);
+        }
+        finally
+        {
+            _srcu.ReadUnlock(token);
+        }
     }
 
     private bool Refused(in NotifierRange range, string who)
@@ -825,7 +774,8 @@ public sealed class MmuNotifierChain
         }
     }
 
-    private void ReleaseOnce(MmuNotifierSubscription subscription)
+    /// <summary>Claims <paramref name="subscription"/>'s single release and, if it implements the op, calls it. The caller holds a read-side section.</summary>
+    internal void ReleaseOnce(MmuNotifierSubscription subscription)
     {
         if (!subscription.TryClaimRelease())
         {
