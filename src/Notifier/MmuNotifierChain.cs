@@ -76,6 +76,15 @@ public sealed class MmuNotifierChain
     /// <summary>The listed subscriptions, newest first (a snapshot).</summary>
     public IReadOnlyList<MmuNotifierSubscription> Subscribers => Volatile.Read(ref _list);
 
+    /// <summary>
+    /// The chain's SRCU domain. For tests: its epoch flips when a grace period begins, which shows that
+    /// register, unregister, synchronize or a put's deferred free has reached its wait.
+    /// </summary>
+    internal SrcuDomain ReadSide => _srcu;
+
+    /// <summary>Threads sleeping until the interval sequence moves (readers, removals). For tests: shows that one has reached its wait.</summary>
+    internal int SequenceWaiters => Volatile.Read(ref _sequenceWaiters);
+
     /// <summary>A snapshot of the chain's counters.</summary>
     public MmuNotifierChainStats Stats
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.PageTables;
 using Hypervisor.Notifier;
@@ -65,27 +66,41 @@ public sealed class PteLockConcurrencyTests
         using var memory = CreateMemory();
         using var table = new HostPageTable(memory, 0);
         Set(table, 0x1000, Tagged(1));
-        using var walkStarted = new ManualResetEventSlim();
+        Set(table, TwoMiB + 0x1000, Tagged(2));
+        var visited = new StrongBox<int>();
         var walkDone = 0;
 
-        Assert.That(table.TryLock(At(0x1000), allocate: false, out var pte), Is.True);
+        // The walk covers two PTE tables; the second one's lock is held. Seeing the first table visited proves
+        // the walker runs and has nothing left to do before the second table but take its lock.
+        Assert.That(table.TryLock(At(TwoMiB + 0x1000), allocate: false, out var pte), Is.True);
         Thread walker;
         using (pte)
         {
             walker = new Thread(() =>
             {
-                var visitor = new SegmentRecorder(memory);
-                walkStarted.Set();
-                table.Walk(At(0), At(TwoMiB), allocate: false, ref visitor);
+                var visitor = new CountingVisitor(visited);
+                table.Walk(At(0), At(2 * TwoMiB), allocate: false, ref visitor);
                 Volatile.Write(ref walkDone, 1);
             });
             walker.Start();
-            walkStarted.Wait();
-            Thread.Sleep(50);
+            Assert.That(SpinWait.SpinUntil(() => Volatile.Read(ref visited.Value) >= 1, TimeSpan.FromSeconds(10)), Is.True, "the walk visited the unlocked table");
             Assert.That(Volatile.Read(ref walkDone), Is.Zero, "the walk entered a PTE table whose lock another thread held");
+            Assert.That(Volatile.Read(ref visited.Value), Is.EqualTo(1));
+            Assert.That(walker.IsAlive, Is.True);
         }
 
         Assert.That(walker.Join(TimeSpan.FromSeconds(5)), Is.True);
         Assert.That(Volatile.Read(ref walkDone), Is.EqualTo(1));
+        Assert.That(Volatile.Read(ref visited.Value), Is.EqualTo(2), "the locked table was visited once the lock was released");
+    }
+
+    /// <summary>Counts visited PTE tables into a shared box that another thread can watch.</summary>
+    private readonly struct CountingVisitor(StrongBox<int> visited) : IPteVisitor
+    {
+        public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
+        {
+            Interlocked.Increment(ref visited.Value);
+            return true;
+        }
     }
 }

@@ -52,12 +52,15 @@ public class GetPutTests
         var pair = Task.Run(() => Ranges.StartEnd(mm, 0, 1));
         Assert.That(blocking.WaitEntered(TimeSpan.FromSeconds(10)), Is.True);
 
+        var epoch = mm.Notifiers.ReadSide.Epoch;
         mm.Notifiers.Put(subscription);
-        Thread.Sleep(100);
+        Assert.That(Reached.GracePeriodBegan(mm.Notifiers.ReadSide, epoch), Is.True, "the deferred free waits for a grace period");
         Assert.That(allocator.Freed, Is.Zero, "the subscriber's start is still running");
+        Assert.That(mm.Notifiers.ReadSide.PendingCallbacks, Is.EqualTo(1));
+        Assert.That(blocking.InCallback, Is.True);
 
         blocking.Open();
-        pair.Wait(TimeSpan.FromSeconds(10));
+        Assert.That(pair.Wait(Reached.Bound), Is.True);
         mm.Notifiers.Synchronize();
         Assert.That(allocator.Freed, Is.EqualTo(1));
         Assert.That(allocator.FreedWhileInCallback, Is.False);

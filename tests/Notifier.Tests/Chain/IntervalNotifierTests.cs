@@ -68,7 +68,8 @@ public class IntervalNotifierTests
         mm.Notifiers.InvalidateRangeStart(ref range);
 
         var reader = Task.Run(subscription.ReadBegin);
-        Assert.That(reader.Wait(TimeSpan.FromMilliseconds(200)), Is.False, "the reader must wait for the end");
+        Assert.That(Reached.SequenceWaiters(mm.Notifiers, 1), Is.True, "the reader sleeps until the sequence moves");
+        Assert.That(reader.IsCompleted, Is.False, "the reader must wait for the end");
 
         mm.Notifiers.InvalidateRangeEnd(ref range);
         Assert.That(reader.Wait(TimeSpan.FromSeconds(10)), Is.True);
@@ -102,7 +103,8 @@ public class IntervalNotifierTests
         var subscription = mm.Notifiers.InsertInterval(Ranges.Page(4), Paging.PageSize, late);
         Assert.That(mm.Notifiers.Stats.Intervals, Is.EqualTo(1), "deferred: not in the tree yet");
         var reader = Task.Run(subscription.ReadBegin);
-        Assert.That(reader.Wait(TimeSpan.FromMilliseconds(200)), Is.False);
+        Assert.That(Reached.SequenceWaiters(mm.Notifiers, 1), Is.True, "the reader of the deferred interval sleeps until the end");
+        Assert.That(reader.IsCompleted, Is.False);
 
         mm.Notifiers.InvalidateRangeEnd(ref range);
         Assert.That(reader.Wait(TimeSpan.FromSeconds(10)), Is.True);
@@ -122,7 +124,10 @@ public class IntervalNotifierTests
         mm.Notifiers.InvalidateRangeStart(ref range);
 
         var remove = Task.Run(subscription.Remove);
-        Assert.That(remove.Wait(TimeSpan.FromMilliseconds(200)), Is.False);
+        Assert.That(Reached.SequenceWaiters(mm.Notifiers, 1), Is.True, "the removal sleeps until the end");
+        Assert.That(remove.IsCompleted, Is.False);
+        Assert.That(subscription.IsRemoved, Is.True, "marked removed at once");
+        Assert.That(mm.Notifiers.Stats.Intervals, Is.EqualTo(1), "but the tree is frozen until the end");
         mm.Notifiers.InvalidateRangeEnd(ref range);
         Assert.That(remove.Wait(TimeSpan.FromSeconds(10)), Is.True);
 

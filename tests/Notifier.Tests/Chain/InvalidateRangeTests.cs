@@ -136,8 +136,11 @@ public class InvalidateRangeTests
 
         // A registration now would wait for the in-flight pair; do it from another thread.
         var late = new NotifierEventRecorder();
+        var epoch = mm.Notifiers.ReadSide.Epoch;
         var registering = Task.Run(() => mm.Notifiers.Register(late));
-        Assert.That(registering.Wait(TimeSpan.FromMilliseconds(200)), Is.False, "register waits for the in-flight pair");
+        Assert.That(Reached.GracePeriodBegan(mm.Notifiers.ReadSide, epoch), Is.True, "register listed the subscriber and synchronizes");
+        Assert.That(registering.IsCompleted, Is.False, "register waits for the in-flight pair");
+        Assert.That(mm.Notifiers.SubscriberCount, Is.EqualTo(2));
 
         mm.Notifiers.InvalidateRangeEnd(ref range);
         Assert.That(registering.Wait(TimeSpan.FromSeconds(10)), Is.True);

@@ -134,8 +134,11 @@ public class ReleaseAndUnregisterTests
         var pair = Task.Run(() => Ranges.StartEnd(mm, 0, 1));
         Assert.That(blocking.WaitEntered(TimeSpan.FromSeconds(10)), Is.True);
 
+        var epoch = mm.Notifiers.ReadSide.Epoch;
         var unregister = Task.Run(() => mm.Notifiers.Unregister(subscription));
-        Assert.That(unregister.Wait(TimeSpan.FromMilliseconds(200)), Is.False, "unregister must not return while a callback runs");
+        Assert.That(Reached.GracePeriodBegan(mm.Notifiers.ReadSide, epoch), Is.True, "unregister released, unlisted and now synchronizes");
+        Assert.That(unregister.IsCompleted, Is.False, "unregister must not return while a callback runs");
+        Assert.That(blocking.InCallback, Is.True);
 
         blocking.Open();
         Assert.That(unregister.Wait(TimeSpan.FromSeconds(10)), Is.True);
@@ -154,8 +157,11 @@ public class ReleaseAndUnregisterTests
         var exit = Task.Run(mm.Notifiers.Release);
         Assert.That(blocking.WaitEntered(TimeSpan.FromSeconds(10)), Is.True);
 
+        var epoch = mm.Notifiers.ReadSide.Epoch;
         var unregister = Task.Run(() => mm.Notifiers.Unregister(subscription));
-        Assert.That(unregister.Wait(TimeSpan.FromMilliseconds(200)), Is.False, "the release issued by exit is still running");
+        Assert.That(Reached.GracePeriodBegan(mm.Notifiers.ReadSide, epoch), Is.True, "unregister found the release claimed and synchronizes");
+        Assert.That(unregister.IsCompleted, Is.False, "the release issued by exit is still running");
+        Assert.That(blocking.InCallback, Is.True);
 
         blocking.Open();
         Assert.That(Task.WaitAll([exit, unregister], TimeSpan.FromSeconds(10)), Is.True);
@@ -171,8 +177,10 @@ public class ReleaseAndUnregisterTests
         var pair = Task.Run(() => Ranges.StartEnd(mm, 0, 1));
         Assert.That(blocking.WaitEntered(TimeSpan.FromSeconds(10)), Is.True);
 
+        var epoch = mm.Notifiers.ReadSide.Epoch;
         var synchronize = Task.Run(mm.Notifiers.Synchronize);
-        Assert.That(synchronize.Wait(TimeSpan.FromMilliseconds(200)), Is.False);
+        Assert.That(Reached.GracePeriodBegan(mm.Notifiers.ReadSide, epoch), Is.True);
+        Assert.That(synchronize.IsCompleted, Is.False, "the pair's start is still running");
         blocking.Open();
         Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True);
         Assert.That(pair.Result, Is.True);

@@ -1,4 +1,5 @@
 using Hypervisor.Notifier.Srcu;
+using Hypervisor.Notifier.Tests.Support;
 
 namespace Hypervisor.Notifier.Tests.Srcu;
 
@@ -18,10 +19,15 @@ public class SrcuDomainTests
     {
         var domain = new SrcuDomain();
         var token = domain.ReadLock();
+        var epoch = domain.Epoch;
         var synchronize = Task.Run(domain.Synchronize);
-        Assert.That(synchronize.Wait(TimeSpan.FromMilliseconds(200)), Is.False);
+        Assert.That(Reached.GracePeriodBegan(domain, epoch), Is.True, "the writer flipped the epoch and waits");
+        Assert.That(synchronize.IsCompleted, Is.False, "the reader is still inside");
+        Assert.That(domain.GracePeriods, Is.Zero);
+
         domain.ReadUnlock(token);
-        Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(synchronize.Wait(Reached.Bound), Is.True);
+        Assert.That(domain.GracePeriods, Is.EqualTo(1));
     }
 
     [Test]
@@ -31,10 +37,14 @@ public class SrcuDomainTests
         var outer = domain.ReadLock();
         var inner = domain.ReadLock();
         domain.ReadUnlock(inner);
+        var epoch = domain.Epoch;
         var synchronize = Task.Run(domain.Synchronize);
-        Assert.That(synchronize.Wait(TimeSpan.FromMilliseconds(100)), Is.False);
+        Assert.That(Reached.GracePeriodBegan(domain, epoch), Is.True);
+        Assert.That(synchronize.IsCompleted, Is.False, "the outer section is still open after the inner one closed");
+        Assert.That(domain.GracePeriods, Is.Zero);
+
         domain.ReadUnlock(outer);
-        Assert.That(synchronize.Wait(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(synchronize.Wait(Reached.Bound), Is.True);
     }
 
     [Test]
@@ -57,8 +67,9 @@ public class SrcuDomainTests
         var domain = new SrcuDomain();
         var token = domain.ReadLock();
         var ran = 0;
+        var epoch = domain.Epoch;
         domain.CallAfterGracePeriod(() => Interlocked.Increment(ref ran));
-        Thread.Sleep(100);
+        Assert.That(Reached.GracePeriodBegan(domain, epoch), Is.True, "the callback's grace period began and waits for the reader");
         Assert.That(Volatile.Read(ref ran), Is.Zero, "a reader is still inside");
         Assert.That(domain.PendingCallbacks, Is.EqualTo(1));
         domain.ReadUnlock(token);

@@ -339,8 +339,10 @@ public sealed class UserEventChannelTests
         var wait = _channel.WaitAsync(CancellationToken.None).AsTask();
         Assert.That(wait.IsCompleted, Is.False);
 
-        Start(30, 40);
-        await Task.Delay(20);
+        // A hit completes the waiter inside the start callback, before Start returns; a miss must not.
+        Assert.That(Start(30, 40), Is.True);
+        Assert.That(_channel.Stats.RangeStarts, Is.EqualTo(1), "the miss reached the channel");
+        Assert.That(_channel.Generation, Is.Zero);
         Assert.That(wait.IsCompleted, Is.False, "a start that hit no region must not wake the reader");
 
         Start(15, 16);
