@@ -2,9 +2,10 @@ namespace Hypervisor.HostMm;
 
 /// <summary>
 /// An access the host's own helpers (<see cref="Mm.Read"/>, <see cref="Mm.Write"/>) made could not be
-/// resolved: the address is unmapped or the mapping forbids the access.
+/// resolved: the address is unmapped or the mapping forbids the access (Linux's <c>EFAULT</c>). Bad input:
+/// the caller's address breaks <see cref="Rule"/>.
 /// </summary>
-public sealed class HostFaultException : InvalidOperationException
+public sealed class HostFaultException : InvalidOperationException, IInputError
 {
     /// <summary>Creates the exception for <paramref name="address"/> of mm <paramref name="mmId"/>.</summary>
     public HostFaultException(int mmId, Hva address, FaultAccess access, FaultResult result)
@@ -29,4 +30,10 @@ public sealed class HostFaultException : InvalidOperationException
 
     /// <summary>Why it failed.</summary>
     public FaultResult Result { get; }
+
+    /// <summary>The rule that was broken: <see cref="HostMmRule.AddressNotMapped"/> for an unmapped address, else <see cref="HostMmRule.AccessNotPermitted"/>.</summary>
+    public HostMmRule Rule => Result == FaultResult.SegmentationFault ? HostMmRule.AddressNotMapped : HostMmRule.AccessNotPermitted;
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Rule;
 }

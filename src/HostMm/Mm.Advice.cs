@@ -40,7 +40,7 @@ public sealed partial class Mm
             Interlocked.Increment(ref _madviseCalls);
             if (!_vmas.IsFullyMapped(start, end))
             {
-                throw new UnmappedRangeException(Id, start, end, $"madvise {advice}");
+                throw new UnmappedRangeException(HostMmRule.RangeNotFullyMapped, Id, start, end, $"madvise {advice}");
             }
 
             if (advice == Advice.DontNeed)

@@ -75,7 +75,7 @@ public sealed partial class Mm
 
         if (address.Value + (ulong)total < address.Value || address + (ulong)total > UserSpaceEnd)
         {
-            throw new InvalidRangeException($"access at {address} of {total} bytes leaves the user address space", nameof(address));
+            throw new InvalidRangeException(NotifierRule.OutsideAddressSpace, $"access at {address} of {total} bytes leaves the user address space", nameof(address));
         }
 
         EnterRead(access == FaultAccess.Write ? "a write" : "a read");

@@ -42,7 +42,7 @@ public sealed partial class Mm
             else
             {
                 start = _vmas.FindGap(bytes, MmapBase, UserSpaceEnd)
-                    ?? throw new AddressSpaceExhaustedException(Id, bytes, "mmap");
+                    ?? throw new AddressSpaceExhaustedException(HostMmRule.NoFreeAddressRange, Id, bytes, "mmap");
             }
 
             _vmas.Add(start, start + bytes, protection, VmaFlags.None);
@@ -110,6 +110,7 @@ public sealed partial class Mm
         if (fixedTarget && newAddress < oldEnd && oldAddress < newAddress + newBytes)
         {
             throw new InvalidRangeException(
+                NotifierRule.OverlappingRanges,
                 $"mremap from [{oldAddress}, {oldEnd}) to [{newAddress}, {newAddress + newBytes}): the new range must not overlap the old one",
                 nameof(newAddress));
         }
@@ -121,7 +122,7 @@ public sealed partial class Mm
             var vma = _vmas.Find(oldAddress);
             if (vma is null || vma.End < oldEnd)
             {
-                throw new UnmappedRangeException(Id, oldAddress, oldEnd, "mremap (the old range must lie inside one mapping)");
+                throw new UnmappedRangeException(HostMmRule.RangeNotInOneMapping, Id, oldAddress, oldEnd, "mremap (the old range must lie inside one mapping)");
             }
 
             if (!fixedTarget)
@@ -146,11 +147,11 @@ public sealed partial class Mm
 
                 if ((flags & MremapFlags.MayMove) == 0)
                 {
-                    throw new AddressSpaceExhaustedException(Id, newBytes, $"mremap of [{oldAddress}, {oldEnd}) in place (the addresses after it are taken; pass MayMove)");
+                    throw new AddressSpaceExhaustedException(HostMmRule.CannotGrowInPlace, Id, newBytes, $"mremap of [{oldAddress}, {oldEnd}) in place (the addresses after it are taken; pass MayMove)");
                 }
 
                 newAddress = _vmas.FindGap(newBytes, MmapBase, UserSpaceEnd)
-                    ?? throw new AddressSpaceExhaustedException(Id, newBytes, "mremap");
+                    ?? throw new AddressSpaceExhaustedException(HostMmRule.NoFreeAddressRange, Id, newBytes, "mremap");
             }
             else
             {

@@ -24,7 +24,7 @@ public sealed partial class Mm
             Interlocked.Increment(ref _mprotectCalls);
             if (!_vmas.IsFullyMapped(start, end))
             {
-                throw new UnmappedRangeException(Id, start, end, "mprotect");
+                throw new UnmappedRangeException(HostMmRule.RangeNotFullyMapped, Id, start, end, "mprotect");
             }
 
             var inside = _vmas.SplitToRange(start, end);

@@ -172,12 +172,12 @@ public sealed partial class Mm : IMm, IDisposable
     {
         if (length == 0)
         {
-            throw new InvalidRangeException($"{operation} at {start} with length 0: the length must be positive", nameof(length));
+            throw new InvalidRangeException(NotifierRule.EmptyOrReversedRange, $"{operation} at {start} with length 0: the length must be positive", nameof(length));
         }
 
         if (!start.IsPageAligned)
         {
-            throw new InvalidRangeException($"{operation} at {start}: the address must be a multiple of {Paging.PageSize}", nameof(start));
+            throw new InvalidRangeException(NotifierRule.UnalignedRange, $"{operation} at {start}: the address must be a multiple of {Paging.PageSize}", nameof(start));
         }
 
         var pages = (length + Paging.PageOffsetMask) >> Paging.PageShift;
@@ -185,6 +185,7 @@ public sealed partial class Mm : IMm, IDisposable
         if (end <= start || end > UserSpaceEnd)
         {
             throw new InvalidRangeException(
+                NotifierRule.OutsideAddressSpace,
                 $"{operation} [{start}, +{length:#,0}) leaves the user address space: it must end at or below {UserSpaceEnd}",
                 nameof(length));
         }

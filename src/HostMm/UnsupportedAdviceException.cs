@@ -1,7 +1,7 @@
 namespace Hypervisor.HostMm;
 
-/// <summary>A madvise advice the host does not implement yet.</summary>
-public sealed class UnsupportedAdviceException : NotSupportedException
+/// <summary>A madvise advice the host does not implement yet. Bad input (<see cref="HostMmRule.UnsupportedAdvice"/>).</summary>
+public sealed class UnsupportedAdviceException : NotSupportedException, IInputError
 {
     /// <summary>Creates the exception naming the advice and what will bring it.</summary>
     public UnsupportedAdviceException(Advice advice, string arrivesWith)
@@ -12,4 +12,10 @@ public sealed class UnsupportedAdviceException : NotSupportedException
 
     /// <summary>The refused advice.</summary>
     public Advice Advice { get; }
+
+    /// <summary>The rule that was broken: always <see cref="HostMmRule.UnsupportedAdvice"/>.</summary>
+    public HostMmRule Rule => HostMmRule.UnsupportedAdvice;
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Rule;
 }

@@ -451,7 +451,7 @@ public sealed class MmuNotifierChain
         ArgumentNullException.ThrowIfNull(notifier);
         if (length == 0 || start.Value + length < start.Value)
         {
-            throw new InvalidRangeException($"interval at {start} with length {length} is empty or wraps: length must be positive", nameof(length));
+            throw new InvalidRangeException(NotifierRule.EmptyOrReversedRange, $"interval at {start} with length {length} is empty or wraps: length must be positive", nameof(length));
         }
 
         var end = start + length;
@@ -850,7 +850,7 @@ public sealed class MmuNotifierChain
     {
         if (end <= start)
         {
-            throw new InvalidRangeException($"range [{start}, {end}) is empty or reversed: end must be above start");
+            throw new InvalidRangeException(NotifierRule.EmptyOrReversedRange, $"range [{start}, {end}) is empty or reversed: end must be above start");
         }
     }
 }

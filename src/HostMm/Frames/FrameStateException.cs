@@ -5,6 +5,7 @@ namespace Hypervisor.HostMm.Frames;
 /// on a zero reference count, freeing a mapped frame, a map count going negative (Linux's "Bad page
 /// state").
 /// </summary>
+/// <remarks>A broken frame invariant (a bug), not bad input: this exception does not carry <see cref="IInputError"/>.</remarks>
 public sealed class FrameStateException : InvalidOperationException
 {
     /// <summary>Creates the exception for <paramref name="pfn"/> with a message that names it and the rule.</summary>

@@ -34,6 +34,7 @@ public sealed record HostMemoryOptions
         if (NodeCount < 1 || NodeCount > MaxNodeCount)
         {
             throw new InvalidHostMemoryOptionsException(
+                HostMmRule.NodeCountOutOfRange,
                 $"NodeCount {NodeCount} is out of range: host RAM needs 1 to {MaxNodeCount} NUMA nodes",
                 nameof(NodeCount));
         }
@@ -41,6 +42,7 @@ public sealed record HostMemoryOptions
         if (TotalBytes < MinTotalBytes || TotalBytes > MaxTotalBytes)
         {
             throw new InvalidHostMemoryOptionsException(
+                HostMmRule.TotalBytesOutOfRange,
                 $"TotalBytes {TotalBytes} ({TotalBytes >> 20} MiB) is out of range: host RAM must be {MinTotalBytes >> 20} MiB to {MaxTotalBytes >> 30} GiB",
                 nameof(TotalBytes));
         }
@@ -49,6 +51,7 @@ public sealed record HostMemoryOptions
         if (TotalBytes % unit != 0)
         {
             throw new InvalidHostMemoryOptionsException(
+                HostMmRule.TotalBytesNotNodeAligned,
                 $"TotalBytes {TotalBytes} is not a multiple of 2 MiB per node: with {NodeCount} nodes it must be a multiple of {unit} bytes",
                 nameof(TotalBytes));
         }

@@ -6,6 +6,7 @@ namespace Hypervisor.HostMm.Frames;
 /// No free frame on the nodes an allocation may use. Reclaim does not exist yet, so this is the whole
 /// answer to memory pressure for now.
 /// </summary>
+/// <remarks>Running out of frames is a resource condition, neither bad input nor a bug: this exception does not carry <see cref="IInputError"/>.</remarks>
 public sealed class OutOfHostMemoryException : Exception
 {
     /// <summary>Creates the exception; the message names the nodes tried, the flags and the free counts.</summary>

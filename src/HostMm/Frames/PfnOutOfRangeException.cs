@@ -1,6 +1,7 @@
 namespace Hypervisor.HostMm.Frames;
 
 /// <summary>A frame number outside host RAM, <c>[0, TotalFrames)</c>.</summary>
+/// <remarks>Frame numbers come from the host's own allocator and page tables, so one outside RAM is a bug, not bad input: this exception does not carry <see cref="IInputError"/>.</remarks>
 public sealed class PfnOutOfRangeException : ArgumentOutOfRangeException
 {
     /// <summary>Creates the exception for <paramref name="pfn"/> and a RAM of <paramref name="totalFrames"/> frames.</summary>

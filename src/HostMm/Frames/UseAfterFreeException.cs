@@ -4,6 +4,7 @@ namespace Hypervisor.HostMm.Frames;
 /// A free frame was used: written to while on the free list (found by the poison check on
 /// allocation), or about to be mapped or used by someone (<see cref="HostMemory.AssertNotFree"/>).
 /// </summary>
+/// <remarks>A broken frame invariant (a bug), not bad input: this exception does not carry <see cref="IInputError"/>.</remarks>
 public sealed class UseAfterFreeException : InvalidOperationException
 {
     /// <summary>Creates the exception with a message that names the frame, the user and the rule.</summary>

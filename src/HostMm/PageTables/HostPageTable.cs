@@ -340,6 +340,7 @@ public sealed class HostPageTable : IDisposable
         if (address.Value >= UserAddressLimit)
         {
             throw new InvalidRangeException(
+                NotifierRule.OutsideAddressSpace,
                 $"address {address} is beyond the 47-bit user address space: host page tables map [{Hva.Zero}, {UserAddressEnd})",
                 paramName);
         }
@@ -352,6 +353,7 @@ public sealed class HostPageTable : IDisposable
         if (end.Value > UserAddressLimit)
         {
             throw new InvalidRangeException(
+                NotifierRule.OutsideAddressSpace,
                 $"range [{start}, {end}) ends beyond the 47-bit user address space: host page tables map [{Hva.Zero}, {UserAddressEnd})",
                 paramName);
         }
@@ -362,6 +364,7 @@ public sealed class HostPageTable : IDisposable
         if (pages == 0 || pages > UserAddressLimit >> PteShift)
         {
             throw new InvalidRangeException(
+                pages == 0 ? NotifierRule.EmptyOrReversedRange : NotifierRule.OutsideAddressSpace,
                 $"moving {pages} pages from {oldStart} to {newStart}: the page count must be 1 to {UserAddressLimit >> PteShift} (the 47-bit user address space)",
                 nameof(pages));
         }
@@ -376,6 +379,7 @@ public sealed class HostPageTable : IDisposable
         if (oldStart < newEnd && newStart < oldEnd)
         {
             throw new InvalidRangeException(
+                NotifierRule.OverlappingRanges,
                 $"cannot move [{oldStart}, {oldEnd}) to [{newStart}, {newEnd}): the ranges overlap, and entries can only move between disjoint ranges",
                 nameof(newStart));
         }

@@ -4,6 +4,7 @@ namespace Hypervisor.HostMm.PageTables;
 /// A host PTE is not what an operation requires: the wrong kind (a swap slot asked of a migration entry),
 /// or a non-present value that is no valid encoding of <see cref="HostPteEncoding"/>.
 /// </summary>
+/// <remarks>PTE values come from the host's own page tables, so a corrupt entry or one of the wrong kind is a bug, not bad input: this exception does not carry <see cref="IInputError"/>.</remarks>
 public sealed class InvalidHostPteException : ArgumentException
 {
     /// <summary>Creates the exception for <paramref name="pte"/> with a message that names the value and the rule.</summary>

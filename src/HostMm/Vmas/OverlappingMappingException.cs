@@ -2,9 +2,9 @@ namespace Hypervisor.HostMm.Vmas;
 
 /// <summary>
 /// A mapping was placed (added, inserted or grown) over addresses an existing VMA already covers. VMAs of one
-/// mm never overlap; unmap the old range first.
+/// mm never overlap; unmap the old range first. Bad input (<see cref="HostMmRule.OverlappingMapping"/>).
 /// </summary>
-public sealed class OverlappingMappingException : ArgumentException
+public sealed class OverlappingMappingException : ArgumentException, IInputError
 {
     /// <summary>Creates the exception for the requested range and the VMA range it collides with.</summary>
     /// <param name="start">Inclusive start of the requested range.</param>
@@ -34,4 +34,10 @@ public sealed class OverlappingMappingException : ArgumentException
 
     /// <summary>Exclusive end of the VMA already there.</summary>
     public Hva ExistingEnd { get; }
+
+    /// <summary>The rule that was broken: always <see cref="HostMmRule.OverlappingMapping"/>.</summary>
+    public HostMmRule Rule => HostMmRule.OverlappingMapping;
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Rule;
 }

@@ -20,6 +20,7 @@ public static class ProtectionRules
         if (undefined != 0)
         {
             throw new InvalidProtectionException(
+                HostMmRule.UndefinedProtectionBits,
                 protection,
                 $"protection 0x{(int)protection:x} has undefined bits 0x{(int)undefined:x}: only Read (1), Write (2) and Execute (4) are defined",
                 paramName);
@@ -28,6 +29,7 @@ public static class ProtectionRules
         if (protection != Protection.None && (protection & Protection.Read) == 0)
         {
             throw new InvalidProtectionException(
+                HostMmRule.WriteOrExecuteWithoutRead,
                 protection,
                 $"protection {ToRwx(protection)} ({protection}) grants Write or Execute without Read: x86 page tables cannot express write-only or execute-only pages, so Write and Execute need Read",
                 paramName);

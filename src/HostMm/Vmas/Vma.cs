@@ -129,6 +129,7 @@ public sealed class Vma
         if (!newStart.IsPageAligned || newStart > Hva.AddressSpaceEnd || Hva.AddressSpaceEnd - newStart < Length)
         {
             throw new InvalidRangeException(
+                newStart.IsPageAligned ? NotifierRule.OutsideAddressSpace : NotifierRule.UnalignedRange,
                 $"cannot copy VMA {this} to {newStart}: the copy [{newStart}, +0x{Length:x}) must be page-aligned and end by {Hva.AddressSpaceEnd}",
                 nameof(newStart));
         }

@@ -128,12 +128,14 @@ public sealed class VmaSet : IEnumerable<Vma>
         if (!at.IsPageAligned)
         {
             throw new InvalidRangeException(
+                NotifierRule.UnalignedRange,
                 $"split point {at} in VMA {vma} is not page-aligned: it must be a multiple of {Paging.PageSize}", nameof(at));
         }
 
         if (at <= vma.Start || at >= vma.End)
         {
             throw new InvalidRangeException(
+                NotifierRule.AddressOutsideRange,
                 $"split point {at} is not strictly inside VMA {vma}: it must lie in ({vma.Start}, {vma.End})", nameof(at));
         }
 
@@ -225,7 +227,11 @@ public sealed class VmaSet : IEnumerable<Vma>
         ThrowIfNotMine(vma, nameof(vma));
         if (!newEnd.IsPageAligned || newEnd <= vma.Start || newEnd > Hva.AddressSpaceEnd)
         {
+            var rule = !newEnd.IsPageAligned ? NotifierRule.UnalignedRange
+                : newEnd <= vma.Start ? NotifierRule.EmptyOrReversedRange
+                : NotifierRule.OutsideAddressSpace;
             throw new InvalidRangeException(
+                rule,
                 $"new end {newEnd} for VMA {vma} is invalid: it must be page-aligned, above {vma.Start} and not beyond {Hva.AddressSpaceEnd}",
                 nameof(newEnd));
         }
@@ -271,6 +277,7 @@ public sealed class VmaSet : IEnumerable<Vma>
         if (high > Hva.AddressSpaceEnd)
         {
             throw new InvalidRangeException(
+                NotifierRule.OutsideAddressSpace,
                 $"gap bound {high} is beyond the address space end {Hva.AddressSpaceEnd}", nameof(high));
         }
 
@@ -442,7 +449,7 @@ public sealed class VmaSet : IEnumerable<Vma>
     {
         if (end < start)
         {
-            throw new InvalidRangeException($"range [{start}, {end}) is reversed: end must not be below start", paramName);
+            throw new InvalidRangeException(NotifierRule.EmptyOrReversedRange, $"range [{start}, {end}) is reversed: end must not be below start", paramName);
         }
     }
 

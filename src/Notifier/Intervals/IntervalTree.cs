@@ -194,6 +194,7 @@ public sealed class IntervalTree<T>
         if (start > last)
         {
             throw new InvalidRangeException(
+                NotifierRule.EmptyOrReversedRange,
                 $"interval [0x{start:x}, 0x{last:x}] is reversed: start must not exceed last (last is inclusive)",
                 nameof(start));
         }

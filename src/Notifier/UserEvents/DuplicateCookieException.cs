@@ -1,7 +1,7 @@
 namespace Hypervisor.Notifier.UserEvents;
 
-/// <summary>A region was registered with a cookie that the channel already holds.</summary>
-public sealed class DuplicateCookieException : ArgumentException
+/// <summary>A region was registered with a cookie that the channel already holds. Bad input (<see cref="NotifierRule.DuplicateCookie"/>).</summary>
+public sealed class DuplicateCookieException : ArgumentException, IInputError
 {
     /// <summary>Creates the exception for <paramref name="cookie"/>.</summary>
     /// <param name="cookie">The cookie registered twice.</param>
@@ -13,4 +13,10 @@ public sealed class DuplicateCookieException : ArgumentException
 
     /// <summary>The cookie registered twice.</summary>
     public ulong Cookie { get; }
+
+    /// <summary>The rule that was broken: always <see cref="NotifierRule.DuplicateCookie"/>.</summary>
+    public NotifierRule Rule => NotifierRule.DuplicateCookie;
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Rule;
 }

@@ -1,7 +1,7 @@
 namespace Hypervisor.Notifier.UserEvents;
 
-/// <summary>A cookie named no region registered on the channel.</summary>
-public sealed class UnknownCookieException : KeyNotFoundException
+/// <summary>A cookie named no region registered on the channel. Bad input (<see cref="NotifierRule.UnknownCookie"/>).</summary>
+public sealed class UnknownCookieException : KeyNotFoundException, IInputError
 {
     /// <summary>Creates the exception for <paramref name="cookie"/>.</summary>
     /// <param name="cookie">The cookie that is not registered.</param>
@@ -13,4 +13,10 @@ public sealed class UnknownCookieException : KeyNotFoundException
 
     /// <summary>The cookie that is not registered.</summary>
     public ulong Cookie { get; }
+
+    /// <summary>The rule that was broken: always <see cref="NotifierRule.UnknownCookie"/>.</summary>
+    public NotifierRule Rule => NotifierRule.UnknownCookie;
+
+    /// <inheritdoc />
+    Enum IInputError.Rule => Rule;
 }
