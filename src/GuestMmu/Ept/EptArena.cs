@@ -132,15 +132,6 @@ public sealed unsafe class EptArena : IDisposable // unsafe: tables are native m
         }
     }
 
-    /// <summary>True when <paramref name="index"/> is currently allocated (a racy answer unless the caller serializes).</summary>
-    public bool IsAllocated(uint index)
-    {
-        lock (_lock)
-        {
-            return index < _bump && (_allocated[index >> 6] & (1UL << (int)(index & 63))) != 0;
-        }
-    }
-
     /// <summary>The 512 entries of table <paramref name="index"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> lies beyond every reserved chunk.</exception>
     public Span<ulong> Table(uint index) => new(CheckedPointer(index), EptGeometry.EntriesPerTable);
