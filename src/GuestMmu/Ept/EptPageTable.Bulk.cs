@@ -82,7 +82,7 @@ public sealed unsafe partial class EptPageTable
             }
 
             ref var entry = ref it.Entry;
-            if (!IsLeafAt(entry, level))
+            if (!TdpStep.IsLeafAt(entry, level))
             {
                 continue;
             }
@@ -141,7 +141,7 @@ public sealed unsafe partial class EptPageTable
                 present += EptLeafKernels.CountPresent(it.LeafRunPointer(out var count), count);
                 it.SkipLeafRun();
             }
-            else if (IsLeafAt(Volatile.Read(ref it.Entry), it.Level))
+            else if (TdpStep.IsLeafAt(Volatile.Read(ref it.Entry), it.Level))
             {
                 present++;
             }
@@ -199,13 +199,14 @@ public sealed unsafe partial class EptPageTable
         long added = 0;
         for (var gfn = start.Value; gfn < end.Value;)
         {
-            var table = WalkCreate(gfn, 1, out var failure);
-            if (table is null)
+            var walk = new TdpPointWalk(_arena, _root, gfn);
+            if (!DescendCreatingTables(ref walk, 1, out var failure))
             {
                 throw new InvalidOperationException($"{new Gfn(gfn)} cannot take a 4 KiB leaf: {failure}");
             }
 
-            var slot = EptGeometry.Slot(gfn, 1);
+            var table = walk.Table;
+            var slot = walk.Slot;
             var count = (int)Math.Min((ulong)(EptGeometry.EntriesPerTable - slot), end.Value - gfn);
             var counts = EptArena.CountsOf(table);
             NoteMayHoldDirty(counts, template.Value);
@@ -235,13 +236,13 @@ public sealed unsafe partial class EptPageTable
         long zapped = 0, frames = 0, dirty = 0;
         if (((start ^ (end - 1)) >> EptGeometry.BitsPerLevel) == 0)
         {
-            // The whole range lies in one level-1 table (a notifier range of up to 2 MiB): descend to it
-            // directly. The caller's write lock means no table on the path can be unlinked meanwhile.
-            var leafTable = LeafTableOf(start);
-            if (leafTable is not null)
+            // The whole range lies in one level-1 table (a notifier range of up to 2 MiB, the common
+            // invalidation): the point walk finds the table without the range walk's bookkeeping. A large
+            // leaf or a missing table on the way takes the range walk below.
+            var walk = new TdpPointWalk(_arena, _root, start);
+            if (walk.TryDescendTo(1))
             {
-                var slot = EptGeometry.Slot(start, 1);
-                zapped = ZapLeafRun(leafTable, slot, (int)(end - start), start, dirtyMask, atomic, ref sink, ref dirty);
+                zapped = ZapLeafRun(walk.Table, walk.Slot, (int)(end - start), start, dirtyMask, atomic, ref sink, ref dirty);
                 return new ZapResult(zapped, zapped, dirty, 0);
             }
         }
@@ -261,7 +262,7 @@ public sealed unsafe partial class EptPageTable
             }
 
             ref var entry = ref it.Entry;
-            if (IsLeafAt(entry, level) && EptLeafKernels.ZapOne(ref entry, it.Gfn.Value, level, dirtyMask, atomic, ref sink, ref dirty))
+            if (TdpStep.IsLeafAt(entry, level) && EptLeafKernels.ZapOne(ref entry, it.Gfn.Value, level, dirtyMask, atomic, ref sink, ref dirty))
             {
                 zapped++;
                 frames += (long)EptGeometry.FramesPerEntry(level);
@@ -326,7 +327,7 @@ public sealed unsafe partial class EptPageTable
             while (it.MoveNext())
             {
                 var entry = it.Entry;
-                if (IsPresentNonLeaf(entry, it.Level))
+                if (TdpStep.IsPresentNonLeaf(entry, it.Level))
                 {
                     if (count == tables.Length)
                     {
@@ -336,15 +337,15 @@ public sealed unsafe partial class EptPageTable
                         tables = grown;
                     }
 
-                    tables[count++] = TableIndexOf(entry);
+                    tables[count++] = TdpStep.TableIndexOf(entry);
                 }
             }
 
             // Unlink from the root first, then empty each table so a walker already inside one sees non-present entries.
-            ClearEntries(_root);
+            ClearEntries(new Span<ulong>(_root, EptGeometry.EntriesPerTable));
             for (var i = 0; i < count; i++)
             {
-                ClearEntries(_arena.TablePointer(tables[i]));
+                ClearEntries(_arena.Table(tables[i]));
                 Retire(tables[i]);
             }
         }
@@ -357,32 +358,10 @@ public sealed unsafe partial class EptPageTable
         return leaves with { TablesFreed = count };
     }
 
-    /// <summary>
-    /// The level-1 table holding <paramref name="gfn"/>'s entry, or null when the walk meets a non-present or
-    /// large-leaf entry above it (the caller then takes the general walk).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ulong* LeafTableOf(ulong gfn)
-    {
-        var table = _root;
-        for (var level = EptGeometry.RootLevel; level > 1; level--)
-        {
-            var entry = Volatile.Read(ref table[EptGeometry.Slot(gfn, level)]);
-            if (!IsPresentNonLeaf(entry, level))
-            {
-                return null;
-            }
-
-            table = _arena.TablePointer(TableIndexOf(entry));
-        }
-
-        return table;
-    }
-
-    private static void ClearEntries(ulong* table)
+    private static void ClearEntries(Span<ulong> table)
     {
         // Entry by entry: each 8-byte store is atomic, so a lock-free reader sees the old value or 0.
-        for (var i = 0; i < EptGeometry.EntriesPerTable; i++)
+        for (var i = 0; i < table.Length; i++)
         {
             Volatile.Write(ref table[i], 0);
         }

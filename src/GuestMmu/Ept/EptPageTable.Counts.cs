@@ -55,12 +55,13 @@ public sealed unsafe partial class EptPageTable
         }
 
         ThrowIfDisposed();
-        var table = LeafTableOf(first.Value);
-        if (table is null)
+        var walk = new TdpPointWalk(_arena, _root, first.Value);
+        if (!walk.TryDescendTo(1))
         {
             throw new ArgumentException($"no level-1 table maps {first}", nameof(first));
         }
 
+        var table = walk.Table;
         var counts = EptArena.CountsOf(table);
         entries.CopyTo(new Span<ulong>(table, EptGeometry.EntriesPerTable));
         var present = (int)EptLeafKernels.CountPresent(table, EptGeometry.EntriesPerTable);

@@ -4,8 +4,11 @@ namespace Hypervisor.GuestMmu.Ept;
 /// The EPT of one VM address space: a root table and 4 levels (PML4E → PDPTE → PDE → PTE) over 48-bit
 /// guest-physical addresses, every table a 4 KiB block of an <see cref="EptArena"/>. Leaves are 4 KiB
 /// entries at level 1 or large (2 MiB / 1 GiB) entries at levels 2 / 3. Installs use compare-and-swap so
-/// vCPU faults run in parallel; zap and age walk with the one <see cref="TdpIterator"/> and do their
-/// level-1 work with vector kernels (<see cref="EptVectorPath"/>).
+/// vCPU faults run in parallel. Every walk takes the one step of <see cref="TdpIterator"/>: range
+/// operations (zap, age, count, audit) iterate, and point lookups, hardware A/D updates and the fault path's
+/// install walk one gfn's path with <see cref="TdpPointWalk"/> (as KVM's <c>kvm_tdp_mmu_map</c> uses
+/// <c>for_each_tdp_pte</c>); no other code follows a table link. Level-1 work runs on vector kernels
+/// (<see cref="EptVectorPath"/>).
 /// </summary>
 /// <remarks>
 /// <para><b>Locking</b> (the guest MMU lock is the caller's, a reader-writer lock, taken after every host
@@ -170,17 +173,10 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     {
         EptGeometry.CheckGfn(gfn, nameof(gfn));
         ThrowIfDisposed();
-        var table = _root;
-        for (level = EptGeometry.RootLevel; ; level--)
-        {
-            var entry = Volatile.Read(ref table[EptGeometry.Slot(gfn.Value, level)]);
-            if (!IsPresentNonLeaf(entry, level))
-            {
-                return new Spte(entry);
-            }
-
-            table = _arena.TablePointer(TableIndexOf(entry));
-        }
+        var walk = new TdpPointWalk(_arena, _root, gfn.Value);
+        var entry = walk.Descend(1);
+        level = walk.Level;
+        return new Spte(entry);
     }
 
     /// <summary>
@@ -194,22 +190,9 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         EptGeometry.CheckGfn(gfn, nameof(gfn));
         EptGeometry.CheckLevel(level, 1, EptGeometry.RootLevel, nameof(level));
         ThrowIfDisposed();
-        var table = _root;
-        for (var l = EptGeometry.RootLevel; ; l--)
-        {
-            var entry = Volatile.Read(ref table[EptGeometry.Slot(gfn.Value, l)]);
-            if (l == level)
-            {
-                return new Spte(entry);
-            }
-
-            if (!IsPresentNonLeaf(entry, l))
-            {
-                return Spte.Empty;
-            }
-
-            table = _arena.TablePointer(TableIndexOf(entry));
-        }
+        var walk = new TdpPointWalk(_arena, _root, gfn.Value);
+        var entry = walk.Descend(level);
+        return walk.Level == level ? new Spte(entry) : Spte.Empty;
     }
 
     /// <summary>
@@ -246,7 +229,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         }
 
         newSpte.CheckLeafFor(level, gfn);
-        var oldIsTable = level > 1 && IsPresentNonLeaf(expectedOld.Value, level);
+        var oldIsTable = TdpStep.IsPresentNonLeaf(expectedOld.Value, level);
         if (newSpte.IsPresent && expectedOld.IsPresent && !oldIsTable && expectedOld.Pfn != newSpte.Pfn)
         {
             throw new InvalidOperationException(
@@ -268,20 +251,20 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
             return InstallResult.Changed;
         }
 
-        var table = WalkCreate(gfn.Value, level, out var failure);
-        if (table is null)
+        var walk = new TdpPointWalk(_arena, _root, gfn.Value);
+        if (!DescendCreatingTables(ref walk, level, out var failure))
         {
             Interlocked.Increment(ref _installRaces);
             return failure;
         }
 
-        ref var target = ref table[EptGeometry.Slot(gfn.Value, level)];
+        ref var target = ref walk.Entry;
         if (oldIsTable)
         {
             return ReplaceTable(ref target, expectedOld.Value, newSpte.Value);
         }
 
-        var counts = level == 1 ? EptArena.CountsOf(table) : null;
+        var counts = level == 1 ? EptArena.CountsOf(walk.Table) : null;
         if (counts is not null)
         {
             NoteMayHoldDirty(counts, newSpte.Value);
@@ -330,35 +313,26 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
 
         EptGeometry.CheckGfn(gfn, nameof(gfn));
         ThrowIfDisposed();
-        var table = _root;
-        for (var level = EptGeometry.RootLevel; ; level--)
+        var walk = new TdpPointWalk(_arena, _root, gfn.Value);
+        var value = walk.Descend(1);
+        if (value != observed.Value)
         {
-            ref var entry = ref table[EptGeometry.Slot(gfn.Value, level)];
-            var value = Volatile.Read(ref entry);
-            if (!IsPresentNonLeaf(value, level))
-            {
-                if (value != observed.Value)
-                {
-                    return false;
-                }
-
-                var updated = observed.WithAccessed(dirty).Value;
-                if (updated == value)
-                {
-                    return true;
-                }
-
-                if (level == 1)
-                {
-                    // Before the entry can be seen dirty (see LeafTableCounts).
-                    NoteMayHoldDirty(EptArena.CountsOf(table), updated);
-                }
-
-                return Interlocked.CompareExchange(ref entry, updated, value) == value;
-            }
-
-            table = _arena.TablePointer(TableIndexOf(value));
+            return false;
         }
+
+        var updated = observed.WithAccessed(dirty).Value;
+        if (updated == value)
+        {
+            return true;
+        }
+
+        if (walk.Level == 1)
+        {
+            // Before the entry can be seen dirty (see LeafTableCounts).
+            NoteMayHoldDirty(EptArena.CountsOf(walk.Table), updated);
+        }
+
+        return Interlocked.CompareExchange(ref walk.Entry, updated, value) == value;
     }
 
     /// <summary>
@@ -441,65 +415,47 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool IsReportedDirty(ulong value) => (value & Spte.MmuPresentBit) != 0 && (value & _dirtyMask) != 0;
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool IsPresentNonLeaf(ulong entry, int level) =>
-        (entry & Spte.MmuPresentBit) != 0 && level > 1 && (level == EptGeometry.RootLevel || (entry & Spte.LargePageBit) == 0);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool IsLeafAt(ulong entry, int level) =>
-        (entry & Spte.MmuPresentBit) != 0 && (level == 1 || (level < EptGeometry.RootLevel && (entry & Spte.LargePageBit) != 0));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint TableIndexOf(ulong entry) => (uint)((entry & Spte.PfnMask) >> Spte.PfnShift);
-
     /// <summary>
-    /// Walks from the root to the table holding <paramref name="gfn"/>'s entry at <paramref name="level"/>,
-    /// linking missing tables by compare-and-swap. Null (with the reason) when a frozen entry or a larger
-    /// leaf is in the way.
+    /// Moves <paramref name="walk"/> down to its gfn's entry at <paramref name="level"/> (KVM's
+    /// <c>kvm_tdp_mmu_map</c> loop), linking each missing table by compare-and-swap and stepping again, so
+    /// the walk enters a table only through a link it has just read. False (with the reason) when a frozen
+    /// entry or a larger leaf is in the way. MMU lock held for read (or write).
     /// </summary>
-    private ulong* WalkCreate(ulong gfn, int level, out InstallResult failure)
+    private bool DescendCreatingTables(ref TdpPointWalk walk, int level, out InstallResult failure)
     {
-        var table = _root;
-        for (var l = EptGeometry.RootLevel; l > level; l--)
+        while (true)
         {
-            ref var slot = ref table[EptGeometry.Slot(gfn, l)];
-            while (true)
+            var entry = walk.Descend(level);
+            if (walk.Level == level)
             {
-                var entry = Volatile.Read(ref slot);
-                if (entry == Spte.FrozenValue)
-                {
-                    failure = InstallResult.Changed;
-                    return null;
-                }
-
-                if ((entry & Spte.MmuPresentBit) != 0)
-                {
-                    if (!IsPresentNonLeaf(entry, l))
-                    {
-                        failure = InstallResult.CoveredByLargeLeaf;
-                        return null;
-                    }
-
-                    table = _arena.TablePointer(TableIndexOf(entry));
-                    break;
-                }
-
-                var child = _arena.Allocate();
-                if (Interlocked.CompareExchange(ref slot, Spte.NonLeaf(child).Value, entry) == entry)
-                {
-                    Interlocked.Increment(ref _tables);
-                    table = _arena.TablePointer(child);
-                    break;
-                }
-
-                // Another installer linked its table first: ours was never visible, so it can go back at once.
-                _arena.Free(child);
-                Interlocked.Increment(ref _tableRaces);
+                failure = InstallResult.Installed;
+                return true;
             }
-        }
 
-        failure = InstallResult.Installed;
-        return table;
+            // The walk stopped above the level on an entry that links no table.
+            if (entry == Spte.FrozenValue)
+            {
+                failure = InstallResult.Changed;
+                return false;
+            }
+
+            if ((entry & Spte.MmuPresentBit) != 0)
+            {
+                failure = InstallResult.CoveredByLargeLeaf;
+                return false;
+            }
+
+            var child = _arena.Allocate();
+            if (Interlocked.CompareExchange(ref walk.Entry, Spte.NonLeaf(child).Value, entry) == entry)
+            {
+                Interlocked.Increment(ref _tables);
+                continue;
+            }
+
+            // Another installer linked its table first: ours was never visible, so it can go back at once.
+            _arena.Free(child);
+            Interlocked.Increment(ref _tableRaces);
+        }
     }
 
     /// <summary>
@@ -517,7 +473,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
             return InstallResult.Changed;
         }
 
-        var childIndex = TableIndexOf(oldLink);
+        var childIndex = TdpStep.TableIndexOf(oldLink);
         var child = _arena.TablePointer(childIndex);
         var frozen = 0;
         while (frozen < EptGeometry.EntriesPerTable && Interlocked.CompareExchange(ref child[frozen], Spte.FrozenValue, 0) == 0)

@@ -1,7 +1,7 @@
 namespace Hypervisor.GuestMmu.Ept;
 
 /// <summary>
-/// The one walk over an <see cref="EptPageTable"/> (the model of KVM's <c>tdp_iter</c>): a pre-order
+/// The one range walk over an <see cref="EptPageTable"/> (the model of KVM's <c>tdp_iter</c>): a pre-order
 /// traversal of every entry whose range intersects <c>[start, end)</c>, from the root down to a minimum
 /// level. Each step tries, in order: <b>down</b> into the current entry (only a present non-leaf above the
 /// minimum level, re-read just before descending so a table unlinked meanwhile is never entered),
@@ -10,7 +10,8 @@ namespace Hypervisor.GuestMmu.Ept;
 /// </summary>
 /// <remarks>
 /// <para>Bulk callers take the whole in-range part of a level-1 table at once with <see cref="LeafRun"/>
-/// and then <see cref="SkipLeafRun"/>.</para>
+/// and then <see cref="SkipLeafRun"/>. Point lookups and installs walk one gfn's path with
+/// <see cref="TdpPointWalk"/>, which takes the same step down (<see cref="TdpStep"/>).</para>
 /// <para><b>Yield and restart.</b> A caller that drops its lock (KVM's <c>cond_resched</c>) calls
 /// <see cref="Restart"/> after retaking it: the iterator forgets its path and the next
 /// <see cref="MoveNext"/> walks from the root to <see cref="NextGfn"/> again, re-reading every table
@@ -192,14 +193,14 @@ public unsafe ref struct TdpIterator // unsafe: table memory is native and addre
         }
 
         // Re-read: never enter a table that was unlinked since the entry was yielded.
-        var entry = Volatile.Read(ref *(CurrentTable + _slot));
-        if ((entry & Spte.MmuPresentBit) == 0 || (_level < EptGeometry.RootLevel && (entry & Spte.LargePageBit) != 0))
+        var child = TdpStep.Down(_arena, Volatile.Read(ref *(CurrentTable + _slot)), _level);
+        if (child is null)
         {
             return false;
         }
 
         _level--;
-        _path[_level] = (nint)_arena.TablePointer((uint)((entry & Spte.PfnMask) >> Spte.PfnShift));
+        _path[_level] = (nint)child;
 
         // _next lies inside the entry just left (it is max(entry start, range start)).
         _slot = EptGeometry.Slot(_next, _level);

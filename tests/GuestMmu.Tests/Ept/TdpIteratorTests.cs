@@ -200,6 +200,34 @@ public sealed class TdpIteratorTests
         Assert.That(last, Is.EqualTo((OneGiB, 1)));
     }
 
+    [TestCase(OneGiB - 3)]
+    [TestCase(OneGiB - 2)]
+    [TestCase(OneGiB + 1)]
+    [TestCase(OneGiB + TwoMiB + 5)]
+    [TestCase(OneGiB + (4 * TwoMiB) + 17)]
+    [TestCase((1UL << 27) | 9)]
+    [TestCase((5UL << 27) | 5)]
+    [TestCase((1UL << 36) - 1)]
+    public void PointLookups_AreTheRangeWalkOverOneGfn(ulong gfn)
+    {
+        // The range walk over [gfn, gfn + 1) yields gfn's path, root first; the point lookups stop where it stops.
+        var path = new List<(int Level, ulong Value)>();
+        var it = _ept.Iterate(new Gfn(gfn), new Gfn(gfn + 1));
+        while (it.MoveNext())
+        {
+            path.Add((it.Level, it.Entry));
+        }
+
+        Assert.That(path.Select(p => p.Level), Is.EqualTo(Enumerable.Range(path[^1].Level, 5 - path[^1].Level).Reverse()), "one entry per level");
+        var spte = _ept.Read(new Gfn(gfn), out var level);
+        Assert.That((level, spte.Value), Is.EqualTo(path[^1]), "Read stops on the deepest entry of the path");
+        for (var l = 1; l <= 4; l++)
+        {
+            var atLevel = path.Where(p => p.Level == l).Select(p => p.Value).DefaultIfEmpty(0UL).Single();
+            Assert.That(_ept.ReadAt(new Gfn(gfn), l).Value, Is.EqualTo(atLevel), $"ReadAt level {l}: the path's entry there, Empty below its end");
+        }
+    }
+
     [Test]
     public void BadArguments_Throw()
     {
