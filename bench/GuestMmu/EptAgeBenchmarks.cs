@@ -20,7 +20,6 @@ public class EptAgeBenchmarks
     private const ulong Frames = 1UL << 18; // 1 GiB
 
     private EptBenchTable _table = null!;
-    private EptVectorPathScope _path;
     private Spte _template;
 
     /// <summary>Kernel path.</summary>
@@ -35,8 +34,7 @@ public class EptAgeBenchmarks
     public void Setup()
     {
         _template = Spte.Leaf(new Pfn(0), writable: Pass != "track-clear", executable: true, large: false, accessed: Pass != "clear-old");
-        _path = EptVectorPath.Force(Path);
-        using (var small = new EptBenchTable(4096, _template))
+        using (var small = new EptBenchTable(4096, _template, width: Path))
         {
             EptWarmup.Run(() =>
             {
@@ -46,14 +44,13 @@ public class EptAgeBenchmarks
             });
         }
 
-        _table = new EptBenchTable(Frames, _template);
+        _table = new EptBenchTable(Frames, _template, width: Path);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
         _table.Dispose();
-        _path.Dispose();
     }
 
     [IterationSetup]

@@ -14,9 +14,9 @@ internal sealed unsafe class EptBenchTable : IDisposable
     private readonly EptPageTable _ept;
     private readonly nint[] _leafTables;
 
-    public EptBenchTable(ulong frames, Spte template, HardwareAdPolicy policy = HardwareAdPolicy.DirtyUnderMmuLock)
+    public EptBenchTable(ulong frames, Spte template, HardwareAdPolicy policy = HardwareAdPolicy.DirtyUnderMmuLock, EptVectorWidth? width = null)
     {
-        _ept = new EptPageTable(policy: policy);
+        _ept = new EptPageTable(policy: policy, vectorWidth: width);
         Frames = frames;
         Fill(template);
         _leafTables = new nint[frames / 512];

@@ -30,7 +30,6 @@ public class EptZapBenchmarks
     private const ulong MiB = 1UL << 20;
 
     private EptBenchTable _table = null!;
-    private EptVectorPathScope _path;
     private Spte _template;
 
     /// <summary>Guest range zapped per call.</summary>
@@ -60,8 +59,7 @@ public class EptZapBenchmarks
             _template = _template.WithAccessed(dirty: true);
         }
 
-        _path = EptVectorPath.Force(Path);
-        using (var small = new EptBenchTable(4096, _template))
+        using (var small = new EptBenchTable(4096, _template, width: Path))
         {
             EptWarmup.Run(() =>
             {
@@ -72,14 +70,13 @@ public class EptZapBenchmarks
             });
         }
 
-        _table = new EptBenchTable(LeavesPerOp, _template);
+        _table = new EptBenchTable(LeavesPerOp, _template, width: Path);
     }
 
     [GlobalCleanup]
     public void Cleanup()
     {
         _table.Dispose();
-        _path.Dispose();
     }
 
     [IterationSetup]

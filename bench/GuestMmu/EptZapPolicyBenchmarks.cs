@@ -20,7 +20,6 @@ public class EptZapPolicyBenchmarks
     private const ulong Frames = 1UL << 18;
 
     private EptBenchTable _table = null!;
-    private EptVectorPathScope _path;
     private Spte _template;
 
     /// <summary>The hardware A/D contract.</summary>
@@ -35,7 +34,6 @@ public class EptZapPolicyBenchmarks
     public void Setup()
     {
         _template = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true);
-        _path = EptVectorPath.Force(EptVectorPath.Detected);
         using (var small = new EptBenchTable(4096, _template, Policy))
         {
             EptWarmup.Run(() =>
@@ -55,7 +53,6 @@ public class EptZapPolicyBenchmarks
     public void Cleanup()
     {
         _table.Dispose();
-        _path.Dispose();
     }
 
     [IterationSetup]

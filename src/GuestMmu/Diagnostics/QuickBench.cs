@@ -28,15 +28,14 @@ public static class QuickBench
     {
         var frames = CheckSize(bytes);
         var calls = CallsPerRepetition(bytes);
-        using var scope = EptVectorPath.Force(path ?? EptVectorPath.Detected);
-        using var ept = new EptPageTable();
+        using var ept = new EptPageTable(vectorWidth: path);
         var template = Spte.Leaf(new Pfn(FirstPfn), writable: true, executable: true, large: false, accessed: true);
         if (dirty)
         {
             template = new Spte(template.Value | Spte.DirtyBit);
         }
 
-        WarmUp(template, zap: true);
+        WarmUp(ept.VectorWidth, template, zap: true);
         var best = double.MaxValue;
         for (var i = 0; i < repetitions; i++)
         {
@@ -52,7 +51,7 @@ public static class QuickBench
         }
 
         var baseline = MeasureOverTableBytes(frames, calls, repetitions, static span => span.Clear());
-        var name = $"zap {FormatSize(bytes)} {(dirty ? "all-dirty" : "clean")} ({EptVectorPath.Current})";
+        var name = $"zap {FormatSize(bytes)} {(dirty ? "all-dirty" : "clean")} ({ept.VectorWidth})";
         return new QuickBenchResult(name, (long)frames, best, "memset of the same table bytes", baseline, (int)calls);
     }
 
@@ -61,10 +60,9 @@ public static class QuickBench
     {
         var frames = CheckSize(bytes);
         var calls = CallsPerRepetition(bytes);
-        using var scope = EptVectorPath.Force(path ?? EptVectorPath.Detected);
-        using var ept = new EptPageTable();
+        using var ept = new EptPageTable(vectorWidth: path);
         var template = Spte.Leaf(new Pfn(FirstPfn), writable: true, executable: true, large: false, accessed: true);
-        WarmUp(template, zap: false);
+        WarmUp(ept.VectorWidth, template, zap: false);
         var best = double.MaxValue;
         for (var i = 0; i < repetitions; i++)
         {
@@ -79,7 +77,7 @@ public static class QuickBench
         }
 
         var baseline = MeasureOverTableBytes(frames, calls, repetitions, static span => Scan(span));
-        return new QuickBenchResult($"age {FormatSize(bytes)} ({EptVectorPath.Current})", (long)frames, best, "scan of the same table bytes", baseline, (int)calls);
+        return new QuickBenchResult($"age {FormatSize(bytes)} ({ept.VectorWidth})", (long)frames, best, "scan of the same table bytes", baseline, (int)calls);
     }
 
     /// <summary>
@@ -195,9 +193,9 @@ public static class QuickBench
     /// runtime starts counting calls only after 100 ms without new JIT work, promotes a method after 30
     /// calls, and compiles it on a background thread.
     /// </summary>
-    private static void WarmUp(Spte template, bool zap)
+    private static void WarmUp(EptVectorWidth width, Spte template, bool zap)
     {
-        using var small = new EptPageTable();
+        using var small = new EptPageTable(vectorWidth: width);
         var end = new Gfn(512 * 4);
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < 2000 && (i < 300 || watch.ElapsedMilliseconds < 600); i++)

@@ -5,7 +5,8 @@ namespace Hypervisor.GuestMmu.Ept;
 /// <summary>
 /// Bulk work on a run of level-1 entries (a leaf-table span the <see cref="TdpIterator"/> exposes): zap,
 /// age, count. Each operation has a scalar reference and one vector kernel shared by the three widths;
-/// <see cref="EptVectorPath.Current"/> picks one per call. All paths give identical results, entries and
+/// the caller passes the width (each <see cref="EptPageTable"/> has its own,
+/// <see cref="EptPageTable.VectorWidth"/>). All paths give identical results, entries and
 /// sink calls (the sink sees dirty frames in ascending gfn order on every path).
 /// </summary>
 /// <remarks>
@@ -38,9 +39,9 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
     /// number zapped; adds the number reported to <paramref name="dirty"/>.
     /// </summary>
     /// <remarks>With <c>atomic</c>, every present entry that could still gain a dirty bit (W or MMU-writable set, D clear) is exchanged atomically.</remarks>
-    public static long Zap<TSink>(ulong* entries, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
+    public static long Zap<TSink>(EptVectorWidth width, ulong* entries, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
         where TSink : struct, IDirtyPfnSink =>
-        EptVectorPath.Current switch
+        width switch
         {
             EptVectorWidth.Vector512 => ZapVector<VectorOps512, Vector512<ulong>, TSink>(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
             EptVectorWidth.Vector256 => ZapVector<VectorOps256, Vector256<ulong>, TSink>(entries, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty),
@@ -296,9 +297,9 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
     /// clean): aligned whole-vector stores of zero, as the zap kernels make, rather than a library memset
     /// whose store width a lock-free walker could observe torn mid-entry.
     /// </summary>
-    public static void ClearTable(ulong* table)
+    public static void ClearTable(EptVectorWidth width, ulong* table)
     {
-        switch (EptVectorPath.Current)
+        switch (width)
         {
             case EptVectorWidth.Vector512:
                 ClearTableVector<VectorOps512, Vector512<ulong>>(table);
@@ -342,8 +343,8 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
     // --------------------------------------------------------------------------------------------------
 
     /// <summary>Counts the young entries of <c>entries[0..count)</c> and, when <paramref name="clear"/>, clears their accessed bit.</summary>
-    public static long AgeAccessed(ulong* entries, int count, bool clear, bool atomic) =>
-        EptVectorPath.Current switch
+    public static long AgeAccessed(EptVectorWidth width, ulong* entries, int count, bool clear, bool atomic) =>
+        width switch
         {
             EptVectorWidth.Vector512 => AgeAccessedVector<VectorOps512, Vector512<ulong>>(entries, count, clear, atomic),
             EptVectorWidth.Vector256 => AgeAccessedVector<VectorOps256, Vector256<ulong>>(entries, count, clear, atomic),
@@ -441,9 +442,9 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
     /// Adds the entries made old to <paramref name="cleared"/> (with <paramref name="atomic"/> a lost
     /// compare-exchange is not retried, as KVM's lockless aging does not).
     /// </summary>
-    public static long AgeTracking<TSink>(ulong* entries, int count, ulong firstGfn, bool clear, bool atomic, ref TSink sink, ref long cleared, ref long dirty)
+    public static long AgeTracking<TSink>(EptVectorWidth width, ulong* entries, int count, ulong firstGfn, bool clear, bool atomic, ref TSink sink, ref long cleared, ref long dirty)
         where TSink : struct, IDirtyPfnSink =>
-        EptVectorPath.Current switch
+        width switch
         {
             EptVectorWidth.Vector512 => AgeTrackingVector<VectorOps512, Vector512<ulong>, TSink>(entries, count, firstGfn, clear, atomic, ref sink, ref cleared, ref dirty),
             EptVectorWidth.Vector256 => AgeTrackingVector<VectorOps256, Vector256<ulong>, TSink>(entries, count, firstGfn, clear, atomic, ref sink, ref cleared, ref dirty),
@@ -583,8 +584,8 @@ internal static unsafe class EptLeafKernels // unsafe: kernels run over native t
     // --------------------------------------------------------------------------------------------------
 
     /// <summary>The number of present entries in <c>entries[0..count)</c>.</summary>
-    public static long CountPresent(ulong* entries, int count) =>
-        EptVectorPath.Current switch
+    public static long CountPresent(EptVectorWidth width, ulong* entries, int count) =>
+        width switch
         {
             EptVectorWidth.Vector512 => CountPresentVector<VectorOps512, Vector512<ulong>>(entries, count),
             EptVectorWidth.Vector256 => CountPresentVector<VectorOps256, Vector256<ulong>>(entries, count),

@@ -68,13 +68,13 @@ public sealed unsafe partial class EptPageTable
                 var run = it.LeafRunPointer(out var count);
                 if (mode == AgingMode.AccessedBit)
                 {
-                    var found = EptLeafKernels.AgeAccessed(run, count, clear, atomic);
+                    var found = EptLeafKernels.AgeAccessed(_vectorWidth, run, count, clear, atomic);
                     young += found;
                     cleared += clear ? found : 0;
                 }
                 else
                 {
-                    young += EptLeafKernels.AgeTracking(run, count, it.Gfn.Value, clear, atomic, ref sink, ref cleared, ref dirty);
+                    young += EptLeafKernels.AgeTracking(_vectorWidth, run, count, it.Gfn.Value, clear, atomic, ref sink, ref cleared, ref dirty);
                 }
 
                 it.SkipLeafRun();
@@ -138,7 +138,7 @@ public sealed unsafe partial class EptPageTable
         {
             if (it.Level == 1)
             {
-                present += EptLeafKernels.CountPresent(it.LeafRunPointer(out var count), count);
+                present += EptLeafKernels.CountPresent(_vectorWidth, it.LeafRunPointer(out var count), count);
                 it.SkipLeafRun();
             }
             else if (TdpStep.IsLeafAt(Volatile.Read(ref it.Entry), it.Level))
@@ -295,14 +295,14 @@ public sealed unsafe partial class EptPageTable
 
             if (present == EptGeometry.EntriesPerTable && counts->MayHoldDirty == 0 && !atomic)
             {
-                EptLeafKernels.ClearTable(table);
+                EptLeafKernels.ClearTable(_vectorWidth, table);
                 counts->Present = 0;
                 _wholeTableClears++;
                 return EptGeometry.EntriesPerTable;
             }
         }
 
-        var zapped = EptLeafKernels.Zap(table + slot, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty);
+        var zapped = EptLeafKernels.Zap(_vectorWidth, table + slot, count, firstGfn, dirtyMask, atomic, ref sink, ref dirty);
         counts->Present -= (int)zapped;
         if (whole)
         {

@@ -22,7 +22,7 @@ public sealed unsafe partial class EptPageTable
 
             var table = it.LeafRunPointer(out _) - it.Slot;
             var counts = EptArena.CountsOf(table);
-            var present = (int)EptLeafKernels.CountPresent(table, EptGeometry.EntriesPerTable);
+            var present = (int)EptLeafKernels.CountPresent(_vectorWidth, table, EptGeometry.EntriesPerTable);
             var dirty = CountReportedDirty(table);
 
             var first = new Gfn(it.Gfn.Value & ~(ulong)(EptGeometry.EntriesPerTable - 1));
@@ -64,7 +64,7 @@ public sealed unsafe partial class EptPageTable
         var table = walk.Table;
         var counts = EptArena.CountsOf(table);
         entries.CopyTo(new Span<ulong>(table, EptGeometry.EntriesPerTable));
-        var present = (int)EptLeafKernels.CountPresent(table, EptGeometry.EntriesPerTable);
+        var present = (int)EptLeafKernels.CountPresent(_vectorWidth, table, EptGeometry.EntriesPerTable);
         Interlocked.Add(ref _leavesAdded, present - counts->Present);
         counts->Present = present;
         counts->MayHoldDirty = CountReportedDirty(table) != 0 ? 1 : 0;

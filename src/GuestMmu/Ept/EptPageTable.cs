@@ -7,8 +7,8 @@ namespace Hypervisor.GuestMmu.Ept;
 /// vCPU faults run in parallel. Every walk takes the one step of <see cref="TdpIterator"/>: range
 /// operations (zap, age, count, audit) iterate, and point lookups, hardware A/D updates and the fault path's
 /// install walk one gfn's path with <see cref="TdpPointWalk"/> (as KVM's <c>kvm_tdp_mmu_map</c> uses
-/// <c>for_each_tdp_pte</c>); no other code follows a table link. Level-1 work runs on vector kernels
-/// (<see cref="EptVectorPath"/>).
+/// <c>for_each_tdp_pte</c>); no other code follows a table link. Level-1 work runs on vector kernels of
+/// the width chosen at construction (<see cref="VectorWidth"/>).
 /// </summary>
 /// <remarks>
 /// <para><b>Locking</b> (the guest MMU lock is the caller's, a reader-writer lock, taken after every host
@@ -41,6 +41,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     private readonly ulong* _root;
     private readonly bool _accessDirtyEnabled;
     private readonly HardwareAdPolicy _policy;
+    private readonly EptVectorWidth _vectorWidth;
 
     // The bits that make a zapped leaf dirty: D, and with A/D off also W.
     private readonly ulong _dirtyMask;
@@ -79,18 +80,33 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
     /// and a zapped leaf counts as dirty when it is writable or has bit 9 set.
     /// </param>
     /// <param name="policy">How hardware A/D updates and bulk writers share entries (<see cref="HardwareAdPolicy"/>).</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="policy"/> is not a defined policy.</exception>
-    public EptPageTable(EptArena? arena = null, bool accessDirtyEnabled = true, HardwareAdPolicy policy = HardwareAdPolicy.DirtyUnderMmuLock)
+    /// <param name="vectorWidth">
+    /// The bulk kernels' path (zap, age, count) for this table; null for <see cref="EptVectorPath.Detected"/>,
+    /// the widest this CPU accelerates. An unaccelerated width still works, slowly (tests and benchmarks).
+    /// </param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="policy"/> or <paramref name="vectorWidth"/> is not a defined value.</exception>
+    public EptPageTable(
+        EptArena? arena = null,
+        bool accessDirtyEnabled = true,
+        HardwareAdPolicy policy = HardwareAdPolicy.DirtyUnderMmuLock,
+        EptVectorWidth? vectorWidth = null)
     {
         if (!Enum.IsDefined(policy))
         {
             throw new ArgumentOutOfRangeException(nameof(policy), policy, $"hardware A/D policy {policy} does not exist: use DirtyUnderMmuLock or Lockless");
         }
 
+        var width = vectorWidth ?? EptVectorPath.Detected;
+        if (!Enum.IsDefined(width))
+        {
+            throw new ArgumentOutOfRangeException(nameof(vectorWidth), width, $"vector path {width} does not exist: use Scalar, Vector128, Vector256 or Vector512");
+        }
+
         _ownsArena = arena is null;
         _arena = arena ?? new EptArena();
         _accessDirtyEnabled = accessDirtyEnabled;
         _policy = policy;
+        _vectorWidth = width;
         _dirtyMask = accessDirtyEnabled ? Spte.DirtyBit : Spte.DirtyBit | Spte.WritableBit;
         _rootIndex = _arena.Allocate();
         _root = _arena.TablePointer(_rootIndex);
@@ -107,6 +123,9 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
 
     /// <summary>The contract with concurrent hardware A/D updates.</summary>
     public HardwareAdPolicy Policy => _policy;
+
+    /// <summary>The bulk kernels' path for this table, fixed at construction.</summary>
+    public EptVectorWidth VectorWidth => _vectorWidth;
 
     /// <summary>Tables linked into this page table, root included.</summary>
     public long Tables => Volatile.Read(ref _tables);

@@ -89,7 +89,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         Memslots = new MemslotSet();
         Shootdown = shootdown;
         _options = options ?? new TdpMmuOptions();
-        Ept = new EptPageTable(accessDirtyEnabled: _options.AccessedDirtyEnabled);
+        Ept = new EptPageTable(accessDirtyEnabled: _options.AccessedDirtyEnabled, vectorWidth: _options.VectorWidth);
     }
 
     /// <summary>The VM's memslots (read-only here: change them with <see cref="SetMemoryRegion"/>).</summary>

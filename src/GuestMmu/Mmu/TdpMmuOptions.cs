@@ -1,3 +1,5 @@
+using Hypervisor.GuestMmu.Ept;
+
 namespace Hypervisor.GuestMmu.Mmu;
 
 /// <summary>How a <see cref="TdpMmu"/> behaves.</summary>
@@ -9,4 +11,7 @@ public sealed record TdpMmuOptions
     /// as KVM does without A/D bits.
     /// </summary>
     public bool AccessedDirtyEnabled { get; init; } = true;
+
+    /// <summary>The EPT's bulk-kernel path (zap, age, count); default the widest this CPU accelerates (<see cref="EptVectorPath.Detected"/>).</summary>
+    public EptVectorWidth VectorWidth { get; init; } = EptVectorPath.Detected;
 }

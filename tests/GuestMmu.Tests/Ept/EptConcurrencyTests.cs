@@ -8,6 +8,7 @@ namespace Hypervisor.GuestMmu.Tests.Ept;
 /// The <see cref="HardwareAdPolicy"/> rule under races with "hardware" setting dirty bits: no dirty bit
 /// a vCPU managed to set may be lost by a zap or an aging pass, on any kernel path.
 /// </summary>
+[Parallelizable(ParallelScope.Self)] // the tests in one instance start threads of their own: one at a time
 public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixture(width)
 {
     private const int Leaves = 4096;
@@ -17,7 +18,7 @@ public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixtur
     public void Lockless_ADirtyBitSetWhileTheZapRuns_IsReported()
     {
         // The sink runs inside the zap: each report makes "hardware" dirty the next gfn, which the zap has not reached yet.
-        using var ept = new EptPageTable(policy: HardwareAdPolicy.Lockless);
+        using var ept = NewTable(policy: HardwareAdPolicy.Lockless);
         ept.PopulateLeaves(new Gfn(0), new Gfn(Leaves), new Pfn(0x1000), CleanTemplate);
         Assert.That(ept.TrySetAccessedDirty(new Gfn(100), ept.Read(new Gfn(100)), dirty: true), Is.True);
         var sink = new ChainDirtySink(ept);
@@ -33,7 +34,7 @@ public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixtur
     {
         for (var round = 0; round < 8; round++)
         {
-            using var ept = new EptPageTable(policy: policy);
+            using var ept = NewTable(policy: policy);
             ept.PopulateLeaves(new Gfn(0), new Gfn(Leaves), new Pfn(0x1000), CleanTemplate);
             using var mmuLock = new ReaderWriterLockSlim();
             using var hardware = new HardwareDirtier(ept, mmuLock, policy, seed: round);
@@ -61,7 +62,7 @@ public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixtur
     {
         for (var round = 0; round < 8; round++)
         {
-            using var ept = new EptPageTable(policy: policy);
+            using var ept = NewTable(policy: policy);
             ept.PopulateLeaves(new Gfn(0), new Gfn(Leaves), new Pfn(0x1000), CleanTemplate);
             using var mmuLock = new ReaderWriterLockSlim();
             using var hardware = new HardwareDirtier(ept, mmuLock, policy, seed: round);
@@ -97,7 +98,7 @@ public sealed class EptConcurrencyTests(EptVectorWidth width) : VectorPathFixtur
         for (var round = 0; round < 4; round++)
         {
             var casZaps = round % 2 == 0;
-            using var ept = new EptPageTable();
+            using var ept = NewTable();
             using var mmuLock = new ReaderWriterLockSlim();
             using var stop = new CancellationTokenSource();
             long lowestSeen = 0, mismatches = 0, zapsChecked = 0;

@@ -9,6 +9,7 @@ namespace Hypervisor.GuestMmu.Tests.Ept;
 /// empty one skipped, and anything that could make an entry dirty keeps the table on the reading path.
 /// Every test ends with the counts recounted against the entries.
 /// </summary>
+[Parallelizable(ParallelScope.All)]
 public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFixture(width)
 {
     private static readonly Spte CleanTemplate = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true);
@@ -16,7 +17,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void FullCleanTable_IsClearedWithoutTheKernel()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         ept.PopulateLeaves(new Gfn(512), new Gfn(1536), new Pfn(0x4000), CleanTemplate);
         var sink = new RecordingSink();
         var result = ept.ZapLeaves(new Gfn(512), new Gfn(1536), ref sink);
@@ -32,7 +33,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void HardwareDirtyBitInAFullTable_IsReported()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         ept.PopulateLeaves(new Gfn(0), new Gfn(512), new Pfn(0x4000), CleanTemplate);
         Assert.That(ept.TrySetAccessedDirty(new Gfn(300), ept.Read(new Gfn(300)), dirty: true), Is.True);
 
@@ -48,7 +49,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void DirtyInstallInAFullTable_IsReported()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         ept.PopulateLeaves(new Gfn(0), new Gfn(511), new Pfn(0x4000), CleanTemplate);
         var dirtyLeaf = Spte.Leaf(new Pfn(0x9999), writable: true, executable: true, large: false, accessed: true).WithAccessed(dirty: true);
         Assert.That(ept.TryInstallLeaf(new Gfn(511), 1, Spte.Empty, dirtyLeaf), Is.True);
@@ -64,7 +65,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void WithoutAccessDirtyBits_AWritableInstallIsReported()
     {
-        using var ept = new EptPageTable(accessDirtyEnabled: false);
+        using var ept = NewTable(accessDirtyEnabled: false);
         var readOnly = Spte.Leaf(new Pfn(0), writable: false, executable: true, large: false, accessed: false);
         ept.PopulateLeaves(new Gfn(0), new Gfn(512), new Pfn(0x4000), readOnly);
         var sink = new RecordingSink();
@@ -84,7 +85,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void EmptyTable_IsSkippedAndItsNonPresentEntriesKept()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         ept.PopulateLeaves(new Gfn(0), new Gfn(512), new Pfn(0x4000), CleanTemplate);
         var junk = new ulong[512];
         junk[3] = 0x5_0000_0007; // not present (bit 11 clear): a zap leaves it as it is
@@ -101,7 +102,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void PartialZapsThenWholeZap_KeepTheCountsExact()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         ept.PopulateLeaves(new Gfn(0), new Gfn(2048), new Pfn(0x4000), CleanTemplate);
         var sink = new RecordingSink();
         Assert.That(ept.ZapLeaves(new Gfn(100), new Gfn(700), ref sink).Zapped, Is.EqualTo(600));
@@ -121,7 +122,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     [Test]
     public void LocklessPolicy_NeverTrustsTheCleanHint()
     {
-        using var ept = new EptPageTable(policy: HardwareAdPolicy.Lockless);
+        using var ept = NewTable(policy: HardwareAdPolicy.Lockless);
         ept.PopulateLeaves(new Gfn(0), new Gfn(512), new Pfn(0x4000), CleanTemplate);
         var sink = new RecordingSink();
         Assert.That(ept.ZapLeaves(new Gfn(0), new Gfn(512), ref sink).Zapped, Is.EqualTo(512));
@@ -134,7 +135,7 @@ public sealed class EptLeafTableCountsTests(EptVectorWidth width) : VectorPathFi
     {
         const int Frames = 4 * 512;
         var random = new Random(seed);
-        using var ept = new EptPageTable(accessDirtyEnabled: accessDirty);
+        using var ept = NewTable(accessDirtyEnabled: accessDirty);
         var model = new ulong[Frames];
         var sink = new RecordingSink();
         var expectedReports = new List<(Gfn, Pfn, int)>();

@@ -1,5 +1,7 @@
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Ept;
+using Hypervisor.GuestMmu.Mmu;
+using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.Notifier;
 
 namespace Hypervisor.GuestMmu.Tests.Ept;
@@ -32,10 +34,42 @@ public sealed class EptMemoryTests
     }
 
     [Test]
-    public void ConstructorAndVectorPath_RejectUndefinedValues()
+    public void Constructor_RejectsUndefinedPolicyAndVectorWidth()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new EptPageTable(policy: (HardwareAdPolicy)7));
-        Assert.Throws<ArgumentOutOfRangeException>(() => EptVectorPath.Force((EptVectorWidth)9));
-        Assert.That(EptVectorPath.Current, Is.EqualTo(EptVectorPath.Detected));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => _ = new EptPageTable(vectorWidth: (EptVectorWidth)9));
+        Assert.That(e!.ParamName, Is.EqualTo("vectorWidth"));
+    }
+
+    [Test]
+    public void VectorWidth_IsChosenPerTable_DefaultingToTheDetectedOne()
+    {
+        using var detected = new EptPageTable();
+        using var scalar = new EptPageTable(vectorWidth: EptVectorWidth.Scalar);
+        using var wide = new EptPageTable(vectorWidth: EptVectorWidth.Vector256);
+        Assert.That(detected.VectorWidth, Is.EqualTo(EptVectorPath.Detected));
+        Assert.That(scalar.VectorWidth, Is.EqualTo(EptVectorWidth.Scalar), "a second table on another path changes nothing for the first");
+        Assert.That(wide.VectorWidth, Is.EqualTo(EptVectorWidth.Vector256));
+
+        // Both live at once and do the same work on their own paths.
+        var template = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true).WithAccessed(dirty: true);
+        foreach (var ept in new[] { scalar, wide })
+        {
+            ept.PopulateLeaves(new Gfn(3), new Gfn(1500), new Pfn(0x100), template);
+        }
+
+        var scalarSink = new RecordingSink();
+        var wideSink = new RecordingSink();
+        Assert.That(scalar.ZapLeaves(new Gfn(0), new Gfn(2048), ref scalarSink), Is.EqualTo(wide.ZapLeaves(new Gfn(0), new Gfn(2048), ref wideSink)));
+        Assert.That(wideSink.Reports, Is.EqualTo(scalarSink.Reports).And.Count.EqualTo(1497));
+    }
+
+    [Test]
+    public void TdpMmuOptions_VectorWidth_ReachesTheEpt()
+    {
+        using var defaults = new TdpMmu(new TlbShootdown());
+        using var scalar = new TdpMmu(new TlbShootdown(), new TdpMmuOptions { VectorWidth = EptVectorWidth.Scalar });
+        Assert.That(defaults.Ept.VectorWidth, Is.EqualTo(EptVectorPath.Detected));
+        Assert.That(scalar.Ept.VectorWidth, Is.EqualTo(EptVectorWidth.Scalar));
     }
 }

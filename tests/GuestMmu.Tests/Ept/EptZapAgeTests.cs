@@ -4,6 +4,7 @@ using Hypervisor.Notifier;
 
 namespace Hypervisor.GuestMmu.Tests.Ept;
 
+[Parallelizable(ParallelScope.All)]
 public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(width)
 {
     private static readonly Spte CleanTemplate = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true);
@@ -11,7 +12,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     [Test]
     public void Zap_UnalignedRangeOverDenseLeaves_ZapsExactlyTheRangeAndReportsEachDirtyFrameInOrder()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         var first = new Gfn(100);
         var last = first + 3000;
         ept.PopulateLeaves(first, last, new Pfn(0x10000), CleanTemplate);
@@ -54,7 +55,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     [Test]
     public void Zap_LargeLeafOverlappingTheRange_IsZappedWholeAndReportedAtItsLevel()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         var large = Spte.Leaf(new Pfn(0x2000), true, true, large: true, accessed: true).WithAccessed(dirty: true);
         Assert.That(ept.TryInstallLeaf(new Gfn(0x600), 2, Spte.Empty, large), Is.True);
         ept.PopulateLeaves(new Gfn(0x5F0), new Gfn(0x600), new Pfn(1), CleanTemplate);
@@ -69,7 +70,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     [Test]
     public void Zap_WithoutAccessDirtyBits_TreatsWritableLeavesAsDirty()
     {
-        using var ept = new EptPageTable(accessDirtyEnabled: false);
+        using var ept = NewTable(accessDirtyEnabled: false);
         ept.PopulateLeaves(new Gfn(0), new Gfn(40), new Pfn(0x100), CleanTemplate);
         ept.PopulateLeaves(new Gfn(40), new Gfn(50), new Pfn(0x200), Spte.Leaf(new Pfn(0), false, false, false, true));
         var sink = new RecordingSink();
@@ -103,7 +104,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     {
         var random = new Random(99);
         var entries = RandomEntries(random, 2048);
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         Load(ept, entries);
         var sink = new RecordingSink();
         var zap = ept.ZapLeaves(new Gfn(3), new Gfn(2041), ref sink);
@@ -146,7 +147,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
 
             var start = (ulong)random.Next(0, 40);
             var end = (ulong)entries.Length - (ulong)random.Next(0, 40);
-            using var ept = new EptPageTable(accessDirtyEnabled: accessDirty, policy: policy);
+            using var ept = NewTable(accessDirtyEnabled: accessDirty, policy: policy);
             Load(ept, entries);
             var sink = new RecordingSink();
             var result = ept.ZapLeaves(new Gfn(start), new Gfn(end), ref sink);
@@ -168,7 +169,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     [Test]
     public void AgeAccessed_CountsYoung_ClearsOnlyTheAccessedBit_AndASecondPassFindsNone()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         ept.PopulateLeaves(new Gfn(0), new Gfn(1000), new Pfn(0x100), CleanTemplate);
         ept.PopulateLeaves(new Gfn(1000), new Gfn(1100), new Pfn(0x900), Spte.Leaf(new Pfn(0), true, false, false, accessed: false));
         ept.TrySetAccessedDirty(new Gfn(5), ept.Read(new Gfn(5)), dirty: true);
@@ -197,7 +198,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     [Test]
     public void AgeTracking_TracksYoungLeaves_ReportsWritableOnes_AndAFaultRestoresThem()
     {
-        using var ept = new EptPageTable(accessDirtyEnabled: false);
+        using var ept = NewTable(accessDirtyEnabled: false);
         ept.PopulateLeaves(new Gfn(0), new Gfn(600), new Pfn(0x100), CleanTemplate);
         ept.PopulateLeaves(new Gfn(600), new Gfn(700), new Pfn(0x900), Spte.Leaf(new Pfn(0), false, true, false, true));
         Assert.That(ept.TestYoung(new Gfn(650)), Is.True, "with A/D off every non-tracked leaf counts as young");
@@ -223,7 +224,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     [Test]
     public void Age_LargeLeaf_IsAgedOnce()
     {
-        using var ept = new EptPageTable();
+        using var ept = NewTable();
         Assert.That(ept.TryInstallLeaf(new Gfn(0x40000), 2, Spte.Empty, Spte.Leaf(new Pfn(0x200), true, true, true, true)), Is.True);
         var result = ept.AgeLeaves(new Gfn(0x40010), new Gfn(0x40011), clear: true, AgingMode.AccessedBit);
         Assert.That(result, Is.EqualTo(new AgeResult(1, 1, 0)));
@@ -234,7 +235,7 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     public void ZapAll_ReportsDirty_RetiresEveryTableButTheRoot_AndTheTableIsReusable()
     {
         using var arena = new EptArena();
-        var ept = new EptPageTable(arena);
+        var ept = NewTable(arena);
         ept.PopulateLeaves(new Gfn(0x3FF00), new Gfn(0x40100), new Pfn(1), CleanTemplate);
         ept.TryInstallLeaf(new Gfn(5UL << 27), 2, Spte.Empty, Spte.Leaf(new Pfn(0x400), true, true, true, true).WithAccessed(dirty: true));
         ept.TrySetAccessedDirty(new Gfn(0x40000), ept.Read(new Gfn(0x40000)), dirty: true);
@@ -275,10 +276,10 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     private static (ulong[] Entries, long[] Counts, List<(Gfn, Pfn, int)> Reports) Run(
         EptVectorWidth path, int seed, HardwareAdPolicy policy, Op op, ulong start, ulong end)
     {
-        using var scope = EptVectorPath.Force(path);
         var random = new Random(seed);
         var entries = RandomEntries(random, 2048);
-        using var ept = new EptPageTable(policy: policy);
+        using var ept = new EptPageTable(policy: policy, vectorWidth: path);
+        Assert.That(ept.VectorWidth, Is.EqualTo(path));
         Load(ept, entries);
         var sink = new RecordingSink();
         long[] counts = op switch
