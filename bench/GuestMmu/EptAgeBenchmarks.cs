@@ -3,6 +3,7 @@ using BenchmarkDotNet.Configs;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Ept;
 using Hypervisor.Notifier;
+using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.GuestMmu;
 
@@ -36,7 +37,7 @@ public class EptAgeBenchmarks
         _template = Spte.Leaf(new Pfn(0), writable: Pass != "track-clear", executable: true, large: false, accessed: Pass != "clear-old");
         using (var small = new EptBenchTable(4096, _template, width: Path))
         {
-            EptWarmup.Run(() =>
+            TieringWarmup.Run(() =>
             {
                 small.Fill(_template);
                 RunPass(small.Ept, 4096);

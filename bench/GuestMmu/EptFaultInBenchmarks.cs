@@ -1,13 +1,8 @@
-using Hypervisor.GuestMmu.Backing;
 using BenchmarkDotNet.Attributes;
 using Hypervisor.GuestMmu.Addresses;
-using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
-using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.HostMm;
-using Hypervisor.HostMm.Frames;
-using Hypervisor.HostMm.Vmas;
-using HostProcess = Hypervisor.HostMm.Mm;
+using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.GuestMmu;
 
@@ -22,38 +17,27 @@ public class EptFaultInBenchmarks
     private const int Pages = (int)(Bytes >> 12);
 
     private Host _host = null!;
-    private HostProcess _mm = null!;
-    private TdpMmu _mmu = null!;
+    private BenchVm _vm = null!;
 
     [GlobalSetup]
-    public void GlobalSetup() =>
-        _host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = 1UL << 30 } });
+    public void GlobalSetup() => _host = BenchVm.CreateHost(Bytes, minimumBytes: 1UL << 30);
 
     [GlobalCleanup]
     public void GlobalCleanup() => _host.Dispose();
 
     [IterationSetup]
-    public void MapFreshGuestMemory()
-    {
-        _mm = _host.CreateMm();
-        var ram = _mm.Mmap(Bytes, Protection.Read | Protection.Write);
-        _mmu = new TdpMmu(new TlbShootdown());
-        _mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), Bytes, ram, new HostProcessBacking(_mm));
-    }
+    public void MapFreshGuestMemory() => _vm = new BenchVm(_host, Bytes);
 
     [IterationCleanup]
-    public void Teardown()
-    {
-        _mmu.Dispose();
-        _mm.Exit();
-    }
+    public void Teardown() => _vm.Dispose();
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "EPT violation → spte, with host demand-zero")]
     public void FaultIn()
     {
+        var mmu = _vm.Mmu;
         for (ulong gfn = 0; gfn < Pages; gfn++)
         {
-            _mmu.HandleEptViolation(new Gfn(gfn).ToGpa(), EptAccess.Write);
+            mmu.HandleEptViolation(new Gfn(gfn).ToGpa(), EptAccess.Write);
         }
     }
 }

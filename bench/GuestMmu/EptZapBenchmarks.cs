@@ -3,6 +3,7 @@ using BenchmarkDotNet.Configs;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Ept;
 using Hypervisor.Notifier;
+using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.GuestMmu;
 
@@ -61,7 +62,7 @@ public class EptZapBenchmarks
 
         using (var small = new EptBenchTable(4096, _template, width: Path))
         {
-            EptWarmup.Run(() =>
+            TieringWarmup.Run(() =>
             {
                 small.Fill(_template);
                 var sink = default(XorDirtySink);

@@ -3,6 +3,7 @@ using BenchmarkDotNet.Configs;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Ept;
 using Hypervisor.Notifier;
+using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.GuestMmu;
 
@@ -36,7 +37,7 @@ public class EptZapPolicyBenchmarks
         _template = Spte.Leaf(new Pfn(0), writable: true, executable: true, large: false, accessed: true);
         using (var small = new EptBenchTable(4096, _template, Policy))
         {
-            EptWarmup.Run(() =>
+            TieringWarmup.Run(() =>
             {
                 small.Fill(_template);
                 DirtyFirstOfEachTable(small, 4096);

@@ -1,15 +1,9 @@
-using Hypervisor.GuestMmu.Backing;
 using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Hypervisor.GuestMmu.Addresses;
-using Hypervisor.GuestMmu.Memslots;
-using Hypervisor.GuestMmu.Mmu;
-using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.HostMm;
-using Hypervisor.HostMm.Frames;
-using Hypervisor.HostMm.Vmas;
-using Hypervisor.Notifier;
+using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.GuestMmu.Walker;
 
@@ -26,22 +20,17 @@ public unsafe class WalkerBenchmarks : IDisposable
     private const int Lookups = 1024;
 
     private Host _host = null!;
-    private Hypervisor.HostMm.Mm _mm = null!;
-    private TdpMmu _mmu = null!;
+    private BenchVm _vm = null!;
     private MmuContext _context = null!;
     private PagingContext _paging;
-    private Hva _hva;
 
     /// <summary>Builds guest memory, page tables (pages 1–4) and a warm EPT.</summary>
     [GlobalSetup]
     public void Setup()
     {
-        _host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = 64UL << 20 } });
-        _mm = _host.CreateMm();
         const ulong guestPages = 16 + Pages;
-        _hva = _mm.Mmap(guestPages * PageSize, Protection.Read | Protection.Write);
-        _mmu = new TdpMmu(new TlbShootdown());
-        _mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), guestPages * PageSize, _hva, new HostProcessBacking(_mm));
+        _host = BenchVm.CreateHost(guestPages * PageSize);
+        _vm = new BenchVm(_host, guestPages * PageSize);
 
         // PML4 at page 1, PDPT at 2, PD at 3, PT at 4; data from page 16.
         const ulong flags = 0x1 | 0x2 | 0x20 | 0x40; // P, W, A, D: the measured walks do not write guest entries.
@@ -54,7 +43,7 @@ public unsafe class WalkerBenchmarks : IDisposable
         }
 
         _paging = PagingContext.LongMode(new Gpa(PageSize));
-        _context = new MmuContext(_mmu, 0, _paging);
+        _context = new MmuContext(_vm.Mmu, 0, _paging);
         for (var i = 0; i < Pages; i++)
         {
             _context.Write(new Gva(Base + ((ulong)i * PageSize)), [1]);
@@ -66,7 +55,7 @@ public unsafe class WalkerBenchmarks : IDisposable
     public void Dispose()
     {
         _context?.Dispose();
-        _mmu?.Dispose();
+        _vm?.Dispose();
         _host?.Dispose();
         GC.SuppressFinalize(this);
     }
@@ -104,6 +93,6 @@ public unsafe class WalkerBenchmarks : IDisposable
     {
         Span<byte> bytes = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(bytes, value);
-        _mm.Write(_hva + (tablePage * PageSize) + ((ulong)index * 8), bytes);
+        _vm.Mm.Write(_vm.Ram + (tablePage * PageSize) + ((ulong)index * 8), bytes);
     }
 }

@@ -182,10 +182,14 @@ public sealed unsafe partial class EptPageTable
     /// <summary>
     /// Maps <c>[start, end)</c> with 4 KiB leaves to consecutive frames from <paramref name="firstPfn"/>,
     /// each <paramref name="template"/> with its pfn field replaced, creating tables as needed. For tests and
-    /// benchmarks (a bulk pre-fault, not the fault path: no invalidation protocol, no invariant check). Run
-    /// with the MMU lock held for write. Returns the number of entries that were not present before.
+    /// benchmarks (a bulk pre-fault, not the fault path: no invalidation protocol, no invariant check, so
+    /// never on a table a <c>TdpMmu</c> serves). Run with the MMU lock held for write. Returns the number of
+    /// entries that were not present before.
     /// </summary>
-    internal long PopulateLeaves(Gfn start, Gfn end, Pfn firstPfn, Spte template)
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or beyond 2^36.</exception>
+    /// <exception cref="ArgumentException"><paramref name="template"/> is not a present 4 KiB leaf.</exception>
+    /// <exception cref="InvalidOperationException">A large leaf or a frozen entry covers part of the range.</exception>
+    public long PopulateLeaves(Gfn start, Gfn end, Pfn firstPfn, Spte template)
     {
         EptGeometry.CheckRange(start, end);
         if (!template.IsPresent || template.IsLargePage)

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
-using Hypervisor.GuestMmu.Diagnostics;
 using Hypervisor.GuestMmu.Ept;
+using Hypervisor.Vmm.Bench;
 using Hypervisor.Vmm.Cli.Output;
 
 namespace Hypervisor.Vmm.Cli;

@@ -1,4 +1,4 @@
-namespace Hypervisor.GuestMmu.Diagnostics;
+namespace Hypervisor.Vmm.Bench;
 
 /// <summary>One quick measurement: the operation's cost per item and, where one exists, the same-run baseline's.</summary>
 /// <param name="Name">What was measured.</param>
