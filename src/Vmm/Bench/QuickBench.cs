@@ -159,33 +159,6 @@ public static class QuickBench
         return new QuickBenchResult($"TLB hit over {FormatSize(bytes)} (paging off)", (long)frames, hit, "TLB miss: walk through EPT after a flush", miss);
     }
 
-    /// <summary>"1G", "64M", "2M", "4096" → bytes; a clear error for anything else.</summary>
-    public static ulong ParseSize(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        var trimmed = text.Trim();
-        var multiplier = 1UL;
-        if (trimmed.Length > 0 && char.IsLetter(trimmed[^1]))
-        {
-            multiplier = char.ToUpperInvariant(trimmed[^1]) switch
-            {
-                'K' => 1UL << 10,
-                'M' => 1UL << 20,
-                'G' => 1UL << 30,
-                _ => 0,
-            };
-            trimmed = trimmed[..^1];
-        }
-
-        if (multiplier == 0 || !ulong.TryParse(trimmed, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
-            || value == 0 || value > (64UL << 30) / multiplier)
-        {
-            throw new ArgumentException($"size '{text}' is not a size from 4K to 64G: write a number with an optional K, M or G suffix");
-        }
-
-        return value * multiplier;
-    }
-
     /// <summary>
     /// Runs the operation and its baseline on a small table of the same path until tiered compilation has
     /// optimised them (<see cref="TieringWarmup"/>).
