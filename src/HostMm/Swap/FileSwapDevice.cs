@@ -1,0 +1,370 @@
+using System.Globalization;
+using Microsoft.Win32.SafeHandles;
+
+namespace Hypervisor.HostMm.Swap;
+
+/// <summary>
+/// A swap file: a real file sized up front (its blocks preallocated where the file system can, as <c>swapon</c>
+/// wants a file without holes), slot 0 holding a Linux-style header, data read and written with
+/// <see cref="RandomAccess"/> on one <see cref="SafeFileHandle"/> at page-aligned offsets, a run of contiguous
+/// slots in one OS call. With no path, the file is created in the temp folder with a unique name and deleted on
+/// <see cref="Dispose"/>; a file at a user path is kept. The OS page cache sits beneath, as it would under a
+/// buffered file; nothing is synced, since swap contents do not outlive the process.
+/// </summary>
+/// <remarks>
+/// Thread safety: as <see cref="ISwapDevice"/> (positional reads and writes share no file position). The device
+/// takes no lock of its own; counters are interlocked.
+/// </remarks>
+public sealed class FileSwapDevice : ISwapDevice
+{
+    private const int PageSize = (int)Paging.PageSize;
+
+    // Linux errno ENOSPC (the HResult .NET gives an IOException on Unix), Windows ERROR_HANDLE_DISK_FULL and ERROR_DISK_FULL.
+    private const int Enospc = 28;
+    private const int ErrorHandleDiskFull = unchecked((int)0x80070027);
+    private const int ErrorDiskFull = unchecked((int)0x80070070);
+
+    private readonly SafeFileHandle _handle;
+    private long _pagesRead;
+    private long _pagesWritten;
+    private long _readCalls;
+    private long _writeCalls;
+    private long _pagesDiscarded;
+    private long _readErrors;
+    private long _writeErrors;
+    private int _disposed;
+
+    /// <summary>
+    /// Creates the swap file: a new unique file in the temp folder when <paramref name="path"/> is null (deleted on
+    /// dispose), else the file at <paramref name="path"/> — created, or reused when it is empty or already a swap
+    /// file made by this program (kept on dispose).
+    /// </summary>
+    /// <param name="path">The file's path, or null for a temporary file.</param>
+    /// <param name="sizeBytes">The file's size, header slot included (see <see cref="SwapOptions.SizeBytes"/>).</param>
+    /// <exception cref="SwapConfigurationException">The size breaks a rule, the file cannot be created at the path, the path is a file that is not a swap file, or the disk has less free space than the size.</exception>
+    public FileSwapDevice(string? path, ulong sizeBytes)
+    {
+        SlotCount = SwapOptions.ValidateSize(sizeBytes, nameof(sizeBytes));
+        IsTemporary = path is null;
+        Path = path is null
+            ? System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"hv-swap-{Environment.ProcessId}-{Guid.NewGuid():N}.swap")
+            : FullPath(path);
+        _handle = Open(Path, sizeBytes, IsTemporary);
+        Name = "file:" + Path;
+    }
+
+    /// <summary>The swap file's full path.</summary>
+    public string Path { get; }
+
+    /// <summary>True when the file is a temporary one that <see cref="Dispose"/> deletes.</summary>
+    public bool IsTemporary { get; }
+
+    /// <inheritdoc />
+    public ulong SlotCount { get; }
+
+    /// <inheritdoc />
+    public bool IsSynchronous => false;
+
+    /// <inheritdoc />
+    public string Name { get; }
+
+    /// <inheritdoc />
+    public SwapIoResult Read(ulong slot, Span<byte> page)
+    {
+        SwapDeviceGuard.CheckPage(this, slot, page.Length);
+        return ReadCore(slot, page);
+    }
+
+    /// <inheritdoc />
+    public SwapIoResult Write(ulong slot, ReadOnlySpan<byte> page)
+    {
+        SwapDeviceGuard.CheckPage(this, slot, page.Length);
+        return WriteCore(slot, page);
+    }
+
+    /// <inheritdoc />
+    public SwapIoResult ReadRun(ulong firstSlot, Span<byte> pages)
+    {
+        var count = SwapDeviceGuard.CheckRun(this, firstSlot, pages.Length);
+        var result = ReadCore(firstSlot, pages);
+        if (result.IsOk || count == 1)
+        {
+            return result;
+        }
+
+        // The run failed as a whole; page by page finds the first slot that fails, so the pages before it are read.
+        for (var i = 0; i < count; i++)
+        {
+            var slot = firstSlot + (ulong)i;
+            var single = ReadCore(slot, pages.Slice(i * PageSize, PageSize));
+            if (!single.IsOk)
+            {
+                return single;
+            }
+        }
+
+        return SwapIoResult.Success;
+    }
+
+    /// <inheritdoc />
+    public SwapIoResult WriteRun(ulong firstSlot, ReadOnlySpan<byte> pages)
+    {
+        var count = SwapDeviceGuard.CheckRun(this, firstSlot, pages.Length);
+        var result = WriteCore(firstSlot, pages);
+        if (result.IsOk || count == 1)
+        {
+            return result;
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var single = WriteCore(firstSlot + (ulong)i, pages.Slice(i * PageSize, PageSize));
+            if (!single.IsOk)
+            {
+                return single;
+            }
+        }
+
+        return SwapIoResult.Success;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The file keeps its blocks (no hole is punched: a swap file stays fully allocated).</remarks>
+    public void Discard(ulong firstSlot, int count = 1)
+    {
+        SwapDeviceGuard.CheckSlots(this, firstSlot, count);
+        Interlocked.Add(ref _pagesDiscarded, count);
+    }
+
+    /// <inheritdoc />
+    public SwapDeviceStats GetStats() => new()
+    {
+        PagesRead = Volatile.Read(ref _pagesRead),
+        PagesWritten = Volatile.Read(ref _pagesWritten),
+        ReadCalls = Volatile.Read(ref _readCalls),
+        WriteCalls = Volatile.Read(ref _writeCalls),
+        PagesDiscarded = Volatile.Read(ref _pagesDiscarded),
+        ReadErrors = Volatile.Read(ref _readErrors),
+        WriteErrors = Volatile.Read(ref _writeErrors),
+    };
+
+    /// <summary>Closes the file; a temporary file is deleted. Idempotent.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        _handle.Dispose();
+        if (IsTemporary)
+        {
+            try
+            {
+                File.Delete(Path);
+            }
+            catch (IOException)
+            {
+                // Already gone with FileOptions.DeleteOnClose, or the temp folder is read-only now: nothing to undo.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+
+    private SwapIoResult ReadCore(ulong firstSlot, Span<byte> buffer)
+    {
+        Interlocked.Increment(ref _readCalls);
+        var offset = (long)(firstSlot * Paging.PageSize);
+        try
+        {
+            var done = 0;
+            while (done < buffer.Length)
+            {
+                var n = RandomAccess.Read(_handle, buffer[done..], offset + done);
+                if (n <= 0)
+                {
+                    // The file is shorter than the device (truncated behind our back): the slot cannot be read.
+                    Interlocked.Increment(ref _readErrors);
+                    return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot + (ulong)(done / PageSize));
+                }
+
+                done += n;
+            }
+        }
+        catch (IOException)
+        {
+            Interlocked.Increment(ref _readErrors);
+            return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot);
+        }
+
+        Interlocked.Add(ref _pagesRead, buffer.Length / PageSize);
+        return SwapIoResult.Success;
+    }
+
+    private SwapIoResult WriteCore(ulong firstSlot, ReadOnlySpan<byte> buffer)
+    {
+        Interlocked.Increment(ref _writeCalls);
+        try
+        {
+            RandomAccess.Write(_handle, buffer, (long)(firstSlot * Paging.PageSize));
+        }
+        catch (IOException ex)
+        {
+            Interlocked.Increment(ref _writeErrors);
+            return SwapIoResult.Failed(IsDiskFull(ex) ? SwapIoStatus.DeviceFull : SwapIoStatus.IoError, firstSlot);
+        }
+
+        Interlocked.Add(ref _pagesWritten, buffer.Length / PageSize);
+        return SwapIoResult.Success;
+    }
+
+    private static bool IsDiskFull(IOException ex) => ex.HResult is Enospc or ErrorHandleDiskFull or ErrorDiskFull;
+
+    private static string FullPath(string path)
+    {
+        try
+        {
+            return System.IO.Path.GetFullPath(path);
+        }
+        catch (Exception ex) when (ex is ArgumentException or NotSupportedException or PathTooLongException)
+        {
+            throw new SwapConfigurationException(
+                SwapRule.PathNotCreatable, $"swap file path '{path}' cannot be created: {ex.Message}", "path", ex);
+        }
+    }
+
+    private static SafeFileHandle Open(string path, ulong sizeBytes, bool temporary)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new SwapConfigurationException(
+                SwapRule.PathNotCreatable, $"swap file path '{path}' cannot be created: it is a folder", "path");
+        }
+
+        var existing = !temporary && File.Exists(path);
+        long existingLength = 0;
+        SafeFileHandle handle;
+        try
+        {
+            if (existing)
+            {
+                handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+                existingLength = RandomAccess.GetLength(handle);
+                CheckReusable(path, handle, existingLength);
+            }
+            else
+            {
+                CheckFreeSpace(path, sizeBytes, 0);
+                handle = File.OpenHandle(
+                    path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None,
+                    temporary ? FileOptions.DeleteOnClose : FileOptions.None, preallocationSize: (long)sizeBytes);
+            }
+        }
+        catch (SwapConfigurationException)
+        {
+            throw;
+        }
+        catch (IOException ex) when (IsDiskFull(ex) || ex.Message.Contains("allocation size", StringComparison.Ordinal))
+        {
+            // .NET reports a failed preallocation (ENOSPC, EFBIG) as an IOException naming the allocation size.
+            throw new SwapConfigurationException(
+                SwapRule.InsufficientDiskSpace,
+                string.Create(CultureInfo.InvariantCulture, $"swap file '{path}' of {sizeBytes} bytes does not fit on its disk: {ex.Message}"),
+                "sizeBytes", ex);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new SwapConfigurationException(
+                SwapRule.PathNotCreatable, $"swap file path '{path}' cannot be created: {ex.Message}", "path", ex);
+        }
+
+        try
+        {
+            if (existing && (ulong)existingLength < sizeBytes)
+            {
+                CheckFreeSpace(path, sizeBytes, (ulong)existingLength);
+            }
+
+            // Preallocation keeps the file's length at 0 on Linux; the length is what makes the slots readable.
+            if (RandomAccess.GetLength(handle) != (long)sizeBytes)
+            {
+                RandomAccess.SetLength(handle, (long)sizeBytes);
+            }
+
+            Span<byte> header = stackalloc byte[PageSize];
+            SwapHeader.Build(header, sizeBytes / Paging.PageSize);
+            RandomAccess.Write(handle, header, 0);
+            return handle;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            handle.Dispose();
+            if (!existing)
+            {
+                File.Delete(path);
+            }
+
+            throw new SwapConfigurationException(
+                ex is IOException io && IsDiskFull(io) ? SwapRule.InsufficientDiskSpace : SwapRule.PathNotCreatable,
+                string.Create(CultureInfo.InvariantCulture, $"swap file '{path}' cannot be sized to {sizeBytes} bytes: {ex.Message}"),
+                "path", ex);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckReusable(string path, SafeFileHandle handle, long length)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        Span<byte> header = stackalloc byte[PageSize];
+        var n = length >= PageSize ? RandomAccess.Read(handle, header, 0) : 0;
+        if (n != PageSize || !SwapHeader.HasMagic(header))
+        {
+            handle.Dispose();
+            throw new SwapConfigurationException(
+                SwapRule.ExistingFileNotSwap,
+                string.Create(CultureInfo.InvariantCulture, $"'{path}' is an existing file of {length} bytes that is not a swap file (no SWAPSPACE2 header): refusing to overwrite it"),
+                "path");
+        }
+    }
+
+    private static void CheckFreeSpace(string path, ulong sizeBytes, ulong alreadyAllocated)
+    {
+        var folder = System.IO.Path.GetDirectoryName(path);
+        if (string.IsNullOrEmpty(folder) || !Directory.Exists(folder))
+        {
+            return; // No folder to measure: the open reports why the path cannot be created.
+        }
+
+        long available;
+        try
+        {
+            available = new DriveInfo(folder).AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return; // The free space cannot be told; preallocation still catches a full disk.
+        }
+
+        var needed = sizeBytes - alreadyAllocated;
+        if ((ulong)available < needed)
+        {
+            throw new SwapConfigurationException(
+                SwapRule.InsufficientDiskSpace,
+                string.Create(CultureInfo.InvariantCulture, $"swap file '{path}' needs {needed} more bytes but its disk has {available} bytes free"),
+                "sizeBytes");
+        }
+    }
+}
