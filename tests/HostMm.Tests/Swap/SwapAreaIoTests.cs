@@ -64,12 +64,12 @@ public sealed class SwapAreaIoTests(SwapDeviceKind kind)
 
         var run = new byte[data.Length];
         Assert.That(_area.ReadRun(slots[0], run).IsOk, Is.True);
-        Assert.That(run, Is.EqualTo(data));
+        Assert.That(run.AsSpan().SequenceEqual(data), Is.True, "run read");
         var single = new byte[4096];
         for (var i = 0; i < pages; i++)
         {
             Assert.That(_area.Read(slots[i], single).IsOk, Is.True);
-            Assert.That(single, Is.EqualTo(data.AsSpan(i * 4096, 4096).ToArray()));
+            Assert.That(single.AsSpan().SequenceEqual(data.AsSpan(i * 4096, 4096)), Is.True, $"page {i}");
         }
 
         var stats = _area.GetStats();
