@@ -380,8 +380,9 @@ public sealed unsafe class SwapArea : IDisposable
         for (var i = 0; i < count; i++)
         {
             CheckOwned(firstSlot + (ulong)i, "write");
-            _check[firstSlot + (ulong)i] = 0;
         }
+
+        new Span<ulong>(_check + firstSlot, count).Clear();
 
         var start = 0;
         while (start < count)
@@ -397,7 +398,8 @@ public sealed unsafe class SwapArea : IDisposable
             }
 
             // The CRC waits in the check word without the valid bit until the device has the page.
-            var end = start;
+            _check[firstSlot + (ulong)start] = Crc32C.Compute(page);
+            var end = start + 1;
             while (end < count && !IsZero(pages.Slice(end * PageSize, PageSize)))
             {
                 _check[firstSlot + (ulong)end] = Crc32C.Compute(pages.Slice(end * PageSize, PageSize));
@@ -477,6 +479,7 @@ public sealed unsafe class SwapArea : IDisposable
             }
         }
 
+        int zero = 0, verified = 0;
         for (var i = 0; i < failAt; i++)
         {
             var slot = firstSlot + (ulong)i;
@@ -485,7 +488,7 @@ public sealed unsafe class SwapArea : IDisposable
             if ((check & CheckZero) != 0)
             {
                 page.Clear();
-                Interlocked.Increment(ref _swpinZero);
+                zero++;
             }
             else if (Crc32C.Compute(page) != (uint)check)
             {
@@ -496,9 +499,12 @@ public sealed unsafe class SwapArea : IDisposable
             }
             else
             {
-                Interlocked.Increment(ref _pswpin);
+                verified++;
             }
         }
+
+        Interlocked.Add(ref _swpinZero, zero);
+        Interlocked.Add(ref _pswpin, verified);
 
         if (failAt < count)
         {
