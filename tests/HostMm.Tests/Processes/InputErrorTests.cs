@@ -19,12 +19,14 @@ public class InputErrorTests
         typeof(UnmappedRangeException), typeof(OverlappingMappingException), typeof(AddressSpaceExhaustedException),
         typeof(InvalidProtectionException), typeof(InvalidVmaFlagsException), typeof(UnsupportedAdviceException),
         typeof(HostFaultException), typeof(InvalidHostMemoryOptionsException),
+        typeof(HostMm.Swap.SwapConfigurationException),
     ];
 
     private static readonly Type[] s_notInput =
     [
         typeof(FrameStateException), typeof(UseAfterFreeException), typeof(PfnOutOfRangeException),
         typeof(InvalidHostPteException), typeof(OutOfHostMemoryException),
+        typeof(HostMm.Swap.SwapSlotStateException),
     ];
 
     [Test]
