@@ -13,6 +13,8 @@ internal sealed class CountingNotifier : IMmuNotifier
 
     public long Sequence => _sequence;
 
+    public long InProgress => _inProgress;
+
     public bool InvalidateRangeStart(in NotifierRange range)
     {
         _inProgress++;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Reflection;
 using Hypervisor.Notifier.Intervals;
 using Hypervisor.Notifier.OpVisitors;
 using Hypervisor.Notifier.Srcu;

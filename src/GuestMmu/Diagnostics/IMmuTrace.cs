@@ -1,5 +1,4 @@
 using Hypervisor.GuestMmu.Mmu;
-using Hypervisor.Notifier;
 
 namespace Hypervisor.GuestMmu.Diagnostics;
 

@@ -23,7 +23,7 @@ public sealed class FaultInjectingSwapDevice : ISwapDevice
     private double _writeErrorRate;
     private double _corruptReadRate;
     private double _corruptWriteRate;
-    private SwapIoStatus _writeErrorStatus;
+    private readonly SwapIoStatus _writeErrorStatus;
     private long _readErrors;
     private long _writeErrors;
     private long _corruptedReads;

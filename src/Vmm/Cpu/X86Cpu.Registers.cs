@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using Iced.Intel;
 
 namespace Hypervisor.Vmm.Cpu;

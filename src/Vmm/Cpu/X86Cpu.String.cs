@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Iced.Intel;
 
 namespace Hypervisor.Vmm.Cpu;
 

@@ -1,5 +1,4 @@
 using Hypervisor.GuestMmu.Addresses;
-using Hypervisor.GuestMmu.Ept;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;

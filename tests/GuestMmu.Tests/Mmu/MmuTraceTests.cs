@@ -1,7 +1,6 @@
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
-using Hypervisor.Notifier;
 using static Hypervisor.GuestMmu.Tests.Mmu.TestVm;
 
 namespace Hypervisor.GuestMmu.Tests.Mmu;

@@ -1,7 +1,6 @@
 using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.Notifier;
-using Hypervisor.GuestMmu.Ept;
 using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;

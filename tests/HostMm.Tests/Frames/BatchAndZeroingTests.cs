@@ -1,5 +1,4 @@
 using Hypervisor.HostMm.Frames;
-using Hypervisor.Notifier;
 
 namespace Hypervisor.HostMm.Tests.Frames;
 

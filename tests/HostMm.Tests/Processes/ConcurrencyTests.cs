@@ -1,6 +1,4 @@
-using Hypervisor.HostMm;
 using Hypervisor.HostMm.Vmas;
-using Hypervisor.Notifier;
 using static Hypervisor.HostMm.Tests.Processes.TestHosts;
 
 namespace Hypervisor.HostMm.Tests.Processes;

@@ -1,4 +1,3 @@
-using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.PageTables;
 using Hypervisor.HostMm.Vmas;

@@ -1,4 +1,3 @@
-using Hypervisor.HostMm;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Notifier.Tracing;
 using static Hypervisor.HostMm.Tests.Processes.TestHosts;

@@ -1,4 +1,3 @@
-using Hypervisor.Notifier;
 using Hypervisor.Notifier.Tests.Support;
 using Hypervisor.Notifier.Tracing;
 

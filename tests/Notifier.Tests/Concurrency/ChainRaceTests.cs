@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Hypervisor.Notifier;
 using Hypervisor.Notifier.Intervals;
 using Hypervisor.Notifier.Tests.Support;
 

@@ -1,5 +1,3 @@
-using Hypervisor.Notifier;
-
 namespace Hypervisor.Notifier.Tests.Support;
 
 /// <summary>Short-hands for building ranges in tests.</summary>

@@ -1,5 +1,3 @@
-using Hypervisor.Notifier;
-
 namespace Hypervisor.Notifier.Tests.Support;
 
 /// <summary>A subscriber with only a start, which can be told to refuse non-blockable ranges.</summary>

@@ -1,5 +1,3 @@
-using Hypervisor.Notifier;
-
 namespace Hypervisor.Notifier.Tests.Support;
 
 /// <summary>A bare mm for notifier tests: an id and a chain, nothing else.</summary>

@@ -1,5 +1,3 @@
-using Hypervisor.Notifier;
-
 namespace Hypervisor.Notifier.Tests.Support;
 
 /// <summary>A subscriber with only the aging ops, answering a fixed value and counting calls.</summary>

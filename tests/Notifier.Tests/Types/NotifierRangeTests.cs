@@ -1,4 +1,3 @@
-using Hypervisor.Notifier;
 using Hypervisor.Notifier.Tests.Support;
 
 namespace Hypervisor.Notifier.Tests.Types;
