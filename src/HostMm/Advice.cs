@@ -9,7 +9,7 @@ public enum Advice
     /// <summary>MADV_FREE: the pages may be discarded lazily while they stay clean.</summary>
     Free,
 
-    /// <summary>MADV_PAGEOUT: reclaim the pages now (not supported yet).</summary>
+    /// <summary>MADV_PAGEOUT: reclaim the private pages now (swap them out, or discard lazily freed ones).</summary>
     PageOut,
 
     /// <summary>MADV_MERGEABLE: let KSM merge identical pages (not supported yet).</summary>
@@ -23,4 +23,7 @@ public enum Advice
 
     /// <summary>MADV_NOHUGEPAGE: never use 2 MiB backing (not supported yet).</summary>
     NoHugePage,
+
+    /// <summary>MADV_COLD: the private pages are unlikely to be used soon: age them (move them to the inactive list, old).</summary>
+    Cold,
 }

@@ -23,4 +23,16 @@ public enum FaultResult
 
     /// <summary>The mapping forbids this access (SIGSEGV, SEGV_ACCERR).</summary>
     ProtectionViolation,
+
+    /// <summary>The page was read back from swap and mapped (a major fault).</summary>
+    SwapIn,
+
+    /// <summary>The page was found in the swap cache and mapped without I/O (a minor fault).</summary>
+    SwapCacheHit,
+
+    /// <summary>No frame could be allocated, even after reclaim (VM_FAULT_OOM).</summary>
+    OutOfMemory,
+
+    /// <summary>The page's swap read failed or did not match its checksum (VM_FAULT_SIGBUS); no data was mapped.</summary>
+    MemoryFailure,
 }

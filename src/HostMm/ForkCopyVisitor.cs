@@ -23,10 +23,14 @@ internal struct ForkCopyVisitor : IPteVisitor
         _memory = parent.Host.Memory;
         _zeroPfn = parent.Host.ZeroPfn;
         Resident = 0;
+        SwapEntries = 0;
     }
 
     /// <summary>Mappings the child gained that count in its RSS.</summary>
     public long Resident { get; private set; }
+
+    /// <summary>Swap entries copied into the child (each took a reference on its slot).</summary>
+    public long SwapEntries { get; private set; }
 
     public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
     {
@@ -57,10 +61,17 @@ internal struct ForkCopyVisitor : IPteVisitor
             {
                 pfn = HostPteEncoding.ProtNonePfn(pte);
             }
+            else if (kind == HostPteKind.Swap)
+            {
+                // copy_nonpresent_pte: the child shares the swapped page through one more reference on its slot.
+                _parent.Host.Reclaim.DuplicateSwapEntry(HostPteEncoding.SwapSlotOf(pte));
+                SwapEntries++;
+                pfn = _zeroPfn; // nothing resident to reference
+            }
             else
             {
                 throw new InvalidOperationException(
-                    $"{_parent}: fork found {pte} at {address}; swap and migration entries arrive with reclaim and migration");
+                    $"{_parent}: fork found {pte} at {address}; migration entries arrive with migration");
             }
 
             if (pfn != _zeroPfn)

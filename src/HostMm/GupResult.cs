@@ -6,12 +6,20 @@ namespace Hypervisor.HostMm;
 /// <see cref="Pfn"/> and must drop it with <see cref="Mm.ReleasePage"/> as soon as it has used the frame —
 /// never keep it: secondary MMUs stay coherent through notifiers, not pins.
 /// </summary>
-/// <param name="Fault">How the address was resolved; <see cref="FaultResult.SegmentationFault"/> or
-/// <see cref="FaultResult.ProtectionViolation"/> mean no frame (and no reference).</param>
+/// <param name="Fault">How the address was resolved; <see cref="FaultResult.SegmentationFault"/>,
+/// <see cref="FaultResult.ProtectionViolation"/>, <see cref="FaultResult.OutOfMemory"/> and
+/// <see cref="FaultResult.MemoryFailure"/> mean no frame (and no reference).</param>
 /// <param name="Pfn">The backing frame.</param>
 /// <param name="Writable">True when the host PTE allows writes now.</param>
 public readonly record struct GupResult(FaultResult Fault, Pfn Pfn, bool Writable)
 {
     /// <summary>True when a frame was resolved (and a reference taken).</summary>
-    public bool Succeeded => Fault is not (FaultResult.SegmentationFault or FaultResult.ProtectionViolation);
+    public bool Succeeded => !IsFailure(Fault);
+
+    /// <summary>For <see cref="FaultResult.MemoryFailure"/>: the swap slot and the cause.</summary>
+    public FaultFailure Failure { get; init; }
+
+    /// <summary>True for the outcomes that map nothing.</summary>
+    public static bool IsFailure(FaultResult fault) =>
+        fault is FaultResult.SegmentationFault or FaultResult.ProtectionViolation or FaultResult.OutOfMemory or FaultResult.MemoryFailure;
 }

@@ -1,11 +1,12 @@
 using System.Collections.Concurrent;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
 
 namespace Hypervisor.HostMm;
 
 /// <summary>
-/// A simulated host: its RAM (<see cref="HostMemory"/>), the shared zero page, and the processes
-/// (<see cref="Mm"/>) whose memory it manages. Daemons (reclaim, KSM, migration) attach here as they arrive.
+/// A simulated host: its RAM (<see cref="HostMemory"/>), the shared zero page, the processes (<see cref="Mm"/>) whose
+/// memory it manages, and its reclaim and swap (<see cref="Reclaim"/>). Daemons (reclaim, KSM, migration) attach here.
 /// </summary>
 public sealed class Host : IDisposable, IFrameObserver
 {
@@ -24,6 +25,15 @@ public sealed class Host : IDisposable, IFrameObserver
         // Reserved: the zero page is never freed, and is never counted as a mapping (Linux's special PTE).
         Memory.SetFlags(ZeroPfn, FrameFlags.Reserved);
         Memory.Observer = this;
+        try
+        {
+            Reclaim = new Reclaimer(this, options.Reclaim, options.Swap);
+        }
+        catch
+        {
+            Memory.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The options the host was built with.</summary>
@@ -31,6 +41,9 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>Host RAM.</summary>
     public HostMemory Memory { get; }
+
+    /// <summary>Memory cgroups, LRU lists, the background reclaimer's step, and swap.</summary>
+    public Reclaimer Reclaim { get; }
 
     /// <summary>The shared zero page: read faults on never-written anonymous memory map it read-only.</summary>
     public Pfn ZeroPfn { get; }
@@ -45,8 +58,11 @@ public sealed class Host : IDisposable, IFrameObserver
     /// <summary>The live processes.</summary>
     public IReadOnlyCollection<Mm> Mms => [.. _mms.Values.OrderBy(mm => mm.Id)];
 
-    /// <summary>Creates an empty process whose page tables and first-touch frames prefer <paramref name="preferredNode"/>.</summary>
-    public Mm CreateMm(int preferredNode = 0)
+    /// <summary>
+    /// Creates an empty process whose page tables and first-touch frames prefer <paramref name="preferredNode"/>, charged
+    /// to <paramref name="cgroup"/> (the root cgroup when null).
+    /// </summary>
+    public Mm CreateMm(int preferredNode = 0, MemoryCgroup? cgroup = null)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (preferredNode < 0 || preferredNode >= Memory.NodeCount)
@@ -55,7 +71,7 @@ public sealed class Host : IDisposable, IFrameObserver
                 $"preferred node must be in [0, {Memory.NodeCount}): the host has {Memory.NodeCount} NUMA nodes");
         }
 
-        var mm = new Mm(this, Interlocked.Increment(ref _nextMmId), preferredNode);
+        var mm = new Mm(this, Interlocked.Increment(ref _nextMmId), preferredNode, cgroup ?? Reclaim.Root);
         _mms[mm.Id] = mm;
         return mm;
     }
@@ -77,6 +93,7 @@ public sealed class Host : IDisposable, IFrameObserver
         }
 
         _disposed = true;
+        Reclaim.Dispose();
         Memory.Dispose();
     }
 

@@ -5,9 +5,10 @@ namespace Hypervisor.HostMm;
 
 /// <summary>
 /// Cross-checks the host's page tables against its frames: every frame's mapcount equals the PTEs that map
-/// it, no free frame is mapped, every mapped frame lies inside a VMA of its process, RSS matches, and — when
-/// the host is quiescent (no operation in flight) — every in-use frame's references are exactly its
-/// mappings and every page-table frame belongs to a live process. For tests and stress runs; it reads
+/// it, no free frame is mapped, every mapped frame lies inside a VMA of its process, RSS and swap-entry counts
+/// match, and — when the host is quiescent (no operation in flight) — every in-use frame's references are exactly
+/// its mappings plus the swap cache's, every page-table frame belongs to a live process, and the LRU lists, cgroup
+/// charges, swap cache and swap map agree with the frames and the swap PTEs. For tests and stress runs; it reads
 /// without locks, so call it only when no operation is running.
 /// </summary>
 public static class HostMmAuditor
@@ -19,16 +20,22 @@ public static class HostMmAuditor
         var memory = host.Memory;
         var violations = new List<string>();
         var mappings = new Dictionary<ulong, int>();
+        var swapReferences = new Dictionary<ulong, int>();
         long tablePages = 0;
         foreach (var mm in host.Mms)
         {
             var vmas = mm.Vmas;
-            var collector = new MappingCollector(mm, vmas, host.ZeroPfn, mappings, violations);
+            var collector = new MappingCollector(mm, vmas, host.ZeroPfn, mappings, swapReferences, violations);
             mm.PageTable.Walk(Hva.Zero, Mm.UserSpaceEnd, allocate: false, ref collector);
             tablePages += mm.PageTable.TablePages;
             if (collector.Resident != mm.Stats.RssPages)
             {
                 violations.Add($"{mm}: RSS counter says {mm.Stats.RssPages} pages but {collector.Resident} PTEs map frames");
+            }
+
+            if (collector.SwapEntries != mm.Stats.SwapEntries)
+            {
+                violations.Add($"{mm}: swap-entry counter says {mm.Stats.SwapEntries} but {collector.SwapEntries} PTEs are swap entries");
             }
         }
 
@@ -69,11 +76,14 @@ public static class HostMmAuditor
                 violations.Add($"{pfn} has mapcount {frame.MapCount} but {mapped} PTEs map it");
             }
 
-            if (!frame.IsFree && !frame.Has(FrameFlags.Reserved) && frame.RefCount != frame.MapCount)
+            var cacheReference = frame.Has(FrameFlags.SwapCache) ? 1 : 0;
+            if (!frame.IsFree && !frame.Has(FrameFlags.Reserved) && frame.RefCount != frame.MapCount + cacheReference)
             {
-                violations.Add($"{pfn} has refcount {frame.RefCount} but mapcount {frame.MapCount}: a reference leaked or a mapping lost its reference");
+                violations.Add($"{pfn} has refcount {frame.RefCount} but mapcount {frame.MapCount}{(cacheReference != 0 ? " + 1 swap-cache reference" : string.Empty)}: a reference leaked or a mapping lost its reference");
             }
         }
+
+        host.Reclaim.Audit(swapReferences, violations);
 
         if (pageTableFrames != tablePages)
         {
@@ -89,19 +99,24 @@ public static class HostMmAuditor
         private readonly IReadOnlyList<Vmas.Vma> _vmas;
         private readonly Pfn _zeroPfn;
         private readonly Dictionary<ulong, int> _mappings;
+        private readonly Dictionary<ulong, int> _swapReferences;
         private readonly List<string> _violations;
 
-        public MappingCollector(Mm mm, IReadOnlyList<Vmas.Vma> vmas, Pfn zeroPfn, Dictionary<ulong, int> mappings, List<string> violations)
+        public MappingCollector(Mm mm, IReadOnlyList<Vmas.Vma> vmas, Pfn zeroPfn, Dictionary<ulong, int> mappings, Dictionary<ulong, int> swapReferences, List<string> violations)
         {
             _mm = mm;
             _vmas = vmas;
             _zeroPfn = zeroPfn;
             _mappings = mappings;
+            _swapReferences = swapReferences;
             _violations = violations;
             Resident = 0;
+            SwapEntries = 0;
         }
 
         public long Resident { get; private set; }
+
+        public long SwapEntries { get; private set; }
 
         public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
         {
@@ -131,6 +146,13 @@ public static class HostMmAuditor
                 }
                 else
                 {
+                    if (kind == HostPteKind.Swap)
+                    {
+                        var slot = HostPteEncoding.SwapSlotOf(pte);
+                        _swapReferences[slot] = _swapReferences.GetValueOrDefault(slot) + 1;
+                        SwapEntries++;
+                    }
+
                     continue;
                 }
 

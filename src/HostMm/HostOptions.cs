@@ -1,4 +1,6 @@
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
+using Hypervisor.HostMm.Swap;
 
 namespace Hypervisor.HostMm;
 
@@ -13,4 +15,10 @@ public sealed record HostOptions
     /// installs a new PTE, inside the start/end pair as Linux did from 2012 on. Off by default, as in Linux 6.10+.
     /// </summary>
     public bool LegacyChangePte { get; init; }
+
+    /// <summary>The swap device, or null (the default) for a host without swap.</summary>
+    public SwapOptions? Swap { get; init; }
+
+    /// <summary>How the host reclaims memory.</summary>
+    public ReclaimOptions Reclaim { get; init; } = new();
 }

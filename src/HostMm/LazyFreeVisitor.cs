@@ -1,4 +1,5 @@
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
 
 namespace Hypervisor.HostMm;
 
@@ -6,7 +7,8 @@ namespace Hypervisor.HostMm;
 /// MADV_FREE's walk (Linux's <c>madvise_free_pte_range</c>): every present, exclusively owned page gets an
 /// old, clean PTE and loses <see cref="FrameFlags.SwapBacked"/> and <see cref="FrameFlags.Dirty"/>, which
 /// marks it lazily freeable: reclaim may drop it while it stays clean, and a write makes it dirty again.
-/// Shared pages (and the zero page) are left alone.
+/// Shared pages (and the zero page) are left alone. A swap entry is cleared and its slot gathered for release
+/// after the walk: the page's contents are no longer wanted.
 /// </summary>
 internal struct LazyFreeVisitor : PageTables.IPteVisitor
 {
@@ -14,9 +16,11 @@ internal struct LazyFreeVisitor : PageTables.IPteVisitor
     private readonly HostMemory _memory;
     private readonly Pfn _zeroPfn;
     private readonly bool _traced;
+    private readonly List<ulong> _swapSlots;
 
-    public LazyFreeVisitor(Mm mm)
+    public LazyFreeVisitor(Mm mm, List<ulong> swapSlots)
     {
+        _swapSlots = swapSlots;
         _mm = mm;
         _memory = mm.Host.Memory;
         _zeroPfn = mm.Host.ZeroPfn;
@@ -28,6 +32,18 @@ internal struct LazyFreeVisitor : PageTables.IPteVisitor
         for (var i = 0; i < entries.Length; i++)
         {
             var pte = new HostPte(entries[i]);
+            if (!pte.IsPresent && !pte.IsNone && HostPteEncoding.Classify(pte) == HostPteKind.Swap)
+            {
+                entries[i] = 0;
+                _swapSlots.Add(HostPteEncoding.SwapSlotOf(pte));
+                if (_traced)
+                {
+                    _mm.TracePte(firstAddress + ((ulong)i << Paging.PageShift), pte, HostPte.None);
+                }
+
+                continue;
+            }
+
             if (!pte.IsPresent || pte.Pfn == _zeroPfn || _memory.Frame(pte.Pfn).MapCount != 1)
             {
                 continue;

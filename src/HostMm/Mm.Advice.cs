@@ -10,10 +10,14 @@ public sealed partial class Mm
     /// → frames freed; later reads see zeroes.
     /// <see cref="Advice.Free"/> (§3 MADV_FREE): start (Clear) → exclusively owned pages made old and clean
     /// and marked lazily freeable → end → TLB flush; nothing is freed now.
+    /// <see cref="Advice.Cold"/> and <see cref="Advice.PageOut"/> (§3 MADV_COLD/PAGEOUT): the exclusively owned
+    /// present pages' accessed bits are cleared with no notifier (secondary accessed bits are not consulted), then COLD
+    /// moves them to the inactive list and PAGEOUT reclaims them now, ignoring references: each goes through the
+    /// swap-out row's order (start (Clear) → swap PTE → flush → end → write → free).
     /// Other advice is refused with <see cref="UnsupportedAdviceException"/> until its mechanism exists.
     /// </summary>
     /// <exception cref="UnmappedRangeException">A page in the range is not mapped.</exception>
-    /// <exception cref="UnsupportedAdviceException">PageOut, Mergeable, Unmergeable, HugePage or NoHugePage.</exception>
+    /// <exception cref="UnsupportedAdviceException">Mergeable, Unmergeable, HugePage or NoHugePage.</exception>
     public void Madvise(Hva start, ulong length, Advice advice)
     {
         var end = CheckRange(start, length, "madvise");
@@ -21,9 +25,9 @@ public sealed partial class Mm
         {
             case Advice.DontNeed:
             case Advice.Free:
-                break;
             case Advice.PageOut:
-                throw new UnsupportedAdviceException(advice, "reclaim and swap");
+            case Advice.Cold:
+                break;
             case Advice.Mergeable:
             case Advice.Unmergeable:
                 throw new UnsupportedAdviceException(advice, "KSM");
@@ -43,22 +47,34 @@ public sealed partial class Mm
                 throw new UnmappedRangeException(HostMmRule.RangeNotFullyMapped, Id, start, end, $"madvise {advice}");
             }
 
-            if (advice == Advice.DontNeed)
+            if (advice is Advice.PageOut or Advice.Cold)
             {
-                var gathered = new List<Pfn>();
-                ZapRange(start, end, NotifierEvent.Clear, gathered);
-                FlushTlb(start, end);
-                FreeGathered(gathered);
+                var pages = new List<Pfn>();
+                var collector = new ColdPageCollector(this, pages);
+                _pageTable.Walk(start, end, allocate: false, ref collector);
+                Host.Reclaim.AdviseCold(pages, pageOut: advice == Advice.PageOut);
                 return;
             }
 
+            if (advice == Advice.DontNeed)
+            {
+                var gather = new TlbGather();
+                ZapRange(start, end, NotifierEvent.Clear, gather);
+                FlushTlb(start, end);
+                gather.Finish(this);
+                return;
+            }
+
+            var lazy = new TlbGather();
             using (Invalidation.Begin(this, start, end, NotifierEvent.Clear))
             {
-                var visitor = new LazyFreeVisitor(this);
+                var visitor = new LazyFreeVisitor(this, lazy.SwapSlots);
                 _pageTable.Walk(start, end, allocate: false, ref visitor);
             }
 
             FlushTlb(start, end);
+            AddSwapEntries(-lazy.SwapSlots.Count);
+            lazy.Finish(this);
         }
         finally
         {

@@ -1,5 +1,6 @@
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.PageTables;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Vmas;
 
 namespace Hypervisor.HostMm;
@@ -10,16 +11,16 @@ public sealed partial class Mm
     /// <summary>
     /// Handles a host page fault at <paramref name="address"/> (under the mmap lock for read): demand-zero
     /// (a write maps a new zeroed frame, a read or fetch maps the zero page read-only), copy-on-write break or
-    /// in-place write reuse, or a spurious fault that only sets accessed/dirty. An unmapped address or a
-    /// forbidden access is a result, not an exception.
+    /// in-place write reuse, swap-in (from the swap cache, or from the device with readahead), or a spurious fault
+    /// that only sets accessed/dirty. An unmapped address, a forbidden access, an allocation that reclaim could not
+    /// satisfy and a failed swap read are results, not exceptions.
     /// </summary>
-    /// <exception cref="OutOfHostMemoryException">No frame could be allocated.</exception>
     public FaultResult HandleFault(Hva address, FaultAccess access)
     {
         EnterRead("a page fault");
         try
         {
-            return FaultLocked(address.PageAligned, access);
+            return FaultLocked(address.PageAligned, access, out _);
         }
         finally
         {
@@ -88,9 +89,14 @@ public sealed partial class Mm
                 var offset = (int)current.PageOffset;
                 var chunk = Math.Min(total - done, (int)Paging.PageSize - offset);
                 var page = GupLocked(current.PageAligned, access);
-                if (!page.Succeeded)
+                switch (page.Fault)
                 {
-                    throw new HostFaultException(Id, current, access, page.Fault);
+                    case FaultResult.MemoryFailure:
+                        throw new MemoryFailureException(Id, current, page.Failure);
+                    case FaultResult.OutOfMemory:
+                        throw new OutOfMemoryFaultException(Id, current, $"{Cgroup} and host RAM gave no frame after reclaim");
+                    case FaultResult.SegmentationFault or FaultResult.ProtectionViolation:
+                        throw new HostFaultException(Id, current, access, page.Fault);
                 }
 
                 try
@@ -145,10 +151,10 @@ public sealed partial class Mm
                 }
             }
 
-            var result = FaultLocked(page, access);
-            if (result is FaultResult.SegmentationFault or FaultResult.ProtectionViolation)
+            var result = FaultLocked(page, access, out var failure);
+            if (GupResult.IsFailure(result))
             {
-                return new GupResult(result, default, false);
+                return new GupResult(result, default, false) { Failure = failure };
             }
 
             if (result != FaultResult.AlreadyMapped)
@@ -159,8 +165,9 @@ public sealed partial class Mm
     }
 
     /// <summary>The fault handler; the caller holds the mmap lock for read. Loops until it wins any PTE race.</summary>
-    private FaultResult FaultLocked(Hva page, FaultAccess access)
+    private FaultResult FaultLocked(Hva page, FaultAccess access, out FaultFailure failure)
     {
+        failure = default;
         var vma = _vmas.Find(page);
         if (vma is null)
         {
@@ -184,8 +191,9 @@ public sealed partial class Mm
                     ? WriteProtectFault(vma, page, current)
                     : Touch(page, current, access),
                 HostPteKind.ProtNone => FaultResult.ProtectionViolation,
+                HostPteKind.Swap => SwapInFault(vma, page, current, access, ref failure),
                 _ => throw new InvalidOperationException(
-                    $"{this}: fault at {page} found {current}; swap-in and migration waits arrive with reclaim and migration"),
+                    $"{this}: fault at {page} found {current}; migration waits arrive with migration"),
             };
 
             if (result is { } done)
@@ -206,7 +214,12 @@ public sealed partial class Mm
     private FaultResult? DemandZero(Vma vma, Hva page)
     {
         var memory = Host.Memory;
-        var pfn = memory.Allocate(PreferredNode, AllocationFlags.Zero);
+        if (!Host.Reclaim.TryAllocateAnon(this, zero: true, mayReclaim: true, out var pfn))
+        {
+            Interlocked.Increment(ref _outOfMemoryFaults);
+            return FaultResult.OutOfMemory;
+        }
+
         memory.SetFlags(pfn, FrameFlags.SwapBacked);
         var installed = false;
         if (_pageTable.TryLock(page, allocate: true, out var slot))
@@ -215,7 +228,7 @@ public sealed partial class Mm
             {
                 if (slot.Value.IsNone)
                 {
-                    memory.Frame(pfn).SetAnonRmap(Id, vma.PageIndexOf(page));
+                    memory.Frame(pfn).SetAnonRmap(checked((int)vma.AnonId), vma.PageIndexOf(page));
                     memory.IncrementMapCount(pfn);
                     var pte = HostPte.Present(pfn, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit);
                     slot.Value = pte;
@@ -231,6 +244,7 @@ public sealed partial class Mm
             return null;
         }
 
+        Host.Reclaim.LruAdd(pfn);
         AddRss(1);
         Interlocked.Increment(ref _demandZeroFaults);
         return FaultResult.DemandZero;
@@ -321,7 +335,17 @@ public sealed partial class Mm
             }
         }
 
-        var newPfn = memory.Allocate(PreferredNode, fromZeroPage ? AllocationFlags.Zero : AllocationFlags.None);
+        if (!Host.Reclaim.TryAllocateAnon(this, zero: fromZeroPage, mayReclaim: true, out var newPfn))
+        {
+            if (!fromZeroPage)
+            {
+                memory.Put(oldPfn);
+            }
+
+            Interlocked.Increment(ref _outOfMemoryFaults);
+            return FaultResult.OutOfMemory;
+        }
+
         memory.SetFlags(newPfn, FrameFlags.SwapBacked);
         if (!fromZeroPage)
         {
@@ -340,7 +364,7 @@ public sealed partial class Mm
                         slot.Value = HostPte.None;
                         TracePte(page, current, HostPte.None);
                         FlushTlb(page, page + Paging.PageSize);
-                        memory.Frame(newPfn).SetAnonRmap(Id, vma.PageIndexOf(page));
+                        memory.Frame(newPfn).SetAnonRmap(checked((int)vma.AnonId), vma.PageIndexOf(page));
                         memory.IncrementMapCount(newPfn);
                         var pte = HostPte.Present(newPfn, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit);
                         if (Host.Options.LegacyChangePte)
@@ -377,6 +401,7 @@ public sealed partial class Mm
             return null;
         }
 
+        Host.Reclaim.LruAdd(newPfn);
         if (fromZeroPage)
         {
             AddRss(1);
@@ -384,5 +409,95 @@ public sealed partial class Mm
 
         Interlocked.Increment(ref _copyOnWriteFaults);
         return FaultResult.CopyOnWrite;
+    }
+
+    /// <summary>
+    /// A fault on a swap entry (Linux's <c>do_swap_page</c>): the page comes from the swap cache (a minor fault) or is
+    /// read from the device with readahead (a major fault), then is mapped with no notifier (a mapping is only added).
+    /// It is writable when this PTE was the slot's only user and nothing else maps the page (the page is exclusive) and
+    /// the VMA allows writes; dirty only for a write. A write to a page that is not exclusive maps it read-only and
+    /// retries, so the copy-on-write path breaks the sharing. The slot's reference is dropped; the swap copy is kept
+    /// while the page is clean, unless this is a write to an exclusive page or swap is filling up. Null when the PTE
+    /// changed meanwhile.
+    /// </summary>
+    private FaultResult? SwapInFault(Vma vma, Hva page, HostPte current, FaultAccess access, ref FaultFailure failure)
+    {
+        var reclaim = Host.Reclaim;
+        var memory = Host.Memory;
+        var slot = HostPteEncoding.SwapSlotOf(current);
+        var found = reclaim.GetSwapPage(this, slot);
+        switch (found.Status)
+        {
+            case SwapPageStatus.Retry:
+                return null;
+            case SwapPageStatus.OutOfMemory:
+                Interlocked.Increment(ref _outOfMemoryFaults);
+                return FaultResult.OutOfMemory;
+            case SwapPageStatus.MemoryFailure:
+                Interlocked.Increment(ref _memoryFailureFaults);
+                failure = new FaultFailure(slot, found.Cause);
+                return FaultResult.MemoryFailure;
+        }
+
+        var pfn = found.Pfn;
+        ref var frame = ref memory.Frame(pfn);
+        var mapped = false;
+        var write = access == FaultAccess.Write;
+        var writable = false;
+        try
+        {
+            if (_pageTable.TryLock(page, allocate: false, out var pte))
+            {
+                using (pte)
+                {
+                    if (pte.Value == current)
+                    {
+                        var exclusive = reclaim.Area!.GetUsage(slot).MapCount == 1 && frame.MapCount == 0;
+                        writable = exclusive && (vma.Protection & Protection.Write) != 0;
+                        var flags = PteFlags(vma.Protection, writable) | HostPte.AccessedBit | (write && writable ? HostPte.DirtyBit : 0);
+                        var present = HostPte.Present(pfn, flags);
+                        if (frame.RmapOwner == FrameInfo.NoOwner)
+                        {
+                            frame.SetAnonRmap(checked((int)vma.AnonId), vma.PageIndexOf(page));
+                        }
+
+                        memory.IncrementMapCount(pfn);
+                        pte.Value = present;
+                        TracePte(page, current, present);
+                        mapped = true;
+                    }
+                }
+            }
+
+            if (!mapped)
+            {
+                return null;
+            }
+
+            // The lookup's reference now belongs to the mapping.
+            reclaim.FreeSwapReference(slot);
+            AddRss(1);
+            AddSwapEntries(-1);
+            if ((write && writable) || reclaim.SwapFull)
+            {
+                reclaim.TryFreeSwapCache(pfn);
+            }
+        }
+        finally
+        {
+            frame.ClearFlags(FrameFlags.Locked);
+            if (!mapped)
+            {
+                memory.Put(pfn);
+            }
+        }
+
+        Interlocked.Increment(ref found.Major ? ref _swapInFaults : ref _swapCacheFaults);
+        if (write && !writable)
+        {
+            return null; // mapped read-only: the retry breaks copy-on-write
+        }
+
+        return found.Major ? FaultResult.SwapIn : FaultResult.SwapCacheHit;
     }
 }

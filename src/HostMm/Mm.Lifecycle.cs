@@ -19,6 +19,7 @@ public sealed partial class Mm
             child._vmas = _vmas.CloneForFork();
             foreach (var vma in child._vmas)
             {
+                child.JoinFamily(vma.AnonId); // before any PTE of the family is copied: reclaim can find the child's mappings
                 // Allocate the child's PTE tables first: no frame is allocated under a page-table lock.
                 var populated = new PopulatedTablesVisitor();
                 _pageTable.Walk(vma.Start, vma.End, allocate: false, ref populated);
@@ -32,6 +33,7 @@ public sealed partial class Mm
                 var copier = new ForkCopyVisitor(this, child);
                 _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
                 child.AddRss(copier.Resident);
+                child.AddSwapEntries(copier.SwapEntries);
             }
 
             FlushTlb(Hva.Zero, UserSpaceEnd);
@@ -56,10 +58,12 @@ public sealed partial class Mm
         try
         {
             Notifiers.Release();
-            var gathered = new List<Pfn>();
-            ZapRange(Hva.Zero, UserSpaceEnd, NotifierEvent.Unmap, gathered);
+            var gather = new TlbGather();
+            ZapRange(Hva.Zero, UserSpaceEnd, NotifierEvent.Unmap, gather);
             FlushTlb(Hva.Zero, UserSpaceEnd);
-            FreeGathered(gathered);
+            gather.Finish(this);
+            Host.Reclaim.Rmap.Leave(this, _families);
+            _families.Clear();
             _pageTable.Dispose(); // page-table frames go last, after the flush, as tlb_finish_mmu frees them
             _vmas = new Vmas.VmaSet();
             _exited = true;

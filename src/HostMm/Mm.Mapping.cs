@@ -45,7 +45,8 @@ public sealed partial class Mm
                     ?? throw new AddressSpaceExhaustedException(HostMmRule.NoFreeAddressRange, Id, bytes, "mmap");
             }
 
-            _vmas.Add(start, start + bytes, protection, VmaFlags.None);
+            var added = _vmas.Add(start, start + bytes, protection, VmaFlags.None);
+            JoinFamily(added.AnonId);
         }
         finally
         {
@@ -183,23 +184,24 @@ public sealed partial class Mm
             _vmas.Remove(vma);
         }
 
-        var gathered = new List<Pfn>();
-        ZapRange(spanStart, spanEnd, NotifierEvent.Unmap, gathered);
-        _pageTable.FreeEmptyTables(spanStart, spanEnd, gathered); // table frames too are freed only after the flush
+        var gather = new TlbGather();
+        ZapRange(spanStart, spanEnd, NotifierEvent.Unmap, gather);
+        _pageTable.FreeEmptyTables(spanStart, spanEnd, gather.Pages); // table frames too are freed only after the flush
         FlushTlb(spanStart, spanEnd);
-        FreeGathered(gathered);
+        gather.Finish(this);
     }
 
     /// <summary>
-    /// Notifier start → clear every PTE in the range, gathering frames → end. The caller flushes the TLB and
-    /// then frees what was gathered.
+    /// Notifier start → clear every PTE in the range, gathering frames and swap slots → end. The caller flushes the
+    /// TLB and then finishes the gather.
     /// </summary>
-    private void ZapRange(Hva start, Hva end, NotifierEvent notifierEvent, List<Pfn> gathered)
+    private void ZapRange(Hva start, Hva end, NotifierEvent notifierEvent, TlbGather gather)
     {
         using var invalidation = Invalidation.Begin(this, start, end, notifierEvent);
-        var visitor = new ZapVisitor(this, gathered);
+        var visitor = new ZapVisitor(this, gather.Pages, gather.SwapSlots);
         _pageTable.Walk(start, end, allocate: false, ref visitor);
         AddRss(-visitor.Resident);
+        AddSwapEntries(-visitor.SwapEntries);
         CountZapped(visitor.Zapped);
     }
 

@@ -1,5 +1,6 @@
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.PageTables;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Vmas;
 
 namespace Hypervisor.HostMm;
@@ -34,7 +35,15 @@ public sealed partial class Mm : IMm, IDisposable
     private readonly HostPageTable _pageTable;
     private volatile bool _exited;
 
+    // Anon families (VMA AnonIds) this process is a member of in the host's reverse map; changed under the mmap write lock.
+    private readonly HashSet<int> _families = [];
+
     private long _rssPages;
+    private long _swapEntries;
+    private long _swapInFaults;
+    private long _swapCacheFaults;
+    private long _memoryFailureFaults;
+    private long _outOfMemoryFaults;
     private long _demandZeroFaults;
     private long _zeroPageFaults;
     private long _copyOnWriteFaults;
@@ -52,11 +61,12 @@ public sealed partial class Mm : IMm, IDisposable
     private long _madviseCalls;
     private long _forkCalls;
 
-    internal Mm(Host host, int id, int preferredNode)
+    internal Mm(Host host, int id, int preferredNode, MemoryCgroup cgroup)
     {
         Host = host;
         Id = id;
         PreferredNode = preferredNode;
+        Cgroup = cgroup;
         Notifiers = new MmuNotifierChain(this);
         _pageTable = new HostPageTable(host.Memory, preferredNode);
     }
@@ -72,6 +82,9 @@ public sealed partial class Mm : IMm, IDisposable
 
     /// <summary>NUMA node for this process's page tables and first-touch frames.</summary>
     public int PreferredNode { get; }
+
+    /// <summary>The memory cgroup this process's anonymous and swap-cache pages are charged to.</summary>
+    public MemoryCgroup Cgroup { get; }
 
     /// <summary>True once <see cref="Exit"/> has run.</summary>
     public bool HasExited => _exited;
@@ -100,6 +113,11 @@ public sealed partial class Mm : IMm, IDisposable
     public MmStats Stats => new()
     {
         RssPages = Volatile.Read(ref _rssPages),
+        SwapEntries = Volatile.Read(ref _swapEntries),
+        SwapInFaults = Volatile.Read(ref _swapInFaults),
+        SwapCacheFaults = Volatile.Read(ref _swapCacheFaults),
+        MemoryFailureFaults = Volatile.Read(ref _memoryFailureFaults),
+        OutOfMemoryFaults = Volatile.Read(ref _outOfMemoryFaults),
         Vmas = _vmas.Count,
         MappedPages = _vmas.TotalPages,
         PageTablePages = _exited ? 0 : _pageTable.TablePages,
@@ -148,6 +166,83 @@ public sealed partial class Mm : IMm, IDisposable
     }
 
     internal void AddRss(long pages) => Interlocked.Add(ref _rssPages, pages);
+
+    /// <summary>Counts swap PTEs gained (or lost, negative): Linux's <c>MM_SWAPENTS</c>.</summary>
+    internal void AddSwapEntries(long entries) => Interlocked.Add(ref _swapEntries, entries);
+
+    /// <summary>
+    /// For a reverse-map walk from another thread: takes the mmap lock for read without waiting. True when the walk may
+    /// look at this process's VMAs and page tables: either the lock was taken (<paramref name="taken"/>, release it with
+    /// <see cref="ExitRmapRead"/>) or this thread already holds it (read or write). False when it is busy (a writer holds
+    /// or waits for it) or the process has exited.
+    /// </summary>
+    internal bool TryEnterRmapRead(out bool taken)
+    {
+        taken = false;
+        if (_mmapLock.IsReadLockHeld || _mmapLock.IsWriteLockHeld)
+        {
+            return !_exited;
+        }
+
+        if (_exited || !_mmapLock.TryEnterReadLock(0))
+        {
+            return false;
+        }
+
+        if (_exited)
+        {
+            _mmapLock.ExitReadLock();
+            return false;
+        }
+
+        taken = true;
+        return true;
+    }
+
+    /// <summary>Drops the read lock <see cref="TryEnterRmapRead"/> took.</summary>
+    internal void ExitRmapRead() => _mmapLock.ExitReadLock();
+
+    /// <summary>
+    /// Where this process would map the page of anon family <paramref name="family"/> with linear index
+    /// <paramref name="index"/>: the address of that index in the VMA of the family that covers it. The page's own
+    /// address (index × 4096, where an anonymous mmap puts it) is tried first; only a VMA moved by mremap needs the
+    /// scan of every VMA. Call with the mmap lock held (read is enough).
+    /// </summary>
+    internal bool TryFindAnonMapping(int family, ulong index, out Hva address)
+    {
+        if (index < (UserSpaceEnd.Value >> Paging.PageShift))
+        {
+            var guess = new Hva(index << Paging.PageShift);
+            var vma = _vmas.Find(guess);
+            if (vma is not null && vma.AnonId == family && vma.PageIndexOf(guess) == index)
+            {
+                address = guess;
+                return true;
+            }
+        }
+
+        foreach (var vma in _vmas)
+        {
+            if (vma.AnonId == family && index >= vma.PageOffset && index - vma.PageOffset < vma.Pages)
+            {
+                address = vma.AddressOfIndex(index);
+                return true;
+            }
+        }
+
+        address = default;
+        return false;
+    }
+
+    /// <summary>Makes this process a member of the anon family <paramref name="family"/> (call under the mmap write lock, before the family's pages can be mapped here).</summary>
+    internal void JoinFamily(long family)
+    {
+        var id = checked((int)family);
+        if (_families.Add(id))
+        {
+            Host.Reclaim.Rmap.Join(id, this);
+        }
+    }
 
     internal void CountZapped(long pages) => Interlocked.Add(ref _pagesZapped, pages);
 

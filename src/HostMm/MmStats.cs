@@ -6,6 +6,21 @@ public readonly record struct MmStats
     /// <summary>Resident pages (mapped frames, the zero page excluded).</summary>
     public long RssPages { get; init; }
 
+    /// <summary>Swap PTEs (Linux's <c>MM_SWAPENTS</c>, <c>VmSwap</c> in pages).</summary>
+    public long SwapEntries { get; init; }
+
+    /// <summary>Faults that read their page from swap (major faults).</summary>
+    public long SwapInFaults { get; init; }
+
+    /// <summary>Faults on a swap entry that found the page in the swap cache (minor faults).</summary>
+    public long SwapCacheFaults { get; init; }
+
+    /// <summary>Faults that failed because their swap read failed or its checksum did not match.</summary>
+    public long MemoryFailureFaults { get; init; }
+
+    /// <summary>Faults that failed because no frame could be allocated, even after reclaim.</summary>
+    public long OutOfMemoryFaults { get; init; }
+
     /// <summary>VMAs.</summary>
     public int Vmas { get; init; }
 

@@ -13,18 +13,21 @@ internal struct ZapVisitor : IPteVisitor
     private readonly Mm _mm;
     private readonly HostMemory _memory;
     private readonly List<Pfn> _gathered;
+    private readonly List<ulong> _swapSlots;
     private readonly Pfn _zeroPfn;
     private readonly bool _traced;
 
-    public ZapVisitor(Mm mm, List<Pfn> gathered)
+    public ZapVisitor(Mm mm, List<Pfn> gathered, List<ulong> swapSlots)
     {
         _mm = mm;
         _memory = mm.Host.Memory;
         _gathered = gathered;
+        _swapSlots = swapSlots;
         _zeroPfn = mm.Host.ZeroPfn;
         _traced = mm.Host.Trace is not null;
         Zapped = 0;
         Resident = 0;
+        SwapEntries = 0;
     }
 
     /// <summary>PTEs cleared.</summary>
@@ -32,6 +35,9 @@ internal struct ZapVisitor : IPteVisitor
 
     /// <summary>Of those, mappings that counted in RSS.</summary>
     public long Resident { get; private set; }
+
+    /// <summary>Swap entries cleared; their slots are in the swap list, freed by the caller after the walk.</summary>
+    public long SwapEntries { get; private set; }
 
     public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
     {
@@ -51,12 +57,21 @@ internal struct ZapVisitor : IPteVisitor
             }
 
             Zapped++;
-            var pfn = HostPteEncoding.Classify(pte) switch
+            var kind = HostPteEncoding.Classify(pte);
+            if (kind == HostPteKind.Swap)
+            {
+                // free_swap_and_cache may discard device data: done after the walk, outside the page-table lock.
+                _swapSlots.Add(HostPteEncoding.SwapSlotOf(pte));
+                SwapEntries++;
+                continue;
+            }
+
+            var pfn = kind switch
             {
                 HostPteKind.Present => pte.Pfn,
                 HostPteKind.ProtNone => HostPteEncoding.ProtNonePfn(pte),
                 _ => throw new InvalidOperationException(
-                    $"{_mm}: zap found {pte} at {firstAddress + ((ulong)i << Paging.PageShift)}; swap and migration entries arrive with reclaim and migration"),
+                    $"{_mm}: zap found {pte} at {firstAddress + ((ulong)i << Paging.PageShift)}; migration entries arrive with migration"),
             };
 
             if (pfn == _zeroPfn)

@@ -77,4 +77,10 @@ public enum FrameFlags : uint
     /// page-table lock rather than a page lock.
     /// </summary>
     PageTable = 1u << 19,
+
+    /// <summary>Read from swap ahead of a fault that has not come yet (PG_readahead); the first fault that finds it counts a readahead hit.</summary>
+    Readahead = 1u << 20,
+
+    /// <summary>Was on the active list when last deactivated: part of the workingset (PG_workingset); a refault of it counts a restore.</summary>
+    Workingset = 1u << 21,
 }

@@ -16,12 +16,15 @@ namespace Hypervisor.HostMm.Frames;
 /// <item><see cref="LruPrev"/>/<see cref="LruNext"/> are frame indices (<see cref="NoFrame"/> = none): the
 /// node free list's singly-linked next pointer while <see cref="FrameFlags.Free"/> (under the node lock),
 /// the LRU list links while <see cref="FrameFlags.Lru"/> (under that LRU's lock).</item>
-/// <item>Reverse map (the anon_vma + page index analogue): an anonymous frame is mapped at most once, so
-/// <see cref="RmapOwner"/> is the owning mm's id and <see cref="RmapIndex"/> the virtual page number
-/// (hva &gt;&gt; 12) of its single mapping. With <see cref="FrameFlags.Ksm"/> set, <see cref="RmapOwner"/> is
+/// <item>Reverse map (the anon_vma + page index analogue): <see cref="RmapOwner"/> is the frame's anon family (the
+/// <see cref="Vmas.Vma.AnonId"/> of the VMA that created it, which every VMA forked or split from that one
+/// shares) and <see cref="RmapIndex"/> its linear page index, so each mapping, in any process of the family, is
+/// at the VMA's address for that index. With <see cref="FrameFlags.Ksm"/> set, <see cref="RmapOwner"/> is
 /// <see cref="NoOwner"/> and <see cref="RmapIndex"/> is the index of its KSM stable-tree node, which lists
 /// every (mm, address) that maps it. Changed under the page lock (<see cref="FrameFlags.Locked"/>).</item>
 /// <item><see cref="SwapSlot"/> is the swap slot while <see cref="FrameFlags.SwapCache"/> (page-&gt;private).</item>
+/// <item><see cref="MemoryCgroupId"/> is the memory cgroup the frame is charged to (page-&gt;memcg_data), 0 when
+/// uncharged; set once after allocation, cleared by the release hook when the last reference goes.</item>
 /// </list>
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
@@ -36,7 +39,7 @@ public struct FrameInfo
     /// <summary>The <see cref="SwapSlot"/> of a frame that is not in the swap cache.</summary>
     public const uint NoSwapSlot = uint.MaxValue;
 
-    // Layout: 40 bytes per frame (1% of the 4 KiB it describes), widest field first.
+    // Layout: 40 bytes per frame (1% of the 4 KiB it describes), widest field first; _memcg fills the former padding.
     private ulong _rmapIndex;
     private int _refCount;
     private int _mapCount;
@@ -46,6 +49,7 @@ public struct FrameInfo
     private uint _lruNext;
     private uint _swapSlot;
     private ushort _node;
+    private ushort _memcg;
 
     /// <summary>References held on the frame (page refcount); 0 when free.</summary>
     public readonly int RefCount => Volatile.Read(in _refCount);
@@ -55,6 +59,9 @@ public struct FrameInfo
 
     /// <summary>The frame's state bits.</summary>
     public readonly FrameFlags Flags => (FrameFlags)Volatile.Read(in _flags);
+
+    /// <summary>The memory cgroup the frame is charged to, or 0 when it is not charged.</summary>
+    public readonly int MemoryCgroupId => _memcg;
 
     /// <summary>The NUMA node the frame belongs to (fixed for the frame's life).</summary>
     public readonly int Node => _node;
@@ -76,10 +83,10 @@ public struct FrameInfo
         internal set => _lruNext = value;
     }
 
-    /// <summary>Id of the mm whose single anonymous mapping this is, or <see cref="NoOwner"/>.</summary>
+    /// <summary>The anon family (VMA <see cref="Vmas.Vma.AnonId"/>) of an anonymous frame, or <see cref="NoOwner"/>.</summary>
     public readonly int RmapOwner => _rmapOwner;
 
-    /// <summary>Virtual page number of the anonymous mapping, or the KSM stable-node index when <see cref="FrameFlags.Ksm"/>.</summary>
+    /// <summary>Linear page index of the anonymous frame in its family, or the KSM stable-node index when <see cref="FrameFlags.Ksm"/>.</summary>
     public readonly ulong RmapIndex => _rmapIndex;
 
     /// <summary>The swap slot while in the swap cache, else <see cref="NoSwapSlot"/>.</summary>
@@ -100,12 +107,20 @@ public struct FrameInfo
     [UnscopedRef]
     internal ref int MapCountLocation => ref _mapCount;
 
-    /// <summary>Records the single anonymous mapping: mm <paramref name="ownerMmId"/> at virtual page <paramref name="virtualPageIndex"/>.</summary>
-    internal void SetAnonRmap(int ownerMmId, ulong virtualPageIndex)
+    /// <summary>
+    /// Records the anonymous reverse map: the frame belongs to anon family <paramref name="family"/> (the
+    /// <see cref="Vmas.Vma.AnonId"/> of the VMA that created it, shared by every VMA forked from it) at linear page
+    /// index <paramref name="pageIndex"/> (<see cref="Vmas.Vma.PageIndexOf"/>), so every mapping is found at
+    /// <see cref="Vmas.Vma.AddressOfIndex"/> in each VMA of the family.
+    /// </summary>
+    internal void SetAnonRmap(int family, ulong pageIndex)
     {
-        _rmapOwner = ownerMmId;
-        _rmapIndex = virtualPageIndex;
+        _rmapOwner = family;
+        _rmapIndex = pageIndex;
     }
+
+    /// <summary>Charges the frame to memory cgroup <paramref name="id"/> (0 uncharges).</summary>
+    internal void SetMemoryCgroup(int id) => _memcg = (ushort)id;
 
     /// <summary>Makes the frame a KSM page whose mappings are listed by stable-tree node <paramref name="stableNode"/>.</summary>
     internal void SetKsmRmap(ulong stableNode)
@@ -162,6 +177,7 @@ public struct FrameInfo
         _rmapOwner = NoOwner;
         _rmapIndex = 0;
         _swapSlot = NoSwapSlot;
+        _memcg = 0;
         Volatile.Write(ref _flags, (uint)flags);
         Volatile.Write(ref _refCount, 1);
     }

@@ -45,6 +45,7 @@ public sealed class HostMemory : IDisposable
     private readonly long _framesPerNode;
     private nint _arena;
     private IFrameObserver? _observer;
+    private IFrameReleaseHook? _releaseHook;
 
     /// <summary>Reserves host RAM as <paramref name="options"/> describe (address space only; nothing is touched).</summary>
     /// <exception cref="InvalidHostMemoryOptionsException">An option breaks a rule.</exception>
@@ -106,6 +107,16 @@ public sealed class HostMemory : IDisposable
     {
         get => Volatile.Read(ref _observer);
         set => Volatile.Write(ref _observer, value);
+    }
+
+    /// <summary>
+    /// Undoes LRU membership and cgroup charges when a frame's last reference goes (the host's reclaim sets it once,
+    /// before any frame is put on an LRU or charged); null for none.
+    /// </summary>
+    public IFrameReleaseHook? ReleaseHook
+    {
+        get => Volatile.Read(ref _releaseHook);
+        set => Volatile.Write(ref _releaseHook, value);
     }
 
     /// <summary>The frame table, indexed by pfn, for walkers inside the host MM (LRU, KSM, migration scans).</summary>
@@ -351,6 +362,49 @@ public sealed class HostMemory : IDisposable
                     : $"Free of {pfn} whose refcount is {old}: Free drops the last reference and other references remain; drop yours with Put");
         }
 
+        RunReleaseHook(pfn, ref frame);
+        Release(index, ref frame);
+    }
+
+    /// <summary>
+    /// Freezes the refcount (Linux's <c>folio_ref_freeze</c>): if it is exactly <paramref name="expected"/>, sets it to
+    /// 0 so that no speculative <see cref="TryGet"/> can take a reference, and returns true. The caller then owns the
+    /// frame outright and either frees it with <see cref="FreeFrozen"/> or restores it with <see cref="Unfreeze"/>.
+    /// </summary>
+    public bool TryFreeze(Pfn pfn, int expected)
+    {
+        if (expected <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(expected), expected, "a frozen frame had at least one reference: expected must be positive");
+        }
+
+        return Interlocked.CompareExchange(ref _frames[Index(pfn)].RefCountLocation, 0, expected) == expected;
+    }
+
+    /// <summary>Undoes <see cref="TryFreeze"/>: the refcount becomes <paramref name="count"/> again (<c>folio_ref_unfreeze</c>).</summary>
+    /// <exception cref="FrameStateException">The frame is not frozen (its refcount is not 0) or is free.</exception>
+    public void Unfreeze(Pfn pfn, int count)
+    {
+        ref var frame = ref _frames[Index(pfn)];
+        if (frame.IsFree || count <= 0 || Interlocked.CompareExchange(ref frame.RefCountLocation, count, 0) != 0)
+        {
+            throw new FrameStateException(pfn, $"Unfreeze of {pfn} to {count}: only a frame frozen by TryFreeze (refcount 0, not free) can be given references back");
+        }
+    }
+
+    /// <summary>Frees a frame whose refcount <see cref="TryFreeze"/> set to 0 (the caller owns it outright).</summary>
+    /// <exception cref="FrameStateException">The frame is not frozen, still mapped, or carries a flag of <see cref="FlagsForbiddenAtFree"/>.</exception>
+    public void FreeFrozen(Pfn pfn)
+    {
+        var index = Index(pfn);
+        ref var frame = ref _frames[index];
+        if (frame.IsFree || frame.RefCount != 0)
+        {
+            throw new FrameStateException(pfn, $"FreeFrozen of {pfn} whose refcount is {frame.RefCount}{(frame.IsFree ? " (free)" : string.Empty)}: only a frame frozen by TryFreeze can be freed this way");
+        }
+
+        CheckFreeable(pfn, ref frame, nameof(FreeFrozen));
+        RunReleaseHook(pfn, ref frame);
         Release(index, ref frame);
     }
 
@@ -512,7 +566,7 @@ public sealed class HostMemory : IDisposable
         GC.SuppressFinalize(this);
     }
 
-    private static void CheckFreeable(Pfn pfn, ref FrameInfo frame, string operation)
+    private void CheckFreeable(Pfn pfn, ref FrameInfo frame, string operation)
     {
         var mapCount = frame.MapCount;
         if (mapCount != 0)
@@ -522,7 +576,8 @@ public sealed class HostMemory : IDisposable
                 $"{operation} would free {pfn} while its mapcount is {mapCount}: a frame must be unmapped from every page table before its last reference is dropped");
         }
 
-        var forbidden = frame.Flags & FlagsForbiddenAtFree;
+        // An LRU frame is taken off its list by the release hook once the last reference is gone.
+        var forbidden = frame.Flags & FlagsForbiddenAtFree & (ReleaseHook is null ? ~FrameFlags.None : ~FrameFlags.Lru);
         if (forbidden != 0)
         {
             throw new FrameStateException(
@@ -585,6 +640,24 @@ public sealed class HostMemory : IDisposable
         return free.MoveToImmutable();
     }
 
+    /// <summary>
+    /// The last reference just went: the release hook takes the frame off its LRU and uncharges it. Afterwards no
+    /// LRU link may remain (a hook that forgot is a bug).
+    /// </summary>
+    private void RunReleaseHook(Pfn pfn, ref FrameInfo frame)
+    {
+        if ((frame.Flags & FrameFlags.Lru) == 0 && frame.MemoryCgroupId == 0)
+        {
+            return;
+        }
+
+        ReleaseHook?.OnLastReference(pfn, ref frame);
+        if ((frame.Flags & FrameFlags.Lru) != 0 || frame.MemoryCgroupId != 0)
+        {
+            throw new FrameStateException(pfn, $"{pfn} is still on an LRU list or charged after its release hook ran: the hook must take it off and uncharge it");
+        }
+    }
+
     /// <summary>The frame's last reference is gone and the caller owns it: poison it, forget it, list it, tell the observer.</summary>
     private void Release(uint index, ref FrameInfo frame)
     {
@@ -635,6 +708,11 @@ public sealed class HostMemory : IDisposable
 
             if (Interlocked.CompareExchange(ref refCount, old - 1, old) == old)
             {
+                if (old == 1)
+                {
+                    RunReleaseHook(pfn, ref frame);
+                }
+
                 return old == 1;
             }
         }

@@ -30,7 +30,7 @@ public class BadInputTests
 
         Assert.That(() => mm.Mprotect(start, 2 * Page, Protection.Read), Throws.TypeOf<UnmappedRangeException>().With.Message.Contains("not fully mapped"));
         Assert.That(() => mm.Madvise(start, 2 * Page, Advice.DontNeed), Throws.TypeOf<UnmappedRangeException>());
-        Assert.That(() => mm.Madvise(start, Page, Advice.PageOut), Throws.TypeOf<UnsupportedAdviceException>().With.Message.Contains("reclaim"));
+        Assert.That(() => mm.Madvise(start, Page, Advice.Mergeable), Throws.TypeOf<UnsupportedAdviceException>().With.Message.Contains("KSM"));
         Assert.That(() => mm.Madvise(start, Page, Advice.Mergeable), Throws.TypeOf<UnsupportedAdviceException>().With.Message.Contains("KSM"));
     }
 
@@ -53,6 +53,9 @@ public class BadInputTests
         using var host = Create(megabytes: 64);
         var mm = host.CreateMm();
         var start = mm.Mmap(128UL << 20, Protection.Read | Protection.Write);
-        Assert.That(() => mm.Write(start, new byte[128 << 20]), Throws.InstanceOf<Hypervisor.HostMm.Frames.OutOfHostMemoryException>());
+        var error = Assert.Throws<OutOfMemoryFaultException>(() => mm.Write(start, new byte[128 << 20]))!;
+        Assert.That(error.Message, Does.Contain("out of memory at"));
+        Assert.That(host.Reclaim.Stats.OomFailures, Is.EqualTo(1));
+        Assert.That(mm.Stats.OutOfMemoryFaults, Is.EqualTo(1));
     }
 }

@@ -25,7 +25,7 @@ public class InputErrorTests
     [
         typeof(FrameStateException), typeof(UseAfterFreeException), typeof(PfnOutOfRangeException),
         typeof(InvalidHostPteException), typeof(OutOfHostMemoryException),
-        typeof(HostMm.Swap.SwapSlotStateException),
+        typeof(HostMm.Swap.SwapSlotStateException), typeof(MemoryFailureException), typeof(OutOfMemoryFaultException),
     ];
 
     [Test]
@@ -51,7 +51,7 @@ public class InputErrorTests
         Assert.That(RuleOf(() => mm.Madvise(start, 2 * Page, Advice.DontNeed)), Is.EqualTo(HostMmRule.RangeNotFullyMapped));
         Assert.That(RuleOf(() => mm.Mremap(start, 3 * Page, 4 * Page)), Is.EqualTo(HostMmRule.RangeNotInOneMapping));
         Assert.That(RuleOf(() => mm.Mremap(start + (2 * Page), 2 * Page, 4 * Page)), Is.EqualTo(HostMmRule.CannotGrowInPlace));
-        Assert.That(RuleOf(() => mm.Madvise(start, Page, Advice.PageOut)), Is.EqualTo(HostMmRule.UnsupportedAdvice));
+        Assert.That(RuleOf(() => mm.Madvise(start, Page, Advice.HugePage)), Is.EqualTo(HostMmRule.UnsupportedAdvice));
         Assert.That(RuleOf(() => mm.Mmap(Page, Protection.Write)), Is.EqualTo(HostMmRule.WriteOrExecuteWithoutRead));
         Assert.That(RuleOf(() => mm.Mmap(Page, (Protection)64)), Is.EqualTo(HostMmRule.UndefinedProtectionBits));
     }

@@ -1,0 +1,403 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Swap;
+
+namespace Hypervisor.HostMm.Reclaim;
+
+/// <summary>Shrinking the LRU lists: isolation, aging, the per-page decision, pageout and freeing.</summary>
+public sealed partial class Reclaimer
+{
+    /// <summary>
+    /// Reclaims up to <paramref name="pages"/> from the lruvecs of <paramref name="cgroup"/> (all cgroups when null) on
+    /// <paramref name="node"/> (all nodes when -1), round-robin from a rotating cursor. Returns the pages freed.
+    /// </summary>
+    private long ReclaimFrom(MemoryCgroup? cgroup, int node, long pages, ScanControl control)
+    {
+        if (!CanReclaimAnon)
+        {
+            // Linux's can_reclaim_anon_pages: with no swap space anonymous lists are not scanned at all.
+            return 0;
+        }
+
+        var lruvecs = Volatile.Read(ref _lruvecs);
+        long reclaimed = 0;
+        var start = (uint)Interlocked.Increment(ref _cursor);
+        for (var i = 0; i < lruvecs.Length && reclaimed < pages; i++)
+        {
+            var lruvec = lruvecs[(int)((start + (uint)i) % (uint)lruvecs.Length)];
+            if ((cgroup is not null && !ReferenceEquals(lruvec.Cgroup, cgroup)) || (node >= 0 && lruvec.Node != node) || lruvec.Count == 0)
+            {
+                continue;
+            }
+
+            reclaimed += ShrinkLruvec(lruvec, pages - reclaimed, control);
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>
+    /// Linux's <c>shrink_lruvec</c> for the anonymous lists: ages the active list when the inactive one runs low, and
+    /// reclaims from the inactive list, until <paramref name="pages"/> are freed or twice the lists have been scanned.
+    /// </summary>
+    private long ShrinkLruvec(Lruvec lruvec, long pages, ScanControl control)
+    {
+        long reclaimed = 0;
+        long scanned = 0;
+        var limit = (2 * lruvec.Count) + pages + _options.BatchPages;
+        Span<uint> batch = stackalloc uint[_options.BatchPages];
+        while (reclaimed < pages && scanned < limit)
+        {
+            if (lruvec.InactiveIsLow() || lruvec.InactiveCount == 0)
+            {
+                scanned += ShrinkActive(lruvec, batch);
+            }
+
+            var (inactiveScanned, freed) = ShrinkInactive(lruvec, batch, control);
+            if (inactiveScanned == 0 && (lruvec.ActiveCount == 0 || ShrinkActive(lruvec, batch) == 0))
+            {
+                break;
+            }
+
+            scanned += inactiveScanned;
+            reclaimed += freed;
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>
+    /// Linux's <c>shrink_active_list</c> for anonymous pages: isolates a batch from the active tail, harvests each
+    /// page's accessed bits (so the inactive list sees only references made after this), and deactivates every one of
+    /// them — an anonymous page stays active only by being referenced again on the inactive list.
+    /// </summary>
+    private int ShrinkActive(Lruvec lruvec, Span<uint> batch)
+    {
+        var count = Isolate(lruvec, LruList.Active, batch);
+        if (count == 0)
+        {
+            return 0;
+        }
+
+        Interlocked.Add(ref _pgrefill, count);
+        foreach (var index in batch[..count])
+        {
+            var pfn = new Pfn(index);
+            if (_memory.Frame(pfn).MapCount > 0)
+            {
+                FolioReferenced(pfn, out _);
+            }
+
+            _memory.Frame(pfn).SetFlags(FrameFlags.Workingset);
+            PutBack(lruvec, pfn, LruList.Inactive);
+        }
+
+        Interlocked.Add(ref _pgdeactivate, count);
+        return count;
+    }
+
+    /// <summary>Linux's <c>shrink_inactive_list</c>: isolates a batch from the inactive tail and tries to free each page.</summary>
+    private (int Scanned, int Reclaimed) ShrinkInactive(Lruvec lruvec, Span<uint> batch, ScanControl control)
+    {
+        var count = Isolate(lruvec, LruList.Inactive, batch);
+        if (count == 0)
+        {
+            return (0, 0);
+        }
+
+        Interlocked.Add(ref control.Direct ? ref _pgscanDirect : ref _pgscanKswapd, count);
+        var reclaimed = 0;
+        foreach (var index in batch[..count])
+        {
+            var pfn = new Pfn(index);
+            switch (ShrinkFolio(lruvec, pfn, control))
+            {
+                case FolioOutcome.Reclaimed:
+                    reclaimed++;
+                    break;
+                case FolioOutcome.Activate:
+                    Interlocked.Increment(ref _pgactivate);
+                    lruvec.AgeNonresident();
+                    PutBack(lruvec, pfn, LruList.Active);
+                    break;
+                default:
+                    PutBack(lruvec, pfn, LruList.Inactive);
+                    break;
+            }
+        }
+
+        Interlocked.Add(ref control.Direct ? ref _pgstealDirect : ref _pgstealKswapd, reclaimed);
+        return (count, reclaimed);
+    }
+
+    /// <summary>
+    /// Takes up to <c>batch.Length</c> frames off the tail of <paramref name="list"/>, each with one reference and
+    /// <see cref="FrameFlags.Isolated"/> (Linux's <c>isolate_lru_folios</c>). A frame whose count is already 0 is being
+    /// freed and is left where it is: its freer takes it off under the same lock.
+    /// </summary>
+    private int Isolate(Lruvec lruvec, LruList list, Span<uint> batch)
+    {
+        var frames = _memory.FrameTable;
+        var count = 0;
+        lock (lruvec.Lock)
+        {
+            var index = lruvec.TailLocked(list);
+            var looked = 0;
+            while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
+            {
+                looked++;
+                var previous = frames[(int)index].LruPrev;
+                if (_memory.TryGet(new Pfn(index)))
+                {
+                    lruvec.RemoveLocked(frames, index);
+                    frames[(int)index].SetFlags(FrameFlags.Isolated);
+                    batch[count++] = index;
+                }
+
+                index = previous;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Returns an isolated frame to the head of <paramref name="list"/> and drops the isolation reference.</summary>
+    private void PutBack(Lruvec lruvec, Pfn pfn, LruList list)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        lock (lruvec.Lock)
+        {
+            frame.ClearFlags(FrameFlags.Isolated);
+            lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, list);
+        }
+
+        _memory.Put(pfn);
+    }
+
+    /// <summary>
+    /// Linux's <c>shrink_folio_list</c> for one isolated anonymous frame (the caller's isolation reference is consumed
+    /// when the frame is freed, else returned to the caller's put-back): check references, add to the swap cache,
+    /// unmap every mapping (<see cref="TryToUnmap"/>), write a dirty page out, and drop a clean, unmapped page.
+    /// </summary>
+    private FolioOutcome ShrinkFolio(Lruvec lruvec, Pfn pfn, ScanControl control)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        if (frame.TestAndSetFlag(FrameFlags.Locked))
+        {
+            return FolioOutcome.Keep;
+        }
+
+        var locked = true;
+        try
+        {
+            if (frame.MapCount > 0 && !control.IgnoreReferences)
+            {
+                var decision = CheckReferences(pfn);
+                if (decision != FolioOutcome.Reclaimed)
+                {
+                    return decision;
+                }
+            }
+
+            var lazyFree = !frame.Has(FrameFlags.SwapBacked);
+            if (!lazyFree && !frame.Has(FrameFlags.SwapCache))
+            {
+                // No swap, or swap full: an anonymous page cannot go anywhere (Linux activates it).
+                if (Area is null || Cache is null || !Area.TryAllocate(out var newSlot))
+                {
+                    return FolioOutcome.Activate;
+                }
+
+                AddToSwapCache(pfn, newSlot);
+            }
+
+            if (frame.MapCount > 0)
+            {
+                if (TryToUnmap(pfn, lazyFree ? SwapSlotNone : frame.SwapSlot) == UnmapOutcome.Redirtied)
+                {
+                    frame.SetFlags(FrameFlags.SwapBacked);
+                    return FolioOutcome.Activate;
+                }
+
+                if (frame.MapCount > 0)
+                {
+                    return FolioOutcome.Activate;
+                }
+            }
+
+            if (lazyFree)
+            {
+                if (frame.Has(FrameFlags.Dirty) || !_memory.TryFreeze(pfn, 1))
+                {
+                    frame.SetFlags(FrameFlags.SwapBacked);
+                    return FolioOutcome.Activate;
+                }
+
+                frame.ClearRmap();
+                frame.ClearFlags(FrameFlags.Isolated | FrameFlags.Locked);
+                locked = false;
+                _memory.FreeFrozen(pfn);
+                Interlocked.Increment(ref _pglazyfreed);
+                return FolioOutcome.Reclaimed;
+            }
+
+            var slot = (ulong)frame.SwapSlot;
+            if (frame.Has(FrameFlags.Dirty))
+            {
+                // pageout: the frame is unmapped and locked, so nothing can redirty it during the write.
+                frame.ClearFlags(FrameFlags.Dirty);
+                var written = Area!.Write(slot, _memory.FrameBytes(pfn));
+                if (written.Status != SwapIoStatus.Ok)
+                {
+                    // Linux's __end_swap_bio_write: the page stays dirty and resident in the swap cache, behind its
+                    // swap PTEs; faults find it there and a later pass writes it again.
+                    frame.SetFlags(FrameFlags.Dirty);
+                    Interlocked.Increment(ref _swapWriteErrors);
+                    return FolioOutcome.Activate;
+                }
+            }
+
+            return RemoveMapping(lruvec, pfn, ref frame, slot, ref locked) ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
+        }
+        finally
+        {
+            if (locked)
+            {
+                frame.ClearFlags(FrameFlags.Locked);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Linux's <c>__remove_mapping</c> for a clean, unmapped swap-cache frame: freezes its references (exactly the
+    /// swap cache's and the isolation's, or someone else is using it and it stays), leaves a shadow entry in its slot,
+    /// drops the slot's cache ownership and frees the frame.
+    /// </summary>
+    private bool RemoveMapping(Lruvec lruvec, Pfn pfn, ref FrameInfo frame, ulong slot, ref bool locked)
+    {
+        if (!_memory.TryFreeze(pfn, 2))
+        {
+            return false;
+        }
+
+        if (frame.Has(FrameFlags.Dirty) || frame.MapCount != 0)
+        {
+            _memory.Unfreeze(pfn, 2);
+            return false;
+        }
+
+        var shadow = ShadowEntry.Make(lruvec.Index, lruvec.AgeNonresident(), frame.Has(FrameFlags.Workingset));
+        Cache!.Remove(slot, pfn, shadow);
+        frame.SwapSlot = FrameInfo.NoSwapSlot;
+        frame.ClearRmap();
+        frame.ClearFlags(FrameFlags.SwapCache | FrameFlags.Isolated | FrameFlags.Locked | FrameFlags.Uptodate);
+        locked = false;
+        if (Area!.ClearCache(slot))
+        {
+            Cache.ClearShadow(slot);
+        }
+
+        _memory.FreeFrozen(pfn);
+        Interlocked.Increment(ref _swapCacheReclaimed);
+        return true;
+    }
+
+    /// <summary>Puts a locked frame into the swap cache under a freshly allocated slot (<c>add_to_swap</c>); the cache takes a reference, and the page is dirty until written.</summary>
+    private void AddToSwapCache(Pfn pfn, ulong slot)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        _memory.Get(pfn);
+        Cache!.Insert(slot, pfn);
+        frame.SwapSlot = (uint)slot;
+        frame.SetFlags(FrameFlags.SwapCache | FrameFlags.Dirty | FrameFlags.Uptodate);
+    }
+
+    /// <summary>
+    /// <c>folio_check_references</c>: walks the mappings (clearing their accessed bits and asking the secondary MMUs),
+    /// then decides with <see cref="FrameFlags.Accessed"/> (PG_referenced): referenced twice — two passes or two
+    /// mappings — activates; referenced once keeps the page and remembers it; unreferenced reclaims it. A walk that
+    /// could not visit every mapping (a process's mmap lock was busy) keeps the page.
+    /// </summary>
+    private FolioOutcome CheckReferences(Pfn pfn)
+    {
+        var references = FolioReferenced(pfn, out var complete);
+        ref var frame = ref _memory.Frame(pfn);
+        var referencedBefore = frame.TestAndClearFlag(FrameFlags.Accessed);
+        if (references > 0)
+        {
+            if (referencedBefore || references > 1)
+            {
+                return FolioOutcome.Activate;
+            }
+
+            frame.SetFlags(FrameFlags.Accessed);
+            return FolioOutcome.Keep;
+        }
+
+        return complete ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
+    }
+
+    /// <summary>
+    /// MADV_COLD (<paramref name="pageOut"/> false): each page loses PG_referenced and moves to the head of its
+    /// inactive list. MADV_PAGEOUT: each page is isolated and reclaimed now, references ignored (Linux's
+    /// <c>reclaim_pages</c>, which counts <c>pswpout</c> but not <c>pgscan</c>/<c>pgsteal</c>). The caller holds one
+    /// reference per page, dropped here; pages already isolated by someone else are skipped.
+    /// </summary>
+    internal long AdviseCold(List<Pfn> pages, bool pageOut)
+    {
+        long reclaimed = 0;
+        var control = new ScanControl(Direct: false, IgnoreReferences: true);
+        foreach (var pfn in pages)
+        {
+            ref var frame = ref _memory.Frame(pfn);
+            var lruvec = LruvecOf(ref frame);
+            var isolated = false;
+            lock (lruvec.Lock)
+            {
+                if (frame.Has(FrameFlags.Lru))
+                {
+                    frame.ClearFlags(FrameFlags.Accessed);
+                    if (pageOut)
+                    {
+                        lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
+                        frame.SetFlags(FrameFlags.Isolated);
+                        isolated = true;
+                    }
+                    else
+                    {
+                        lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
+                        lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, LruList.Inactive);
+                        Interlocked.Increment(ref _pgdeactivate);
+                    }
+                }
+            }
+
+            if (!isolated)
+            {
+                _memory.Put(pfn);
+                continue;
+            }
+
+            // The caller's reference is now the isolation reference.
+            if (!CanReclaimAnon && frame.Has(FrameFlags.SwapBacked))
+            {
+                PutBack(lruvec, pfn, LruList.Inactive);
+                continue;
+            }
+
+            switch (ShrinkFolio(lruvec, pfn, control))
+            {
+                case FolioOutcome.Reclaimed:
+                    reclaimed++;
+                    break;
+                case FolioOutcome.Activate:
+                    PutBack(lruvec, pfn, LruList.Active);
+                    break;
+                default:
+                    PutBack(lruvec, pfn, LruList.Inactive);
+                    break;
+            }
+        }
+
+        return reclaimed;
+    }
+}

@@ -1,0 +1,491 @@
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Swap;
+
+namespace Hypervisor.HostMm.Reclaim;
+
+/// <summary>
+/// Memory reclaim and swap for one host (Linux's <c>mm/vmscan.c</c> with <c>mm/swap_state.c</c> and
+/// <c>mm/workingset.c</c>): memory cgroups and their LRU lists, charging and direct reclaim at allocation, the
+/// background reclaimer (<see cref="Step"/>, kswapd), aging through the reverse map and the secondary MMUs' young ops,
+/// swap-out through <c>try_to_unmap</c> in <c>reference/mmu-notifier.md</c> §3's order, the swap cache, swap-in with
+/// readahead, and the workingset refault test.
+/// </summary>
+/// <remarks>
+/// <para><b>Lock order</b> (the host's, extended): mmap lock → page lock (<see cref="FrameFlags.Locked"/> on a data
+/// frame) → the mmap lock of a process found through the reverse map (only ever tried, never waited for) → notifier
+/// start → page-table lock → a secondary MMU's lock. LRU locks (<see cref="Lruvec.Lock"/>), the reverse map's table
+/// lock and the swap area's locks are leaves. Reclaim never waits for a page lock (it tries), so a thread that faults
+/// while holding one cannot deadlock against it.</para>
+/// <para><b>References.</b> An LRU list holds no reference. Isolation takes one (speculatively: a frame whose count is
+/// 0 is being freed and is left to its freer, who takes it off the list under the LRU lock). The swap cache holds one
+/// per cached frame. Every present PTE holds one.</para>
+/// <para><b>Threads.</b> Direct reclaim runs on any allocating thread (vCPU threads in get-user-pages included); the
+/// background reclaimer is a <see cref="Step"/> method that a daemon thread loops; both may run at once on different
+/// lists or the same list (isolation hands each frame to one of them).</para>
+/// </remarks>
+public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
+{
+    private readonly Host _host;
+    private readonly HostMemory _memory;
+    private readonly ReclaimOptions _options;
+    private readonly Lock _cgroupLock = new();
+    private readonly long[] _minFree;
+    private readonly ManualResetEventSlim _kswapdWake = new(false);
+    private MemoryCgroup[] _cgroups = [];
+    private Lruvec[] _lruvecs = [];
+    private int _cursor;
+
+    private long _pgscanKswapd;
+    private long _pgscanDirect;
+    private long _pgstealKswapd;
+    private long _pgstealDirect;
+    private long _pgrefill;
+    private long _pgactivate;
+    private long _pgdeactivate;
+    private long _pglazyfreed;
+    private long _pgmajfault;
+    private long _swapCacheHits;
+    private long _swapRa;
+    private long _swapRaHit;
+    private long _workingsetRefault;
+    private long _workingsetActivate;
+    private long _workingsetRestore;
+    private long _swapCacheReclaimed;
+    private long _youngQueries;
+    private long _youngHits;
+    private long _allocstall;
+    private long _oomFailures;
+    private long _swapWriteErrors;
+    private long _memoryFailures;
+    private long _kswapdRuns;
+
+    internal Reclaimer(Host host, ReclaimOptions options, SwapOptions? swap)
+    {
+        options.Validate();
+        _host = host;
+        _memory = host.Memory;
+        _options = options;
+        Rmap = new ReverseMap();
+        _minFree = new long[_memory.NodeCount];
+        for (var node = 0; node < _minFree.Length; node++)
+        {
+            var frames = _memory.GetNode(node).FrameCount;
+            _minFree[node] = options.MinFreePages > 0 ? options.MinFreePages : Math.Max(32, frames / 256);
+        }
+
+        Root = CreateCgroup("root", MemoryCgroup.Unlimited);
+        if (swap is not null)
+        {
+            Area = SwapFactory.CreateArea(swap);
+            Cache = new SwapCache(Area.SlotCount);
+            Readahead = SwapFactory.CreateReadahead(swap);
+        }
+
+        _memory.ReleaseHook = this;
+    }
+
+    /// <summary>The options in force.</summary>
+    public ReclaimOptions Options => _options;
+
+    /// <summary>The root cgroup: processes created without one are charged here; unlimited unless a limit is set.</summary>
+    public MemoryCgroup Root { get; }
+
+    /// <summary>The cgroups, root first.</summary>
+    public IReadOnlyList<MemoryCgroup> Cgroups => Volatile.Read(ref _cgroups);
+
+    /// <summary>The swap area, or null when the host has no swap (reclaim then frees only lazily freed pages).</summary>
+    public SwapArea? Area { get; }
+
+    /// <summary>The swap cache of <see cref="Area"/>.</summary>
+    internal SwapCache? Cache { get; }
+
+    /// <summary>The swap readahead state of <see cref="Area"/>.</summary>
+    internal SwapReadahead? Readahead { get; }
+
+    /// <summary>The anonymous reverse map.</summary>
+    internal ReverseMap Rmap { get; }
+
+    /// <summary>A snapshot of the counters.</summary>
+    public ReclaimStats Stats
+    {
+        get
+        {
+            long active = 0, inactive = 0;
+            foreach (var lruvec in Volatile.Read(ref _lruvecs))
+            {
+                active += lruvec.ActiveCount;
+                inactive += lruvec.InactiveCount;
+            }
+
+            var area = Area?.GetStats();
+            return new ReclaimStats
+            {
+                PgscanKswapd = Volatile.Read(ref _pgscanKswapd),
+                PgscanDirect = Volatile.Read(ref _pgscanDirect),
+                PgstealKswapd = Volatile.Read(ref _pgstealKswapd),
+                PgstealDirect = Volatile.Read(ref _pgstealDirect),
+                Pgrefill = Volatile.Read(ref _pgrefill),
+                Pgactivate = Volatile.Read(ref _pgactivate),
+                Pgdeactivate = Volatile.Read(ref _pgdeactivate),
+                Pglazyfreed = Volatile.Read(ref _pglazyfreed),
+                Pswpout = area?.Pswpout ?? 0,
+                Pswpin = area?.Pswpin ?? 0,
+                Pgmajfault = Volatile.Read(ref _pgmajfault),
+                SwapCacheHits = Volatile.Read(ref _swapCacheHits),
+                SwapRa = Volatile.Read(ref _swapRa),
+                SwapRaHit = Volatile.Read(ref _swapRaHit),
+                WorkingsetRefaultAnon = Volatile.Read(ref _workingsetRefault),
+                WorkingsetActivateAnon = Volatile.Read(ref _workingsetActivate),
+                WorkingsetRestoreAnon = Volatile.Read(ref _workingsetRestore),
+                SwapCacheReclaimed = Volatile.Read(ref _swapCacheReclaimed),
+                SecondaryYoungQueries = Volatile.Read(ref _youngQueries),
+                SecondaryYoungHits = Volatile.Read(ref _youngHits),
+                Allocstall = Volatile.Read(ref _allocstall),
+                OomFailures = Volatile.Read(ref _oomFailures),
+                SwapWriteErrors = Volatile.Read(ref _swapWriteErrors),
+                MemoryFailures = Volatile.Read(ref _memoryFailures),
+                KswapdRuns = Volatile.Read(ref _kswapdRuns),
+                SwapCachedPages = Cache?.Pages ?? 0,
+                ActiveAnonPages = active,
+                InactiveAnonPages = inactive,
+                SwapTotalPages = area?.TotalSlots ?? 0,
+                SwapFreePages = area?.FreeSlots ?? 0,
+            };
+        }
+    }
+
+    /// <summary>
+    /// Creates a memory cgroup with a limit of <paramref name="maxPages"/> (<see cref="MemoryCgroup.Unlimited"/> for
+    /// none), with one LRU vector per NUMA node. Place processes in it with <see cref="Host.CreateMm(int, MemoryCgroup?)"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The limit is not positive, or too many cgroups exist.</exception>
+    public MemoryCgroup CreateCgroup(string name, long maxPages)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (maxPages <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxPages), maxPages, $"cgroup '{name}': memory.max must be at least one page");
+        }
+
+        lock (_cgroupLock)
+        {
+            var cgroups = _cgroups;
+            var id = cgroups.Length + 1;
+            var nodes = _memory.NodeCount;
+            if (id > ushort.MaxValue || (cgroups.Length + 1) * nodes > ShadowEntry.MaxLruvecs)
+            {
+                throw new ArgumentOutOfRangeException(nameof(name), name, $"cgroup '{name}': at most {Math.Min(ushort.MaxValue, ShadowEntry.MaxLruvecs / nodes)} cgroups fit a host of {nodes} nodes");
+            }
+
+            var cgroup = new MemoryCgroup(id, name, maxPages);
+            var lruvecs = new Lruvec[(cgroups.Length + 1) * nodes];
+            Array.Copy(_lruvecs, lruvecs, _lruvecs.Length);
+            for (var node = 0; node < nodes; node++)
+            {
+                var index = (cgroups.Length * nodes) + node;
+                lruvecs[index] = new Lruvec(index, node, cgroup);
+            }
+
+            Volatile.Write(ref _lruvecs, lruvecs);
+            Volatile.Write(ref _cgroups, [.. cgroups, cgroup]);
+            return cgroup;
+        }
+    }
+
+    /// <summary>
+    /// True when some node's free frames are below its low watermark or some cgroup's headroom below its low margin:
+    /// the background reclaimer has work (<see cref="Step"/>).
+    /// </summary>
+    public bool NeedsReclaim
+    {
+        get
+        {
+            for (var node = 0; node < _minFree.Length; node++)
+            {
+                if (_memory.GetNode(node).FreeFrames < LowWatermark(node))
+                {
+                    return true;
+                }
+            }
+
+            foreach (var cgroup in Cgroups)
+            {
+                if (cgroup.MaxPages != MemoryCgroup.Unlimited && cgroup.HeadroomPages < CgroupLowMargin(cgroup))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// One step of the background reclaimer (kswapd): when a node is below its low watermark or a cgroup close to its
+    /// limit, reclaims up to <paramref name="budgetPages"/> pages until the node is above its high watermark and the
+    /// cgroup has twice its margin free. Returns the pages reclaimed (0 when there was nothing to do).
+    /// </summary>
+    public long Step(long budgetPages)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(budgetPages);
+        if (!NeedsReclaim)
+        {
+            return 0;
+        }
+
+        Interlocked.Increment(ref _kswapdRuns);
+        long reclaimed = 0;
+        var control = new ScanControl(Direct: false, IgnoreReferences: false);
+        foreach (var cgroup in Cgroups)
+        {
+            if (cgroup.MaxPages == MemoryCgroup.Unlimited)
+            {
+                continue;
+            }
+
+            while (reclaimed < budgetPages && cgroup.HeadroomPages < 2 * CgroupLowMargin(cgroup))
+            {
+                var got = ReclaimFrom(cgroup, -1, Math.Min(_options.BatchPages, budgetPages - reclaimed), control);
+                reclaimed += got;
+                if (got == 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        for (var node = 0; node < _minFree.Length && reclaimed < budgetPages; node++)
+        {
+            while (reclaimed < budgetPages && _memory.GetNode(node).FreeFrames < HighWatermark(node))
+            {
+                var got = ReclaimFrom(null, node, Math.Min(_options.BatchPages, budgetPages - reclaimed), control);
+                reclaimed += got;
+                if (got == 0)
+                {
+                    break;
+                }
+            }
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>
+    /// Blocks the background reclaimer's thread until an allocation finds memory low, or <paramref name="timeout"/>
+    /// passes; true when woken for work.
+    /// </summary>
+    public bool WaitForWork(TimeSpan timeout)
+    {
+        if (NeedsReclaim)
+        {
+            return true;
+        }
+
+        var woken = _kswapdWake.Wait(timeout);
+        _kswapdWake.Reset();
+        return woken || NeedsReclaim;
+    }
+
+    /// <summary>
+    /// Reclaims up to <paramref name="pages"/> pages charged to <paramref name="cgroup"/> (cgroup v2's
+    /// <c>memory.reclaim</c>), referenced pages aged as usual. Returns the pages reclaimed.
+    /// </summary>
+    public long ReclaimCgroup(MemoryCgroup cgroup, long pages)
+    {
+        ArgumentNullException.ThrowIfNull(cgroup);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(pages);
+        long reclaimed = 0;
+        var control = new ScanControl(Direct: false, IgnoreReferences: false);
+        while (reclaimed < pages)
+        {
+            var got = ReclaimFrom(cgroup, -1, Math.Min(_options.BatchPages, pages - reclaimed), control);
+            if (got == 0)
+            {
+                break;
+            }
+
+            reclaimed += got;
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>Frees the swap area and its device (a temporary swap file is deleted).</summary>
+    public void Dispose()
+    {
+        if (ReferenceEquals(_memory.ReleaseHook, this))
+        {
+            _memory.ReleaseHook = null;
+        }
+
+        Cache?.Dispose();
+        Area?.Dispose();
+        _kswapdWake.Dispose();
+    }
+
+    /// <inheritdoc />
+    void IFrameReleaseHook.OnLastReference(Pfn pfn, ref FrameInfo frame)
+    {
+        if (frame.Has(FrameFlags.Lru))
+        {
+            var lruvec = LruvecOf(ref frame);
+            lock (lruvec.Lock)
+            {
+                if (frame.Has(FrameFlags.Lru))
+                {
+                    lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
+                }
+            }
+        }
+
+        var cgroup = frame.MemoryCgroupId;
+        if (cgroup != 0)
+        {
+            CgroupById(cgroup).Uncharge(1);
+            frame.SetMemoryCgroup(0);
+        }
+
+        frame.ClearFlags(FrameFlags.Readahead | FrameFlags.Workingset | FrameFlags.Accessed);
+    }
+
+    /// <summary>
+    /// Allocates a frame for anonymous memory of <paramref name="mm"/> (or the swap cache on its behalf): charges its
+    /// cgroup, reclaiming from the cgroup when the charge would pass the limit and from the host when the node is below
+    /// its minimum watermark or empty, up to <see cref="ReclaimOptions.DirectReclaimRetries"/> rounds. False (out of
+    /// memory) when reclaim can free nothing more. The frame is charged and on no list; the caller maps it and then
+    /// calls <see cref="LruAdd"/>.
+    /// </summary>
+    /// <param name="mm">The process the page is for (its cgroup pays).</param>
+    /// <param name="zero">Zero the frame.</param>
+    /// <param name="mayReclaim">False for readahead: fail at once rather than reclaim.</param>
+    /// <param name="pfn">The frame.</param>
+    internal bool TryAllocateAnon(Mm mm, bool zero, bool mayReclaim, out Pfn pfn)
+    {
+        var cgroup = mm.Cgroup;
+        var node = mm.PreferredNode;
+        var flags = zero ? AllocationFlags.Zero : AllocationFlags.None;
+        var failures = 0;
+        var stalled = false;
+        for (var round = 0; round <= _options.DirectReclaimRetries; round++)
+        {
+            // The last rounds reclaim even referenced pages: an allocation that swap can satisfy must not fail just
+            // because everything was touched recently (Linux's falling scan priority).
+            var control = new ScanControl(Direct: true, IgnoreReferences: round >= _options.DirectReclaimRetries / 2);
+            if (!cgroup.TryCharge(1))
+            {
+                if (!mayReclaim)
+                {
+                    pfn = default;
+                    return false;
+                }
+
+                CountStall(ref stalled);
+                failures = ReclaimFrom(cgroup, -1, _options.BatchPages, control) == 0 ? failures + 1 : 0;
+                if (failures >= 3 && control.IgnoreReferences)
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            if (_memory.GetNode(node).FreeFrames < _minFree[node] && mayReclaim)
+            {
+                WakeKswapd();
+                CountStall(ref stalled);
+                ReclaimFrom(null, node, _options.BatchPages, control);
+            }
+            else if (_memory.GetNode(node).FreeFrames < LowWatermark(node))
+            {
+                WakeKswapd();
+            }
+
+            if (_memory.TryAllocate(node, flags, out pfn))
+            {
+                _memory.Frame(pfn).SetMemoryCgroup(cgroup.Id);
+                if (cgroup.MaxPages != MemoryCgroup.Unlimited && cgroup.HeadroomPages < CgroupLowMargin(cgroup))
+                {
+                    WakeKswapd();
+                }
+
+                return true;
+            }
+
+            cgroup.Uncharge(1);
+            if (!mayReclaim)
+            {
+                return false;
+            }
+
+            CountStall(ref stalled);
+            failures = ReclaimFrom(null, -1, _options.BatchPages, control) == 0 ? failures + 1 : 0;
+            if (failures >= 3 && control.IgnoreReferences)
+            {
+                break;
+            }
+        }
+
+        cgroup.CountOom();
+        Interlocked.Increment(ref _oomFailures);
+        pfn = default;
+        return false;
+    }
+
+    /// <summary>
+    /// Puts a newly mapped anonymous frame on its LRU (Linux's <c>folio_add_lru</c>): the inactive list, or the active
+    /// list for a refault the workingset test called recent.
+    /// </summary>
+    internal void LruAdd(Pfn pfn, bool active = false)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        var lruvec = LruvecOf(ref frame);
+        lock (lruvec.Lock)
+        {
+            if (!frame.Has(FrameFlags.Lru) && !frame.Has(FrameFlags.Isolated))
+            {
+                lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
+            }
+        }
+    }
+
+    /// <summary>The lruvec <paramref name="frame"/> belongs on (its node and its charge; the root's when uncharged).</summary>
+    internal Lruvec LruvecOf(ref FrameInfo frame)
+    {
+        var cgroup = frame.MemoryCgroupId == 0 ? Root.Id : frame.MemoryCgroupId;
+        return Volatile.Read(ref _lruvecs)[((cgroup - 1) * _memory.NodeCount) + frame.Node];
+    }
+
+    private MemoryCgroup CgroupById(int id) => Volatile.Read(ref _cgroups)[id - 1];
+
+    /// <summary>True when anonymous pages have somewhere to go: a swap area with a free slot.</summary>
+    private bool CanReclaimAnon => Area is { FreeSlots: > 0 };
+
+    private long LowWatermark(int node) => _minFree[node] * 5 / 4;
+
+    private long HighWatermark(int node) => _minFree[node] * 3 / 2;
+
+    /// <summary>The headroom under which a limited cgroup wakes the background reclaimer: 1/64 of the limit, at least 32 pages.</summary>
+    private static long CgroupLowMargin(MemoryCgroup cgroup) => Math.Max(32, cgroup.MaxPages / 64);
+
+    private void WakeKswapd()
+    {
+        if (!_kswapdWake.IsSet)
+        {
+            _kswapdWake.Set();
+        }
+    }
+
+    private void CountStall(ref bool stalled)
+    {
+        if (!stalled)
+        {
+            stalled = true;
+            Interlocked.Increment(ref _allocstall);
+        }
+    }
+
+    /// <summary>The choices of one reclaim pass (Linux's <c>scan_control</c>, reduced).</summary>
+    /// <param name="Direct">Counted as direct reclaim (an allocating thread) rather than kswapd.</param>
+    /// <param name="IgnoreReferences">Reclaim referenced pages too (madvise pageout, or direct reclaim at its last rounds).</param>
+    internal readonly record struct ScanControl(bool Direct, bool IgnoreReferences);
+}
