@@ -15,6 +15,9 @@ public readonly record struct BackingPage(BackingStatus Status, Pfn Pfn, bool Wr
     /// <summary>A resolved frame.</summary>
     public static BackingPage Resolved(Pfn pfn, bool writable) => new(BackingStatus.Resolved, pfn, writable);
 
+    /// <summary>For a failure, what the backing said about it (the swap slot and the device's answer for a memory failure); else null.</summary>
+    public string? Detail { get; init; }
+
     /// <summary>A failure: no frame, no reference.</summary>
-    public static BackingPage Failed(BackingStatus status) => new(status, default, false);
+    public static BackingPage Failed(BackingStatus status, string? detail = null) => new(status, default, false) { Detail = detail };
 }

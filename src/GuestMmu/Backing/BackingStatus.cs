@@ -11,4 +11,10 @@ public enum BackingStatus
 
     /// <summary>The mapping forbids the access, e.g. a write to a read-only host mapping (SEGV_ACCERR).</summary>
     Forbidden,
+
+    /// <summary>The host could not find a frame even after reclaim: its memory (or the process's limit) and swap are exhausted.</summary>
+    OutOfMemory,
+
+    /// <summary>The page's contents could not be read back (a swap read error or checksum mismatch): a memory failure.</summary>
+    MemoryFailure,
 }

@@ -44,6 +44,8 @@ public sealed unsafe class HostProcessBacking : IGuestMemoryBacking // unsafe: h
         {
             FaultResult.SegmentationFault => BackingPage.Failed(BackingStatus.Unmapped),
             FaultResult.ProtectionViolation => BackingPage.Failed(BackingStatus.Forbidden),
+            FaultResult.OutOfMemory => BackingPage.Failed(BackingStatus.OutOfMemory, $"{_process} at {address}: {_process.Cgroup} and host RAM gave no frame after reclaim"),
+            FaultResult.MemoryFailure => BackingPage.Failed(BackingStatus.MemoryFailure, $"{_process} at {address}: {page.Failure}"),
             _ => BackingPage.Resolved(page.Pfn, page.Writable),
         };
     }

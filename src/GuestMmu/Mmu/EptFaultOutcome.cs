@@ -14,4 +14,10 @@ public enum EptFaultOutcome
 
     /// <summary>The host could not back the address (unmapped or protection violation in the host process): KVM's -EFAULT.</summary>
     HostFault,
+
+    /// <summary>The host had no frame for the page even after reclaim (memory and swap exhausted).</summary>
+    OutOfMemory,
+
+    /// <summary>The page's contents could not be read back from swap (I/O error or checksum mismatch): a memory failure.</summary>
+    MemoryFailure,
 }

@@ -282,7 +282,13 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             if (!page.Succeeded)
             {
                 Interlocked.Increment(ref _hostFaults);
-                return new EptFaultResult(EptFaultOutcome.HostFault, Spte.Empty, retries, slot);
+                var outcome = page.Status switch
+                {
+                    BackingStatus.OutOfMemory => EptFaultOutcome.OutOfMemory,
+                    BackingStatus.MemoryFailure => EptFaultOutcome.MemoryFailure,
+                    _ => EptFaultOutcome.HostFault,
+                };
+                return new EptFaultResult(outcome, Spte.Empty, retries, slot) { Detail = page.Detail };
             }
 
             bool installRace;

@@ -72,6 +72,12 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
     /// <summary>The guest MMU the walker resolves EPT violations through.</summary>
     public TdpMmu Mmu => _mmu;
 
+    /// <summary>
+    /// What the host said about the last <see cref="WalkError.HostOutOfMemory"/> or <see cref="WalkError.MemoryFailure"/>
+    /// (the gpa, the host address, and for a memory failure the swap slot and the device's answer); null before any.
+    /// </summary>
+    public string? LastFailureDetail { get; private set; }
+
     /// <summary>A snapshot of the counters.</summary>
     public WalkerStats Stats => new()
     {
@@ -90,6 +96,8 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
         Ok,
         Mmio,
         HostFault,
+        OutOfMemory,
+        MemoryFailure,
         Released,
         RetryLimit,
         Restart,
@@ -307,6 +315,8 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
         {
             Step.Mmio => TranslationResult.Failure(gva, gpa, WalkError.PageTableInMmio),
             Step.HostFault => TranslationResult.Failure(gva, gpa, WalkError.HostFault),
+            Step.OutOfMemory => TranslationResult.Failure(gva, gpa, WalkError.HostOutOfMemory),
+            Step.MemoryFailure => TranslationResult.Failure(gva, gpa, WalkError.MemoryFailure),
             Step.Released => TranslationResult.Failure(gva, gpa, WalkError.MmuReleased),
             _ => TranslationResult.Failure(gva, gpa, WalkError.RetryLimit),
         };
@@ -406,12 +416,22 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
         var exited = ExitGuestIfInside();
         try
         {
-            return _mmu.HandleEptViolation(gpa, access).Outcome switch
+            var result = _mmu.HandleEptViolation(gpa, access);
+            switch (result.Outcome)
             {
-                EptFaultOutcome.Installed or EptFaultOutcome.AlreadyMapped => Step.Ok,
-                EptFaultOutcome.Mmio => Step.Mmio,
-                _ => Step.HostFault,
-            };
+                case EptFaultOutcome.Installed or EptFaultOutcome.AlreadyMapped:
+                    return Step.Ok;
+                case EptFaultOutcome.Mmio:
+                    return Step.Mmio;
+                case EptFaultOutcome.OutOfMemory:
+                    LastFailureDetail = $"gpa {gpa}: {result.Detail}";
+                    return Step.OutOfMemory;
+                case EptFaultOutcome.MemoryFailure:
+                    LastFailureDetail = $"gpa {gpa}: {result.Detail}";
+                    return Step.MemoryFailure;
+                default:
+                    return Step.HostFault;
+            }
         }
         catch (GuestMmuReleasedException)
         {

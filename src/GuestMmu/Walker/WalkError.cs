@@ -20,4 +20,10 @@ public enum WalkError
 
     /// <summary>The guest enabled a paging mode the walker does not model (legacy 32-bit, PAE or 5-level).</summary>
     UnsupportedPagingMode,
+
+    /// <summary>The host had no frame for a guest page even after reclaim (<see cref="TwoDimensionalWalker.LastFailureDetail"/> says more).</summary>
+    HostOutOfMemory,
+
+    /// <summary>A guest page's contents could not be read back from swap (<see cref="TwoDimensionalWalker.LastFailureDetail"/> names the slot and cause).</summary>
+    MemoryFailure,
 }
