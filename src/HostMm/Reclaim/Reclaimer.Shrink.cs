@@ -157,6 +157,7 @@ public sealed partial class Reclaimer
             }
         }
 
+        Interlocked.Add(ref _isolated, count);
         return count;
     }
 
@@ -170,6 +171,7 @@ public sealed partial class Reclaimer
             lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, list);
         }
 
+        Interlocked.Decrement(ref _isolated);
         _memory.Put(pfn);
     }
 
@@ -236,6 +238,7 @@ public sealed partial class Reclaimer
                 frame.ClearFlags(FrameFlags.Isolated | FrameFlags.Locked);
                 locked = false;
                 _memory.FreeFrozen(pfn);
+                Interlocked.Decrement(ref _isolated);
                 Interlocked.Increment(ref _pglazyfreed);
                 return FolioOutcome.Reclaimed;
             }
@@ -297,6 +300,7 @@ public sealed partial class Reclaimer
         }
 
         _memory.FreeFrozen(pfn);
+        Interlocked.Decrement(ref _isolated);
         Interlocked.Increment(ref _swapCacheReclaimed);
         return true;
     }
@@ -360,6 +364,7 @@ public sealed partial class Reclaimer
                     {
                         lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
                         frame.SetFlags(FrameFlags.Isolated);
+                        Interlocked.Increment(ref _isolated);
                         isolated = true;
                     }
                     else

@@ -35,6 +35,10 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     private Lruvec[] _lruvecs = [];
     private int _cursor;
 
+    // Frames isolated by reclaimers right now: a reclaimer that finds nothing to isolate while others hold pages
+    // waits for them rather than declaring the cgroup out of memory (Linux's too_many_isolated throttling).
+    private long _isolated;
+
     private long _pgscanKswapd;
     private long _pgscanDirect;
     private long _pgstealKswapd;
@@ -365,6 +369,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         var node = mm.PreferredNode;
         var flags = zero ? AllocationFlags.Zero : AllocationFlags.None;
         var failures = 0;
+        var waits = 0;
         var stalled = false;
         for (var round = 0; round <= _options.DirectReclaimRetries; round++)
         {
@@ -380,7 +385,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 }
 
                 CountStall(ref stalled);
-                failures = ReclaimFrom(cgroup, -1, _options.BatchPages, control) == 0 ? failures + 1 : 0;
+                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + 1;
                 if (failures >= 3 && control.IgnoreReferences)
                 {
                     break;
@@ -418,7 +423,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             }
 
             CountStall(ref stalled);
-            failures = ReclaimFrom(null, -1, _options.BatchPages, control) == 0 ? failures + 1 : 0;
+            failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + 1;
             if (failures >= 3 && control.IgnoreReferences)
             {
                 break;
@@ -429,6 +434,29 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         Interlocked.Increment(ref _oomFailures);
         pfn = default;
         return false;
+    }
+
+    /// <summary>
+    /// One direct-reclaim round for an allocation: true when it freed something, or when it freed nothing only because
+    /// other reclaimers hold the pages isolated — then it waits for them (a millisecond, up to a bound) and the round
+    /// does not count, so two threads reclaiming a small cgroup at once cannot make each other fail.
+    /// </summary>
+    private bool ReclaimOrWait(MemoryCgroup? cgroup, int node, ScanControl control, ref int round, ref int waits)
+    {
+        if (ReclaimFrom(cgroup, node, _options.BatchPages, control) != 0)
+        {
+            return true;
+        }
+
+        if (Volatile.Read(ref _isolated) == 0 || waits >= MaxIsolationWaits)
+        {
+            return false;
+        }
+
+        waits++;
+        Thread.Sleep(1);
+        round--; // this round waited rather than failed: the loop's increment gives it back
+        return true;
     }
 
     /// <summary>
@@ -454,6 +482,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         var cgroup = frame.MemoryCgroupId == 0 ? Root.Id : frame.MemoryCgroupId;
         return Volatile.Read(ref _lruvecs)[((cgroup - 1) * _memory.NodeCount) + frame.Node];
     }
+
+    /// <summary>Most rounds an allocation waits for other reclaimers' isolated pages (about a millisecond each).</summary>
+    private const int MaxIsolationWaits = 200;
 
     private MemoryCgroup CgroupById(int id) => Volatile.Read(ref _cgroups)[id - 1];
 
