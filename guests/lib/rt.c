@@ -242,7 +242,7 @@ u64 arg_u64(const char *key, u64 def)
 	return r;
 }
 
-static int arg_is(const char *key, const char *val)
+int arg_is(const char *key, const char *val)
 {
 	const char *v = arg_find(key);
 	if (!v)

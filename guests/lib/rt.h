@@ -65,6 +65,7 @@ __attribute__((noreturn)) void exit(int code);
 const char *cmdline(void);                /* "" when the VMM gave none */
 const struct hvm_start_info *start_info(void);   /* NULL when the VMM gave none */
 u64 arg_u64(const char *key, u64 def);    /* key=123 or key=0x7b in the cmdline */
+int arg_is(const char *key, const char *val);   /* the cmdline has the word key=val */
 int fw_cfg_present(void);
 u64 fw_cfg_read_u64(u16 key);
 u64 ram_size(void);                       /* fw_cfg, else PVH memmap, else 0 (unknown) */
@@ -78,6 +79,15 @@ extern char __image_start[], __image_end[];
 
 /* Every guest defines this; its return value becomes the exit code. */
 int guest_main(void);
+
+/* Time-stamp counter. Our interpreter counts retired instructions (deterministic); QEMU TCG and KVM
+ * count host time. Print it only on lines that tests do not compare digit for digit. */
+static inline u64 rdtsc(void)
+{
+	u32 lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
 
 static inline u64 xorshift64(u64 *s)
 {
