@@ -14,8 +14,9 @@ namespace Hypervisor.Vmm.Accel.Emulated;
 /// guest mode, so a host invalidation waits at most one block for this vCPU.</remarks>
 public sealed class EmulatedVcpu : IVcpu, IDisposable
 {
-    // About 6 ms of guest code at the interpreter's speed: how late a stop request or a timeout may be seen.
-    private const long BudgetPerSlice = 1 << 20;
+    /// <summary>Instructions per slice by default: about 6 ms of guest code at the interpreter's speed, how late a stop
+    /// request or a timeout may be seen.</summary>
+    public const long DefaultSliceInstructions = 1 << 20;
 
     private readonly long _instructionLimit;
 
@@ -62,6 +63,27 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
         }
     }
 
+    /// <summary>
+    /// Instructions per slice (at least 1): the stop token, the instruction limit and <see cref="BetweenSlices"/> are
+    /// checked between slices. Set before <see cref="Run"/>.
+    /// </summary>
+    public long SliceInstructions
+    {
+        get;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            field = value;
+        }
+    } = DefaultSliceInstructions;
+
+    /// <summary>
+    /// Called on the vCPU's thread after every slice, when this vCPU has no memory access or fault in flight (a
+    /// quiescent point for audits: with one vCPU running, the guest touches no memory until it returns). Set before
+    /// <see cref="Run"/>; an exception it throws ends the run as an internal error naming it.
+    /// </summary>
+    public Action? BetweenSlices { get; set; }
+
     /// <inheritdoc />
     public void SetInitialState(in InitialCpuState state) => Cpu.Load(state);
 
@@ -70,7 +92,8 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     {
         while (true)
         {
-            var budget = _instructionLimit > 0 ? Math.Min(BudgetPerSlice, _instructionLimit - Cpu.InstructionsRetired) : BudgetPerSlice;
+            var slice = SliceInstructions;
+            var budget = _instructionLimit > 0 ? Math.Min(slice, _instructionLimit - Cpu.InstructionsRetired) : slice;
             if (budget <= 0)
             {
                 return new VcpuExit(VmStopKind.InstructionLimit, $"stopped at the instruction limit of {_instructionLimit} at RIP 0x{Cpu.Rip:x}");
@@ -92,6 +115,18 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
             if (stop.IsCancellationRequested)
             {
                 return new VcpuExit(VmStopKind.Cancelled, $"cancelled at RIP 0x{Cpu.Rip:x}");
+            }
+
+            if (BetweenSlices is { } hook)
+            {
+                try
+                {
+                    hook();
+                }
+                catch (Exception exception)
+                {
+                    return new VcpuExit(VmStopKind.InternalError, $"the between-slices hook failed at RIP 0x{Cpu.Rip:x}: {exception.GetType().Name}: {exception.Message}");
+                }
             }
         }
     }
