@@ -7,6 +7,8 @@ using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
+using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Emulated;
@@ -224,8 +226,30 @@ public sealed class Vm : IDisposable
     {
         var hostBytes = Math.Max(HostMemoryOptions.MinTotalBytes, options.MemoryBytes + (options.MemoryBytes / 8) + (32UL << 20));
         hostBytes = (hostBytes + (4UL << 20) - 1) & ~((4UL << 20) - 1);
-        var host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } });
-        var process = host.CreateMm();
+        var hostOptions = new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } };
+        if (options.HostMemoryBytes is not null)
+        {
+            // The frame budget stays roomy (guest RAM, host page tables, the swap cache's transient pages); the limit
+            // the guest feels is the VM cgroup's memory.max below, as a VMM under systemd or a container sees it.
+            hostOptions = hostOptions with
+            {
+                Swap = options.EffectiveSwap(),
+                Reclaim = new ReclaimOptions { Policy = options.LruPolicy, SecondaryAging = options.SecondaryAging },
+            };
+        }
+
+        Host host;
+        try
+        {
+            host = new Host(hostOptions);
+        }
+        catch (SwapConfigurationException exception)
+        {
+            throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message}");
+        }
+
+        var cgroup = options.HostMemoryBytes is { } limit ? host.Reclaim.CreateCgroup("vm", (long)(limit / Hypervisor.Notifier.Paging.PageSize)) : null;
+        var process = host.CreateMm(0, cgroup);
         var ramBase = process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
         var shootdown = new TlbShootdown();
         var mmu = new TdpMmu(shootdown);
