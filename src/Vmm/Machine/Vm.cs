@@ -245,7 +245,7 @@ public sealed class Vm : IDisposable
         }
         catch (SwapConfigurationException exception)
         {
-            throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message}");
+            throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
         }
 
         var cgroup = options.HostMemoryBytes is { } limit ? host.Reclaim.CreateCgroup("vm", (long)(limit / Hypervisor.Notifier.Paging.PageSize)) : null;

@@ -246,7 +246,7 @@ public sealed record VmOptions
         }
         catch (SwapConfigurationException exception)
         {
-            throw new VmOptionsException(VmOptionRule.Swap, nameof(Swap), Swap, $"swap: {exception.Message}");
+            throw new VmOptionsException(VmOptionRule.Swap, nameof(Swap), Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
         }
     }
 }
