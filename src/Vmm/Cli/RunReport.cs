@@ -78,6 +78,8 @@ internal static class RunReport
         VmStopKind.InstructionLimit => "instruction limit reached",
         VmStopKind.Timeout => "timed out",
         VmStopKind.Cancelled => "cancelled",
+        VmStopKind.HostOutOfMemory => "the host ran out of memory for the guest",
+        VmStopKind.MemoryFailure => "memory failure: a guest page could not be read back from swap",
         _ => "still running",
     };
 
