@@ -1,5 +1,6 @@
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Swap;
 using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.GuestMmu.Backing;
@@ -45,7 +46,7 @@ public sealed unsafe class HostProcessBacking : IGuestMemoryBacking // unsafe: h
             FaultResult.SegmentationFault => BackingPage.Failed(BackingStatus.Unmapped),
             FaultResult.ProtectionViolation => BackingPage.Failed(BackingStatus.Forbidden),
             FaultResult.OutOfMemory => BackingPage.Failed(BackingStatus.OutOfMemory, $"{_process} at {address}: {_process.Cgroup} and host RAM gave no frame after reclaim"),
-            FaultResult.MemoryFailure => BackingPage.Failed(BackingStatus.MemoryFailure, $"{_process} at {address}: {page.Failure}"),
+            FaultResult.MemoryFailure => BackingPage.Failed(BackingStatus.MemoryFailure, $"{_process} at {address}: swap slot {page.Failure.SwapSlot}: {Describe(page.Failure.Cause)}"),
             _ => BackingPage.Resolved(page.Pfn, page.Writable),
         };
     }
@@ -76,4 +77,12 @@ public sealed unsafe class HostProcessBacking : IGuestMemoryBacking // unsafe: h
 
     /// <inheritdoc />
     public override string ToString() => $"{_process} (host process)";
+
+    /// <summary>A swap read's failure in words, for a memory-failure report.</summary>
+    private static string Describe(SwapIoStatus cause) => cause switch
+    {
+        SwapIoStatus.ChecksumMismatch => "checksum mismatch",
+        SwapIoStatus.IoError => "read I/O error",
+        _ => cause.ToString(),
+    };
 }

@@ -424,10 +424,10 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
                 case EptFaultOutcome.Mmio:
                     return Step.Mmio;
                 case EptFaultOutcome.OutOfMemory:
-                    LastFailureDetail = $"gpa {gpa}: {result.Detail}";
+                    LastFailureDetail = $"gpa 0x{gpa.Value:x} in memslot {result.Slot?.Id}: {result.Detail}";
                     return Step.OutOfMemory;
                 case EptFaultOutcome.MemoryFailure:
-                    LastFailureDetail = $"gpa {gpa}: {result.Detail}";
+                    LastFailureDetail = $"gpa 0x{gpa.Value:x} in memslot {result.Slot?.Id}: {result.Detail}";
                     return Step.MemoryFailure;
                 default:
                     return Step.HostFault;

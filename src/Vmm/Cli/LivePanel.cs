@@ -46,6 +46,20 @@ internal static class LivePanel
         table.AddRow("sptes present / zapped", $"{now.Mmu.PresentSptes.ToString("N0", c)} / {now.Mmu.Zapped.ToString("N0", c)}");
         table.AddRow("TLB hit rate", (now.TlbHitRate * 100).ToString("0.00", c) + " %");
         table.AddRow("decode-cache hit rate", (now.Cpu.DecodeCacheHitRate * 100).ToString("0.00", c) + " %");
+        if (vm.HostMemory() is { } host)
+        {
+            var r = host.Reclaim;
+            table.AddRow("resident / swapped pages", $"{host.ResidentPages.ToString("N0", c)} / {host.SwappedPages.ToString("N0", c)}");
+            table.AddRow("pswpout / pswpin", $"{r.Pswpout.ToString("N0", c)} / {r.Pswpin.ToString("N0", c)}");
+            table.AddRow("pgscan / pgsteal", $"{r.Pgscan.ToString("N0", c)} / {r.Pgsteal.ToString("N0", c)}");
+            table.AddRow("pgactivate / workingset_refault_anon", $"{r.Pgactivate.ToString("N0", c)} / {r.WorkingsetRefaultAnon.ToString("N0", c)}");
+            table.AddRow("swap-cache hits / readahead hits", $"{r.SwapCacheHits.ToString("N0", c)} / {r.SwapRaHit.ToString("N0", c)}");
+            table.AddRow("secondary young hits / queries", $"{r.SecondaryYoungHits.ToString("N0", c)} / {r.SecondaryYoungQueries.ToString("N0", c)}");
+            table.AddRow("allocstall", r.Allocstall.ToString("N0", c));
+            table.AddRow(
+                "swap device",
+                Markup.Escape(host.ZramCompressionRatio is { } ratio ? $"{host.SwapDevice} ({ratio.ToString("0.00", c)}:1)" : host.SwapDevice));
+        }
         var lines = vm.Console.Transcript().Split('\n');
         var tail = string.Join('\n', lines.Skip(Math.Max(0, lines.Length - ConsoleLines)));
         var grid = new Grid().AddColumn();

@@ -79,9 +79,10 @@ internal static class RunCommand
             },
         };
 
+        var hostMemory = RunHostMemoryOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks })
+        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks }.Concat(hostMemory.All))
         {
             command.Options.Add(option);
         }
@@ -100,9 +101,10 @@ internal static class RunCommand
             var instructionLimit = parseResult.GetValue(maxInstructions);
             var forkMs = parseResult.GetValue(hostForks);
             var seconds = parseResult.GetValue(timeout);
-            if (accelerator != AcceleratorKind.Emulated && (instructionLimit > 0 || forkMs > 0))
+            var hostMemBytes = parseResult.GetValue(hostMemory.HostMem).Bytes;
+            if (accelerator != AcceleratorKind.Emulated && (instructionLimit > 0 || forkMs > 0 || hostMemBytes > 0))
             {
-                var option = instructionLimit > 0 ? "--max-instructions" : "--host-fork-every";
+                var option = instructionLimit > 0 ? "--max-instructions" : forkMs > 0 ? "--host-fork-every" : "--host-mem";
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{option} needs --accel emulated: KVM runs guest RAM outside the simulated host and counts no instructions");
                 return ExitCodes.UsageError;
             }
@@ -127,10 +129,27 @@ internal static class RunCommand
                 LoggerFactory = loggerFactory,
             };
 
+            if (!hostMemory.TryApply(parseResult, options, out options, out var hostMemoryError))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{hostMemoryError}");
+                return ExitCodes.UsageError;
+            }
+
             // The live panel shows the interpreter's and the MMU's counters, which only the emulated accelerator has.
             var live = accelerator == AcceleratorKind.Emulated && context.IsTerminal && !parseResult.GetValue(plain);
             var console = live ? new GuestConsole() : new GuestConsole(context.Output);
-            using var vm = new Vm(options, console);
+            Vm built;
+            try
+            {
+                built = new Vm(options, console);
+            }
+            catch (VmOptionsException exception) when (exception.Rule is VmOptionRule.Swap or VmOptionRule.LruPolicy)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{CliErrorHandler.OneLine(RunHostMemoryOptions.Describe(exception, options))}");
+                return ExitCodes.UsageError;
+            }
+
+            using var vm = built;
             vm.Boot(elf);
             var result = live ? LivePanel.Run(vm, file.Name) : vm.Run();
             if (live)

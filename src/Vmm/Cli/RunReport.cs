@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Devices;
@@ -78,6 +79,8 @@ internal static class RunReport
         VmStopKind.InstructionLimit => "instruction limit reached",
         VmStopKind.Timeout => "timed out",
         VmStopKind.Cancelled => "cancelled",
+        VmStopKind.HostOutOfMemory => "the host ran out of memory for the guest",
+        VmStopKind.MemoryFailure => "memory failure: a guest page could not be read back from swap",
         _ => "still running",
     };
 
@@ -102,11 +105,46 @@ internal static class RunReport
             table.AddEmphasisedRow("host forks", result.HostForks.ToString("N0", c), "copy-on-write snapshots of guest RAM taken by the host under the running guest");
         }
 
+        if (result.HostMemory is { } host)
+        {
+            AddHostMemoryRows(table, host);
+        }
+
         table.AddEmphasisedRow("TLB hit rate", Percent(result.TlbHitRate), $"{result.Tlb.Hits.ToString("N0", c)} hits, {result.Tlb.Misses.ToString("N0", c)} misses, {result.Tlb.FullFlushes.ToString("N0", c)} full / {result.Tlb.NonGlobalFlushes.ToString("N0", c)} CR3 / {result.Tlb.PageFlushes.ToString("N0", c)} INVLPG flushes");
         table.AddRow("2-D walks", result.Walker.Walks.ToString("N0", c), $"{result.Walker.GuestPageFaults.ToString("N0", c)} guest #PF, {result.Walker.GuestAdUpdates.ToString("N0", c)} guest A/D and {result.Walker.EptAdUpdates.ToString("N0", c)} EPT A/D updates");
         table.AddRow("exceptions", result.Cpu.ExceptionsDelivered.ToString("N0", c), $"delivered through the IDT ({result.Cpu.PageFaults.ToString("N0", c)} page faults)");
         table.AddRow("device accesses", (result.Cpu.PortIo + result.Cpu.MmioAccesses).ToString("N0", c), $"{result.Cpu.PortIo.ToString("N0", c)} port I/O, {result.Cpu.MmioAccesses.ToString("N0", c)} MMIO");
     }
+
+    /// <summary>The reclaim and swap rows of a run under <c>--host-mem</c>, under Linux's <c>/proc/vmstat</c> names.</summary>
+    /// <param name="table">The report table.</param>
+    /// <param name="host">The run's host-memory counters.</param>
+    internal static void AddHostMemoryRows(ReportTable table, HostMemorySnapshot host)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var r = host.Reclaim;
+        table.AddRow(
+            "host memory",
+            $"{(host.LimitBytes >> 20).ToString("N0", c)} MiB",
+            $"the VM cgroup's memory.max; peak {(host.Cgroup.PeakPages * 4096 >> 20).ToString("N0", c)} MiB, {host.Cgroup.MaxEvents.ToString("N0", c)} charges at the limit; LRU {Policy(host.Policy)}, secondary aging {(host.SecondaryAging ? "on" : "off")}");
+        table.AddRow(
+            "swap device",
+            host.ZramCompressionRatio is { } ratio ? $"{ratio.ToString("0.00", c)}:1" : "file",
+            $"{host.SwapDevice}: {host.Swap.UsedSlots.ToString("N0", c)} of {host.Swap.TotalSlots.ToString("N0", c)} slots used{(host.ZramCompressionRatio is null ? string.Empty : " (compression ratio)")}");
+        table.AddRow("guest pages resident", host.ResidentPages.ToString("N0", c), $"{host.SwappedPages.ToString("N0", c)} on swap now (VmSwap), {r.SwapCachedPages.ToString("N0", c)} in the swap cache");
+        table.AddEmphasisedRow("pswpout", r.Pswpout.ToString("N0", c), $"pages written to swap ({r.SwapWriteErrors.ToString("N0", c)} write errors kept resident)");
+        table.AddEmphasisedRow("pswpin", r.Pswpin.ToString("N0", c), $"pages read back from swap ({r.Pgmajfault.ToString("N0", c)} major faults, {r.MemoryFailures.ToString("N0", c)} memory failures)");
+        table.AddRow("pgscan", r.Pgscan.ToString("N0", c), $"inactive pages scanned: {r.PgscanKswapd.ToString("N0", c)} by kswapd, {r.PgscanDirect.ToString("N0", c)} by direct reclaim");
+        table.AddRow("pgsteal", r.Pgsteal.ToString("N0", c), $"pages reclaimed: {r.PgstealKswapd.ToString("N0", c)} by kswapd ({host.KswapdSteps.ToString("N0", c)} steps), {r.PgstealDirect.ToString("N0", c)} by direct reclaim");
+        table.AddRow("pgactivate", r.Pgactivate.ToString("N0", c), $"pages moved to the active list ({r.Pgdeactivate.ToString("N0", c)} deactivated)");
+        table.AddRow("workingset_refault_anon", r.WorkingsetRefaultAnon.ToString("N0", c), $"refaults of evicted pages ({r.WorkingsetActivateAnon.ToString("N0", c)} activated at once, {r.WorkingsetRestoreAnon.ToString("N0", c)} restored)");
+        table.AddRow("swap-cache hits", r.SwapCacheHits.ToString("N0", c), "swap faults that found the page in the swap cache (no I/O)");
+        table.AddRow("readahead hits", $"{r.SwapRaHit.ToString("N0", c)} / {r.SwapRa.ToString("N0", c)}", "swap_ra_hit / swap_ra: read-ahead pages a later fault used");
+        table.AddRow("secondary young", $"{r.SecondaryYoungHits.ToString("N0", c)} / {r.SecondaryYoungQueries.ToString("N0", c)}", $"EPT accessed-bit answers of \"young\" / young ops sent while aging{(host.SecondaryAging ? string.Empty : " (ignored: secondary aging off)")}");
+        table.AddRow("allocstall", r.Allocstall.ToString("N0", c), $"allocations that had to reclaim first ({r.OomFailures.ToString("N0", c)} failed: out of memory)");
+    }
+
+    private static string Policy(LruPolicy policy) => policy == LruPolicy.MultiGen ? "mglru" : "classic";
 
     private static string Percent(double fraction) => (fraction * 100).ToString("0.00", CultureInfo.InvariantCulture) + " %";
 }

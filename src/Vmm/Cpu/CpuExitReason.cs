@@ -17,4 +17,10 @@ public enum CpuExitReason
 
     /// <summary>The VM cannot continue; <see cref="CpuExit.Detail"/> says why.</summary>
     InternalError,
+
+    /// <summary>A guest access needed a page the host could not provide, even after reclaim (its memory limit is reached and swap is full).</summary>
+    HostOutOfMemory,
+
+    /// <summary>A guest page could not be read back from swap (an I/O error or a checksum mismatch); no data was returned.</summary>
+    MemoryFailure,
 }

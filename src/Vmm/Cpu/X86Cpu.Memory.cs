@@ -194,10 +194,10 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
                     $"guest paging mode {paging.Mode} (CR0=0x{paging.Cr0:x}, CR4=0x{paging.Cr4:x}, EFER=0x{paging.Efer:x}) is not supported by the walker: only paging off and 4-level long mode are");
                 break;
             case TranslationStatus.Error when failure.Error == WalkError.HostOutOfMemory:
-                FailVm($"host memory exhausted: no frame for the guest's access at linear 0x{linear:x}, even after reclaim ({_mmu.Walker.LastFailureDetail})");
+                FailVm($"no frame for the guest's access at linear 0x{linear:x}, even after reclaim ({_mmu.Walker.LastFailureDetail})", CpuExitReason.HostOutOfMemory);
                 break;
             case TranslationStatus.Error when failure.Error == WalkError.MemoryFailure:
-                FailVm($"memory failure: the guest's page at linear 0x{linear:x} could not be read back from swap ({_mmu.Walker.LastFailureDetail})");
+                FailVm($"the guest's page at linear 0x{linear:x} could not be read back from swap ({_mmu.Walker.LastFailureDetail})", CpuExitReason.MemoryFailure);
                 break;
         }
 

@@ -38,4 +38,9 @@ public sealed partial class X86Cpu
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void FailVm(string message) => throw new VmFailureException(message);
+
+    /// <summary>Stops the vCPU with <paramref name="reason"/>: the host could not back guest memory (out of memory, a memory failure).</summary>
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void FailVm(string message, CpuExitReason reason) => throw new VmFailureException(message, reason);
 }

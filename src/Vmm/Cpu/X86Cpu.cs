@@ -239,7 +239,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             {
                 RetireBeforeFault();
                 _rip = _currentIp;
-                return new CpuExit(CpuExitReason.InternalError, $"{failure.Message} at RIP 0x{_currentIp:x}");
+                return new CpuExit(failure.Reason, $"{failure.Message} at RIP 0x{_currentIp:x}");
             }
 
             if (_pendingExit is { } exit)

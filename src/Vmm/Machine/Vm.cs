@@ -7,6 +7,8 @@ using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
+using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Emulated;
@@ -42,6 +44,7 @@ public sealed class Vm : IDisposable
 
     private readonly ILogger _logger;
     private HostForkScenario? _forker;
+    private ReclaimDaemon? _kswapd;
     private long _runStart;
     private long _elapsedTicks;
     private VmRunResult? _last;
@@ -145,6 +148,10 @@ public sealed class Vm : IDisposable
         var forker = Options.HostForkInterval is { } interval && Process is not null ? new HostForkScenario(Process, interval) : null;
         _forker = forker;
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+
+        // kswapd lives as long as the run; a failure of it cancels the run (reported below as an internal error).
+        var kswapd = Options.HostMemoryBytes is not null && Host is not null ? new ReclaimDaemon(Host.Reclaim, _ => CancelQuietly(stopAll)) : null;
+        _kswapd = kswapd;
         var start = Stopwatch.GetTimestamp();
         Volatile.Write(ref _runStart, start);
         using var deadline = Options.Timeout is { } timeout ? new RunDeadline(stopAll, start, timeout) : null;
@@ -159,6 +166,7 @@ public sealed class Vm : IDisposable
             Volatile.Write(ref _elapsedTicks, Stopwatch.GetElapsedTime(start).Ticks);
             Volatile.Write(ref _runStart, 0);
             forker?.Dispose();
+            kswapd?.Dispose();
             Console.Flush();
         }
 
@@ -176,6 +184,18 @@ public sealed class Vm : IDisposable
         {
             exit = new VcpuExit(VmStopKind.InternalError, $"the host fork scenario failed: {hostFailure.Message}");
         }
+
+        if (kswapd?.Failure is { } reclaimFailure)
+        {
+            exit = new VcpuExit(VmStopKind.InternalError, $"the background reclaimer (kswapd) failed: {reclaimFailure.GetType().Name}: {reclaimFailure.Message}");
+        }
+
+        exit = exit.Kind switch
+        {
+            VmStopKind.HostOutOfMemory => exit with { Detail = $"host memory exhausted: {DescribeExhaustion()}: {exit.Detail}" },
+            VmStopKind.MemoryFailure => exit with { Detail = $"memory failure on swap device {Host?.Reclaim.Area?.Device.Name}: {exit.Detail}" },
+            _ => exit,
+        };
 
         if (VmExitStatus.BreaksTheVm(exit.Kind))
         {
@@ -202,9 +222,41 @@ public sealed class Vm : IDisposable
         return Snapshot(new VcpuExit(VmStopKind.Running, "running"), vcpus);
     }
 
+    /// <summary>
+    /// The host-memory counters now (read from any thread, also while the VM runs, for a live view): null unless the VM
+    /// runs under <see cref="VmOptions.HostMemoryBytes"/>.
+    /// </summary>
+    public HostMemorySnapshot? HostMemory()
+    {
+        if (Options.HostMemoryBytes is not { } limit || Host is null || Process is null)
+        {
+            return null;
+        }
+
+        var area = Host.Reclaim.Area;
+        var device = area?.Device;
+        var zram = (device as FaultInjectingSwapDevice)?.Inner as ZramSwapDevice ?? device as ZramSwapDevice;
+        var process = Process.HasExited ? default : Process.Stats;
+        return new HostMemorySnapshot
+        {
+            LimitBytes = limit,
+            Policy = Host.Reclaim.Options.Policy,
+            SecondaryAging = Host.Reclaim.Options.SecondaryAging,
+            SwapDevice = device?.Name ?? "none",
+            ZramCompressionRatio = zram?.GetZramStats().CompressionRatio,
+            Reclaim = Host.Reclaim.Stats,
+            Cgroup = Process.Cgroup.Stats,
+            Swap = area?.GetStats() ?? default,
+            ResidentPages = process.RssPages,
+            SwappedPages = process.SwapEntries,
+            KswapdSteps = _kswapd?.Steps ?? 0,
+        };
+    }
+
     /// <summary>Tears the VM down: the accelerator's vCPUs, then (emulated) the host process exits, which releases the MMU through its notifier, and the host is freed.</summary>
     public void Dispose()
     {
+        _kswapd?.Dispose();
         Accelerator.Dispose();
         Mmu?.Dispose();
         if (Process is { HasExited: false })
@@ -224,8 +276,30 @@ public sealed class Vm : IDisposable
     {
         var hostBytes = Math.Max(HostMemoryOptions.MinTotalBytes, options.MemoryBytes + (options.MemoryBytes / 8) + (32UL << 20));
         hostBytes = (hostBytes + (4UL << 20) - 1) & ~((4UL << 20) - 1);
-        var host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } });
-        var process = host.CreateMm();
+        var hostOptions = new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } };
+        if (options.HostMemoryBytes is not null)
+        {
+            // The frame budget stays roomy (guest RAM, host page tables, the swap cache's transient pages); the limit
+            // the guest feels is the VM cgroup's memory.max below, as a VMM under systemd or a container sees it.
+            hostOptions = hostOptions with
+            {
+                Swap = options.EffectiveSwap(),
+                Reclaim = new ReclaimOptions { Policy = options.LruPolicy, SecondaryAging = options.SecondaryAging },
+            };
+        }
+
+        Host host;
+        try
+        {
+            host = new Host(hostOptions);
+        }
+        catch (SwapConfigurationException exception)
+        {
+            throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
+        }
+
+        var cgroup = options.HostMemoryBytes is { } limit ? host.Reclaim.CreateCgroup("vm", (long)(limit / Hypervisor.Notifier.Paging.PageSize)) : null;
+        var process = host.CreateMm(0, cgroup);
         var ramBase = process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
         var shootdown = new TlbShootdown();
         var mmu = new TdpMmu(shootdown);
@@ -236,6 +310,34 @@ public sealed class Vm : IDisposable
 
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(process));
         return (host, process, shootdown, mmu, new GuestRam(process, ramBase, options.MemoryBytes));
+    }
+
+    private static void CancelQuietly(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The run already ended; its result reports the failure.
+        }
+    }
+
+    /// <summary>Why the host had no page: the VM cgroup's limit and how full swap is.</summary>
+    private string DescribeExhaustion()
+    {
+        var c = System.Globalization.CultureInfo.InvariantCulture;
+        var limit = string.Create(c, $"cgroup limit {(Options.HostMemoryBytes ?? 0) >> 20} MiB");
+        if (Host?.Reclaim.Area is not { } area)
+        {
+            return $"{limit}, no swap";
+        }
+
+        var swap = area.GetStats();
+        return swap.FreeSlots == 0
+            ? string.Create(c, $"{limit}, swap full ({swap.TotalSlots} slots of {area.Device.Name})")
+            : string.Create(c, $"{limit}, swap {swap.FreeSlots} of {swap.TotalSlots} slots free but nothing reclaimable");
     }
 
     private VmRunResult Snapshot(VcpuExit exit, VcpuResult[] vcpus)
@@ -256,6 +358,7 @@ public sealed class Vm : IDisposable
             Mmu = Mmu?.Stats ?? default,
             CodePageInvalidations = Emulated?.CodeMap.Invalidations ?? 0,
             HostForks = _forker?.Forks ?? 0,
+            HostMemory = HostMemory(),
         };
     }
 }

@@ -8,7 +8,7 @@ namespace Hypervisor.Vmm.Machine;
 /// </summary>
 public static class VmExitStatus
 {
-    /// <summary>The status of a run that broke the VM (triple fault, shutdown, internal error).</summary>
+    /// <summary>The status of a run that broke the VM (triple fault, shutdown, internal error, host out of memory, memory failure).</summary>
     public const int Broken = 3;
 
     /// <summary>The status of a run stopped at a limit (instructions, timeout) or cancelled.</summary>
@@ -25,7 +25,7 @@ public static class VmExitStatus
     {
         VmStopKind.GuestExit => request?.ExitStatus ?? 0,
         VmStopKind.Running or VmStopKind.Halted => 0,
-        VmStopKind.Shutdown or VmStopKind.TripleFault or VmStopKind.InternalError => Broken,
+        VmStopKind.Shutdown or VmStopKind.TripleFault or VmStopKind.InternalError or VmStopKind.HostOutOfMemory or VmStopKind.MemoryFailure => Broken,
         VmStopKind.InstructionLimit or VmStopKind.Timeout or VmStopKind.Cancelled => Limit,
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, $"stop kind {kind} has no exit status: it is not a member of {nameof(VmStopKind)}"),
     };
@@ -50,5 +50,6 @@ public static class VmExitStatus
 
     /// <summary>True for the stops that broke the VM, whose report shows the registers.</summary>
     /// <param name="kind">How the run ended.</param>
-    public static bool BreaksTheVm(VmStopKind kind) => kind is VmStopKind.Shutdown or VmStopKind.TripleFault or VmStopKind.InternalError;
+    public static bool BreaksTheVm(VmStopKind kind) =>
+        kind is VmStopKind.Shutdown or VmStopKind.TripleFault or VmStopKind.InternalError or VmStopKind.HostOutOfMemory or VmStopKind.MemoryFailure;
 }

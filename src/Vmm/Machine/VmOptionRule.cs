@@ -20,4 +20,19 @@ public enum VmOptionRule
 
     /// <summary>Instruction limits and host forks need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
     EmulatedOnly,
+
+    /// <summary>Host memory is a multiple of 4 KiB from <see cref="VmOptions.MinHostMemoryBytes"/> to the machine's RAM.</summary>
+    HostMemorySize,
+
+    /// <summary>Swap, the LRU policy, secondary aging off and swap fault injection need a host memory limit.</summary>
+    NeedsHostMemory,
+
+    /// <summary>The swap error rate is a probability from 0 to below 1.</summary>
+    SwapErrorRate,
+
+    /// <summary>The LRU policy is a member of <see cref="Hypervisor.HostMm.Reclaim.LruPolicy"/>.</summary>
+    LruPolicy,
+
+    /// <summary>The swap options break a swap rule (size, readahead, fault injection).</summary>
+    Swap,
 }

@@ -1,3 +1,6 @@
+using System.Globalization;
+using Hypervisor.HostMm.Reclaim;
+using Hypervisor.HostMm.Swap;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Boot;
 using Microsoft.Extensions.Logging;
@@ -15,6 +18,15 @@ public sealed record VmOptions
 
     /// <summary>The most vCPUs accepted.</summary>
     public const int MaxCpuCount = 64;
+
+    /// <summary>The floor of <see cref="MinHostMemoryBytes"/>: 4 MiB (1024 pages), whatever the guest RAM.</summary>
+    public const ulong MinHostMemoryFloorBytes = 4UL << 20;
+
+    /// <summary>
+    /// <see cref="MinHostMemoryBytes"/> is at least guest RAM divided by this (1/64): the pages one guest instruction
+    /// and its walks touch, the boot image and the reclaimer's batches must fit with room to spare.
+    /// </summary>
+    public const ulong MinHostMemoryFraction = 64;
 
     /// <summary>Where the vCPUs run.</summary>
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Emulated;
@@ -43,6 +55,46 @@ public sealed record VmOptions
     /// running guest, made visible in the MMU's counters.
     /// </summary>
     public TimeSpan? HostForkInterval { get; init; }
+
+    /// <summary>
+    /// When set (emulated only), the VM's host process is placed in a memory cgroup whose <c>memory.max</c> is this
+    /// many bytes (a multiple of 4 KiB from <see cref="MinHostMemoryBytes"/> to the machine's physical RAM), with swap
+    /// (<see cref="Swap"/>) and a background reclaimer thread: guest RAM above the limit is swapped out and faulted
+    /// back in under the running guest. Null (the default): a host roomy enough for all of guest RAM, no swap.
+    /// </summary>
+    public ulong? HostMemoryBytes { get; init; }
+
+    /// <summary>
+    /// The swap device when <see cref="HostMemoryBytes"/> is set; null picks <see cref="DefaultSwap"/> (a swap file in
+    /// the temp folder, removed when the VM is disposed, sized to hold all of guest RAM).
+    /// </summary>
+    public SwapOptions? Swap { get; init; }
+
+    /// <summary>The host's LRU policy (<c>--lru</c>); needs <see cref="HostMemoryBytes"/> when not the default.</summary>
+    public LruPolicy LruPolicy { get; init; } = LruPolicy.Classic;
+
+    /// <summary>
+    /// Whether the secondary MMU's accessed bits (the EPT A bits, through the notifier's young ops) count as references
+    /// when the host ages guest pages (<c>--secondary-aging</c>); needs <see cref="HostMemoryBytes"/> when off.
+    /// </summary>
+    public bool SecondaryAging { get; init; } = true;
+
+    /// <summary>
+    /// The probability, per page transfer, of each injected swap fault (<c>--inject-swap-errors</c>): a read I/O error,
+    /// a write I/O error and a bit flipped on write (caught by the slot's checksum on read); from 0 (default, none) to
+    /// below 1. A failed read stops the VM with <see cref="VmStopKind.MemoryFailure"/>; a failed write keeps the page
+    /// resident. Needs <see cref="HostMemoryBytes"/>. Ignored when <see cref="Swap"/> carries its own fault injection.
+    /// </summary>
+    public double SwapErrorRate { get; init; }
+
+    /// <summary>
+    /// The smallest <see cref="HostMemoryBytes"/> accepted for this guest RAM: the larger of
+    /// <see cref="MinHostMemoryFloorBytes"/> and 1/<see cref="MinHostMemoryFraction"/> of guest RAM, in whole pages.
+    /// </summary>
+    public ulong MinHostMemoryBytes => MinHostMemoryFor(MemoryBytes);
+
+    /// <summary>The largest <see cref="HostMemoryBytes"/> accepted: the machine's physical RAM as the runtime sees it.</summary>
+    public static ulong MaxHostMemoryBytes => (ulong)Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) & ~4095UL;
 
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
@@ -80,14 +132,121 @@ public sealed record VmOptions
             throw new VmOptionsException(VmOptionRule.Timeout, nameof(Timeout), timeout, $"the timeout must be positive (or none), got {timeout}");
         }
 
-        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null))
+        ValidateHostMemory();
+        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null))
         {
-            var option = InstructionLimit > 0 ? nameof(InstructionLimit) : nameof(HostForkInterval);
+            var option = InstructionLimit > 0 ? nameof(InstructionLimit) : HostForkInterval is not null ? nameof(HostForkInterval) : nameof(HostMemoryBytes);
             throw new VmOptionsException(
                 VmOptionRule.EmulatedOnly,
                 option,
                 Accelerator,
                 $"{option} needs the emulated accelerator: {Accelerator} runs guest RAM outside the simulated host and counts no instructions");
+        }
+    }
+
+    /// <summary>The smallest host memory accepted for <paramref name="memoryBytes"/> of guest RAM (<see cref="MinHostMemoryBytes"/>).</summary>
+    /// <param name="memoryBytes">Guest RAM in bytes.</param>
+    public static ulong MinHostMemoryFor(ulong memoryBytes) =>
+        Math.Max(MinHostMemoryFloorBytes, ((memoryBytes / MinHostMemoryFraction) + 4095) & ~4095UL);
+
+    /// <summary>
+    /// The swap used under <see cref="HostMemoryBytes"/> when <see cref="Swap"/> is null: a new file in the temp folder
+    /// (deleted with the VM) of guest RAM plus the header page, so every guest page has a slot and the guest cannot run
+    /// the host out of memory.
+    /// </summary>
+    /// <param name="memoryBytes">Guest RAM in bytes.</param>
+    public static SwapOptions DefaultSwap(ulong memoryBytes) => new()
+    {
+        Kind = SwapDeviceKind.File,
+        SizeBytes = DefaultSwapBytes(memoryBytes),
+    };
+
+    /// <summary>The default swap size for <paramref name="memoryBytes"/> of guest RAM: that RAM in whole pages, plus the header page.</summary>
+    /// <param name="memoryBytes">Guest RAM in bytes.</param>
+    public static ulong DefaultSwapBytes(ulong memoryBytes) => ((memoryBytes + 4095) & ~4095UL) + 4096;
+
+    /// <summary>The swap the VM builds (emulated, with <see cref="HostMemoryBytes"/> set): <see cref="Swap"/> or the default, with <see cref="SwapErrorRate"/>'s fault injection.</summary>
+    internal SwapOptions EffectiveSwap()
+    {
+        var swap = Swap ?? DefaultSwap(MemoryBytes);
+        if (SwapErrorRate > 0 && swap.FaultInjection is null)
+        {
+            swap = swap with
+            {
+                FaultInjection = new SwapFaultInjection
+                {
+                    ReadErrorRate = SwapErrorRate,
+                    WriteErrorRate = SwapErrorRate,
+                    CorruptWriteRate = SwapErrorRate,
+                },
+            };
+        }
+
+        return swap;
+    }
+
+    private void ValidateHostMemory()
+    {
+        var c = CultureInfo.InvariantCulture;
+        if (!(SwapErrorRate >= 0 && SwapErrorRate < 1))
+        {
+            throw new VmOptionsException(
+                VmOptionRule.SwapErrorRate,
+                nameof(SwapErrorRate),
+                SwapErrorRate,
+                string.Create(c, $"the swap error rate must be a probability from 0 to below 1, got {SwapErrorRate}"));
+        }
+
+        if (!Enum.IsDefined(LruPolicy))
+        {
+            throw new VmOptionsException(VmOptionRule.LruPolicy, nameof(LruPolicy), LruPolicy, $"LRU policy {(int)LruPolicy} is unknown: use Classic or MultiGen");
+        }
+
+        if (HostMemoryBytes is not { } host)
+        {
+            var option = Swap is not null ? nameof(Swap)
+                : LruPolicy != LruPolicy.Classic ? nameof(LruPolicy)
+                : !SecondaryAging ? nameof(SecondaryAging)
+                : SwapErrorRate > 0 ? nameof(SwapErrorRate)
+                : null;
+            if (option is not null)
+            {
+                throw new VmOptionsException(
+                    VmOptionRule.NeedsHostMemory,
+                    option,
+                    option switch
+                    {
+                        nameof(Swap) => Swap,
+                        nameof(LruPolicy) => LruPolicy,
+                        nameof(SecondaryAging) => SecondaryAging,
+                        _ => SwapErrorRate,
+                    },
+                    $"{option} needs {nameof(HostMemoryBytes)}: without a host memory limit nothing is reclaimed or swapped");
+            }
+
+            return;
+        }
+
+        var min = MinHostMemoryBytes;
+        var max = MaxHostMemoryBytes;
+        if (host % 4096 != 0 || host < min || host > max)
+        {
+            throw new VmOptionsException(
+                VmOptionRule.HostMemorySize,
+                nameof(HostMemoryBytes),
+                host,
+                string.Create(
+                    c,
+                    $"host memory must be a multiple of 4 KiB from {min >> 10} KiB (4 MiB and at least 1/{MinHostMemoryFraction} of the {MemoryBytes >> 20} MiB of guest RAM) to the machine's {max >> 20} MiB of RAM, got {host} bytes"));
+        }
+
+        try
+        {
+            Swap?.Validate();
+        }
+        catch (SwapConfigurationException exception)
+        {
+            throw new VmOptionsException(VmOptionRule.Swap, nameof(Swap), Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
         }
     }
 }

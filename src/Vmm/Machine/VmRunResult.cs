@@ -59,6 +59,9 @@ public sealed record VmRunResult
     /// <summary>Snapshots the host forked under the running guest (<see cref="VmOptions.HostForkInterval"/>).</summary>
     public long HostForks { get; init; }
 
+    /// <summary>The host-memory counters (reclaim, swap, resident and swapped pages); null unless the VM ran under <see cref="VmOptions.HostMemoryBytes"/>.</summary>
+    public HostMemorySnapshot? HostMemory { get; init; }
+
     /// <summary>Stores that hit pages holding decoded code (zero on kvm).</summary>
     public long CodePageInvalidations { get; init; }
 

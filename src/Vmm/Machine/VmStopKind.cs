@@ -30,4 +30,16 @@ public enum VmStopKind
 
     /// <summary>The caller cancelled the run.</summary>
     Cancelled,
+
+    /// <summary>
+    /// A guest access needed a page and the host had none, even after reclaim: the VM's cgroup is at its limit
+    /// (<see cref="VmOptions.HostMemoryBytes"/>) and swap is full (Linux's VM_FAULT_OOM under KVM).
+    /// </summary>
+    HostOutOfMemory,
+
+    /// <summary>
+    /// A guest page could not be read back from swap: the device failed the read or the slot's checksum did not match
+    /// (Linux's VM_FAULT_HWPOISON/SIGBUS under KVM). No wrong data reached the guest.
+    /// </summary>
+    MemoryFailure,
 }

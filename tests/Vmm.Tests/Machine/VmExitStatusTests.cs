@@ -9,6 +9,8 @@ public sealed class VmExitStatusTests
     [TestCase(VmStopKind.Shutdown)]
     [TestCase(VmStopKind.TripleFault)]
     [TestCase(VmStopKind.InternalError)]
+    [TestCase(VmStopKind.HostOutOfMemory)]
+    [TestCase(VmStopKind.MemoryFailure)]
     public void AStopThatBreaksTheVmIsStatusThreeWithoutAGuestCode(VmStopKind kind)
     {
         Assert.Multiple(() =>

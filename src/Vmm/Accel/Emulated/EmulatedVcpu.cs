@@ -110,6 +110,10 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
                     return new VcpuExit(VmStopKind.TripleFault, exit.Detail);
                 case CpuExitReason.InternalError:
                     return new VcpuExit(VmStopKind.InternalError, exit.Detail);
+                case CpuExitReason.HostOutOfMemory:
+                    return new VcpuExit(VmStopKind.HostOutOfMemory, exit.Detail);
+                case CpuExitReason.MemoryFailure:
+                    return new VcpuExit(VmStopKind.MemoryFailure, exit.Detail);
             }
 
             if (stop.IsCancellationRequested)
