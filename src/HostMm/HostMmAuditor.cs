@@ -101,6 +101,7 @@ public static class HostMmAuditor
         private readonly Dictionary<ulong, int> _mappings;
         private readonly Dictionary<ulong, int> _swapReferences;
         private readonly List<string> _violations;
+        private Vmas.Vma? _lastVma;
 
         public MappingCollector(Mm mm, IReadOnlyList<Vmas.Vma> vmas, Pfn zeroPfn, Dictionary<ulong, int> mappings, Dictionary<ulong, int> swapReferences, List<string> violations)
         {
@@ -110,6 +111,7 @@ public static class HostMmAuditor
             _mappings = mappings;
             _swapReferences = swapReferences;
             _violations = violations;
+            _lastVma = null;
             Resident = 0;
             SwapEntries = 0;
         }
@@ -117,6 +119,26 @@ public static class HostMmAuditor
         public long Resident { get; private set; }
 
         public long SwapEntries { get; private set; }
+
+        // Consecutive PTEs almost always lie in the VMA of the previous one: check that first (no search, no allocation).
+        private bool InSomeVma(Hva address)
+        {
+            if (_lastVma?.Contains(address) == true)
+            {
+                return true;
+            }
+
+            foreach (var vma in _vmas)
+            {
+                if (vma.Contains(address))
+                {
+                    _lastVma = vma;
+                    return true;
+                }
+            }
+
+            return false;
+        }
 
         public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
         {
@@ -130,7 +152,7 @@ public static class HostMmAuditor
                 }
 
                 var address = firstAddress + ((ulong)i << Paging.PageShift);
-                if (!_vmas.Any(vma => vma.Contains(address)))
+                if (!InSomeVma(address))
                 {
                     _violations.Add($"{_mm}: {pte} at {address} lies outside every VMA");
                 }

@@ -6,7 +6,7 @@ namespace Hypervisor.Vmm.Cli;
 /// <summary>
 /// <c>hv demo</c>: the scripted demonstration of the host memory manager and its notifier calls
 /// (<see cref="HostDemoCommand"/>). <c>hv demo host</c> is the same run; <c>hv demo notifier</c>, its
-/// former name, is an alias of <c>host</c>.
+/// former name, is an alias of <c>host</c>; <c>hv demo swap</c> swaps a running guest's memory (<see cref="SwapDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -17,6 +17,7 @@ internal static class DemoCommand
         var demo = new Command("demo", HostDemoCommand.Description);
         HostDemoCommand.Configure(demo, context, logLevel);
         demo.Subcommands.Add(HostDemoCommand.Create(context, logLevel));
+        demo.Subcommands.Add(SwapDemoCommand.Create(context));
         return demo;
     }
 }

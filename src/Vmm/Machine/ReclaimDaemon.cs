@@ -27,7 +27,12 @@ public sealed class ReclaimDaemon : IDisposable
     private readonly Reclaimer _reclaimer;
     private readonly long _budgetPages;
     private readonly Action<Exception>? _onFailure;
+    private readonly Action? _afterStep;
     private readonly Thread _thread;
+
+    // Held around each step; Pause takes it so that no step is in flight until Resume (lock order: the pauser's own
+    // locks, if any, come before it; the step takes the reclaimer's locks inside it).
+    private readonly Lock _stepLock = new();
     private volatile bool _stopping;
     private long _steps;
     private long _reclaimed;
@@ -38,13 +43,16 @@ public sealed class ReclaimDaemon : IDisposable
     /// <param name="onFailure">Called once, on the daemon's thread, with the exception that stopped it.</param>
     /// <param name="budgetPages">Pages per step, at least 1.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="budgetPages"/> is not positive.</exception>
-    public ReclaimDaemon(Reclaimer reclaimer, Action<Exception>? onFailure = null, long budgetPages = DefaultBudgetPages)
+    /// <param name="afterStep">Called on the daemon's thread after each step that scanned pages, with the daemon paused
+    /// (the step lock held: <see cref="Pause"/> from the same thread does not wait), e.g. to audit after every batch.</param>
+    public ReclaimDaemon(Reclaimer reclaimer, Action<Exception>? onFailure = null, long budgetPages = DefaultBudgetPages, Action? afterStep = null)
     {
         ArgumentNullException.ThrowIfNull(reclaimer);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(budgetPages);
         _reclaimer = reclaimer;
         _budgetPages = budgetPages;
         _onFailure = onFailure;
+        _afterStep = afterStep;
         _thread = new Thread(Loop) { IsBackground = true, Name = "kswapd" };
         _thread.Start();
     }
@@ -57,6 +65,16 @@ public sealed class ReclaimDaemon : IDisposable
 
     /// <summary>What stopped the daemon early, if anything did.</summary>
     public Exception? Failure { get; private set; }
+
+    /// <summary>
+    /// Waits for the step in flight, if any, and keeps the daemon from starting another until <see cref="Resume"/>: with
+    /// the vCPUs at a quiescent point too, no host operation is in flight (for audits). Pause and Resume pair on one thread.
+    /// </summary>
+    public void Pause() => _stepLock.Enter();
+
+    /// <summary>Lets the daemon step again after <see cref="Pause"/>.</summary>
+    /// <exception cref="SynchronizationLockException">The calling thread did not pause the daemon.</exception>
+    public void Resume() => _stepLock.Exit();
 
     /// <summary>Stops the thread and waits for it.</summary>
     public void Dispose()
@@ -82,7 +100,17 @@ public sealed class ReclaimDaemon : IDisposable
                     continue;
                 }
 
-                var got = _reclaimer.Step(_budgetPages);
+                long got;
+                lock (_stepLock)
+                {
+                    var scanned = _reclaimer.Stats.PgscanKswapd;
+                    got = _stopping ? 0 : _reclaimer.Step(_budgetPages);
+                    if (_afterStep is not null && _reclaimer.Stats.PgscanKswapd != scanned)
+                    {
+                        _afterStep();
+                    }
+                }
+
                 if (got > 0)
                 {
                     Interlocked.Increment(ref _steps);

@@ -105,6 +105,15 @@ public sealed class Vm : IDisposable
     /// <summary>The secondary MMU (emulated only; null on kvm, whose EPT is the host kernel's).</summary>
     public TdpMmu? Mmu { get; }
 
+    /// <summary>
+    /// Called on the background reclaimer's thread after each of its steps that scanned pages, with it paused (see
+    /// <see cref="Machine.ReclaimDaemon"/>); set before <see cref="Run"/>. An exception stops the VM as an internal error.
+    /// </summary>
+    public Action? ReclaimStepped { get; set; }
+
+    /// <summary>The background reclaimer of the run in progress (with <see cref="VmOptions.HostMemoryBytes"/> set), else null.</summary>
+    public ReclaimDaemon? ReclaimDaemon => Volatile.Read(ref _kswapd);
+
     /// <summary>The stop signal devices post to.</summary>
     public VmStopSignal Stop { get; }
 
@@ -150,8 +159,8 @@ public sealed class Vm : IDisposable
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
         // kswapd lives as long as the run; a failure of it cancels the run (reported below as an internal error).
-        var kswapd = Options.HostMemoryBytes is not null && Host is not null ? new ReclaimDaemon(Host.Reclaim, _ => CancelQuietly(stopAll)) : null;
-        _kswapd = kswapd;
+        var kswapd = Options.HostMemoryBytes is not null && Host is not null ? new ReclaimDaemon(Host.Reclaim, _ => CancelQuietly(stopAll), afterStep: ReclaimStepped is { } stepped ? () => stepped() : null) : null;
+        Volatile.Write(ref _kswapd, kswapd);
         var start = Stopwatch.GetTimestamp();
         Volatile.Write(ref _runStart, start);
         using var deadline = Options.Timeout is { } timeout ? new RunDeadline(stopAll, start, timeout) : null;

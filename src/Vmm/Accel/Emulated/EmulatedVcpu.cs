@@ -84,6 +84,12 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     /// </summary>
     public Action? BetweenSlices { get; set; }
 
+    /// <summary>
+    /// When set, held by the vCPU's thread while each slice runs (and released between slices): another thread that
+    /// takes it waits until the vCPU has no memory access or fault in flight. Set before <see cref="Run"/>.
+    /// </summary>
+    public Lock? SliceGate { get; set; }
+
     /// <inheritdoc />
     public void SetInitialState(in InitialCpuState state) => Cpu.Load(state);
 
@@ -99,7 +105,19 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
                 return new VcpuExit(VmStopKind.InstructionLimit, $"stopped at the instruction limit of {_instructionLimit} at RIP 0x{Cpu.Rip:x}");
             }
 
-            var exit = Cpu.Run(budget);
+            CpuExit exit;
+            if (SliceGate is { } gate)
+            {
+                lock (gate)
+                {
+                    exit = Cpu.Run(budget);
+                }
+            }
+            else
+            {
+                exit = Cpu.Run(budget);
+            }
+
             switch (exit.Reason)
             {
                 case CpuExitReason.StopRequested:

@@ -1,0 +1,124 @@
+using System.CommandLine;
+using Hypervisor.HostMm.Reclaim;
+using Hypervisor.HostMm.Swap;
+using Hypervisor.Vmm.Cli.Output;
+using Hypervisor.Vmm.Demo.Swap;
+
+namespace Hypervisor.Vmm.Cli;
+
+/// <summary>
+/// <c>hv demo swap</c>: the swap demonstration (<see cref="SwapDemo"/>) with a live view on a terminal and plain text
+/// otherwise, ending with one table. Exit 0 when every page came back intact, every audit was clean and secondary aging
+/// kept more of the hot set resident; 70 (an internal error: a bug in hv) otherwise; 1 for a missing guest image; 2 for
+/// a bad option.
+/// </summary>
+internal static class SwapDemoCommand
+{
+    /// <summary>The name of the subcommand.</summary>
+    public const string Name = "swap";
+
+    /// <summary>What the demo does, as command lists show it.</summary>
+    public const string Description =
+        "Swap a running guest's memory: memtest over guest RAM 4x the host limit (audited after every reclaim batch), "
+        + "then the working-set guest with secondary-MMU aging on and off.";
+
+    /// <summary>Creates <c>demo swap</c>.</summary>
+    public static Command Create(CliContext context)
+    {
+        var defaults = new SwapDemoOptions();
+        var memory = CliOptions.Size("--mem", "-m", "Phase 1's guest RAM", defaults.MemtestGuestBytes, 8UL << 20, 3UL << 30);
+        var hostMemory = CliOptions.Size("--host-mem", null, "Phase 1's host memory limit (guest RAM must be at least 4x it)", defaults.MemtestHostBytes, 1UL << 20, 1UL << 30);
+        var swap = new Option<string>("--swap")
+        {
+            Description = "The swap device: 'file' (a temporary swap file, the default), 'zram' (LZ4-compressed in memory) or the path of a swap file to create.",
+            HelpName = "file|zram|PATH",
+            DefaultValueFactory = _ => "file",
+        };
+        var hot = CliOptions.BoundedInt("--hot", "Phase 2's hot set in MiB, touched on every pass.", defaults.HotMib, 1, 1024);
+        var cold = CliOptions.BoundedInt("--cold", "Phase 2's cold set in MiB, touched once per round.", defaults.ColdMib, 1, 2048);
+        var rounds = CliOptions.BoundedInt("--rounds", "Phase 2's rounds (8 hot passes and one cold pass each).", defaults.Rounds, 1, 100);
+        var workingSetHost = CliOptions.Size("--ws-host-mem", null, "Phase 2's host memory limit (more than the hot set, less than both sets)", defaults.WorkingSetHostBytes, 1UL << 20, 3UL << 30);
+        var lru = CliOptions.Enum("--lru", "The LRU policy.", LruPolicy.Classic);
+        var seed = CliOptions.BoundedInt("--seed", "Seed of memtest's pattern.", 7, 1, int.MaxValue);
+        var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
+        var noAudit = new Option<bool>("--no-audit") { Description = "Skip phase 1's audits (to time the phases); the demo then cannot claim a clean audit and fails." };
+        var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
+        var command = new Command(Name, Description);
+        foreach (var option in new Option[] { memory, hostMemory, hot, cold, rounds, workingSetHost, swap, lru, seed, guests, noAudit, plain })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parseResult =>
+        {
+            var device = parseResult.GetValue(swap) ?? "file";
+            var options = new SwapDemoOptions
+            {
+                MemtestGuestBytes = parseResult.GetValue(memory).Bytes,
+                MemtestHostBytes = parseResult.GetValue(hostMemory).Bytes,
+                HotMib = parseResult.GetValue(hot),
+                ColdMib = parseResult.GetValue(cold),
+                Rounds = parseResult.GetValue(rounds),
+                WorkingSetHostBytes = parseResult.GetValue(workingSetHost).Bytes,
+                SwapDevice = device == "zram" ? SwapDeviceKind.Zram : SwapDeviceKind.File,
+                SwapPath = device is "zram" or "file" ? null : device,
+                LruPolicy = parseResult.GetValue(lru),
+                Seed = (ulong)parseResult.GetValue(seed),
+                GuestsFolder = parseResult.GetValue(guests)?.FullName,
+                AuditEveryBatch = !parseResult.GetValue(noAudit),
+            };
+
+            SwapDemo demo;
+            try
+            {
+                demo = new SwapDemo(options);
+            }
+            catch (SwapDemoOptionsException exception)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
+                return ExitCodes.UsageError;
+            }
+
+            var live = context.IsTerminal && !parseResult.GetValue(plain);
+            var result = live ? SwapDemoLiveView.Run(demo) : RunPlain(demo, context);
+            SwapDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
+            if (result.Succeeded)
+            {
+                return ExitCodes.Success;
+            }
+
+            // Lost or corrupted pages, a dirty audit or aging that kept nothing resident are bugs in hv, not bad input.
+            context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the swap demonstration failed: {SwapDemoReport.Failure(result)}");
+            return ExitCodes.InternalError;
+        });
+        return command;
+    }
+
+    private static SwapDemoResult RunPlain(SwapDemo demo, CliContext context)
+    {
+        SwapDemoResult? result = null;
+        Exception? failure = null;
+        var worker = new Thread(() =>
+        {
+            try { result = demo.Run(); }
+            catch (Exception exception) { failure = exception; }
+        }) { IsBackground = true, Name = "swap-demo" };
+        worker.Start();
+        var stage = string.Empty;
+        while (!worker.Join(100))
+        {
+            if (demo.Stage != stage)
+            {
+                stage = demo.Stage;
+                context.Output.WriteLine($"{stage} ...");
+            }
+        }
+
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+
+        return result!;
+    }
+}
