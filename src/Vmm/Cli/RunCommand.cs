@@ -32,9 +32,9 @@ internal static class RunCommand
         "the report's first lines show both. Without a guest code: 3 when the guest triple-faults or the VM cannot",
         "continue (under --host-mem also when host memory and swap are exhausted, or a page cannot be read back from",
         "swap: a memory failure); 4 at --timeout or --max-instructions. hv's own errors, one 'hv: error:' line each:",
-        "1 for a missing or bad image (or KVM unavailable, or an I/O error), 2 for a bad option; 70 for an internal",
-        "error, a bug in hv ('hv: internal error:'; --log-level Debug shows the stack). A guest code from 1 to 4 looks",
-        "like one of these; the report's title says which it is.",
+        "1 for a missing or bad image (or KVM unavailable, or an I/O error), 2 for a bad option;",
+        "70 for an internal error, a bug in hv ('hv: internal error:'; --log-level Debug shows the stack).",
+        "A guest code from 1 to 4 looks like one of these; the report's title says which it is.",
         string.Empty,
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
