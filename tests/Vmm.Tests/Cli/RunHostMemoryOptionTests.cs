@@ -73,6 +73,33 @@ public sealed class RunHostMemoryOptionTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void ASwapFileGivenByPathIsCreatedKeptAtExitAndReusedByTheNextRun()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "hv-swap-path-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        try
+        {
+            var path = Path.Combine(folder, "guest.swap");
+            var first = Hv.Run("run", GuestImages.ImagePath("hello"), "--plain", "--host-mem", "16M", "--swap", path, "--swap-size", "1M");
+            var lengthAfterFirst = File.Exists(path) ? new FileInfo(path).Length : -1;
+            var second = Hv.Run("run", GuestImages.ImagePath("hello"), "--plain", "--host-mem", "16M", "--swap", path, "--swap-size", "1M");
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(first.ExitCode, Is.Zero, first.Stdout + first.Stderr);
+                Assert.That(lengthAfterFirst, Is.EqualTo(1L << 20), "the named file is kept, at the size asked for");
+                Assert.That(second.ExitCode, Is.Zero, second.Stdout + second.Stderr);
+                Assert.That(Row(second, "swap device"), Does.Contain("file:" + path));
+            });
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void WithoutHostMemTheReportHasNoSwapRows()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--plain");
