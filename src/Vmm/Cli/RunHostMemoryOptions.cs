@@ -136,7 +136,7 @@ internal sealed class RunHostMemoryOptions
         var max = VmOptions.MaxHostMemoryBytes;
         if (hostBytes < min)
         {
-            error = $"--host-mem {ByteSize.Format(hostBytes)} is below the minimum for {ByteSize.Format(options.MemoryBytes)} of guest RAM: {ByteSize.Format(min)} (4M and at least 1/{VmOptions.MinHostMemoryFraction} of guest RAM)";
+            error = $"--host-mem {ByteSize.Format(hostBytes)} is below the minimum for {ByteSize.Format(options.MemoryBytes)} of guest RAM: {ByteSize.Format(min)} (the larger of 4M and 1/{VmOptions.MinHostMemoryFraction} of guest RAM)";
             return false;
         }
 

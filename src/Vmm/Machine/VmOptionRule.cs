@@ -18,7 +18,7 @@ public enum VmOptionRule
     /// <summary>The timeout is positive.</summary>
     Timeout,
 
-    /// <summary>Instruction limits and host forks need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
+    /// <summary>Instruction limits, host forks and a host memory limit need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
     EmulatedOnly,
 
     /// <summary>Host memory is a multiple of 4 KiB from <see cref="VmOptions.MinHostMemoryBytes"/> to the machine's RAM.</summary>

@@ -237,7 +237,7 @@ public sealed record VmOptions
                 host,
                 string.Create(
                     c,
-                    $"host memory must be a multiple of 4 KiB from {min >> 10} KiB (4 MiB and at least 1/{MinHostMemoryFraction} of the {MemoryBytes >> 20} MiB of guest RAM) to the machine's {max >> 20} MiB of RAM, got {host} bytes"));
+                    $"host memory must be a multiple of 4 KiB from {min >> 10} KiB (the larger of 4 MiB and 1/{MinHostMemoryFraction} of the {MemoryBytes >> 20} MiB of guest RAM) to the machine's {max >> 20} MiB of RAM, got {host} bytes"));
         }
 
         try
