@@ -61,6 +61,7 @@ internal static class RunCommand
             0,
             0,
             60_000);
+        var dirtyPolicy = DirtyPolicyOption.Create();
         var maxInstructions = new Option<long>("--max-instructions")
         {
             Description = "Stop the guest after this many instructions (0: never; emulated only).",
@@ -81,7 +82,7 @@ internal static class RunCommand
 
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks })
+        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy })
         {
             command.Options.Add(option);
         }
@@ -107,6 +108,13 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            var dirtyTracking = parseResult.GetValue(dirtyPolicy);
+            if (DirtyPolicyOption.Refusal(dirtyTracking, accelerator) is { } refusal)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{refusal}");
+                return ExitCodes.UsageError;
+            }
+
             if (accelerator == AcceleratorKind.Kvm && !KvmAvailability.IsAvailable(out var why))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}--accel kvm is not available here: {why}");
@@ -123,6 +131,7 @@ internal static class RunCommand
                 Protocol = parseResult.GetValue(protocol),
                 InstructionLimit = instructionLimit,
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
+                DirtyTracking = dirtyTracking,
                 Timeout = seconds > 0 ? TimeSpan.FromSeconds(seconds) : accelerator == AcceleratorKind.Kvm ? KvmDefaultTimeout : null,
                 LoggerFactory = loggerFactory,
             };

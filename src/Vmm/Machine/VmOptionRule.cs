@@ -18,6 +18,9 @@ public enum VmOptionRule
     /// <summary>The timeout is positive.</summary>
     Timeout,
 
-    /// <summary>Instruction limits and host forks need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
+    /// <summary>Instruction limits, host forks and a dirty tracking policy need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
     EmulatedOnly,
+
+    /// <summary>The dirty tracking policy is a defined <see cref="Hypervisor.GuestMmu.Mmu.DirtyTrackingPolicy"/>.</summary>
+    DirtyTracking,
 }

@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Boot;
 using Microsoft.Extensions.Logging;
@@ -44,6 +45,12 @@ public sealed record VmOptions
     /// </summary>
     public TimeSpan? HostForkInterval { get; init; }
 
+    /// <summary>
+    /// When the EPT MMU marks guest frames dirty in the host (emulated only; <see cref="DirtyTrackingPolicy"/>); null
+    /// for the MMU's default (<see cref="DirtyTrackingPolicy.OnZap"/>).
+    /// </summary>
+    public DirtyTrackingPolicy? DirtyTracking { get; init; }
+
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -80,9 +87,14 @@ public sealed record VmOptions
             throw new VmOptionsException(VmOptionRule.Timeout, nameof(Timeout), timeout, $"the timeout must be positive (or none), got {timeout}");
         }
 
-        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null))
+        if (DirtyTracking is { } policy && !Enum.IsDefined(policy))
         {
-            var option = InstructionLimit > 0 ? nameof(InstructionLimit) : nameof(HostForkInterval);
+            throw new VmOptionsException(VmOptionRule.DirtyTracking, nameof(DirtyTracking), policy, $"the dirty tracking policy must be OnZap or OnMap, got {policy}");
+        }
+
+        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || DirtyTracking is not null))
+        {
+            var option = InstructionLimit > 0 ? nameof(InstructionLimit) : HostForkInterval is not null ? nameof(HostForkInterval) : nameof(DirtyTracking);
             throw new VmOptionsException(
                 VmOptionRule.EmulatedOnly,
                 option,
