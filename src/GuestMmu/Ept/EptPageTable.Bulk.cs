@@ -18,7 +18,25 @@ public sealed unsafe partial class EptPageTable
     {
         EptGeometry.CheckRange(start, end);
         ThrowIfDisposed();
-        var result = ZapRange(start.Value, end.Value, ref sink);
+        var result = ZapRange(start.Value, end.Value, _dirtyMask, ref sink);
+        Account(result);
+        return result;
+    }
+
+    /// <summary>
+    /// Zaps every present leaf intersecting <c>[start, end)</c> as <see cref="ZapLeaves{TSink}"/> does, but never
+    /// looks at dirty bits and reports nothing (<see cref="ZapResult.Dirty"/> is 0): for a caller that marked each
+    /// frame dirty when it mapped it writable (KVM since Linux 6.13), so a dirty leaf costs what a clean one does
+    /// (vector stores, whole-table clears). The dirty bits themselves are lost with the leaves. Run it with the MMU
+    /// lock held for write; flush vCPU TLBs afterwards when <see cref="ZapResult.FlushNeeded"/>.
+    /// </summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or beyond 2^36.</exception>
+    public ZapResult ZapLeavesUnreported(Gfn start, Gfn end)
+    {
+        EptGeometry.CheckRange(start, end);
+        ThrowIfDisposed();
+        var discard = default(DiscardDirtySink);
+        var result = ZapRange(start.Value, end.Value, dirtyMask: 0, ref discard);
         Account(result);
         return result;
     }
@@ -163,7 +181,20 @@ public sealed unsafe partial class EptPageTable
         where TSink : struct, IDirtyPfnSink
     {
         ThrowIfDisposed();
-        var result = ZapAllCore(ref sink);
+        var result = ZapAllCore(_dirtyMask, ref sink);
+        Account(result);
+        return result;
+    }
+
+    /// <summary>
+    /// <see cref="ZapAll{TSink}"/> that never looks at dirty bits (as <see cref="ZapLeavesUnreported"/>): every leaf
+    /// zapped with the clean path, nothing reported. Run with the MMU lock held for write.
+    /// </summary>
+    public ZapResult ZapAllUnreported()
+    {
+        ThrowIfDisposed();
+        var discard = default(DiscardDirtySink);
+        var result = ZapAllCore(dirtyMask: 0, ref discard);
         Account(result);
         return result;
     }
@@ -174,8 +205,7 @@ public sealed unsafe partial class EptPageTable
     /// </summary>
     public void ZapAll()
     {
-        var discard = default(DiscardDirtySink);
-        ZapAll(ref discard);
+        ZapAllUnreported();
         ReclaimRetiredTables();
     }
 
@@ -232,10 +262,10 @@ public sealed unsafe partial class EptPageTable
         return added;
     }
 
-    private ZapResult ZapRange<TSink>(ulong start, ulong end, ref TSink sink)
+    /// <summary>The zap walk; <paramref name="dirtyMask"/> is <c>_dirtyMask</c>, or 0 to report nothing and treat every leaf as clean.</summary>
+    private ZapResult ZapRange<TSink>(ulong start, ulong end, ulong dirtyMask, ref TSink sink)
         where TSink : struct, IDirtyPfnSink
     {
-        var dirtyMask = _dirtyMask;
         var atomic = _policy == HardwareAdPolicy.Lockless;
         long zapped = 0, frames = 0, dirty = 0;
         if (((start ^ (end - 1)) >> EptGeometry.BitsPerLevel) == 0)
@@ -280,7 +310,8 @@ public sealed unsafe partial class EptPageTable
     /// Zaps <c>table[slot..slot+count)</c> and keeps the table's counts exact. A whole table is decided from
     /// its counts first: nothing present, skip it unread; every entry present and none dirty (hint trusted,
     /// i.e. not <see cref="HardwareAdPolicy.Lockless"/>), clear it with plain stores of zero (as fast as
-    /// a memset), the stores a zap would make. Anything else goes through the kernels. Write lock held.
+    /// a memset), the stores a zap would make; with <paramref name="dirtyMask"/> 0 (nothing reported) a full table
+    /// is cleared so whatever its dirty hint says. Anything else goes through the kernels. Write lock held.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private long ZapLeafRun<TSink>(ulong* table, int slot, int count, ulong firstGfn, ulong dirtyMask, bool atomic, ref TSink sink, ref long dirty)
@@ -297,7 +328,7 @@ public sealed unsafe partial class EptPageTable
                 return 0;
             }
 
-            if (present == EptGeometry.EntriesPerTable && counts->MayHoldDirty == 0 && !atomic)
+            if (present == EptGeometry.EntriesPerTable && (counts->MayHoldDirty == 0 || dirtyMask == 0) && !atomic)
             {
                 EptLeafKernels.ClearTable(_vectorWidth, table);
                 counts->Present = 0;
@@ -317,10 +348,10 @@ public sealed unsafe partial class EptPageTable
         return zapped;
     }
 
-    private ZapResult ZapAllCore<TSink>(ref TSink sink)
+    private ZapResult ZapAllCore<TSink>(ulong dirtyMask, ref TSink sink)
         where TSink : struct, IDirtyPfnSink
     {
-        var leaves = ZapRange(0, EptGeometry.GfnLimit, ref sink);
+        var leaves = ZapRange(0, EptGeometry.GfnLimit, dirtyMask, ref sink);
 
         // Collect every table below the root before emptying any: emptying a table first would hide its children.
         var tables = ArrayPool<uint>.Shared.Rent(64);

@@ -394,7 +394,7 @@ public sealed unsafe partial class EptPageTable : IDisposable // unsafe: tables 
         }
 
         var discard = default(DiscardDirtySink);
-        ZapAllCore(ref discard);
+        ZapAllCore(dirtyMask: 0, ref discard);
         lock (_retiredLock)
         {
             for (var i = 0; i < _retiredCount; i++)

@@ -33,6 +33,12 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
 {
     private readonly ReaderWriterLockSlim _mmuLock = new(LockRecursionPolicy.NoRecursion);
     private readonly TdpMmuOptions _options;
+
+    // DirtyTrackingPolicy.OnMap: the fault path marks frames dirty when it maps them writable; zaps and aging
+    // never report. Invariant under it: every frame a present writable spte maps has been marked dirty in its
+    // backing since that spte was installed (the mark happens under _mmuLock for read, before the install's
+    // short-term reference is released, so no zap and hence no writeback can come between).
+    private readonly bool _markDirtyOnMap;
     private readonly List<MmuNotifierSubscription> _subscriptions = [];
 
     // Serialises SetMemoryRegion callers (KVM's slots_lock): attach, then publish and zap under _mmuLock. Taken
@@ -73,6 +79,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private long _invalidations;
     private long _zapped;
     private long _dirtyPropagated;
+    private long _dirtyMarkedOnMap;
     private long _dirtyOrphaned;
     private long _writeProtected;
     private long _memslotZaps;
@@ -89,6 +96,13 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         Memslots = new MemslotSet();
         Shootdown = shootdown;
         _options = options ?? new TdpMmuOptions();
+        if (!Enum.IsDefined(_options.DirtyTracking))
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(options), _options.DirtyTracking, $"dirty tracking policy {_options.DirtyTracking} does not exist: use OnZap or OnMap");
+        }
+
+        _markDirtyOnMap = _options.DirtyTracking == DirtyTrackingPolicy.OnMap;
         Ept = new EptPageTable(accessDirtyEnabled: _options.AccessedDirtyEnabled, vectorWidth: _options.VectorWidth);
     }
 
@@ -133,6 +147,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         Invalidations = Volatile.Read(ref _invalidations),
         Zapped = Volatile.Read(ref _zapped),
         DirtyPropagated = Volatile.Read(ref _dirtyPropagated),
+        DirtyMarkedOnMap = Volatile.Read(ref _dirtyMarkedOnMap),
         DirtyOrphaned = Volatile.Read(ref _dirtyOrphaned),
         WriteProtected = Volatile.Read(ref _writeProtected),
         MemslotZaps = Volatile.Read(ref _memslotZaps),
@@ -315,6 +330,14 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                         var spte = Spte.Leaf(page.Pfn, writable, executable: true, large: false, accessed: true);
                         if (Ept.Install(gfn, 1, current, spte) == InstallResult.Installed)
                         {
+                            if (writable && _markDirtyOnMap)
+                            {
+                                // Still under the read lock and the short-term reference: no zap can have
+                                // removed the spte, so no writeback can have run between install and mark.
+                                backing.MarkDirty(page.Pfn, 1);
+                                Interlocked.Increment(ref _dirtyMarkedOnMap);
+                            }
+
                             Interlocked.Increment(ref _installs);
                             return new EptFaultResult(EptFaultOutcome.Installed, spte, retries, slot);
                         }
@@ -358,10 +381,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             {
                 Volatile.Write(ref _rangeStart, Math.Min(_rangeStart, hit.Start.Value));
                 Volatile.Write(ref _rangeEnd, Math.Max(_rangeEnd, hit.End.Value));
-                var sink = new BackingDirtySink(hit.Slot.Backing);
-                var zapped = Ept.ZapLeaves(hit.Start, hit.End, ref sink);
-                Interlocked.Add(ref _zapped, zapped.Zapped);
-                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+                var zapped = ZapLocked(hit.Slot.Backing, hit.Start, hit.End);
                 zappedHere += zapped.Zapped;
                 flush |= zapped.FlushNeeded;
             }
@@ -456,9 +476,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 }
 
                 hitAny = true;
-                var sink = new BackingDirtySink(hit.Slot.Backing);
-                Ept.ZapLeaves(hit.Start, hit.Start + 1, ref sink);
-                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+                ZapLocked(hit.Slot.Backing, hit.Start, hit.Start + 1);
                 if (!pte.IsWritable && pte.IsPresent)
                 {
                     Ept.Install(hit.Start, 1, Spte.Empty, Spte.Leaf(pte.Pfn, writable: false, executable: true, large: false, accessed: current.IsAccessed));
@@ -491,11 +509,19 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         try
         {
             _released = true;
-            var sink = new MemslotDirtySink(Memslots.Current);
-            zapped = Ept.ZapAll(ref sink);
+            if (_markDirtyOnMap)
+            {
+                zapped = Ept.ZapAllUnreported();
+            }
+            else
+            {
+                var sink = new MemslotDirtySink(Memslots.Current);
+                zapped = Ept.ZapAll(ref sink);
+                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+                Interlocked.Add(ref _dirtyOrphaned, sink.Orphaned);
+            }
+
             Interlocked.Add(ref _zapped, zapped.Zapped);
-            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
-            Interlocked.Add(ref _dirtyOrphaned, sink.Orphaned);
             FlushRemoteTlbs();
             Ept.ReclaimRetiredTables(); // every vCPU acknowledged the flush: no walker can still hold a retired table
         }
@@ -515,13 +541,35 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// </summary>
     private bool ZapSlotLocked(Memslot slot)
     {
-        var sink = new BackingDirtySink(slot.Backing);
-        var zapped = Ept.ZapLeaves(slot.BaseGfn, slot.EndGfn, ref sink);
-        Interlocked.Add(ref _zapped, zapped.Zapped);
-        Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+        var zapped = ZapLocked(slot.Backing, slot.BaseGfn, slot.EndGfn);
         Interlocked.Increment(ref _memslotZaps);
         Volatile.Write(ref _invalidateSequence, _invalidateSequence + 1);
         return zapped.FlushNeeded;
+    }
+
+    /// <summary>
+    /// Zaps the leaves of <c>[start, end)</c>, which lie in one memslot backed by <paramref name="backing"/>, and
+    /// counts them: under <see cref="DirtyTrackingPolicy.OnZap"/> each dirty leaf's frames are marked dirty in the
+    /// backing first; under <see cref="DirtyTrackingPolicy.OnMap"/> dirty bits are not looked at (the frames were
+    /// marked when mapped writable). Call holding <c>_mmuLock</c> for write; the caller flushes when
+    /// <see cref="ZapResult.FlushNeeded"/>.
+    /// </summary>
+    private ZapResult ZapLocked(IGuestMemoryBacking backing, Gfn start, Gfn end)
+    {
+        ZapResult zapped;
+        if (_markDirtyOnMap)
+        {
+            zapped = Ept.ZapLeavesUnreported(start, end);
+        }
+        else
+        {
+            var sink = new BackingDirtySink(backing);
+            zapped = Ept.ZapLeaves(start, end, ref sink);
+            Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+        }
+
+        Interlocked.Add(ref _zapped, zapped.Zapped);
+        return zapped;
     }
 
     /// <summary>
@@ -621,9 +669,18 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         {
             foreach (var hit in Memslots.OverlappingHva(mm, start, end))
             {
-                var sink = new BackingDirtySink(hit.Slot.Backing);
-                young |= Ept.AgeLeaves(hit.Start, hit.End, clear, mode, ref sink).AnyYoung;
-                Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+                if (_markDirtyOnMap)
+                {
+                    // Access tracking drops W from a writable leaf; its frame was marked dirty when it was mapped.
+                    var discard = default(DiscardDirtySink);
+                    young |= Ept.AgeLeaves(hit.Start, hit.End, clear, mode, ref discard).AnyYoung;
+                }
+                else
+                {
+                    var sink = new BackingDirtySink(hit.Slot.Backing);
+                    young |= Ept.AgeLeaves(hit.Start, hit.End, clear, mode, ref sink).AnyYoung;
+                    Interlocked.Add(ref _dirtyPropagated, sink.Marked);
+                }
             }
         }
         finally

@@ -14,4 +14,7 @@ public sealed record TdpMmuOptions
 
     /// <summary>The EPT's bulk-kernel path (zap, age, count); default the widest this CPU accelerates (<see cref="EptVectorPath.Detected"/>).</summary>
     public EptVectorWidth VectorWidth { get; init; } = EptVectorPath.Detected;
+
+    /// <summary>When the host learns that a frame may have been written (<see cref="DirtyTrackingPolicy"/>); default <see cref="DirtyTrackingPolicy.OnZap"/>.</summary>
+    public DirtyTrackingPolicy DirtyTracking { get; init; } = DirtyTrackingPolicy.OnZap;
 }

@@ -36,8 +36,17 @@ public readonly record struct TdpMmuStats
     /// <summary>sptes zapped by invalidations, release and memslot changes.</summary>
     public long Zapped { get; init; }
 
-    /// <summary>Zapped or aged sptes whose dirty bit moved to the host frame.</summary>
+    /// <summary>
+    /// Frames marked dirty in the host because a zapped, changed or aged spte was dirty
+    /// (<see cref="DirtyTrackingPolicy.OnZap"/>; always 0 under <see cref="DirtyTrackingPolicy.OnMap"/>).
+    /// </summary>
     public long DirtyPropagated { get; init; }
+
+    /// <summary>
+    /// Frames marked dirty in the host when the fault path installed a writable spte for them
+    /// (<see cref="DirtyTrackingPolicy.OnMap"/>; always 0 under <see cref="DirtyTrackingPolicy.OnZap"/>).
+    /// </summary>
+    public long DirtyMarkedOnMap { get; init; }
 
     /// <summary>
     /// Dirty frames a release found outside every memslot, with no backing to hand them to. Always 0: memslot

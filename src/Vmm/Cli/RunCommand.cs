@@ -62,6 +62,7 @@ internal static class RunCommand
             0,
             0,
             60_000);
+        var dirtyPolicy = DirtyPolicyOption.Create();
         var maxInstructions = new Option<long>("--max-instructions")
         {
             Description = "Stop the guest after this many instructions (0: never; emulated only).",
@@ -83,7 +84,7 @@ internal static class RunCommand
         var hostMemory = RunHostMemoryOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks }.Concat(hostMemory.All))
+        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All))
         {
             command.Options.Add(option);
         }
@@ -110,6 +111,13 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            var dirtyTracking = parseResult.GetValue(dirtyPolicy);
+            if (DirtyPolicyOption.Refusal(dirtyTracking, accelerator) is { } refusal)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{refusal}");
+                return ExitCodes.UsageError;
+            }
+
             if (accelerator == AcceleratorKind.Kvm && !KvmAvailability.IsAvailable(out var why))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}--accel kvm is not available here: {why}");
@@ -126,6 +134,7 @@ internal static class RunCommand
                 Protocol = parseResult.GetValue(protocol),
                 InstructionLimit = instructionLimit,
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
+                DirtyTracking = dirtyTracking,
                 Timeout = seconds > 0 ? TimeSpan.FromSeconds(seconds) : accelerator == AcceleratorKind.Kvm ? KvmDefaultTimeout : null,
                 LoggerFactory = loggerFactory,
             };

@@ -99,7 +99,9 @@ internal static class RunReport
             "sptes zapped",
             result.Mmu.Zapped.ToString("N0", c),
             $"by {result.Mmu.Invalidations.ToString("N0", c)} notifier invalidations, {result.Mmu.TlbFlushes.ToString("N0", c)} TLB shootdowns; "
-            + $"{ept.WholeTableClears.ToString("N0", c)} full clean leaf tables cleared unread, {ept.EmptyTablesSkipped.ToString("N0", c)} empty ones skipped");
+            + $"{ept.WholeTableClears.ToString("N0", c)} full leaf tables cleared unread (clean ones; any under --dirty-policy map), {ept.EmptyTablesSkipped.ToString("N0", c)} empty ones skipped");
+        var (policy, dirty) = DirtyPolicyOption.ReportRow(vm.Mmu.Options.DirtyTracking, result.Mmu);
+        table.AddRow("dirty policy", policy, dirty);
         if (vm.Options.HostForkInterval is not null)
         {
             table.AddEmphasisedRow("host forks", result.HostForks.ToString("N0", c), "copy-on-write snapshots of guest RAM taken by the host under the running guest");

@@ -311,7 +311,7 @@ public sealed class Vm : IDisposable
         var process = host.CreateMm(0, cgroup);
         var ramBase = process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
         var shootdown = new TlbShootdown();
-        var mmu = new TdpMmu(shootdown);
+        var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = options.DirtyTracking ?? DirtyTrackingPolicy.OnZap });
         if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
         {
             mmu.Trace = new LoggingMmuTrace(mmuLogger);

@@ -18,7 +18,7 @@ public enum VmOptionRule
     /// <summary>The timeout is positive.</summary>
     Timeout,
 
-    /// <summary>Instruction limits, host forks and a host memory limit need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
+    /// <summary>Instruction limits, host forks, a host memory limit and a dirty tracking policy need the emulated accelerator (kvm's RAM is outside the simulated host).</summary>
     EmulatedOnly,
 
     /// <summary>Host memory is a multiple of 4 KiB from <see cref="VmOptions.MinHostMemoryBytes"/> to the machine's RAM.</summary>
@@ -35,4 +35,7 @@ public enum VmOptionRule
 
     /// <summary>The swap options break a swap rule (size, readahead, fault injection).</summary>
     Swap,
+
+    /// <summary>The dirty tracking policy is a defined <see cref="Hypervisor.GuestMmu.Mmu.DirtyTrackingPolicy"/>.</summary>
+    DirtyTracking,
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
+using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Boot;
 using Microsoft.Extensions.Logging;
@@ -96,6 +97,12 @@ public sealed record VmOptions
     /// <summary>The largest <see cref="HostMemoryBytes"/> accepted: the machine's physical RAM as the runtime sees it.</summary>
     public static ulong MaxHostMemoryBytes => (ulong)Math.Max(0, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes) & ~4095UL;
 
+    /// <summary>
+    /// When the EPT MMU marks guest frames dirty in the host (emulated only; <see cref="DirtyTrackingPolicy"/>); null
+    /// for the MMU's default (<see cref="DirtyTrackingPolicy.OnZap"/>).
+    /// </summary>
+    public DirtyTrackingPolicy? DirtyTracking { get; init; }
+
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -133,9 +140,17 @@ public sealed record VmOptions
         }
 
         ValidateHostMemory();
-        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null))
+        if (DirtyTracking is { } policy && !Enum.IsDefined(policy))
         {
-            var option = InstructionLimit > 0 ? nameof(InstructionLimit) : HostForkInterval is not null ? nameof(HostForkInterval) : nameof(HostMemoryBytes);
+            throw new VmOptionsException(VmOptionRule.DirtyTracking, nameof(DirtyTracking), policy, $"the dirty tracking policy must be OnZap or OnMap, got {policy}");
+        }
+
+        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null || DirtyTracking is not null))
+        {
+            var option = InstructionLimit > 0 ? nameof(InstructionLimit)
+                : HostForkInterval is not null ? nameof(HostForkInterval)
+                : HostMemoryBytes is not null ? nameof(HostMemoryBytes)
+                : nameof(DirtyTracking);
             throw new VmOptionsException(
                 VmOptionRule.EmulatedOnly,
                 option,

@@ -29,13 +29,18 @@ public class SwapCoherenceRaceTests
     [Test]
     public void Guest_writes_survive_swap_under_running_vcpus([Values(21, 22)] int seed) => Race(seed, hostSteps: 300);
 
+    /// <summary>The same race with frames marked dirty when mapped writable and never on zap or age (<see cref="DirtyTrackingPolicy.OnMap"/>).</summary>
+    [Test]
+    public void Guest_writes_survive_swap_with_map_time_dirty_marking([Values(23)] int seed) =>
+        Race(seed, hostSteps: 300, DirtyTrackingPolicy.OnMap);
+
     /// <summary>The same race, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
     [Category("Stress")]
     public void StressGuestWritesSurviveSwap([Range(1, 4)] int seed) => Race(seed * 4241, hostSteps: 8_000);
 
-    private static void Race(int seed, int hostSteps)
+    private static void Race(int seed, int hostSteps, DirtyTrackingPolicy policy = DirtyTrackingPolicy.OnZap)
     {
         using var host = new Host(new HostOptions
         {
@@ -46,7 +51,7 @@ public class SwapCoherenceRaceTests
         var mm = host.CreateMm(0, host.Reclaim.CreateCgroup("guest", pages / 3));
         var ram = mm.Mmap(pages * Page, Protection.Read | Protection.Write);
         var shootdown = new TlbShootdown();
-        using var mmu = new TdpMmu(shootdown);
+        using var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = policy });
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), pages * Page, ram, new HostProcessBacking(mm));
 
         var stop = 0;
