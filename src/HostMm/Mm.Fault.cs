@@ -244,7 +244,7 @@ public sealed partial class Mm
             return null;
         }
 
-        Host.Reclaim.LruAdd(pfn);
+        Host.Reclaim.LruAdd(pfn, inFault: true);
         AddRss(1);
         Interlocked.Increment(ref _demandZeroFaults);
         return FaultResult.DemandZero;
@@ -401,7 +401,7 @@ public sealed partial class Mm
             return null;
         }
 
-        Host.Reclaim.LruAdd(newPfn);
+        Host.Reclaim.LruAdd(newPfn, inFault: true);
         if (fromZeroPage)
         {
             AddRss(1);

@@ -149,6 +149,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 SwapWriteErrors = Volatile.Read(ref _swapWriteErrors),
                 MemoryFailures = Volatile.Read(ref _memoryFailures),
                 KswapdRuns = Volatile.Read(ref _kswapdRuns),
+                MglruAgings = Volatile.Read(ref _mglruAgings),
+                MglruWalkPromotions = Volatile.Read(ref _mglruWalkPromotions),
+                MglruLookAroundPromotions = Volatile.Read(ref _mglruLookAroundPromotions),
                 SwapCachedPages = Cache?.Pages ?? 0,
                 ActiveAnonPages = active,
                 InactiveAnonPages = inactive,
@@ -460,19 +463,44 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     }
 
     /// <summary>
-    /// Puts a newly mapped anonymous frame on its LRU (Linux's <c>folio_add_lru</c>): the inactive list, or the active
-    /// list for a refault the workingset test called recent.
+    /// Puts a newly mapped or read anonymous frame on its LRU (Linux's <c>folio_add_lru</c>). Classic: the inactive list,
+    /// or the active list for a refault the workingset test called recent. Multi-gen (<c>lru_gen_add_folio</c>): a page
+    /// added by a fault (<paramref name="inFault"/>, Linux's <c>lru_gen_in_fault</c>) or an activated refault goes to the
+    /// youngest generation; any other anonymous page not in the swap cache to the second youngest; a swap-cache page
+    /// read ahead of any fault to the second oldest (the oldest when only two generations exist).
     /// </summary>
-    internal void LruAdd(Pfn pfn, bool active = false)
+    internal void LruAdd(Pfn pfn, bool active = false, bool inFault = false)
     {
         ref var frame = ref _memory.Frame(pfn);
         var lruvec = LruvecOf(ref frame);
         lock (lruvec.Lock)
         {
-            if (!frame.Has(FrameFlags.Lru) && !frame.Has(FrameFlags.Isolated))
+            if (frame.Has(FrameFlags.Lru) || frame.Has(FrameFlags.Isolated))
+            {
+                return;
+            }
+
+            if (!MultiGen)
             {
                 lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
+                return;
             }
+
+            long seq;
+            if (active || inFault)
+            {
+                seq = lruvec.MaxSeq;
+            }
+            else if (!frame.Has(FrameFlags.SwapCache))
+            {
+                seq = lruvec.MaxSeq - 1;
+            }
+            else
+            {
+                seq = lruvec.Generations <= Lruvec.MinGenerations ? lruvec.MinSeq : lruvec.MinSeq + 1;
+            }
+
+            lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
         }
     }
 
