@@ -239,6 +239,24 @@ internal sealed class Lruvec
     /// </summary>
     public uint OldestTailLocked() => _tail[SlotOf(_minSeq)];
 
+    /// <summary>
+    /// The tail of the oldest non-empty generation, however young (for last-resort eviction that ignores references),
+    /// or <see cref="FrameInfo.NoFrame"/> when every generation is empty. Hold <see cref="Lock"/>.
+    /// </summary>
+    public uint OldestNonEmptyTailLocked()
+    {
+        for (var seq = _minSeq; seq <= _maxSeq; seq++)
+        {
+            var tail = _tail[SlotOf(seq)];
+            if (tail != FrameInfo.NoFrame)
+            {
+                return tail;
+            }
+        }
+
+        return FrameInfo.NoFrame;
+    }
+
     /// <summary>Takes a frame off whichever list holds it and clears <see cref="FrameFlags.Lru"/> and its generation. Hold <see cref="Lock"/>.</summary>
     public void RemoveLocked(Span<FrameInfo> frames, uint index)
     {

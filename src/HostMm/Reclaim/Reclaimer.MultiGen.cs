@@ -73,20 +73,19 @@ public sealed partial class Reclaimer
         Span<uint> batch = stackalloc uint[_options.BatchPages];
         while (reclaimed < pages && scanned < limit)
         {
-            var count = IsolateOldest(lruvec, batch, out var needsAging, out var seenMaxSeq);
+            var count = IsolateOldest(lruvec, batch, control.IgnoreReferences, out var needsAging, out var seenMaxSeq);
             if (count == 0)
             {
                 // A round that only ages is bounded: with every page young, each aging moves them all up a generation,
-                // so after MaxGenerations rounds without a page to scan the lruvec is given up on for this call. The last
-                // direct-reclaim rounds (IgnoreReferences) open a generation without walking, so pages fall to the oldest
-                // by position and an allocation that swap can satisfy does not fail.
+                // so after MaxGenerations rounds without a page to scan the lruvec is given up on for this call (the last
+                // direct-reclaim rounds, which ignore references, never get here while a page is on the lists).
                 if (!needsAging || agings >= Lruvec.MaxGenerations || lruvec.Count == 0)
                 {
                     break;
                 }
 
                 agings++;
-                AgeLruvec(lruvec, seenMaxSeq, walk: !control.IgnoreReferences);
+                AgeLruvec(lruvec, seenMaxSeq, walk: true);
                 continue;
             }
 
@@ -106,7 +105,7 @@ public sealed partial class Reclaimer
                         PutBack(lruvec, pfn, LruList.Active);
                         break;
                     default:
-                        PutBack(lruvec, pfn, LruList.Inactive);
+                        PutBackKept(lruvec, pfn);
                         break;
                 }
             }
@@ -123,9 +122,12 @@ public sealed partial class Reclaimer
     /// Takes up to <c>batch.Length</c> frames off the oldest generation's tail, each with one reference and
     /// <see cref="FrameFlags.Isolated"/>, after dropping empty old generations. Isolates nothing, with
     /// <paramref name="needsAging"/> set, when only <see cref="Lruvec.MinGenerations"/> remain: the two youngest are
-    /// never evicted from. <paramref name="seenMaxSeq"/> is the youngest sequence number seen, for <see cref="AgeLruvec"/>.
+    /// never evicted from — except by last-resort reclaim (<paramref name="force"/>, references ignored), which takes the
+    /// oldest non-empty generation, however young, as the classic policy's last rounds take referenced pages (a falling
+    /// scan priority: an allocation that swap can satisfy must not fail because another reclaimer keeps aging).
+    /// <paramref name="seenMaxSeq"/> is the youngest sequence number seen, for <see cref="AgeLruvec"/>.
     /// </summary>
-    private int IsolateOldest(Lruvec lruvec, Span<uint> batch, out bool needsAging, out long seenMaxSeq)
+    private int IsolateOldest(Lruvec lruvec, Span<uint> batch, bool force, out bool needsAging, out long seenMaxSeq)
     {
         var frames = _memory.FrameTable;
         var count = 0;
@@ -133,13 +135,13 @@ public sealed partial class Reclaimer
         {
             lruvec.TryIncrementMinSeqLocked();
             seenMaxSeq = lruvec.MaxSeq;
-            needsAging = lruvec.Generations <= Lruvec.MinGenerations;
+            needsAging = !force && lruvec.Generations <= Lruvec.MinGenerations;
             if (needsAging)
             {
                 return 0;
             }
 
-            var index = lruvec.OldestTailLocked();
+            var index = force ? lruvec.OldestNonEmptyTailLocked() : lruvec.OldestTailLocked();
             var looked = 0;
             while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
             {
@@ -158,6 +160,25 @@ public sealed partial class Reclaimer
 
         Interlocked.Add(ref _isolated, count);
         return count;
+    }
+
+    /// <summary>
+    /// Returns a page eviction could not free now (page lock busy, a mapping's process busy, references held) to the
+    /// second-oldest generation, and drops the isolation reference: back in the oldest it would be isolated again at
+    /// once, and a small oldest generation of such pages would keep min_seq — and every page behind it — from moving.
+    /// </summary>
+    private void PutBackKept(Lruvec lruvec, Pfn pfn)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        lock (lruvec.Lock)
+        {
+            frame.ClearFlags(FrameFlags.Isolated);
+            var seq = lruvec.Generations > Lruvec.MinGenerations ? lruvec.MinSeq + 1 : lruvec.MinSeq;
+            lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
+        }
+
+        Interlocked.Decrement(ref _isolated);
+        _memory.Put(pfn);
     }
 
     /// <summary>

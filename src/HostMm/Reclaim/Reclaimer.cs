@@ -388,8 +388,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 }
 
                 CountStall(ref stalled);
-                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + 1;
-                if (failures >= 3 && control.IgnoreReferences)
+                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
+                if (failures >= 3)
                 {
                     break;
                 }
@@ -426,11 +426,24 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             }
 
             CountStall(ref stalled);
-            failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + 1;
-            if (failures >= 3 && control.IgnoreReferences)
+            failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
+            if (failures >= 3)
             {
                 break;
             }
+        }
+
+        // Last chance before out of memory: other threads' reclaim (or exits) may have made room since this thread's last
+        // failed round, and reclaim finding nothing to free is no proof that the charge cannot succeed now.
+        if (mayReclaim && cgroup.TryCharge(1))
+        {
+            if (_memory.TryAllocate(node, flags, out pfn))
+            {
+                _memory.Frame(pfn).SetMemoryCgroup(cgroup.Id);
+                return true;
+            }
+
+            cgroup.Uncharge(1);
         }
 
         cgroup.CountOom();
@@ -448,10 +461,19 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     {
         if (ReclaimFrom(cgroup, node, _options.BatchPages, control) != 0)
         {
+            // Progress: retry without using up a round (memcg's try_charge retries while reclaim frees anything), so a
+            // thread whose freed pages another allocating thread keeps taking does not run out of rounds — bounded, so
+            // that thread cannot starve this one forever.
+            if (waits < MaxProgressRetries)
+            {
+                waits++;
+                round--;
+            }
+
             return true;
         }
 
-        if (Volatile.Read(ref _isolated) == 0 || waits >= MaxIsolationWaits)
+        if (Volatile.Read(ref _isolated) == 0 || waits >= MaxProgressRetries)
         {
             return false;
         }
@@ -511,8 +533,11 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         return Volatile.Read(ref _lruvecs)[((cgroup - 1) * _memory.NodeCount) + frame.Node];
     }
 
-    /// <summary>Most rounds an allocation waits for other reclaimers' isolated pages (about a millisecond each).</summary>
-    private const int MaxIsolationWaits = 200;
+    /// <summary>
+    /// Most rounds an allocation retries without counting them: rounds that freed something but lost the room to another
+    /// thread, and rounds that waited for other reclaimers' isolated pages (about a millisecond each).
+    /// </summary>
+    private const int MaxProgressRetries = 200;
 
     private MemoryCgroup CgroupById(int id) => Volatile.Read(ref _cgroups)[id - 1];
 

@@ -8,6 +8,7 @@ using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 
@@ -27,20 +28,21 @@ public class SwapCoherenceRaceTests
     private const int Vcpus = 2;
 
     [Test]
-    public void Guest_writes_survive_swap_under_running_vcpus([Values(21, 22)] int seed) => Race(seed, hostSteps: 300);
+    public void Guest_writes_survive_swap_under_running_vcpus([Values(21, 22)] int seed, [Values] LruPolicy policy) => Race(seed, hostSteps: 300, policy);
 
     /// <summary>The same race, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
     [Category("Stress")]
-    public void StressGuestWritesSurviveSwap([Range(1, 4)] int seed) => Race(seed * 4241, hostSteps: 8_000);
+    public void StressGuestWritesSurviveSwap([Range(1, 4)] int seed, [Values] LruPolicy policy) => Race(seed * 4241, hostSteps: 8_000, policy);
 
-    private static void Race(int seed, int hostSteps)
+    private static void Race(int seed, int hostSteps, LruPolicy policy)
     {
         using var host = new Host(new HostOptions
         {
             Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
             Swap = new SwapOptions { Kind = SwapDeviceKind.Zram, SizeBytes = 16UL << 20 },
+            Reclaim = new ReclaimOptions { Policy = policy },
         });
         const int pages = Vcpus * PagesPerVcpu;
         var mm = host.CreateMm(0, host.Reclaim.CreateCgroup("guest", pages / 3));
