@@ -105,6 +105,11 @@ public sealed partial class Mm
                     if (access == FaultAccess.Write)
                     {
                         source.Slice(done, chunk).CopyTo(frame);
+
+                        // A write through a get-user-pages reference dirties the page itself, after the copy (Linux's
+                        // unpin_user_pages_dirty_lock): reclaim may have unmapped it, moved the PTE's dirty bit to the page
+                        // and written it to swap while we copied, and must write it again rather than drop it as clean.
+                        Host.Memory.SetFlags(page.Pfn, FrameFlags.Dirty);
                     }
                     else
                     {
@@ -244,7 +249,7 @@ public sealed partial class Mm
             return null;
         }
 
-        Host.Reclaim.LruAdd(pfn);
+        Host.Reclaim.LruAdd(pfn, inFault: true);
         AddRss(1);
         Interlocked.Increment(ref _demandZeroFaults);
         return FaultResult.DemandZero;
@@ -401,7 +406,7 @@ public sealed partial class Mm
             return null;
         }
 
-        Host.Reclaim.LruAdd(newPfn);
+        Host.Reclaim.LruAdd(newPfn, inFault: true);
         if (fromZeroPage)
         {
             AddRss(1);

@@ -202,6 +202,9 @@ public sealed partial class Mm : IMm, IDisposable
     /// <summary>Drops the read lock <see cref="TryEnterRmapRead"/> took.</summary>
     internal void ExitRmapRead() => _mmapLock.ExitReadLock();
 
+    /// <summary>The VMA set itself, for a walk by reclaim's aging; call with the mmap lock held (read is enough) and only enumerate it.</summary>
+    internal VmaSet VmasLocked => _vmas;
+
     /// <summary>
     /// Where this process would map the page of anon family <paramref name="family"/> with linear index
     /// <paramref name="index"/>: the address of that index in the VMA of the family that covers it. The page's own

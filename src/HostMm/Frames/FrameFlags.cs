@@ -83,4 +83,11 @@ public enum FrameFlags : uint
 
     /// <summary>Was on the active list when last deactivated: part of the workingset (PG_workingset); a refault of it counts a restore.</summary>
     Workingset = 1u << 21,
+
+    /// <summary>
+    /// Not a flag but a 3-bit field (bits 22–24, Linux's <c>LRU_GEN_MASK</c>): while the frame is on a multi-gen LRU
+    /// list, its generation's list index plus one (1–4); 0 when it is on no generation list. Changed only through
+    /// <c>FrameInfo.SetGeneration</c> (shift <see cref="FrameInfo.GenerationShift"/>), under the owning lruvec's lock.
+    /// </summary>
+    GenerationMask = 7u << 22,
 }

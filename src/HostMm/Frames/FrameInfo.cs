@@ -36,6 +36,9 @@ public struct FrameInfo
     /// <summary>The <see cref="RmapOwner"/> of a frame no mm owns (free, KSM, or not yet mapped).</summary>
     public const int NoOwner = -1;
 
+    /// <summary>The lowest bit of <see cref="FrameFlags.GenerationMask"/>.</summary>
+    public const int GenerationShift = 22;
+
     /// <summary>The <see cref="SwapSlot"/> of a frame that is not in the swap cache.</summary>
     public const uint NoSwapSlot = uint.MaxValue;
 
@@ -96,6 +99,12 @@ public struct FrameInfo
         internal set => _swapSlot = value;
     }
 
+    /// <summary>
+    /// The multi-gen LRU generation field (<see cref="FrameFlags.GenerationMask"/>): the frame's generation list index
+    /// plus one (1 to <see cref="FrameFlags.GenerationMask"/>'s width allows), or 0 when it is on no generation list.
+    /// </summary>
+    public readonly int Generation => (int)(((uint)Flags & (uint)FrameFlags.GenerationMask) >> GenerationShift);
+
     /// <summary>True when every bit of <paramref name="flags"/> is set.</summary>
     public readonly bool Has(FrameFlags flags) => (Flags & flags) == flags;
 
@@ -136,6 +145,33 @@ public struct FrameInfo
         ClearFlags(FrameFlags.Ksm);
         _rmapOwner = NoOwner;
         _rmapIndex = 0;
+    }
+
+    /// <summary>
+    /// Atomically replaces the generation field with <paramref name="generation"/> (list index + 1, 0 = none), leaving
+    /// every other bit as it is. The caller holds the lock of the lruvec whose list the frame joins or leaves.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="generation"/> does not fit the field (0–7).</exception>
+    internal void SetGeneration(int generation)
+    {
+        const uint mask = (uint)FrameFlags.GenerationMask;
+        if ((uint)generation > (mask >> GenerationShift))
+        {
+            throw new ArgumentOutOfRangeException(nameof(generation), generation, "a frame's generation field holds 0 (none) to 7");
+        }
+
+        var bits = (uint)generation << GenerationShift;
+        var old = Volatile.Read(ref _flags);
+        while (true)
+        {
+            var seen = Interlocked.CompareExchange(ref _flags, (old & ~mask) | bits, old);
+            if (seen == old)
+            {
+                return;
+            }
+
+            old = seen;
+        }
     }
 
     /// <summary>Atomically sets <paramref name="flags"/>.</summary>

@@ -33,6 +33,11 @@ public sealed record ReclaimOptions
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
     public void Validate()
     {
+        if (!Enum.IsDefined(Policy))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Policy), Policy, "the LRU policy must be Classic or MultiGen");
+        }
+
         if (BatchPages is < 1 or > 4096)
         {
             throw new ArgumentOutOfRangeException(nameof(BatchPages), BatchPages, "reclaim batch must be 1 to 4096 pages");

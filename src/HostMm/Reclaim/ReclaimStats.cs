@@ -87,6 +87,15 @@ public readonly record struct ReclaimStats
     /// <summary>Background reclaimer steps that found work to do.</summary>
     public long KswapdRuns { get; init; }
 
+    /// <summary>Multi-gen LRU agings: new youngest generations opened (Linux's <c>max_seq</c> increments).</summary>
+    public long MglruAgings { get; init; }
+
+    /// <summary>Pages the multi-gen aging walk found young and moved to the youngest generation.</summary>
+    public long MglruWalkPromotions { get; init; }
+
+    /// <summary>Neighbouring pages the multi-gen look-around found young and moved to the youngest generation.</summary>
+    public long MglruLookAroundPromotions { get; init; }
+
     /// <summary>Pages in the swap cache now (<c>SwapCached</c>).</summary>
     public long SwapCachedPages { get; init; }
 

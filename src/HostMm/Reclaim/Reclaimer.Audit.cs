@@ -37,6 +37,21 @@ public sealed partial class Reclaimer
                 violations.Add($"{pfn} has the LRU flag but is on no LRU list");
             }
 
+            if (frame.Generation != 0 && !frame.Has(FrameFlags.Lru))
+            {
+                violations.Add($"{pfn} has generation field {frame.Generation} but is on no LRU list");
+            }
+
+            if (frame.Generation > Lruvec.MaxGenerations)
+            {
+                violations.Add($"{pfn} has generation field {frame.Generation}, beyond the {Lruvec.MaxGenerations} generation lists");
+            }
+
+            if (frame.Generation != 0 && _options.Policy != LruPolicy.MultiGen)
+            {
+                violations.Add($"{pfn} has generation field {frame.Generation} under the {_options.Policy} policy");
+            }
+
             if (frame.Has(FrameFlags.Isolated))
             {
                 violations.Add($"{pfn} is still isolated: reclaim did not put it back");

@@ -15,9 +15,13 @@ public sealed partial class Reclaimer
     /// policy, <c>clear_young</c> under the multi-gen one) — both under the page-table lock, in that order. Returns the
     /// mappings found young; <paramref name="complete"/> is false when a process could not be walked (lock busy).
     /// </summary>
-    internal int FolioReferenced(Pfn pfn, out bool complete)
+    /// <param name="pfn">The frame, locked and isolated by the caller.</param>
+    /// <param name="complete">False when a process could not be walked.</param>
+    /// <param name="lookAround">Under the multi-gen policy, the lruvec whose young neighbours a young mapping's
+    /// look-around promotes (<see cref="LookAround"/>); null for none.</param>
+    internal int FolioReferenced(Pfn pfn, out bool complete, Lruvec? lookAround = null)
     {
-        var visitor = new ReferencedVisitor(this, pfn);
+        var visitor = new ReferencedVisitor(this, pfn, lookAround);
         complete = WalkRmap(pfn, ref visitor);
         return visitor.References;
     }
@@ -85,15 +89,26 @@ public sealed partial class Reclaimer
     }
 
     /// <summary><c>folio_referenced_one</c>: the primary accessed bit, then the secondary MMUs, under the PTL.</summary>
-    private struct ReferencedVisitor(Reclaimer owner, Pfn pfn) : IRmapVisitor
+    private struct ReferencedVisitor(Reclaimer owner, Pfn pfn, Lruvec? lookAround) : IRmapVisitor
     {
         public int References { get; private set; }
 
         public bool Visit(Mm mm, Hva address)
         {
+            var young = Check(mm, address);
+            if (young && lookAround is not null)
+            {
+                owner.LookAround(mm, address, lookAround); // after the PTE lock is dropped: the walk takes the table's lock
+            }
+
+            return true;
+        }
+
+        private bool Check(Mm mm, Hva address)
+        {
             if (!mm.PageTable.TryLock(address, allocate: false, out var slot))
             {
-                return true;
+                return false;
             }
 
             using (slot)
@@ -101,7 +116,7 @@ public sealed partial class Reclaimer
                 var pte = slot.Value;
                 if (!pte.IsPresent || pte.Pfn != pfn)
                 {
-                    return true;
+                    return false;
                 }
 
                 var young = pte.IsAccessed;
@@ -125,9 +140,9 @@ public sealed partial class Reclaimer
                 {
                     References++;
                 }
-            }
 
-            return true;
+                return young;
+            }
         }
     }
 

@@ -29,7 +29,9 @@ public sealed partial class Reclaimer
                 continue;
             }
 
-            reclaimed += ShrinkLruvec(lruvec, pages - reclaimed, control);
+            reclaimed += MultiGen
+                ? ShrinkLruvecMultiGen(lruvec, pages - reclaimed, control)
+                : ShrinkLruvec(lruvec, pages - reclaimed, control);
         }
 
         return reclaimed;
@@ -161,14 +163,18 @@ public sealed partial class Reclaimer
         return count;
     }
 
-    /// <summary>Returns an isolated frame to the head of <paramref name="list"/> and drops the isolation reference.</summary>
+    /// <summary>
+    /// Returns an isolated frame to the head of <paramref name="list"/> and drops the isolation reference. Under the
+    /// multi-gen policy <see cref="LruList.Active"/> means the youngest generation and <see cref="LruList.Inactive"/> the
+    /// oldest (Linux's <c>lru_gen_add_folio</c> for an activated and for a reclaiming put-back).
+    /// </summary>
     private void PutBack(Lruvec lruvec, Pfn pfn, LruList list)
     {
         ref var frame = ref _memory.Frame(pfn);
         lock (lruvec.Lock)
         {
             frame.ClearFlags(FrameFlags.Isolated);
-            lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, list);
+            AddPolicyLocked(lruvec, (uint)pfn.Value, list);
         }
 
         Interlocked.Decrement(ref _isolated);
@@ -193,7 +199,7 @@ public sealed partial class Reclaimer
         {
             if (frame.MapCount > 0 && !control.IgnoreReferences)
             {
-                var decision = CheckReferences(pfn);
+                var decision = MultiGen ? CheckReferencesMultiGen(lruvec, pfn) : CheckReferences(pfn);
                 if (decision != FolioOutcome.Reclaimed)
                 {
                     return decision;
@@ -341,6 +347,40 @@ public sealed partial class Reclaimer
     }
 
     /// <summary>
+    /// The multi-gen decision for a page of the oldest generation: a page found young in any mapping (accessed bit or
+    /// secondary MMU, through <c>clear_young</c>; each young mapping also looks around its neighbours) has been used since
+    /// it entered its generation and is promoted to the youngest; an unreferenced one is reclaimed; a walk that could not
+    /// visit every mapping keeps the page.
+    /// </summary>
+    private FolioOutcome CheckReferencesMultiGen(Lruvec lruvec, Pfn pfn)
+    {
+        var references = FolioReferenced(pfn, out var complete, lookAround: lruvec);
+        _memory.Frame(pfn).ClearFlags(FrameFlags.Accessed);
+        if (references > 0)
+        {
+            return FolioOutcome.Activate;
+        }
+
+        return complete ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
+    }
+
+    /// <summary>
+    /// Adds a frame that is on no list to <paramref name="list"/> under the policy in force: the classic list itself, or
+    /// for the multi-gen LRU the youngest generation (active) or the oldest (inactive). Hold <paramref name="lruvec"/>'s lock.
+    /// </summary>
+    private void AddPolicyLocked(Lruvec lruvec, uint index, LruList list)
+    {
+        if (MultiGen)
+        {
+            lruvec.AddToGenerationLocked(_memory.FrameTable, index, list == LruList.Active ? lruvec.MaxSeq : lruvec.MinSeq);
+        }
+        else
+        {
+            lruvec.AddLocked(_memory.FrameTable, index, list);
+        }
+    }
+
+    /// <summary>
     /// MADV_COLD (<paramref name="pageOut"/> false): each page loses PG_referenced and moves to the head of its
     /// inactive list. MADV_PAGEOUT: each page is isolated and reclaimed now, references ignored (Linux's
     /// <c>reclaim_pages</c>, which counts <c>pswpout</c> but not <c>pgscan</c>/<c>pgsteal</c>). The caller holds one
@@ -370,7 +410,7 @@ public sealed partial class Reclaimer
                     else
                     {
                         lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
-                        lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, LruList.Inactive);
+                        AddPolicyLocked(lruvec, (uint)pfn.Value, LruList.Inactive);
                         Interlocked.Increment(ref _pgdeactivate);
                     }
                 }

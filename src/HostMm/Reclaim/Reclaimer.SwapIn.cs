@@ -270,7 +270,7 @@ public sealed partial class Reclaimer
 
         Interlocked.Increment(ref _pgmajfault);
         var active = shadow != 0 && WorkingsetRefault(shadow, target);
-        LruAdd(target, active);
+        LruAdd(target, active, inFault: true);
         return new SwapPage(SwapPageStatus.Locked, target, Major: true, SwapIoStatus.Ok, active);
     }
 

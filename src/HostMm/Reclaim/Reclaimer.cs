@@ -149,6 +149,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 SwapWriteErrors = Volatile.Read(ref _swapWriteErrors),
                 MemoryFailures = Volatile.Read(ref _memoryFailures),
                 KswapdRuns = Volatile.Read(ref _kswapdRuns),
+                MglruAgings = Volatile.Read(ref _mglruAgings),
+                MglruWalkPromotions = Volatile.Read(ref _mglruWalkPromotions),
+                MglruLookAroundPromotions = Volatile.Read(ref _mglruLookAroundPromotions),
                 SwapCachedPages = Cache?.Pages ?? 0,
                 ActiveAnonPages = active,
                 InactiveAnonPages = inactive,
@@ -385,8 +388,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 }
 
                 CountStall(ref stalled);
-                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + 1;
-                if (failures >= 3 && control.IgnoreReferences)
+                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
+                if (failures >= 3)
                 {
                     break;
                 }
@@ -423,11 +426,24 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             }
 
             CountStall(ref stalled);
-            failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + 1;
-            if (failures >= 3 && control.IgnoreReferences)
+            failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
+            if (failures >= 3)
             {
                 break;
             }
+        }
+
+        // Last chance before out of memory: other threads' reclaim (or exits) may have made room since this thread's last
+        // failed round, and reclaim finding nothing to free is no proof that the charge cannot succeed now.
+        if (mayReclaim && cgroup.TryCharge(1))
+        {
+            if (_memory.TryAllocate(node, flags, out pfn))
+            {
+                _memory.Frame(pfn).SetMemoryCgroup(cgroup.Id);
+                return true;
+            }
+
+            cgroup.Uncharge(1);
         }
 
         cgroup.CountOom();
@@ -445,10 +461,19 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     {
         if (ReclaimFrom(cgroup, node, _options.BatchPages, control) != 0)
         {
+            // Progress: retry without using up a round (memcg's try_charge retries while reclaim frees anything), so a
+            // thread whose freed pages another allocating thread keeps taking does not run out of rounds — bounded, so
+            // that thread cannot starve this one forever.
+            if (waits < MaxProgressRetries)
+            {
+                waits++;
+                round--;
+            }
+
             return true;
         }
 
-        if (Volatile.Read(ref _isolated) == 0 || waits >= MaxIsolationWaits)
+        if (Volatile.Read(ref _isolated) == 0 || waits >= MaxProgressRetries)
         {
             return false;
         }
@@ -460,19 +485,44 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     }
 
     /// <summary>
-    /// Puts a newly mapped anonymous frame on its LRU (Linux's <c>folio_add_lru</c>): the inactive list, or the active
-    /// list for a refault the workingset test called recent.
+    /// Puts a newly mapped or read anonymous frame on its LRU (Linux's <c>folio_add_lru</c>). Classic: the inactive list,
+    /// or the active list for a refault the workingset test called recent. Multi-gen (<c>lru_gen_add_folio</c>): a page
+    /// added by a fault (<paramref name="inFault"/>, Linux's <c>lru_gen_in_fault</c>) or an activated refault goes to the
+    /// youngest generation; any other anonymous page not in the swap cache to the second youngest; a swap-cache page
+    /// read ahead of any fault to the second oldest (the oldest when only two generations exist).
     /// </summary>
-    internal void LruAdd(Pfn pfn, bool active = false)
+    internal void LruAdd(Pfn pfn, bool active = false, bool inFault = false)
     {
         ref var frame = ref _memory.Frame(pfn);
         var lruvec = LruvecOf(ref frame);
         lock (lruvec.Lock)
         {
-            if (!frame.Has(FrameFlags.Lru) && !frame.Has(FrameFlags.Isolated))
+            if (frame.Has(FrameFlags.Lru) || frame.Has(FrameFlags.Isolated))
+            {
+                return;
+            }
+
+            if (!MultiGen)
             {
                 lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
+                return;
             }
+
+            long seq;
+            if (active || inFault)
+            {
+                seq = lruvec.MaxSeq;
+            }
+            else if (!frame.Has(FrameFlags.SwapCache))
+            {
+                seq = lruvec.MaxSeq - 1;
+            }
+            else
+            {
+                seq = lruvec.Generations <= Lruvec.MinGenerations ? lruvec.MinSeq : lruvec.MinSeq + 1;
+            }
+
+            lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
         }
     }
 
@@ -483,8 +533,11 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         return Volatile.Read(ref _lruvecs)[((cgroup - 1) * _memory.NodeCount) + frame.Node];
     }
 
-    /// <summary>Most rounds an allocation waits for other reclaimers' isolated pages (about a millisecond each).</summary>
-    private const int MaxIsolationWaits = 200;
+    /// <summary>
+    /// Most rounds an allocation retries without counting them: rounds that freed something but lost the room to another
+    /// thread, and rounds that waited for other reclaimers' isolated pages (about a millisecond each).
+    /// </summary>
+    private const int MaxProgressRetries = 200;
 
     private MemoryCgroup CgroupById(int id) => Volatile.Read(ref _cgroups)[id - 1];
 

@@ -8,6 +8,7 @@ using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 
@@ -27,31 +28,32 @@ public class SwapCoherenceRaceTests
     private const int Vcpus = 2;
 
     [Test]
-    public void Guest_writes_survive_swap_under_running_vcpus([Values(21, 22)] int seed) => Race(seed, hostSteps: 300);
+    public void Guest_writes_survive_swap_under_running_vcpus([Values(21, 22)] int seed, [Values] LruPolicy policy) => Race(seed, hostSteps: 300, policy);
 
     /// <summary>The same race with frames marked dirty when mapped writable and never on zap or age (<see cref="DirtyTrackingPolicy.OnMap"/>).</summary>
     [Test]
     public void Guest_writes_survive_swap_with_map_time_dirty_marking([Values(23)] int seed) =>
-        Race(seed, hostSteps: 300, DirtyTrackingPolicy.OnMap);
+        Race(seed, hostSteps: 300, LruPolicy.Classic, DirtyTrackingPolicy.OnMap);
 
     /// <summary>The same race, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
     [Category("Stress")]
-    public void StressGuestWritesSurviveSwap([Range(1, 4)] int seed) => Race(seed * 4241, hostSteps: 8_000);
+    public void StressGuestWritesSurviveSwap([Range(1, 4)] int seed, [Values] LruPolicy policy) => Race(seed * 4241, hostSteps: 8_000, policy);
 
-    private static void Race(int seed, int hostSteps, DirtyTrackingPolicy policy = DirtyTrackingPolicy.OnZap)
+    private static void Race(int seed, int hostSteps, LruPolicy policy, DirtyTrackingPolicy dirtyTracking = DirtyTrackingPolicy.OnZap)
     {
         using var host = new Host(new HostOptions
         {
             Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
             Swap = new SwapOptions { Kind = SwapDeviceKind.Zram, SizeBytes = 16UL << 20 },
+            Reclaim = new ReclaimOptions { Policy = policy },
         });
         const int pages = Vcpus * PagesPerVcpu;
         var mm = host.CreateMm(0, host.Reclaim.CreateCgroup("guest", pages / 3));
         var ram = mm.Mmap(pages * Page, Protection.Read | Protection.Write);
         var shootdown = new TlbShootdown();
-        using var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = policy });
+        using var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = dirtyTracking });
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), pages * Page, ram, new HostProcessBacking(mm));
 
         var stop = 0;

@@ -11,11 +11,10 @@ namespace Hypervisor.HostMm.Tests.Reclaim;
 /// </summary>
 public class AgingTests
 {
-    [TestCase(true)]
-    [TestCase(false)]
-    public void Pages_a_secondary_mmu_reports_young_stay_resident_only_while_its_answers_count(bool secondaryAging)
+    [Test]
+    public void Pages_a_secondary_mmu_reports_young_stay_resident_only_while_its_answers_count([Values] bool secondaryAging, [Values] LruPolicy policy)
     {
-        using var host = Create(reclaim: new ReclaimOptions { SecondaryAging = secondaryAging });
+        using var host = Create(reclaim: new ReclaimOptions { SecondaryAging = secondaryAging, Policy = policy });
         var mm = LimitedProcess(host, limitPages: 64);
         var start = mm.Mmap(256 * Page, Protection.Read | Protection.Write);
         var hot = new YoungRange(start, start + (16 * Page)); // a guest keeps touching these through its EPT
@@ -44,9 +43,9 @@ public class AgingTests
     }
 
     [Test]
-    public void Cold_pages_are_reclaimed_before_recently_used_ones()
+    public void Cold_pages_are_reclaimed_before_recently_used_ones([Values] LruPolicy policy)
     {
-        using var host = Create();
+        using var host = Create(reclaim: new ReclaimOptions { Policy = policy });
         var mm = host.CreateMm();
         var start = mm.Mmap(32 * Page, Protection.Read | Protection.Write);
         WritePattern(mm, start, 32, seed: 2);
@@ -61,9 +60,9 @@ public class AgingTests
     }
 
     [Test]
-    public void The_background_reclaimer_keeps_a_cgroup_below_its_limit()
+    public void The_background_reclaimer_keeps_a_cgroup_below_its_limit([Values] LruPolicy policy)
     {
-        using var host = Create();
+        using var host = Create(reclaim: new ReclaimOptions { Policy = policy });
         var mm = LimitedProcess(host, limitPages: 256);
         var start = mm.Mmap(250 * Page, Protection.Read | Protection.Write);
         WritePattern(mm, start, 250, seed: 3);
@@ -101,9 +100,9 @@ public class AgingTests
     }
 
     [Test]
-    public void A_refault_of_an_evicted_page_is_counted_by_the_workingset_test()
+    public void A_refault_of_an_evicted_page_is_counted_by_the_workingset_test([Values] LruPolicy policy)
     {
-        using var host = Create();
+        using var host = Create(reclaim: new ReclaimOptions { Policy = policy });
         var mm = LimitedProcess(host, limitPages: 32);
         var start = mm.Mmap(96 * Page, Protection.Read | Protection.Write);
         WritePattern(mm, start, 96, seed: 5);

@@ -1,6 +1,7 @@
 using Hypervisor.Notifier;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Vmas;
 using static Hypervisor.HostMm.Tests.Reclaim.SwapHosts;
 
@@ -18,17 +19,17 @@ public class ReclaimRaceTests
     private const int Workers = 2;
 
     [Test]
-    public void Workers_never_lose_or_mix_pages_while_the_host_reclaims_and_swaps([Values(11, 12)] int seed) => Race(seed, rounds: 3_000);
+    public void Workers_never_lose_or_mix_pages_while_the_host_reclaims_and_swaps([Values(11, 12)] int seed, [Values] LruPolicy policy) => Race(seed, rounds: 3_000, policy);
 
     /// <summary>The same race, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
     [Category("Stress")]
-    public void StressWorkersNeverLoseOrMixPages([Range(1, 4)] int seed) => Race(seed * 7907, rounds: 60_000);
+    public void StressWorkersNeverLoseOrMixPages([Range(1, 4)] int seed, [Values] LruPolicy policy) => Race(seed * 7907, rounds: 60_000, policy);
 
-    private static void Race(int seed, int rounds)
+    private static void Race(int seed, int rounds, LruPolicy policy)
     {
-        using var host = Create(swapMegabytes: 32);
+        using var host = Create(swapMegabytes: 32, reclaim: new ReclaimOptions { Policy = policy });
         var mm = LimitedProcess(host, limitPages: 96);
         var start = mm.Mmap((ulong)(Workers * PagesPerWorker) * Page, Protection.Read | Protection.Write);
         var problems = new ConcurrentQueue<string>();

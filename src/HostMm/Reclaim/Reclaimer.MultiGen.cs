@@ -1,0 +1,414 @@
+using System.Buffers;
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
+
+namespace Hypervisor.HostMm.Reclaim;
+
+/// <summary>
+/// The multi-gen LRU (<see cref="LruPolicy.MultiGen"/>, Linux's <c>lru_gen</c>): eviction from the oldest generation,
+/// aging by a page-table walk of the cgroup's processes, and look-around from a young reverse-map hit. Both the walk and
+/// the look-around clear the primary accessed bit and ask the secondary MMUs with <c>clear_young</c> (no flush), and —
+/// as Linux does since 6.12 when a process has notifiers — ask about every present PTE, so a page used only by a guest
+/// through its EPT counts as young.
+/// </summary>
+/// <remarks>
+/// <para>Lock order for aging: <see cref="Lruvec.AgingLock"/> → a process's mmap lock (tried, never waited for) →
+/// page-table lock → a secondary MMU's lock. Young frames are only collected under the page-table lock; they move to the
+/// youngest generation afterwards under <see cref="Lruvec.Lock"/> (a leaf), after a re-check that they are still on
+/// that lruvec's lists (they may have been isolated or freed in between; no reference is taken per page).</para>
+/// </remarks>
+public sealed partial class Reclaimer
+{
+    /// <summary>Neighbours on each side of a young PTE that look-around checks (Linux checks up to 64 in the same table).</summary>
+    private const int LookAroundPages = 32;
+
+    /// <summary>Young frames a walk collects before it stops to promote them (at least one PTE table's worth).</summary>
+    private const int WalkBatch = 2 * HostPageTable.EntriesPerTable;
+
+    private long _mglruAgings;
+    private long _mglruWalkPromotions;
+    private long _mglruLookAroundPromotions;
+
+    private bool MultiGen => _options.Policy == LruPolicy.MultiGen;
+
+    /// <summary>
+    /// Ages every lruvec of <paramref name="cgroup"/> once (Linux's <c>try_to_inc_max_seq</c>): opens a new youngest
+    /// generation, then walks the page tables of the cgroup's processes, clearing accessed bits and asking the secondary
+    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation. Returns the pages promoted.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The host's policy is <see cref="LruPolicy.Classic"/>, which has no generations.</exception>
+    public long AgeCgroup(MemoryCgroup cgroup)
+    {
+        ArgumentNullException.ThrowIfNull(cgroup);
+        if (!MultiGen)
+        {
+            throw new InvalidOperationException($"{cgroup}: aging by generations needs LruPolicy.MultiGen; this host's policy is {_options.Policy}");
+        }
+
+        long promoted = 0;
+        foreach (var lruvec in Volatile.Read(ref _lruvecs))
+        {
+            if (ReferenceEquals(lruvec.Cgroup, cgroup))
+            {
+                promoted += AgeLruvec(lruvec, lruvec.MaxSeq, walk: true);
+            }
+        }
+
+        return promoted;
+    }
+
+    /// <summary>
+    /// Linux's <c>evict_folios</c> loop for the anonymous generations: isolates batches from the oldest generation's
+    /// tail and tries to free each page; a page referenced since it entered (its PTE accessed bit, found with
+    /// <c>clear_young</c> through the reverse map, or a secondary MMU's young answer) is promoted to the youngest
+    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first. Stops after
+    /// <paramref name="pages"/> are freed or twice the lists have been scanned.
+    /// </summary>
+    private long ShrinkLruvecMultiGen(Lruvec lruvec, long pages, ScanControl control)
+    {
+        long reclaimed = 0;
+        long scanned = 0;
+        var agings = 0;
+        var limit = (2 * lruvec.Count) + pages + _options.BatchPages;
+        Span<uint> batch = stackalloc uint[_options.BatchPages];
+        while (reclaimed < pages && scanned < limit)
+        {
+            var count = IsolateOldest(lruvec, batch, control.IgnoreReferences, out var needsAging, out var seenMaxSeq);
+            if (count == 0)
+            {
+                // A round that only ages is bounded: with every page young, each aging moves them all up a generation,
+                // so after MaxGenerations rounds without a page to scan the lruvec is given up on for this call (the last
+                // direct-reclaim rounds, which ignore references, never get here while a page is on the lists).
+                if (!needsAging || agings >= Lruvec.MaxGenerations || lruvec.Count == 0)
+                {
+                    break;
+                }
+
+                agings++;
+                AgeLruvec(lruvec, seenMaxSeq, walk: true);
+                continue;
+            }
+
+            Interlocked.Add(ref control.Direct ? ref _pgscanDirect : ref _pgscanKswapd, count);
+            var freed = 0;
+            foreach (var index in batch[..count])
+            {
+                var pfn = new Pfn(index);
+                switch (ShrinkFolio(lruvec, pfn, control))
+                {
+                    case FolioOutcome.Reclaimed:
+                        freed++;
+                        break;
+                    case FolioOutcome.Activate:
+                        Interlocked.Increment(ref _pgactivate);
+                        lruvec.AgeNonresident();
+                        PutBack(lruvec, pfn, LruList.Active);
+                        break;
+                    default:
+                        PutBackKept(lruvec, pfn);
+                        break;
+                }
+            }
+
+            Interlocked.Add(ref control.Direct ? ref _pgstealDirect : ref _pgstealKswapd, freed);
+            scanned += count;
+            reclaimed += freed;
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>
+    /// Takes up to <c>batch.Length</c> frames off the oldest generation's tail, each with one reference and
+    /// <see cref="FrameFlags.Isolated"/>, after dropping empty old generations. Isolates nothing, with
+    /// <paramref name="needsAging"/> set, when only <see cref="Lruvec.MinGenerations"/> remain: the two youngest are
+    /// never evicted from — except by last-resort reclaim (<paramref name="force"/>, references ignored), which takes the
+    /// oldest non-empty generation, however young, as the classic policy's last rounds take referenced pages (a falling
+    /// scan priority: an allocation that swap can satisfy must not fail because another reclaimer keeps aging).
+    /// <paramref name="seenMaxSeq"/> is the youngest sequence number seen, for <see cref="AgeLruvec"/>.
+    /// </summary>
+    private int IsolateOldest(Lruvec lruvec, Span<uint> batch, bool force, out bool needsAging, out long seenMaxSeq)
+    {
+        var frames = _memory.FrameTable;
+        var count = 0;
+        lock (lruvec.Lock)
+        {
+            lruvec.TryIncrementMinSeqLocked();
+            seenMaxSeq = lruvec.MaxSeq;
+            needsAging = !force && lruvec.Generations <= Lruvec.MinGenerations;
+            if (needsAging)
+            {
+                return 0;
+            }
+
+            var index = force ? lruvec.OldestNonEmptyTailLocked() : lruvec.OldestTailLocked();
+            var looked = 0;
+            while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
+            {
+                looked++;
+                var previous = frames[(int)index].LruPrev;
+                if (_memory.TryGet(new Pfn(index)))
+                {
+                    lruvec.RemoveLocked(frames, index);
+                    frames[(int)index].SetFlags(FrameFlags.Isolated);
+                    batch[count++] = index;
+                }
+
+                index = previous;
+            }
+        }
+
+        Interlocked.Add(ref _isolated, count);
+        return count;
+    }
+
+    /// <summary>
+    /// Returns a page eviction could not free now (page lock busy, a mapping's process busy, references held) to the
+    /// second-oldest generation, and drops the isolation reference: back in the oldest it would be isolated again at
+    /// once, and a small oldest generation of such pages would keep min_seq — and every page behind it — from moving.
+    /// </summary>
+    private void PutBackKept(Lruvec lruvec, Pfn pfn)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        lock (lruvec.Lock)
+        {
+            frame.ClearFlags(FrameFlags.Isolated);
+            var seq = lruvec.Generations > Lruvec.MinGenerations ? lruvec.MinSeq + 1 : lruvec.MinSeq;
+            lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
+        }
+
+        Interlocked.Decrement(ref _isolated);
+        _memory.Put(pfn);
+    }
+
+    /// <summary>
+    /// One aging of <paramref name="lruvec"/>: unless another thread already opened a generation after
+    /// <paramref name="seenMaxSeq"/>, opens a new youngest one and (with <paramref name="walk"/>) walks the page tables of
+    /// the cgroup's processes, promoting the young pages of this lruvec into it. Returns the pages promoted.
+    /// </summary>
+    private long AgeLruvec(Lruvec lruvec, long seenMaxSeq, bool walk)
+    {
+        lock (lruvec.AgingLock)
+        {
+            lock (lruvec.Lock)
+            {
+                if (lruvec.MaxSeq != seenMaxSeq)
+                {
+                    return 0; // aged by someone else meanwhile
+                }
+
+                lruvec.IncrementMaxSeqLocked(_memory.FrameTable);
+            }
+
+            Interlocked.Increment(ref _mglruAgings);
+            return walk ? WalkCgroupMms(lruvec) : 0;
+        }
+    }
+
+    /// <summary>
+    /// The aging walk (Linux's <c>walk_mm</c> over the memcg's mm list): every VMA of every live process of the lruvec's
+    /// cgroup whose mmap lock can be taken without waiting, one PTE table at a time, stopping to promote when the batch
+    /// buffer cannot take another table.
+    /// </summary>
+    private long WalkCgroupMms(Lruvec lruvec)
+    {
+        var buffer = ArrayPool<uint>.Shared.Rent(WalkBatch);
+        long promoted = 0;
+        long queries = 0;
+        long hits = 0;
+        try
+        {
+            foreach (var mm in _host.Mms)
+            {
+                if (!ReferenceEquals(mm.Cgroup, lruvec.Cgroup) || !mm.TryEnterRmapRead(out var taken))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var asksSecondary = mm.Notifiers.SubscriberCount > 0;
+                    foreach (var vma in mm.VmasLocked)
+                    {
+                        var address = vma.Start;
+                        while (address < vma.End)
+                        {
+                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, asksSecondary);
+                            mm.PageTable.Walk(address, vma.End, allocate: false, ref visitor);
+                            queries += visitor.Queries;
+                            hits += visitor.Hits;
+                            promoted += PromoteBatch(lruvec, buffer.AsSpan(0, visitor.Count));
+                            if (visitor.ResumeAt is not { } resume)
+                            {
+                                break;
+                            }
+
+                            address = resume;
+                        }
+                    }
+                }
+                finally
+                {
+                    if (taken)
+                    {
+                        mm.ExitRmapRead();
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<uint>.Shared.Return(buffer);
+        }
+
+        Interlocked.Add(ref _youngQueries, queries);
+        Interlocked.Add(ref _youngHits, hits);
+        Interlocked.Add(ref _mglruWalkPromotions, promoted);
+        return promoted;
+    }
+
+    /// <summary>
+    /// Linux's <c>lru_gen_look_around</c>, after the reverse map found <paramref name="address"/> young in
+    /// <paramref name="mm"/>: up to <see cref="LookAroundPages"/> PTEs on each side, within the same PTE table and VMA,
+    /// are aged the same way (accessed bit cleared, <c>clear_young</c> asked) and the young ones among this lruvec's
+    /// pages are promoted. Call with the mmap lock held for read and no page-table lock.
+    /// </summary>
+    private void LookAround(Mm mm, Hva address, Lruvec lruvec)
+    {
+        var vma = mm.VmasLocked.Find(address);
+        if (vma is null)
+        {
+            return;
+        }
+
+        const ulong tableSpan = HostPageTable.EntriesPerTable * Paging.PageSize;
+        var tableStart = address.Value & ~(tableSpan - 1);
+        var span = LookAroundPages * Paging.PageSize;
+        var start = Math.Max(Math.Max(vma.Start.Value, tableStart), address.Value >= span ? address.Value - span : 0);
+        var end = Math.Min(Math.Min(vma.End.Value, tableStart + tableSpan), address.Value + Paging.PageSize + span);
+        if (end - start <= Paging.PageSize)
+        {
+            return;
+        }
+
+        var buffer = ArrayPool<uint>.Shared.Rent((2 * LookAroundPages) + 1);
+        try
+        {
+            var visitor = new AgingVisitor(this, mm, lruvec, buffer, mm.Notifiers.SubscriberCount > 0, skip: address);
+            mm.PageTable.Walk(new Hva(start), new Hva(end), allocate: false, ref visitor);
+            Interlocked.Add(ref _youngQueries, visitor.Queries);
+            Interlocked.Add(ref _youngHits, visitor.Hits);
+            Interlocked.Add(ref _mglruLookAroundPromotions, PromoteBatch(lruvec, buffer.AsSpan(0, visitor.Count)));
+        }
+        finally
+        {
+            ArrayPool<uint>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Moves each frame of <paramref name="pfns"/> that is still on one of <paramref name="lruvec"/>'s generation lists
+    /// to its youngest generation. Returns how many moved.
+    /// </summary>
+    private long PromoteBatch(Lruvec lruvec, ReadOnlySpan<uint> pfns)
+    {
+        if (pfns.IsEmpty)
+        {
+            return 0;
+        }
+
+        var frames = _memory.FrameTable;
+        long promoted = 0;
+        lock (lruvec.Lock)
+        {
+            foreach (var index in pfns)
+            {
+                // Lru is read before the charge and node: a frame freed and recharged elsewhere since the walk sets its
+                // new charge before its new lruvec sets Lru, so a stale match cannot pass both reads.
+                ref var frame = ref frames[(int)index];
+                if (frame.Has(FrameFlags.Lru) && BelongsTo(ref frame, lruvec) && lruvec.PromoteLocked(frames, index))
+                {
+                    promoted++;
+                }
+            }
+        }
+
+        return promoted;
+    }
+
+    /// <summary>True when <paramref name="frame"/>'s node and charge are <paramref name="lruvec"/>'s (the root's when uncharged).</summary>
+    private bool BelongsTo(ref FrameInfo frame, Lruvec lruvec)
+    {
+        var cgroup = frame.MemoryCgroupId == 0 ? Root.Id : frame.MemoryCgroupId;
+        return frame.Node == lruvec.Node && cgroup == lruvec.Cgroup.Id;
+    }
+
+    /// <summary>
+    /// The per-PTE-table step shared by the aging walk and look-around (Linux's <c>walk_pte_range</c> and the loop of
+    /// <c>lru_gen_look_around</c>): for each present PTE of one of the lruvec's pages, clears the accessed bit, asks the
+    /// secondary MMUs with <c>clear_young</c> when the process has any (whatever the primary bit said), and collects the
+    /// young pages. Stops before a table whose entries might not fit the buffer, recording where to resume.
+    /// </summary>
+    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, bool asksSecondary, Hva skip = default) : IPteVisitor
+    {
+        public int Count { get; private set; }
+
+        public long Queries { get; private set; }
+
+        public long Hits { get; private set; }
+
+        public Hva? ResumeAt { get; private set; }
+
+        public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
+        {
+            if (Count > 0 && buffer.Length - Count < entries.Length)
+            {
+                ResumeAt = firstAddress;
+                return false;
+            }
+
+            var memory = owner._memory;
+            var zero = mm.Host.ZeroPfn;
+            var secondaryCounts = owner._options.SecondaryAging;
+            var youngest = (int)(lruvec.MaxSeq % Lruvec.MaxGenerations) + 1;
+            for (var i = 0; i < entries.Length && Count < buffer.Length; i++)
+            {
+                var pte = new HostPte(entries[i]);
+                var address = firstAddress + ((ulong)i * Paging.PageSize);
+                if (!pte.IsPresent || pte.Pfn == zero || address == skip)
+                {
+                    continue;
+                }
+
+                ref var frame = ref memory.Frame(pte.Pfn);
+                if (!frame.Has(FrameFlags.Lru) || !owner.BelongsTo(ref frame, lruvec))
+                {
+                    continue; // another cgroup's or node's page, or isolated: its accessed bits are not ours to clear
+                }
+
+                var young = pte.IsAccessed;
+                if (young)
+                {
+                    entries[i] = pte.Without(HostPte.AccessedBit).Value;
+                }
+
+                if (asksSecondary)
+                {
+                    Queries++;
+                    if (mm.Notifiers.ClearYoung(address, address + Paging.PageSize))
+                    {
+                        Hits++;
+                        young |= secondaryCounts;
+                    }
+                }
+
+                if (young && frame.Generation != youngest)
+                {
+                    buffer[Count++] = (uint)pte.Pfn.Value;
+                }
+            }
+
+            return true;
+        }
+    }
+}
