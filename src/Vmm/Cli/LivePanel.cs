@@ -46,7 +46,7 @@ internal static class LivePanel
         table.AddRow("sptes present / zapped", $"{now.Mmu.PresentSptes.ToString("N0", c)} / {now.Mmu.Zapped.ToString("N0", c)}");
         table.AddRow("TLB hit rate", (now.TlbHitRate * 100).ToString("0.00", c) + " %");
         table.AddRow("decode-cache hit rate", (now.Cpu.DecodeCacheHitRate * 100).ToString("0.00", c) + " %");
-        if (vm.HostMemory() is { } host)
+        if (now.HostMemory is { } host)
         {
             var r = host.Reclaim;
             table.AddRow("resident / swapped pages", $"{host.ResidentPages.ToString("N0", c)} / {host.SwappedPages.ToString("N0", c)}");
