@@ -20,7 +20,7 @@ internal static class SwapDemoCommand
     /// <summary>What the demo does, as command lists show it.</summary>
     public const string Description =
         "Swap a running guest's memory: memtest over guest RAM 4x the host limit (audited after every reclaim batch), "
-        + "then the working-set guest with secondary-MMU aging on and off.";
+        + "then the working-set guest with secondary-MMU aging on and off, then memtest under each EPT dirty tracking policy.";
 
     /// <summary>Creates <c>demo swap</c>.</summary>
     public static Command Create(CliContext context)

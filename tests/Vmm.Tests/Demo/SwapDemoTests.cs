@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.Vmm.Demo.Swap;
 using Hypervisor.Vmm.Tests.Support;
@@ -61,6 +62,27 @@ public sealed class SwapDemoTests
             Assert.That(on.MeanHotResident, Is.GreaterThan(off.MeanHotResident + 0.2), "the EPT accessed bits keep the hot set resident");
             Assert.That(on.SwapInsAfterFirstRound, Is.LessThan(off.SwapInsAfterFirstRound), "fewer refaults of the hot set");
             Assert.That(on.Reclaim.SecondaryYoungHits, Is.Positive);
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
+    public void TheMapTimeDirtyPolicyWritesPagesSwappedInForAReadAgain()
+    {
+        var demo = new SwapDemo(Small(SwapDeviceKind.Zram));
+        var zap = demo.RunDirtyPolicy(DirtyTrackingPolicy.OnZap);
+        var map = demo.RunDirtyPolicy(DirtyTrackingPolicy.OnMap);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(zap.GuestPassed && map.GuestPassed, Is.True);
+            Assert.That(zap.DirtyPropagated, Is.Positive);
+            Assert.That(zap.DirtyMarkedOnMap, Is.Zero);
+            Assert.That(map.DirtyMarkedOnMap, Is.Positive);
+            Assert.That(map.DirtyPropagated, Is.Zero);
+            // memtest reads every page back once: under the zap-time policy the swapped-in copies stay clean and are
+            // dropped without I/O when evicted again; under the map-time policy most are written a second time.
+            Assert.That(map.Pswpout, Is.GreaterThan(zap.Pswpout + (zap.Pswpin / 4)));
         });
     }
 

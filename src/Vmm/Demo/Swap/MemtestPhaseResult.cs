@@ -57,6 +57,9 @@ public sealed record MemtestPhaseResult
     /// <summary>The host's reclaim and swap counters for the phase (guest run and host read-back).</summary>
     public required ReclaimStats Reclaim { get; init; }
 
+    /// <summary>The host's reclaim and swap counters when the guest exited (before the host's read-back).</summary>
+    public required ReclaimStats ReclaimAtGuestExit { get; init; }
+
     /// <summary>The swap device, in words.</summary>
     public required string SwapDevice { get; init; }
 

@@ -1,3 +1,4 @@
+using Hypervisor.GuestMmu.Mmu;
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.RegularExpressions;
@@ -19,6 +20,7 @@ namespace Hypervisor.Vmm.Demo.Swap;
 /// it against the same pattern. It ends with the count of corrupted and lost pages.</para>
 /// <para>Phase 2 runs the working-set guest twice, with the secondary MMU's young answers used by reclaim and then
 /// ignored, and measures how much of the hot set is resident after each cold pass.</para>
+/// <para>Phase 3 runs phase 1's memtest under each of the EPT MMU's dirty tracking policies and counts the swap writes.</para>
 /// </summary>
 public sealed partial class SwapDemo
 {
@@ -51,8 +53,9 @@ public sealed partial class SwapDemo
     {
         var memtest = RunMemtestPhase();
         var aging = new List<AgingPhaseRow> { RunWorkingSet(secondaryAging: true), RunWorkingSet(secondaryAging: false) };
+        var dirty = new List<DirtyPolicyRow> { RunDirtyPolicy(DirtyTrackingPolicy.OnZap), RunDirtyPolicy(DirtyTrackingPolicy.OnMap) };
         Volatile.Write(ref _stage, "done");
-        return new SwapDemoResult(_options, memtest, aging);
+        return new SwapDemoResult(_options, memtest, aging, dirty);
     }
 
     /// <summary>Runs phase 1 alone: memtest under the host limit, audited, then read back by the host.</summary>
@@ -62,6 +65,49 @@ public sealed partial class SwapDemo
         var result = RunMemtestPhase();
         Volatile.Write(ref _stage, "done");
         return result;
+    }
+
+    /// <summary>
+    /// Runs one half of phase 3: phase 1's memtest (without audits or read-back) under <paramref name="policy"/>, to count
+    /// the swap writes each dirty tracking policy costs.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The memtest image is missing.</exception>
+    public DirtyPolicyRow RunDirtyPolicy(DirtyTrackingPolicy policy)
+    {
+        var guestBytes = _options.MemtestGuestBytes;
+        var mib = (guestBytes >> 20) - 8;
+        var image = ElfImage.Parse(File.ReadAllBytes(GuestImageLocator.Find("memtest", _options.GuestsFolder)));
+        var passed = false;
+        var console = new ConsoleLineWatcher(line => passed |= line.StartsWith("memtest: OK", StringComparison.Ordinal));
+        Volatile.Write(ref _stage, $"phase 3: memtest again with the dirty policy {(policy == DirtyTrackingPolicy.OnMap ? "map (mark dirty when mapped writable)" : "zap (report dirty sptes on zap)")}");
+        // Swap four times guest RAM stays under half full (Linux's vm_swap_full), so a page swapped in for a read keeps
+        // its slot and its swap-cache copy stays clean until something marks it dirty: the difference under test.
+        var baseOptions = BaseOptions(guestBytes, _options.MemtestHostBytes, secondaryAging: true, $"mib={mib} seed={_options.Seed}");
+        var options = baseOptions with { DirtyTracking = policy, Swap = baseOptions.Swap! with { SizeBytes = 4 * guestBytes } };
+        using var vm = new Vm(options, new GuestConsole(console));
+        vm.Boot(image);
+        Volatile.Write(ref _current, vm);
+        VmRunResult run;
+        try
+        {
+            run = vm.Run();
+        }
+        finally
+        {
+            Volatile.Write(ref _current, null);
+        }
+
+        var reclaim = vm.Host!.Reclaim.Stats;
+        return new DirtyPolicyRow
+        {
+            Policy = policy,
+            Pswpout = reclaim.Pswpout,
+            Pswpin = reclaim.Pswpin,
+            DirtyMarkedOnMap = run.Mmu.DirtyMarkedOnMap,
+            DirtyPropagated = run.Mmu.DirtyPropagated,
+            GuestPassed = passed && run.Kind == VmStopKind.GuestExit && run.GuestExitCode == 0,
+            Elapsed = run.Elapsed,
+        };
     }
 
     private VmOptions BaseOptions(ulong guestBytes, ulong hostBytes, bool secondaryAging, string commandLine) => new()
@@ -123,6 +169,7 @@ public sealed partial class SwapDemo
             Volatile.Write(ref _current, null);
         }
 
+        var atGuestExit = host.Reclaim.Stats;
         long regionPages = 0, resident = 0, swapped = 0, lost = 0, hostCorrupted = 0;
         if (region is { } r && run.Kind == VmStopKind.GuestExit)
         {
@@ -156,6 +203,7 @@ public sealed partial class SwapDemo
             ResidentAtExit = resident,
             SwappedAtExit = swapped,
             Reclaim = host.Reclaim.Stats,
+            ReclaimAtGuestExit = atGuestExit,
             SwapDevice = DescribeSwap(vm),
             Elapsed = run.Elapsed,
         };
