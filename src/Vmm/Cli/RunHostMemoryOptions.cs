@@ -42,19 +42,7 @@ internal sealed class RunHostMemoryOptions
             0,
             SwapOptions.MinSizeBytes,
             SwapOptions.MaxSlots * 4096);
-        Lru = new Option<LruPolicy>("--lru")
-        {
-            Description = "With --host-mem: the host's LRU policy: 'classic' (two lists, clear_flush_young; default) or 'mglru' (multi-gen LRU, clear_young).",
-            HelpName = "classic|mglru",
-            DefaultValueFactory = _ => LruPolicy.Classic,
-            CustomParser = result => SingleToken(result).ToLowerInvariant() switch
-            {
-                "classic" => LruPolicy.Classic,
-                "mglru" or "multigen" => LruPolicy.MultiGen,
-                var text => Error(result, $"--lru expects classic or mglru, got '{text}'", LruPolicy.Classic),
-            },
-        };
-        Lru.CompletionSources.Add("classic", "mglru");
+        Lru = LruOption("With --host-mem: the host's LRU policy");
         SecondaryAging = new Option<string>("--secondary-aging")
         {
             Description = "With --host-mem: whether the EPT's accessed bits (the notifier's young ops) count when the host ages guest pages: on (default, Linux since 2008) or off (the guest's use is invisible to the host).",
@@ -91,6 +79,29 @@ internal sealed class RunHostMemoryOptions
 
     /// <summary><c>--swap-size</c>; 0 when absent (the default size).</summary>
     public Option<ByteSize> SwapSize { get; }
+
+    /// <summary>
+    /// <c>--lru classic|mglru</c>, as <c>hv run</c> and <c>hv demo swap</c> take it: 'classic' (two lists,
+    /// clear_flush_young; the default) or 'mglru' (the multi-gen LRU, clear_young).
+    /// </summary>
+    /// <param name="what">The start of the description, e.g. "The host's LRU policy".</param>
+    internal static Option<LruPolicy> LruOption(string what)
+    {
+        var option = new Option<LruPolicy>("--lru")
+        {
+            Description = $"{what}: 'classic' (two lists, clear_flush_young; default) or 'mglru' (multi-gen LRU, clear_young).",
+            HelpName = "classic|mglru",
+            DefaultValueFactory = _ => LruPolicy.Classic,
+            CustomParser = result => SingleToken(result).ToLowerInvariant() switch
+            {
+                "classic" => LruPolicy.Classic,
+                "mglru" or "multigen" => LruPolicy.MultiGen,
+                var text => Error(result, $"--lru expects classic or mglru, got '{text}'", LruPolicy.Classic),
+            },
+        };
+        option.CompletionSources.Add("classic", "mglru");
+        return option;
+    }
 
     /// <summary><c>--lru</c>.</summary>
     public Option<LruPolicy> Lru { get; }

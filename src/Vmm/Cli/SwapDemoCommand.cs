@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Demo.Swap;
@@ -38,7 +37,7 @@ internal static class SwapDemoCommand
         var cold = CliOptions.BoundedInt("--cold", "Phase 2's cold set in MiB, touched once per round.", defaults.ColdMib, 1, 2048);
         var rounds = CliOptions.BoundedInt("--rounds", "Phase 2's rounds (8 hot passes and one cold pass each).", defaults.Rounds, 1, 100);
         var workingSetHost = CliOptions.Size("--ws-host-mem", null, "Phase 2's host memory limit (more than the hot set, less than both sets)", defaults.WorkingSetHostBytes, 1UL << 20, 3UL << 30);
-        var lru = CliOptions.Enum("--lru", "The LRU policy.", LruPolicy.Classic);
+        var lru = RunHostMemoryOptions.LruOption("The host's LRU policy");
         var seed = CliOptions.BoundedInt("--seed", "Seed of memtest's pattern.", 7, 1, int.MaxValue);
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var noAudit = new Option<bool>("--no-audit") { Description = "Skip phase 1's audits (to time the phases); the demo then cannot claim a clean audit and fails." };
