@@ -127,6 +127,43 @@ public sealed unsafe partial class EptPageTable
     }
 
     /// <summary>
+    /// Lockless aging of one gfn with A/D bits (KVM's <c>kvm_tdp_mmu_age_gfn_range</c> under RCU, Linux 6.14): a point
+    /// walk to the leaf mapping <paramref name="gfn"/>; young when it is present with the accessed bit, which
+    /// <paramref name="clear"/> then clears with one atomic AND. Safe holding the MMU lock only for read, with vCPUs
+    /// and faults running: hardware and installs change entries only by compare-and-swap, so the AND never loses
+    /// their bits; if the entry was replaced after the check, the AND at most makes a new leaf look old (the aging
+    /// heuristic's accepted race), and it changes no bit of an empty or frozen entry.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="gfn"/> is at or beyond 2^36.</exception>
+    /// <exception cref="InvalidOperationException">The table has no A/D bits (aging must access-track, under the write lock).</exception>
+    public bool AgeOneAccessed(Gfn gfn, bool clear)
+    {
+        EptGeometry.CheckGfn(gfn, nameof(gfn));
+        if (!_accessDirtyEnabled)
+        {
+            throw new InvalidOperationException($"aging {gfn} by its accessed bit needs EPT A/D bits, but this page table was created without them");
+        }
+
+        ThrowIfDisposed();
+        var walk = new TdpPointWalk(_arena, _root, gfn.Value);
+        var value = walk.Descend(1);
+        var young = (value & (Spte.MmuPresentBit | Spte.AccessedBit)) == (Spte.MmuPresentBit | Spte.AccessedBit);
+        if (young && clear)
+        {
+            Interlocked.And(ref walk.Entry, ~Spte.AccessedBit);
+        }
+
+        // Readers run this in parallel (MMU lock for read), so the counters take locked adds; writers are excluded.
+        Interlocked.Increment(ref _ages);
+        if (young)
+        {
+            Interlocked.Increment(ref _agedYoung);
+        }
+
+        return young;
+    }
+
+    /// <summary>
     /// True when the leaf mapping <paramref name="gfn"/> is young (KVM's <c>test_age_gfn</c> for one page):
     /// its accessed bit is set with A/D on, it is not access-tracked with A/D off. Lock-free.
     /// </summary>

@@ -184,6 +184,42 @@ public class DirtyTrackingPolicyTests
         mm.Exit();
     }
 
+    [TestCase(DirtyTrackingPolicy.OnZap)]
+    [TestCase(DirtyTrackingPolicy.OnMap)]
+    public void ThePriceOfMapTimeMarkingIsSwapWritesOfPagesMappedWritableButOnlyRead(DirtyTrackingPolicy policy)
+    {
+        using var host = new Host(new HostOptions
+        {
+            Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
+            Swap = new SwapOptions { Kind = SwapDeviceKind.Zram, SizeBytes = 4UL << 20 },
+        });
+        var mm = host.CreateMm();
+        const ulong pages = 8;
+        var ram = mm.Mmap(pages * Page, Protection.Read | Protection.Write);
+        using var mmu = new TdpMmu(new TlbShootdown(), new TdpMmuOptions { DirtyTracking = policy });
+        mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), pages * Page, ram, new HostProcessBacking(mm));
+        using var cpu = new MmuContext(mmu, 0, PagingContext.PagingOff);
+        GuestAccess(cpu, write: 1);
+        mm.Madvise(ram, pages * Page, Advice.PageOut);
+
+        // The guest only reads the pages back; each read fault maps its page as the host PTE allows.
+        GuestAccess(cpu, expect: 1);
+        var writable = Enumerable.Range(0, (int)pages).Count(p => mmu.Ept.Read(TestVm.GpaOf((ulong)p).Gfn).IsWritable);
+        Assert.That(writable, Is.Positive, "exclusive swapped-in pages are mapped writable on a read fault");
+        var before = host.Reclaim.Stats.Pswpout;
+        mm.Madvise(ram, pages * Page, Advice.PageOut);
+        var rewritten = host.Reclaim.Stats.Pswpout - before;
+        TestContext.Out.WriteLine($"{policy}: {writable} of {pages} read-back pages mapped writable; second PAGEOUT wrote {rewritten}");
+
+        // OnZap: the EPT D bits are clear, so the clean swap-cache copies are dropped without I/O. OnMap: every
+        // page mapped writable was marked dirty at map time and is written again.
+        Assert.That(rewritten, Is.EqualTo(policy == DirtyTrackingPolicy.OnMap ? writable : 0));
+        GuestAccess(cpu, expect: 1);
+        Assert.That(MmuAuditor.Check(mmu), Is.Empty);
+        mmu.Dispose();
+        mm.Exit();
+    }
+
     [Test]
     public void AnUndefinedPolicyIsRefusedNamingTheValue()
     {
