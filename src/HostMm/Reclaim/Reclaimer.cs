@@ -532,8 +532,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// Puts a newly mapped or read anonymous frame on its LRU (Linux's <c>folio_add_lru</c>). Classic: the inactive list,
     /// or the active list for a refault the workingset test called recent. Multi-gen (<c>lru_gen_add_folio</c>): a page
     /// added by a fault (<paramref name="inFault"/>, Linux's <c>lru_gen_in_fault</c>) or an activated refault goes to the
-    /// youngest generation; any other anonymous page not in the swap cache to the second youngest; a swap-cache page
-    /// read ahead of any fault to the second oldest (the oldest when only two generations exist).
+    /// youngest generation (swap readahead runs inside the fault, so its pages count as faulted too); any other anonymous
+    /// page not in the swap cache to the second youngest; a swap-cache page added outside a fault to the second oldest
+    /// (the oldest when only two generations exist).
     /// </summary>
     internal void LruAdd(Pfn pfn, bool active = false, bool inFault = false)
     {
