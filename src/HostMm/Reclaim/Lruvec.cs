@@ -240,22 +240,10 @@ internal sealed class Lruvec
     public uint OldestTailLocked() => _tail[SlotOf(_minSeq)];
 
     /// <summary>
-    /// The tail of the oldest non-empty generation, however young (for last-resort eviction that ignores references),
-    /// or <see cref="FrameInfo.NoFrame"/> when every generation is empty. Hold <see cref="Lock"/>.
+    /// The tail of generation <paramref name="seq"/> (its next frame to evict), or <see cref="FrameInfo.NoFrame"/> when it
+    /// is empty or outside the window. Hold <see cref="Lock"/>.
     /// </summary>
-    public uint OldestNonEmptyTailLocked()
-    {
-        for (var seq = _minSeq; seq <= _maxSeq; seq++)
-        {
-            var tail = _tail[SlotOf(seq)];
-            if (tail != FrameInfo.NoFrame)
-            {
-                return tail;
-            }
-        }
-
-        return FrameInfo.NoFrame;
-    }
+    public uint GenerationTailLocked(long seq) => seq < _minSeq || seq > _maxSeq ? FrameInfo.NoFrame : _tail[SlotOf(seq)];
 
     /// <summary>Takes a frame off whichever list holds it and clears <see cref="FrameFlags.Lru"/> and its generation. Hold <see cref="Lock"/>.</summary>
     public void RemoveLocked(Span<FrameInfo> frames, uint index)

@@ -122,8 +122,8 @@ public sealed partial class Reclaimer
     /// Takes up to <c>batch.Length</c> frames off the oldest generation's tail, each with one reference and
     /// <see cref="FrameFlags.Isolated"/>, after dropping empty old generations. Isolates nothing, with
     /// <paramref name="needsAging"/> set, when only <see cref="Lruvec.MinGenerations"/> remain: the two youngest are
-    /// never evicted from — except by last-resort reclaim (<paramref name="force"/>, references ignored), which takes the
-    /// oldest non-empty generation, however young, as the classic policy's last rounds take referenced pages (a falling
+    /// never evicted from — except by last-resort reclaim (<paramref name="force"/>, references ignored), which goes on to
+    /// the younger generations when the older ones are empty, as the classic policy's last rounds take referenced pages (a falling
     /// scan priority: an allocation that swap can satisfy must not fail because another reclaimer keeps aging).
     /// <paramref name="seenMaxSeq"/> is the youngest sequence number seen, for <see cref="AgeLruvec"/>.
     /// </summary>
@@ -141,20 +141,26 @@ public sealed partial class Reclaimer
                 return 0;
             }
 
-            var index = force ? lruvec.OldestNonEmptyTailLocked() : lruvec.OldestTailLocked();
+            // From the oldest generation on, moving to the next only when nothing could be taken from this one (its
+            // frames all being freed right now): never the two youngest, unless forced.
+            var last = force ? lruvec.MaxSeq : lruvec.MaxSeq - Lruvec.MinGenerations;
             var looked = 0;
-            while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
+            for (var seq = lruvec.MinSeq; seq <= last && count == 0 && looked < batch.Length * 4; seq++)
             {
-                looked++;
-                var previous = frames[(int)index].LruPrev;
-                if (_memory.TryGet(new Pfn(index)))
+                var index = lruvec.GenerationTailLocked(seq);
+                while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
                 {
-                    lruvec.RemoveLocked(frames, index);
-                    frames[(int)index].SetFlags(FrameFlags.Isolated);
-                    batch[count++] = index;
-                }
+                    looked++;
+                    var previous = frames[(int)index].LruPrev;
+                    if (_memory.TryGet(new Pfn(index)))
+                    {
+                        lruvec.RemoveLocked(frames, index);
+                        frames[(int)index].SetFlags(FrameFlags.Isolated);
+                        batch[count++] = index;
+                    }
 
-                index = previous;
+                    index = previous;
+                }
             }
         }
 

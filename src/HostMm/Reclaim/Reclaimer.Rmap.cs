@@ -61,6 +61,7 @@ public sealed partial class Reclaimer
             if (!mm.TryEnterRmapRead(out var taken))
             {
                 complete = false;
+                Interlocked.Increment(ref _rmapBusy);
                 continue;
             }
 

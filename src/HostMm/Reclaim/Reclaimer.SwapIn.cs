@@ -295,7 +295,7 @@ public sealed partial class Reclaimer
                 frame.SetFlags(FrameFlags.Uptodate);
                 if (pfn != target)
                 {
-                    LruAdd(pfn);
+                    LruAdd(pfn, inFault: true); // read ahead inside the fault: the multi-gen LRU's youngest, as Linux's lru_gen_in_fault
                     frame.ClearFlags(FrameFlags.Locked);
                     _memory.Put(pfn); // ours; the swap cache keeps its own
                 }

@@ -63,6 +63,10 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     private long _memoryFailures;
     private long _kswapdRuns;
 
+    // Reverse-map walks that skipped a process because its mmap lock was busy: a round that freed nothing for that reason
+    // waits and retries rather than failing.
+    private long _rmapBusy;
+
     internal Reclaimer(Host host, ReclaimOptions options, SwapOptions? swap)
     {
         options.Validate();
@@ -389,7 +393,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
                 CountStall(ref stalled);
                 failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
-                if (failures >= 3)
+                if (failures >= 3 && !ThrottleBeforeOom(cgroup, ref failures, ref waits))
                 {
                     break;
                 }
@@ -427,7 +431,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
             CountStall(ref stalled);
             failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
-            if (failures >= 3)
+            if (failures >= 3 && !ThrottleBeforeOom(null, ref failures, ref waits))
             {
                 break;
             }
@@ -453,15 +457,53 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     }
 
     /// <summary>
+    /// Three last-resort rounds in a row freed nothing. While the pages that reclaim could take (those of
+    /// <paramref name="cgroup"/>, or any when null) are still on the LRU lists and swap has room, the failure may be a
+    /// moment's contention — other allocators' reclaim holding or racing for the same few pages on an oversubscribed
+    /// machine — so the allocation sleeps a millisecond and tries again (Linux throttles reclaim before it invokes the
+    /// OOM killer), up to the shared bound on uncounted rounds. True to go on; false to declare out of memory.
+    /// </summary>
+    private bool ThrottleBeforeOom(MemoryCgroup? cgroup, ref int failures, ref int waits)
+    {
+        if (waits >= MaxProgressRetries || !CanReclaimAnon)
+        {
+            return false;
+        }
+
+        long onLists = 0;
+        foreach (var lruvec in Volatile.Read(ref _lruvecs))
+        {
+            if (cgroup is null || ReferenceEquals(lruvec.Cgroup, cgroup))
+            {
+                onLists += lruvec.Count;
+            }
+        }
+
+        if (onLists == 0)
+        {
+            return false;
+        }
+
+        waits++;
+        failures = 0;
+        Thread.Sleep(1);
+        return true;
+    }
+
+    /// <summary>
     /// One direct-reclaim round for an allocation: true when it freed something, or when it freed nothing only because
     /// other reclaimers hold the pages isolated — then it waits for them (a millisecond, up to a bound) and the round
     /// does not count, so two threads reclaiming a small cgroup at once cannot make each other fail.
     /// </summary>
     private bool ReclaimOrWait(MemoryCgroup? cgroup, int node, ScanControl control, ref int round, ref int waits)
     {
-        if (ReclaimFrom(cgroup, node, _options.BatchPages, control) != 0)
+        var freedBefore = FreedByReclaim;
+
+        var busyBefore = Volatile.Read(ref _rmapBusy);
+        if (ReclaimFrom(cgroup, node, _options.BatchPages, control) != 0 || FreedByReclaim != freedBefore)
         {
-            // Progress: retry without using up a round (memcg's try_charge retries while reclaim frees anything), so a
+            // Progress — this thread's, or another reclaimer's meanwhile (whose isolated pages this round could not
+            // take): retry without using up a round (memcg's try_charge retries while reclaim frees anything), so a
             // thread whose freed pages another allocating thread keeps taking does not run out of rounds — bounded, so
             // that thread cannot starve this one forever.
             if (waits < MaxProgressRetries)
@@ -473,7 +515,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             return true;
         }
 
-        if (Volatile.Read(ref _isolated) == 0 || waits >= MaxProgressRetries)
+        // Nothing freed. A failure only when nothing will come back by itself: no pages isolated by other reclaimers, and
+        // no mapping left in place because its process's mmap lock was busy (a fork, an exit, an mprotect: a moment).
+        if ((Volatile.Read(ref _isolated) == 0 && Volatile.Read(ref _rmapBusy) == busyBefore) || waits >= MaxProgressRetries)
         {
             return false;
         }
@@ -488,8 +532,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// Puts a newly mapped or read anonymous frame on its LRU (Linux's <c>folio_add_lru</c>). Classic: the inactive list,
     /// or the active list for a refault the workingset test called recent. Multi-gen (<c>lru_gen_add_folio</c>): a page
     /// added by a fault (<paramref name="inFault"/>, Linux's <c>lru_gen_in_fault</c>) or an activated refault goes to the
-    /// youngest generation; any other anonymous page not in the swap cache to the second youngest; a swap-cache page
-    /// read ahead of any fault to the second oldest (the oldest when only two generations exist).
+    /// youngest generation (swap readahead runs inside the fault, so its pages count as faulted too); any other anonymous
+    /// page not in the swap cache to the second youngest; a swap-cache page added outside a fault to the second oldest
+    /// (the oldest when only two generations exist).
     /// </summary>
     internal void LruAdd(Pfn pfn, bool active = false, bool inFault = false)
     {
@@ -540,6 +585,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     private const int MaxProgressRetries = 200;
 
     private MemoryCgroup CgroupById(int id) => Volatile.Read(ref _cgroups)[id - 1];
+
+    /// <summary>Pages any reclaimer has freed so far (swap-cache pages dropped and lazily freed pages discarded).</summary>
+    private long FreedByReclaim => Volatile.Read(ref _swapCacheReclaimed) + Volatile.Read(ref _pglazyfreed);
 
     /// <summary>True when anonymous pages have somewhere to go: a swap area with a free slot.</summary>
     private bool CanReclaimAnon => Area is { FreeSlots: > 0 };
