@@ -65,7 +65,7 @@ public class SwapAuditedRaceTests
     {
         using var host = new Host(new HostOptions
         {
-            Memory = new HostMemoryOptions { TotalBytes = 24UL << 20, AuditFreedFrames = true }, // small: the host auditor reads every frame after every step
+            Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true }, // the minimum: the host auditor reads every frame after every step
             Swap = new SwapOptions { Kind = device, SizeBytes = 16UL << 20 },
             Reclaim = new ReclaimOptions { Policy = policy },
         });
