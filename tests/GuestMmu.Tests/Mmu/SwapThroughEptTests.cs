@@ -164,6 +164,85 @@ public class SwapThroughEptTests
         vm.AssertAudited();
     }
 
+    [TestCase(SwapIoStatus.IoError)]
+    [TestCase(SwapIoStatus.ChecksumMismatch)]
+    public void A_failed_swap_read_fails_the_guests_access_as_a_memory_failure_naming_the_slot_and_maps_nothing(SwapIoStatus cause)
+    {
+        using var vm = new SwapVm(SwapDeviceKind.File, new SwapFaultInjection { Seed = 5 });
+        using var cpu = new MmuContext(vm.Mmu, 0, PagingContext.PagingOff);
+        Assert.That(GuestWrite(cpu, 0, PageData(0)), Is.True);
+        vm.Mm.Madvise(vm.Ram, Page, Advice.PageOut);
+        var slot = HostPteEncoding.SwapSlotOf(vm.Mm.PageTable.Read(vm.Ram));
+        var device = (FaultInjectingSwapDevice)vm.Host.Reclaim.Area!.Device;
+        if (cause == SwapIoStatus.IoError)
+        {
+            device.ReadErrorRate = 1;
+        }
+        else
+        {
+            device.CorruptReadRate = 1;
+        }
+
+        var fault = vm.Mmu.HandleEptViolation(new Gpa(0), EptAccess.Read);
+        var buffer = new byte[Page];
+        cpu.Port.EnterGuest();
+        var access = cpu.Read(new Gva(0), buffer);
+        var detail = cpu.Walker.LastFailureDetail;
+        cpu.Port.ExitGuest();
+
+        var named = cause == SwapIoStatus.IoError ? "read I/O error" : "checksum mismatch";
+        Assert.That(fault.Outcome, Is.EqualTo(EptFaultOutcome.MemoryFailure), "the EPT fault path");
+        Assert.That(fault.Detail, Does.Contain($"swap slot {slot}").And.Contain(named));
+        Assert.That(access.Status, Is.EqualTo(TranslationStatus.Error), "the walker");
+        Assert.That(access.Fault.Error, Is.EqualTo(WalkError.MemoryFailure));
+        Assert.That(detail, Does.StartWith("gpa 0x0 in memslot 0").And.Contain($"swap slot {slot}"));
+        Assert.That(buffer.All(b => b == 0), Is.True, "no data was delivered");
+        Assert.That(vm.PresentSptes(), Is.Zero, "no spte was installed");
+        vm.AssertAudited();
+
+        device.ReadErrorRate = 0;
+        device.CorruptReadRate = 0;
+        Assert.That(GuestRead(cpu, 0, buffer), Is.True);
+        Assert.That(buffer, Is.EqualTo(PageData(0)), "the slot kept its data: a later read succeeds");
+        vm.AssertAudited();
+    }
+
+    [Test]
+    public void A_guest_write_over_the_limit_with_swap_full_fails_as_host_out_of_memory_and_loses_nothing()
+    {
+        using var vm = new SwapVm(SwapDeviceKind.Zram, swapBytes: 12 * Page, limitPages: 4); // 11 usable slots
+        using var cpu = new MmuContext(vm.Mmu, 0, PagingContext.PagingOff);
+        var written = 0;
+        AccessResult last = default;
+        for (; written < Pages; written++)
+        {
+            cpu.Port.EnterGuest();
+            last = cpu.Write(new Gva((ulong)written * Page), PageData(written));
+            cpu.Port.ExitGuest();
+            if (!last.IsOk)
+            {
+                break;
+            }
+        }
+
+        Assert.That(written, Is.InRange(4 + 8, 4 + 11), "the limit plus what swap could take");
+        Assert.That(last.Status, Is.EqualTo(TranslationStatus.Error));
+        Assert.That(last.Fault.Error, Is.EqualTo(WalkError.HostOutOfMemory));
+        Assert.That(cpu.Walker.LastFailureDetail, Does.StartWith($"gpa 0x{written * (int)Page:x} in memslot 0"));
+        Assert.That(vm.Host.Reclaim.Stats.OomFailures, Is.Positive);
+        vm.AssertAudited();
+
+        vm.Mm.Cgroup.MaxPages = Pages;
+        var buffer = new byte[Page];
+        for (var page = 0; page < written; page++)
+        {
+            Assert.That(GuestRead(cpu, (ulong)page * Page, buffer), Is.True);
+            Assert.That(buffer, Is.EqualTo(PageData(page)), $"page {page} written before the failure is intact");
+        }
+
+        vm.AssertAudited();
+    }
+
     /// <summary>One guest write as the vCPU loop makes it: in guest mode, after the instruction-boundary shootdown check.</summary>
     private static bool GuestWrite(MmuContext cpu, ulong address, byte[] data) => InGuest(cpu, () => cpu.Write(new Gva(address), data).IsOk);
 
@@ -233,14 +312,14 @@ public class SwapThroughEptTests
     /// <summary>A host with swap, a process whose RAM backs 16 guest pages through one memslot, and its TDP MMU.</summary>
     private sealed class SwapVm : IDisposable
     {
-        public SwapVm(SwapDeviceKind device)
+        public SwapVm(SwapDeviceKind device, SwapFaultInjection? faults = null, ulong swapBytes = 4UL << 20, long limitPages = 0)
         {
             Host = new Host(new HostOptions
             {
                 Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
-                Swap = new SwapOptions { Kind = device, SizeBytes = 4UL << 20 },
+                Swap = new SwapOptions { Kind = device, SizeBytes = swapBytes, FaultInjection = faults },
             });
-            Mm = Host.CreateMm();
+            Mm = limitPages > 0 ? Host.CreateMm(0, Host.Reclaim.CreateCgroup("guest", limitPages)) : Host.CreateMm();
             Ram = Mm.Mmap(Pages * Page, Protection.Read | Protection.Write);
             Mmu = new TdpMmu(new TlbShootdown(), new TdpMmuOptions());
             Mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), Pages * Page, Ram, new HostProcessBacking(Mm));
