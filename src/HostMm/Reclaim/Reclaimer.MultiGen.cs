@@ -71,6 +71,7 @@ public sealed partial class Reclaimer
         var agings = 0;
         var limit = (2 * lruvec.Count) + pages + _options.BatchPages;
         Span<uint> batch = stackalloc uint[_options.BatchPages];
+        Span<FolioOutcome> outcomes = stackalloc FolioOutcome[_options.BatchPages];
         while (reclaimed < pages && scanned < limit)
         {
             var count = IsolateOldest(lruvec, batch, control.IgnoreReferences, out var needsAging, out var seenMaxSeq);
@@ -91,10 +92,11 @@ public sealed partial class Reclaimer
 
             Interlocked.Add(ref control.Direct ? ref _pgscanDirect : ref _pgscanKswapd, count);
             var freed = 0;
-            foreach (var index in batch[..count])
+            ShrinkFolios(lruvec, batch[..count], control, outcomes[..count]);
+            for (var i = 0; i < count; i++)
             {
-                var pfn = new Pfn(index);
-                switch (ShrinkFolio(lruvec, pfn, control))
+                var pfn = new Pfn(batch[i]);
+                switch (outcomes[i])
                 {
                     case FolioOutcome.Reclaimed:
                         freed++;

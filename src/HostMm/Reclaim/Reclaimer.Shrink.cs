@@ -1,3 +1,4 @@
+using System.Buffers;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Swap;
 
@@ -108,10 +109,12 @@ public sealed partial class Reclaimer
 
         Interlocked.Add(ref control.Direct ? ref _pgscanDirect : ref _pgscanKswapd, count);
         var reclaimed = 0;
-        foreach (var index in batch[..count])
+        Span<FolioOutcome> outcomes = stackalloc FolioOutcome[count];
+        ShrinkFolios(lruvec, batch[..count], control, outcomes);
+        for (var i = 0; i < count; i++)
         {
-            var pfn = new Pfn(index);
-            switch (ShrinkFolio(lruvec, pfn, control))
+            var pfn = new Pfn(batch[i]);
+            switch (outcomes[i])
             {
                 case FolioOutcome.Reclaimed:
                     reclaimed++;
@@ -182,12 +185,95 @@ public sealed partial class Reclaimer
     }
 
     /// <summary>
-    /// Linux's <c>shrink_folio_list</c> for one isolated anonymous frame (the caller's isolation reference is consumed
-    /// when the frame is freed, else returned to the caller's put-back): check references, add to the swap cache,
-    /// unmap every mapping (<see cref="TryToUnmap"/>), write a dirty page out, and drop a clean, unmapped page.
+    /// Linux's <c>shrink_folio_list</c> for a batch of isolated anonymous frames of <paramref name="lruvec"/> (each
+    /// caller's isolation reference is consumed when its frame is freed, else returned to the caller's put-back, by
+    /// <paramref name="outcomes"/>): check references, add to the swap cache, unmap every mapping
+    /// (<see cref="TryToUnmap"/>), write the dirty pages out, and drop the clean, unmapped ones. The writes are
+    /// gathered: dirty pages whose slots are contiguous (slots come from one cluster in batch order, so they usually
+    /// are) go to the device in one <see cref="SwapArea.WriteRun"/> per run of up to <see cref="MaxWriteRunPages"/>.
     /// </summary>
-    private FolioOutcome ShrinkFolio(Lruvec lruvec, Pfn pfn, ScanControl control)
+    /// <remarks>
+    /// Between the unmap and the end of its run's write each pending frame stays <see cref="FrameFlags.Locked"/>,
+    /// unmapped and in the swap cache with <see cref="FrameFlags.Dirty"/> clear, so nothing can redirty it and a fault
+    /// on its swap entry waits on the lock. A failed run write keeps every page of the run resident, dirty and in
+    /// the swap cache (Linux's <c>__end_swap_bio_write</c>), each counted as a write error; a later pass writes it.
+    /// </remarks>
+    private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
     {
+        Span<int> pending = stackalloc int[batch.Length];
+        var pendingCount = 0;
+        for (var i = 0; i < batch.Length; i++)
+        {
+            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, out var pageout);
+            if (pageout)
+            {
+                pending[pendingCount++] = i;
+            }
+        }
+
+        if (pendingCount == 0)
+        {
+            return;
+        }
+
+        byte[]? buffer = null;
+        try
+        {
+            var start = 0;
+            while (start < pendingCount)
+            {
+                var firstPfn = new Pfn(batch[pending[start]]);
+                var firstSlot = (ulong)_memory.Frame(firstPfn).SwapSlot;
+                var end = start + 1;
+                while (end < pendingCount && end - start < MaxWriteRunPages
+                       && (ulong)_memory.Frame(new Pfn(batch[pending[end]])).SwapSlot == firstSlot + (ulong)(end - start))
+                {
+                    end++;
+                }
+
+                SwapIoResult written;
+                if (end - start == 1)
+                {
+                    written = Area!.Write(firstSlot, _memory.FrameBytes(firstPfn));
+                }
+                else
+                {
+                    buffer ??= ArrayPool<byte>.Shared.Rent(MaxWriteRunPages * PageBytes);
+                    for (var j = start; j < end; j++)
+                    {
+                        _memory.FrameBytes(new Pfn(batch[pending[j]])).CopyTo(buffer.AsSpan((j - start) * PageBytes, PageBytes));
+                    }
+
+                    written = Area!.WriteRun(firstSlot, buffer.AsSpan(0, (end - start) * PageBytes));
+                }
+
+                for (var j = start; j < end; j++)
+                {
+                    var index = pending[j];
+                    outcomes[index] = FinishPageout(lruvec, new Pfn(batch[index]), written.Status == SwapIoStatus.Ok);
+                }
+
+                start = end;
+            }
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Everything of <c>shrink_folio_list</c> for one frame before the write: returns the outcome, or sets
+    /// <paramref name="pageout"/> (the outcome is then undefined) when the frame is unmapped, in the swap cache and
+    /// dirty — it is left <see cref="FrameFlags.Locked"/> with <see cref="FrameFlags.Dirty"/> cleared for
+    /// <see cref="FinishPageout"/>, which the caller must call.
+    /// </summary>
+    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, out bool pageout)
+    {
+        pageout = false;
         ref var frame = ref _memory.Frame(pfn);
         if (frame.TestAndSetFlag(FrameFlags.Locked))
         {
@@ -249,23 +335,45 @@ public sealed partial class Reclaimer
                 return FolioOutcome.Reclaimed;
             }
 
-            var slot = (ulong)frame.SwapSlot;
             if (frame.Has(FrameFlags.Dirty))
             {
-                // pageout: the frame is unmapped and locked, so nothing can redirty it during the write.
+                // pageout: the frame is unmapped and locked, so nothing can redirty it until the write completes.
                 frame.ClearFlags(FrameFlags.Dirty);
-                var written = Area!.Write(slot, _memory.FrameBytes(pfn));
-                if (written.Status != SwapIoStatus.Ok)
-                {
-                    // Linux's __end_swap_bio_write: the page stays dirty and resident in the swap cache, behind its
-                    // swap PTEs; faults find it there and a later pass writes it again.
-                    frame.SetFlags(FrameFlags.Dirty);
-                    Interlocked.Increment(ref _swapWriteErrors);
-                    return FolioOutcome.Activate;
-                }
+                pageout = true;
+                locked = false;
+                return FolioOutcome.Keep;
             }
 
-            return RemoveMapping(lruvec, pfn, ref frame, slot, ref locked) ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
+            return RemoveMapping(lruvec, pfn, ref frame, frame.SwapSlot, ref locked) ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
+        }
+        finally
+        {
+            if (locked)
+            {
+                frame.ClearFlags(FrameFlags.Locked);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The end of pageout for a locked frame whose write finished (<paramref name="written"/>) or failed: a written
+    /// page is removed from the swap cache and freed when nobody else uses it; a failed one stays resident and dirty
+    /// behind its swap PTEs (faults find it in the swap cache) and goes back to the active list.
+    /// </summary>
+    private FolioOutcome FinishPageout(Lruvec lruvec, Pfn pfn, bool written)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        var locked = true;
+        try
+        {
+            if (!written)
+            {
+                frame.SetFlags(FrameFlags.Dirty);
+                Interlocked.Increment(ref _swapWriteErrors);
+                return FolioOutcome.Activate;
+            }
+
+            return RemoveMapping(lruvec, pfn, ref frame, frame.SwapSlot, ref locked) ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
         }
         finally
         {
@@ -390,6 +498,12 @@ public sealed partial class Reclaimer
     {
         long reclaimed = 0;
         var control = new ScanControl(Direct: false, IgnoreReferences: true);
+
+        // Isolated pages of one lruvec wait in the batch, so their writes gather into runs (ShrinkFolios).
+        Span<uint> batch = stackalloc uint[_options.BatchPages];
+        Span<FolioOutcome> outcomes = stackalloc FolioOutcome[_options.BatchPages];
+        var count = 0;
+        Lruvec? batchLruvec = null;
         foreach (var pfn in pages)
         {
             ref var frame = ref _memory.Frame(pfn);
@@ -429,7 +543,33 @@ public sealed partial class Reclaimer
                 continue;
             }
 
-            switch (ShrinkFolio(lruvec, pfn, control))
+            if (count > 0 && (count == batch.Length || !ReferenceEquals(lruvec, batchLruvec)))
+            {
+                reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count]);
+                count = 0;
+            }
+
+            batchLruvec = lruvec;
+            batch[count++] = (uint)pfn.Value;
+        }
+
+        if (count > 0)
+        {
+            reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count]);
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>Reclaims a batch of pages isolated by <see cref="AdviseCold"/> and puts back the ones it keeps; returns the pages freed.</summary>
+    private long ShrinkAdvised(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
+    {
+        long reclaimed = 0;
+        ShrinkFolios(lruvec, batch, control, outcomes);
+        for (var i = 0; i < batch.Length; i++)
+        {
+            var pfn = new Pfn(batch[i]);
+            switch (outcomes[i])
             {
                 case FolioOutcome.Reclaimed:
                     reclaimed++;

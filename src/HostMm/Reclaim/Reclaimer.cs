@@ -584,6 +584,11 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// </summary>
     private const int MaxProgressRetries = 200;
 
+    /// <summary>Most pages reclaim writes to the swap device in one call (Linux's swap bios carry up to a cluster's worth; 128 KiB here).</summary>
+    private const int MaxWriteRunPages = 32;
+
+    private const int PageBytes = (int)Paging.PageSize;
+
     private MemoryCgroup CgroupById(int id) => Volatile.Read(ref _cgroups)[id - 1];
 
     /// <summary>Pages any reclaimer has freed so far (swap-cache pages dropped and lazily freed pages discarded).</summary>

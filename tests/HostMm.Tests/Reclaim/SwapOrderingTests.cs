@@ -24,7 +24,7 @@ public class SwapOrderingTests
 
         mm.Madvise(start, 2 * SwapHosts.Page, Advice.PageOut);
 
-        Assert.That(Timeline(recorder, mm), Is.EqualTo("start:Clear pte flush pte end free start:Clear pte flush pte end free"), "one page at a time: each is written and freed after its own end");
+        Assert.That(Timeline(recorder, mm), Is.EqualTo("start:Clear pte flush pte end start:Clear pte flush pte end free"), "each page is unmapped inside its own start/end; the batch's pages are written as one run and freed (two frees, counted below) after every end");
         var events = recorder.Events.Where(e => e.Kind is NotifierTraceKind.HostPteChange && e.MmId == mm.Id).ToList();
         Assert.That(events, Has.Count.EqualTo(4), "per page: present → none, then none → swap entry");
         Assert.That(recorder.Count(NotifierTraceKind.FrameFree), Is.EqualTo(2));
