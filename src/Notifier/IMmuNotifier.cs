@@ -36,6 +36,25 @@ public interface IMmuNotifier
     /// <summary>Test and clear the accessed bit of secondary entries in <c>[start, end)</c>, flush optional; true if any was young.</summary>
     bool ClearYoung(IMm mm, Hva start, Hva end) => false;
 
+    /// <summary>
+    /// <see cref="ClearYoung"/> over <c>[start, end)</c> (page-aligned) answering per page, for a page-table walk that
+    /// ages a whole PTE table with one call: sets bit <c>i</c> of <paramref name="young"/> (at least one bit per page)
+    /// when the page at <c>start + i × 4096</c> was young, and leaves the other bits as they are. The default asks
+    /// <see cref="ClearYoung"/> one page at a time; a secondary MMU overrides it to age the range in one pass.
+    /// </summary>
+    void ClearYoungBitmap(IMm mm, Hva start, Hva end, Span<ulong> young)
+    {
+        var pages = (int)((end - start) >> Paging.PageShift);
+        for (var i = 0; i < pages; i++)
+        {
+            var page = start + ((ulong)i << Paging.PageShift);
+            if (ClearYoung(mm, page, page + Paging.PageSize))
+            {
+                young[i >> 6] |= 1UL << (i & 63);
+            }
+        }
+    }
+
     /// <summary>Report whether the secondary entry for <paramref name="address"/> is young, without clearing it.</summary>
     bool TestYoung(IMm mm, Hva address) => false;
 

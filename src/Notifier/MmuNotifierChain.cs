@@ -358,6 +358,39 @@ public sealed class MmuNotifierChain
         return visitor.Young;
     }
 
+    /// <summary>
+    /// <see cref="ClearYoung"/> over the page-aligned <c>[start, end)</c> answering per page (the multi-gen LRU's walk
+    /// asks once per run of a PTE table): the bitmap's words covering the range are overwritten, bit <c>i</c> of
+    /// <paramref name="young"/> set when any subscriber's entry for the page at <c>start + i × 4096</c> was young.
+    /// Returns true when any was.
+    /// May be called under a page-table lock.
+    /// </summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or not page-aligned.</exception>
+    /// <exception cref="ArgumentException"><paramref name="young"/> has fewer bits than the range has pages.</exception>
+    public bool ClearYoungBitmap(Hva start, Hva end, ulong[] young)
+    {
+        ArgumentNullException.ThrowIfNull(young);
+        ThrowIfEmpty(start, end);
+        if (!start.IsPageAligned || !end.IsPageAligned)
+        {
+            throw new InvalidRangeException(NotifierRule.EmptyOrReversedRange, $"range [{start}, {end}) is not page-aligned: a per-page young bitmap needs whole pages");
+        }
+
+        var pages = (end - start) >> Paging.PageShift;
+        if ((ulong)young.Length * 64 < pages)
+        {
+            throw new ArgumentException($"a young bitmap of {young.Length} words holds {young.Length * 64} pages, but [{start}, {end}) has {pages}: it needs one bit per page", nameof(young));
+        }
+
+        var words = young.AsSpan(0, (int)((pages + 63) >> 6));
+        words.Clear();
+        var visitor = new ClearYoungBitmapVisitor(Mm, start, end, young);
+        ForEachUnderReadSide(ref visitor);
+        var any = words.ContainsAnyExcept(0UL);
+        CountYoung(any);
+        return any;
+    }
+
     /// <summary>True if any subscriber's entry for <paramref name="address"/> is young; stops at the first that is. Clears nothing.</summary>
     public bool TestYoung(Hva address)
     {

@@ -30,4 +30,7 @@ public enum MmuNotifierOps
 
     /// <summary><see cref="IMmuNotifier.InvalidateSecondaryTlbs"/>.</summary>
     InvalidateSecondaryTlbs = 1 << 7,
+
+    /// <summary><see cref="IMmuNotifier.ClearYoungBitmap"/>.</summary>
+    ClearYoungBitmap = 1 << 8,
 }

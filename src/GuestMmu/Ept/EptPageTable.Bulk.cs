@@ -127,6 +127,78 @@ public sealed unsafe partial class EptPageTable
     }
 
     /// <summary>
+    /// Clears the accessed bit of every present leaf in <c>[start, end)</c> (A/D bits on) and reports which pages were
+    /// young: bit <c>firstBit + i</c> of <paramref name="young"/> is set for gfn <c>start + i</c> (other bits are left alone; a
+    /// young large leaf sets the bits of all its pages in the range). Each run of 4 KiB leaves is first tested with the
+    /// vectorised aging kernel, so an old run costs a few vector loads; a young run is then aged entry by entry to
+    /// record which ones. Run with the MMU lock held for write. Returns the young leaves found.
+    /// </summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or beyond 2^36.</exception>
+    /// <exception cref="ArgumentException"><paramref name="young"/> has fewer bits than the range has pages.</exception>
+    /// <exception cref="InvalidOperationException">The table has no A/D bits.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="firstBit"/> is negative.</exception>
+    public long ClearAccessedBitmap(Gfn start, Gfn end, Span<ulong> young, int firstBit = 0)
+    {
+        EptGeometry.CheckRange(start, end);
+        if (!_accessDirtyEnabled)
+        {
+            throw new InvalidOperationException($"aging [{start}, {end}) by accessed bits needs EPT A/D bits, but this page table was created without them");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(firstBit);
+        if ((ulong)young.Length * 64 < (ulong)firstBit + end.Value - start.Value)
+        {
+            throw new ArgumentException($"a young bitmap of {young.Length} words cannot hold the {end.Value - start.Value} pages of [{start}, {end}) from bit {firstBit}", nameof(young));
+        }
+
+        ThrowIfDisposed();
+        var atomic = _policy == HardwareAdPolicy.Lockless;
+        long found = 0;
+        var it = new TdpIterator(_arena, _root, start.Value, end.Value, 1);
+        while (it.MoveNext())
+        {
+            var level = it.Level;
+            if (level == 1)
+            {
+                var run = it.LeafRunPointer(out var count);
+                var first = it.Gfn.Value - start.Value + (ulong)firstBit;
+                if (EptLeafKernels.AgeAccessed(_vectorWidth, run, count, clear: false, atomic) != 0)
+                {
+                    for (var i = 0; i < count; i++)
+                    {
+                        if (EptLeafKernels.AgeAccessedOne(ref run[i], clear: true, atomic))
+                        {
+                            var bit = first + (ulong)i;
+                            young[(int)(bit >> 6)] |= 1UL << (int)(bit & 63);
+                            found++;
+                        }
+                    }
+                }
+
+                it.SkipLeafRun();
+                continue;
+            }
+
+            ref var entry = ref it.Entry;
+            if (TdpStep.IsLeafAt(entry, level) && EptLeafKernels.AgeAccessedOne(ref entry, clear: true, atomic))
+            {
+                found++;
+                var leafEnd = it.Gfn.Value + (1UL << (9 * (level - 1)));
+                for (var gfn = Math.Max(it.Gfn.Value, start.Value); gfn < Math.Min(leafEnd, end.Value); gfn++)
+                {
+                    var bit = gfn - start.Value + (ulong)firstBit;
+                    young[(int)(bit >> 6)] |= 1UL << (int)(bit & 63);
+                }
+            }
+        }
+
+        // Writer-only counters (see Account).
+        Volatile.Write(ref _ages, _ages + 1);
+        Volatile.Write(ref _agedYoung, _agedYoung + found);
+        return found;
+    }
+
+    /// <summary>
     /// Lockless aging of one gfn with A/D bits (KVM's <c>kvm_tdp_mmu_age_gfn_range</c> under RCU, Linux 6.14): a point
     /// walk to the leaf mapping <paramref name="gfn"/>; young when it is present with the accessed bit, which
     /// <paramref name="clear"/> then clears with one atomic AND. Safe holding the MMU lock only for read, with vCPUs

@@ -429,6 +429,54 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// <inheritdoc />
     public bool ClearYoung(IMm mm, Hva start, Hva end) => Age(mm, start, end, clear: true);
 
+    /// <summary>
+    /// clear_young answering per page for a range (the multi-gen LRU's walk of one PTE table): with A/D bits, one
+    /// pass under the MMU lock over each overlapping memslot's gfns (<see cref="EptPageTable.ClearAccessedBitmap"/>),
+    /// setting bit <c>i</c> of <paramref name="young"/> for the page at <c>start + i × 4096</c>; without them, page by
+    /// page through <see cref="ClearYoung"/> (access tracking reports dirty frames per leaf).
+    /// </summary>
+    public void ClearYoungBitmap(IMm mm, Hva start, Hva end, Span<ulong> young)
+    {
+        if (!_options.AccessedDirtyEnabled)
+        {
+            var pages = (int)((end - start) >> Paging.PageShift);
+            for (var i = 0; i < pages; i++)
+            {
+                var page = start + ((ulong)i << Paging.PageShift);
+                if (ClearYoung(mm, page, page + Paging.PageSize))
+                {
+                    young[i >> 6] |= 1UL << (i & 63);
+                }
+            }
+
+            return;
+        }
+
+        Interlocked.Increment(ref _agingCalls);
+        long found = 0;
+        _mmuLock.EnterWriteLock();
+        try
+        {
+            foreach (var hit in Memslots.OverlappingHva(mm, start, end))
+            {
+                // The hit's gfns map hvas from GfnToHva(hit.Start) on; its bits start at that page's index in the range.
+                var offset = (int)((hit.Slot.GfnToHva(hit.Start) - start) >> Paging.PageShift);
+                found += Ept.ClearAccessedBitmap(hit.Start, hit.End, young, offset);
+            }
+        }
+        finally
+        {
+            _mmuLock.ExitWriteLock();
+        }
+
+        if (found > 0)
+        {
+            Interlocked.Increment(ref _youngHits);
+        }
+
+        _trace?.AgeHva(start, end, found > 0);
+    }
+
     /// <inheritdoc />
     public bool TestYoung(IMm mm, Hva address)
     {

@@ -221,6 +221,7 @@ public sealed partial class Reclaimer
     private long WalkCgroupMms(Lruvec lruvec)
     {
         var buffer = ArrayPool<uint>.Shared.Rent(WalkBatch);
+        var secondary = ArrayPool<ulong>.Shared.Rent(AgingVisitor.BitmapWords);
         long promoted = 0;
         long queries = 0;
         long hits = 0;
@@ -241,7 +242,7 @@ public sealed partial class Reclaimer
                         var address = vma.Start;
                         while (address < vma.End)
                         {
-                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, asksSecondary);
+                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, secondary, asksSecondary);
                             mm.PageTable.Walk(address, vma.End, allocate: false, ref visitor);
                             queries += visitor.Queries;
                             hits += visitor.Hits;
@@ -267,6 +268,7 @@ public sealed partial class Reclaimer
         finally
         {
             ArrayPool<uint>.Shared.Return(buffer);
+            ArrayPool<ulong>.Shared.Return(secondary);
         }
 
         Interlocked.Add(ref _youngQueries, queries);
@@ -300,9 +302,10 @@ public sealed partial class Reclaimer
         }
 
         var buffer = ArrayPool<uint>.Shared.Rent((2 * LookAroundPages) + 1);
+        var secondary = ArrayPool<ulong>.Shared.Rent(AgingVisitor.BitmapWords);
         try
         {
-            var visitor = new AgingVisitor(this, mm, lruvec, buffer, mm.Notifiers.SubscriberCount > 0, skip: address);
+            var visitor = new AgingVisitor(this, mm, lruvec, buffer, secondary, mm.Notifiers.SubscriberCount > 0, skip: address);
             mm.PageTable.Walk(new Hva(start), new Hva(end), allocate: false, ref visitor);
             Interlocked.Add(ref _youngQueries, visitor.Queries);
             Interlocked.Add(ref _youngHits, visitor.Hits);
@@ -311,6 +314,7 @@ public sealed partial class Reclaimer
         finally
         {
             ArrayPool<uint>.Shared.Return(buffer);
+            ArrayPool<ulong>.Shared.Return(secondary);
         }
     }
 
@@ -354,11 +358,15 @@ public sealed partial class Reclaimer
     /// <summary>
     /// The per-PTE-table step shared by the aging walk and look-around (Linux's <c>walk_pte_range</c> and the loop of
     /// <c>lru_gen_look_around</c>): for each present PTE of one of the lruvec's pages, clears the accessed bit, asks the
-    /// secondary MMUs with <c>clear_young</c> when the process has any (whatever the primary bit said), and collects the
-    /// young pages. Stops before a table whose entries might not fit the buffer, recording where to resume.
+    /// secondary MMUs with <c>clear_young</c> when the process has any (whatever the primary bit said) — once per run of
+    /// such PTEs, answering per page (<see cref="MmuNotifierChain.ClearYoungBitmap"/>) — and collects the young pages.
+    /// Stops before a table whose entries might not fit the buffer, recording where to resume.
     /// </summary>
-    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, bool asksSecondary, Hva skip = default) : IPteVisitor
+    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, ulong[] secondary, bool asksSecondary, Hva skip = default) : IPteVisitor
     {
+        /// <summary>Words of a bitmap with one bit per entry of a PTE table.</summary>
+        public const int BitmapWords = HostPageTable.EntriesPerTable / 64;
+
         public int Count { get; private set; }
 
         public long Queries { get; private set; }
@@ -377,13 +385,17 @@ public sealed partial class Reclaimer
 
             var memory = owner._memory;
             var zero = mm.Host.ZeroPfn;
-            var secondaryCounts = owner._options.SecondaryAging;
             var youngest = (int)(lruvec.MaxSeq % Lruvec.MaxGenerations) + 1;
-            for (var i = 0; i < entries.Length && Count < buffer.Length; i++)
+
+            // Pass 1, under the page-table lock: which PTEs are this lruvec's pages (candidates, at most what the buffer
+            // can take), and which were young in the primary MMU (their accessed bits cleared here).
+            Span<ulong> candidates = stackalloc ulong[BitmapWords];
+            Span<ulong> young = stackalloc ulong[BitmapWords];
+            var room = buffer.Length - Count;
+            for (var i = 0; i < entries.Length && room > 0; i++)
             {
                 var pte = new HostPte(entries[i]);
-                var address = firstAddress + ((ulong)i * Paging.PageSize);
-                if (!pte.IsPresent || pte.Pfn == zero || address == skip)
+                if (!pte.IsPresent || pte.Pfn == zero || firstAddress + ((ulong)i * Paging.PageSize) == skip)
                 {
                     continue;
                 }
@@ -394,29 +406,74 @@ public sealed partial class Reclaimer
                     continue; // another cgroup's or node's page, or isolated: its accessed bits are not ours to clear
                 }
 
-                var young = pte.IsAccessed;
-                if (young)
+                room--;
+                candidates[i >> 6] |= 1UL << (i & 63);
+                if (pte.IsAccessed)
                 {
                     entries[i] = pte.Without(HostPte.AccessedBit).Value;
+                    young[i >> 6] |= 1UL << (i & 63);
                 }
+            }
 
-                if (asksSecondary)
+            // Pass 2: the secondary MMUs, asked with clear_young whatever the primary bit said — once per run of
+            // candidate PTEs (usually the whole table), answering per page, instead of once per page.
+            if (asksSecondary)
+            {
+                var i = 0;
+                while (i < entries.Length)
                 {
-                    Queries++;
-                    if (mm.Notifiers.ClearYoung(address, address + Paging.PageSize))
+                    if (!IsSet(candidates, i))
                     {
-                        Hits++;
-                        young |= secondaryCounts;
+                        i++;
+                        continue;
                     }
-                }
 
-                if (young && frame.Generation != youngest)
+                    var runEnd = i + 1;
+                    while (runEnd < entries.Length && IsSet(candidates, runEnd))
+                    {
+                        runEnd++;
+                    }
+
+                    Queries += runEnd - i;
+                    var runStart = firstAddress + ((ulong)i * Paging.PageSize);
+                    if (mm.Notifiers.ClearYoungBitmap(runStart, firstAddress + ((ulong)runEnd * Paging.PageSize), secondary))
+                    {
+                        for (var j = i; j < runEnd; j++)
+                        {
+                            if (IsSet(secondary, j - i))
+                            {
+                                Hits++;
+                                if (owner._options.SecondaryAging)
+                                {
+                                    young[j >> 6] |= 1UL << (j & 63);
+                                }
+                            }
+                        }
+                    }
+
+                    i = runEnd;
+                }
+            }
+
+            // Pass 3: collect the young candidates not already in the youngest generation.
+            for (var w = 0; w < BitmapWords; w++)
+            {
+                var bits = young[w] & candidates[w];
+                while (bits != 0)
                 {
-                    buffer[Count++] = (uint)pte.Pfn.Value;
+                    var i = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
+                    bits &= bits - 1;
+                    var pfn = new HostPte(entries[i]).Pfn;
+                    if (memory.Frame(pfn).Generation != youngest)
+                    {
+                        buffer[Count++] = (uint)pfn.Value;
+                    }
                 }
             }
 
             return true;
         }
+
+        private static bool IsSet(ReadOnlySpan<ulong> bitmap, int bit) => (bitmap[bit >> 6] & (1UL << (bit & 63))) != 0;
     }
 }

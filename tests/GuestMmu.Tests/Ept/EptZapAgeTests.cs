@@ -196,6 +196,40 @@ public sealed class EptZapAgeTests(EptVectorWidth width) : VectorPathFixture(wid
     }
 
     [Test]
+    public void ClearAccessedBitmap_SetsTheBitOfEachYoungPageAtItsOffset_ClearsOnlyThose_AndASecondPassFindsNone()
+    {
+        using var ept = NewTable();
+        var old = Spte.Leaf(new Pfn(0), true, false, false, accessed: false);
+        ept.PopulateLeaves(new Gfn(0), new Gfn(1100), new Pfn(0x100), old);
+        ulong[] youngGfns = [3, 64, 65, 511, 512, 700, 1099];
+        foreach (var g in youngGfns)
+        {
+            Assert.That(ept.TrySetAccessedDirty(new Gfn(g), ept.Read(new Gfn(g)), dirty: false), Is.True);
+        }
+
+        Assert.That(ept.TrySetAccessedDirty(new Gfn(2), ept.Read(new Gfn(2)), dirty: false), Is.True); // outside the range
+        var bitmap = new ulong[20];
+        bitmap[0] = 1; // bits outside the pages found young stay as they were
+
+        var found = ept.ClearAccessedBitmap(new Gfn(3), new Gfn(1100), bitmap, firstBit: 5);
+
+        Assert.That(found, Is.EqualTo(youngGfns.Length));
+        for (var bit = 0; bit < 64 * bitmap.Length; bit++)
+        {
+            var expected = bit == 0 || youngGfns.Contains((ulong)(bit - 5 + 3));
+            Assert.That((bitmap[bit >> 6] >> (bit & 63)) & 1, Is.EqualTo(expected ? 1UL : 0UL), $"bit {bit}");
+        }
+
+        Assert.That(youngGfns.Select(g => ept.TestYoung(new Gfn(g))), Is.All.False, "their accessed bits were cleared");
+        Assert.That(ept.TestYoung(new Gfn(2)), Is.True, "outside the range");
+        Assert.That(ept.PresentLeaves, Is.EqualTo(1100), "aging never zaps");
+        Array.Clear(bitmap);
+        Assert.That(ept.ClearAccessedBitmap(new Gfn(3), new Gfn(1100), bitmap), Is.Zero);
+        Assert.That(bitmap, Is.All.EqualTo(0UL));
+        Assert.Throws<ArgumentException>(() => ept.ClearAccessedBitmap(new Gfn(0), new Gfn(1100), new ulong[17]));
+    }
+
+    [Test]
     public void AgeTracking_TracksYoungLeaves_ReportsWritableOnes_AndAFaultRestoresThem()
     {
         using var ept = NewTable(accessDirtyEnabled: false);

@@ -222,6 +222,54 @@ public class MultiGenLruTests
     private static int GenerationOf(Host host, Mm mm, Hva address) =>
         host.Memory.Frame(mm.PageTable.Read(address).Pfn).Generation;
 
+    [Test]
+    public void The_aging_walk_asks_a_secondary_mmu_once_per_run_of_a_pte_table_and_promotes_exactly_the_pages_it_found_young()
+    {
+        using var host = Create(reclaim: MultiGen);
+        var mm = LimitedProcess(host, limitPages: 1024);
+        var start = mm.Mmap(64 * Page, Protection.Read | Protection.Write);
+        WritePattern(mm, start, 64, seed: 8);
+        host.Reclaim.AgeCgroup(mm.Cgroup);
+        host.Reclaim.AgeCgroup(mm.Cgroup); // the host's own accessed bits are spent
+        var guest = new YoungEveryFourth(start);
+        mm.Notifiers.Register(guest);
+
+        Assert.That(host.Reclaim.AgeCgroup(mm.Cgroup), Is.EqualTo(16), "only the guest's answers make pages young");
+
+        var lruvec = LruvecOfPage(host, mm, start);
+        for (var page = 0; page < 64; page++)
+        {
+            var young = GenerationOf(host, mm, start + ((ulong)page * Page)) == (int)(lruvec.MaxSeq % 4) + 1;
+            Assert.That(young, Is.EqualTo(page % 4 == 0), $"page {page}");
+        }
+
+        Assert.That(guest.BitmapCalls, Is.EqualTo(1), "64 pages in one PTE table, all on one node: one call, not one per page (the other node's walk has no candidates to ask about)");
+        Assert.That(guest.PagesAsked, Is.EqualTo(64));
+        AssertConsistent(host);
+    }
+
+    /// <summary>A secondary MMU that ages whole ranges (as the TDP MMU does) and finds every fourth page from <c>start</c> young.</summary>
+    private sealed class YoungEveryFourth(Hva start) : IMmuNotifier
+    {
+        public int BitmapCalls { get; private set; }
+
+        public long PagesAsked { get; private set; }
+
+        public void ClearYoungBitmap(IMm mm, Hva from, Hva to, Span<ulong> young)
+        {
+            BitmapCalls++;
+            var pages = (int)((to - from) / Page);
+            PagesAsked += pages;
+            for (var i = 0; i < pages; i++)
+            {
+                if ((((from + ((ulong)i * Page)) - start) / Page) % 4 == 0)
+                {
+                    young[i >> 6] |= 1UL << (i & 63);
+                }
+            }
+        }
+    }
+
     /// <summary>A secondary MMU (a guest through its EPT) that uses a range constantly: every young query on it says young.</summary>
     private sealed class YoungRange(Hva start, Hva end) : IMmuNotifier
     {
