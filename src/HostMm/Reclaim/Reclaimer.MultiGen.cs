@@ -239,7 +239,7 @@ public sealed partial class Reclaimer
                         var address = vma.Start;
                         while (address < vma.End)
                         {
-                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, asksSecondary);
+                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, asksSecondary, aging: true);
                             mm.PageTable.Walk(address, vma.End, allocate: false, ref visitor);
                             queries += visitor.Queries;
                             hits += visitor.Hits;
@@ -300,7 +300,7 @@ public sealed partial class Reclaimer
         var buffer = ArrayPool<uint>.Shared.Rent((2 * LookAroundPages) + 1);
         try
         {
-            var visitor = new AgingVisitor(this, mm, lruvec, buffer, mm.Notifiers.SubscriberCount > 0, skip: address);
+            var visitor = new AgingVisitor(this, mm, lruvec, buffer, mm.Notifiers.SubscriberCount > 0, aging: false, skip: address);
             mm.PageTable.Walk(new Hva(start), new Hva(end), allocate: false, ref visitor);
             Interlocked.Add(ref _youngQueries, visitor.Queries);
             Interlocked.Add(ref _youngHits, visitor.Hits);
@@ -355,7 +355,16 @@ public sealed partial class Reclaimer
     /// secondary MMUs with <c>clear_young</c> when the process has any (whatever the primary bit said), and collects the
     /// young pages. Stops before a table whose entries might not fit the buffer, recording where to resume.
     /// </summary>
-    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, bool asksSecondary, Hva skip = default) : IPteVisitor
+    /// <remarks>
+    /// With <c>aging</c> (the walk that opened a new generation), a young page of the generation that was the youngest
+    /// before it — one faulted in or promoted since the previous aging — has its accessed bits cleared but is not
+    /// promoted: its one reference is the one that put it there, so it now stands one generation behind the pages found
+    /// young in older generations, which have been referenced across an aging. Without this a page touched once at fault
+    /// (a cold page) is promoted with every hot page, both end up together in the youngest generation with their bits
+    /// cleared, and the next aging finds nothing young to tell them apart. Look-around (<c>aging</c> false) promotes
+    /// every young page not already in the youngest generation.
+    /// </remarks>
+    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, bool asksSecondary, bool aging, Hva skip = default) : IPteVisitor
     {
         public int Count { get; private set; }
 
@@ -376,7 +385,9 @@ public sealed partial class Reclaimer
             var memory = owner._memory;
             var zero = mm.Host.ZeroPfn;
             var secondaryCounts = owner._options.SecondaryAging;
-            var youngest = (int)(lruvec.MaxSeq % Lruvec.MaxGenerations) + 1;
+            var maxSeq = lruvec.MaxSeq;
+            var youngest = (int)(maxSeq % Lruvec.MaxGenerations) + 1;
+            var previousYoungest = aging ? (int)((maxSeq - 1) % Lruvec.MaxGenerations) + 1 : youngest;
             for (var i = 0; i < entries.Length && Count < buffer.Length; i++)
             {
                 var pte = new HostPte(entries[i]);
@@ -408,7 +419,7 @@ public sealed partial class Reclaimer
                     }
                 }
 
-                if (young && frame.Generation != youngest)
+                if (young && frame.Generation != youngest && frame.Generation != previousYoungest)
                 {
                     buffer[Count++] = (uint)pte.Pfn.Value;
                 }
