@@ -61,7 +61,8 @@ public sealed partial class Reclaimer
     /// Linux's <c>evict_folios</c> loop for the anonymous generations: isolates batches from the oldest generation's
     /// tail and tries to free each page; a page referenced since it entered (its PTE accessed bit, found with
     /// <c>clear_young</c> through the reverse map, or a secondary MMU's young answer) is promoted to the youngest
-    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first. Stops after
+    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first (walking the page tables
+    /// only when something was scanned since this call's previous aging). Stops after
     /// <paramref name="pages"/> are freed or twice the lists have been scanned.
     /// </summary>
     private long ShrinkLruvecMultiGen(Lruvec lruvec, long pages, ScanControl control)
@@ -69,6 +70,7 @@ public sealed partial class Reclaimer
         long reclaimed = 0;
         long scanned = 0;
         var agings = 0;
+        long scannedAtAging = -1;
         var limit = (2 * lruvec.Count) + pages + _options.BatchPages;
         Span<uint> batch = stackalloc uint[_options.BatchPages];
         while (reclaimed < pages && scanned < limit)
@@ -84,8 +86,12 @@ public sealed partial class Reclaimer
                     break;
                 }
 
+                // An aging that follows another with nothing scanned in between only opens a generation: the walk just
+                // cleared every accessed bit, so a second one would find nothing young (it would only ask every
+                // secondary MMU again); a page used since is still caught by eviction's reverse-map check.
                 agings++;
-                AgeLruvec(lruvec, seenMaxSeq, walk: true);
+                AgeLruvec(lruvec, seenMaxSeq, walk: scannedAtAging != scanned);
+                scannedAtAging = scanned;
                 continue;
             }
 
