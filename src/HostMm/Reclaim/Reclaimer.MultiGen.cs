@@ -34,7 +34,9 @@ public sealed partial class Reclaimer
     /// <summary>
     /// Ages every lruvec of <paramref name="cgroup"/> once (Linux's <c>try_to_inc_max_seq</c>): opens a new youngest
     /// generation, then walks the page tables of the cgroup's processes, clearing accessed bits and asking the secondary
-    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation. Returns the pages promoted.
+    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation — except the pages of the
+    /// generation that was the youngest until now, whose accessed bits may only be the fault's that put them there: their
+    /// bits are cleared and they stay, one generation behind. Returns the pages promoted.
     /// </summary>
     /// <exception cref="InvalidOperationException">The host's policy is <see cref="LruPolicy.Classic"/>, which has no generations.</exception>
     public long AgeCgroup(MemoryCgroup cgroup)
