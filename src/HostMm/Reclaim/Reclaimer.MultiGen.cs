@@ -34,7 +34,9 @@ public sealed partial class Reclaimer
     /// <summary>
     /// Ages every lruvec of <paramref name="cgroup"/> once (Linux's <c>try_to_inc_max_seq</c>): opens a new youngest
     /// generation, then walks the page tables of the cgroup's processes, clearing accessed bits and asking the secondary
-    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation. Returns the pages promoted.
+    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation — except the pages of the
+    /// generation that was the youngest until now, whose accessed bits may only be the fault's that put them there: their
+    /// bits are cleared and they stay, one generation behind. Returns the pages promoted.
     /// </summary>
     /// <exception cref="InvalidOperationException">The host's policy is <see cref="LruPolicy.Classic"/>, which has no generations.</exception>
     public long AgeCgroup(MemoryCgroup cgroup)
@@ -61,7 +63,8 @@ public sealed partial class Reclaimer
     /// Linux's <c>evict_folios</c> loop for the anonymous generations: isolates batches from the oldest generation's
     /// tail and tries to free each page; a page referenced since it entered (its PTE accessed bit, found with
     /// <c>clear_young</c> through the reverse map, or a secondary MMU's young answer) is promoted to the youngest
-    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first. Stops after
+    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first (walking the page tables
+    /// only when something was scanned since this call's previous aging). Stops after
     /// <paramref name="pages"/> are freed or twice the lists have been scanned.
     /// </summary>
     private long ShrinkLruvecMultiGen(Lruvec lruvec, long pages, ScanControl control)
@@ -69,6 +72,7 @@ public sealed partial class Reclaimer
         long reclaimed = 0;
         long scanned = 0;
         var agings = 0;
+        long scannedAtAging = -1;
         var limit = (2 * lruvec.Count) + pages + _options.BatchPages;
         Span<uint> batch = stackalloc uint[_options.BatchPages];
         while (reclaimed < pages && scanned < limit)
@@ -84,8 +88,12 @@ public sealed partial class Reclaimer
                     break;
                 }
 
+                // An aging that follows another with nothing scanned in between only opens a generation: the walk just
+                // cleared every accessed bit, so a second one would find nothing young (it would only ask every
+                // secondary MMU again); a page used since is still caught by eviction's reverse-map check.
                 agings++;
-                AgeLruvec(lruvec, seenMaxSeq, walk: true);
+                AgeLruvec(lruvec, seenMaxSeq, walk: scannedAtAging != scanned);
+                scannedAtAging = scanned;
                 continue;
             }
 
@@ -239,7 +247,7 @@ public sealed partial class Reclaimer
                         var address = vma.Start;
                         while (address < vma.End)
                         {
-                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, asksSecondary);
+                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, asksSecondary, aging: true);
                             mm.PageTable.Walk(address, vma.End, allocate: false, ref visitor);
                             queries += visitor.Queries;
                             hits += visitor.Hits;
@@ -300,7 +308,7 @@ public sealed partial class Reclaimer
         var buffer = ArrayPool<uint>.Shared.Rent((2 * LookAroundPages) + 1);
         try
         {
-            var visitor = new AgingVisitor(this, mm, lruvec, buffer, mm.Notifiers.SubscriberCount > 0, skip: address);
+            var visitor = new AgingVisitor(this, mm, lruvec, buffer, mm.Notifiers.SubscriberCount > 0, aging: false, skip: address);
             mm.PageTable.Walk(new Hva(start), new Hva(end), allocate: false, ref visitor);
             Interlocked.Add(ref _youngQueries, visitor.Queries);
             Interlocked.Add(ref _youngHits, visitor.Hits);
@@ -355,7 +363,16 @@ public sealed partial class Reclaimer
     /// secondary MMUs with <c>clear_young</c> when the process has any (whatever the primary bit said), and collects the
     /// young pages. Stops before a table whose entries might not fit the buffer, recording where to resume.
     /// </summary>
-    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, bool asksSecondary, Hva skip = default) : IPteVisitor
+    /// <remarks>
+    /// With <c>aging</c> (the walk that opened a new generation), a young page of the generation that was the youngest
+    /// before it — one faulted in or promoted since the previous aging — has its accessed bits cleared but is not
+    /// promoted: its one reference is the one that put it there, so it now stands one generation behind the pages found
+    /// young in older generations, which have been referenced across an aging. Without this a page touched once at fault
+    /// (a cold page) is promoted with every hot page, both end up together in the youngest generation with their bits
+    /// cleared, and the next aging finds nothing young to tell them apart. Look-around (<c>aging</c> false) promotes
+    /// every young page not already in the youngest generation.
+    /// </remarks>
+    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, bool asksSecondary, bool aging, Hva skip = default) : IPteVisitor
     {
         public int Count { get; private set; }
 
@@ -376,7 +393,9 @@ public sealed partial class Reclaimer
             var memory = owner._memory;
             var zero = mm.Host.ZeroPfn;
             var secondaryCounts = owner._options.SecondaryAging;
-            var youngest = (int)(lruvec.MaxSeq % Lruvec.MaxGenerations) + 1;
+            var maxSeq = lruvec.MaxSeq;
+            var youngest = (int)(maxSeq % Lruvec.MaxGenerations) + 1;
+            var previousYoungest = aging ? (int)((maxSeq - 1) % Lruvec.MaxGenerations) + 1 : youngest;
             for (var i = 0; i < entries.Length && Count < buffer.Length; i++)
             {
                 var pte = new HostPte(entries[i]);
@@ -408,7 +427,7 @@ public sealed partial class Reclaimer
                     }
                 }
 
-                if (young && frame.Generation != youngest)
+                if (young && frame.Generation != youngest && frame.Generation != previousYoungest)
                 {
                     buffer[Count++] = (uint)pte.Pfn.Value;
                 }
