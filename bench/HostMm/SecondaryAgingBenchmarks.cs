@@ -137,11 +137,13 @@ public class SecondaryAgingBenchmarks
     public long AgeMglruWalk()
     {
         var before = _mglruVm.Mmu.Stats.AgingCalls;
+        var hitsBefore = _mglruHost.Reclaim.Stats.SecondaryYoungHits;
         var promoted = _mglruHost.Reclaim.AgeCgroup(_mglruHost.Reclaim.Root);
         var calls = _mglruVm.Mmu.Stats.AgingCalls - before;
-        if (calls == 0 || (Young && promoted != Pages))
+        var hits = _mglruHost.Reclaim.Stats.SecondaryYoungHits - hitsBefore;
+        if (calls == 0 || hits != (Young ? Pages : 0))
         {
-            throw new InvalidOperationException($"{calls} secondary aging calls, {promoted} promoted, for {Pages} pages");
+            throw new InvalidOperationException($"{calls} secondary aging calls found {hits} pages young ({promoted} promoted), for {Pages} pages");
         }
 
         return promoted;

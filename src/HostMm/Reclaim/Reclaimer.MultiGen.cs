@@ -34,7 +34,9 @@ public sealed partial class Reclaimer
     /// <summary>
     /// Ages every lruvec of <paramref name="cgroup"/> once (Linux's <c>try_to_inc_max_seq</c>): opens a new youngest
     /// generation, then walks the page tables of the cgroup's processes, clearing accessed bits and asking the secondary
-    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation. Returns the pages promoted.
+    /// MMUs (<c>clear_young</c>), and moves every page found young into the new generation — except the pages of the
+    /// generation that was the youngest until now, whose accessed bits may only be the fault's that put them there: their
+    /// bits are cleared and they stay, one generation behind. Returns the pages promoted.
     /// </summary>
     /// <exception cref="InvalidOperationException">The host's policy is <see cref="LruPolicy.Classic"/>, which has no generations.</exception>
     public long AgeCgroup(MemoryCgroup cgroup)
@@ -61,7 +63,8 @@ public sealed partial class Reclaimer
     /// Linux's <c>evict_folios</c> loop for the anonymous generations: isolates batches from the oldest generation's
     /// tail and tries to free each page; a page referenced since it entered (its PTE accessed bit, found with
     /// <c>clear_young</c> through the reverse map, or a secondary MMU's young answer) is promoted to the youngest
-    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first. Stops after
+    /// generation instead. When only <see cref="Lruvec.MinGenerations"/> remain, ages first (walking the page tables
+    /// only when something was scanned since this call's previous aging). Stops after
     /// <paramref name="pages"/> are freed or twice the lists have been scanned.
     /// </summary>
     private long ShrinkLruvecMultiGen(Lruvec lruvec, long pages, ScanControl control)
@@ -69,6 +72,7 @@ public sealed partial class Reclaimer
         long reclaimed = 0;
         long scanned = 0;
         var agings = 0;
+        long scannedAtAging = -1;
         var limit = (2 * lruvec.Count) + pages + _options.BatchPages;
         Span<uint> batch = stackalloc uint[_options.BatchPages];
         Span<FolioOutcome> outcomes = stackalloc FolioOutcome[_options.BatchPages];
@@ -85,8 +89,12 @@ public sealed partial class Reclaimer
                     break;
                 }
 
+                // An aging that follows another with nothing scanned in between only opens a generation: the walk just
+                // cleared every accessed bit, so a second one would find nothing young (it would only ask every
+                // secondary MMU again); a page used since is still caught by eviction's reverse-map check.
                 agings++;
-                AgeLruvec(lruvec, seenMaxSeq, walk: true);
+                AgeLruvec(lruvec, seenMaxSeq, walk: scannedAtAging != scanned);
+                scannedAtAging = scanned;
                 continue;
             }
 
@@ -242,7 +250,7 @@ public sealed partial class Reclaimer
                         var address = vma.Start;
                         while (address < vma.End)
                         {
-                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, secondary, asksSecondary);
+                            var visitor = new AgingVisitor(this, mm, lruvec, buffer, secondary, asksSecondary, aging: true);
                             mm.PageTable.Walk(address, vma.End, allocate: false, ref visitor);
                             queries += visitor.Queries;
                             hits += visitor.Hits;
@@ -305,7 +313,7 @@ public sealed partial class Reclaimer
         var secondary = ArrayPool<ulong>.Shared.Rent(AgingVisitor.BitmapWords);
         try
         {
-            var visitor = new AgingVisitor(this, mm, lruvec, buffer, secondary, mm.Notifiers.SubscriberCount > 0, skip: address);
+            var visitor = new AgingVisitor(this, mm, lruvec, buffer, secondary, mm.Notifiers.SubscriberCount > 0, aging: false, skip: address);
             mm.PageTable.Walk(new Hva(start), new Hva(end), allocate: false, ref visitor);
             Interlocked.Add(ref _youngQueries, visitor.Queries);
             Interlocked.Add(ref _youngHits, visitor.Hits);
@@ -362,7 +370,16 @@ public sealed partial class Reclaimer
     /// such PTEs, answering per page (<see cref="MmuNotifierChain.ClearYoungBitmap"/>) — and collects the young pages.
     /// Stops before a table whose entries might not fit the buffer, recording where to resume.
     /// </summary>
-    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, ulong[] secondary, bool asksSecondary, Hva skip = default) : IPteVisitor
+    /// <remarks>
+    /// With <c>aging</c> (the walk that opened a new generation), a young page of the generation that was the youngest
+    /// before it — one faulted in or promoted since the previous aging — has its accessed bits cleared but is not
+    /// promoted: its one reference is the one that put it there, so it now stands one generation behind the pages found
+    /// young in older generations, which have been referenced across an aging. Without this a page touched once at fault
+    /// (a cold page) is promoted with every hot page, both end up together in the youngest generation with their bits
+    /// cleared, and the next aging finds nothing young to tell them apart. Look-around (<c>aging</c> false) promotes
+    /// every young page not already in the youngest generation.
+    /// </remarks>
+    private struct AgingVisitor(Reclaimer owner, Mm mm, Lruvec lruvec, uint[] buffer, ulong[] secondary, bool asksSecondary, bool aging, Hva skip = default) : IPteVisitor
     {
         /// <summary>Words of a bitmap with one bit per entry of a PTE table.</summary>
         public const int BitmapWords = HostPageTable.EntriesPerTable / 64;
@@ -385,7 +402,9 @@ public sealed partial class Reclaimer
 
             var memory = owner._memory;
             var zero = mm.Host.ZeroPfn;
-            var youngest = (int)(lruvec.MaxSeq % Lruvec.MaxGenerations) + 1;
+            var maxSeq = lruvec.MaxSeq;
+            var youngest = (int)(maxSeq % Lruvec.MaxGenerations) + 1;
+            var previousYoungest = aging ? (int)((maxSeq - 1) % Lruvec.MaxGenerations) + 1 : youngest;
 
             // Pass 1, under the page-table lock: which PTEs are this lruvec's pages (candidates, at most what the buffer
             // can take), and which were young in the primary MMU (their accessed bits cleared here).
@@ -455,7 +474,8 @@ public sealed partial class Reclaimer
                 }
             }
 
-            // Pass 3: collect the young candidates not already in the youngest generation.
+            // Pass 3: collect the young candidates not already in the youngest generation (nor, when aging, the one that
+            // was the youngest before it: see the remarks).
             for (var w = 0; w < BitmapWords; w++)
             {
                 var bits = young[w] & candidates[w];
@@ -464,7 +484,8 @@ public sealed partial class Reclaimer
                     var i = (w << 6) + System.Numerics.BitOperations.TrailingZeroCount(bits);
                     bits &= bits - 1;
                     var pfn = new HostPte(entries[i]).Pfn;
-                    if (memory.Frame(pfn).Generation != youngest)
+                    var generation = memory.Frame(pfn).Generation;
+                    if (generation != youngest && generation != previousYoungest)
                     {
                         buffer[Count++] = (uint)pfn.Value;
                     }

@@ -86,16 +86,7 @@ public sealed partial class SwapDemo
         var options = baseOptions with { DirtyTracking = policy, Swap = baseOptions.Swap! with { SizeBytes = 4 * guestBytes } };
         using var vm = new Vm(options, new GuestConsole(console));
         vm.Boot(image);
-        Volatile.Write(ref _current, vm);
-        VmRunResult run;
-        try
-        {
-            run = vm.Run();
-        }
-        finally
-        {
-            Volatile.Write(ref _current, null);
-        }
+        var run = RunShown(vm);
 
         var reclaim = vm.Host!.Reclaim.Stats;
         return new DirtyPolicyRow
@@ -108,6 +99,20 @@ public sealed partial class SwapDemo
             GuestPassed = passed && run.Kind == VmStopKind.GuestExit && run.GuestExitCode == 0,
             Elapsed = run.Elapsed,
         };
+    }
+
+    /// <summary>Runs <paramref name="vm"/> to its end, shown by <see cref="Current"/> while it runs.</summary>
+    private VmRunResult RunShown(Vm vm)
+    {
+        Volatile.Write(ref _current, vm);
+        try
+        {
+            return vm.Run();
+        }
+        finally
+        {
+            Volatile.Write(ref _current, null);
+        }
     }
 
     private VmOptions BaseOptions(ulong guestBytes, ulong hostBytes, bool secondaryAging, string commandLine) => new()
@@ -158,16 +163,7 @@ public sealed partial class SwapDemo
         vm.Boot(image);
         var auditor = _options.AuditEveryBatch ? new BatchAuditor(vm, MaxViolationsKept) : null;
         vm.Emulated!.Cpus[0].SliceInstructions = AuditSliceInstructions;
-        Volatile.Write(ref _current, vm);
-        VmRunResult run;
-        try
-        {
-            run = vm.Run();
-        }
-        finally
-        {
-            Volatile.Write(ref _current, null);
-        }
+        var run = RunShown(vm);
 
         var atGuestExit = host.Reclaim.Stats;
         long regionPages = 0, resident = 0, swapped = 0, lost = 0, hostCorrupted = 0;
@@ -294,16 +290,7 @@ public sealed partial class SwapDemo
         using var machine = new Vm(BaseOptions(guestBytes, _options.WorkingSetHostBytes, secondaryAging, commandLine), new GuestConsole(console));
         machine.Boot(image);
         running = machine;
-        Volatile.Write(ref _current, machine);
-        VmRunResult run;
-        try
-        {
-            run = machine.Run();
-        }
-        finally
-        {
-            Volatile.Write(ref _current, null);
-        }
+        var run = RunShown(machine);
 
         return new AgingPhaseRow
         {
