@@ -226,6 +226,10 @@ public sealed partial class Mm
         }
 
         memory.SetFlags(pfn, FrameFlags.SwapBacked);
+        // On the LRU before the PTE is visible (Linux adds the folio before set_pte_at): once the page-table lock is
+        // dropped a racing zap may unmap and free the frame, and an LruAdd after that would list a freed (or reused)
+        // frame. If the install loses a race the Put below frees the frame and its release hook takes it off again.
+        Host.Reclaim.LruAdd(pfn, inFault: true);
         var installed = false;
         if (_pageTable.TryLock(page, allocate: true, out var slot))
         {
@@ -249,7 +253,6 @@ public sealed partial class Mm
             return null;
         }
 
-        Host.Reclaim.LruAdd(pfn, inFault: true);
         AddRss(1);
         Interlocked.Increment(ref _demandZeroFaults);
         return FaultResult.DemandZero;
@@ -357,6 +360,10 @@ public sealed partial class Mm
             memory.CopyFrame(oldPfn, newPfn);
         }
 
+        // On the LRU before the PTE is visible (Linux adds the folio before set_pte_at): once the page-table lock is
+        // dropped a racing zap may unmap and free the frame, and an LruAdd after that would list a freed (or reused)
+        // frame. If the install loses a race the Put below frees the frame and its release hook takes it off again.
+        Host.Reclaim.LruAdd(newPfn, inFault: true);
         var replaced = false;
         using (Invalidation.Begin(this, page, page + Paging.PageSize, NotifierEvent.Clear))
         {
@@ -406,7 +413,6 @@ public sealed partial class Mm
             return null;
         }
 
-        Host.Reclaim.LruAdd(newPfn, inFault: true);
         if (fromZeroPage)
         {
             AddRss(1);
