@@ -139,7 +139,6 @@ public sealed partial class Reclaimer
     /// </summary>
     private int IsolateOldest(Lruvec lruvec, Span<uint> batch, bool force, out bool needsAging, out long seenMaxSeq)
     {
-        var frames = _memory.FrameTable;
         var count = 0;
         lock (lruvec.Lock)
         {
@@ -157,20 +156,7 @@ public sealed partial class Reclaimer
             var looked = 0;
             for (var seq = lruvec.MinSeq; seq <= last && count == 0 && looked < batch.Length * 4; seq++)
             {
-                var index = lruvec.GenerationTailLocked(seq);
-                while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
-                {
-                    looked++;
-                    var previous = frames[(int)index].LruPrev;
-                    if (_memory.TryGet(new Pfn(index)))
-                    {
-                        lruvec.RemoveLocked(frames, index);
-                        frames[(int)index].SetFlags(FrameFlags.Isolated);
-                        batch[count++] = index;
-                    }
-
-                    index = previous;
-                }
+                IsolateFromTailLocked(lruvec, lruvec.GenerationTailLocked(seq), batch, ref count, ref looked);
             }
         }
 

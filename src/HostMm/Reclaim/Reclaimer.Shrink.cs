@@ -141,29 +141,41 @@ public sealed partial class Reclaimer
     /// </summary>
     private int Isolate(Lruvec lruvec, LruList list, Span<uint> batch)
     {
-        var frames = _memory.FrameTable;
         var count = 0;
         lock (lruvec.Lock)
         {
-            var index = lruvec.TailLocked(list);
             var looked = 0;
-            while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
-            {
-                looked++;
-                var previous = frames[(int)index].LruPrev;
-                if (_memory.TryGet(new Pfn(index)))
-                {
-                    lruvec.RemoveLocked(frames, index);
-                    frames[(int)index].SetFlags(FrameFlags.Isolated);
-                    batch[count++] = index;
-                }
-
-                index = previous;
-            }
+            IsolateFromTailLocked(lruvec, lruvec.TailLocked(list), batch, ref count, ref looked);
         }
 
         Interlocked.Add(ref _isolated, count);
         return count;
+    }
+
+    /// <summary>
+    /// Walks a list from <paramref name="tail"/> towards its head (the caller holds <see cref="Lruvec.Lock"/>), taking
+    /// each frame whose reference can still be got off the list with <see cref="FrameFlags.Isolated"/> into
+    /// <paramref name="batch"/>, until the batch is full or <c>4 × batch.Length</c> frames were looked at in all
+    /// (<paramref name="looked"/> carries that count across lists). A frame whose count is 0 is being freed and is left
+    /// to its freer. Shared by both LRU policies.
+    /// </summary>
+    private void IsolateFromTailLocked(Lruvec lruvec, uint tail, Span<uint> batch, ref int count, ref int looked)
+    {
+        var frames = _memory.FrameTable;
+        var index = tail;
+        while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
+        {
+            looked++;
+            var previous = frames[(int)index].LruPrev;
+            if (_memory.TryGet(new Pfn(index)))
+            {
+                lruvec.RemoveLocked(frames, index);
+                frames[(int)index].SetFlags(FrameFlags.Isolated);
+                batch[count++] = index;
+            }
+
+            index = previous;
+        }
     }
 
     /// <summary>
