@@ -103,7 +103,8 @@ public sealed class ReclaimDaemon : IDisposable
                 long got;
                 lock (_stepLock)
                 {
-                    var scanned = _reclaimer.Stats.PgscanKswapd;
+                    // The counters snapshot costs a read of every counter: taken only when a hook wants to know.
+                    var scanned = _afterStep is null ? 0 : _reclaimer.Stats.PgscanKswapd;
                     got = _stopping ? 0 : _reclaimer.Step(_budgetPages);
                     if (_afterStep is not null && _reclaimer.Stats.PgscanKswapd != scanned)
                     {
