@@ -15,7 +15,8 @@ namespace Hypervisor.Vmm.Demo;
 /// MMUs listening on its notifier chain. The script only makes the process's system calls and memory
 /// accesses; every notifier call, PTE change, TLB flush and frame free in the timeline is issued by the
 /// host itself, in the order of <c>reference/mmu-notifier.md</c> §3. Two steps are still played by the
-/// script because the host lacks their mechanism: page aging (no reclaim yet) and the OOM reaper.
+/// script: aging of one chosen page (the host's reclaimer ages whole LRU lists, which would not pick it; <c>hv demo
+/// swap</c> shows real reclaim) and the OOM reaper, which the host does not have.
 /// </summary>
 /// <remarks>
 /// <para>Subscribers, oldest first: a <see cref="SleepingNotifier"/> that refuses non-blockable starts, a
@@ -203,14 +204,15 @@ internal sealed class HostDemo
 
     /// <summary>
     /// Page aging as rmap's folio_referenced_one does it: no start/end, the young ops under the page-table
-    /// lock. The host has no reclaim yet, so the script calls the chain's young ops itself.
+    /// lock. The script calls the chain's young ops itself for one chosen page; the host's reclaimer ages whole LRU
+    /// lists (see <c>hv demo swap</c>).
     /// </summary>
     private void Aging()
     {
         var page = P(AgedPage);
         var end = P(AgedPage + 1);
         Step(
-            $"aging of page {AgedPage}: the script calls clear_flush_young, test_young (no reclaim yet)",
+            $"aging of page {AgedPage}: the script calls clear_flush_young, test_young (reclaim would age whole LRU lists)",
             page,
             end,
             () =>

@@ -77,9 +77,9 @@ internal static class HostDemoReport
             Invariant($"{TimelineFolder.FoldAbove} PTE changes or frame frees is folded into one row; a fold never"),
             "crosses any other row, so the order stays visible.");
         writer.Paragraph(
-            "Two steps are played by the script because the host does not have their",
-            "mechanism yet: page aging, where the script calls the young ops as rmap's",
-            "folio_referenced_one would (no reclaim yet), and the OOM reaper's",
+            "Two steps are played by the script: the aging of one chosen page, where the",
+            "script calls the young ops as rmap's folio_referenced_one does (the host's",
+            "reclaimer ages whole LRU lists: hv demo swap shows it), and the OOM reaper's",
             "non-blockable start, which a sleeping subscriber refuses (no reaper yet).");
         var regions = layout.UserRegions.Select(r => Invariant($"{r.Cookie} = {layout.DescribePages(r.Start, r.End)}")).ToArray();
         writer.Paragraph(
