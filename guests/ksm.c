@@ -2,7 +2,8 @@
  * (what breaks the merged copy-on-write pages), verifying contents after each phase.
  * cmdline: pages=N (default 1024), kinds=K distinct contents (default 4), every=R: rewrite every R-th
  * page with unique content (default 8), passes=P re-reads of all pages per phase (default 1; raise it
- * to give a host scanner time to merge while the guest runs).
+ * to give a host scanner time to merge while the guest runs), salt=S: mixed into the rewritten pages' content
+ * (default 0), so guests given different salts rewrite the pages they share with a content no other guest has.
  * Prints the distinct-content counts; exit 0 when they and the contents are as expected, 1 otherwise,
  * 2 when the pages do not fit in RAM. */
 #include "rt.h"
@@ -17,10 +18,12 @@ static u32 distinct_idx[MAX_PAGES];
 static u8 *base;
 static u64 npages;
 
+static u64 salt;
+
 static u64 seed_of(u64 page, u64 kinds, u64 every, int rewritten)
 {
 	if (rewritten && every && page % every == 0)
-		return 0x5151000000000000ul + page;      /* unique per page */
+		return 0x5151000000000000ul + page + (salt << 24);  /* unique per page (and per salt) */
 	return 0xC0FFEE0000000000ul + page % kinds;  /* shared by every page of this kind */
 }
 
@@ -84,6 +87,7 @@ int guest_main(void)
 	u64 kinds = arg_u64("kinds", 4);
 	u64 every = arg_u64("every", 8);
 	u64 passes = arg_u64("passes", 1);
+	salt = arg_u64("salt", 0);
 	if (kinds == 0)
 		kinds = 1;
 	if (npages == 0 || npages > MAX_PAGES) {
@@ -109,7 +113,7 @@ int guest_main(void)
 	if (every)
 		want2 += (npages + every - 1) / every;
 
-	printf("ksm: %lu pages at %p, %lu kinds\n", npages, base, kinds);
+	printf("ksm: %lu pages at %p, %lu kinds, salt %lu\n", npages, base, kinds, salt);
 	for (u64 p = 0; p < npages; p++)
 		fill_page(p, seed_of(p, kinds, every, 0));
 	u64 bad = verify_all(kinds, every, 0, passes);
