@@ -39,6 +39,9 @@ internal static class RunCommand
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
 
+    /// <summary>The largest <c>--vms</c> the parser accepts; the host's size bounds it further (<see cref="HostMachine.MaxVmCount"/>).</summary>
+    internal const int MaxVms = 1024;
+
     /// <summary>Guest RAM when <c>-m</c> is not given: 128 MiB, as QEMU.</summary>
     internal const ulong DefaultMemoryBytes = 128UL << 20;
 
@@ -48,7 +51,17 @@ internal static class RunCommand
     /// <summary>Creates <c>run</c>.</summary>
     public static Command Create(CliContext context, Option<LogLevel> logLevel)
     {
-        var image = new Argument<FileInfo>("IMAGE") { Description = "The guest image, e.g. guests/build/hello.elf." };
+        var image = new Argument<FileInfo[]>("IMAGE")
+        {
+            Description = "The guest image, e.g. guests/build/hello.elf; several images boot as several VMs on one shared host.",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var vms = CliOptions.BoundedInt(
+            "--vms",
+            "Boot N copies of IMAGE, each its own VM on its own thread, on one shared host (one frame pool, one reclaimer); console lines are prefixed [0], [1] …. Emulated only; not with several images.",
+            1,
+            1,
+            MaxVms);
         var memory = CliOptions.Size("--mem", "-m", "Guest RAM", DefaultMemoryBytes, VmOptions.MinMemoryBytes, VmOptions.MaxMemoryBytes);
         var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
         var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
@@ -84,21 +97,33 @@ internal static class RunCommand
         var hostMemory = RunHostMemoryOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All))
         {
             command.Options.Add(option);
         }
 
         command.SetAction(parseResult =>
         {
-            var file = parseResult.GetValue(image)!;
-            if (!file.Exists)
+            var files = parseResult.GetValue(image)!;
+            var copies = parseResult.GetValue(vms);
+            if (files.Length > 1 && parseResult.GetResult(vms) is { Implicit: false })
             {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}image '{file.FullName}' does not exist (build the sample guests with 'make -C guests')");
-                return ExitCodes.InputError;
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--vms {copies} boots copies of one image; with {files.Length} images ({string.Join(", ", files.Select(f => f.Name))}) each image is already its own VM: give one image with --vms, or several without it");
+                return ExitCodes.UsageError;
             }
 
-            var elf = ElfImage.Parse(File.ReadAllBytes(file.FullName));
+            foreach (var given in files)
+            {
+                if (!given.Exists)
+                {
+                    context.Error.WriteLine($"{CliErrorHandler.Prefix}image '{given.FullName}' does not exist (build the sample guests with 'make -C guests')");
+                    return ExitCodes.InputError;
+                }
+            }
+
+            // Each VM's image, in VM order: the images as given, or one image N times.
+            var images = files.Length > 1 ? files : Enumerable.Repeat(files[0], copies).ToArray();
+            var elves = files.ToDictionary(f => f, f => ElfImage.Parse(File.ReadAllBytes(f.FullName)));
             var accelerator = parseResult.GetValue(accel);
             var instructionLimit = parseResult.GetValue(maxInstructions);
             var forkMs = parseResult.GetValue(hostForks);
@@ -115,6 +140,13 @@ internal static class RunCommand
             if (DirtyPolicyOption.Refusal(dirtyTracking, accelerator) is { } refusal)
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{refusal}");
+                return ExitCodes.UsageError;
+            }
+
+            if (images.Length > 1 && accelerator != AcceleratorKind.Emulated)
+            {
+                var what = files.Length > 1 ? $"{files.Length} images" : $"--vms {copies}";
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{what} needs --accel emulated: several VMs share one simulated host (one frame pool, one reclaimer), and KVM keeps guest RAM outside it");
                 return ExitCodes.UsageError;
             }
 
@@ -139,11 +171,19 @@ internal static class RunCommand
                 LoggerFactory = loggerFactory,
             };
 
-            if (!hostMemory.TryApply(parseResult, options, out options, out var hostMemoryError))
+            if (!hostMemory.TryApply(parseResult, options, images.Length, out options, out var hostMemoryError))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{hostMemoryError}");
                 return ExitCodes.UsageError;
             }
+
+            if (images.Length > 1)
+            {
+                return RunGroup(context, parseResult.GetValue(plain), options, images, elves, files.Length > 1 ? $"{files.Length} images" : $"--vms {copies}");
+            }
+
+            var elf = elves[images[0]];
+            var file = images[0];
 
             // The live panel shows the interpreter's and the MMU's counters, which only the emulated accelerator has.
             var live = accelerator == AcceleratorKind.Emulated && context.IsTerminal && !parseResult.GetValue(plain);
@@ -171,5 +211,68 @@ internal static class RunCommand
             return result.ExitCode;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Several VMs on one <see cref="HostMachine"/>: builds and boots each (VM i runs <paramref name="images"/>[i]),
+    /// runs them all at once, prefixes each VM's console lines with its index, and writes one report with a column per
+    /// VM and one for the host.
+    /// </summary>
+    /// <returns>The first non-zero exit code in VM order (each VM's as a lone <c>hv run</c> would return it), else 0;
+    /// <see cref="ExitCodes.UsageError"/> when the VMs do not fit one host.</returns>
+    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, ElfImage> elves, string what)
+    {
+        HostMachine built;
+        try
+        {
+            built = new HostMachine(options, images.Length);
+        }
+        catch (VmOptionsException exception) when (exception.Rule is VmOptionRule.VmCount)
+        {
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{what}: {CliErrorHandler.OneLine(RunHostMemoryOptions.WithoutParameter(exception))}");
+            return ExitCodes.UsageError;
+        }
+        catch (VmOptionsException exception) when (exception.Rule is VmOptionRule.Swap or VmOptionRule.LruPolicy)
+        {
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{CliErrorHandler.OneLine(RunHostMemoryOptions.Describe(exception, options))}");
+            return ExitCodes.UsageError;
+        }
+
+        using var machine = built;
+        var live = context.IsTerminal && !plain;
+        var outputLock = new Lock();
+        var vms = new List<Vm>(images.Length);
+        try
+        {
+            for (var i = 0; i < images.Length; i++)
+            {
+                var console = live ? new GuestConsole() : new GuestConsole(new PrefixedLineWriter(context.Output, outputLock, PrefixedLineWriter.PrefixOf(i)));
+                vms.Add(new Vm(options, console, machine));
+                vms[i].Boot(elves[images[i]]);
+            }
+
+            var names = images.Select(f => f.Name).ToArray();
+            var start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var results = live ? LivePanel.Run(machine, vms, names) : machine.Run(vms);
+            var wallClock = System.Diagnostics.Stopwatch.GetElapsedTime(start);
+            if (live)
+            {
+                for (var i = 0; i < vms.Count; i++)
+                {
+                    context.Output.Write(PrefixedLineWriter.Prefix(vms[i].Console.Transcript(), PrefixedLineWriter.PrefixOf(i)));
+                }
+            }
+
+            RunGroupReport.Write(results, vms, machine, names, wallClock, ReportWriter.Create(context, plain: !live));
+            return RunGroupReport.ExitCode(results);
+        }
+        finally
+        {
+            // Every VM's process exits before the shared host is freed.
+            for (var i = vms.Count - 1; i >= 0; i--)
+            {
+                vms[i].Dispose();
+            }
+        }
     }
 }
