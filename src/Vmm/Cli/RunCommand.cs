@@ -35,6 +35,9 @@ internal static class RunCommand
         "1 for a missing or bad image (or KVM unavailable, or an I/O error), 2 for a bad option;",
         "70 for an internal error, a bug in hv ('hv: internal error:'; --log-level Debug shows the stack).",
         "A guest code from 1 to 4 looks like one of these; the report's title says which it is.",
+        "Several VMs (several images, or --vms N): the first non-zero exit code in VM order, each VM's as above, else 0.",
+        "They share one simulated host (one frame pool, one reclaimer and swap device); each has its own host process",
+        "and, under --host-mem, its own memory cgroup of that limit. Only the emulated accelerator runs several VMs.",
         string.Empty,
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");

@@ -93,6 +93,34 @@ public sealed class HostMachineTests
     }
 
     [Test]
+    [Category(TestCategories.Guest)]
+    public void AFailureOfTheSharedReclaimerStopsEveryVmAsAnInternalErrorNamingIt()
+    {
+        var options = new VmOptions { MemoryBytes = GuestRam, CommandLine = "mib=16", Timeout = Limit, HostMemoryBytes = 4UL << 20, Swap = VmOptions.DefaultSwap(GuestRam * 2) };
+        using var machine = new HostMachine(options, 2);
+        machine.ReclaimStepped = () => throw new InvalidOperationException("injected audit failure");
+        var (vms, _) = Build(machine, options, 2, "memtest");
+        try
+        {
+            var results = machine.Run(vms);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(machine.ReclaimDaemon!.Failure, Is.InstanceOf<InvalidOperationException>());
+                foreach (var result in results)
+                {
+                    Assert.That(result.Kind, Is.EqualTo(VmStopKind.InternalError), result.Detail);
+                    Assert.That(result.Detail, Does.Contain("kswapd").And.Contain("injected audit failure"));
+                }
+            });
+        }
+        finally
+        {
+            Dispose(vms);
+        }
+    }
+
+    [Test]
     public void TheGuestRamHookSeesEachVmsIndexAndRamOnceMapped()
     {
         var options = new VmOptions { MemoryBytes = GuestRam };
