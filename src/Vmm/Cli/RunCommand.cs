@@ -13,6 +13,9 @@ namespace Hypervisor.Vmm.Cli;
 /// <summary>
 /// <c>hv run IMAGE</c> with QEMU-like options: boots the image, copies the guest console to standard output,
 /// prints the closing report of what the interpreter and the MMU did, and exits with the guest's own exit code.
+/// <c>hv run IMAGE IMAGE ...</c> or <c>--vms N</c> boots several VMs on one <see cref="HostMachine"/>, each on its own
+/// thread, with console lines prefixed by the VM's index and a report column per VM plus the host; one VM takes the
+/// path it always took.
 /// </summary>
 /// <remarks>
 /// The exit code is the guest's, not QEMU's: a guest that writes 0 to the debug-exit port (success, for the sample
@@ -182,7 +185,7 @@ internal static class RunCommand
 
             if (images.Length > 1)
             {
-                return RunGroup(context, parseResult.GetValue(plain), options, images, elves, files.Length > 1 ? $"{files.Length} images" : $"--vms {copies}");
+                return RunGroup(context, parseResult.GetValue(plain), options, images, elves, copies: files.Length == 1);
             }
 
             var elf = elves[images[0]];
@@ -223,8 +226,9 @@ internal static class RunCommand
     /// </summary>
     /// <returns>The first non-zero exit code in VM order (each VM's as a lone <c>hv run</c> would return it), else 0;
     /// <see cref="ExitCodes.UsageError"/> when the VMs do not fit one host.</returns>
-    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, ElfImage> elves, string what)
+    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, ElfImage> elves, bool copies)
     {
+        var what = copies ? $"--vms {images.Length}" : $"{images.Length} images";
         HostMachine built;
         try
         {
@@ -266,7 +270,7 @@ internal static class RunCommand
                 }
             }
 
-            RunGroupReport.Write(results, vms, machine, names, wallClock, ReportWriter.Create(context, plain: !live));
+            RunGroupReport.Write(results, vms, machine, names, copies, wallClock, ReportWriter.Create(context, plain: !live));
             return RunGroupReport.ExitCode(results);
         }
         finally

@@ -17,13 +17,14 @@ internal static class RunGroupReport
     /// <param name="vms">The VMs, in index order.</param>
     /// <param name="machine">The host they shared.</param>
     /// <param name="names">Each VM's image file name.</param>
+    /// <param name="copies">True when the VMs are <c>--vms</c> copies of one image (the title says so).</param>
     /// <param name="wallClock">How long the whole run took, from the first VM's start to the last VM's end.</param>
     /// <param name="writer">Where the report goes.</param>
-    public static void Write(IReadOnlyList<VmRunResult> results, IReadOnlyList<Vm> vms, HostMachine machine, IReadOnlyList<string> names, TimeSpan wallClock, ReportWriter writer)
+    public static void Write(IReadOnlyList<VmRunResult> results, IReadOnlyList<Vm> vms, HostMachine machine, IReadOnlyList<string> names, bool copies, TimeSpan wallClock, ReportWriter writer)
     {
         var c = CultureInfo.InvariantCulture;
         var exitCode = ExitCode(results);
-        writer.Title(Title(names, results, exitCode));
+        writer.Title(Title(names, copies, results, exitCode));
         for (var i = 0; i < results.Count; i++)
         {
             var result = results[i];
@@ -101,12 +102,12 @@ internal static class RunGroupReport
 
     /// <summary>The report's first line: the images, how the VMs ended and the exit status.</summary>
     /// <param name="names">Each VM's image file name.</param>
+    /// <param name="copies">True when the VMs are <c>--vms</c> copies of one image.</param>
     /// <param name="results">Each VM's result.</param>
     /// <param name="exitCode">The run's exit status.</param>
-    internal static string Title(IReadOnlyList<string> names, IReadOnlyList<VmRunResult> results, int exitCode)
+    internal static string Title(IReadOnlyList<string> names, bool copies, IReadOnlyList<VmRunResult> results, int exitCode)
     {
-        var distinct = names.Distinct(StringComparer.Ordinal).ToList();
-        var images = distinct.Count == 1 ? $"{distinct[0]} --vms {names.Count}" : string.Join(' ', names);
+        var images = copies ? $"{names[0]} --vms {names.Count}" : string.Join(' ', names);
         var zero = results.Count(r => r.ExitCode == 0);
         var outcome = zero == results.Count
             ? $"all {results.Count} VMs exited with code 0"

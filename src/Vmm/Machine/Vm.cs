@@ -64,7 +64,8 @@ public sealed class Vm : IDisposable
     /// vCPUs. The machine's daemons run while the machine runs its VMs (<see cref="HostMachine.Run"/>); the caller
     /// disposes the machine after the VM.
     /// </summary>
-    /// <param name="options">The VM's options; guest RAM and the host memory limit must be the machine's.</param>
+    /// <param name="options">The VM's options; guest RAM and the host memory limit must be the machine's, and the
+    /// host-wide settings (swap, LRU policy, secondary aging) are the machine's whatever these say.</param>
     /// <param name="console">The VM's console.</param>
     /// <param name="machine">The shared host.</param>
     /// <exception cref="VmOptionsException">An option breaks its rule, differs from the machine's, or asks for kvm.</exception>
@@ -82,7 +83,11 @@ public sealed class Vm : IDisposable
         options.Validate();
         if (sharedMachine is not null && options.Accelerator != AcceleratorKind.Emulated)
         {
-            HostMachine.ValidateVmCount(options, Math.Max(2, sharedMachine.VmCount));
+            throw new VmOptionsException(
+                VmOptionRule.VmCount,
+                nameof(VmOptions.Accelerator),
+                options.Accelerator,
+                $"a VM on a shared host machine needs the emulated accelerator: {options.Accelerator} keeps guest RAM outside the simulated host");
         }
 
         Options = options;
@@ -210,7 +215,8 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>
-    /// Runs the boot vCPU until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/>
+    /// Runs the boot vCPU (with a host of its own, also the host's daemons; on a shared machine those run only under
+    /// <see cref="HostMachine.Run"/>) until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/>
     /// fires (<see cref="VmStopKind.Cancelled"/>; the VM's own timeout gives <see cref="VmStopKind.Timeout"/>).
     /// </summary>
     /// <returns>How the run ended (with both the QEMU-style <see cref="VmRunResult.ExitStatus"/> and the guest's own
