@@ -9,6 +9,9 @@ internal static class LivePanel
 {
     private const int ConsoleLines = 8;
 
+    // Up to this many VMs the panel has a column per VM; beyond, a row per VM.
+    private const int VmColumns = 4;
+
     /// <summary>Runs <paramref name="vm"/> on a worker thread and refreshes the panel until it stops.</summary>
     public static VmRunResult Run(Vm vm, string name)
     {
@@ -73,6 +76,11 @@ internal static class LivePanel
         var c = CultureInfo.InvariantCulture;
         var now = vms.Select(vm => vm.Progress()).ToList();
         var host = machine.Stats;
+        if (vms.Count > VmColumns)
+        {
+            return RenderRows(now, vms, names, host);
+        }
+
         var table = new Table().NoBorder().AddColumn("figure");
         for (var i = 0; i < vms.Count; i++)
         {
@@ -108,6 +116,42 @@ internal static class LivePanel
         tails.AddRow([.. vms.Select((vm, i) => (Spectre.Console.Rendering.IRenderable)new Panel(new Text(Tail(vm.Console.Transcript(), tailLines))).Header($"[[{i}]] console").Expand())]);
         grid.AddRow(tails);
         return new Panel(grid).Header(Markup.Escape($"hv run: {vms.Count} VMs on one host")).Expand();
+    }
+
+    // More VMs than fit side by side: a row per VM (its figures, its resident pages and its console's last line) and a
+    // row for the host, narrow enough for 80 columns.
+    private static Panel RenderRows(List<VmRunResult> now, IReadOnlyList<Vm> vms, IReadOnlyList<string> names, HostMm.HostStats host)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var table = new Table().NoBorder()
+            .AddColumn("VM").AddColumn("state")
+            .AddColumn(new TableColumn("instructions").RightAligned()).AddColumn(new TableColumn("MIPS").RightAligned())
+            .AddColumn(new TableColumn("RSS").RightAligned())
+            .AddColumn("console");
+
+        // One line per VM on a terminal of any width: long texts are cut, not wrapped.
+        static Text Cell(string text, int width = 11) => new(text.Length <= width ? text : string.Concat(text.AsSpan(0, width - 1), "…"));
+        for (var i = 0; i < vms.Count; i++)
+        {
+            var r = now[i];
+            var rss = vms[i].Process is { HasExited: false } p ? p.Stats.RssPages : 0;
+            table.AddRow(
+                Cell($"[{i}] {names[i]}"),
+                Cell(r.Kind == Machine.VmStopKind.Running ? "running" : r.Kind.ToString()),
+                Cell(r.Cpu.Instructions.ToString("N0", c)),
+                Cell(r.Mips.ToString("N1", c)),
+                Cell(rss.ToString("N0", c)),
+                Cell(Tail(vms[i].Console.Transcript().TrimEnd('\n'), 1), 22));
+        }
+
+        table.AddRow(
+            Cell("host"),
+            Cell($"{now.Count(r => r.Kind == Machine.VmStopKind.Running)} running"),
+            Cell(now.Sum(r => r.Cpu.Instructions).ToString("N0", c)),
+            Cell(now.Sum(r => r.Mips).ToString("N1", c)),
+            Cell(host.RssPages.ToString("N0", c)),
+            Cell($"{host.Memory.AllocatedFrames.ToString("N0", c)} of {host.Memory.TotalFrames.ToString("N0", c)} frames", 22));
+        return new Panel(table).Header(Markup.Escape($"hv run: {vms.Count} VMs on one host")).Expand();
     }
 
     private static string Tail(string transcript, int count)
