@@ -37,6 +37,12 @@ internal static class RunGroupReport
             }
         }
 
+        if (results.Count > MaxVmColumns)
+        {
+            WriteRows(results, vms, machine, names, wallClock, exitCode, writer);
+            return;
+        }
+
         var columns = new List<ReportColumn> { new("figure") };
         columns.AddRange(names.Select((name, i) => new ReportColumn(PrefixedLineWriter.PrefixOf(i) + name, AlignRight: true)));
         columns.Add(new ReportColumn("host", AlignRight: true));
@@ -92,6 +98,9 @@ internal static class RunGroupReport
                 : "cgroup rows are each VM's own memory cgroup (--host-mem is per VM); reclaim and swap rows are the host's, shared by every VM.");
     }
 
+    /// <summary>Up to this many VMs the table has a column per VM; beyond, a row per VM (a table a terminal can show).</summary>
+    public const int MaxVmColumns = 8;
+
     /// <summary>The exit status of the whole run: the first non-zero exit code in VM order (each VM's as a lone <c>hv run</c> would return it), else 0.</summary>
     /// <param name="results">Each VM's result, in index order.</param>
     public static int ExitCode(IReadOnlyList<VmRunResult> results)
@@ -113,6 +122,57 @@ internal static class RunGroupReport
             ? $"all {results.Count} VMs exited with code 0"
             : $"{zero} of {results.Count} VMs exited with code 0, the first other is VM {results.Select((r, i) => (r, i)).First(p => p.r.ExitCode != 0).i} ({Outcome(results.First(r => r.ExitCode != 0))})";
         return $"hv run {images}: {outcome}, exit status {exitCode}";
+    }
+
+    // More VMs than columns fit: a row per VM with its main figures and a row for the host, then the host's own figures.
+    private static void WriteRows(IReadOnlyList<VmRunResult> results, IReadOnlyList<Vm> vms, HostMachine machine, IReadOnlyList<string> names, TimeSpan wallClock, int exitCode, ReportWriter writer)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var swapping = results[0].HostMemory is not null;
+        List<ReportColumn> columns =
+        [
+            new("VM"), new("exit", AlignRight: true), new("instructions", AlignRight: true), new("time", AlignRight: true),
+            new("MIPS", AlignRight: true), new("EPT violations", AlignRight: true), new("resident pages", AlignRight: true),
+        ];
+        if (swapping)
+        {
+            columns.Add(new ReportColumn("pages on swap", AlignRight: true));
+        }
+
+        var table = new ReportTable([.. columns]);
+        for (var i = 0; i < results.Count; i++)
+        {
+            var r = results[i];
+            string[] cells =
+            [
+                PrefixedLineWriter.PrefixOf(i) + names[i], Outcome(r), r.Cpu.Instructions.ToString("N0", c),
+                $"{r.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", Mips(r.Mips), r.Mmu.Faults.ToString("N0", c),
+                (vms[i].Process?.Stats.RssPages ?? 0).ToString("N0", c),
+            ];
+            table.AddRow(swapping ? [.. cells, r.HostMemory!.SwappedPages.ToString("N0", c)] : cells);
+        }
+
+        var instructions = results.Sum(r => r.Cpu.Instructions);
+        var host = machine.Stats;
+        string[] total =
+        [
+            "host", $"status {exitCode.ToString(c)}", instructions.ToString("N0", c), $"{wallClock.TotalMilliseconds.ToString("N1", c)} ms",
+            Mips(wallClock.TotalSeconds <= 0 ? 0 : instructions / wallClock.TotalSeconds / 1e6), results.Sum(r => r.Mmu.Faults).ToString("N0", c),
+            host.RssPages.ToString("N0", c),
+        ];
+        table.AddEmphasisedRow(swapping ? [.. total, results.Sum(r => r.HostMemory!.SwappedPages).ToString("N0", c)] : total);
+        writer.Table(table);
+        List<string> lines =
+        [
+            $"host frames in use: {host.Memory.AllocatedFrames.ToString("N0", c)} of {host.Memory.TotalFrames.ToString("N0", c)}, one pool for {results.Count} VMs × {vms[0].Options.MemoryBytes >> 20} MiB (their resident pages, host and EPT page tables, the zero page).",
+        ];
+        if (results[^1].HostMemory is { } memory)
+        {
+            var r = memory.Reclaim;
+            lines.Add(string.Create(c, $"--host-mem {memory.LimitBytes >> 20} MiB per VM (one cgroup each); the host's reclaim for all: pswpout {r.Pswpout:N0}, pswpin {r.Pswpin:N0}, pgscan {r.Pgscan:N0}, pgsteal {r.Pgsteal:N0}, kswapd steps {machine.ReclaimDaemon?.Steps ?? 0:N0}, allocstall {r.Allocstall:N0}; swap slots used {memory.Swap.UsedSlots:N0} of {memory.Swap.TotalSlots:N0}."));
+        }
+
+        writer.Paragraph([.. lines]);
     }
 
     private static void AddHostMemoryRows(ReportTable table, IReadOnlyList<VmRunResult> results, HostMachine machine)

@@ -63,6 +63,25 @@ public sealed class RunSeveralVmsTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void BeyondEightVmsTheReportHasARowPerVmAndOneForTheHost()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--vms", "9", "-m", "16");
+        var table = PlainTable.After(result.StdoutLines, "hv run hello.elf --vms 9: all 9 VMs exited with code 0, exit status 0");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(table.Headers[0], Is.EqualTo("VM"));
+            Assert.That(table.Column("VM"), Is.EqualTo(Enumerable.Range(0, 9).Select(i => $"[{i}] hello.elf").Append("host")));
+            Assert.That(table.Column("exit"), Is.EqualTo(Enumerable.Repeat("code 0", 9).Append("status 0")));
+            var resident = table.Column("resident pages").Select(Number).ToList();
+            Assert.That(resident[^1], Is.EqualTo(resident.Take(9).Sum()));
+            Assert.That(result.StdoutLines.Any(l => l.StartsWith("host frames in use: ", StringComparison.Ordinal)), result.Stdout);
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void SeveralImagesBootAsOneVmEachInTheOrderGiven()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), GuestImages.ImagePath("memtest"), "-m", "16", "--cmdline", "mib=2");
