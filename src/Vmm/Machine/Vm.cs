@@ -173,6 +173,7 @@ public sealed class Vm : IDisposable
     /// <summary>
     /// Called on the background reclaimer's thread after each of its steps that scanned pages, with it paused (see
     /// <see cref="Machine.ReclaimDaemon"/>); set before <see cref="Run"/>. An exception stops the VM as an internal error.
+    /// For a VM with a host of its own; on a shared machine the hook is the machine's (<see cref="HostMachine.ReclaimStepped"/>).
     /// </summary>
     public Action? ReclaimStepped { get; set; }
 
