@@ -9,6 +9,9 @@ internal static class LivePanel
 {
     private const int ConsoleLines = 8;
 
+    // Up to this many VMs the panel has a column per VM; beyond, a row per VM.
+    private const int VmColumns = 4;
+
     /// <summary>Runs <paramref name="vm"/> on a worker thread and refreshes the panel until it stops.</summary>
     public static VmRunResult Run(Vm vm, string name)
     {
@@ -33,6 +36,128 @@ internal static class LivePanel
         }
 
         return result!;
+    }
+
+    /// <summary>
+    /// Runs the VMs of <paramref name="machine"/> (<see cref="HostMachine.Run"/>) on a worker thread and refreshes one
+    /// panel for all of them until every VM stops: a column per VM and one for the host, and each VM's console tail.
+    /// </summary>
+    /// <param name="machine">The shared host.</param>
+    /// <param name="vms">Its VMs, booted, in index order.</param>
+    /// <param name="names">Each VM's image file name.</param>
+    /// <returns>Each VM's result.</returns>
+    public static IReadOnlyList<VmRunResult> Run(HostMachine machine, IReadOnlyList<Vm> vms, IReadOnlyList<string> names)
+    {
+        IReadOnlyList<VmRunResult>? results = null;
+        Exception? failure = null;
+        var worker = new Thread(() =>
+        {
+            try { results = machine.Run(vms); }
+            catch (Exception exception) { failure = exception; }
+        }) { IsBackground = true, Name = "vms" };
+        AnsiConsole.Live(Render(machine, vms, names)).AutoClear(true).Start(live =>
+        {
+            worker.Start();
+            while (!worker.Join(200))
+            {
+                live.UpdateTarget(Render(machine, vms, names));
+            }
+        });
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+        }
+
+        return results!;
+    }
+
+    private static Panel Render(HostMachine machine, IReadOnlyList<Vm> vms, IReadOnlyList<string> names)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var now = vms.Select(vm => vm.Progress()).ToList();
+        var host = machine.Stats;
+        if (vms.Count > VmColumns)
+        {
+            return RenderRows(now, vms, names, host);
+        }
+
+        var table = new Table().NoBorder().AddColumn("figure");
+        for (var i = 0; i < vms.Count; i++)
+        {
+            table.AddColumn(new TableColumn(Markup.Escape($"[{i}] {names[i]}")).RightAligned());
+        }
+
+        table.AddColumn(new TableColumn("host").RightAligned());
+        void Row(string figure, Func<VmRunResult, Vm, string> perVm, string total) =>
+            table.AddRow([figure, .. now.Select((r, i) => Markup.Escape(perVm(r, vms[i]))), Markup.Escape(total)]);
+
+        Row("state", (r, _) => r.Kind == Machine.VmStopKind.Running ? "running" : r.Kind.ToString(), $"{now.Count(r => r.Kind == Machine.VmStopKind.Running)} running");
+        Row("instructions", (r, _) => r.Cpu.Instructions.ToString("N0", c), now.Sum(r => r.Cpu.Instructions).ToString("N0", c));
+        Row("MIPS", (r, _) => r.Mips.ToString("N1", c), now.Sum(r => r.Mips).ToString("N1", c));
+        Row("EPT violations", (r, _) => r.Mmu.Faults.ToString("N0", c), now.Sum(r => r.Mmu.Faults).ToString("N0", c));
+        Row("sptes present / zapped", (r, _) => $"{r.Mmu.PresentSptes.ToString("N0", c)} / {r.Mmu.Zapped.ToString("N0", c)}", string.Empty);
+        Row("resident pages", (_, vm) => (vm.Process is { HasExited: false } p ? p.Stats.RssPages : 0).ToString("N0", c), host.RssPages.ToString("N0", c));
+        Row("host frames in use", (_, _) => string.Empty, $"{host.Memory.AllocatedFrames.ToString("N0", c)} of {host.Memory.TotalFrames.ToString("N0", c)}");
+        if (now[^1].HostMemory is { } memory)
+        {
+            Row("pages on swap", (r, _) => (r.HostMemory?.SwappedPages ?? 0).ToString("N0", c), now.Sum(r => r.HostMemory?.SwappedPages ?? 0).ToString("N0", c));
+            Row("pswpout / pswpin", (_, _) => string.Empty, $"{memory.Reclaim.Pswpout.ToString("N0", c)} / {memory.Reclaim.Pswpin.ToString("N0", c)}");
+        }
+
+        var grid = new Grid().AddColumn();
+        grid.AddRow(table);
+        var tailLines = Math.Max(2, ConsoleLines / vms.Count);
+        var tails = new Grid();
+        foreach (var _ in vms)
+        {
+            tails.AddColumn();
+        }
+
+        tails.AddRow([.. vms.Select((vm, i) => (Spectre.Console.Rendering.IRenderable)new Panel(new Text(Tail(vm.Console.Transcript(), tailLines))).Header($"[[{i}]] console").Expand())]);
+        grid.AddRow(tails);
+        return new Panel(grid).Header(Markup.Escape($"hv run: {vms.Count} VMs on one host")).Expand();
+    }
+
+    // More VMs than fit side by side: a row per VM (its figures, its resident pages and its console's last line) and a
+    // row for the host, narrow enough for 80 columns.
+    private static Panel RenderRows(List<VmRunResult> now, IReadOnlyList<Vm> vms, IReadOnlyList<string> names, HostMm.HostStats host)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var table = new Table().NoBorder()
+            .AddColumn("VM").AddColumn("state")
+            .AddColumn(new TableColumn("instructions").RightAligned()).AddColumn(new TableColumn("MIPS").RightAligned())
+            .AddColumn(new TableColumn("RSS").RightAligned())
+            .AddColumn("console");
+
+        // One line per VM on a terminal of any width: long texts are cut, not wrapped.
+        static Text Cell(string text, int width = 11) => new(text.Length <= width ? text : string.Concat(text.AsSpan(0, width - 1), "…"));
+        for (var i = 0; i < vms.Count; i++)
+        {
+            var r = now[i];
+            var rss = vms[i].Process is { HasExited: false } p ? p.Stats.RssPages : 0;
+            table.AddRow(
+                Cell($"[{i}] {names[i]}"),
+                Cell(r.Kind == Machine.VmStopKind.Running ? "running" : r.Kind.ToString()),
+                Cell(r.Cpu.Instructions.ToString("N0", c)),
+                Cell(r.Mips.ToString("N1", c)),
+                Cell(rss.ToString("N0", c)),
+                Cell(Tail(vms[i].Console.Transcript().TrimEnd('\n'), 1), 22));
+        }
+
+        table.AddRow(
+            Cell("host"),
+            Cell($"{now.Count(r => r.Kind == Machine.VmStopKind.Running)} running"),
+            Cell(now.Sum(r => r.Cpu.Instructions).ToString("N0", c)),
+            Cell(now.Sum(r => r.Mips).ToString("N1", c)),
+            Cell(host.RssPages.ToString("N0", c)),
+            Cell($"{host.Memory.AllocatedFrames.ToString("N0", c)} of {host.Memory.TotalFrames.ToString("N0", c)} frames", 22));
+        return new Panel(table).Header(Markup.Escape($"hv run: {vms.Count} VMs on one host")).Expand();
+    }
+
+    private static string Tail(string transcript, int count)
+    {
+        var lines = transcript.Split('\n');
+        return string.Join('\n', lines.Skip(Math.Max(0, lines.Length - count)));
     }
 
     private static Panel Render(Vm vm, string name)

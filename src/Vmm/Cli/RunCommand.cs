@@ -13,6 +13,9 @@ namespace Hypervisor.Vmm.Cli;
 /// <summary>
 /// <c>hv run IMAGE</c> with QEMU-like options: boots the image, copies the guest console to standard output,
 /// prints the closing report of what the interpreter and the MMU did, and exits with the guest's own exit code.
+/// <c>hv run IMAGE IMAGE ...</c> or <c>--vms N</c> boots several VMs on one <see cref="HostMachine"/>, each on its own
+/// thread, with console lines prefixed by the VM's index and a report column per VM plus the host; one VM takes the
+/// path it always took.
 /// </summary>
 /// <remarks>
 /// The exit code is the guest's, not QEMU's: a guest that writes 0 to the debug-exit port (success, for the sample
@@ -35,9 +38,15 @@ internal static class RunCommand
         "1 for a missing or bad image (or KVM unavailable, or an I/O error), 2 for a bad option;",
         "70 for an internal error, a bug in hv ('hv: internal error:'; --log-level Debug shows the stack).",
         "A guest code from 1 to 4 looks like one of these; the report's title says which it is.",
+        "Several VMs (several images, or --vms N): the first non-zero exit code in VM order, each VM's as above, else 0.",
+        "They share one simulated host (one frame pool, one reclaimer and swap device); each has its own host process",
+        "and, under --host-mem, its own memory cgroup of that limit. Only the emulated accelerator runs several VMs.",
         string.Empty,
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
+
+    /// <summary>The largest <c>--vms</c> the parser accepts; the host's size bounds it further (<see cref="HostMachine.MaxVmCount"/>).</summary>
+    internal const int MaxVms = 1024;
 
     /// <summary>Guest RAM when <c>-m</c> is not given: 128 MiB, as QEMU.</summary>
     internal const ulong DefaultMemoryBytes = 128UL << 20;
@@ -48,7 +57,17 @@ internal static class RunCommand
     /// <summary>Creates <c>run</c>.</summary>
     public static Command Create(CliContext context, Option<LogLevel> logLevel)
     {
-        var image = new Argument<FileInfo>("IMAGE") { Description = "The guest image, e.g. guests/build/hello.elf." };
+        var image = new Argument<FileInfo[]>("IMAGE")
+        {
+            Description = "The guest image, e.g. guests/build/hello.elf; several images boot as several VMs on one shared host.",
+            Arity = ArgumentArity.OneOrMore,
+        };
+        var vms = CliOptions.BoundedInt(
+            "--vms",
+            "Boot N copies of IMAGE, each its own VM on its own thread, on one shared host (one frame pool, one reclaimer); console lines are prefixed [0], [1] …. Emulated only; not with several images.",
+            1,
+            1,
+            MaxVms);
         var memory = CliOptions.Size("--mem", "-m", "Guest RAM", DefaultMemoryBytes, VmOptions.MinMemoryBytes, VmOptions.MaxMemoryBytes);
         var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
         var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
@@ -84,21 +103,33 @@ internal static class RunCommand
         var hostMemory = RunHostMemoryOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All))
         {
             command.Options.Add(option);
         }
 
         command.SetAction(parseResult =>
         {
-            var file = parseResult.GetValue(image)!;
-            if (!file.Exists)
+            var files = parseResult.GetValue(image)!;
+            var copies = parseResult.GetValue(vms);
+            if (files.Length > 1 && parseResult.GetResult(vms) is { Implicit: false })
             {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}image '{file.FullName}' does not exist (build the sample guests with 'make -C guests')");
-                return ExitCodes.InputError;
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--vms {copies} boots copies of one image; with {files.Length} images ({string.Join(", ", files.Select(f => f.Name))}) each image is already its own VM: give one image with --vms, or several without it");
+                return ExitCodes.UsageError;
             }
 
-            var elf = ElfImage.Parse(File.ReadAllBytes(file.FullName));
+            foreach (var given in files)
+            {
+                if (!given.Exists)
+                {
+                    context.Error.WriteLine($"{CliErrorHandler.Prefix}image '{given.FullName}' does not exist (build the sample guests with 'make -C guests')");
+                    return ExitCodes.InputError;
+                }
+            }
+
+            // Each VM's image, in VM order: the images as given, or one image N times.
+            var images = files.Length > 1 ? files : Enumerable.Repeat(files[0], copies).ToArray();
+            var elves = files.ToDictionary(f => f, f => ElfImage.Parse(File.ReadAllBytes(f.FullName)));
             var accelerator = parseResult.GetValue(accel);
             var instructionLimit = parseResult.GetValue(maxInstructions);
             var forkMs = parseResult.GetValue(hostForks);
@@ -115,6 +146,13 @@ internal static class RunCommand
             if (DirtyPolicyOption.Refusal(dirtyTracking, accelerator) is { } refusal)
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{refusal}");
+                return ExitCodes.UsageError;
+            }
+
+            if (images.Length > 1 && accelerator != AcceleratorKind.Emulated)
+            {
+                var what = files.Length > 1 ? $"{files.Length} images" : $"--vms {copies}";
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{what} needs --accel emulated: several VMs share one simulated host (one frame pool, one reclaimer), and KVM keeps guest RAM outside it");
                 return ExitCodes.UsageError;
             }
 
@@ -139,11 +177,19 @@ internal static class RunCommand
                 LoggerFactory = loggerFactory,
             };
 
-            if (!hostMemory.TryApply(parseResult, options, out options, out var hostMemoryError))
+            if (!hostMemory.TryApply(parseResult, options, images.Length, out options, out var hostMemoryError))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{hostMemoryError}");
                 return ExitCodes.UsageError;
             }
+
+            if (images.Length > 1)
+            {
+                return RunGroup(context, parseResult.GetValue(plain), options, images, elves, copies: files.Length == 1);
+            }
+
+            var elf = elves[images[0]];
+            var file = images[0];
 
             // The live panel shows the interpreter's and the MMU's counters, which only the emulated accelerator has.
             var live = accelerator == AcceleratorKind.Emulated && context.IsTerminal && !parseResult.GetValue(plain);
@@ -171,5 +217,69 @@ internal static class RunCommand
             return result.ExitCode;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Several VMs on one <see cref="HostMachine"/>: builds and boots each (VM i runs <paramref name="images"/>[i]),
+    /// runs them all at once, prefixes each VM's console lines with its index, and writes one report with a column per
+    /// VM and one for the host.
+    /// </summary>
+    /// <returns>The first non-zero exit code in VM order (each VM's as a lone <c>hv run</c> would return it), else 0;
+    /// <see cref="ExitCodes.UsageError"/> when the VMs do not fit one host.</returns>
+    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, ElfImage> elves, bool copies)
+    {
+        var what = copies ? $"--vms {images.Length}" : $"{images.Length} images";
+        HostMachine built;
+        try
+        {
+            built = new HostMachine(options, images.Length);
+        }
+        catch (VmOptionsException exception) when (exception.Rule is VmOptionRule.VmCount)
+        {
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{what}: {CliErrorHandler.OneLine(RunHostMemoryOptions.WithoutParameter(exception))}");
+            return ExitCodes.UsageError;
+        }
+        catch (VmOptionsException exception) when (exception.Rule is VmOptionRule.Swap or VmOptionRule.LruPolicy)
+        {
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{CliErrorHandler.OneLine(RunHostMemoryOptions.Describe(exception, options))}");
+            return ExitCodes.UsageError;
+        }
+
+        using var machine = built;
+        var live = context.IsTerminal && !plain;
+        var outputLock = new Lock();
+        var vms = new List<Vm>(images.Length);
+        try
+        {
+            for (var i = 0; i < images.Length; i++)
+            {
+                var console = live ? new GuestConsole() : new GuestConsole(new PrefixedLineWriter(context.Output, outputLock, PrefixedLineWriter.PrefixOf(i)));
+                vms.Add(new Vm(options, console, machine));
+                vms[i].Boot(elves[images[i]]);
+            }
+
+            var names = images.Select(f => f.Name).ToArray();
+            var start = System.Diagnostics.Stopwatch.GetTimestamp();
+            var results = live ? LivePanel.Run(machine, vms, names) : machine.Run(vms);
+            var wallClock = System.Diagnostics.Stopwatch.GetElapsedTime(start);
+            if (live)
+            {
+                for (var i = 0; i < vms.Count; i++)
+                {
+                    context.Output.Write(PrefixedLineWriter.Prefix(vms[i].Console.Transcript(), PrefixedLineWriter.PrefixOf(i)));
+                }
+            }
+
+            RunGroupReport.Write(results, vms, machine, names, copies, wallClock, ReportWriter.Create(context, plain: !live));
+            return RunGroupReport.ExitCode(results);
+        }
+        finally
+        {
+            // Every VM's process exits before the shared host is freed.
+            for (var i = vms.Count - 1; i >= 0; i--)
+            {
+                vms[i].Dispose();
+            }
+        }
     }
 }

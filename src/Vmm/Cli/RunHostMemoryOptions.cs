@@ -26,7 +26,7 @@ internal sealed class RunHostMemoryOptions
         HostMem = CliOptions.Size(
             "--host-mem",
             null,
-            "Emulated only: host memory the VM's process may use (a memory cgroup's memory.max); guest RAM beyond it is swapped. At least 4M and 1/64 of guest RAM, at most the machine's RAM",
+            "Emulated only: host memory the VM's process may use (a memory cgroup's memory.max); guest RAM beyond it is swapped. With several VMs the limit is per VM (one cgroup each) and the swap device is the host's, shared. At least 4M and 1/64 of guest RAM, at most the machine's RAM",
             0,
             VmOptions.MinHostMemoryFloorBytes,
             1UL << 44);
@@ -38,7 +38,7 @@ internal sealed class RunHostMemoryOptions
         SwapSize = CliOptions.Size(
             "--swap-size",
             null,
-            "With --host-mem: size of the swap device, header page included (default: guest RAM plus the header, so every guest page fits; a smaller one can run the host out of memory, which stops the VM with status 3)",
+            "With --host-mem: size of the swap device, header page included (default: guest RAM, of every VM, plus the header, so every guest page fits; a smaller one can run the host out of memory, which stops the VM with status 3)",
             0,
             SwapOptions.MinSizeBytes,
             SwapOptions.MaxSlots * 4096);
@@ -124,9 +124,10 @@ internal sealed class RunHostMemoryOptions
     /// </summary>
     /// <param name="parseResult">The parsed command line.</param>
     /// <param name="options">The VM options so far.</param>
+    /// <param name="vmCount">How many VMs share the host: the default swap holds all their RAM.</param>
     /// <param name="applied">The options with the host-memory settings.</param>
     /// <param name="error">The error line (without the <c>hv: error:</c> prefix).</param>
-    public bool TryApply(ParseResult parseResult, VmOptions options, out VmOptions applied, out string? error)
+    public bool TryApply(ParseResult parseResult, VmOptions options, int vmCount, out VmOptions applied, out string? error)
     {
         applied = options;
         error = null;
@@ -159,7 +160,7 @@ internal sealed class RunHostMemoryOptions
 
         var device = parseResult.GetValue(Swap);
         var sizeBytes = parseResult.GetValue(SwapSize).Bytes;
-        var swap = VmOptions.DefaultSwap(options.MemoryBytes);
+        var swap = VmOptions.DefaultSwap(options.MemoryBytes * (ulong)Math.Max(1, vmCount));
         if (sizeBytes != 0)
         {
             swap = swap with { SizeBytes = sizeBytes };

@@ -11,6 +11,9 @@ namespace Hypervisor.Vmm.Machine;
 /// </summary>
 public sealed class GuestRam(HostProcess process, Hva baseAddress, ulong size) : IGuestPhysicalMemory
 {
+    /// <summary>The host process whose anonymous memory guest RAM is.</summary>
+    public HostProcess Process { get; } = process;
+
     /// <summary>The host virtual address of gpa 0.</summary>
     public Hva Base { get; } = baseAddress;
 
@@ -21,14 +24,14 @@ public sealed class GuestRam(HostProcess process, Hva baseAddress, ulong size) :
     public void Write(ulong gpa, ReadOnlySpan<byte> data)
     {
         Check(gpa, data.Length);
-        process.Write(Base + gpa, data);
+        Process.Write(Base + gpa, data);
     }
 
     /// <inheritdoc />
     public void Read(ulong gpa, Span<byte> data)
     {
         Check(gpa, data.Length);
-        process.Read(Base + gpa, data);
+        Process.Read(Base + gpa, data);
     }
 
     private void Check(ulong gpa, int length)

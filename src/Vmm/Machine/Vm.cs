@@ -6,8 +6,6 @@ using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.HostMm;
-using Hypervisor.HostMm.Frames;
-using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Vmm.Accel;
@@ -43,20 +41,55 @@ public sealed class Vm : IDisposable
     public const string LogCategory = "Hypervisor.Vmm.Machine";
 
     private readonly ILogger _logger;
+    private readonly bool _ownsMachine;
     private HostForkScenario? _forker;
-    private ReclaimDaemon? _kswapd;
     private long _runStart;
     private long _elapsedTicks;
     private VmRunResult? _last;
 
-    /// <summary>Builds the VM: guest RAM (and, when emulated, the host process, memslot and MMU), devices and vCPUs.</summary>
+    /// <summary>
+    /// Builds the VM: guest RAM (and, when emulated, a host of its own — a <see cref="HostMachine"/> for one VM, which
+    /// the VM owns — with its process, memslot and MMU), devices and vCPUs.
+    /// </summary>
     /// <exception cref="VmOptionsException">An option breaks its rule.</exception>
     /// <exception cref="KvmUnavailableException">The kvm accelerator was asked for and /dev/kvm cannot be used.</exception>
     public Vm(VmOptions options, GuestConsole console)
+        : this(options, console, null, shared: false)
     {
+    }
+
+    /// <summary>
+    /// Builds an emulated VM on <paramref name="machine"/>, a host shared with other VMs: its own host process (and
+    /// cgroup under <see cref="VmOptions.HostMemoryBytes"/>) on the machine's host, its own memslot, MMU, devices and
+    /// vCPUs. The machine's daemons run while the machine runs its VMs (<see cref="HostMachine.Run"/>); the caller
+    /// disposes the machine after the VM.
+    /// </summary>
+    /// <param name="options">The VM's options; guest RAM and the host memory limit must be the machine's, and the
+    /// host-wide settings (swap, LRU policy, secondary aging) are the machine's whatever these say.</param>
+    /// <param name="console">The VM's console.</param>
+    /// <param name="machine">The shared host.</param>
+    /// <exception cref="VmOptionsException">An option breaks its rule, differs from the machine's, or asks for kvm.</exception>
+    /// <exception cref="InvalidOperationException">The machine already holds as many VMs as it was sized for.</exception>
+    public Vm(VmOptions options, GuestConsole console, HostMachine machine)
+        : this(options, console, machine ?? throw new ArgumentNullException(nameof(machine)), shared: true)
+    {
+    }
+
+    private Vm(VmOptions options, GuestConsole console, HostMachine? sharedMachine, bool shared)
+    {
+        Debug.Assert(shared == sharedMachine is not null, "a shared VM names its machine");
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(console);
         options.Validate();
+        if (sharedMachine is not null && options.Accelerator != AcceleratorKind.Emulated)
+        {
+            throw new VmOptionsException(
+                VmOptionRule.VmCount,
+                nameof(VmOptions.Accelerator),
+                options.Accelerator,
+                $"a VM on a shared host machine needs the emulated accelerator: {options.Accelerator} keeps guest RAM outside the simulated host");
+        }
+
         Options = options;
         _logger = (ILogger?)options.LoggerFactory?.CreateLogger(LogCategory) ?? NullLogger.Instance;
         Stop = new VmStopSignal();
@@ -69,8 +102,25 @@ public sealed class Vm : IDisposable
         }
         else
         {
-            (Host, Process, Shootdown, Mmu, var ram) = MapGuestRam(options);
-            Accelerator = new EmulatedAccelerator(ram, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit);
+            _ownsMachine = sharedMachine is null;
+            var machine = sharedMachine ?? new HostMachine(options, 1);
+            try
+            {
+                (Index, Process, Shootdown, Mmu, GuestMemory) = MapGuestRam(machine, options);
+            }
+            catch
+            {
+                if (_ownsMachine)
+                {
+                    machine.Dispose();
+                }
+
+                throw;
+            }
+
+            Machine = machine;
+            Host = machine.Host;
+            Accelerator = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit);
         }
     }
 
@@ -90,8 +140,23 @@ public sealed class Vm : IDisposable
     /// <summary>Guest RAM as the boot loader writes it.</summary>
     public IGuestPhysicalMemory Ram => Accelerator.Memory;
 
-    /// <summary>The simulated host (emulated only; null on kvm).</summary>
+    /// <summary>The simulated host (emulated only; null on kvm); shared with the other VMs of <see cref="Machine"/>.</summary>
     public Host? Host { get; }
+
+    /// <summary>
+    /// The host machine the VM runs on (emulated only; null on kvm): its own one-VM machine when built without one,
+    /// else the shared machine it was built with.
+    /// </summary>
+    public HostMachine? Machine { get; }
+
+    /// <summary>The VM's index on <see cref="Machine"/> (0 for a VM with a host of its own, and on kvm).</summary>
+    public int Index { get; }
+
+    /// <summary>
+    /// Guest RAM as host memory (emulated only; null on kvm): the host process, the base address of memslot 0 and its
+    /// size — the range host-side policies (madvise, KSM) apply to.
+    /// </summary>
+    public GuestRam? GuestMemory { get; }
 
     /// <summary>The host process whose anonymous memory is guest RAM (emulated only; null on kvm).</summary>
     public HostProcess? Process { get; }
@@ -108,11 +173,15 @@ public sealed class Vm : IDisposable
     /// <summary>
     /// Called on the background reclaimer's thread after each of its steps that scanned pages, with it paused (see
     /// <see cref="Machine.ReclaimDaemon"/>); set before <see cref="Run"/>. An exception stops the VM as an internal error.
+    /// For a VM with a host of its own; on a shared machine the hook is the machine's (<see cref="HostMachine.ReclaimStepped"/>).
     /// </summary>
     public Action? ReclaimStepped { get; set; }
 
-    /// <summary>The background reclaimer of the run in progress (with <see cref="VmOptions.HostMemoryBytes"/> set), else null.</summary>
-    public ReclaimDaemon? ReclaimDaemon => Volatile.Read(ref _kswapd);
+    /// <summary>
+    /// The background reclaimer of the run in progress or last run (with <see cref="VmOptions.HostMemoryBytes"/> set),
+    /// else null: the host machine's, shared with the other VMs on it.
+    /// </summary>
+    public ReclaimDaemon? ReclaimDaemon => Machine?.ReclaimDaemon;
 
     /// <summary>The stop signal devices post to.</summary>
     public VmStopSignal Stop { get; }
@@ -147,7 +216,8 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>
-    /// Runs the boot vCPU until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/>
+    /// Runs the boot vCPU (with a host of its own, also the host's daemons; on a shared machine those run only under
+    /// <see cref="HostMachine.Run"/>) until the guest exits, halts or breaks, a limit is hit, or <paramref name="cancellationToken"/>
     /// fires (<see cref="VmStopKind.Cancelled"/>; the VM's own timeout gives <see cref="VmStopKind.Timeout"/>).
     /// </summary>
     /// <returns>How the run ended (with both the QEMU-style <see cref="VmRunResult.ExitStatus"/> and the guest's own
@@ -158,9 +228,15 @@ public sealed class Vm : IDisposable
         _forker = forker;
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
-        // kswapd lives as long as the run; a failure of it cancels the run (reported below as an internal error).
-        var kswapd = Options.HostMemoryBytes is not null && Host is not null ? new ReclaimDaemon(Host.Reclaim, _ => CancelQuietly(stopAll), afterStep: ReclaimStepped is { } stepped ? () => stepped() : null) : null;
-        Volatile.Write(ref _kswapd, kswapd);
+        // With a host of its own, the host's daemons (kswapd) live as long as the run; on a shared machine they live as
+        // long as the machine's run of all its VMs (HostMachine.Run). Either way a daemon's failure cancels the run
+        // (reported below as an internal error).
+        if (_ownsMachine && Machine is not null)
+        {
+            Machine.ReclaimStepped = ReclaimStepped;
+            Machine.StartDaemons(_ => CancelQuietly(stopAll));
+        }
+
         var start = Stopwatch.GetTimestamp();
         Volatile.Write(ref _runStart, start);
         using var deadline = Options.Timeout is { } timeout ? new RunDeadline(stopAll, start, timeout) : null;
@@ -175,7 +251,11 @@ public sealed class Vm : IDisposable
             Volatile.Write(ref _elapsedTicks, Stopwatch.GetElapsedTime(start).Ticks);
             Volatile.Write(ref _runStart, 0);
             forker?.Dispose();
-            kswapd?.Dispose();
+            if (_ownsMachine)
+            {
+                Machine?.StopDaemons();
+            }
+
             Console.Flush();
         }
 
@@ -194,7 +274,7 @@ public sealed class Vm : IDisposable
             exit = new VcpuExit(VmStopKind.InternalError, $"the host fork scenario failed: {hostFailure.Message}");
         }
 
-        if (kswapd?.Failure is { } reclaimFailure)
+        if (ReclaimDaemon?.Failure is { } reclaimFailure)
         {
             exit = new VcpuExit(VmStopKind.InternalError, $"the background reclaimer (kswapd) failed: {reclaimFailure.GetType().Name}: {reclaimFailure.Message}");
         }
@@ -258,14 +338,21 @@ public sealed class Vm : IDisposable
             Swap = area?.GetStats() ?? default,
             ResidentPages = process.RssPages,
             SwappedPages = process.SwapEntries,
-            KswapdSteps = _kswapd?.Steps ?? 0,
+            KswapdSteps = ReclaimDaemon?.Steps ?? 0,
         };
     }
 
-    /// <summary>Tears the VM down: the accelerator's vCPUs, then (emulated) the host process exits, which releases the MMU through its notifier, and the host is freed.</summary>
+    /// <summary>
+    /// Tears the VM down: the accelerator's vCPUs, then (emulated) the host process exits, which releases the MMU through
+    /// its notifier, and a host of its own is freed (a shared machine is its owner's to dispose).
+    /// </summary>
     public void Dispose()
     {
-        _kswapd?.Dispose();
+        if (_ownsMachine)
+        {
+            Machine?.StopDaemons();
+        }
+
         Accelerator.Dispose();
         Mmu?.Dispose();
         if (Process is { HasExited: false })
@@ -273,42 +360,21 @@ public sealed class Vm : IDisposable
             Process.Exit();
         }
 
-        Host?.Dispose();
+        if (_ownsMachine)
+        {
+            Machine?.Dispose();
+        }
     }
 
     /// <summary>
-    /// Guest RAM for the emulated accelerator: anonymous memory of a new simulated host process, registered with the
-    /// secondary MMU as memslot 0 at gpa 0 (the MMU owns the memslots and subscribes to the process's notifier chain).
-    /// The one place the VM sets up its memslots.
+    /// Guest RAM for the emulated accelerator: anonymous memory of a new host process on <paramref name="machine"/>,
+    /// registered with the secondary MMU as memslot 0 at gpa 0 (the MMU owns the memslots and subscribes to the
+    /// process's notifier chain). The one place the VM sets up its memslots; the machine's
+    /// <see cref="HostMachine.GuestRamMapped"/> hook sees the RAM here.
     /// </summary>
-    private static (Host Host, HostProcess Process, TlbShootdown Shootdown, TdpMmu Mmu, GuestRam Ram) MapGuestRam(VmOptions options)
+    private static (int Index, HostProcess Process, TlbShootdown Shootdown, TdpMmu Mmu, GuestRam Ram) MapGuestRam(HostMachine machine, VmOptions options)
     {
-        var hostBytes = Math.Max(HostMemoryOptions.MinTotalBytes, options.MemoryBytes + (options.MemoryBytes / 8) + (32UL << 20));
-        hostBytes = (hostBytes + (4UL << 20) - 1) & ~((4UL << 20) - 1);
-        var hostOptions = new HostOptions { Memory = new HostMemoryOptions { TotalBytes = hostBytes } };
-        if (options.HostMemoryBytes is not null)
-        {
-            // The frame budget stays roomy (guest RAM, host page tables, the swap cache's transient pages); the limit
-            // the guest feels is the VM cgroup's memory.max below, as a VMM under systemd or a container sees it.
-            hostOptions = hostOptions with
-            {
-                Swap = options.EffectiveSwap(),
-                Reclaim = new ReclaimOptions { Policy = options.LruPolicy, SecondaryAging = options.SecondaryAging },
-            };
-        }
-
-        Host host;
-        try
-        {
-            host = new Host(hostOptions);
-        }
-        catch (SwapConfigurationException exception)
-        {
-            throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
-        }
-
-        var cgroup = options.HostMemoryBytes is { } limit ? host.Reclaim.CreateCgroup("vm", (long)(limit / Hypervisor.Notifier.Paging.PageSize)) : null;
-        var process = host.CreateMm(0, cgroup);
+        var (index, process) = machine.AttachVm(options);
         var ramBase = process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
         var shootdown = new TlbShootdown();
         var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = options.DirtyTracking ?? DirtyTrackingPolicy.OnZap });
@@ -318,7 +384,9 @@ public sealed class Vm : IDisposable
         }
 
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(process));
-        return (host, process, shootdown, mmu, new GuestRam(process, ramBase, options.MemoryBytes));
+        var ram = new GuestRam(process, ramBase, options.MemoryBytes);
+        machine.GuestRamMapped?.Invoke(index, ram);
+        return (index, process, shootdown, mmu, ram);
     }
 
     private static void CancelQuietly(CancellationTokenSource source)

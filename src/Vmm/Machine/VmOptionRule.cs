@@ -38,4 +38,10 @@ public enum VmOptionRule
 
     /// <summary>The dirty tracking policy is a defined <see cref="Hypervisor.GuestMmu.Mmu.DirtyTrackingPolicy"/>.</summary>
     DirtyTracking,
+
+    /// <summary>
+    /// Several VMs on one host: at least one, and together they fit the simulated host's largest RAM
+    /// (<see cref="HostMachine.MaxVmCount"/>); they need the emulated accelerator.
+    /// </summary>
+    VmCount,
 }

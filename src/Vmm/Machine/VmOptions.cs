@@ -180,10 +180,14 @@ public sealed record VmOptions
     /// <param name="memoryBytes">Guest RAM in bytes.</param>
     public static ulong DefaultSwapBytes(ulong memoryBytes) => ((memoryBytes + 4095) & ~4095UL) + 4096;
 
-    /// <summary>The swap the VM builds (emulated, with <see cref="HostMemoryBytes"/> set): <see cref="Swap"/> or the default, with <see cref="SwapErrorRate"/>'s fault injection.</summary>
-    internal SwapOptions EffectiveSwap()
+    /// <summary>
+    /// The swap the host builds (emulated, with <see cref="HostMemoryBytes"/> set): <see cref="Swap"/> or the default for
+    /// all <paramref name="vmCount"/> VMs' RAM (one swap area per host), with <see cref="SwapErrorRate"/>'s fault injection.
+    /// </summary>
+    /// <param name="vmCount">How many VMs of <see cref="MemoryBytes"/> share the host.</param>
+    internal SwapOptions EffectiveSwap(int vmCount = 1)
     {
-        var swap = Swap ?? DefaultSwap(MemoryBytes);
+        var swap = Swap ?? DefaultSwap(MemoryBytes * (ulong)vmCount);
         if (SwapErrorRate > 0 && swap.FaultInjection is null)
         {
             swap = swap with
