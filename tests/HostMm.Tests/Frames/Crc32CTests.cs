@@ -48,6 +48,70 @@ public sealed class Crc32CTests
     }
 
     [Test]
+    public void Interleaved_AgreesWithTheTableOnEveryLengthAndAlignmentItUses()
+    {
+        if (!Crc32C.IsInterleaved)
+        {
+            Assert.Ignore("this CPU lacks SSE4.2 or PCLMULQDQ; the interleaved path cannot run here");
+        }
+
+        Assert.That(Crc32C.ComputeInterleaved(_checkInput), Is.EqualTo(0xE3069283u));
+        Assert.That(Crc32C.ComputeInterleaved(ReadOnlySpan<byte>.Empty), Is.Zero);
+        var random = new Random(20261205);
+        var buffer = new byte[(3 * 4096) + 64];
+        random.NextBytes(buffer);
+
+        // Every length around the short (3 × 128) and long (3 × 1360) round boundaries and their multiples, a page, a
+        // few pages, at every offset within a word.
+        var lengths = Enumerable.Range(0, 400)
+            .Concat(Enumerable.Range(760, 16)).Concat(Enumerable.Range(4070, 32)).Concat(Enumerable.Range(8150, 20))
+            .Concat([1152, 4096, 8192, 3 * 4096]);
+        foreach (var length in lengths)
+        {
+            for (var offset = 0; offset < 8; offset++)
+            {
+                var data = buffer.AsSpan(offset, Math.Min(length, buffer.Length - offset));
+                Assert.That(Crc32C.ComputeInterleaved(data), Is.EqualTo(Crc32C.ComputeSoftware(data)), $"length {data.Length}, offset {offset}");
+            }
+        }
+    }
+
+    [Test]
+    public void Interleaved_AgreesWithTheTableOnPagesOfEveryKind()
+    {
+        if (!Crc32C.IsInterleaved)
+        {
+            Assert.Ignore("this CPU lacks SSE4.2 or PCLMULQDQ; the interleaved path cannot run here");
+        }
+
+        var random = new Random(11);
+        var page = new byte[4096];
+        for (var round = 0; round < 200; round++)
+        {
+            switch (round % 4)
+            {
+                case 0:
+                    random.NextBytes(page);
+                    break;
+                case 1:
+                    page.AsSpan().Fill((byte)round);
+                    break;
+                case 2:
+                    page.AsSpan().Clear();
+                    page[random.Next(page.Length)] = 1; // one set bit anywhere: every chain's shift is exercised
+                    break;
+                default:
+                    page.AsSpan().Fill(0xFF);
+                    page[random.Next(page.Length)] ^= (byte)(1 << random.Next(8));
+                    break;
+            }
+
+            Assert.That(Crc32C.ComputeInterleaved(page), Is.EqualTo(Crc32C.ComputeSoftware(page)), $"round {round}");
+            Assert.That(Crc32C.Compute(page), Is.EqualTo(Crc32C.ComputeSoftware(page)), $"round {round}");
+        }
+    }
+
+    [Test]
     public void Checksum_OfAFrameIsTheCrcOfItsBytesAndSeesOneBitFlip()
     {
         using var memory = TestMemory.Create();
