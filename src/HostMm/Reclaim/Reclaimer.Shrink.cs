@@ -212,12 +212,36 @@ public sealed partial class Reclaimer
     /// </remarks>
     private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
     {
+        // Phase 1, per frame: references, the swap cache. Phase 2: the mapped ones are unmapped together (runs of one
+        // process's consecutive PTEs under one notifier range, see UnmapBatch). Phase 3, per frame: the rest of the
+        // decision. Then the writes, in runs of contiguous slots.
+        Span<bool> unmap = stackalloc bool[batch.Length];
+        Span<bool> pageout = stackalloc bool[batch.Length];
+        var unmapCount = 0;
+        for (var i = 0; i < batch.Length; i++)
+        {
+            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, out unmap[i], out pageout[i]);
+            unmapCount += unmap[i] ? 1 : 0;
+        }
+
+        if (unmapCount > 0)
+        {
+            Span<UnmapOutcome> unmapped = stackalloc UnmapOutcome[batch.Length];
+            UnmapBatch(batch, unmap, unmapped);
+            for (var i = 0; i < batch.Length; i++)
+            {
+                if (unmap[i])
+                {
+                    outcomes[i] = ShrinkFolioAfterUnmap(lruvec, new Pfn(batch[i]), unmapped[i], out pageout[i]);
+                }
+            }
+        }
+
         Span<int> pending = stackalloc int[batch.Length];
         var pendingCount = 0;
         for (var i = 0; i < batch.Length; i++)
         {
-            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, out var pageout);
-            if (pageout)
+            if (pageout[i])
             {
                 pending[pendingCount++] = i;
             }
@@ -278,13 +302,14 @@ public sealed partial class Reclaimer
     }
 
     /// <summary>
-    /// Everything of <c>shrink_folio_list</c> for one frame before the write: returns the outcome, or sets
-    /// <paramref name="pageout"/> (the outcome is then undefined) when the frame is unmapped, in the swap cache and
-    /// dirty — it is left <see cref="FrameFlags.Locked"/> with <see cref="FrameFlags.Dirty"/> cleared for
-    /// <see cref="FinishPageout"/>, which the caller must call.
+    /// Phase 1 of <c>shrink_folio_list</c> for one frame: the reference check and <c>add_to_swap</c>. Returns the
+    /// outcome, unless it sets <paramref name="unmap"/> (the frame is mapped: it is left <see cref="FrameFlags.Locked"/>
+    /// for <see cref="UnmapBatch"/> and <see cref="ShrinkFolioAfterUnmap"/>, which the caller must call) or
+    /// <paramref name="pageout"/> (see <see cref="ShrinkUnmapped"/>); the outcome is then undefined.
     /// </summary>
-    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, out bool pageout)
+    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, out bool unmap, out bool pageout)
     {
+        unmap = false;
         pageout = false;
         ref var frame = ref _memory.Frame(pfn);
         if (frame.TestAndSetFlag(FrameFlags.Locked))
@@ -304,8 +329,7 @@ public sealed partial class Reclaimer
                 }
             }
 
-            var lazyFree = !frame.Has(FrameFlags.SwapBacked);
-            if (!lazyFree && !frame.Has(FrameFlags.SwapCache))
+            if (frame.Has(FrameFlags.SwapBacked) && !frame.Has(FrameFlags.SwapCache))
             {
                 // No swap, or swap full: an anonymous page cannot go anywhere (Linux activates it).
                 if (Area is null || Cache is null || !Area.TryAllocate(out var newSlot))
@@ -318,45 +342,12 @@ public sealed partial class Reclaimer
 
             if (frame.MapCount > 0)
             {
-                if (TryToUnmap(pfn, lazyFree ? SwapSlotNone : frame.SwapSlot) == UnmapOutcome.Redirtied)
-                {
-                    frame.SetFlags(FrameFlags.SwapBacked);
-                    return FolioOutcome.Activate;
-                }
-
-                if (frame.MapCount > 0)
-                {
-                    return FolioOutcome.Activate;
-                }
-            }
-
-            if (lazyFree)
-            {
-                if (frame.Has(FrameFlags.Dirty) || !_memory.TryFreeze(pfn, 1))
-                {
-                    frame.SetFlags(FrameFlags.SwapBacked);
-                    return FolioOutcome.Activate;
-                }
-
-                frame.ClearRmap();
-                frame.ClearFlags(FrameFlags.Isolated | FrameFlags.Locked);
-                locked = false;
-                _memory.FreeFrozen(pfn);
-                Interlocked.Decrement(ref _isolated);
-                Interlocked.Increment(ref _pglazyfreed);
-                return FolioOutcome.Reclaimed;
-            }
-
-            if (frame.Has(FrameFlags.Dirty))
-            {
-                // pageout: the frame is unmapped and locked, so nothing can redirty it until the write completes.
-                frame.ClearFlags(FrameFlags.Dirty);
-                pageout = true;
-                locked = false;
+                unmap = true;
+                locked = false; // handed to phase 3
                 return FolioOutcome.Keep;
             }
 
-            return RemoveMapping(lruvec, pfn, ref frame, frame.SwapSlot, ref locked) ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
+            return ShrinkUnmapped(lruvec, pfn, ref frame, ref locked, out pageout);
         }
         finally
         {
@@ -365,6 +356,75 @@ public sealed partial class Reclaimer
                 frame.ClearFlags(FrameFlags.Locked);
             }
         }
+    }
+
+    /// <summary>Phase 3 of <c>shrink_folio_list</c> for a locked frame phase 2 tried to unmap: returns the outcome, or sets <paramref name="pageout"/>.</summary>
+    private FolioOutcome ShrinkFolioAfterUnmap(Lruvec lruvec, Pfn pfn, UnmapOutcome unmapped, out bool pageout)
+    {
+        pageout = false;
+        ref var frame = ref _memory.Frame(pfn);
+        var locked = true;
+        try
+        {
+            if (unmapped == UnmapOutcome.Redirtied)
+            {
+                frame.SetFlags(FrameFlags.SwapBacked);
+                return FolioOutcome.Activate;
+            }
+
+            if (frame.MapCount > 0)
+            {
+                return FolioOutcome.Activate;
+            }
+
+            return ShrinkUnmapped(lruvec, pfn, ref frame, ref locked, out pageout);
+        }
+        finally
+        {
+            if (locked)
+            {
+                frame.ClearFlags(FrameFlags.Locked);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The end of <c>shrink_folio_list</c>'s decision for a locked, unmapped frame: a lazily freed clean page is
+    /// discarded; a dirty swap-cache page is set for pageout (<paramref name="pageout"/>: it is left
+    /// <see cref="FrameFlags.Locked"/> with <see cref="FrameFlags.Dirty"/> cleared for <see cref="FinishPageout"/>, which
+    /// the caller must call; the outcome is then undefined); a clean one leaves the swap cache and is freed.
+    /// <paramref name="locked"/> is cleared when the frame's lock was released or handed on.
+    /// </summary>
+    private FolioOutcome ShrinkUnmapped(Lruvec lruvec, Pfn pfn, ref FrameInfo frame, ref bool locked, out bool pageout)
+    {
+        pageout = false;
+        if (!frame.Has(FrameFlags.SwapBacked))
+        {
+            if (frame.Has(FrameFlags.Dirty) || !_memory.TryFreeze(pfn, 1))
+            {
+                frame.SetFlags(FrameFlags.SwapBacked);
+                return FolioOutcome.Activate;
+            }
+
+            frame.ClearRmap();
+            frame.ClearFlags(FrameFlags.Isolated | FrameFlags.Locked);
+            locked = false;
+            _memory.FreeFrozen(pfn);
+            Interlocked.Decrement(ref _isolated);
+            Interlocked.Increment(ref _pglazyfreed);
+            return FolioOutcome.Reclaimed;
+        }
+
+        if (frame.Has(FrameFlags.Dirty))
+        {
+            // pageout: the frame is unmapped and locked, so nothing can redirty it until the write completes.
+            frame.ClearFlags(FrameFlags.Dirty);
+            pageout = true;
+            locked = false;
+            return FolioOutcome.Keep;
+        }
+
+        return RemoveMapping(lruvec, pfn, ref frame, frame.SwapSlot, ref locked) ? FolioOutcome.Reclaimed : FolioOutcome.Keep;
     }
 
     /// <summary>

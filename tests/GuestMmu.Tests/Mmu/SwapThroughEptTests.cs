@@ -80,8 +80,8 @@ public class SwapThroughEptTests
         vm.Host.Trace = null;
         Assert.That(
             string.Join(' ', trace.Steps),
-            Is.EqualTo($"start:Clear pte(present→none,spte:none) flush pte(none→swap,spte:none) end(pswpout:0) free({pfn},pswpout:1)"),
-            "start(CLEAR) → PTE replaced by a swap entry under the PTL with the flush between → end → write → free, the spte gone from the start on");
+            Is.EqualTo($"start:Clear pte(present→none,spte:none) pte(none→swap,spte:none) flush end(pswpout:0) free({pfn},pswpout:1)"),
+            "start(CLEAR) → PTE replaced by a swap entry under the PTL, then the run's one flush → end → write → free, the spte gone from the start on");
         vm.AssertAudited();
     }
 
