@@ -4,7 +4,8 @@
  * page with unique content (default 8), passes=P re-reads of all pages per phase (default 1; raise it
  * to give a host scanner time to merge while the guest runs), salt=S: mixed into the rewritten pages' content
  * (default 0), so guests given different salts rewrite the pages they share with a content no other guest has.
- * Prints the distinct-content counts; exit 0 when they and the contents are as expected, 1 otherwise,
+ * Prints "ksm: phase 1: ..." once every page is filled and checked, and "ksm: rewrote N pages" once the rewrite is
+ * done (a host may hold the guest at either line); prints the distinct-content counts; exit 0 when they and the contents are as expected, 1 otherwise,
  * 2 when the pages do not fit in RAM. */
 #include "rt.h"
 
@@ -120,8 +121,10 @@ int guest_main(void)
 	u64 d1 = count_distinct();
 	printf("ksm: phase 1: %lu distinct of %lu pages (expected %lu), %lu bad\n", d1, npages, want1, bad);
 
-	for (u64 p = 0; every && p < npages; p += every)
+	u64 rewritten = 0;
+	for (u64 p = 0; every && p < npages; p += every, rewritten++)
 		fill_page(p, seed_of(p, kinds, every, 1));
+	printf("ksm: rewrote %lu pages\n", rewritten);
 	u64 bad2 = verify_all(kinds, every, 1, passes);
 	u64 d2 = count_distinct();
 	printf("ksm: phase 2: rewrote 1 page in %lu: %lu distinct (expected %lu), %lu bad\n", every, d2, want2, bad2);

@@ -6,7 +6,8 @@ namespace Hypervisor.Vmm.Cli;
 /// <summary>
 /// <c>hv demo</c>: the scripted demonstration of the host memory manager and its notifier calls
 /// (<see cref="HostDemoCommand"/>). <c>hv demo host</c> is the same run; <c>hv demo notifier</c>, its
-/// former name, is an alias of <c>host</c>; <c>hv demo swap</c> swaps a running guest's memory (<see cref="SwapDemoCommand"/>).
+/// former name, is an alias of <c>host</c>; <c>hv demo swap</c> swaps a running guest's memory (<see cref="SwapDemoCommand"/>);
+/// <c>hv demo ksm</c> merges several running guests' pages (<see cref="KsmDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -18,6 +19,7 @@ internal static class DemoCommand
         HostDemoCommand.Configure(demo, context, logLevel);
         demo.Subcommands.Add(HostDemoCommand.Create(context, logLevel));
         demo.Subcommands.Add(SwapDemoCommand.Create(context));
+        demo.Subcommands.Add(KsmDemoCommand.Create(context));
         return demo;
     }
 }

@@ -104,6 +104,13 @@ internal static class LivePanel
             Row("pswpout / pswpin", (_, _) => string.Empty, $"{memory.Reclaim.Pswpout.ToString("N0", c)} / {memory.Reclaim.Pswpin.ToString("N0", c)}");
         }
 
+        if (now[0].Ksm is not null)
+        {
+            var ksm = machine.Host.Ksm.Stats;
+            Row("ksm_merging_pages", (r, _) => (r.Ksm?.Process.MergingPages ?? 0).ToString("N0", c), $"sharing {ksm.PagesSharing.ToString("N0", c)}");
+            Row("general_profit / cow_ksm", (_, _) => string.Empty, $"{(ksm.GeneralProfit >> 20).ToString("N0", c)} MiB / {machine.Host.Stats.CowKsm.ToString("N0", c)}");
+        }
+
         var grid = new Grid().AddColumn();
         grid.AddRow(table);
         var tailLines = Math.Max(2, ConsoleLines / vms.Count);
@@ -185,6 +192,13 @@ internal static class LivePanel
                 "swap device",
                 Markup.Escape(host.ZramCompressionRatio is { } ratio ? $"{host.SwapDevice} ({ratio.ToString("0.00", c)}:1)" : host.SwapDevice));
         }
+
+        if (now.Ksm is { } ksm)
+        {
+            table.AddRow("ksm_merging_pages / pages_sharing", $"{ksm.Process.MergingPages.ToString("N0", c)} / {ksm.Host.PagesSharing.ToString("N0", c)}");
+            table.AddRow("general_profit / cow_ksm", $"{(ksm.Host.GeneralProfit >> 20).ToString("N0", c)} MiB / {ksm.CowKsm.ToString("N0", c)}");
+        }
+
         var lines = vm.Console.Transcript().Split('\n');
         var tail = string.Join('\n', lines.Skip(Math.Max(0, lines.Length - ConsoleLines)));
         var grid = new Grid().AddColumn();

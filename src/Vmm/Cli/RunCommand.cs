@@ -101,9 +101,10 @@ internal static class RunCommand
         };
 
         var hostMemory = RunHostMemoryOptions.Create();
+        var ksm = RunKsmOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All))
         {
             command.Options.Add(option);
         }
@@ -180,6 +181,12 @@ internal static class RunCommand
             if (!hostMemory.TryApply(parseResult, options, images.Length, out options, out var hostMemoryError))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{hostMemoryError}");
+                return ExitCodes.UsageError;
+            }
+
+            if (!ksm.TryApply(parseResult, options, out options, out var ksmError))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{ksmError}");
                 return ExitCodes.UsageError;
             }
 

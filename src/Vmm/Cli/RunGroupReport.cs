@@ -90,6 +90,16 @@ internal static class RunGroupReport
             AddHostMemoryRows(table, results, machine);
         }
 
+        if (results[0].Ksm is not null)
+        {
+            AddKsmRows(table, results, machine);
+        }
+
+        if (vms[0].Options.LegacyChangePte)
+        {
+            Row("change_pte hits", (r, _) => $"{r.Mmu.ChangePteHits.ToString("N0", c)} / {(r.Mmu.ChangePteHits + r.Mmu.ChangePteMisses).ToString("N0", c)}", $"{Sum(r => r.Mmu.ChangePteHits).ToString("N0", c)} / {Sum(r => r.Mmu.ChangePteHits + r.Mmu.ChangePteMisses).ToString("N0", c)}", emphasis: true);
+        }
+
         writer.Table(table);
         writer.Paragraph(
             "resident pages: each VM's host process RSS, and their sum; host frames in use: the one frame pool every VM draws on (guest pages, host and EPT page tables, the zero page).",
@@ -166,6 +176,11 @@ internal static class RunGroupReport
         [
             $"host frames in use: {host.Memory.AllocatedFrames.ToString("N0", c)} of {host.Memory.TotalFrames.ToString("N0", c)}, one pool for {results.Count} VMs × {vms[0].Options.MemoryBytes >> 20} MiB (their resident pages, host and EPT page tables, the zero page).",
         ];
+        if (results[0].Ksm is not null)
+        {
+            lines.Add(KsmLine(results, machine));
+        }
+
         if (results[^1].HostMemory is { } memory)
         {
             var r = memory.Reclaim;
@@ -193,6 +208,29 @@ internal static class RunGroupReport
         table.AddRow(Cells("kswapd steps", _ => string.Empty, (machine.ReclaimDaemon?.Steps ?? 0).ToString("N0", c)));
         table.AddRow(Cells("allocstall", _ => string.Empty, r.Allocstall.ToString("N0", c)));
         table.AddRow(Cells("swap slots used", _ => string.Empty, $"{last.Swap.UsedSlots.ToString("N0", c)} of {last.Swap.TotalSlots.ToString("N0", c)}"));
+    }
+
+    private static void AddKsmRows(ReportTable table, IReadOnlyList<VmRunResult> results, HostMachine machine)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var snapshots = results.Select(r => r.Ksm!).ToList();
+        var k = machine.Host.Ksm.Stats;
+        string[] Cells(string figure, Func<KsmSnapshot, string> perVm, string host) => [figure, .. snapshots.Select(perVm), host];
+        table.AddEmphasisedRow(Cells("ksm_merging_pages", s => s.Process.MergingPages.ToString("N0", c), snapshots.Sum(s => s.Process.MergingPages).ToString("N0", c)));
+        table.AddRow(Cells("pages_shared", _ => string.Empty, k.PagesShared.ToString("N0", c)));
+        table.AddEmphasisedRow(Cells("pages_sharing", _ => string.Empty, k.PagesSharing.ToString("N0", c)));
+        table.AddEmphasisedRow(Cells("general_profit", _ => string.Empty, $"{(k.GeneralProfit / (1024.0 * 1024.0)).ToString("N1", c)} MiB"));
+        table.AddRow(Cells("ksm_zero_pages", s => s.Process.ZeroPages.ToString("N0", c), k.KsmZeroPages.ToString("N0", c)));
+        table.AddRow(Cells("full_scans", _ => string.Empty, k.FullScans.ToString("N0", c)));
+        table.AddEmphasisedRow(Cells("cow_ksm", _ => string.Empty, machine.Host.Stats.CowKsm.ToString("N0", c)));
+    }
+
+    private static string KsmLine(IReadOnlyList<VmRunResult> results, HostMachine machine)
+    {
+        var k = machine.Host.Ksm.Stats;
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"--ksm: ksm_merging_pages {string.Join(" ", results.Select(r => r.Ksm!.Process.MergingPages.ToString("N0", CultureInfo.InvariantCulture)))}; host-wide pages_shared {k.PagesShared:N0}, pages_sharing {k.PagesSharing:N0}, general_profit {k.GeneralProfit / (1024.0 * 1024.0):N1} MiB, full_scans {k.FullScans:N0}, cow_ksm {machine.Host.Stats.CowKsm:N0}.");
     }
 
     private static string Outcome(VmRunResult result) => result.Kind switch

@@ -112,6 +112,16 @@ internal static class RunReport
             AddHostMemoryRows(table, host);
         }
 
+        if (result.Ksm is { } ksm)
+        {
+            AddKsmRows(table, ksm);
+        }
+
+        if (vm.Options.LegacyChangePte)
+        {
+            AddChangePteRow(table, result.Mmu);
+        }
+
         table.AddEmphasisedRow("TLB hit rate", Percent(result.TlbHitRate), $"{result.Tlb.Hits.ToString("N0", c)} hits, {result.Tlb.Misses.ToString("N0", c)} misses, {result.Tlb.FullFlushes.ToString("N0", c)} full / {result.Tlb.NonGlobalFlushes.ToString("N0", c)} CR3 / {result.Tlb.PageFlushes.ToString("N0", c)} INVLPG flushes");
         table.AddRow("2-D walks", result.Walker.Walks.ToString("N0", c), $"{result.Walker.GuestPageFaults.ToString("N0", c)} guest #PF, {result.Walker.GuestAdUpdates.ToString("N0", c)} guest A/D and {result.Walker.EptAdUpdates.ToString("N0", c)} EPT A/D updates");
         table.AddRow("exceptions", result.Cpu.ExceptionsDelivered.ToString("N0", c), $"delivered through the IDT ({result.Cpu.PageFaults.ToString("N0", c)} page faults)");
@@ -145,6 +155,36 @@ internal static class RunReport
         table.AddRow("secondary young", $"{r.SecondaryYoungHits.ToString("N0", c)} / {r.SecondaryYoungQueries.ToString("N0", c)}", $"EPT accessed-bit answers of \"young\" / young ops sent while aging{(host.SecondaryAging ? string.Empty : " (ignored: secondary aging off)")}");
         table.AddRow("allocstall", r.Allocstall.ToString("N0", c), $"allocations that had to reclaim first ({r.OomFailures.ToString("N0", c)} failed: out of memory)");
     }
+
+    /// <summary>The KSM rows of a run under <c>--ksm</c>, under Linux's <c>/sys/kernel/mm/ksm</c> and <c>ksm_stat</c> names.</summary>
+    /// <param name="table">The report table.</param>
+    /// <param name="ksm">The run's KSM counters.</param>
+    internal static void AddKsmRows(ReportTable table, KsmSnapshot ksm)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var k = ksm.Host;
+        table.AddEmphasisedRow("ksm_merging_pages", ksm.Process.MergingPages.ToString("N0", c), $"this VM's pages mapped to a shared KSM page ({ksm.Process.ZeroPages.ToString("N0", c)} to the zero page; ksm_process_profit {Mib(ksm.Process.Profit)})");
+        table.AddEmphasisedRow("pages_sharing", k.PagesSharing.ToString("N0", c), $"host-wide pages saved: further mappings of {k.PagesShared.ToString("N0", c)} shared KSM pages (pages_shared)");
+        table.AddEmphasisedRow("general_profit", Mib(k.GeneralProfit), $"host-wide memory saved less the scanner's rmap items ({k.RmapItems.ToString("N0", c)} of 64 B)");
+        table.AddRow("pages_unshared", k.PagesUnshared.ToString("N0", c), $"pages in the unstable tree, unique so far ({k.PagesVolatile.ToString("N0", c)} volatile: changed since the last scan)");
+        table.AddRow("full_scans", k.FullScans.ToString("N0", c), $"ksmd's passes over mergeable memory: {k.PagesScanned.ToString("N0", c)} pages scanned ({k.PagesSkipped.ToString("N0", c)} skipped by smart scan) in {ksm.KsmdSteps.ToString("N0", c)} batches of pages_to_scan={ksm.PagesToScan.ToString(c)}, sleep_millisecs={ksm.SleepMilliseconds.ToString(c)}");
+        table.AddRow("stable_node_chains", k.StableNodeChains.ToString("N0", c), $"contents shared by more than max_page_sharing mappings, held as {k.StableNodeDups.ToString("N0", c)} dups");
+        table.AddEmphasisedRow("cow_ksm", ksm.CowKsm.ToString("N0", c), "host-wide guest writes that broke a merged page copy-on-write");
+    }
+
+    /// <summary>The change_pte row of a run under <c>--legacy-change-pte</c>: how often the EPT MMU had an spte to change.</summary>
+    /// <param name="table">The report table.</param>
+    /// <param name="mmu">The run's MMU counters.</param>
+    internal static void AddChangePteRow(ReportTable table, Hypervisor.GuestMmu.Mmu.TdpMmuStats mmu)
+    {
+        var c = CultureInfo.InvariantCulture;
+        table.AddEmphasisedRow(
+            "change_pte hits",
+            $"{mmu.ChangePteHits.ToString("N0", c)} / {(mmu.ChangePteHits + mmu.ChangePteMisses).ToString("N0", c)}",
+            "legacy change_pte calls that found an spte to retarget; the rest came after invalidate_range_start had zapped it, which is why Linux 6.10 removed the op");
+    }
+
+    private static string Mib(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("N1", CultureInfo.InvariantCulture) + " MiB";
 
     private static string Policy(LruPolicy policy) => policy == LruPolicy.MultiGen ? "mglru" : "classic";
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.ExceptionServices;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.Vmm.Accel;
@@ -37,6 +38,7 @@ public sealed class HostMachine : IDisposable
 
     private readonly Lock _attachLock = new();
     private ReclaimDaemon? _kswapd;
+    private KsmDaemon? _ksmd;
     private bool _daemonsRunning;
     private int _attached;
     private bool _disposed;
@@ -53,7 +55,11 @@ public sealed class HostMachine : IDisposable
         ValidateVmCount(options, vmCount);
         Options = options;
         VmCount = vmCount;
-        var hostOptions = new HostOptions { Memory = new HostMemoryOptions { TotalBytes = HostBytesFor(options.MemoryBytes, vmCount) } };
+        var hostOptions = new HostOptions
+        {
+            Memory = new HostMemoryOptions { TotalBytes = HostBytesFor(options.MemoryBytes, vmCount) },
+            LegacyChangePte = options.LegacyChangePte,
+        };
         if (options.HostMemoryBytes is not null)
         {
             // The frame budget stays roomy (guest RAM, host page tables, the swap cache's transient pages); the limit
@@ -73,6 +79,9 @@ public sealed class HostMachine : IDisposable
         {
             throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
         }
+
+        Host.Ksm.PagesToScan = options.KsmPagesToScan;
+        Host.Ksm.SleepMilliseconds = options.KsmSleepMilliseconds;
     }
 
     /// <summary>The host-level settings the machine was built with (guest RAM per VM, host memory limit, swap, LRU).</summary>
@@ -98,6 +107,25 @@ public sealed class HostMachine : IDisposable
     /// <see cref="Machine.ReclaimDaemon"/>); set before <see cref="Run"/> or <see cref="StartDaemons"/>.
     /// </summary>
     public Action? ReclaimStepped { get; set; }
+
+    /// <summary>
+    /// The KSM scanner thread (ksmd) of the run in progress or last run, when <see cref="VmOptions.Ksm"/> is set, else
+    /// null. One for the whole host: it merges across every VM's mergeable RAM.
+    /// </summary>
+    public KsmDaemon? KsmDaemon => Volatile.Read(ref _ksmd);
+
+    /// <summary>
+    /// Called on ksmd's thread after each of its batches that scanned pages, with ksmd paused (see
+    /// <see cref="Machine.KsmDaemon"/>); set before <see cref="Run"/> or <see cref="StartDaemons"/>.
+    /// </summary>
+    public Action? KsmStepped { get; set; }
+
+    /// <summary>
+    /// The scanner's <c>run</c> mode set when the daemons start under <see cref="VmOptions.Ksm"/>: merge (the default),
+    /// or stop, for a caller that switches merging on later (<see cref="Host"/>'s <c>Ksm.Run</c>), as the KSM demo does
+    /// once every guest has filled its pages.
+    /// </summary>
+    public KsmRunMode KsmRunAtStart { get; set; } = KsmRunMode.Merge;
 
     /// <summary>
     /// Called on the constructing thread once a VM's guest RAM is mapped and registered as its memslot, before the
@@ -168,8 +196,9 @@ public sealed class HostMachine : IDisposable
     }
 
     /// <summary>
-    /// Starts the host-wide daemons for a run: the background reclaimer (kswapd) under a host memory limit. Host-wide
-    /// daemons that come later (the KSM scanner, ksmd) start here beside it and stop in <see cref="StopDaemons"/>.
+    /// Starts the host-wide daemons for a run: the background reclaimer (kswapd) under a host memory limit, and the KSM
+    /// scanner (ksmd) under <see cref="VmOptions.Ksm"/>, its run mode set to <see cref="KsmRunAtStart"/>. They stop in
+    /// <see cref="StopDaemons"/>.
     /// </summary>
     /// <param name="onFailure">Called once, on the daemon's thread, with the exception that stopped a daemon.</param>
     /// <exception cref="InvalidOperationException">The daemons are already running.</exception>
@@ -186,6 +215,11 @@ public sealed class HostMachine : IDisposable
             ? new ReclaimDaemon(Host.Reclaim, onFailure, afterStep: ReclaimStepped is { } stepped ? () => stepped() : null)
             : null;
         Volatile.Write(ref _kswapd, kswapd);
+        if (Options.Ksm)
+        {
+            Host.Ksm.Run = KsmRunAtStart;
+            Volatile.Write(ref _ksmd, new KsmDaemon(Host.Ksm, onFailure, afterStep: KsmStepped is { } ksmStepped ? () => ksmStepped() : null));
+        }
     }
 
     /// <summary>Stops the host-wide daemons and waits for them; their counters and failure stay readable. Idempotent.</summary>
@@ -193,6 +227,7 @@ public sealed class HostMachine : IDisposable
     {
         _daemonsRunning = false;
         _kswapd?.Dispose();
+        _ksmd?.Dispose();
     }
 
     /// <summary>

@@ -6,6 +6,7 @@ using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.HostMm;
+using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Vmm.Accel;
@@ -98,7 +99,12 @@ public sealed class Vm : IDisposable
         Devices = PcDevices.Attach(Bus, console, Stop, options.CpuCount, options.MemoryBytes);
         if (options.Accelerator == AcceleratorKind.Kvm)
         {
-            Accelerator = new KvmAccelerator(options.MemoryBytes, options.CpuCount, Bus, Stop, options.LoggerFactory?.CreateLogger(KvmAccelerator.LogCategory));
+            var kvm = new KvmAccelerator(options.MemoryBytes, options.CpuCount, Bus, Stop, options.LoggerFactory?.CreateLogger(KvmAccelerator.LogCategory));
+            Accelerator = kvm;
+            if (options.Ksm)
+            {
+                kvm.Machine.MarkMergeable();
+            }
         }
         else
         {
@@ -312,6 +318,28 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>
+    /// The KSM counters now (read from any thread, also while the VM runs): null unless the VM is emulated and runs under
+    /// <see cref="VmOptions.Ksm"/>. After the VM's process exited its own counters read zero.
+    /// </summary>
+    public KsmSnapshot? Ksm()
+    {
+        if (!Options.Ksm || Host is null || Process is null)
+        {
+            return null;
+        }
+
+        return new KsmSnapshot
+        {
+            Host = Host.Ksm.Stats,
+            Process = Process.HasExited ? new KsmProcessStats() : Host.Ksm.ProcessStats(Process),
+            CowKsm = Host.Stats.CowKsm,
+            PagesToScan = Host.Ksm.PagesToScan,
+            SleepMilliseconds = Host.Ksm.SleepMilliseconds,
+            KsmdSteps = Machine?.KsmDaemon?.Steps ?? 0,
+        };
+    }
+
+    /// <summary>
     /// The host-memory counters now (read from any thread, also while the VM runs, for a live view): null unless the VM
     /// runs under <see cref="VmOptions.HostMemoryBytes"/>.
     /// </summary>
@@ -384,6 +412,12 @@ public sealed class Vm : IDisposable
         }
 
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(process));
+        if (options.Ksm)
+        {
+            // QEMU's mem-merge=on: guest RAM is madvised MERGEABLE right after it is mapped.
+            process.Madvise(ramBase, options.MemoryBytes, Advice.Mergeable);
+        }
+
         var ram = new GuestRam(process, ramBase, options.MemoryBytes);
         machine.GuestRamMapped?.Invoke(index, ram);
         return (index, process, shootdown, mmu, ram);
@@ -436,6 +470,7 @@ public sealed class Vm : IDisposable
             CodePageInvalidations = Emulated?.CodeMap.Invalidations ?? 0,
             HostForks = _forker?.Forks ?? 0,
             HostMemory = HostMemory(),
+            Ksm = Ksm(),
         };
     }
 }

@@ -44,4 +44,10 @@ public enum VmOptionRule
     /// (<see cref="HostMachine.MaxVmCount"/>); they need the emulated accelerator.
     /// </summary>
     VmCount,
+
+    /// <summary>
+    /// KSM: pages_to_scan from 1 to <see cref="VmOptions.MaxKsmPagesToScan"/>, sleep from 0 to
+    /// <see cref="VmOptions.MaxKsmSleepMilliseconds"/>; on kvm the real kernel's KSM must be writable.
+    /// </summary>
+    Ksm,
 }

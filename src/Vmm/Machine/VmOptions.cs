@@ -103,6 +103,42 @@ public sealed record VmOptions
     /// </summary>
     public DirtyTrackingPolicy? DirtyTracking { get; init; }
 
+    /// <summary>The most pages one ksmd batch may scan (<see cref="KsmPagesToScan"/>).</summary>
+    public const int MaxKsmPagesToScan = 1 << 20;
+
+    /// <summary>The longest ksmd sleep between batches (<see cref="KsmSleepMilliseconds"/>): one minute.</summary>
+    public const int MaxKsmSleepMilliseconds = 60_000;
+
+    /// <summary>
+    /// Guest RAM is mergeable and the host's KSM scanner (ksmd) runs (<c>--ksm</c>, QEMU's <c>mem-merge=on</c>): on the
+    /// emulated accelerator the simulated host's <see cref="Hypervisor.HostMm.Ksm.KsmScanner"/> on its own thread; on kvm
+    /// the guest RAM is madvised MERGEABLE for the real kernel's ksmd, which must be controllable
+    /// (<see cref="RealKsmRunPath"/> writable).
+    /// </summary>
+    public bool Ksm { get; init; }
+
+    /// <summary>
+    /// Pages per ksmd batch (<c>--ksm-pages-to-scan</c>, Linux's <c>pages_to_scan</c>), from 1 to
+    /// <see cref="MaxKsmPagesToScan"/>. The default, 2000, is 20 times Linux's 100 so that a few guests of 128 MiB merge
+    /// within seconds rather than minutes (Linux's defaults scan at most 5,000 pages/s).
+    /// </summary>
+    public int KsmPagesToScan { get; init; } = 2000;
+
+    /// <summary>ksmd's sleep between batches in milliseconds (<c>--ksm-sleep</c>, <c>sleep_millisecs</c>), 0 to <see cref="MaxKsmSleepMilliseconds"/>.</summary>
+    public int KsmSleepMilliseconds { get; init; } = 20;
+
+    /// <summary>
+    /// The host issues the historical <c>change_pte</c> notifier when a KSM merge or a COW break installs a new PTE
+    /// (<c>--legacy-change-pte</c>, Linux 2.6.32–6.9); emulated only.
+    /// </summary>
+    public bool LegacyChangePte { get; init; }
+
+    /// <summary>
+    /// The real kernel's KSM switch, which <see cref="Ksm"/> on kvm needs writable (settable for tests). Default
+    /// <c>/sys/kernel/mm/ksm/run</c>.
+    /// </summary>
+    public static string RealKsmRunPath { get; set; } = "/sys/kernel/mm/ksm/run";
+
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -145,12 +181,14 @@ public sealed record VmOptions
             throw new VmOptionsException(VmOptionRule.DirtyTracking, nameof(DirtyTracking), policy, $"the dirty tracking policy must be OnZap or OnMap, got {policy}");
         }
 
-        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null || DirtyTracking is not null))
+        ValidateKsm();
+        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null || DirtyTracking is not null || LegacyChangePte))
         {
             var option = InstructionLimit > 0 ? nameof(InstructionLimit)
                 : HostForkInterval is not null ? nameof(HostForkInterval)
                 : HostMemoryBytes is not null ? nameof(HostMemoryBytes)
-                : nameof(DirtyTracking);
+                : DirtyTracking is not null ? nameof(DirtyTracking)
+                : nameof(LegacyChangePte);
             throw new VmOptionsException(
                 VmOptionRule.EmulatedOnly,
                 option,
@@ -202,6 +240,42 @@ public sealed record VmOptions
         }
 
         return swap;
+    }
+
+    private void ValidateKsm()
+    {
+        var c = CultureInfo.InvariantCulture;
+        if (KsmPagesToScan < 1 || KsmPagesToScan > MaxKsmPagesToScan)
+        {
+            throw new VmOptionsException(VmOptionRule.Ksm, nameof(KsmPagesToScan), KsmPagesToScan, string.Create(c, $"ksm pages_to_scan must be 1 to {MaxKsmPagesToScan}, got {KsmPagesToScan}"));
+        }
+
+        if (KsmSleepMilliseconds < 0 || KsmSleepMilliseconds > MaxKsmSleepMilliseconds)
+        {
+            throw new VmOptionsException(VmOptionRule.Ksm, nameof(KsmSleepMilliseconds), KsmSleepMilliseconds, string.Create(c, $"ksm sleep_millisecs must be 0 to {MaxKsmSleepMilliseconds}, got {KsmSleepMilliseconds}"));
+        }
+
+        if (Ksm && Accelerator == AcceleratorKind.Kvm && !RealKsmWritable(RealKsmRunPath))
+        {
+            throw new VmOptionsException(
+                VmOptionRule.Ksm,
+                nameof(Ksm),
+                Accelerator,
+                $"ksm with the kvm accelerator needs the real kernel's KSM: {RealKsmRunPath} is missing or not writable (a kernel without CONFIG_KSM, or not root)");
+        }
+    }
+
+    private static bool RealKsmWritable(string path)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+            return true;
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or NotSupportedException or System.Security.SecurityException)
+        {
+            return false;
+        }
     }
 
     private void ValidateHostMemory()

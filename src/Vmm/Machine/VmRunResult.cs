@@ -62,6 +62,9 @@ public sealed record VmRunResult
     /// <summary>The host-memory counters (reclaim, swap, resident and swapped pages); null unless the VM ran under <see cref="VmOptions.HostMemoryBytes"/>.</summary>
     public HostMemorySnapshot? HostMemory { get; init; }
 
+    /// <summary>The KSM counters (host-wide and this VM's process); null unless the VM ran emulated under <see cref="VmOptions.Ksm"/>.</summary>
+    public KsmSnapshot? Ksm { get; init; }
+
     /// <summary>Stores that hit pages holding decoded code (zero on kvm).</summary>
     public long CodePageInvalidations { get; init; }
 

@@ -214,6 +214,20 @@ public sealed class KvmMachine : IDisposable
         };
     }
 
+    /// <summary>
+    /// Marks guest RAM mergeable for the real kernel's KSM (<c>madvise(MADV_MERGEABLE)</c>, as QEMU's
+    /// <c>mem-merge=on</c>); the kernel's ksmd then merges equal guest pages whenever its <c>run</c> is 1.
+    /// </summary>
+    /// <exception cref="KvmUnavailableException">The kernel refused the advice (no CONFIG_KSM).</exception>
+    public void MarkMergeable()
+    {
+        ThrowIfDisposed();
+        if (KvmNative.Madvise(_ram, (nuint)MemorySize, KvmNative.MadvMergeable) != 0)
+        {
+            throw new KvmUnavailableException($"madvise(MADV_MERGEABLE) of {MemorySize >> 20} MiB guest RAM", Marshal.GetLastPInvokeError(), null);
+        }
+    }
+
     /// <summary>Closes the vCPUs and the VM and unmaps guest RAM; <see cref="Memory"/> then throws.</summary>
     /// <exception cref="InvalidOperationException"><see cref="Run"/> is in progress (cancel it and wait for it first).</exception>
     public void Dispose()

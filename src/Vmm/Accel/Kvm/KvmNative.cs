@@ -22,6 +22,8 @@ internal static unsafe partial class KvmNative
     public const int MapAnonymous = 0x20;
     public const int MapNoReserve = 0x4000;
 
+    public const int MadvMergeable = 12;
+
     public const int SigUnblock = 1;
 
     /// <summary>64-bit words in glibc's sigset_t (1024 signals).</summary>
@@ -53,6 +55,9 @@ internal static unsafe partial class KvmNative
 
     [LibraryImport(Libc, EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(nint address, nuint length);
+
+    [LibraryImport(Libc, EntryPoint = "madvise", SetLastError = true)]
+    public static partial int Madvise(nint address, nuint length, int advice);
 
     [LibraryImport(Libc, EntryPoint = "mprotect", SetLastError = true)]
     public static partial int Mprotect(nint address, nuint length, int protection);
