@@ -24,6 +24,7 @@ internal struct ForkCopyVisitor : IPteVisitor
         _zeroPfn = parent.Host.ZeroPfn;
         Resident = 0;
         SwapEntries = 0;
+        KsmZeroPages = 0;
     }
 
     /// <summary>Mappings the child gained that count in its RSS.</summary>
@@ -31,6 +32,9 @@ internal struct ForkCopyVisitor : IPteVisitor
 
     /// <summary>Swap entries copied into the child (each took a reference on its slot).</summary>
     public long SwapEntries { get; private set; }
+
+    /// <summary>KSM-placed zero-page PTEs (dirty zero-page PTEs) copied into the child.</summary>
+    public long KsmZeroPages { get; private set; }
 
     public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
     {
@@ -49,6 +53,11 @@ internal struct ForkCopyVisitor : IPteVisitor
             if (kind == HostPteKind.Present)
             {
                 pfn = pte.Pfn;
+                if (pfn == _zeroPfn && pte.IsDirty)
+                {
+                    KsmZeroPages++;
+                }
+
                 if (pte.IsWritable)
                 {
                     var protectedPte = pte.Without(HostPte.WritableBit);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Reclaim;
 
 namespace Hypervisor.HostMm;
@@ -25,6 +26,7 @@ public sealed class Host : IDisposable, IFrameObserver
         // Reserved: the zero page is never freed, and is never counted as a mapping (Linux's special PTE).
         Memory.SetFlags(ZeroPfn, FrameFlags.Reserved);
         Memory.Observer = this;
+        Ksm = new KsmScanner(this);
         try
         {
             Reclaim = new Reclaimer(this, options.Reclaim, options.Swap);
@@ -44,6 +46,9 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>Memory cgroups, LRU lists, the background reclaimer's step, and swap.</summary>
     public Reclaimer Reclaim { get; }
+
+    /// <summary>The KSM scanner (ksmd): one per host, over every process's mergeable memory.</summary>
+    public KsmScanner Ksm { get; }
 
     /// <summary>The shared zero page: read faults on never-written anonymous memory map it read-only.</summary>
     public Pfn ZeroPfn { get; }
@@ -82,6 +87,8 @@ public sealed class Host : IDisposable, IFrameObserver
         Memory = Memory.GetStats(),
         Processes = _mms.Count,
         RssPages = _mms.Values.Sum(mm => mm.Stats.RssPages),
+        CowKsm = Ksm.CowKsm,
+        KsmSwpinCopy = Ksm.SwpinCopy,
     };
 
     /// <summary>Frees host RAM. Every process must have exited.</summary>

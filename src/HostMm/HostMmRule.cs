@@ -51,4 +51,7 @@ public enum HostMmRule
 
     /// <summary>Host memory options ask for a RAM size that is not a multiple of 2 MiB per node.</summary>
     TotalBytesNotNodeAligned,
+
+    /// <summary>A KSM knob (pages_to_scan, sleep_millisecs, max_page_sharing, run) was given a value its rule refuses.</summary>
+    InvalidKsmSetting,
 }

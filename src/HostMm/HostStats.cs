@@ -13,4 +13,10 @@ public readonly record struct HostStats
 
     /// <summary>Resident pages over all processes.</summary>
     public long RssPages { get; init; }
+
+    /// <summary>Write (or unshare) faults that copied a KSM page (<c>cow_ksm</c>).</summary>
+    public long CowKsm { get; init; }
+
+    /// <summary>Swap-ins that gave a process its own copy of a page another process's mapping owns (<c>ksm_swpin_copy</c>).</summary>
+    public long KsmSwpinCopy { get; init; }
 }

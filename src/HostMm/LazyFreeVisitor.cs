@@ -44,7 +44,7 @@ internal struct LazyFreeVisitor : PageTables.IPteVisitor
                 continue;
             }
 
-            if (!pte.IsPresent || pte.Pfn == _zeroPfn || _memory.Frame(pte.Pfn).MapCount != 1)
+            if (!pte.IsPresent || pte.Pfn == _zeroPfn || _memory.Frame(pte.Pfn).MapCount != 1 || _memory.Frame(pte.Pfn).Has(FrameFlags.Ksm))
             {
                 continue;
             }

@@ -15,9 +15,10 @@ public sealed partial class Mm
     /// moves them to the inactive list and PAGEOUT reclaims them now, ignoring references: each goes through the
     /// swap-out row's order (start (Clear) → swap PTE → flush → end → write → free).
     /// Other advice is refused with <see cref="UnsupportedAdviceException"/> until its mechanism exists.
+    /// <see cref="Advice.Mergeable"/> and <see cref="Advice.Unmergeable"/>: KSM (see <c>MadviseKsm</c>), under the mmap lock for write.
     /// </summary>
     /// <exception cref="UnmappedRangeException">A page in the range is not mapped.</exception>
-    /// <exception cref="UnsupportedAdviceException">Mergeable, Unmergeable, HugePage or NoHugePage.</exception>
+    /// <exception cref="UnsupportedAdviceException">HugePage or NoHugePage.</exception>
     public void Madvise(Hva start, ulong length, Advice advice)
     {
         var end = CheckRange(start, length, "madvise");
@@ -30,7 +31,8 @@ public sealed partial class Mm
                 break;
             case Advice.Mergeable:
             case Advice.Unmergeable:
-                throw new UnsupportedAdviceException(advice, "KSM");
+                MadviseKsm(start, end, advice);
+                return;
             case Advice.HugePage:
             case Advice.NoHugePage:
                 throw new UnsupportedAdviceException(advice, "2 MiB host pages");

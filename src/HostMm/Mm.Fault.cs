@@ -310,11 +310,12 @@ public sealed partial class Mm
     /// copied (§3 COW: copy → start (Clear, one page) → PTE cleared and flushed → new PTE → end → old frame
     /// released). Null when the PTE changed meanwhile.
     /// </summary>
-    private FaultResult? WriteProtectFault(Vma vma, Hva page, HostPte current)
+    private FaultResult? WriteProtectFault(Vma vma, Hva page, HostPte current, bool unshare = false)
     {
         var memory = Host.Memory;
         var oldPfn = current.Pfn;
         var fromZeroPage = oldPfn == Host.ZeroPfn;
+        var fromKsmPage = false;
         if (!fromZeroPage)
         {
             if (!_pageTable.TryLock(page, allocate: false, out var slot))
@@ -330,7 +331,7 @@ public sealed partial class Mm
                 }
 
                 ref var frame = ref memory.Frame(oldPfn);
-                if (frame.MapCount == 1 && frame.RefCount == 1)
+                if (frame.MapCount == 1 && frame.RefCount == 1 && !unshare && !frame.Has(FrameFlags.Ksm))
                 {
                     var reused = current.With(HostPte.WritableBit | HostPte.AccessedBit | HostPte.DirtyBit);
                     slot.Value = reused;
@@ -340,6 +341,7 @@ public sealed partial class Mm
                 }
 
                 memory.Get(oldPfn); // keep the source alive while we copy outside the lock
+                fromKsmPage = frame.Has(FrameFlags.Ksm); // a KSM page is always copied (cow_ksm), never reused
             }
         }
 
@@ -378,7 +380,10 @@ public sealed partial class Mm
                         FlushTlb(page, page + Paging.PageSize);
                         memory.Frame(newPfn).SetAnonRmap(checked((int)vma.AnonId), vma.PageIndexOf(page));
                         memory.IncrementMapCount(newPfn);
-                        var pte = HostPte.Present(newPfn, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit);
+                        // An unshare fault (break_ksm) gives an exclusive read-only copy: a later write reuses it in place.
+                        var pte = HostPte.Present(newPfn, unshare
+                            ? PteFlags(vma.Protection, writable: false) | HostPte.AccessedBit
+                            : PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit);
                         if (Host.Options.LegacyChangePte)
                         {
                             Notifiers.ChangePte(page, pte);
@@ -416,6 +421,14 @@ public sealed partial class Mm
         if (fromZeroPage)
         {
             AddRss(1);
+            if (current.IsDirty)
+            {
+                AddKsmZeroPages(-1); // the zero page KSM placed here is replaced
+            }
+        }
+        else if (fromKsmPage)
+        {
+            Host.Ksm.CountCowKsm();
         }
 
         Interlocked.Increment(ref _copyOnWriteFaults);
@@ -463,11 +476,12 @@ public sealed partial class Mm
                 {
                     if (pte.Value == current)
                     {
-                        var exclusive = reclaim.Area!.GetUsage(slot).MapCount == 1 && frame.MapCount == 0;
+                        // A KSM page is never exclusive: every sharer maps it read-only.
+                        var exclusive = reclaim.Area!.GetUsage(slot).MapCount == 1 && frame.MapCount == 0 && !frame.Has(FrameFlags.Ksm);
                         writable = exclusive && (vma.Protection & Protection.Write) != 0;
                         var flags = PteFlags(vma.Protection, writable) | HostPte.AccessedBit | (write && writable ? HostPte.DirtyBit : 0);
                         var present = HostPte.Present(pfn, flags);
-                        if (frame.RmapOwner == FrameInfo.NoOwner)
+                        if (frame.RmapOwner == FrameInfo.NoOwner && !frame.Has(FrameFlags.Ksm))
                         {
                             frame.SetAnonRmap(checked((int)vma.AnonId), vma.PageIndexOf(page));
                         }

@@ -16,7 +16,9 @@ public sealed partial class Mm
         {
             Interlocked.Increment(ref _forkCalls);
             var child = Host.CreateMm(PreferredNode);
-            child._vmas = _vmas.CloneForFork();
+            child._vmas = _vmas.CloneForFork(); // VMAs keep their mergeable bit, as Linux's
+            child._memoryMerge = _memoryMerge;
+            Host.Ksm.Fork(this, child);
             foreach (var vma in child._vmas)
             {
                 child.JoinFamily(vma.AnonId); // before any PTE of the family is copied: reclaim can find the child's mappings
@@ -34,6 +36,10 @@ public sealed partial class Mm
                 _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
                 child.AddRss(copier.Resident);
                 child.AddSwapEntries(copier.SwapEntries);
+                if (copier.KsmZeroPages != 0)
+                {
+                    child.AddKsmZeroPages(copier.KsmZeroPages);
+                }
             }
 
             FlushTlb(Hva.Zero, UserSpaceEnd);

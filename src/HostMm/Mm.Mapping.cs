@@ -45,7 +45,7 @@ public sealed partial class Mm
                     ?? throw new AddressSpaceExhaustedException(HostMmRule.NoFreeAddressRange, Id, bytes, "mmap");
             }
 
-            var added = _vmas.Add(start, start + bytes, protection, VmaFlags.None);
+            var added = _vmas.Add(start, start + bytes, protection, _memoryMerge ? VmaFlags.Mergeable : VmaFlags.None);
             JoinFamily(added.AnonId);
         }
         finally
@@ -203,6 +203,10 @@ public sealed partial class Mm
         AddRss(-visitor.Resident);
         AddSwapEntries(-visitor.SwapEntries);
         CountZapped(visitor.Zapped);
+        if (visitor.KsmZeroPages != 0)
+        {
+            AddKsmZeroPages(-visitor.KsmZeroPages);
+        }
     }
 
     /// <summary>mremap's move; the caller holds the mmap lock for write and has cleared the destination.</summary>
@@ -210,6 +214,11 @@ public sealed partial class Mm
     {
         var moving = _vmas.SplitToRange(oldStart, oldEnd).Single();
         var pages = (oldEnd - oldStart) >> Paging.PageShift;
+        if ((moving.Flags & VmaFlags.Mergeable) != 0)
+        {
+            // As Linux's move_vma: KSM pages are broken before a move (their rmap items name the old addresses).
+            UnmergeRangeLocked(oldStart, oldEnd);
+        }
 
         using (Invalidation.Begin(this, oldStart, oldEnd, NotifierEvent.Unmap))
         {

@@ -28,6 +28,7 @@ internal struct ZapVisitor : IPteVisitor
         Zapped = 0;
         Resident = 0;
         SwapEntries = 0;
+        KsmZeroPages = 0;
     }
 
     /// <summary>PTEs cleared.</summary>
@@ -38,6 +39,9 @@ internal struct ZapVisitor : IPteVisitor
 
     /// <summary>Swap entries cleared; their slots are in the swap list, freed by the caller after the walk.</summary>
     public long SwapEntries { get; private set; }
+
+    /// <summary>Of the cleared PTEs, those that mapped a KSM-placed zero page (dirty zero-page PTEs).</summary>
+    public long KsmZeroPages { get; private set; }
 
     public bool VisitTable(Hva firstAddress, Span<ulong> entries, Pfn tablePfn)
     {
@@ -76,6 +80,11 @@ internal struct ZapVisitor : IPteVisitor
 
             if (pfn == _zeroPfn)
             {
+                if (kind == HostPteKind.Present && pte.IsDirty)
+                {
+                    KsmZeroPages++;
+                }
+
                 continue;
             }
 

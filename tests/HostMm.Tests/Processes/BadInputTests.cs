@@ -30,8 +30,8 @@ public class BadInputTests
 
         Assert.That(() => mm.Mprotect(start, 2 * Page, Protection.Read), Throws.TypeOf<UnmappedRangeException>().With.Message.Contains("not fully mapped"));
         Assert.That(() => mm.Madvise(start, 2 * Page, Advice.DontNeed), Throws.TypeOf<UnmappedRangeException>());
-        Assert.That(() => mm.Madvise(start, Page, Advice.Mergeable), Throws.TypeOf<UnsupportedAdviceException>().With.Message.Contains("KSM"));
-        Assert.That(() => mm.Madvise(start, Page, Advice.Mergeable), Throws.TypeOf<UnsupportedAdviceException>().With.Message.Contains("KSM"));
+        Assert.That(() => mm.Madvise(start, 2 * Page, Advice.Mergeable), Throws.TypeOf<UnmappedRangeException>().With.Message.Contains("Mergeable"));
+        Assert.That(() => mm.Madvise(start, Page, Advice.HugePage), Throws.TypeOf<UnsupportedAdviceException>().With.Message.Contains("2 MiB"));
     }
 
     [Test]

@@ -18,7 +18,7 @@ public class InputErrorTests
         typeof(UnmappedRangeException), typeof(OverlappingMappingException), typeof(AddressSpaceExhaustedException),
         typeof(InvalidProtectionException), typeof(InvalidVmaFlagsException), typeof(UnsupportedAdviceException),
         typeof(HostFaultException), typeof(InvalidHostMemoryOptionsException),
-        typeof(HostMm.Swap.SwapConfigurationException),
+        typeof(HostMm.Swap.SwapConfigurationException), typeof(HostMm.Ksm.InvalidKsmSettingException),
     ];
 
     private static readonly Type[] s_notInput =
