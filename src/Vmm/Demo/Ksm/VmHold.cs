@@ -9,7 +9,7 @@ namespace Hypervisor.Vmm.Demo.Ksm;
 /// (the demo ends early), so no vCPU stays blocked.</remarks>
 internal sealed class VmHold
 {
-    private readonly Lock _lock = new();
+    private readonly object _lock = new();
     private string? _heldAt;
     private bool _abandoned;
 
