@@ -392,10 +392,11 @@ public sealed partial class KsmScanner
                 return sharers;
             }
 
+            HashSet<(int, ulong)>? seen = _nodes[node].Sharers > 8 ? [] : null;
             for (var item = _nodes[node].Head; item != RmapItem.None; item = _items[item].SharerNext)
             {
                 var sharer = (_items[item].Family, _items[item].Index);
-                if (!sharers.Contains(sharer))
+                if (seen is null ? !sharers.Contains(sharer) : seen.Add(sharer))
                 {
                     sharers.Add(sharer);
                 }

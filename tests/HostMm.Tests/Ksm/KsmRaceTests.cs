@@ -111,7 +111,9 @@ public class KsmRaceTests
         threads.ForEach(t => t.Join());
 
         Assert.That(problems, Is.Empty, string.Join(Environment.NewLine, problems.Take(10)));
+        TestContext.Out.WriteLine($"{host.Ksm.Stats}; cow_ksm {host.Stats.CowKsm}, ksm_swpin_copy {host.Stats.KsmSwpinCopy}, pswpout {host.Reclaim.Stats.Pswpout}, pswpin {host.Reclaim.Stats.Pswpin}");
         Assert.That(host.Ksm.Stats.Merges, Is.GreaterThan(0), "the race merged");
+        Assert.That(host.Stats.CowKsm, Is.GreaterThan(0), "writes broke merged pages");
         Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "the race swapped");
         KsmHosts.FullScans(host);
         var settled = HostMmAuditor.CheckKsmSettled(host);
