@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Swap;
-using Hypervisor.HostMm.Tests.Reclaim;
+using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Notifier;
 
@@ -32,7 +32,12 @@ public class KsmRaceTests
 
     private static void Race(int seed, int rounds)
     {
-        using var host = SwapHosts.Create(SwapDeviceKind.Zram, swapMegabytes: 16);
+        using var host = new Host(new HostOptions
+        {
+            Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
+            Swap = new SwapOptions { Kind = SwapDeviceKind.Zram, SizeBytes = 16UL << 20 },
+            LegacyChangePte = seed % 2 == 1,
+        });
         host.Ksm.UseZeroPages = seed % 2 == 0;
         host.Ksm.Run = KsmRunMode.Merge;
         var contents = Enumerable.Range(0, Contents).Select(i => KsmHosts.PageOf(i == 0 ? 0 : 4000 + i)).ToArray();
@@ -82,9 +87,11 @@ public class KsmRaceTests
         }
 
         var threads = new List<Thread>();
+        var shadows = new List<ShadowMmu>();
         for (var w = 0; w < Workers; w++)
         {
             var worker = new ProcessModel(host, contents, Pages);
+            shadows.Add(worker.Shadow);
             var id = w;
             threads.Add(new Thread(() => Loop($"worker {id}", random => worker.Burst(random, 60, problems), (seed * 31) + id)));
         }
@@ -114,6 +121,12 @@ public class KsmRaceTests
         TestContext.Out.WriteLine($"{host.Ksm.Stats}; cow_ksm {host.Stats.CowKsm}, ksm_swpin_copy {host.Stats.KsmSwpinCopy}, pswpout {host.Reclaim.Stats.Pswpout}, pswpin {host.Reclaim.Stats.Pswpin}");
         Assert.That(host.Ksm.Stats.Merges, Is.GreaterThan(0), "the race merged");
         Assert.That(host.Stats.CowKsm, Is.GreaterThan(0), "writes broke merged pages");
+        Assert.That(shadows.Sum(s => s.ChangePteHits), Is.Zero, "inside start/end the shadow entry is always gone already: change_pte never finds one");
+        if (host.Options.LegacyChangePte)
+        {
+            Assert.That(shadows.Sum(s => s.ChangePteMisses), Is.GreaterThan(0));
+        }
+
         Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "the race swapped");
         KsmHosts.FullScans(host);
         var settled = HostMmAuditor.CheckKsmSettled(host);
@@ -138,6 +151,9 @@ public class KsmRaceTests
             (_mm, _start) = Create();
         }
 
+        /// <summary>A secondary MMU over the process (the workers' "guest" accesses go through it); new with each process.</summary>
+        public ShadowMmu Shadow { get; private set; } = null!;
+
         private ulong Length => (ulong)_expected.Length * KsmHosts.Page;
 
         /// <summary>Random whole-page writes and verified reads.</summary>
@@ -146,9 +162,24 @@ public class KsmRaceTests
             for (var i = 0; i < operations; i++)
             {
                 var page = random.Next(_expected.Length);
+                var guest = random.Next(2) == 0;
                 if (random.Next(3) == 0)
                 {
-                    Write(page, random.Next(_contents.Length));
+                    var content = random.Next(_contents.Length);
+                    if (guest)
+                    {
+                        Shadow.Write(_start + ((ulong)page * KsmHosts.Page), _contents[content]);
+                        _expected[page] = content;
+                    }
+                    else
+                    {
+                        Write(page, content);
+                    }
+                }
+                else if (guest)
+                {
+                    Shadow.Read(_start + ((ulong)page * KsmHosts.Page), _buffer);
+                    Check(_mm, page, problems, "guest read");
                 }
                 else
                 {
@@ -212,6 +243,7 @@ public class KsmRaceTests
             var start = mm.Mmap(Length, Protection.Read | Protection.Write);
             _mm = mm;
             _start = start;
+            Shadow = new ShadowMmu(mm);
             for (var page = 0; page < _expected.Length; page++)
             {
                 Write(page, page % _contents.Length);
@@ -229,6 +261,11 @@ public class KsmRaceTests
         private void Verify(Mm mm, int page, ConcurrentQueue<string> problems, string when)
         {
             mm.Read(_start + ((ulong)page * KsmHosts.Page), _buffer);
+            Check(mm, page, problems, when);
+        }
+
+        private void Check(Mm mm, int page, ConcurrentQueue<string> problems, string when)
+        {
             if (!_buffer.AsSpan().SequenceEqual(_contents[_expected[page]]))
             {
                 var seen = Array.FindIndex(_contents, c => c.AsSpan().SequenceEqual(_buffer));
