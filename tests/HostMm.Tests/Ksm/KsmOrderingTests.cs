@@ -190,4 +190,23 @@ public class KsmOrderingTests
         FullScans(host);
         KsmHosts.AssertSettled(host);
     }
+
+    [Test]
+    public void Merging_with_the_zero_page_is_write_protect_then_replace_and_frees_the_page_after_the_end()
+    {
+        using var host = Create();
+        host.Ksm.UseZeroPages = true;
+        var mm = host.CreateMm();
+        var start = MapMergeable(mm, 1, i => 0);
+        FullScans(host, 1);
+        var page = FrameAt(mm, start);
+        var recorder = TestHosts.Record(mm);
+
+        FullScans(host, 1);
+
+        Assert.That(TestHosts.Timeline(recorder, mm), Is.EqualTo("start:Clear pte flush pte end start:Clear pte flush pte end free"));
+        Assert.That(recorder.Events.Single(e => e.Kind == NotifierTraceKind.FrameFree).Pfn, Is.EqualTo(page));
+        var last = recorder.Events.Last(e => e.Kind == NotifierTraceKind.HostPteChange);
+        Assert.That((last.Pte.Pfn, last.Pte.IsDirty, last.Pte.IsWritable), Is.EqualTo((host.ZeroPfn, true, false)), "the zero page, read-only, marked dirty as KSM-placed");
+    }
 }
