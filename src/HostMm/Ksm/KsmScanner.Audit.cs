@@ -20,6 +20,11 @@ public sealed partial class KsmScanner
         {
             lock (_lock)
             {
+                if (_slotTable.Count == 0 && Volatile.Read(ref _ksmZeroPages) == 0)
+                {
+                    return; // KSM never ran on this host: nothing to check (and no page-table walk to pay for)
+                }
+
                 AuditPtes(violations);
                 AuditCounters(violations);
                 AuditNodes(violations, settled);
