@@ -465,8 +465,9 @@ public sealed partial class Mm
 
         var pfn = found.Pfn;
         ref var frame = ref memory.Frame(pfn);
-        if (!frame.Has(FrameFlags.Ksm) && frame.RmapOwner != FrameInfo.NoOwner
-            && (frame.RmapOwner != vma.AnonId || frame.RmapIndex != vma.PageIndexOf(page)))
+        if (frame.Has(FrameFlags.Ksm)
+            ? Host.Ksm.SwapInNeedsCopy(pfn)
+            : frame.RmapOwner != FrameInfo.NoOwner && (frame.RmapOwner != vma.AnonId || frame.RmapIndex != vma.PageIndexOf(page)))
         {
             return SwapInCopy(vma, page, current, access, found);
         }
@@ -536,7 +537,8 @@ public sealed partial class Mm
     /// Swap-in of a page that another mapping's anon family owns (Linux's <c>ksm_might_need_to_copy</c>): a page KSM had
     /// merged across processes was swapped out from every sharer, its KSM page freed, and the first sharer to fault it
     /// back in owns the new page. Every other sharer gets its own exclusive copy (<c>ksm_swpin_copy</c>), so each page's
-    /// reverse map stays one family and index; the swap-cache page stays for the rest. Null when the PTE changed.
+    /// reverse map stays one family and index; the swap-cache page stays for the rest. A KSM page still in the swap
+    /// cache is copied too when its stable node is gone or run is 2 (unmerge). Null when the PTE changed.
     /// </summary>
     private FaultResult? SwapInCopy(Vma vma, Hva page, HostPte current, FaultAccess access, SwapPage found)
     {

@@ -406,6 +406,24 @@ public sealed partial class KsmScanner
         return sharers;
     }
 
+    /// <summary>
+    /// For swap-in (Linux's <c>ksm_might_need_to_copy</c>): a KSM page from the swap cache is mapped as it is only while
+    /// its stable node is live and run is not 2; otherwise the faulting process gets its own copy.
+    /// </summary>
+    internal bool SwapInNeedsCopy(Pfn kpfn)
+    {
+        if (_run == KsmRunMode.Unmerge)
+        {
+            return true;
+        }
+
+        lock (_lock)
+        {
+            var index = _memory.Frame(kpfn).RmapIndex;
+            return index >= (ulong)_nodeHighWater || !IsLiveKsmPage((int)index, kpfn);
+        }
+    }
+
     /// <summary>Counts a write fault that copied a KSM page.</summary>
     internal void CountCowKsm() => Interlocked.Increment(ref _cowKsm);
 

@@ -140,4 +140,38 @@ public class KsmSwapTests
         Assert.That(Read(mm, start), Is.EqualTo(PageOf(304)));
         AssertConsistent(host);
     }
+
+    [Test]
+    public void After_run_unmerge_a_KSM_page_still_in_the_swap_cache_is_copied_at_swap_in()
+    {
+        using var host = CreateWithSwap();
+        var a = host.CreateMm();
+        var b = host.CreateMm();
+        var pa = MapMergeable(a, 1, i => 306);
+        var pb = MapMergeable(b, 1, i => 306);
+        FullScans(host);
+        var kpfn = FrameAt(a, pa);
+        host.Memory.Get(kpfn); // keeps the page in the swap cache after its write
+        for (var round = 0; round < 8 && host.Memory.Frame(kpfn).MapCount > 0; round++)
+        {
+            host.Reclaim.ReclaimCgroup(host.Reclaim.Root, 4096);
+        }
+
+        Assert.That(host.Memory.Frame(kpfn).MapCount, Is.Zero);
+
+        host.Ksm.Run = Hypervisor.HostMm.Ksm.KsmRunMode.Unmerge;
+
+        Assert.That(Read(a, pa), Is.EqualTo(PageOf(306)));
+        Assert.That(Read(b, pb), Is.EqualTo(PageOf(306)));
+        Assert.That(FrameAt(a, pa), Is.Not.EqualTo(kpfn));
+        Assert.That(FrameAt(b, pb), Is.Not.EqualTo(kpfn));
+        Assert.That(IsKsm(host, a, pa) || IsKsm(host, b, pb), Is.False, "no KSM page is mapped after run = 2");
+        Assert.That(host.Stats.KsmSwpinCopy, Is.EqualTo(2));
+        host.Memory.Put(kpfn);
+        AssertConsistent(host);
+
+        FullScans(host);
+        Assert.That(FrameAt(a, pa), Is.EqualTo(FrameAt(b, pb)), "run = 1 merges them again");
+        AssertSettled(host);
+    }
 }
