@@ -15,7 +15,8 @@ namespace Hypervisor.GuestMmu.Tests.Mmu;
 /// <summary>
 /// Seeded races of two guests' vCPUs on one host against the merging KSM scanner and reclaim (each guest in a cgroup
 /// below its RAM, swap on zram). Guest RAM is mergeable and holds only <see cref="Kinds"/> distinct page contents, so
-/// pages merge within and across the guests all the time and guest writes keep breaking them copy-on-write. Per
+/// pages merge within and across the guests all the time, guest writes keep breaking them copy-on-write and
+/// MADV_UNMERGEABLE now and then unshares a run of them (<c>break_ksm</c>). Per
 /// guest, vCPU 0 reads and writes its pages through the walker (<see cref="MmuContext"/>, whose EPT violations run
 /// <see cref="TdpMmu.HandleEptViolation"/>); vCPU 1 reads its pages as hardware does, through present sptes cached in
 /// a TLB of its own, and the host (the model) rewrites them at quiescent points. The test thread is ksmd: after every
@@ -116,6 +117,7 @@ public class KsmAuditedRaceTests
             Assert.That(race.PeakSharing, Is.GreaterThan(0), "an audit saw merged pages (pages_sharing or ksm_zero_pages)");
             Assert.That(host.Stats.CowKsm, Is.GreaterThan(0), "writes broke merged pages copy-on-write");
             Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "reclaim swapped pages out");
+            Assert.That(race.Unmerges, Is.GreaterThan(0), "MADV_UNMERGEABLE raced the vCPUs");
             if (maxPageSharing == 2)
             {
                 Assert.That(race.PeakDups, Is.GreaterThan(0), "the sharing limit made chains of duplicate KSM pages");
@@ -149,8 +151,8 @@ public class KsmAuditedRaceTests
     });
 
     /// <summary>
-    /// ksmd on the test thread: a scan step of a random budget, then an audit with everyone held, during which the
-    /// model rewrites a few of the EPT vCPUs' pages. Returns the steps run: past <paramref name="scanSteps"/> (up to a
+    /// ksmd on the test thread: a scan step of a random budget (now and then after an unmerge of a run of pages), then
+    /// an audit with everyone held, during which the model rewrites a few of the EPT vCPUs' pages. Returns the steps run: past <paramref name="scanSteps"/> (up to a
     /// deadline) until the vCPUs have made enough reads, as on two cores they may start late.
     /// </summary>
     private static int RunScanner(Host host, HostGuest[] guests, RaceState race, int scanSteps)
@@ -160,6 +162,17 @@ public class KsmAuditedRaceTests
         var step = 0;
         for (; (step < scanSteps || Interlocked.Read(ref race.CheckedReads) < MinimumReads) && DateTime.UtcNow < deadline && race.Problems.IsEmpty; step++)
         {
+            if (random.Next(16) == 0)
+            {
+                // break_ksm racing the vCPUs and reclaim: MADV_UNMERGEABLE unshares every merged page of a run (the
+                // VMA splits), MADV_MERGEABLE puts the run back for later scans.
+                var guest = guests[random.Next(Guests)];
+                var first = (ulong)random.Next(PagesPerGuest - 8);
+                guest.Mm.Madvise(guest.HvaOf(first), 8 * Page, Advice.Unmergeable);
+                race.Unmerges++;
+                guest.Mm.Madvise(guest.HvaOf(first), 8 * Page, Advice.Mergeable);
+            }
+
             host.Ksm.Step(random.Next(8, 65));
             HoldEveryone(race, step);
             try
@@ -433,5 +446,6 @@ public class KsmAuditedRaceTests
         public long CheckedReads;
         public long PeakSharing;
         public long PeakDups;
+        public int Unmerges;
     }
 }
