@@ -215,16 +215,35 @@ public sealed partial class X86Cpu
         else { WriteMemory(Linear(ref d), 2, value); }
     }
 
+    // A port access is a VM exit (KVM_EXIT_IO), as an MMIO access is: outside guest mode a TLB shootdown does not wait
+    // for this vCPU, so a device that blocks (a demo holding the guest at a console line) cannot stall the host's
+    // invalidations; pending flushes are serviced on the way out and back in.
     private uint PortIn(ushort port, int size)
     {
         _portIo++;
-        return _bus.ReadPort(port, size);
+        _mmu.Port.ExitGuest();
+        try
+        {
+            return _bus.ReadPort(port, size);
+        }
+        finally
+        {
+            _mmu.Port.EnterGuest();
+        }
     }
 
     private void PortOut(ushort port, int size, ulong value)
     {
         _portIo++;
-        _bus.WritePort(port, size, (uint)value);
+        _mmu.Port.ExitGuest();
+        try
+        {
+            _bus.WritePort(port, size, (uint)value);
+        }
+        finally
+        {
+            _mmu.Port.EnterGuest();
+        }
     }
 
     private ulong ReadControlRegister(Register register) => register switch

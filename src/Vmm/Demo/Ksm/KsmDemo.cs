@@ -142,6 +142,11 @@ public sealed partial class KsmDemo
                         guests[i].ForeignPages = CountForeignPages((GuestRam)vms[i].Ram, guests[i]);
                     }
 
+                    // ksmd counts a page's state when it visits it: two more full scans (the guests still held) so
+                    // the counters show the rewritten pages unshared, as a running ksmd would soon after.
+                    SetStage("ksmd rescans: the rewritten pages are the writers' own now");
+                    Rescan(machine, fullScans: 2);
+                    SetRun(machine, KsmRunMode.Stop);
                     AuditPaused(machine);
                     afterRewrite = Snapshot(machine, vms);
                 }
@@ -273,6 +278,24 @@ public sealed partial class KsmDemo
         }
 
         return false;
+    }
+
+    /// <summary>Lets ksmd run <paramref name="fullScans"/> more full scans (or until the phase timeout).</summary>
+    private void Rescan(HostMachine machine, int fullScans)
+    {
+        var ksm = machine.Host.Ksm;
+        var target = ksm.Stats.FullScans + fullScans;
+        SetRun(machine, KsmRunMode.Merge);
+        var deadline = Stopwatch.GetTimestamp() + (long)(_options.PhaseTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (ksm.Stats.FullScans < target && Stopwatch.GetTimestamp() < deadline)
+        {
+            if (machine.KsmDaemon?.Failure is { } failure)
+            {
+                throw new InvalidOperationException($"ksmd failed: {failure.Message}", failure);
+            }
+
+            Thread.Sleep(PollInterval);
+        }
     }
 
     private static void SetRun(HostMachine machine, KsmRunMode mode)
