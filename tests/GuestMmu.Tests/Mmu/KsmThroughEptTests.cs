@@ -1,98 +1,93 @@
 using Hypervisor.GuestMmu.Addresses;
-using Hypervisor.GuestMmu.Backing;
-using Hypervisor.GuestMmu.Memslots;
 using Hypervisor.GuestMmu.Mmu;
-using Hypervisor.GuestMmu.Tlb;
 using Hypervisor.GuestMmu.Walker;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Ksm;
-using Hypervisor.HostMm.Vmas;
-using Hypervisor.Notifier;
 
 namespace Hypervisor.GuestMmu.Tests.Mmu;
 
 /// <summary>
-/// KSM seen from vCPUs: two guests on one host write the same pages; the host's scanner merges them while both
-/// secondary MMUs map them (write_protect_page and replace_page zap the sptes in their starts); the guests then read
-/// the one KSM page read-only through EPT, and a guest write breaks it copy-on-write without the other guest seeing
-/// it. With the legacy change_pte, the TDP MMU never finds an spte to change: the start zapped it.
+/// KSM seen from two guests on one host, deterministically: a merge zaps the sptes of both merged pages (the
+/// write_protect_page and replace_page rows of reference/mmu-notifier.md §3: each start zaps), the next guest read
+/// refaults and maps the KSM page read-only, and a guest write through the EPT breaks it copy-on-write
+/// (<c>cow_ksm</c>) into a private page while the other guest keeps reading the merged content.
 /// </summary>
 public class KsmThroughEptTests
 {
-    private const ulong Page = 4096;
-    private const int Pages = 8;
+    private const ulong Page = HostGuest.Page;
+    private const int Pages = 4;
 
     [Test]
-    public void Two_guests_pages_merge_under_their_sptes_read_the_same_and_a_guest_write_stays_private([Values] bool legacyChangePte)
+    public void A_merge_zaps_both_sptes_and_the_next_read_maps_the_ksm_page_read_only()
     {
-        using var host = new Host(new HostOptions
-        {
-            Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
-            LegacyChangePte = legacyChangePte,
-        });
-        using var a = new Guest(host);
-        using var b = new Guest(host);
+        using var host = NewHost();
+        using var a = new HostGuest(host, Pages);
+        using var b = new HostGuest(host, Pages);
         using var cpuA = new MmuContext(a.Mmu, 0, PagingContext.PagingOff);
         using var cpuB = new MmuContext(b.Mmu, 0, PagingContext.PagingOff);
-        for (var page = 0; page < Pages; page++)
-        {
-            Assert.That(GuestWrite(cpuA, (ulong)page * Page, PageData(page)), Is.True);
-            Assert.That(GuestWrite(cpuB, (ulong)page * Page, PageData(page)), Is.True);
-        }
+        WriteContents(cpuA, cpuB);
+        Assert.That(a.Mmu.Ept.Read(new Gfn(0)) is { IsPresent: true, IsWritable: true }, "the guest write mapped page 0 writable");
 
-        Assert.That(a.PresentSptes(), Is.EqualTo(Pages), "the guests map their pages writable before the merge");
-        host.Ksm.Run = KsmRunMode.Merge;
-        for (var pass = host.Ksm.Stats.FullScans; host.Ksm.Stats.FullScans < pass + 2;)
-        {
-            host.Ksm.Step(100);
-        }
+        var faultsA = a.Mmu.Stats.Faults;
+        var faultsB = b.Mmu.Stats.Faults;
+        MergeUntilSharing(host, 1, a, b);
 
-        Assert.That(host.Ksm.Stats.PagesSharing, Is.EqualTo(Pages));
-        Assert.That(a.PresentSptes() + b.PresentSptes(), Is.Zero, "every merge zapped the spte of the page it changed");
+        var kpfn = a.Mm.PageTable.Read(a.Ram).Pfn;
+        Assert.That(b.Mm.PageTable.Read(b.Ram).Pfn, Is.EqualTo(kpfn), "both processes' page 0 map one KSM page");
+        Assert.That(a.Mm.PageTable.Read(a.Ram).IsWritable || b.Mm.PageTable.Read(b.Ram).IsWritable, Is.False, "read-only in both");
+        Assert.That(a.Mmu.Ept.Read(new Gfn(0)).IsPresent, Is.False, "write_protect_page's start zapped A's spte");
+        Assert.That(b.Mmu.Ept.Read(new Gfn(0)).IsPresent, Is.False, "B's spte is zapped too");
+        Assert.That(a.Mmu.Ept.Read(new Gfn(1)).IsPresent, Is.True, "a unique page is never write-protected, its spte stays");
+        Assert.That(host.Ksm.Stats.PagesShared, Is.EqualTo(1));
         AssertAudited(host, a, b);
 
         var buffer = new byte[Page];
-        for (var page = 0; page < Pages; page++)
-        {
-            Assert.That(GuestRead(cpuA, (ulong)page * Page, buffer), Is.True);
-            Assert.That(buffer, Is.EqualTo(PageData(page)));
-            Assert.That(GuestRead(cpuB, (ulong)page * Page, buffer), Is.True);
-            Assert.That(buffer, Is.EqualTo(PageData(page)));
-        }
-
-        var spteA = a.Mmu.Ept.Read(new Gpa(0).Gfn);
-        var spteB = b.Mmu.Ept.Read(new Gpa(0).Gfn);
-        Assert.That(spteA.Pfn, Is.EqualTo(spteB.Pfn), "both guests map the one KSM page");
-        Assert.That(host.Memory.Frame(spteA.Pfn).Has(FrameFlags.Ksm), Is.True);
-        Assert.That(spteA.IsWritable || spteB.IsWritable, Is.False, "read-only in EPT, as in the host");
-        AssertAudited(host, a, b);
-
-        var mine = PageData(100);
-        Assert.That(GuestWrite(cpuA, 0, mine), Is.True);
-
         Assert.That(GuestRead(cpuA, 0, buffer), Is.True);
-        Assert.That(buffer, Is.EqualTo(mine));
-        Assert.That(GuestRead(cpuB, 0, buffer), Is.True);
-        Assert.That(buffer, Is.EqualTo(PageData(0)), "guest B never sees guest A's write");
-        Assert.That(a.Mmu.Ept.Read(new Gpa(0).Gfn).Pfn, Is.Not.EqualTo(spteB.Pfn));
-        Assert.That(host.Stats.CowKsm, Is.EqualTo(1));
+        Assert.That(buffer, Is.EqualTo(Content(7)), "merging never changes what a guest reads");
+        Assert.That(a.Mmu.Stats.Faults, Is.EqualTo(faultsA + 1), "the read refaulted");
+        var spte = a.Mmu.Ept.Read(new Gfn(0));
+        Assert.That(spte.IsPresent && spte.Pfn == kpfn, Is.True, $"the refault maps the KSM pfn {kpfn}, got {spte}");
+        Assert.That(spte.IsWritable, Is.False, "read-only");
+        Assert.That(b.Mmu.Stats.Faults, Is.EqualTo(faultsB), "B has not touched the page");
         AssertAudited(host, a, b);
-
-        var stats = a.Mmu.Stats;
-        var statsB = b.Mmu.Stats;
-        Assert.That(stats.ChangePteHits + statsB.ChangePteHits, Is.Zero, "inside start/end the spte is always gone already");
-        Assert.That(stats.ChangePteMisses + statsB.ChangePteMisses, legacyChangePte ? Is.GreaterThan(0) : Is.Zero);
     }
 
-    private static void AssertAudited(Host host, Guest a, Guest b)
+    [Test]
+    public void A_guest_write_through_the_ept_to_a_merged_page_breaks_cow_and_the_other_guest_reads_the_old_content()
     {
-        var violations = HostMmAuditor.Check(host).Concat(MmuAuditor.Check(a.Mmu)).Concat(MmuAuditor.Check(b.Mmu)).ToList();
-        Assert.That(violations, Is.Empty, string.Join(Environment.NewLine, violations.Take(10)));
+        using var host = NewHost();
+        using var a = new HostGuest(host, Pages);
+        using var b = new HostGuest(host, Pages);
+        using var cpuA = new MmuContext(a.Mmu, 0, PagingContext.PagingOff);
+        using var cpuB = new MmuContext(b.Mmu, 0, PagingContext.PagingOff);
+        WriteContents(cpuA, cpuB);
+        MergeUntilSharing(host, 1, a, b);
+        var kpfn = a.Mm.PageTable.Read(a.Ram).Pfn;
+        var buffer = new byte[Page];
+        Assert.That(GuestRead(cpuA, 0, buffer), Is.True, "A maps the KSM page read-only first");
+        var cowBefore = host.Stats.CowKsm;
+
+        Assert.That(GuestWrite(cpuA, 0, Content(9)), Is.True);
+
+        Assert.That(host.Stats.CowKsm, Is.EqualTo(cowBefore + 1), "the write fault copied the KSM page (cow_ksm)");
+        var spte = a.Mmu.Ept.Read(new Gfn(0));
+        Assert.That(spte is { IsPresent: true, IsWritable: true }, Is.True, $"A's spte maps its private copy writable, got {spte}");
+        Assert.That(spte.Pfn, Is.Not.EqualTo(kpfn));
+        Assert.That(a.Mm.PageTable.Read(a.Ram).Pfn, Is.EqualTo(spte.Pfn), "the host PTE and the spte agree");
+        Assert.That(GuestRead(cpuA, 0, buffer) && buffer.AsSpan().SequenceEqual(Content(9)), Is.True, "A reads its write");
+        Assert.That(GuestRead(cpuB, 0, buffer), Is.True);
+        Assert.That(buffer, Is.EqualTo(Content(7)), "the write is private to A: B still reads the merged content");
+        var spteB = b.Mmu.Ept.Read(new Gfn(0));
+        Assert.That(spteB.IsPresent && spteB.Pfn == kpfn && !spteB.IsWritable, Is.True, $"B maps the KSM page read-only, got {spteB}");
+        Assert.That(host.Memory.FrameBytes(kpfn).ToArray(), Is.EqualTo(Content(7)), "the KSM page itself never changed");
+        AssertAudited(host, a, b);
     }
 
+    /// <summary>One guest write as the vCPU loop makes it: in guest mode, after the boundary's pending TLB flushes.</summary>
     private static bool GuestWrite(MmuContext cpu, ulong address, byte[] data) => InGuest(cpu, () => cpu.Write(new Gva(address), data).IsOk);
 
+    /// <summary>One guest read as the vCPU loop makes it (see <see cref="GuestWrite"/>).</summary>
     private static bool GuestRead(MmuContext cpu, ulong address, byte[] buffer) => InGuest(cpu, () => cpu.Read(new Gva(address), buffer).IsOk);
 
     private static bool InGuest(MmuContext cpu, Func<bool> access)
@@ -109,37 +104,60 @@ public class KsmThroughEptTests
         }
     }
 
-    private static byte[] PageData(int page)
+    /// <summary>A 64 MiB host (the auditor's minimum) whose freed frames are poisoned and checked.</summary>
+    private static Host NewHost() =>
+        new(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true } });
+
+    /// <summary>Page 0 gets the same content in both guests, the other pages contents of their own; all RAM mergeable.</summary>
+    private static void WriteContents(MmuContext cpuA, MmuContext cpuB)
     {
-        var bytes = new byte[Page];
-        new Random(7_001 + page).NextBytes(bytes);
-        return bytes;
+        foreach (var (cpu, salt) in new[] { (cpuA, 100), (cpuB, 200) })
+        {
+            Assert.That(GuestWrite(cpu, 0, Content(7)), Is.True);
+            for (var page = 1; page < Pages; page++)
+            {
+                Assert.That(GuestWrite(cpu, (ulong)page * Page, Content(salt + page)), Is.True);
+            }
+        }
     }
 
-    /// <summary>One guest: a host process with mergeable RAM and a TDP MMU over it.</summary>
-    private sealed class Guest : IDisposable
+    private static void MergeUntilSharing(Host host, long sharing, params HostGuest[] guests)
     {
-        public Guest(Host host)
+        foreach (var guest in guests)
         {
-            Mm = host.CreateMm();
-            Ram = Mm.Mmap(Pages * Page, Protection.Read | Protection.Write);
-            Mm.Madvise(Ram, Pages * Page, Advice.Mergeable);
-            Mmu = new TdpMmu(new TlbShootdown(), new TdpMmuOptions());
-            Mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), Pages * Page, Ram, new HostProcessBacking(Mm));
+            guest.Mm.Madvise(guest.Ram, Pages * Page, Advice.Mergeable);
         }
 
-        public Mm Mm { get; }
-
-        public Hva Ram { get; }
-
-        public TdpMmu Mmu { get; }
-
-        public int PresentSptes() => Enumerable.Range(0, Pages).Count(page => Mmu.Ept.Read(new Gpa((ulong)page * Page).Gfn).IsPresent);
-
-        public void Dispose()
+        host.Ksm.SmartScan = false;
+        host.Ksm.Run = KsmRunMode.Merge;
+        for (var scan = 0; scan < 8 && host.Ksm.Stats.PagesSharing < sharing; scan++)
         {
-            Mmu.Dispose();
-            Mm.Exit();
+            host.Ksm.Step(2 * Pages);
         }
+
+        Assert.That(host.Ksm.Stats.PagesSharing, Is.EqualTo(sharing), "the equal pages merged within a few scans");
+        host.Ksm.Run = KsmRunMode.Stop;
+    }
+
+    private static void AssertAudited(Host host, params HostGuest[] guests)
+    {
+        Assert.That(HostMmAuditor.Check(host), Is.Empty);
+        foreach (var guest in guests)
+        {
+            var violations = MmuAuditor.Check(guest.Mmu);
+            Assert.That(violations, Is.Empty, string.Join(Environment.NewLine, violations.Take(10)));
+        }
+    }
+
+    /// <summary>A page of content <paramref name="kind"/>: equal kinds give equal pages, never a zero page.</summary>
+    private static byte[] Content(int kind)
+    {
+        var page = new byte[Page];
+        for (var i = 0; i < page.Length; i += 8)
+        {
+            BitConverter.TryWriteBytes(page.AsSpan(i), ((ulong)kind * 0x9E37_79B9_7F4A_7C15UL) ^ (ulong)(i + 1));
+        }
+
+        return page;
     }
 }
