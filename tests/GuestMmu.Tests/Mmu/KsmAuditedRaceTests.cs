@@ -53,6 +53,15 @@ public class KsmAuditedRaceTests
     [Test]
     public void The_same_race_with_use_zero_pages() => Race(71, scanSteps: 150, maxPageSharing: 256, useZeroPages: true);
 
+    /// <summary>
+    /// With the host's <c>LegacyChangePte</c> (2.6.32–6.9), <c>replace_page</c> also calls change_pte inside its
+    /// start/end: under racing vCPUs it still never finds an spte to change, since the start zapped it and the fault
+    /// path cannot refill it before the end (why 6.10 removed the op).
+    /// </summary>
+    [Test]
+    public void The_same_race_with_legacy_change_pte_never_finds_an_spte_to_change() =>
+        Race(81, scanSteps: 150, maxPageSharing: 256, useZeroPages: false, legacyChangePte: true);
+
     /// <summary>The same races, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
@@ -60,10 +69,11 @@ public class KsmAuditedRaceTests
     public void StressAuditedKsmRaces([Range(1, 4)] int seed, [Values(256, 2)] int maxPageSharing, [Values] bool useZeroPages) =>
         Race(seed * 7919, scanSteps: 5_000, maxPageSharing, useZeroPages);
 
-    private static void Race(int seed, int scanSteps, int maxPageSharing, bool useZeroPages)
+    private static void Race(int seed, int scanSteps, int maxPageSharing, bool useZeroPages, bool legacyChangePte = false)
     {
         using var host = new Host(new HostOptions
         {
+            LegacyChangePte = legacyChangePte,
             Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true }, // the minimum: the host auditor reads every frame after every step
             Swap = new SwapOptions { Kind = SwapDeviceKind.Zram, SizeBytes = 16UL << 20 },
         });
@@ -118,6 +128,12 @@ public class KsmAuditedRaceTests
             Assert.That(host.Stats.CowKsm, Is.GreaterThan(0), "writes broke merged pages copy-on-write");
             Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "reclaim swapped pages out");
             Assert.That(race.Unmerges, Is.GreaterThan(0), "MADV_UNMERGEABLE raced the vCPUs");
+            if (legacyChangePte)
+            {
+                Assert.That(guests.Sum(g => g.Mmu.Stats.ChangePteMisses), Is.GreaterThan(0), "replace_page called change_pte");
+                Assert.That(guests.Sum(g => g.Mmu.Stats.ChangePteHits), Is.Zero, "inside start/end the spte was always gone already");
+            }
+
             if (maxPageSharing == 2)
             {
                 Assert.That(race.PeakDups, Is.GreaterThan(0), "the sharing limit made chains of duplicate KSM pages");
