@@ -84,12 +84,26 @@ public static class HostMmAuditor
         }
 
         host.Reclaim.Audit(swapReferences, violations);
+        host.Ksm.Audit(violations, settled: false);
 
         if (pageTableFrames != tablePages)
         {
             violations.Add($"{pageTableFrames} frames are page tables but live processes account for {tablePages}");
         }
 
+        return violations;
+    }
+
+    /// <summary>
+    /// <see cref="Check"/> plus the KSM invariants that hold once the scanner has settled (call after a full scan with
+    /// nothing else running): every mapping of a KSM page is found through its stable node, every mapped KSM page has a
+    /// live node, and every rmap item in a tree names a present page (a stable one its node's page).
+    /// </summary>
+    public static IReadOnlyList<string> CheckKsmSettled(Host host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        var violations = new List<string>(Check(host));
+        host.Ksm.Audit(violations, settled: true);
         return violations;
     }
 

@@ -465,6 +465,13 @@ public sealed partial class Mm
 
         var pfn = found.Pfn;
         ref var frame = ref memory.Frame(pfn);
+        if (frame.Has(FrameFlags.Ksm)
+            ? Host.Ksm.SwapInNeedsCopy(pfn)
+            : frame.RmapOwner != FrameInfo.NoOwner && (frame.RmapOwner != vma.AnonId || frame.RmapIndex != vma.PageIndexOf(page)))
+        {
+            return SwapInCopy(vma, page, current, access, found);
+        }
+
         var mapped = false;
         var write = access == FaultAccess.Write;
         var writable = false;
@@ -523,6 +530,71 @@ public sealed partial class Mm
             return null; // mapped read-only: the retry breaks copy-on-write
         }
 
+        return found.Major ? FaultResult.SwapIn : FaultResult.SwapCacheHit;
+    }
+
+    /// <summary>
+    /// Swap-in of a page that another mapping's anon family owns (Linux's <c>ksm_might_need_to_copy</c>): a page KSM had
+    /// merged across processes was swapped out from every sharer, its KSM page freed, and the first sharer to fault it
+    /// back in owns the new page. Every other sharer gets its own exclusive copy (<c>ksm_swpin_copy</c>), so each page's
+    /// reverse map stays one family and index; the swap-cache page stays for the rest. A KSM page still in the swap
+    /// cache is copied too when its stable node is gone or run is 2 (unmerge). Null when the PTE changed.
+    /// </summary>
+    private FaultResult? SwapInCopy(Vma vma, Hva page, HostPte current, FaultAccess access, SwapPage found)
+    {
+        var reclaim = Host.Reclaim;
+        var memory = Host.Memory;
+        var slot = HostPteEncoding.SwapSlotOf(current);
+        var source = found.Pfn;
+        Pfn copy;
+        try
+        {
+            if (!reclaim.TryAllocateAnon(this, zero: false, mayReclaim: true, out copy))
+            {
+                Interlocked.Increment(ref _outOfMemoryFaults);
+                return FaultResult.OutOfMemory;
+            }
+
+            memory.CopyFrame(source, copy);
+        }
+        finally
+        {
+            memory.Frame(source).ClearFlags(FrameFlags.Locked);
+            memory.Put(source);
+        }
+
+        memory.SetFlags(copy, FrameFlags.SwapBacked | FrameFlags.Dirty); // the only copy outside the swap cache's
+        reclaim.LruAdd(copy, inFault: true);
+        var write = access == FaultAccess.Write;
+        var writable = (vma.Protection & Protection.Write) != 0;
+        var mapped = false;
+        if (_pageTable.TryLock(page, allocate: false, out var pte))
+        {
+            using (pte)
+            {
+                if (pte.Value == current)
+                {
+                    memory.Frame(copy).SetAnonRmap(checked((int)vma.AnonId), vma.PageIndexOf(page));
+                    memory.IncrementMapCount(copy);
+                    var present = HostPte.Present(copy, PteFlags(vma.Protection, writable) | HostPte.AccessedBit | (write && writable ? HostPte.DirtyBit : 0));
+                    pte.Value = present;
+                    TracePte(page, current, present);
+                    mapped = true;
+                }
+            }
+        }
+
+        if (!mapped)
+        {
+            memory.Put(copy);
+            return null;
+        }
+
+        reclaim.FreeSwapEntry(slot);
+        AddRss(1);
+        AddSwapEntries(-1);
+        Host.Ksm.CountSwpinCopy();
+        Interlocked.Increment(ref found.Major ? ref _swapInFaults : ref _swapCacheFaults);
         return found.Major ? FaultResult.SwapIn : FaultResult.SwapCacheHit;
     }
 }

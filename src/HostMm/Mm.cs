@@ -14,7 +14,9 @@ namespace Hypervisor.HostMm;
 /// <para>Lock order: mmap lock → frame lock (<see cref="FrameFlags.Locked"/>) → page-table lock (PTL) →
 /// a secondary MMU's own lock. Notifier start/end are issued only through an <see cref="Invalidation"/>
 /// scope, under the mmap lock (or, for the pressure daemons, a reverse-map lock) and never under a PTL;
-/// young ops and change_pte run under a PTL. Frames are allocated before a PTL is taken, never under it.</para>
+/// young ops and change_pte run under a PTL. Frames are allocated before a PTL is taken, never under it. The KSM
+/// scanner's scan lock comes before every mmap lock (it takes the scanned process's for read, another process's only
+/// without waiting); its leaf lock is taken under any of these and never held while taking another.</para>
 /// <para>The mmap lock is taken for write by mmap, munmap, mprotect, mremap, fork and exit, and for read by
 /// faults, get-user-pages, the read/write helpers and madvise (as in Linux). Operations under the read lock
 /// race only on PTEs, which the PTL serialises, and re-check a PTE after retaking its lock.</para>

@@ -9,13 +9,18 @@ public sealed partial class KsmScanner
     /// <summary>
     /// <c>try_to_merge_two_pages</c>: <paramref name="pfn"/> (of <paramref name="item"/>, in <paramref name="mm"/>) is
     /// write-protected and becomes the KSM page of <paramref name="node"/>, then the tree item's mapping is replaced by it.
-    /// If the second half fails the first is undone by breaking the new KSM page copy-on-write (<c>break_cow</c>).
+    /// If the second half fails the first is undone: the page gets its anonymous reverse map back under the page lock
+    /// (it stays read-only and clean; a write reuses it in place when it is exclusive). Linux breaks it copy-on-write
+    /// instead (<c>break_cow</c>); undoing costs no copy, and leaves no KSM page without a stable node when a forked
+    /// process maps the same page. When the page lock is busy, the break is done as Linux does.
     /// </summary>
     private bool TryMergeTwoPages(Mm mm, Vma vma, int item, Pfn pfn, int treeItem, Pfn treePfn, int node, out long treeFamily, out ulong treeIndex)
     {
         treeFamily = 0;
         treeIndex = 0;
         var address = new Hva(_items[item].Address);
+        var family = _memory.Frame(pfn).RmapOwner;
+        var index = _memory.Frame(pfn).RmapIndex;
         if (!TryMergeOnePage(mm, vma, address, pfn, null, node))
         {
             return false;
@@ -47,7 +52,21 @@ public sealed partial class KsmScanner
 
         if (!merged)
         {
-            mm.BreakKsmLocked(address);
+            if (_memory.TestAndSetFlag(pfn, FrameFlags.Locked))
+            {
+                mm.BreakKsmLocked(address);
+            }
+            else
+            {
+                ref var frame = ref _memory.Frame(pfn);
+                if (frame.Has(FrameFlags.Ksm) && frame.RmapIndex == (ulong)node)
+                {
+                    frame.ClearRmap();
+                    frame.SetAnonRmap(family, index);
+                }
+
+                _memory.ClearFlags(pfn, FrameFlags.Locked);
+            }
         }
 
         return merged;

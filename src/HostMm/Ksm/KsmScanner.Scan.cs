@@ -210,6 +210,27 @@ public sealed partial class KsmScanner
         }
     }
 
+    /// <summary>Files a KSM page that has no live stable node under a new one, with <paramref name="item"/> as its sharer (under the page lock, only tried).</summary>
+    private void Adopt(int item, Pfn pfn, Vma vma, Hva address)
+    {
+        if (_memory.TestAndSetFlag(pfn, FrameFlags.Locked))
+        {
+            return;
+        }
+
+        try
+        {
+            var node = AllocateNode();
+            _memory.Frame(pfn).SetKsmRmap((ulong)node);
+            StableInsert(node, pfn, Hash(pfn));
+            Append(item, node, vma.AnonId, vma.PageIndexOf(address));
+        }
+        finally
+        {
+            _memory.ClearFlags(pfn, FrameFlags.Locked);
+        }
+    }
+
     /// <summary>
     /// Linux's <c>cmp_and_merge_page</c> for the page <paramref name="pfn"/> (referenced by the caller) that
     /// <paramref name="item"/> tracks, in <paramref name="vma"/> of <paramref name="slot"/>'s process (mmap lock held).
@@ -228,11 +249,16 @@ public sealed partial class KsmScanner
             }
 
             // A KSM page this item is not listed on: a forked child's mapping (Linux: "ksm page forked"). It joins the
-            // page's sharers, past max_page_sharing if need be, since the page is shared already.
+            // page's sharers, past max_page_sharing if need be, since the page is shared already. A KSM page whose node
+            // is gone (run = 2 dropped every node while it sat in the swap cache) is filed afresh.
             RemoveFromTree(item);
             if (node >= 0 && node < _nodeHighWater && IsLiveKsmPage(node, pfn))
             {
                 Append(item, node, vma.AnonId, vma.PageIndexOf(address));
+            }
+            else
+            {
+                Adopt(item, pfn, vma, address);
             }
 
             return;

@@ -39,12 +39,12 @@ public sealed partial class KsmScanner
 
         var best = NoNode;
         var bestPage = default(Pfn);
-        var stale = new List<int>();
+        List<int>? stale = null;
         for (var dup = _nodes[node].Chain; dup != NoNode; dup = _nodes[dup].Next)
         {
             if (!TryGetKsmPage(dup, out var page))
             {
-                stale.Add(dup);
+                (stale ??= []).Add(dup);
                 continue;
             }
 
@@ -64,7 +64,7 @@ public sealed partial class KsmScanner
             }
         }
 
-        foreach (var dup in stale)
+        foreach (var dup in stale ?? [])
         {
             RemoveNode(dup);
         }

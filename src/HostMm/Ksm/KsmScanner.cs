@@ -371,6 +371,59 @@ public sealed partial class KsmScanner
         }
     }
 
+    /// <summary>
+    /// The distinct (anon family, page index) of the sharers of KSM page <paramref name="kpfn"/>, for
+    /// <c>rmap_walk_ksm</c>: a snapshot under the leaf lock (empty for a page whose node is gone or not filed yet).
+    /// </summary>
+    internal List<(int Family, ulong Index)> SharersOf(Pfn kpfn)
+    {
+        var sharers = new List<(int Family, ulong Index)>();
+        lock (_lock)
+        {
+            var index = _memory.Frame(kpfn).RmapIndex;
+            if (index >= (ulong)_nodeHighWater)
+            {
+                return sharers;
+            }
+
+            var node = (int)index;
+            if (_nodes[node].Kpfn != kpfn || _nodes[node].Kind is StableNodeKind.Free or StableNodeKind.Chain)
+            {
+                return sharers;
+            }
+
+            HashSet<(int, ulong)>? seen = _nodes[node].Sharers > 8 ? [] : null;
+            for (var item = _nodes[node].Head; item != RmapItem.None; item = _items[item].SharerNext)
+            {
+                var sharer = (_items[item].Family, _items[item].Index);
+                if (seen is null ? !sharers.Contains(sharer) : seen.Add(sharer))
+                {
+                    sharers.Add(sharer);
+                }
+            }
+        }
+
+        return sharers;
+    }
+
+    /// <summary>
+    /// For swap-in (Linux's <c>ksm_might_need_to_copy</c>): a KSM page from the swap cache is mapped as it is only while
+    /// its stable node is live and run is not 2; otherwise the faulting process gets its own copy.
+    /// </summary>
+    internal bool SwapInNeedsCopy(Pfn kpfn)
+    {
+        if (_run == KsmRunMode.Unmerge)
+        {
+            return true;
+        }
+
+        lock (_lock)
+        {
+            var index = _memory.Frame(kpfn).RmapIndex;
+            return index >= (ulong)_nodeHighWater || !IsLiveKsmPage((int)index, kpfn);
+        }
+    }
+
     /// <summary>Counts a write fault that copied a KSM page.</summary>
     internal void CountCowKsm() => Interlocked.Increment(ref _cowKsm);
 

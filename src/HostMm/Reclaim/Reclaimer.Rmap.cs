@@ -48,13 +48,48 @@ public sealed partial class Reclaimer
         where TVisitor : struct, IRmapVisitor
     {
         ref var frame = ref _memory.Frame(pfn);
+        if (frame.Has(FrameFlags.Ksm))
+        {
+            return WalkRmapKsm(pfn, ref visitor);
+        }
+
         var family = frame.RmapOwner;
         var index = frame.RmapIndex;
-        if (family == FrameInfo.NoOwner || frame.Has(FrameFlags.Ksm))
+        if (family == FrameInfo.NoOwner)
         {
             return true;
         }
 
+        return WalkFamily(pfn, family, index, ref visitor, out _);
+    }
+
+    /// <summary>
+    /// Linux's <c>rmap_walk_ksm</c>: a KSM page's mappings are those of its stable node's sharers, each an (anon family,
+    /// page index) whose every member process is walked as for an anonymous page (so a forked child's mapping, which
+    /// shares its parent's family, is found too). The sharers are a snapshot taken under the scanner's leaf lock.
+    /// </summary>
+    private bool WalkRmapKsm<TVisitor>(Pfn pfn, ref TVisitor visitor)
+        where TVisitor : struct, IRmapVisitor
+    {
+        var complete = true;
+        foreach (var (family, index) in _host.Ksm.SharersOf(pfn))
+        {
+            complete &= WalkFamily(pfn, family, index, ref visitor, out var stop);
+            if (stop || _memory.Frame(pfn).MapCount == 0)
+            {
+                break;
+            }
+        }
+
+        return complete;
+    }
+
+    /// <summary>One anon family's mappings of page index <paramref name="index"/>; <paramref name="stop"/> when the visitor asked to stop.</summary>
+    private bool WalkFamily<TVisitor>(Pfn pfn, int family, ulong index, ref TVisitor visitor, out bool stop)
+        where TVisitor : struct, IRmapVisitor
+    {
+        stop = false;
+        ref var frame = ref _memory.Frame(pfn);
         var complete = true;
         foreach (var mm in Rmap.MembersOf(family))
         {
@@ -69,6 +104,7 @@ public sealed partial class Reclaimer
             {
                 if (mm.TryFindAnonMapping(family, index, out var address) && !visitor.Visit(mm, address))
                 {
+                    stop = true;
                     return complete;
                 }
             }

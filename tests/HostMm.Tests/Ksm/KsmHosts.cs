@@ -48,15 +48,25 @@ internal static class KsmHosts
         return bytes;
     }
 
-    /// <summary>Steps the scanner (run = merge) until <paramref name="scans"/> more full scans completed.</summary>
+    /// <summary>
+    /// Steps the scanner (run = merge) until <paramref name="scans"/> more full scans completed, or until it has nothing
+    /// left to scan (no process on its list: steps scan nothing and no pass ends).
+    /// </summary>
     public static void FullScans(Host host, int scans = 2)
     {
         host.Ksm.Run = KsmRunMode.Merge;
         var target = host.Ksm.Stats.FullScans + scans;
         var guard = 0;
+        var idle = 0;
         while (host.Ksm.Stats.FullScans < target)
         {
-            host.Ksm.Step(1000);
+            var before = host.Ksm.Stats.FullScans;
+            idle = host.Ksm.Step(1000) == 0 && host.Ksm.Stats.FullScans == before ? idle + 1 : 0;
+            if (idle > 3)
+            {
+                return;
+            }
+
             Assert.That(++guard, Is.LessThan(100_000), "the scanner never completed a full scan");
         }
     }
@@ -70,6 +80,13 @@ internal static class KsmHosts
     }
 
     public static bool IsKsm(Host host, Mm mm, Hva address) => host.Memory.Frame(FrameAt(mm, address)).Has(FrameFlags.Ksm);
+
+    /// <summary>The host audit plus the KSM invariants of a settled scanner.</summary>
+    public static void AssertSettled(Host host)
+    {
+        var violations = HostMmAuditor.CheckKsmSettled(host);
+        Assert.That(violations, Is.Empty, string.Join(Environment.NewLine, violations.Take(20)));
+    }
 
     public static void AssertConsistent(Host host)
     {

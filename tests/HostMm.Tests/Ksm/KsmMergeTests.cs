@@ -41,7 +41,7 @@ public class KsmMergeTests
         Assert.That(a.Stats.RssPages + b.Stats.RssPages, Is.EqualTo(rssBefore), "RSS counts each mapping of a KSM page");
         Assert.That(host.Ksm.ProcessStats(a).MergingPages, Is.EqualTo(4));
         Assert.That(host.Ksm.ProcessStats(b).MergingPages, Is.EqualTo(4));
-        AssertConsistent(host);
+        AssertSettled(host);
     }
 
     [Test]
@@ -59,7 +59,7 @@ public class KsmMergeTests
         Assert.That(host.Memory.FreeFrames - free, Is.EqualTo(31), "32 equal pages become one KSM page");
         Assert.That(host.Ksm.Stats.PagesShared, Is.EqualTo(1));
         Assert.That(host.Ksm.Stats.PagesSharing, Is.EqualTo(31));
-        AssertConsistent(host);
+        AssertSettled(host);
     }
 
     [Test]
@@ -131,7 +131,7 @@ public class KsmMergeTests
         Assert.That(process.MergingPages, Is.EqualTo(9));
         Assert.That(process.RmapItems, Is.EqualTo(10));
         Assert.That(process.Profit, Is.EqualTo((9 * 4096) - (10 * 64)), "ksm_process_profit counts every merging page of the process");
-        AssertConsistent(host);
+        AssertSettled(host);
     }
 
     [Test]

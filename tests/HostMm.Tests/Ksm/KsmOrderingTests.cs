@@ -163,4 +163,50 @@ public class KsmOrderingTests
         Assert.That(Read(mm, start + Page), Is.EqualTo(PageOf(30)));
         KsmHosts.AssertConsistent(host);
     }
+
+    [Test]
+    public void A_pinned_tree_page_aborts_the_second_half_and_the_first_page_is_given_back_its_anonymous_rmap()
+    {
+        using var host = Create();
+        var mm = host.CreateMm();
+        var start = MapMergeable(mm, 2, i => 31);
+        FullScans(host, 1);
+        var pinned = mm.GetUserPages(start, write: true); // page 0 is the unstable tree's page
+        var first = FrameAt(mm, start + Page);
+        var recorder = TestHosts.Record(mm);
+
+        FullScans(host, 1);
+
+        Assert.That(TestHosts.Timeline(recorder, mm), Is.EqualTo("start:Clear pte flush pte end start:Clear pte flush pte end"), "page 1 write-protected; page 0 cleared, found pinned and restored");
+        Assert.That(IsKsm(host, mm, start + Page), Is.False, "the half-made KSM page is an anonymous page again");
+        Assert.That(host.Memory.Frame(first).RmapOwner, Is.Not.EqualTo(Hypervisor.HostMm.Frames.FrameInfo.NoOwner));
+        Assert.That(host.Ksm.Stats.PagesShared, Is.Zero);
+        mm.ReleasePage(pinned.Pfn);
+        KsmHosts.AssertConsistent(host);
+
+        mm.Write(start + Page, PageOf(32));
+        Assert.That(FrameAt(mm, start + Page), Is.EqualTo(first), "exclusive and read-only: the write reuses it in place");
+        Assert.That(host.Stats.CowKsm, Is.Zero);
+        FullScans(host);
+        KsmHosts.AssertSettled(host);
+    }
+
+    [Test]
+    public void Merging_with_the_zero_page_is_write_protect_then_replace_and_frees_the_page_after_the_end()
+    {
+        using var host = Create();
+        host.Ksm.UseZeroPages = true;
+        var mm = host.CreateMm();
+        var start = MapMergeable(mm, 1, i => 0);
+        FullScans(host, 1);
+        var page = FrameAt(mm, start);
+        var recorder = TestHosts.Record(mm);
+
+        FullScans(host, 1);
+
+        Assert.That(TestHosts.Timeline(recorder, mm), Is.EqualTo("start:Clear pte flush pte end start:Clear pte flush pte end free"));
+        Assert.That(recorder.Events.Single(e => e.Kind == NotifierTraceKind.FrameFree).Pfn, Is.EqualTo(page));
+        var last = recorder.Events.Last(e => e.Kind == NotifierTraceKind.HostPteChange);
+        Assert.That((last.Pte.Pfn, last.Pte.IsDirty, last.Pte.IsWritable), Is.EqualTo((host.ZeroPfn, true, false)), "the zero page, read-only, marked dirty as KSM-placed");
+    }
 }
