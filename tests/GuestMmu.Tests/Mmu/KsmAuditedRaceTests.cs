@@ -16,7 +16,8 @@ namespace Hypervisor.GuestMmu.Tests.Mmu;
 /// Seeded races of two guests' vCPUs on one host against the merging KSM scanner and reclaim (each guest in a cgroup
 /// below its RAM, swap on zram). Guest RAM is mergeable and holds only <see cref="Kinds"/> distinct page contents, so
 /// pages merge within and across the guests all the time, guest writes keep breaking them copy-on-write and
-/// MADV_UNMERGEABLE now and then unshares a run of them (<c>break_ksm</c>). Per
+/// MADV_UNMERGEABLE now and then unshares a run of them (<c>break_ksm</c>); reclaim swaps KSM pages out through
+/// their sharers and faults bring them back. Per
 /// guest, vCPU 0 reads and writes its pages through the walker (<see cref="MmuContext"/>, whose EPT violations run
 /// <see cref="TdpMmu.HandleEptViolation"/>); vCPU 1 reads its pages as hardware does, through present sptes cached in
 /// a TLB of its own, and the host (the model) rewrites them at quiescent points. The test thread is ksmd: after every
@@ -94,6 +95,8 @@ public class KsmAuditedRaceTests
                 guest.Mm.Madvise(guest.Ram, PagesPerGuest * Page, Advice.Mergeable);
             }
 
+            var swapOuts = new KsmSwapOutCounter(host.Memory);
+            host.Trace = swapOuts;
             host.Ksm.MaxPageSharing = maxPageSharing;
             host.Ksm.UseZeroPages = useZeroPages;
             host.Ksm.Run = KsmRunMode.Merge;
@@ -128,6 +131,7 @@ public class KsmAuditedRaceTests
             Assert.That(host.Stats.CowKsm, Is.GreaterThan(0), "writes broke merged pages copy-on-write");
             Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "reclaim swapped pages out");
             Assert.That(race.Unmerges, Is.GreaterThan(0), "MADV_UNMERGEABLE raced the vCPUs");
+            Assert.That(swapOuts.KsmSwapEntries, Is.GreaterThan(0), "reclaim swapped KSM pages out (every sharer's PTE became a swap entry)");
             if (legacyChangePte)
             {
                 Assert.That(guests.Sum(g => g.Mmu.Stats.ChangePteMisses), Is.GreaterThan(0), "replace_page called change_pte");
