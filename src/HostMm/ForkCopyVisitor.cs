@@ -53,10 +53,6 @@ internal struct ForkCopyVisitor : IPteVisitor
             if (kind == HostPteKind.Present)
             {
                 pfn = pte.Pfn;
-                if (pfn == _zeroPfn && pte.IsDirty)
-                {
-                    KsmZeroPages++;
-                }
 
                 if (pte.IsWritable)
                 {
@@ -81,6 +77,11 @@ internal struct ForkCopyVisitor : IPteVisitor
             {
                 throw new InvalidOperationException(
                     $"{_parent}: fork found {pte} at {address}; migration entries arrive with migration");
+            }
+
+            if (pfn == _zeroPfn && kind != HostPteKind.Swap && pte.IsDirty)
+            {
+                KsmZeroPages++; // a KSM-placed zero page (present or PROT_NONE)
             }
 
             if (pfn != _zeroPfn)

@@ -80,9 +80,9 @@ internal struct ZapVisitor : IPteVisitor
 
             if (pfn == _zeroPfn)
             {
-                if (kind == HostPteKind.Present && pte.IsDirty)
+                if (pte.IsDirty)
                 {
-                    KsmZeroPages++;
+                    KsmZeroPages++; // present or PROT_NONE: the dirty bit survives mprotect
                 }
 
                 continue;

@@ -701,15 +701,25 @@ public sealed class HostMemory : IDisposable
                         : $"Put on {pfn} whose refcount is 0: the frame has no reference to drop (being freed or quarantined)");
             }
 
-            if (old == 1)
-            {
-                CheckFreeable(pfn, ref frame, nameof(Put));
-            }
-
             if (Interlocked.CompareExchange(ref refCount, old - 1, old) == old)
             {
                 if (old == 1)
                 {
+                    // Checked only once the count is 0: before, a speculative TryGet (reclaim isolating the frame from an
+                    // LRU, a pfn scanner) could take a reference and set its flags between our read of the count and
+                    // our read of the flags, and the check would blame a frame that is not being freed. At 0 nobody can
+                    // take a reference, so the flags and mapcount are the freed frame's own; a failed check gives the
+                    // reference back, so nothing is changed.
+                    try
+                    {
+                        CheckFreeable(pfn, ref frame, nameof(Put));
+                    }
+                    catch (FrameStateException)
+                    {
+                        Volatile.Write(ref refCount, 1);
+                        throw;
+                    }
+
                     RunReleaseHook(pfn, ref frame);
                 }
 

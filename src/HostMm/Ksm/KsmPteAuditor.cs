@@ -16,7 +16,13 @@ internal struct KsmPteAuditor(Mm mm, List<string> violations) : IPteVisitor
         for (var i = 0; i < entries.Length; i++)
         {
             var pte = new HostPte(entries[i]);
-            if (!pte.IsPresent)
+            var kind = HostPteEncoding.Classify(pte);
+            if (kind == HostPteKind.ProtNone && HostPteEncoding.ProtNonePfn(pte) == zero && pte.IsDirty)
+            {
+                ZeroPages++;
+            }
+
+            if (kind != HostPteKind.Present)
             {
                 continue;
             }

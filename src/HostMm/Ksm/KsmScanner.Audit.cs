@@ -20,7 +20,7 @@ public sealed partial class KsmScanner
         {
             lock (_lock)
             {
-                if (_slotTable.Count == 0 && Volatile.Read(ref _ksmZeroPages) == 0)
+                if (!_everUsed && Volatile.Read(ref _ksmZeroPages) == 0)
                 {
                     return; // KSM never ran on this host: nothing to check (and no page-table walk to pay for)
                 }
@@ -111,7 +111,7 @@ public sealed partial class KsmScanner
             }
         }
 
-        foreach (var slot in _slotTable)
+        foreach (var slot in _slotTable.Values)
         {
             var counts = perSlot.GetValueOrDefault(slot.Id);
             if (counts.Items != slot.Items || counts.Merging != slot.Merging)

@@ -23,7 +23,11 @@ public sealed partial class KsmScanner
         {
             if (!TryGetKsmPage(node, out var page))
             {
-                RemoveNode(node);
+                if (!IsFrozenKsmPage(node))
+                {
+                    RemoveNode(node);
+                }
+
                 return NoNode;
             }
 
@@ -44,7 +48,11 @@ public sealed partial class KsmScanner
         {
             if (!TryGetKsmPage(dup, out var page))
             {
-                (stale ??= []).Add(dup);
+                if (!IsFrozenKsmPage(dup))
+                {
+                    (stale ??= []).Add(dup);
+                }
+
                 continue;
             }
 
@@ -331,6 +339,17 @@ public sealed partial class KsmScanner
 
         _memory.Put(kpfn);
         return false;
+    }
+
+    /// <summary>
+    /// True when <paramref name="node"/>'s KSM page has no reference to take right now but is still that node's page: its
+    /// count is frozen by reclaim deciding whether to free it (<c>folio_ref_freeze</c>). Not stale yet: Linux's
+    /// <c>get_ksm_page</c> waits for such a page; the scanner leaves the node for a later lookup.
+    /// </summary>
+    private bool IsFrozenKsmPage(int node)
+    {
+        ref var frame = ref _memory.Frame(_nodes[node].Kpfn);
+        return !frame.IsFree && frame.RefCount == 0 && frame.Has(FrameFlags.Ksm) && frame.RmapIndex == (ulong)node;
     }
 
     /// <summary>True when <paramref name="pfn"/> is the live KSM page of a node in the tree.</summary>

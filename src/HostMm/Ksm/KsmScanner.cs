@@ -42,7 +42,7 @@ public sealed partial class KsmScanner
     private readonly Lock _scanLock = new();
     private readonly Lock _lock = new();
     private readonly List<MmSlot> _scanList = [];
-    private readonly List<MmSlot> _slotTable = [];
+    private readonly Dictionary<int, MmSlot> _slotTable = [];
     private readonly Dictionary<ulong, int> _stable = [];
     private readonly Dictionary<ulong, int> _unstable = [];
     private readonly ulong _zeroHash;
@@ -53,6 +53,8 @@ public sealed partial class KsmScanner
     private int _nodeHighWater;
     private int _freeNode = NoNode;
     private int _cursor;
+    private int _nextSlotId;
+    private bool _everUsed;
 
     private int _pagesToScan = 100;
     private int _sleepMilliseconds = 20;
@@ -338,8 +340,9 @@ public sealed partial class KsmScanner
                 return;
             }
 
-            var slot = new MmSlot(mm, _slotTable.Count);
-            _slotTable.Add(slot);
+            var slot = new MmSlot(mm, _nextSlotId++);
+            _slotTable[slot.Id] = slot;
+            _everUsed = true;
             mm.KsmSlot = slot;
             // Behind the cursor (Linux: list_add_tail before ksm_scan.mm_slot). With no pass under way the cursor is at
             // the list head, and behind it is the end of the list.
@@ -461,6 +464,7 @@ public sealed partial class KsmScanner
             }
 
             slot.Listed = false;
+            _slotTable.Remove(slot.Id); // its items are gone: nothing names the slot any more
             if (ReferenceEquals(slot.Mm.KsmSlot, slot))
             {
                 slot.Mm.KsmSlot = null;

@@ -9,7 +9,7 @@ internal sealed class MmSlot(Mm mm, int id)
     /// <summary>The process.</summary>
     public Mm Mm { get; } = mm;
 
-    /// <summary>Index in the scanner's slot table (never reused).</summary>
+    /// <summary>Key in the scanner's slot table (never reused).</summary>
     public int Id { get; } = id;
 
     /// <summary>First rmap item in address order, or <see cref="RmapItem.None"/>.</summary>

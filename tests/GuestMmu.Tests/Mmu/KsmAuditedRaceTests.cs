@@ -16,7 +16,8 @@ namespace Hypervisor.GuestMmu.Tests.Mmu;
 /// Seeded races of two guests' vCPUs on one host against the merging KSM scanner and reclaim (each guest in a cgroup
 /// below its RAM, swap on zram). Guest RAM is mergeable and holds only <see cref="Kinds"/> distinct page contents, so
 /// pages merge within and across the guests all the time, guest writes keep breaking them copy-on-write and
-/// MADV_UNMERGEABLE now and then unshares a run of them (<c>break_ksm</c>). Per
+/// MADV_UNMERGEABLE now and then unshares a run of them (<c>break_ksm</c>); reclaim swaps KSM pages out through
+/// their sharers and faults bring them back. Per
 /// guest, vCPU 0 reads and writes its pages through the walker (<see cref="MmuContext"/>, whose EPT violations run
 /// <see cref="TdpMmu.HandleEptViolation"/>); vCPU 1 reads its pages as hardware does, through present sptes cached in
 /// a TLB of its own, and the host (the model) rewrites them at quiescent points. The test thread is ksmd: after every
@@ -53,6 +54,15 @@ public class KsmAuditedRaceTests
     [Test]
     public void The_same_race_with_use_zero_pages() => Race(71, scanSteps: 150, maxPageSharing: 256, useZeroPages: true);
 
+    /// <summary>
+    /// With the host's <c>LegacyChangePte</c> (2.6.32–6.9), <c>replace_page</c> also calls change_pte inside its
+    /// start/end: under racing vCPUs it still never finds an spte to change, since the start zapped it and the fault
+    /// path cannot refill it before the end (why 6.10 removed the op).
+    /// </summary>
+    [Test]
+    public void The_same_race_with_legacy_change_pte_never_finds_an_spte_to_change() =>
+        Race(81, scanSteps: 150, maxPageSharing: 256, useZeroPages: false, legacyChangePte: true);
+
     /// <summary>The same races, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
@@ -60,10 +70,11 @@ public class KsmAuditedRaceTests
     public void StressAuditedKsmRaces([Range(1, 4)] int seed, [Values(256, 2)] int maxPageSharing, [Values] bool useZeroPages) =>
         Race(seed * 7919, scanSteps: 5_000, maxPageSharing, useZeroPages);
 
-    private static void Race(int seed, int scanSteps, int maxPageSharing, bool useZeroPages)
+    private static void Race(int seed, int scanSteps, int maxPageSharing, bool useZeroPages, bool legacyChangePte = false)
     {
         using var host = new Host(new HostOptions
         {
+            LegacyChangePte = legacyChangePte,
             Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true }, // the minimum: the host auditor reads every frame after every step
             Swap = new SwapOptions { Kind = SwapDeviceKind.Zram, SizeBytes = 16UL << 20 },
         });
@@ -84,6 +95,8 @@ public class KsmAuditedRaceTests
                 guest.Mm.Madvise(guest.Ram, PagesPerGuest * Page, Advice.Mergeable);
             }
 
+            var swapOuts = new KsmSwapOutCounter(host.Memory);
+            host.Trace = swapOuts;
             host.Ksm.MaxPageSharing = maxPageSharing;
             host.Ksm.UseZeroPages = useZeroPages;
             host.Ksm.Run = KsmRunMode.Merge;
@@ -118,6 +131,13 @@ public class KsmAuditedRaceTests
             Assert.That(host.Stats.CowKsm, Is.GreaterThan(0), "writes broke merged pages copy-on-write");
             Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "reclaim swapped pages out");
             Assert.That(race.Unmerges, Is.GreaterThan(0), "MADV_UNMERGEABLE raced the vCPUs");
+            Assert.That(swapOuts.KsmSwapEntries, Is.GreaterThan(0), "reclaim swapped KSM pages out (every sharer's PTE became a swap entry)");
+            if (legacyChangePte)
+            {
+                Assert.That(guests.Sum(g => g.Mmu.Stats.ChangePteMisses), Is.GreaterThan(0), "replace_page called change_pte");
+                Assert.That(guests.Sum(g => g.Mmu.Stats.ChangePteHits), Is.Zero, "inside start/end the spte was always gone already");
+            }
+
             if (maxPageSharing == 2)
             {
                 Assert.That(race.PeakDups, Is.GreaterThan(0), "the sharing limit made chains of duplicate KSM pages");

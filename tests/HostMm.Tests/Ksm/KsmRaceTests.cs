@@ -10,7 +10,7 @@ namespace Hypervisor.HostMm.Tests.Ksm;
 /// <summary>
 /// Seeded race: worker threads write and verify whole pages of their own process (contents drawn from a small set, so
 /// pages of different processes keep merging), a meddler munmaps, remaps, mremaps, forks and reaps, toggles
-/// MADV_MERGEABLE and exits and recreates its process, a reclaimer swaps (KSM pages included) and the scanner steps —
+/// MADV_MERGEABLE, makes pages PROT_NONE for a moment and exits and recreates its process, a reclaimer swaps (KSM pages included) and the scanner steps —
 /// all at once, in rounds. After every round, with the threads parked at a barrier, the host audit (KSM invariants
 /// included) must be clean; no read may ever return anything but what its process last wrote; at the end, after two
 /// quiet full scans, the settled KSM audit must be clean too.
@@ -192,7 +192,7 @@ public class KsmRaceTests
         public void Meddle(Random random, ConcurrentQueue<string> problems)
         {
             var page = random.Next(_expected.Length - 4);
-            switch (random.Next(7))
+            switch (random.Next(8))
             {
                 case 0: // munmap and map again: the pages read as zeroes
                     _mm.Munmap(_start + ((ulong)page * KsmHosts.Page), 4 * KsmHosts.Page);
@@ -224,6 +224,11 @@ public class KsmRaceTests
                     _mm.Exit();
                     Array.Fill(_expected, 0);
                     (_mm, _start) = Create();
+                    break;
+                case 5: // PROT_NONE for a moment: KSM pages and KSM-placed zero pages keep their state
+                    _mm.Mprotect(_start + ((ulong)page * KsmHosts.Page), 4 * KsmHosts.Page, Protection.None);
+                    Thread.Yield();
+                    _mm.Mprotect(_start + ((ulong)page * KsmHosts.Page), 4 * KsmHosts.Page, Protection.Read | Protection.Write);
                     break;
                 default:
                     Burst(random, 8, problems);

@@ -160,4 +160,29 @@ public class KsmStableTreeTests
         Assert.That(host.Ksm.Stats.PagesSkipped, Is.Zero);
         Assert.That(FrameAt(mm, start), Is.EqualTo(FrameAt(mm, start + Page)));
     }
+
+    [Test]
+    public void A_KSM_placed_zero_page_keeps_its_count_through_prot_none_fork_and_munmap()
+    {
+        using var host = Create();
+        host.Ksm.UseZeroPages = true;
+        var mm = host.CreateMm();
+        var start = MapMergeable(mm, 2, i => 0);
+        FullScans(host);
+        Assert.That(host.Ksm.Stats.KsmZeroPages, Is.EqualTo(2));
+
+        mm.Mprotect(start, 2 * Page, Protection.None);
+        AssertConsistent(host);
+        var child = mm.Fork();
+        Assert.That(host.Ksm.ProcessStats(child).ZeroPages, Is.EqualTo(2), "the child copied two KSM-placed zero-page PTEs");
+        AssertConsistent(host);
+
+        mm.Munmap(start, 2 * Page);
+        Assert.That(host.Ksm.ProcessStats(mm).ZeroPages, Is.Zero);
+        child.Mprotect(start, 2 * Page, Protection.Read);
+        Assert.That(Read(child, start), Is.EqualTo(PageOf(0)));
+        child.Exit();
+        Assert.That(host.Ksm.Stats.KsmZeroPages, Is.Zero);
+        AssertConsistent(host);
+    }
 }

@@ -1,4 +1,5 @@
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Tests.Reclaim;
 using Hypervisor.Notifier;
@@ -173,5 +174,39 @@ public class KsmSwapTests
         FullScans(host);
         Assert.That(FrameAt(a, pa), Is.EqualTo(FrameAt(b, pb)), "run = 1 merges them again");
         AssertSettled(host);
+    }
+
+    [Test]
+    public void A_KSM_page_whose_count_reclaim_has_frozen_is_not_taken_for_stale()
+    {
+        using var host = CreateWithSwap();
+        host.Ksm.SmartScan = false; // the third page is visited on every pass
+        var mm = host.CreateMm();
+        var start = MapMergeable(mm, 3, i => i < 2 ? 307 : 308);
+        FullScans(host);
+        var kpfn = FrameAt(mm, start);
+        Assert.That(FrameAt(mm, start + Page), Is.EqualTo(kpfn));
+        host.Memory.Get(kpfn); // keeps the page in the swap cache after its write
+        for (var round = 0; round < 8 && host.Memory.Frame(kpfn).MapCount > 0; round++)
+        {
+            host.Reclaim.ReclaimCgroup(host.Reclaim.Root, 4096);
+        }
+
+        Assert.That(host.Memory.Frame(kpfn).MapCount, Is.Zero, "both mappings swapped out; the page waits in the swap cache");
+        mm.Write(start + (2 * Page), PageOf(307)); // a third page with the KSM page's content
+        host.Ksm.Run = KsmRunMode.Merge;
+        FullScans(host, 1); // its new checksum is recorded
+        var references = host.Memory.Frame(kpfn).RefCount;
+        Assert.That(host.Memory.TryFreeze(kpfn, references), Is.True, "as reclaim's __remove_mapping freezes it");
+
+        FullScans(host, 1); // the stable tree lookup meets the frozen page
+
+        host.Memory.Unfreeze(kpfn, references);
+        FullScans(host, 1);
+        Assert.That(FrameAt(mm, start + (2 * Page)), Is.EqualTo(kpfn), "the node was kept: the third page merged into the KSM page");
+        Assert.That(Read(mm, start), Is.EqualTo(PageOf(307)));
+        Assert.That(FrameAt(mm, start), Is.EqualTo(kpfn), "swap-in maps the KSM page: its node is live");
+        host.Memory.Put(kpfn);
+        AssertConsistent(host);
     }
 }
