@@ -69,7 +69,7 @@ internal static class KsmDemoCommand
             }
 
             var live = context.IsTerminal && !parseResult.GetValue(plain);
-            var result = live ? KsmDemoLiveView.Run(demo) : RunPlain(demo, context);
+            var result = live ? KsmDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "ksm-demo");
             KsmDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
             {
@@ -80,33 +80,5 @@ internal static class KsmDemoCommand
             return ExitCodes.InternalError;
         });
         return command;
-    }
-
-    private static KsmDemoResult RunPlain(KsmDemo demo, CliContext context)
-    {
-        KsmDemoResult? result = null;
-        Exception? failure = null;
-        var worker = new Thread(() =>
-        {
-            try { result = demo.Run(); }
-            catch (Exception exception) { failure = exception; }
-        }) { IsBackground = true, Name = "ksm-demo" };
-        worker.Start();
-        var stage = string.Empty;
-        while (!worker.Join(100))
-        {
-            if (demo.Stage != stage)
-            {
-                stage = demo.Stage;
-                context.Output.WriteLine($"{stage} ...");
-            }
-        }
-
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-
-        return result!;
     }
 }

@@ -8,30 +8,7 @@ namespace Hypervisor.Vmm.Cli;
 internal static class KsmDemoLiveView
 {
     /// <summary>Runs <paramref name="demo"/> on a worker thread and refreshes the view until it ends.</summary>
-    public static KsmDemoResult Run(KsmDemo demo)
-    {
-        KsmDemoResult? result = null;
-        Exception? failure = null;
-        var worker = new Thread(() =>
-        {
-            try { result = demo.Run(); }
-            catch (Exception exception) { failure = exception; }
-        }) { IsBackground = true, Name = "ksm-demo" };
-        AnsiConsole.Live(Render(demo)).AutoClear(true).Start(live =>
-        {
-            worker.Start();
-            while (!worker.Join(200))
-            {
-                live.UpdateTarget(Render(demo));
-            }
-        });
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-
-        return result!;
-    }
+    public static KsmDemoResult Run(KsmDemo demo) => DemoWorker.RunLive(demo.Run, () => Render(demo), "ksm-demo");
 
     private static Panel Render(KsmDemo demo)
     {

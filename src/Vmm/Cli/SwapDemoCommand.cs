@@ -79,7 +79,7 @@ internal static class SwapDemoCommand
             }
 
             var live = context.IsTerminal && !parseResult.GetValue(plain);
-            var result = live ? SwapDemoLiveView.Run(demo) : RunPlain(demo, context);
+            var result = live ? SwapDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "swap-demo");
             SwapDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
             {
@@ -91,33 +91,5 @@ internal static class SwapDemoCommand
             return ExitCodes.InternalError;
         });
         return command;
-    }
-
-    private static SwapDemoResult RunPlain(SwapDemo demo, CliContext context)
-    {
-        SwapDemoResult? result = null;
-        Exception? failure = null;
-        var worker = new Thread(() =>
-        {
-            try { result = demo.Run(); }
-            catch (Exception exception) { failure = exception; }
-        }) { IsBackground = true, Name = "swap-demo" };
-        worker.Start();
-        var stage = string.Empty;
-        while (!worker.Join(100))
-        {
-            if (demo.Stage != stage)
-            {
-                stage = demo.Stage;
-                context.Output.WriteLine($"{stage} ...");
-            }
-        }
-
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-
-        return result!;
     }
 }

@@ -10,30 +10,7 @@ internal static class SwapDemoLiveView
     private const int ConsoleLines = 6;
 
     /// <summary>Runs <paramref name="demo"/> on a worker thread and refreshes the view until it ends.</summary>
-    public static SwapDemoResult Run(SwapDemo demo)
-    {
-        SwapDemoResult? result = null;
-        Exception? failure = null;
-        var worker = new Thread(() =>
-        {
-            try { result = demo.Run(); }
-            catch (Exception exception) { failure = exception; }
-        }) { IsBackground = true, Name = "swap-demo" };
-        AnsiConsole.Live(Render(demo)).AutoClear(true).Start(live =>
-        {
-            worker.Start();
-            while (!worker.Join(200))
-            {
-                live.UpdateTarget(Render(demo));
-            }
-        });
-        if (failure is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-        }
-
-        return result!;
-    }
+    public static SwapDemoResult Run(SwapDemo demo) => DemoWorker.RunLive(demo.Run, () => Render(demo), "swap-demo");
 
     private static Panel Render(SwapDemo demo)
     {
