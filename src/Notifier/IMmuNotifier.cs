@@ -55,6 +55,26 @@ public interface IMmuNotifier
         }
     }
 
+    /// <summary>
+    /// <see cref="ClearFlushYoung"/> over <c>[start, end)</c> (page-aligned) answering per page, for the classic LRU's
+    /// batched aging of one PTE table's run: sets bit <c>i</c> of <paramref name="young"/> (at least one bit per page)
+    /// when the page at <c>start + i × 4096</c> was young, leaves the other bits as they are, and flushes whatever it
+    /// cleared before returning. The default asks <see cref="ClearFlushYoung"/> one page at a time; a secondary MMU
+    /// overrides it to age the range in one pass with one flush.
+    /// </summary>
+    void ClearFlushYoungBitmap(IMm mm, Hva start, Hva end, Span<ulong> young)
+    {
+        var pages = (int)((end - start) >> Paging.PageShift);
+        for (var i = 0; i < pages; i++)
+        {
+            var page = start + ((ulong)i << Paging.PageShift);
+            if (ClearFlushYoung(mm, page, page + Paging.PageSize))
+            {
+                young[i >> 6] |= 1UL << (i & 63);
+            }
+        }
+    }
+
     /// <summary>Report whether the secondary entry for <paramref name="address"/> is young, without clearing it.</summary>
     bool TestYoung(IMm mm, Hva address) => false;
 

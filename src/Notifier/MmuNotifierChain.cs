@@ -369,6 +369,36 @@ public sealed class MmuNotifierChain
     /// <exception cref="ArgumentException"><paramref name="young"/> has fewer bits than the range has pages.</exception>
     public bool ClearYoungBitmap(Hva start, Hva end, ulong[] young)
     {
+        var words = PrepareYoungBitmap(start, end, young);
+        var visitor = new ClearYoungBitmapVisitor(Mm, start, end, young);
+        ForEachUnderReadSide(ref visitor);
+        var any = words.ContainsAnyExcept(0UL);
+        CountYoung(any);
+        return any;
+    }
+
+    /// <summary>
+    /// <see cref="ClearFlushYoung"/> over the page-aligned <c>[start, end)</c> answering per page (the classic LRU's
+    /// batched aging asks once per run of a PTE table): the bitmap's words covering the range are overwritten, bit
+    /// <c>i</c> of <paramref name="young"/> set when any subscriber's entry for the page at <c>start + i × 4096</c> was
+    /// young; each subscriber has flushed what it cleared when this returns. Returns true when any was young; counted as
+    /// one young query. May be called under a page-table lock.
+    /// </summary>
+    /// <exception cref="InvalidRangeException">The range is empty, reversed or not page-aligned.</exception>
+    /// <exception cref="ArgumentException"><paramref name="young"/> has fewer bits than the range has pages.</exception>
+    public bool ClearFlushYoungBitmap(Hva start, Hva end, ulong[] young)
+    {
+        var words = PrepareYoungBitmap(start, end, young);
+        var visitor = new ClearFlushYoungBitmapVisitor(Mm, start, end, young);
+        ForEachUnderReadSide(ref visitor);
+        var any = words.ContainsAnyExcept(0UL);
+        CountYoung(any);
+        return any;
+    }
+
+    /// <summary>Checks a per-page young query's range and bitmap and clears the bitmap's words that cover the range.</summary>
+    private static Span<ulong> PrepareYoungBitmap(Hva start, Hva end, ulong[] young)
+    {
         ArgumentNullException.ThrowIfNull(young);
         ThrowIfEmpty(start, end);
         if (!start.IsPageAligned || !end.IsPageAligned)
@@ -384,11 +414,7 @@ public sealed class MmuNotifierChain
 
         var words = young.AsSpan(0, (int)((pages + 63) >> 6));
         words.Clear();
-        var visitor = new ClearYoungBitmapVisitor(Mm, start, end, young);
-        ForEachUnderReadSide(ref visitor);
-        var any = words.ContainsAnyExcept(0UL);
-        CountYoung(any);
-        return any;
+        return words;
     }
 
     /// <summary>True if any subscriber's entry for <paramref name="address"/> is young; stops at the first that is. Clears nothing.</summary>

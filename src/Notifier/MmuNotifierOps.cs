@@ -33,4 +33,7 @@ public enum MmuNotifierOps
 
     /// <summary><see cref="IMmuNotifier.ClearYoungBitmap"/>.</summary>
     ClearYoungBitmap = 1 << 8,
+
+    /// <summary><see cref="IMmuNotifier.ClearFlushYoungBitmap"/>.</summary>
+    ClearFlushYoungBitmap = 1 << 9,
 }

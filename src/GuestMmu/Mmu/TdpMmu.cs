@@ -435,7 +435,18 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// setting bit <c>i</c> of <paramref name="young"/> for the page at <c>start + i × 4096</c>; without them, page by
     /// page through <see cref="ClearYoung"/> (access tracking reports dirty frames per leaf).
     /// </summary>
-    public void ClearYoungBitmap(IMm mm, Hva start, Hva end, Span<ulong> young)
+    public void ClearYoungBitmap(IMm mm, Hva start, Hva end, Span<ulong> young) => AgeBitmap(mm, start, end, young, flush: false);
+
+    /// <summary>
+    /// clear_flush_young answering per page for a range (the classic LRU's batched aging of one PTE table's run): as
+    /// <see cref="ClearYoungBitmap"/>, then ONE remote TLB flush for the whole range when any page was young (none when
+    /// all were old), still under the MMU lock so no vCPU keeps a stale young translation past the return. Without A/D
+    /// bits, page by page through <see cref="ClearFlushYoung"/>.
+    /// </summary>
+    public void ClearFlushYoungBitmap(IMm mm, Hva start, Hva end, Span<ulong> young) => AgeBitmap(mm, start, end, young, flush: true);
+
+    /// <summary>The bitmap aging of <see cref="ClearYoungBitmap"/> and <see cref="ClearFlushYoungBitmap"/>; <paramref name="flush"/> flushes once when any was young.</summary>
+    private void AgeBitmap(IMm mm, Hva start, Hva end, Span<ulong> young, bool flush)
     {
         if (!_options.AccessedDirtyEnabled)
         {
@@ -443,7 +454,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             for (var i = 0; i < pages; i++)
             {
                 var page = start + ((ulong)i << Paging.PageShift);
-                if (ClearYoung(mm, page, page + Paging.PageSize))
+                if (flush ? ClearFlushYoung(mm, page, page + Paging.PageSize) : ClearYoung(mm, page, page + Paging.PageSize))
                 {
                     young[i >> 6] |= 1UL << (i & 63);
                 }
@@ -462,6 +473,11 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                 // The hit's gfns map hvas from GfnToHva(hit.Start) on; its bits start at that page's index in the range.
                 var offset = (int)((hit.Slot.GfnToHva(hit.Start) - start) >> Paging.PageShift);
                 found += Ept.ClearAccessedBitmap(hit.Start, hit.End, young, offset);
+            }
+
+            if (flush && found > 0)
+            {
+                FlushRemoteTlbs();
             }
         }
         finally

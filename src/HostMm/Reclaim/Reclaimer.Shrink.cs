@@ -82,14 +82,19 @@ public sealed partial class Reclaimer
         }
 
         Interlocked.Add(ref _pgrefill, count);
+        Span<bool> age = stackalloc bool[count];
+        for (var i = 0; i < count; i++)
+        {
+            age[i] = _memory.Frame(new Pfn(batch[i])).MapCount > 0;
+        }
+
+        // The answers do not matter here (every page is deactivated): only the harvest of the accessed bits does.
+        Span<int> references = stackalloc int[count];
+        Span<bool> complete = stackalloc bool[count];
+        FolioReferencedBatch(batch[..count], age, references, complete);
         foreach (var index in batch[..count])
         {
             var pfn = new Pfn(index);
-            if (_memory.Frame(pfn).MapCount > 0)
-            {
-                FolioReferenced(pfn, out _);
-            }
-
             _memory.Frame(pfn).SetFlags(FrameFlags.Workingset);
             PutBack(lruvec, pfn, LruList.Inactive);
         }
@@ -218,9 +223,35 @@ public sealed partial class Reclaimer
         Span<bool> unmap = stackalloc bool[batch.Length];
         Span<bool> pageout = stackalloc bool[batch.Length];
         var unmapCount = 0;
+
+        // Phase 0, per frame: folio_trylock. Under the classic policy the locked, mapped frames are then aged together
+        // (FolioReferencedBatch) before phase 1 decides per frame with folio_check_references' rule.
+        Span<bool> locked = stackalloc bool[batch.Length];
+        Span<bool> aged = stackalloc bool[batch.Length];
+        Span<int> references = stackalloc int[batch.Length];
+        Span<bool> complete = stackalloc bool[batch.Length];
+        var batchAging = !MultiGen && !control.IgnoreReferences;
         for (var i = 0; i < batch.Length; i++)
         {
-            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, out unmap[i], out pageout[i]);
+            ref var frame = ref _memory.Frame(new Pfn(batch[i]));
+            locked[i] = !frame.TestAndSetFlag(FrameFlags.Locked);
+            aged[i] = batchAging && locked[i] && frame.MapCount > 0;
+        }
+
+        if (batchAging)
+        {
+            FolioReferencedBatch(batch, aged, references, complete);
+        }
+
+        for (var i = 0; i < batch.Length; i++)
+        {
+            if (!locked[i])
+            {
+                outcomes[i] = FolioOutcome.Keep;
+                continue;
+            }
+
+            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, aged[i] ? references[i] : -1, complete[i], out unmap[i], out pageout[i]);
             unmapCount += unmap[i] ? 1 : 0;
         }
 
@@ -302,25 +333,30 @@ public sealed partial class Reclaimer
     }
 
     /// <summary>
-    /// Phase 1 of <c>shrink_folio_list</c> for one frame: the reference check and <c>add_to_swap</c>. Returns the
-    /// outcome, unless it sets <paramref name="unmap"/> (the frame is mapped: it is left <see cref="FrameFlags.Locked"/>
-    /// for <see cref="UnmapBatch"/> and <see cref="ShrinkFolioAfterUnmap"/>, which the caller must call) or
-    /// <paramref name="pageout"/> (see <see cref="ShrinkUnmapped"/>); the outcome is then undefined.
+    /// Phase 1 of <c>shrink_folio_list</c> for one frame the caller has locked (<see cref="FrameFlags.Locked"/>): the
+    /// reference check and <c>add_to_swap</c>. Returns the outcome, unless it sets <paramref name="unmap"/> (the frame is
+    /// mapped: it is left locked for <see cref="UnmapBatch"/> and <see cref="ShrinkFolioAfterUnmap"/>, which the caller
+    /// must call) or <paramref name="pageout"/> (see <see cref="ShrinkUnmapped"/>); the outcome is then undefined.
+    /// <paramref name="agedReferences"/> is the frame's young mappings when the caller already aged it
+    /// (<see cref="FolioReferencedBatch"/>, with <paramref name="agedComplete"/>), or -1 to age it here.
     /// </summary>
-    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, out bool unmap, out bool pageout)
+    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, int agedReferences, bool agedComplete, out bool unmap, out bool pageout)
     {
         unmap = false;
         pageout = false;
         ref var frame = ref _memory.Frame(pfn);
-        if (frame.TestAndSetFlag(FrameFlags.Locked))
-        {
-            return FolioOutcome.Keep;
-        }
-
         var locked = true;
         try
         {
-            if (frame.MapCount > 0 && !control.IgnoreReferences)
+            if (agedReferences >= 0)
+            {
+                var decision = DecideReferences(pfn, agedReferences, agedComplete);
+                if (decision != FolioOutcome.Reclaimed)
+                {
+                    return decision;
+                }
+            }
+            else if (frame.MapCount > 0 && !control.IgnoreReferences)
             {
                 var decision = MultiGen ? CheckReferencesMultiGen(lruvec, pfn) : CheckReferences(pfn);
                 if (decision != FolioOutcome.Reclaimed)
@@ -510,6 +546,12 @@ public sealed partial class Reclaimer
     private FolioOutcome CheckReferences(Pfn pfn)
     {
         var references = FolioReferenced(pfn, out var complete);
+        return DecideReferences(pfn, references, complete);
+    }
+
+    /// <summary><see cref="CheckReferences"/>' decision once the mappings were walked: <paramref name="references"/> young, <paramref name="complete"/> when every mapping was seen.</summary>
+    private FolioOutcome DecideReferences(Pfn pfn, int references, bool complete)
+    {
         ref var frame = ref _memory.Frame(pfn);
         var referencedBefore = frame.TestAndClearFlag(FrameFlags.Accessed);
         if (references > 0)

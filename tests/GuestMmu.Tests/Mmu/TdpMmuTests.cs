@@ -128,6 +128,41 @@ public class TdpMmuTests
     }
 
     [Test]
+    public void ClearFlushYoungBitmapSetsTheYoungPagesBitsAndFlushesOnceForTheRange()
+    {
+        using var vm = new TestVm();
+        foreach (var page in new ulong[] { 1, 3, 6 })
+        {
+            vm.Mmu.HandleEptViolation(GpaOf(page), EptAccess.Write);
+        }
+
+        var flushes = vm.Mmu.Stats.TlbFlushes;
+        var young = new ulong[1];
+        Assert.That(vm.Mm.Notifiers.ClearFlushYoungBitmap(vm.HvaOf(0), vm.HvaOf(8), young), Is.True);
+
+        Assert.That(young[0], Is.EqualTo((1UL << 1) | (1UL << 3) | (1UL << 6)), "installed sptes start young; unmapped pages stay old");
+        Assert.That(vm.Mmu.Stats.TlbFlushes - flushes, Is.EqualTo(1), "one remote flush for the whole range");
+        Assert.That(vm.Mmu.Ept.Read(GpaOf(3).Gfn).IsAccessed, Is.False, "the accessed bits were cleared");
+        Assert.That(vm.Mmu.Ept.Read(GpaOf(3).Gfn).IsPresent, Is.True, "with A/D bits aging does not unmap");
+
+        Assert.That(vm.Mm.Notifiers.ClearFlushYoungBitmap(vm.HvaOf(0), vm.HvaOf(8), young), Is.False, "the first call cleared them");
+        Assert.That(young[0], Is.Zero);
+        Assert.That(vm.Mmu.Stats.TlbFlushes - flushes, Is.EqualTo(1), "nothing young: no flush");
+    }
+
+    [Test]
+    public void ClearFlushYoungBitmapWithoutAccessedBitsAgesPageByPage()
+    {
+        using var vm = new TestVm(options: new TdpMmuOptions { AccessedDirtyEnabled = false });
+        vm.Mmu.HandleEptViolation(GpaOf(2), EptAccess.Write);
+        var young = new ulong[1];
+
+        Assert.That(vm.Mm.Notifiers.ClearFlushYoungBitmap(vm.HvaOf(0), vm.HvaOf(4), young), Is.True);
+        Assert.That(young[0], Is.EqualTo(1UL << 2));
+        Assert.That(vm.Mmu.Ept.Read(GpaOf(2).Gfn).IsAccessTracked, Is.True);
+    }
+
+    [Test]
     public void AgingWithoutAccessedBitsAccessTracksAndTheNextFaultRestores()
     {
         using var vm = new TestVm(options: new TdpMmuOptions { AccessedDirtyEnabled = false });
