@@ -88,7 +88,7 @@ internal static class KsmDemoReport
             o.LegacyChangePte
                 ? $"change_pte: {N(hits)} of {N(calls)} calls found an spte to retarget. replace_page and the COW break call it inside invalidate_range_start/end, and start has already zapped the spte, so it (almost) never hits: why Linux 6.10 removed it."
                 : "change_pte: off, as in Linux 6.10+ (run without --no-legacy-change-pte to count its hits).",
-            $"Audits: {N(result.Audits)} by the host MM auditor and every VM's MMU auditor, after every ksmd batch and at each phase's end, with every guest held: "
+            $"Audits: {N(result.Audits)} by the host MM auditor and every VM's MMU auditor, after every ksmd batch and at each phase's end (after merging and after the rescan with the scanner's settled invariants too), with every guest held: "
                 + (result.AuditViolations.Count == 0 ? "all clean." : $"{result.AuditViolations.Count} violation(s), first: {result.AuditViolations[0]}"),
             $"Time: {result.Elapsed.TotalSeconds.ToString("0.0", C)} s{(result.Settled ? string.Empty : " (the scanner did not settle within the phase timeout)")}.");
     }

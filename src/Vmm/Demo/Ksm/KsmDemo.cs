@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.RegularExpressions;
@@ -115,7 +114,7 @@ public sealed partial class KsmDemo
             SetStage($"{n} guests fill {_options.Pages} pages each with {_options.Kinds} contents");
             var problem = WaitForAll(vms, guests, g => g.Phase1, "filled its pages");
             var before = Snapshot(machine, vms);
-            AuditPaused(machine);
+            AuditPaused(machine, settled: false);
 
             var settled = false;
             KsmDemoSnapshot afterMerge = before, afterRewrite = before;
@@ -124,7 +123,7 @@ public sealed partial class KsmDemo
                 SetStage("ksmd merges the held guests' pages (audited after every batch)");
                 settled = Merge(machine);
                 SetRun(machine, KsmRunMode.Stop);
-                AuditPaused(machine);
+                AuditPaused(machine, settled);
                 afterMerge = Snapshot(machine, vms);
 
                 SetStage($"the guests rewrite 1 page in {_options.Every} with their own content (copy-on-write breaks)");
@@ -145,9 +144,9 @@ public sealed partial class KsmDemo
                     // ksmd counts a page's state when it visits it: two more full scans (the guests still held) so
                     // the counters show the rewritten pages unshared, as a running ksmd would soon after.
                     SetStage("ksmd rescans: the rewritten pages are the writers' own now");
-                    Rescan(machine, fullScans: 2);
+                    var rescanned = Rescan(machine, fullScans: 2);
                     SetRun(machine, KsmRunMode.Stop);
-                    AuditPaused(machine);
+                    AuditPaused(machine, rescanned);
                     afterRewrite = Snapshot(machine, vms);
                 }
             }
@@ -280,8 +279,8 @@ public sealed partial class KsmDemo
         return false;
     }
 
-    /// <summary>Lets ksmd run <paramref name="fullScans"/> more full scans (or until the phase timeout).</summary>
-    private void Rescan(HostMachine machine, int fullScans)
+    /// <summary>Lets ksmd run <paramref name="fullScans"/> more full scans; false when the phase timeout came first.</summary>
+    private bool Rescan(HostMachine machine, int fullScans)
     {
         var ksm = machine.Host.Ksm;
         var target = ksm.Stats.FullScans + fullScans;
@@ -296,6 +295,8 @@ public sealed partial class KsmDemo
 
             Thread.Sleep(PollInterval);
         }
+
+        return ksm.Stats.FullScans >= target;
     }
 
     private static void SetRun(HostMachine machine, KsmRunMode mode)
@@ -325,14 +326,18 @@ public sealed partial class KsmDemo
         };
     }
 
-    /// <summary>Audits with ksmd paused; the caller holds every guest (or they have stopped).</summary>
-    private void AuditPaused(HostMachine machine)
+    /// <summary>
+    /// Audits with ksmd paused; the caller holds every guest (or they have stopped). <paramref name="settled"/>: the
+    /// scanner has just finished full scans with nothing else running, so the settled KSM invariants hold too
+    /// (<see cref="HostMmAuditor.CheckKsmSettled"/>).
+    /// </summary>
+    private void AuditPaused(HostMachine machine, bool settled)
     {
         var ksmd = machine.KsmDaemon;
         ksmd?.Pause();
         try
         {
-            Audit();
+            Audit(settled);
         }
         finally
         {
@@ -340,7 +345,9 @@ public sealed partial class KsmDemo
         }
     }
 
-    private void Audit()
+    private void Audit() => Audit(settled: false);
+
+    private void Audit(bool settled)
     {
         var machine = Machine;
         if (machine is null)
@@ -351,7 +358,7 @@ public sealed partial class KsmDemo
         lock (_auditLock)
         {
             var audit = Interlocked.Increment(ref _audits);
-            Record(audit, "host", HostMmAuditor.Check(machine.Host));
+            Record(audit, settled ? "host (settled)" : "host", settled ? HostMmAuditor.CheckKsmSettled(machine.Host) : HostMmAuditor.Check(machine.Host));
             foreach (var vm in Vms)
             {
                 Record(audit, $"VM {vm.Index} MMU", MmuAuditor.Check(vm.Mmu!));
@@ -382,16 +389,7 @@ public sealed partial class KsmDemo
         {
             ram.Read(guest.Base + (p * Paging.PageSize), page);
             var state = SeedOf(p, guest.Salt);
-            var wrong = false;
-            for (var word = 0; word < page.Length && !wrong; word += sizeof(ulong))
-            {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                wrong = BinaryPrimitives.ReadUInt64LittleEndian(page[word..]) != state;
-            }
-
-            foreign += wrong ? 1 : 0;
+            foreign += XorshiftPattern.Matches(page, ref state) ? 0 : 1;
         }
 
         return foreign;

@@ -1,5 +1,4 @@
 using Hypervisor.GuestMmu.Mmu;
-using System.Buffers.Binary;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Hypervisor.HostMm;
@@ -229,16 +228,8 @@ public sealed partial class SwapDemo
 
             auditor?.AfterHostAccess();
 
-            var wrong = false;
-            for (var word = 0; word < page.Length; word += sizeof(ulong))
-            {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                wrong |= readable && BinaryPrimitives.ReadUInt64LittleEndian(page[word..]) != state;
-            }
-
-            corrupted += wrong ? 1 : 0;
+            var matches = XorshiftPattern.Matches(page, ref state);
+            corrupted += readable && !matches ? 1 : 0;
         }
 
         return (corrupted, unreadable);
