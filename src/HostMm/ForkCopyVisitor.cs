@@ -25,6 +25,7 @@ internal struct ForkCopyVisitor : IPteVisitor
         Resident = 0;
         SwapEntries = 0;
         KsmZeroPages = 0;
+        MigrationEntries = 0;
     }
 
     /// <summary>Mappings the child gained that count in its RSS.</summary>
@@ -32,6 +33,9 @@ internal struct ForkCopyVisitor : IPteVisitor
 
     /// <summary>Swap entries copied into the child (each took a reference on its slot).</summary>
     public long SwapEntries { get; private set; }
+
+    /// <summary>Migration entries copied into the child (they count in its RSS; the migration maps the new frame there).</summary>
+    public long MigrationEntries { get; private set; }
 
     /// <summary>KSM-placed zero-page PTEs (dirty zero-page PTEs) copied into the child.</summary>
     public long KsmZeroPages { get; private set; }
@@ -75,8 +79,19 @@ internal struct ForkCopyVisitor : IPteVisitor
             }
             else
             {
-                throw new InvalidOperationException(
-                    $"{_parent}: fork found {pte} at {address}; migration entries arrive with migration");
+                // copy_nonpresent_pte: a migration entry is copied (read-only in both, as for any private writable
+                // mapping); the child counts it in RSS and its migration's remove_migration_ptes maps the new frame in
+                // both, since the child joined the anon family before this copy.
+                if (HostPteEncoding.IsMigrationWritable(pte))
+                {
+                    var readOnly = HostPteEncoding.MakeMigration(pte.Pfn, writable: false, pte.IsAccessed, pte.IsDirty);
+                    entries[i] = readOnly.Value;
+                    _parent.TracePte(address, pte, readOnly);
+                    pte = readOnly;
+                }
+
+                MigrationEntries++;
+                pfn = _zeroPfn; // no mapcount or reference: the migration dropped them
             }
 
             if (pfn == _zeroPfn && kind != HostPteKind.Swap && pte.IsDirty)
@@ -84,7 +99,7 @@ internal struct ForkCopyVisitor : IPteVisitor
                 KsmZeroPages++; // a KSM-placed zero page (present or PROT_NONE)
             }
 
-            if (pfn != _zeroPfn)
+            if (pfn != _zeroPfn && kind != HostPteKind.Migration)
             {
                 _memory.Get(pfn);
                 _memory.IncrementMapCount(pfn);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Ksm;
+using Hypervisor.HostMm.Migration;
 using Hypervisor.HostMm.Reclaim;
 
 namespace Hypervisor.HostMm;
@@ -27,6 +28,7 @@ public sealed class Host : IDisposable, IFrameObserver
         Memory.SetFlags(ZeroPfn, FrameFlags.Reserved);
         Memory.Observer = this;
         Ksm = new KsmScanner(this);
+        Migration = new Migrator(this);
         try
         {
             Reclaim = new Reclaimer(this, options.Reclaim, options.Swap);
@@ -49,6 +51,9 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>The KSM scanner (ksmd): one per host, over every process's mergeable memory.</summary>
     public KsmScanner Ksm { get; }
+
+    /// <summary>Page migration between NUMA nodes (move_pages, migrate_pages, mbind's move).</summary>
+    public Migrator Migration { get; }
 
     /// <summary>The shared zero page: read faults on never-written anonymous memory map it read-only.</summary>
     public Pfn ZeroPfn { get; }

@@ -188,6 +188,18 @@ public static class HostMmAuditor
                         _swapReferences[slot] = _swapReferences.GetValueOrDefault(slot) + 1;
                         SwapEntries++;
                     }
+                    else if (kind == HostPteKind.Migration)
+                    {
+                        // Counted in RSS; it names the frame being migrated, which its migration holds locked until every
+                        // entry is replaced. An entry whose frame is unlocked (or free) was left behind.
+                        Resident++;
+                        var migrating = HostPteEncoding.MigrationPfn(pte);
+                        ref var frame = ref _mm.Host.Memory.Frame(migrating);
+                        if (frame.IsFree || !frame.Has(FrameFlags.Locked))
+                        {
+                            _violations.Add($"{_mm}: {HostPteEncoding.Describe(pte)} at {address} names {migrating}, which no migration holds (not locked, or free): a migration entry was left behind");
+                        }
+                    }
 
                     continue;
                 }

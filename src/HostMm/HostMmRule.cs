@@ -54,4 +54,7 @@ public enum HostMmRule
 
     /// <summary>A KSM knob (pages_to_scan, sleep_millisecs, max_page_sharing, run) was given a value its rule refuses.</summary>
     InvalidKsmSetting,
+
+    /// <summary>A NUMA node outside the host's nodes was named (move_pages, migrate_pages, mbind, a policy).</summary>
+    NodeOutOfRange,
 }

@@ -156,7 +156,7 @@ public sealed partial class Mm
                 }
             }
 
-            var result = FaultLocked(page, access, out var failure);
+            var result = FaultLocked(page, access, out var failure, forGup: true);
             if (GupResult.IsFailure(result))
             {
                 return new GupResult(result, default, false) { Failure = failure };
@@ -170,9 +170,27 @@ public sealed partial class Mm
     }
 
     /// <summary>The fault handler; the caller holds the mmap lock for read. Loops until it wins any PTE race.</summary>
-    private FaultResult FaultLocked(Hva page, FaultAccess access, out FaultFailure failure)
+    private FaultResult FaultLocked(Hva page, FaultAccess access, out FaultFailure failure, bool forGup = false)
     {
         failure = default;
+        while (true)
+        {
+            var outcome = FaultLockedOnce(page, access, ref failure, forGup);
+            if (outcome is { } done)
+            {
+                return done;
+            }
+
+            if (_exited)
+            {
+                return FaultResult.SegmentationFault; // the process exited while the fault waited on a migration
+            }
+        }
+    }
+
+    /// <summary>One attempt of <see cref="FaultLocked"/>: null when it waited on a migration entry (the mmap lock was dropped and retaken, so the VMA is looked up again).</summary>
+    private FaultResult? FaultLockedOnce(Hva page, FaultAccess access, ref FaultFailure failure, bool forGup)
+    {
         var vma = _vmas.Find(page);
         if (vma is null)
         {
@@ -189,7 +207,14 @@ public sealed partial class Mm
         while (true)
         {
             var current = _pageTable.Read(page);
-            FaultResult? result = HostPteEncoding.Classify(current) switch
+            var kind = HostPteEncoding.Classify(current);
+            if (kind == HostPteKind.Migration)
+            {
+                WaitOnMigrationEntry(current, forGup);
+                return null;
+            }
+
+            FaultResult? result = kind switch
             {
                 HostPteKind.None => access == FaultAccess.Write ? DemandZero(vma, page) : MapZeroPage(vma, page),
                 HostPteKind.Present => access == FaultAccess.Write && !current.IsWritable
@@ -197,8 +222,7 @@ public sealed partial class Mm
                     : Touch(page, current, access),
                 HostPteKind.ProtNone => FaultResult.ProtectionViolation,
                 HostPteKind.Swap => SwapInFault(vma, page, current, access, ref failure),
-                _ => throw new InvalidOperationException(
-                    $"{this}: fault at {page} found {current}; migration waits arrive with migration"),
+                _ => throw new InvalidOperationException($"{this}: fault at {page} found {HostPteEncoding.Describe(current)}, which no fault handles"),
             };
 
             if (result is { } done)
@@ -219,7 +243,7 @@ public sealed partial class Mm
     private FaultResult? DemandZero(Vma vma, Hva page)
     {
         var memory = Host.Memory;
-        if (!Host.Reclaim.TryAllocateAnon(this, zero: true, mayReclaim: true, out var pfn))
+        if (!Host.Reclaim.TryAllocateAnon(this, zero: true, mayReclaim: true, out var pfn, vma.Policy, vma.PageIndexOf(page)))
         {
             Interlocked.Increment(ref _outOfMemoryFaults);
             return FaultResult.OutOfMemory;
@@ -345,7 +369,7 @@ public sealed partial class Mm
             }
         }
 
-        if (!Host.Reclaim.TryAllocateAnon(this, zero: fromZeroPage, mayReclaim: true, out var newPfn))
+        if (!Host.Reclaim.TryAllocateAnon(this, zero: fromZeroPage, mayReclaim: true, out var newPfn, vma.Policy, vma.PageIndexOf(page)))
         {
             if (!fromZeroPage)
             {
@@ -549,7 +573,7 @@ public sealed partial class Mm
         Pfn copy;
         try
         {
-            if (!reclaim.TryAllocateAnon(this, zero: false, mayReclaim: true, out copy))
+            if (!reclaim.TryAllocateAnon(this, zero: false, mayReclaim: true, out copy, vma.Policy, vma.PageIndexOf(page)))
             {
                 Interlocked.Increment(ref _outOfMemoryFaults);
                 return FaultResult.OutOfMemory;

@@ -34,7 +34,7 @@ public sealed partial class Mm
                 using var invalidation = Invalidation.Begin(this, vma.Start, vma.End, NotifierEvent.ProtectionPage);
                 var copier = new ForkCopyVisitor(this, child);
                 _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
-                child.AddRss(copier.Resident);
+                child.AddRss(copier.Resident + copier.MigrationEntries);
                 child.AddSwapEntries(copier.SwapEntries);
                 if (copier.KsmZeroPages != 0)
                 {

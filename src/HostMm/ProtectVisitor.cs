@@ -57,6 +57,13 @@ internal struct ProtectVisitor : IPteVisitor
             {
                 updated = HostPteEncoding.RestoreFromProtNone(pte, _restoredFlags | (raw & AccessedDirty));
             }
+            else if ((_protection & Protection.Write) == 0 && HostPteEncoding.Classify(pte) == HostPteKind.Migration
+                     && HostPteEncoding.IsMigrationWritable(pte))
+            {
+                // change_pte_range: a writable migration entry becomes a read one; the rest of the protection is the
+                // VMA's when remove_migration_pte maps the new frame.
+                updated = HostPteEncoding.MakeMigration(pte.Pfn, writable: false, pte.IsAccessed, pte.IsDirty);
+            }
             else
             {
                 continue;

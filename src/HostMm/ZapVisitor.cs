@@ -70,13 +70,15 @@ internal struct ZapVisitor : IPteVisitor
                 continue;
             }
 
-            var pfn = kind switch
+            if (kind == HostPteKind.Migration)
             {
-                HostPteKind.Present => pte.Pfn,
-                HostPteKind.ProtNone => HostPteEncoding.ProtNonePfn(pte),
-                _ => throw new InvalidOperationException(
-                    $"{_mm}: zap found {pte} at {firstAddress + ((ulong)i << Paging.PageShift)}; migration entries arrive with migration"),
-            };
+                // The migration already dropped this mapping's mapcount and reference; the entry still counted in RSS
+                // (Linux's zap_nonpresent_ptes). Its remove_migration_ptes will find nothing here.
+                Resident++;
+                continue;
+            }
+
+            var pfn = kind == HostPteKind.Present ? pte.Pfn : HostPteEncoding.ProtNonePfn(pte);
 
             if (pfn == _zeroPfn)
             {

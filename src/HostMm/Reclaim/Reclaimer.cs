@@ -1,4 +1,5 @@
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Migration;
 using Hypervisor.HostMm.Swap;
 
 namespace Hypervisor.HostMm.Reclaim;
@@ -370,10 +371,18 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// <param name="zero">Zero the frame.</param>
     /// <param name="mayReclaim">False for readahead: fail at once rather than reclaim.</param>
     /// <param name="pfn">The frame.</param>
-    internal bool TryAllocateAnon(Mm mm, bool zero, bool mayReclaim, out Pfn pfn)
+    /// <param name="policy">The NUMA policy of the VMA the page is for: it picks the node (local by default) and, for a
+    /// bind policy, the only nodes allowed.</param>
+    /// <param name="pageIndex">The page's index in its VMA's anon family (an interleave policy spreads by it).</param>
+    internal bool TryAllocateAnon(Mm mm, bool zero, bool mayReclaim, out Pfn pfn, NumaPolicy policy = default, ulong pageIndex = 0)
     {
         var cgroup = mm.Cgroup;
-        var node = mm.PreferredNode;
+        var node = policy.NodeFor(mm.PreferredNode, pageIndex);
+        if (node >= _memory.NodeCount)
+        {
+            node = mm.PreferredNode; // a policy naming nodes this host lacks (checked at mbind) falls back to local
+        }
+
         var flags = zero ? AllocationFlags.Zero : AllocationFlags.None;
         var failures = 0;
         var waits = 0;
@@ -412,7 +421,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 WakeKswapd();
             }
 
-            if (_memory.TryAllocate(node, flags, out pfn))
+            if (TryAllocateOnPolicy(policy, node, flags, out pfn))
             {
                 _memory.Frame(pfn).SetMemoryCgroup(cgroup.Id);
                 if (cgroup.MaxPages != MemoryCgroup.Unlimited && cgroup.HeadroomPages < CgroupLowMargin(cgroup))
@@ -441,7 +450,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         // failed round, and reclaim finding nothing to free is no proof that the charge cannot succeed now.
         if (mayReclaim && cgroup.TryCharge(1))
         {
-            if (_memory.TryAllocate(node, flags, out pfn))
+            if (TryAllocateOnPolicy(policy, node, flags, out pfn))
             {
                 _memory.Frame(pfn).SetMemoryCgroup(cgroup.Id);
                 return true;
@@ -526,6 +535,30 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
         Thread.Sleep(1);
         round--; // this round waited rather than failed: the loop's increment gives it back
         return true;
+    }
+
+    /// <summary>One allocation attempt on <paramref name="node"/>: any node may serve it unless the policy binds, then only the bound nodes (the first node first).</summary>
+    private bool TryAllocateOnPolicy(NumaPolicy policy, int node, AllocationFlags flags, out Pfn pfn)
+    {
+        if (policy.MayFallBack)
+        {
+            return _memory.TryAllocate(node, flags, out pfn);
+        }
+
+        if (_memory.TryAllocate(node, flags | AllocationFlags.ExactNode, out pfn))
+        {
+            return true;
+        }
+
+        for (var other = 0; other < _memory.NodeCount; other++)
+        {
+            if (other != node && (policy.Nodes & (1UL << other)) != 0 && _memory.TryAllocate(other, flags | AllocationFlags.ExactNode, out pfn))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>

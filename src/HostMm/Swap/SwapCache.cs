@@ -80,6 +80,22 @@ internal sealed unsafe class SwapCache : IDisposable // unsafe: one native entry
         Interlocked.Decrement(ref _pages);
     }
 
+    /// <summary>
+    /// Moves <paramref name="slot"/>'s entry from <paramref name="from"/> to <paramref name="to"/> (migration's
+    /// <c>folio_migrate_mapping</c> for a swap-cache page). The caller holds both frames' page locks and has frozen
+    /// <paramref name="from"/>'s references, so no lookup can take it meanwhile.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The entry does not hold <paramref name="from"/>.</exception>
+    public void Replace(ulong slot, Pfn from, Pfn to)
+    {
+        ref var entry = ref _entries[Check(slot)];
+        var expected = (from.Value << 1) | 1;
+        if (Interlocked.CompareExchange(ref entry, (to.Value << 1) | 1, expected) != expected)
+        {
+            throw new InvalidOperationException($"swap slot {slot} does not hold {from} (entry 0x{Volatile.Read(ref entry):x}): only the cached frame can be replaced");
+        }
+    }
+
     /// <summary>Forgets <paramref name="slot"/>'s shadow entry, if it still holds one (the slot was freed).</summary>
     public void ClearShadow(ulong slot)
     {

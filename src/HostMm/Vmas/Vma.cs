@@ -52,6 +52,9 @@ public sealed class Vma
     /// <summary>The madvise flags; always valid (never both huge-page advices).</summary>
     public VmaFlags Flags { get; internal set; }
 
+    /// <summary>The NUMA memory policy its faults allocate by (<see cref="Mm.Mbind"/>); local by default.</summary>
+    public Migration.NumaPolicy Policy { get; internal set; }
+
     /// <summary>
     /// Linux's <c>vm_pgoff</c> for anonymous memory: the linear page index of <see cref="Start"/> in the
     /// mapping it was created as. A new mapping gets <c>Start.PageNumber</c>; a split's right part gets the
@@ -134,7 +137,7 @@ public sealed class Vma
                 nameof(newStart));
         }
 
-        return new Vma(newStart, newStart + Length, Protection, Flags, PageOffset, AnonId);
+        return new Vma(newStart, newStart + Length, Protection, Flags, PageOffset, AnonId) { Policy = Policy };
     }
 
     /// <summary>

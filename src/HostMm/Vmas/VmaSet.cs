@@ -141,7 +141,7 @@ public sealed class VmaSet : IEnumerable<Vma>
 
         var end = vma.End;
         var leftPages = (at - vma.Start) >> Paging.PageShift;
-        var right = new Vma(at, end, vma.Protection, vma.Flags, vma.PageOffset + leftPages, vma.AnonId);
+        var right = new Vma(at, end, vma.Protection, vma.Flags, vma.PageOffset + leftPages, vma.AnonId) { Policy = vma.Policy };
         Unindex(vma);
         vma.SetRange(vma.Start, at, vma.PageOffset);
         Index(vma);
@@ -159,6 +159,16 @@ public sealed class VmaSet : IEnumerable<Vma>
         ThrowIfNotMine(vma, nameof(vma));
         ProtectionRules.Validate(protection, nameof(protection));
         vma.Protection = protection;
+    }
+
+    /// <summary>Sets the NUMA policy of <paramref name="vma"/> (the VMA part of mbind).</summary>
+    /// <param name="vma">A VMA of this set.</param>
+    /// <param name="policy">The policy.</param>
+    /// <exception cref="InvalidOperationException"><paramref name="vma"/> is not in this set.</exception>
+    public void SetPolicy(Vma vma, Migration.NumaPolicy policy)
+    {
+        ThrowIfNotMine(vma, nameof(vma));
+        vma.Policy = policy;
     }
 
     /// <summary>Sets the madvise flags of <paramref name="vma"/>.</summary>
@@ -442,6 +452,7 @@ public sealed class VmaSet : IEnumerable<Vma>
         left.End == right.Start
         && left.Protection == right.Protection
         && left.Flags == right.Flags
+        && left.Policy == right.Policy
         && left.AnonId == right.AnonId
         && left.PageOffset + left.Pages == right.PageOffset;
 

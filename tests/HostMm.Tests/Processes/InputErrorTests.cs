@@ -19,6 +19,7 @@ public class InputErrorTests
         typeof(InvalidProtectionException), typeof(InvalidVmaFlagsException), typeof(UnsupportedAdviceException),
         typeof(HostFaultException), typeof(InvalidHostMemoryOptionsException),
         typeof(HostMm.Swap.SwapConfigurationException), typeof(HostMm.Ksm.InvalidKsmSettingException),
+        typeof(HostMm.Migration.NumaNodeOutOfRangeException),
     ];
 
     private static readonly Type[] s_notInput =
