@@ -94,7 +94,7 @@ internal struct ForkCopyVisitor : IPteVisitor
                 pfn = _zeroPfn; // no mapcount or reference: the migration dropped them
             }
 
-            if (pfn == _zeroPfn && kind != HostPteKind.Swap && pte.IsDirty)
+            if (pfn == _zeroPfn && kind is HostPteKind.Present or HostPteKind.ProtNone && pte.IsDirty)
             {
                 KsmZeroPages++; // a KSM-placed zero page (present or PROT_NONE)
             }

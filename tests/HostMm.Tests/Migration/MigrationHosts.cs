@@ -34,6 +34,10 @@ internal static class MigrationHosts
 
     public static Hva[] Pages(Hva start, int count) => [.. Enumerable.Range(0, count).Select(i => start + ((ulong)i * Page))];
 
+    public static Notifier.Tracing.NotifierEventRecorder Record(Mm mm) => Processes.TestHosts.Record(mm);
+
+    public static string Timeline(Notifier.Tracing.NotifierEventRecorder recorder, Mm mm) => Processes.TestHosts.Timeline(recorder, mm);
+
     public static void WritePattern(Mm mm, Hva start, int pages, int seed) => Reclaim.SwapHosts.WritePattern(mm, start, pages, seed);
 
     public static List<int> CorruptPages(Mm mm, Hva start, int pages, int seed) => Reclaim.SwapHosts.CorruptPages(mm, start, pages, seed);
