@@ -137,6 +137,11 @@ public sealed partial class Mm
         var resolvedBy = FaultResult.AlreadyMapped;
         while (true)
         {
+            if (TryGupHuge(page, access, resolvedBy, out var huge))
+            {
+                return huge;
+            }
+
             if (_pageTable.TryLock(page, allocate: false, out var slot))
             {
                 using (slot)
@@ -207,6 +212,17 @@ public sealed partial class Mm
 
         while (true)
         {
+            var huge = HugeFault(vma, page, access, out var hugeRetry);
+            if (huge is { } hugeDone)
+            {
+                return hugeDone;
+            }
+
+            if (hugeRetry)
+            {
+                continue;
+            }
+
             var current = _pageTable.Read(page);
             var kind = HostPteEncoding.Classify(current);
             if (kind == HostPteKind.Migration)
