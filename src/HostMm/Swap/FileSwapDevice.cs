@@ -79,7 +79,7 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
 
     /// <summary>
     /// True while gathered transfers go straight to the frames with <c>pwritev</c>/<c>preadv</c>: on Linux, until the
-    /// OS refuses a call with EINVAL, ENOSYS or EOPNOTSUPP; false off Linux. When false they go through a bounce buffer.
+    /// OS refuses a call with EINVAL, ENOSYS or EOPNOTSUPP (or the runtime cannot bind them in libc); false off Linux. When false they go through a bounce buffer.
     /// </summary>
     public bool IsVectoredIoActive => _vectored is not null && Volatile.Read(ref _vectoredRefused) == 0;
 
@@ -328,7 +328,19 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
             iov[0].Length -= (nuint)partial;
             var offset = (long)((firstSlot + (ulong)done) * Paging.PageSize) + partial;
             Interlocked.Increment(ref _vectoredCalls);
-            var moved = write ? io.Write(_handle, iov, n, offset, out var errno) : io.Read(_handle, iov, n, offset, out errno);
+            long moved;
+            int errno;
+            try
+            {
+                moved = write ? io.Write(_handle, iov, n, offset, out errno) : io.Read(_handle, iov, n, offset, out errno);
+            }
+            catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // A libc the runtime cannot load, or one without the calls: as if the OS refused them.
+                refused = true;
+                return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot + (ulong)done);
+            }
+
             if (moved < 0)
             {
                 switch (errno)

@@ -21,6 +21,9 @@ internal sealed unsafe class ScriptedVectoredFileIo : IVectoredFileIo
 
     public int InterruptedCalls { get; set; }
 
+    /// <summary>When set, every call throws it (as the runtime does when it cannot bind the import).</summary>
+    public Exception? Throw { get; set; }
+
     public int Calls { get; private set; }
 
     public long BytesMoved { get; private set; }
@@ -32,6 +35,11 @@ internal sealed unsafe class ScriptedVectoredFileIo : IVectoredFileIo
     private long Call(SafeFileHandle handle, Iovec* iov, int count, long offset, bool write, out int errno)
     {
         Calls++;
+        if (Throw is not null)
+        {
+            throw Throw;
+        }
+
         if (InterruptedCalls > 0)
         {
             InterruptedCalls--;

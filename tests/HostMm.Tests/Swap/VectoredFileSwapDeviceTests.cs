@@ -197,6 +197,25 @@ public sealed class VectoredFileSwapDeviceTests
     }
 
     [Test]
+    public void UnbindableImport_FallsBackAsARefusal([Values] bool entryPoint)
+    {
+        var io = new ScriptedVectoredFileIo { Throw = entryPoint ? new EntryPointNotFoundException("pwritev") : new DllNotFoundException("libc") };
+        using var device = new FileSwapDevice(null, 64 * Page, io);
+        using var pages = new NativePages(3);
+        var data = SwapPages.MakeRun(3, 44);
+        pages.Load(data);
+        Assert.That(device.WriteGather(5, pages.Addresses), Is.EqualTo(SwapIoResult.Success));
+        using var back = new NativePages(3, seed: 12);
+        Assert.That(device.ReadScatter(5, back.Addresses), Is.EqualTo(SwapIoResult.Success));
+        Assert.Multiple(() =>
+        {
+            Assert.That(back.ToArray(), Is.EqualTo(data));
+            Assert.That(device.IsVectoredIoActive, Is.False);
+            Assert.That(io.Calls, Is.EqualTo(1), "tried once, then never again");
+        });
+    }
+
+    [Test]
     public void WithoutVectoredCalls_GatheredTransfersGoThroughABounceBuffer_OrOneSpanWhenAdjacent()
     {
         using var device = new FileSwapDevice(null, 64 * Page, vectored: null);
