@@ -80,6 +80,35 @@ public sealed class SwapAreaFrameIoTests(SwapDeviceKind kind)
     }
 
     [Test]
+    public void Zram_TakesTheFramesWhereTheyAre_OneDeviceCallPerRun()
+    {
+        if (kind != SwapDeviceKind.Zram)
+        {
+            Assert.Ignore("the zram fixture's test");
+        }
+
+        var slots = Allocate(12);
+        using var frames = new NativePages(12);
+        for (var i = 0; i < 12; i++)
+        {
+            SwapPages.Fill(frames.Page(i), i % 2 == 0 ? SwapPageKind.Text : SwapPageKind.SameFilled, i);
+        }
+
+        var before = _faults.Inner.GetStats();
+        Assert.That(_area.WriteFrames(slots[0], frames.Addresses).IsOk, Is.True);
+        using var back = new NativePages(12, seed: 8);
+        Assert.That(_area.ReadFrames(slots[0], back.Addresses).IsOk, Is.True);
+        var after = _faults.Inner.GetStats();
+        Assert.Multiple(() =>
+        {
+            Assert.That(back.ToArray(), Is.EqualTo(frames.ToArray()));
+            Assert.That(after.WriteCalls - before.WriteCalls, Is.EqualTo(1));
+            Assert.That(after.ReadCalls - before.ReadCalls, Is.EqualTo(1));
+            Assert.That(((ZramSwapDevice)_faults.Inner).GetZramStats().SameFilledPages, Is.EqualTo(6));
+        });
+    }
+
+    [Test]
     public void CorruptionOnWrite_IsAChecksumMismatchOnReadFrames_NamingTheSlot_AndPoisonsFromThere()
     {
         var slots = Allocate(8);
