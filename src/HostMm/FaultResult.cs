@@ -35,4 +35,7 @@ public enum FaultResult
 
     /// <summary>The page's swap read failed or did not match its checksum (VM_FAULT_SIGBUS); no data was mapped.</summary>
     MemoryFailure,
+
+    /// <summary>A NUMA hinting fault: the PROT_NONE entry NUMA balancing left was made accessible again (and the page migrated to the faulting thread's node when it was elsewhere).</summary>
+    NumaHint,
 }

@@ -29,6 +29,7 @@ public sealed class Host : IDisposable, IFrameObserver
         Memory.Observer = this;
         Ksm = new KsmScanner(this);
         Migration = new Migrator(this);
+        NumaBalancing = new NumaBalancer(this);
         try
         {
             Reclaim = new Reclaimer(this, options.Reclaim, options.Swap);
@@ -54,6 +55,9 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>Page migration between NUMA nodes (move_pages, migrate_pages, mbind's move).</summary>
     public Migrator Migration { get; }
+
+    /// <summary>Automatic NUMA balancing: the PROT_NONE scanner and the hinting faults' migration (off until enabled).</summary>
+    public NumaBalancer NumaBalancing { get; }
 
     /// <summary>The shared zero page: read faults on never-written anonymous memory map it read-only.</summary>
     public Pfn ZeroPfn { get; }

@@ -220,7 +220,7 @@ public sealed partial class Mm
                 HostPteKind.Present => access == FaultAccess.Write && !current.IsWritable
                     ? WriteProtectFault(vma, page, current)
                     : Touch(page, current, access),
-                HostPteKind.ProtNone => FaultResult.ProtectionViolation,
+                HostPteKind.ProtNone => NumaHintFault(vma, page, current), // the VMA allows the access: only NUMA balancing leaves these
                 HostPteKind.Swap => SwapInFault(vma, page, current, access, ref failure),
                 _ => throw new InvalidOperationException($"{this}: fault at {page} found {HostPteEncoding.Describe(current)}, which no fault handles"),
             };

@@ -81,6 +81,47 @@ public class MigrationThroughEptTests
         AssertAudited(host, guest);
     }
 
+    [Test]
+    public void Numa_balancing_zaps_the_scanned_sptes_and_the_guest_refaults_pull_its_pages_to_the_vcpus_node()
+    {
+        using var host = NewHost();
+        using var guest = new HostGuest(host, Pages);
+        using var cpu = new MmuContext(guest.Mmu, 0, PagingContext.PagingOff);
+        for (var page = 0; page < Pages; page++)
+        {
+            Assert.That(GuestWrite(cpu, (ulong)page * Page, Content(page)), Is.True);
+        }
+
+        host.NumaBalancing.Enabled = true;
+        Assert.That(host.NumaBalancing.Step(1 << 20), Is.EqualTo(Pages));
+        Assert.That(Enumerable.Range(0, Pages).Any(p => guest.Mmu.Ept.Read(new Gfn((ulong)p)).IsPresent), Is.False, "the PROT_NONE window's start (ProtectionVma) zapped every spte");
+        AssertAudited(host, guest);
+
+        // The vCPU runs on node 1: every refault is a hinting fault that pulls its page over.
+        var vcpu = new Thread(() =>
+        {
+            HostThread.CurrentNode = 1;
+            var buffer = new byte[Page];
+            for (var page = 0; page < Pages; page++)
+            {
+                Assert.That(GuestRead(cpu, (ulong)page * Page, buffer), Is.True);
+                Assert.That(buffer, Is.EqualTo(Content(page)));
+            }
+        });
+        vcpu.Start();
+        vcpu.Join();
+
+        Assert.That(host.NumaBalancing.Stats.NumaHintFaults, Is.EqualTo(Pages));
+        Assert.That(host.NumaBalancing.Stats.NumaPagesMigrated, Is.EqualTo(Pages));
+        for (var page = 0; page < Pages; page++)
+        {
+            var spte = guest.Mmu.Ept.Read(new Gfn((ulong)page));
+            Assert.That(spte.IsPresent && host.Memory.NodeOf(spte.Pfn) == 1, Is.True, $"page {page} is mapped from node 1, got {spte}");
+        }
+
+        AssertAudited(host, guest);
+    }
+
     private static bool GuestWrite(MmuContext cpu, ulong address, byte[] data) => InGuest(cpu, () => cpu.Write(new Gva(address), data).IsOk);
 
     private static bool GuestRead(MmuContext cpu, ulong address, byte[] buffer) => InGuest(cpu, () => cpu.Read(new Gva(address), buffer).IsOk);
