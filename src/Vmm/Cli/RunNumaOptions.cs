@@ -21,7 +21,7 @@ internal sealed class RunNumaOptions
             VmOptions.MaxNumaNodes);
         VcpuNode = CliOptions.BoundedInt(
             "--vcpu-node",
-            "Emulated only: the NUMA node the vCPU threads run on (their home node: first-touch faults allocate there, NUMA balancing moves pages there).",
+            "Emulated only: the NUMA node the vCPU threads run on (their home node: first-touch faults allocate there, NUMA balancing moves pages there). Default: the VM process's preferred node, 0 for one VM.",
             0,
             0,
             VmOptions.MaxNumaNodes - 1);
@@ -67,7 +67,7 @@ internal sealed class RunNumaOptions
             return false;
         }
 
-        applied = options with { NumaNodes = numaGiven ? nodes : null, VcpuNode = home };
+        applied = options with { NumaNodes = numaGiven ? nodes : null, VcpuNode = nodeGiven ? home : null };
         return true;
     }
 }

@@ -206,6 +206,13 @@ internal static class RunReport
         table.AddRow("pgmigrate_success", m.PgmigrateSuccess.ToString("N0", c), $"pages migrated between nodes ({m.Retries.ToString("N0", c)} -EAGAIN retries)");
         table.AddRow("pgmigrate_fail", m.PgmigrateFail.ToString("N0", c), $"pages that stayed after every pass: {m.FailBusy.ToString("N0", c)} busy, {m.FailReferenced.ToString("N0", c)} referenced, {m.FailTargetNodeFull.ToString("N0", c)} target node full, {m.FailKsm.ToString("N0", c)} KSM");
         table.AddRow("migration-entry waits", process.MigrationEntryWaits.ToString("N0", c), $"faults that waited on a migration entry, {process.GupMigrationEntryWaits.ToString("N0", c)} of them in get-user-pages (EPT violations)");
+        var b = host.NumaBalancing.Stats;
+        if (b.NumaPteUpdates > 0)
+        {
+            table.AddRow("numa_pte_updates", b.NumaPteUpdates.ToString("N0", c), $"PTEs NUMA balancing made PROT_NONE ({b.FullScans.ToString("N0", c)} full scans); each scan zaps the sptes it covers");
+            table.AddRow("numa_hint_faults", b.NumaHintFaults.ToString("N0", c), $"hinting faults, {b.NumaHintFaultsLocal.ToString("N0", c)} on the faulting thread's node (numa_hint_faults_local)");
+            table.AddRow("numa_pages_migrated", b.NumaPagesMigrated.ToString("N0", c), $"pages hinting faults moved to the faulting thread's node ({b.NumaMigrateFailed.ToString("N0", c)} attempts failed)");
+        }
     }
 
     /// <summary>Pages per node as numa_maps writes them: <c>N0=1,024 N1=0</c>.</summary>

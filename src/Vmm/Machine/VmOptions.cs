@@ -68,11 +68,13 @@ public sealed record VmOptions
     public int EffectiveNumaNodes => NumaNodes ?? DefaultNumaNodes;
 
     /// <summary>
-    /// The vCPUs' home node (<c>--vcpu-node K</c>, emulated only): the NUMA node the vCPU threads run on, 0 to
-    /// <see cref="EffectiveNumaNodes"/> - 1 (default 0). Faults from a vCPU allocate there under the local policy, and NUMA
-    /// balancing moves the pages a vCPU touches to it.
+    /// The vCPUs' home node (<c>--vcpu-node K</c>, emulated only): the NUMA node the vCPU threads run on
+    /// (<see cref="Hypervisor.HostMm.HostThread.CurrentNode"/>), 0 to <see cref="EffectiveNumaNodes"/> - 1. Faults from a
+    /// vCPU allocate there under the local policy, and NUMA balancing's hinting faults move the pages a vCPU touches to
+    /// it. Null (the default): the VM process's preferred node, node 0 for a VM alone (several VMs on one host prefer
+    /// the nodes in turn).
     /// </summary>
-    public int VcpuNode { get; init; }
+    public int? VcpuNode { get; init; }
 
     /// <summary>
     /// When set (emulated only), the host forks the VM's process this often while the guest runs and lets each child
@@ -230,7 +232,7 @@ public sealed record VmOptions
             throw new VmOptionsException(VmOptionRule.Numa, nameof(NumaNodes), nodes, string.Create(c, $"the host has 1 to {MaxNumaNodes} NUMA nodes, got {nodes}"));
         }
 
-        if (VcpuNode < 0 || VcpuNode >= EffectiveNumaNodes)
+        if (VcpuNode is { } home && (home < 0 || home >= EffectiveNumaNodes))
         {
             throw new VmOptionsException(
                 VmOptionRule.Numa,
@@ -239,7 +241,7 @@ public sealed record VmOptions
                 string.Create(c, $"the vCPUs' home node must be one of the host's {EffectiveNumaNodes} NUMA nodes (0 to {EffectiveNumaNodes - 1}), got {VcpuNode}"));
         }
 
-        if (Accelerator != AcceleratorKind.Emulated && (NumaNodes is not null || VcpuNode != 0))
+        if (Accelerator != AcceleratorKind.Emulated && (NumaNodes is not null || VcpuNode is not null))
         {
             var option = NumaNodes is not null ? nameof(NumaNodes) : nameof(VcpuNode);
             throw new VmOptionsException(
