@@ -29,6 +29,25 @@ public class NumaMapsTests
     }
 
     [Test]
+    public void First_touch_allocates_on_the_faulting_threads_node_and_falls_back_to_the_preferred_node()
+    {
+        using var host = MigrationHosts.Create(nodes: 4);
+        var mm = host.CreateMm(0);
+        var start = mm.Mmap(24 * Page, Protection.Read | Protection.Write);
+        var thread = new Thread(() =>
+        {
+            HostThread.CurrentNode = 2;
+            WritePattern(mm, start, 16, seed: 7);
+        });
+        thread.Start();
+        thread.Join();
+        WritePattern(mm, start + (16 * Page), 8, seed: 8); // this thread has no node: the process's preferred one
+
+        Assert.That(mm.ResidentPagesPerNode(start, start + (24 * Page)), Is.EqualTo(new long[] { 8, 0, 16, 0 }));
+        Assert.That(CorruptPages(mm, start, 16, seed: 7), Is.Empty);
+    }
+
+    [Test]
     public void Unaligned_or_reversed_ranges_are_refused_naming_the_range()
     {
         using var host = MigrationHosts.Create();

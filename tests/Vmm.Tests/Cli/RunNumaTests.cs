@@ -108,6 +108,25 @@ public sealed class RunNumaTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void TheVcpusHomeNodeIsWhereTheGuestFaultsItsMemoryIn()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--plain", "-m", "16M", "--numa", "3", "--vcpu-node", "2", "--cmdline", "mib=4");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            var row = result.StdoutLines.Single(l => l.StartsWith("guest pages per node", StringComparison.Ordinal));
+            var match = Regex.Match(row, @"N0=([\d,]+) N1=([\d,]+) N2=([\d,]+)");
+            Assert.That(match.Success, Is.True, row);
+            var perNode = Enumerable.Range(1, 3).Select(i => long.Parse(match.Groups[i].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture)).ToArray();
+            Assert.That(perNode[2], Is.GreaterThanOrEqualTo(4 * 256), "memtest's region was first touched by the vCPU, on its home node 2");
+            Assert.That(perNode[1], Is.Zero);
+            Assert.That(perNode[0], Is.LessThan(perNode[2]), "only what the loader wrote from the main thread (the image, boot data) is on node 0");
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void WithoutNumaTheReportHasNoNodeRows()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--plain");
