@@ -19,6 +19,12 @@ public readonly record struct GupResult(FaultResult Fault, Pfn Pfn, bool Writabl
     /// <summary>For <see cref="FaultResult.MemoryFailure"/>: the swap slot and the cause.</summary>
     public FaultFailure Failure { get; init; }
 
+    /// <summary>
+    /// True when the host maps the page with a 2 MiB huge leaf (KVM's <c>host_pfn_mapping_level</c> reads the host page
+    /// table for this): a secondary MMU may then map the whole 2 MiB with one leaf where its own alignment allows.
+    /// </summary>
+    public bool HostHuge { get; init; }
+
     /// <summary>True for the outcomes that map nothing.</summary>
     public static bool IsFailure(FaultResult fault) =>
         fault is FaultResult.SegmentationFault or FaultResult.ProtectionViolation or FaultResult.OutOfMemory or FaultResult.MemoryFailure;

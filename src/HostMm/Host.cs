@@ -16,6 +16,8 @@ public sealed class Host : IDisposable, IFrameObserver
     private int _nextMmId;
     private volatile IHostTrace? _trace;
     private bool _disposed;
+    private readonly Lock _hugeZeroLock = new();
+    private Pfn? _hugeZero;
 
     /// <summary>Builds the host: allocates its RAM arena and the zero page.</summary>
     public Host(HostOptions options)
@@ -61,6 +63,38 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>The shared zero page: read faults on never-written anonymous memory map it read-only.</summary>
     public Pfn ZeroPfn { get; }
+
+    /// <summary>
+    /// The huge zero page (a 2 MiB block of zeroes, every frame reserved), allocated at its first use: read faults on
+    /// untouched huge-page-eligible memory map it read-only with one huge leaf. False when no whole block was free.
+    /// </summary>
+    internal bool TryGetHugeZeroPage(out Pfn first)
+    {
+        lock (_hugeZeroLock)
+        {
+            if (_hugeZero is null)
+            {
+                if (!Memory.TryAllocateBlock(0, AllocationFlags.Zero, out var block))
+                {
+                    first = default;
+                    return false;
+                }
+
+                for (var i = 0UL; i < PageTables.HostPageTable.HugePageFrames; i++)
+                {
+                    Memory.SetFlags(block + i, FrameFlags.Reserved);
+                }
+
+                _hugeZero = block;
+            }
+
+            first = _hugeZero.Value;
+            return true;
+        }
+    }
+
+    /// <summary>True when <paramref name="pfn"/> is the first frame of the huge zero page.</summary>
+    internal bool IsHugeZeroPage(Pfn pfn) => _hugeZero is { } zero && zero == pfn;
 
     /// <summary>Where host steps (PTE changes, TLB flushes, frame frees) are reported; null for none.</summary>
     public IHostTrace? Trace

@@ -27,10 +27,11 @@ public static class HostMmAuditor
             var vmas = mm.Vmas;
             var collector = new MappingCollector(mm, vmas, host.ZeroPfn, mappings, swapReferences, violations);
             mm.PageTable.Walk(Hva.Zero, Mm.UserSpaceEnd, allocate: false, ref collector);
+            var hugeResident = CollectHugeLeaves(host, mm, vmas, mappings, violations);
             tablePages += mm.PageTable.TablePages;
-            if (collector.Resident != mm.Stats.RssPages)
+            if (collector.Resident + hugeResident != mm.Stats.RssPages)
             {
-                violations.Add($"{mm}: RSS counter says {mm.Stats.RssPages} pages but {collector.Resident} PTEs map frames");
+                violations.Add($"{mm}: RSS counter says {mm.Stats.RssPages} pages but {collector.Resident} PTEs and {hugeResident / PageTables.HostPageTable.HugePageFrames} huge leaves map {collector.Resident + hugeResident} frames");
             }
 
             if (collector.SwapEntries != mm.Stats.SwapEntries)
@@ -105,6 +106,44 @@ public static class HostMmAuditor
         var violations = new List<string>(Check(host));
         host.Ksm.Audit(violations, settled: true);
         return violations;
+    }
+
+    /// <summary>Counts every huge leaf's 512 frames as mappings (the huge zero page none) and checks each leaf lies in one VMA, 2 MiB-aligned; returns the resident pages they map.</summary>
+    private static long CollectHugeLeaves(Host host, Mm mm, IReadOnlyList<Vmas.Vma> vmas, Dictionary<ulong, int> mappings, List<string> violations)
+    {
+        const int frames = PageTables.HostPageTable.HugePageFrames;
+        long resident = 0;
+        mm.PageTable.ForEachHuge(Hva.Zero, Mm.UserSpaceEnd, (address, leaf) =>
+        {
+            if (!vmas.Any(v => v.Start <= address && v.End - address >= PageTables.HostPageTable.HugePageSize))
+            {
+                violations.Add($"{mm}: huge leaf {leaf} at {address} is not inside one VMA");
+            }
+
+            if ((leaf.Pfn.Value & (frames - 1)) != 0)
+            {
+                violations.Add($"{mm}: huge leaf {leaf} at {address} maps a frame that is not 2 MiB-aligned");
+            }
+
+            if (host.IsHugeZeroPage(leaf.Pfn))
+            {
+                if (leaf.IsWritable)
+                {
+                    violations.Add($"{mm}: the huge zero page is mapped writable at {address}");
+                }
+
+                return;
+            }
+
+            for (var i = 0UL; i < frames; i++)
+            {
+                var index = leaf.Pfn.Value + i;
+                mappings[index] = mappings.GetValueOrDefault(index) + 1;
+            }
+
+            resident += frames;
+        });
+        return resident;
     }
 
     private struct MappingCollector : IPteVisitor

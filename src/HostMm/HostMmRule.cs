@@ -34,9 +34,6 @@ public enum HostMmRule
     /// <summary>VMA flags set both HugePage and NoHugePage.</summary>
     ConflictingHugePageFlags,
 
-    /// <summary>A madvise advice whose mechanism the host does not have yet.</summary>
-    UnsupportedAdvice,
-
     /// <summary>The host's own read or write of process memory hit an address that no mapping covers.</summary>
     AddressNotMapped,
 

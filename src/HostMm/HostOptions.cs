@@ -21,4 +21,7 @@ public sealed record HostOptions
 
     /// <summary>How the host reclaims memory.</summary>
     public ReclaimOptions Reclaim { get; init; } = new();
+
+    /// <summary>Transparent huge pages: where anonymous faults map 2 MiB pages with a huge PMD (never by default).</summary>
+    public ThpMode TransparentHugePages { get; init; } = ThpMode.Never;
 }

@@ -14,11 +14,12 @@ public sealed partial class Mm
     /// present pages' accessed bits are cleared with no notifier (secondary accessed bits are not consulted), then COLD
     /// moves them to the inactive list and PAGEOUT reclaims them now, ignoring references: each goes through the
     /// swap-out row's order (start (Clear) → swap PTE → flush → end → write → free).
-    /// Other advice is refused with <see cref="UnsupportedAdviceException"/> until its mechanism exists.
+    /// <see cref="Advice.HugePage"/> and <see cref="Advice.NoHugePage"/>: the VMA flags transparent huge pages follow (see
+    /// <c>MadviseHuge</c>), under the mmap lock for write.
     /// <see cref="Advice.Mergeable"/> and <see cref="Advice.Unmergeable"/>: KSM (see <c>MadviseKsm</c>), under the mmap lock for write.
     /// </summary>
     /// <exception cref="UnmappedRangeException">A page in the range is not mapped.</exception>
-    /// <exception cref="UnsupportedAdviceException">HugePage or NoHugePage.</exception>
+
     public void Madvise(Hva start, ulong length, Advice advice)
     {
         var end = CheckRange(start, length, "madvise");
@@ -35,7 +36,8 @@ public sealed partial class Mm
                 return;
             case Advice.HugePage:
             case Advice.NoHugePage:
-                throw new UnsupportedAdviceException(advice, "2 MiB host pages");
+                MadviseHuge(start, end, advice);
+                return;
             default:
                 throw new ArgumentOutOfRangeException(nameof(advice), advice, "not an Advice value");
         }
@@ -47,6 +49,11 @@ public sealed partial class Mm
             if (!_vmas.IsFullyMapped(start, end))
             {
                 throw new UnmappedRangeException(HostMmRule.RangeNotFullyMapped, Id, start, end, $"madvise {advice}");
+            }
+
+            if (advice is not Advice.DontNeed)
+            {
+                SplitHugePmds(start, end); // the zap of DONTNEED frees whole leaves itself
             }
 
             if (advice is Advice.PageOut or Advice.Cold)

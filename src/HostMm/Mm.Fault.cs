@@ -137,6 +137,11 @@ public sealed partial class Mm
         var resolvedBy = FaultResult.AlreadyMapped;
         while (true)
         {
+            if (TryGupHuge(page, access, resolvedBy, out var huge))
+            {
+                return huge;
+            }
+
             if (_pageTable.TryLock(page, allocate: false, out var slot))
             {
                 using (slot)
@@ -173,9 +178,10 @@ public sealed partial class Mm
     private FaultResult FaultLocked(Hva page, FaultAccess access, out FaultFailure failure, bool forGup = false)
     {
         failure = default;
+        var unlockedSightings = 0;
         while (true)
         {
-            var outcome = FaultLockedOnce(page, access, ref failure, forGup);
+            var outcome = FaultLockedOnce(page, access, ref failure, forGup, ref unlockedSightings);
             if (outcome is { } done)
             {
                 return done;
@@ -189,7 +195,7 @@ public sealed partial class Mm
     }
 
     /// <summary>One attempt of <see cref="FaultLocked"/>: null when it waited on a migration entry (the mmap lock was dropped and retaken, so the VMA is looked up again).</summary>
-    private FaultResult? FaultLockedOnce(Hva page, FaultAccess access, ref FaultFailure failure, bool forGup)
+    private FaultResult? FaultLockedOnce(Hva page, FaultAccess access, ref FaultFailure failure, bool forGup, ref int unlockedSightings)
     {
         var vma = _vmas.Find(page);
         if (vma is null)
@@ -206,11 +212,22 @@ public sealed partial class Mm
 
         while (true)
         {
+            var huge = HugeFault(vma, page, access, out var hugeRetry);
+            if (huge is { } hugeDone)
+            {
+                return hugeDone;
+            }
+
+            if (hugeRetry)
+            {
+                continue;
+            }
+
             var current = _pageTable.Read(page);
             var kind = HostPteEncoding.Classify(current);
             if (kind == HostPteKind.Migration)
             {
-                WaitOnMigrationEntry(current, forGup);
+                WaitOnMigrationEntry(page, current, forGup, ref unlockedSightings);
                 return null;
             }
 

@@ -32,6 +32,7 @@ public sealed partial class Mm
                 }
 
                 using var invalidation = Invalidation.Begin(this, vma.Start, vma.End, NotifierEvent.ProtectionPage);
+                child.AddRss(CopyHugeLeaves(child, vma.Start, vma.End));
                 var copier = new ForkCopyVisitor(this, child);
                 _pageTable.Walk(vma.Start, vma.End, allocate: false, ref copier);
                 child.AddRss(copier.Resident + copier.MigrationEntries);

@@ -197,10 +197,12 @@ public sealed partial class Mm
     /// </summary>
     private void ZapRange(Hva start, Hva end, NotifierEvent notifierEvent, TlbGather gather)
     {
+        SplitHugeEdges(start, end); // a huge leaf only partly inside is split first, in its own start/end
         using var invalidation = Invalidation.Begin(this, start, end, notifierEvent);
+        var hugeResident = ZapHugeLeaves(start, end, gather.Pages);
         var visitor = new ZapVisitor(this, gather.Pages, gather.SwapSlots);
         _pageTable.Walk(start, end, allocate: false, ref visitor);
-        AddRss(-visitor.Resident);
+        AddRss(-(visitor.Resident + hugeResident));
         AddSwapEntries(-visitor.SwapEntries);
         CountZapped(visitor.Zapped);
         if (visitor.KsmZeroPages != 0)
@@ -212,6 +214,7 @@ public sealed partial class Mm
     /// <summary>mremap's move; the caller holds the mmap lock for write and has cleared the destination.</summary>
     private void MoveLocked(Hva oldStart, Hva oldEnd, Hva newStart, ulong newBytes)
     {
+        SplitHugePmds(oldStart, oldEnd); // moved as 4 KiB entries (Linux moves whole aligned leaves; splitting is simpler)
         var moving = _vmas.SplitToRange(oldStart, oldEnd).Single();
         var pages = (oldEnd - oldStart) >> Paging.PageShift;
         if ((moving.Flags & VmaFlags.Mergeable) != 0)

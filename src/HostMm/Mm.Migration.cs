@@ -11,6 +11,9 @@ namespace Hypervisor.HostMm;
 /// </summary>
 public sealed partial class Mm
 {
+    /// <summary>Times a fault may find the same migration entry with its frame unlocked (a migration just ending) before it calls the entry stale.</summary>
+    private const int MaxUnlockedMigrationSightings = 10_000;
+
     private long _migrationEntryWaits;
     private long _gupMigrationEntryWaits;
 
@@ -151,7 +154,7 @@ public sealed partial class Mm
     /// ours under each process's mmap lock for read, which a queued writer would block behind a reader that waits
     /// here). No reference is taken on the frame: one would make the migration's reference freeze fail.
     /// </remarks>
-    private void WaitOnMigrationEntry(HostPte entry, bool forGup)
+    private void WaitOnMigrationEntry(Hva page, HostPte entry, bool forGup, ref int unlockedSightings)
     {
         Interlocked.Increment(ref _migrationEntryWaits);
         if (forGup)
@@ -160,6 +163,18 @@ public sealed partial class Mm
         }
 
         ref var frame = ref Host.Memory.Frame(HostPteEncoding.MigrationPfn(entry));
+        if (frame.Has(FrameFlags.Locked))
+        {
+            unlockedSightings = 0;
+        }
+        else if (++unlockedSightings > MaxUnlockedMigrationSightings)
+        {
+            // Every migration holds its frame locked until it has replaced every entry: one that keeps turning up with
+            // the frame unlocked was left behind, and waiting would spin for ever.
+            throw new InvalidOperationException(
+                $"{this}: fault at {page} keeps finding {HostPteEncoding.Describe(entry)} while no migration holds {HostPteEncoding.MigrationPfn(entry)}: a migration entry was left behind");
+        }
+
         _mmapLock.ExitReadLock();
         try
         {

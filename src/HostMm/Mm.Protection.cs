@@ -27,6 +27,7 @@ public sealed partial class Mm
                 throw new UnmappedRangeException(HostMmRule.RangeNotFullyMapped, Id, start, end, "mprotect");
             }
 
+            SplitHugePmds(start, end); // protection changes work on PTEs (Linux changes a whole leaf in place; splitting is simpler)
             var inside = _vmas.SplitToRange(start, end);
             foreach (var vma in inside)
             {

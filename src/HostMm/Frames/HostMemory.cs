@@ -214,6 +214,107 @@ public sealed class HostMemory : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// Allocates 512 physically contiguous frames whose first is 2 MiB-aligned (an order-9 allocation, for a transparent
+    /// huge page): from <paramref name="preferredNode"/>, else (unless <see cref="AllocationFlags.ExactNode"/>) from the
+    /// other nodes in ascending order. Each frame is handed out as <see cref="TryAllocate"/> hands out one (refcount 1,
+    /// zeroed with <see cref="AllocationFlags.Zero"/>). False when no node that may be used has a whole free 2 MiB block
+    /// (there is no compaction: a fragmented node fails, as Linux's THP fault falls back to small pages).
+    /// </summary>
+    /// <param name="preferredNode">The node tried first.</param>
+    /// <param name="flags">Zero and ExactNode.</param>
+    /// <param name="first">The block's first frame; the block is <c>[first, first + 512)</c>.</param>
+    /// <exception cref="UseAfterFreeException">Audit mode: a frame of the block was written to while free (it is quarantined, the rest of the block freed).</exception>
+    public bool TryAllocateBlock(int preferredNode, AllocationFlags flags, out Pfn first)
+    {
+        var preferred = NodeList(preferredNode, nameof(preferredNode));
+        if ((flags & ~KnownAllocationFlags) != 0)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(flags), flags, $"allocation flags {flags} contain unknown bits: only Zero and ExactNode exist");
+        }
+
+        Span<FrameFlags> flagsWhileFree = stackalloc FrameFlags[(int)NodeFreeList.BlockFrames];
+        var source = preferred;
+        uint index;
+        if (!preferred.TryPopBlock(out index, flagsWhileFree))
+        {
+            var found = false;
+            if ((flags & AllocationFlags.ExactNode) == 0)
+            {
+                foreach (var other in _nodes)
+                {
+                    if (other != preferred && other.TryPopBlock(out index, flagsWhileFree))
+                    {
+                        source = other;
+                        found = true;
+                        break;
+                    }
+                }
+            }
+
+            if (!found)
+            {
+                first = default;
+                return false;
+            }
+        }
+
+        first = new Pfn(index);
+        for (var i = 0; i < flagsWhileFree.Length; i++)
+        {
+            var frameIndex = index + (uint)i;
+            if ((flagsWhileFree[i] & FrameFlags.Poisoned) == 0)
+            {
+                continue;
+            }
+
+            var bytes = ArenaSpan(frameIndex);
+            var corrupt = bytes.IndexOfAnyExcept(PoisonByte);
+            if (corrupt < 0)
+            {
+                continue;
+            }
+
+            // Quarantine the written frame; the rest of the block goes back free, as it was.
+            _frames[frameIndex].WriteFlags(FrameFlags.Reserved | FrameFlags.Poisoned);
+            source.CountUseAfterFree();
+            for (var j = 0; j < flagsWhileFree.Length; j++)
+            {
+                if (j != i)
+                {
+                    source.Push(index + (uint)j, flagsWhileFree[j] | FrameFlags.Free);
+                }
+            }
+
+            var pfn = new Pfn(frameIndex);
+            throw new UseAfterFreeException(
+                pfn,
+                "the allocator",
+                corrupt,
+                $"use after free: {pfn} was written while free: byte at offset 0x{corrupt:x} is 0x{bytes[corrupt]:x2}, not the poison 0x{PoisonByte:x2}; the frame is quarantined (Reserved) and will not be reused");
+        }
+
+        var handedOut = FrameFlags.None;
+        for (var i = 0u; i < NodeFreeList.BlockFrames; i++)
+        {
+            if ((flags & AllocationFlags.Zero) != 0)
+            {
+                ZeroFrame(index + i);
+                source.CountZeroed();
+                handedOut = FrameFlags.Zeroed;
+            }
+
+            _frames[index + i].ResetForAllocation(handedOut);
+        }
+
+        return true;
+    }
+
+    /// <summary>Whole free 2 MiB blocks on <paramref name="node"/> (what <see cref="TryAllocateBlock"/> can still hand out there).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="node"/> does not exist.</exception>
+    public int FreeBlocks(int node) => NodeList(node, nameof(node)).FreeBlocks;
+
     /// <summary>Takes a reference on an allocated frame (get_page).</summary>
     /// <exception cref="FrameStateException">The frame's refcount is 0 (free, being freed, or quarantined).</exception>
     public void Get(Pfn pfn)

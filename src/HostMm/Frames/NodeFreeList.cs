@@ -1,22 +1,27 @@
 namespace Hypervisor.HostMm.Frames;
 
 /// <summary>
-/// One NUMA node's free frames: an intrusive LIFO list threaded through <see cref="FrameInfo.LruNext"/>
-/// of the shared frame table, plus the node's counters.
+/// One NUMA node's free frames: an intrusive LIFO list threaded through <see cref="FrameInfo.LruNext"/> and
+/// <see cref="FrameInfo.LruPrev"/> of the shared frame table (doubly linked, so a whole 2 MiB block can be taken out of
+/// the middle), a count of free frames per 2 MiB block, plus the node's counters.
 /// </summary>
 /// <remarks>
 /// <c>_lock</c> is a leaf lock: nothing is taken while it is held (no other node's lock, no callback, no
 /// allocation), so it may be taken under any other lock. It guards <c>_head</c>, every free frame's
 /// <see cref="FrameInfo.LruNext"/>, the <see cref="FrameFlags.Free"/> bit of this node's frames, and the
-/// counters written under it. Invariant under the lock: <c>_freeCount</c> = length of the list = number
-/// of this node's frames with <see cref="FrameFlags.Free"/>.
+/// counters written under it. Invariants under the lock: <c>_freeCount</c> = length of the list = number
+/// of this node's frames with <see cref="FrameFlags.Free"/>; <c>_blockFree[b]</c> = number of them in the node's
+/// 2 MiB block <c>b</c> (frames <c>[FirstPfn + 512 b, FirstPfn + 512 (b + 1))</c>).
 /// </remarks>
 internal sealed class NodeFreeList
 {
     private readonly Lock _lock = new();
     private readonly FrameInfo[] _frames;
+    private readonly int[] _blockFree;
     private uint _head;
     private int _freeCount;
+    private int _blockCursor;
+    private long _blockAllocations;
     private long _allocations;
     private long _frees;
     private long _fallbackAllocations;
@@ -34,11 +39,20 @@ internal sealed class NodeFreeList
         for (var i = firstPfn; i < end; i++)
         {
             frames[i].InitializeFree((ushort)id, i + 1 < end ? i + 1 : FrameInfo.NoFrame);
+            frames[i].LruPrev = i == firstPfn ? FrameInfo.NoFrame : i - 1;
         }
 
         _head = firstPfn;
         _freeCount = (int)frameCount;
+        _blockFree = new int[(frameCount + BlockFrames - 1) / BlockFrames];
+        for (var b = 0; b < _blockFree.Length; b++)
+        {
+            _blockFree[b] = (int)Math.Min(BlockFrames, frameCount - ((uint)b * BlockFrames));
+        }
     }
+
+    /// <summary>Frames in a 2 MiB block (one PMD's worth).</summary>
+    public const uint BlockFrames = 512;
 
     /// <summary>The node number.</summary>
     public int Id { get; }
@@ -60,6 +74,21 @@ internal sealed class NodeFreeList
 
     /// <summary>Allocations this node satisfied for another preferred node.</summary>
     public long FallbackAllocations => Volatile.Read(ref _fallbackAllocations);
+
+    /// <summary>2 MiB blocks handed out whole (<see cref="TryPopBlock"/>).</summary>
+    public long BlockAllocations => Volatile.Read(ref _blockAllocations);
+
+    /// <summary>2 MiB blocks whose every frame is free now (a racy read unless quiescent).</summary>
+    public int FreeBlocks
+    {
+        get
+        {
+            using (_lock.EnterScope())
+            {
+                return _blockFree.Count(free => free == BlockFrames);
+            }
+        }
+    }
 
     /// <summary>Frames of this node cleared on allocation.</summary>
     public long ZeroedFrames => Volatile.Read(ref _zeroedFrames);
@@ -88,7 +117,13 @@ internal sealed class NodeFreeList
 
             ref var frame = ref _frames[index];
             _head = frame.LruNext;
+            if (_head != FrameInfo.NoFrame)
+            {
+                _frames[_head].LruPrev = FrameInfo.NoFrame;
+            }
+
             frame.LruNext = FrameInfo.NoFrame;
+            _blockFree[BlockOf(index)]--;
             flagsWhileFree = frame.Flags;
             frame.WriteFlags(flagsWhileFree & ~FrameFlags.Free);
             _freeCount--;
@@ -109,8 +144,15 @@ internal sealed class NodeFreeList
         {
             ref var frame = ref _frames[index];
             frame.LruNext = _head;
+            frame.LruPrev = FrameInfo.NoFrame;
+            if (_head != FrameInfo.NoFrame)
+            {
+                _frames[_head].LruPrev = index;
+            }
+
             frame.WriteFlags(freeFlags);
             _head = index;
+            _blockFree[BlockOf(index)]++;
             _freeCount++;
             _frees++;
         }
@@ -124,12 +166,87 @@ internal sealed class NodeFreeList
     {
         using (_lock.EnterScope())
         {
+            var previous = FrameInfo.NoFrame;
+            for (var index = first; ; index = _frames[index].LruNext)
+            {
+                _frames[index].LruPrev = previous;
+                _blockFree[BlockOf(index)]++;
+                previous = index;
+                if (index == last)
+                {
+                    break;
+                }
+            }
+
             _frames[last].LruNext = _head;
+            if (_head != FrameInfo.NoFrame)
+            {
+                _frames[_head].LruPrev = last;
+            }
+
             _head = first;
             _freeCount += count;
             _frees += count;
         }
     }
+
+    /// <summary>
+    /// Takes a whole free 2 MiB block off the list (an order-9 allocation: 512 physically contiguous frames whose first
+    /// is 2 MiB-aligned), clearing each frame's <see cref="FrameFlags.Free"/> bit; writes each frame's flags while free
+    /// into <paramref name="flagsWhileFree"/> (512 entries). False when no block is entirely free (the node is
+    /// fragmented: there is no compaction).
+    /// </summary>
+    public bool TryPopBlock(out uint first, Span<FrameFlags> flagsWhileFree)
+    {
+        using (_lock.EnterScope())
+        {
+            for (var scanned = 0; scanned < _blockFree.Length; scanned++)
+            {
+                var block = (_blockCursor + scanned) % _blockFree.Length;
+                if (_blockFree[block] != BlockFrames)
+                {
+                    continue;
+                }
+
+                first = (uint)FirstPfn.Value + ((uint)block * BlockFrames);
+                for (var i = 0u; i < BlockFrames; i++)
+                {
+                    var index = first + i;
+                    ref var frame = ref _frames[index];
+                    if (frame.LruPrev == FrameInfo.NoFrame)
+                    {
+                        _head = frame.LruNext;
+                    }
+                    else
+                    {
+                        _frames[frame.LruPrev].LruNext = frame.LruNext;
+                    }
+
+                    if (frame.LruNext != FrameInfo.NoFrame)
+                    {
+                        _frames[frame.LruNext].LruPrev = frame.LruPrev;
+                    }
+
+                    frame.LruNext = FrameInfo.NoFrame;
+                    frame.LruPrev = FrameInfo.NoFrame;
+                    flagsWhileFree[(int)i] = frame.Flags;
+                    frame.WriteFlags(frame.Flags & ~FrameFlags.Free);
+                }
+
+                _blockFree[block] = 0;
+                _blockCursor = (block + 1) % _blockFree.Length;
+                _freeCount -= (int)BlockFrames;
+                _allocations += BlockFrames;
+                _blockAllocations++;
+                return true;
+            }
+
+            first = FrameInfo.NoFrame;
+            return false;
+        }
+    }
+
+    private int BlockOf(uint index) => (int)((index - (uint)FirstPfn.Value) / BlockFrames);
 
     /// <summary>Counts a frame cleared on allocation.</summary>
     public void CountZeroed() => Interlocked.Increment(ref _zeroedFrames);

@@ -375,6 +375,22 @@ public sealed partial class KsmScanner
     }
 
     /// <summary>
+    /// <c>ksm_migrate_folio</c>: the stable node of KSM page <paramref name="old"/> (frozen by its migration, its content
+    /// already copied) names <paramref name="target"/> from now on.
+    /// </summary>
+    internal void MigrateKsmPage(Pfn old, Pfn target)
+    {
+        lock (_lock)
+        {
+            var index = _memory.Frame(old).RmapIndex;
+            if (index < (ulong)_nodeHighWater && _nodes[(int)index].Kpfn == old)
+            {
+                _nodes[(int)index].Kpfn = target;
+            }
+        }
+    }
+
+    /// <summary>
     /// The distinct (anon family, page index) of the sharers of KSM page <paramref name="kpfn"/>, for
     /// <c>rmap_walk_ksm</c>: a snapshot under the leaf lock (empty for a page whose node is gone or not filed yet).
     /// </summary>

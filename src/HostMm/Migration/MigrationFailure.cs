@@ -29,7 +29,4 @@ public enum MigrationFailure
 
     /// <summary>The target node had no free frame (<c>-ENOMEM</c>; migration never falls back to another node).</summary>
     TargetNodeFull,
-
-    /// <summary>A KSM page: migrating KSM pages (moving the stable node's frame) is not built yet; it stays where it is.</summary>
-    KsmPage,
 }

@@ -27,9 +27,6 @@ public readonly record struct MigrationStats
     /// <summary>Failures by reason: the target node was full.</summary>
     public long FailTargetNodeFull { get; init; }
 
-    /// <summary>Failures by reason: KSM pages.</summary>
-    public long FailKsm { get; init; }
-
     /// <summary><c>numa_pages_migrated</c>: pages NUMA balancing moved to the node that uses them.</summary>
     public long NumaPagesMigrated { get; init; }
 }

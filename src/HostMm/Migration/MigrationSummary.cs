@@ -6,8 +6,8 @@ public readonly record struct MigrationSummary
     /// <summary>Pages moved to the target node.</summary>
     public long Migrated { get; init; }
 
-    /// <summary>Pages that stayed where they were, for any reason (<see cref="Busy"/>, <see cref="Referenced"/>, <see cref="TargetNodeFull"/>, <see cref="Ksm"/>, <see cref="Shared"/>).</summary>
-    public long Failed => Busy + Referenced + TargetNodeFull + Ksm + Shared;
+    /// <summary>Pages that stayed where they were, for any reason (<see cref="Busy"/>, <see cref="Referenced"/>, <see cref="TargetNodeFull"/>, <see cref="Shared"/>).</summary>
+    public long Failed => Busy + Referenced + TargetNodeFull + Shared;
 
     /// <summary>Pages that were busy through every pass (locked, isolated by someone else, or could not be unmapped).</summary>
     public long Busy { get; init; }
@@ -17,9 +17,6 @@ public readonly record struct MigrationSummary
 
     /// <summary>Pages the target node had no room for.</summary>
     public long TargetNodeFull { get; init; }
-
-    /// <summary>KSM pages (not migrated).</summary>
-    public long Ksm { get; init; }
 
     /// <summary>Pages mapped by several processes, skipped because shared pages were not asked for.</summary>
     public long Shared { get; init; }

@@ -6,7 +6,7 @@ namespace Hypervisor.HostMm.Migration;
 /// <summary>One frame's migration: unmap to migration entries, freeze, copy, restore, free.</summary>
 public sealed partial class Migrator
 {
-    /// <summary>The frame state a migration carries to the new frame (<c>folio_migrate_flags</c>).</summary>
+    /// <summary>The frame state a migration carries to the new frame (<c>folio_migrate_flags</c>; the KSM bit moves with the stable node).</summary>
     private const FrameFlags CarriedFlags = FrameFlags.Dirty | FrameFlags.Accessed | FrameFlags.Active | FrameFlags.SwapBacked
         | FrameFlags.Workingset | FrameFlags.Uptodate | FrameFlags.SwapCache;
 
@@ -33,11 +33,6 @@ public sealed partial class Migrator
         var unlockOld = true;
         try
         {
-            if (frame.Has(FrameFlags.Ksm))
-            {
-                return MigrationFailure.KsmPage; // merged since the precheck
-            }
-
             if (frame.Has(FrameFlags.Writeback))
             {
                 return MigrationFailure.Busy;
@@ -51,12 +46,23 @@ public sealed partial class Migrator
             // Nobody can see the new frame before the restore maps it, but faults that find it there must wait for the copy
             // to be complete: it is locked like the old one until the end.
             _memory.SetFlags(target, FrameFlags.Locked);
+            var keys = _host.Reclaim.RmapKeysOf(old);
             var unmap = new UnmapVisitor(this, old);
-            var complete = frame.MapCount == 0 || _host.Reclaim.WalkMappings(old, ref unmap);
+            var complete = true;
+            foreach (var (family, index) in keys)
+            {
+                if (frame.MapCount == 0)
+                {
+                    break;
+                }
+
+                complete &= _host.Reclaim.WalkFamilyTrying(old, family, index, ref unmap);
+            }
+
             var swapCache = frame.Has(FrameFlags.SwapCache);
             if (!complete || frame.MapCount != 0)
             {
-                Abandon(old, target);
+                Abandon(old, target, keys);
                 return MigrationFailure.Busy;
             }
 
@@ -66,13 +72,12 @@ public sealed partial class Migrator
             // get-user-pages caller) is using the page and the attempt is -EAGAIN.
             if (!_memory.TryFreeze(old, 1 + (swapCache ? 1 : 0)))
             {
-                Abandon(old, target);
+                Abandon(old, target, keys);
                 return MigrationFailure.Referenced;
             }
 
             CopyState(old, target, swapCache);
-            var restore = new RestoreVisitor(this, old, target);
-            _host.Reclaim.WalkFamilyWaiting(_memory.Frame(target).RmapOwner, _memory.Frame(target).RmapIndex, ref restore);
+            RemoveMigrationPtes(old, target, keys);
 
             // The new frame goes on the target node's LRU and is unlocked, so waiters retry into it; the old frame, now
             // mapped nowhere and referenced by nobody, is freed last (§3's migration row).
@@ -101,15 +106,9 @@ public sealed partial class Migrator
     /// An attempt that cannot finish: the entries already installed go back to the old frame (<c>remove_migration_ptes</c>
     /// with the old frame as the new one, as Linux does on -EAGAIN), and the target frame is freed.
     /// </summary>
-    private void Abandon(Pfn old, Pfn target)
+    private void Abandon(Pfn old, Pfn target, List<(int Family, ulong Index)> keys)
     {
-        ref var frame = ref _memory.Frame(old);
-        var restore = new RestoreVisitor(this, old, old);
-        if (frame.RmapOwner != FrameInfo.NoOwner)
-        {
-            _host.Reclaim.WalkFamilyWaiting(frame.RmapOwner, frame.RmapIndex, ref restore);
-        }
-
+        RemoveMigrationPtes(old, old, keys);
         _memory.ClearFlags(target, FrameFlags.Locked);
         _memory.Put(target);
     }
@@ -125,7 +124,18 @@ public sealed partial class Migrator
         ref var to = ref _memory.Frame(target);
         _memory.FrameBytes(old).CopyTo(_memory.FrameBytes(target)); // not CopyFrame: the frozen source has refcount 0 by design
         to.SetFlags(from.Flags & CarriedFlags);
-        to.SetAnonRmap(from.RmapOwner, from.RmapIndex);
+        if (from.Has(FrameFlags.Ksm))
+        {
+            // ksm_migrate_folio: the stable node names the new frame from now on (its content is already there); a
+            // scanner lookup meanwhile found the old frame frozen and left the node for later.
+            to.SetKsmRmap(from.RmapIndex);
+            _host.Ksm.MigrateKsmPage(old, target);
+        }
+        else
+        {
+            to.SetAnonRmap(from.RmapOwner, from.RmapIndex);
+        }
+
         to.SetMemoryCgroup(from.MemoryCgroupId);
         from.SetMemoryCgroup(0); // the charge moved: freeing the old frame must not uncharge it
         if (swapCache)
@@ -139,6 +149,20 @@ public sealed partial class Migrator
 
         from.ClearRmap();
         from.ClearFlags(CarriedFlags);
+    }
+
+    /// <summary>
+    /// <c>remove_migration_ptes</c>: every migration entry for <paramref name="from"/> becomes a mapping of
+    /// <paramref name="to"/>, found under the reverse-map keys the unmap used (<paramref name="keys"/>), each process's
+    /// mmap lock waited for (and any process that joined a family meanwhile, by fork, walked too).
+    /// </summary>
+    private void RemoveMigrationPtes(Pfn from, Pfn to, List<(int Family, ulong Index)> keys)
+    {
+        var restore = new RestoreVisitor(this, from, to);
+        foreach (var (family, index) in keys)
+        {
+            _host.Reclaim.WalkFamilyWaiting(family, index, ref restore);
+        }
     }
 
     /// <summary><c>try_to_migrate_one</c> per mapping.</summary>

@@ -34,7 +34,6 @@ public sealed partial class Migrator
     private long _failReferenced;
     private long _failBusy;
     private long _failTargetNodeFull;
-    private long _failKsm;
     private long _numaPagesMigrated;
 
     internal Migrator(Host host)
@@ -54,7 +53,6 @@ public sealed partial class Migrator
         FailReferenced = Volatile.Read(ref _failReferenced),
         FailBusy = Volatile.Read(ref _failBusy),
         FailTargetNodeFull = Volatile.Read(ref _failTargetNodeFull),
-        FailKsm = Volatile.Read(ref _failKsm),
         NumaPagesMigrated = Volatile.Read(ref _numaPagesMigrated),
     };
 
@@ -195,7 +193,7 @@ public sealed partial class Migrator
     {
         var isolated = mm.IsolateForMigration(start, end, targetOf, out var busy);
         var pending = new List<Pending>(isolated.Count);
-        long migrated = 0, referenced = 0, full = 0, ksm = 0, shared = 0;
+        long migrated = 0, referenced = 0, full = 0, shared = 0;
         Interlocked.Add(ref _fail, busy);
         Interlocked.Add(ref _failBusy, busy);
         void Tally(MigrationFailure failure)
@@ -206,7 +204,6 @@ public sealed partial class Migrator
                 case MigrationFailure.Busy: busy++; break;
                 case MigrationFailure.Referenced: referenced++; break;
                 case MigrationFailure.TargetNodeFull: full++; break;
-                case MigrationFailure.KsmPage: ksm++; break;
                 case MigrationFailure.Shared: shared++; break;
             }
         }
@@ -232,24 +229,18 @@ public sealed partial class Migrator
             Busy = busy,
             Referenced = referenced,
             TargetNodeFull = full,
-            Ksm = ksm,
             Shared = shared,
             RetryPasses = passes - 1,
         };
     }
 
-    /// <summary>The checks that need no lock: already there (success with nothing to do), a KSM page, a shared page.</summary>
+    /// <summary>The checks that need no lock: already there (success with nothing to do), a shared page.</summary>
     private PageMoveStatus? Precheck(Pfn pfn, int node, bool moveShared)
     {
         ref var frame = ref _memory.Frame(pfn);
         if (frame.Node == node)
         {
             return new PageMoveStatus(node, MigrationFailure.None);
-        }
-
-        if (frame.Has(FrameFlags.Ksm))
-        {
-            return new PageMoveStatus(frame.Node, MigrationFailure.KsmPage);
         }
 
         if (!moveShared && frame.MapCount > 1)
@@ -323,9 +314,6 @@ public sealed partial class Migrator
                 break;
             case MigrationFailure.TargetNodeFull:
                 Interlocked.Increment(ref _failTargetNodeFull);
-                break;
-            case MigrationFailure.KsmPage:
-                Interlocked.Increment(ref _failKsm);
                 break;
         }
     }

@@ -8,7 +8,8 @@ namespace Hypervisor.HostMm.PageTables;
 /// over the 47-bit user address space <c>[0, 2^47)</c>, every table a zeroed host frame of 512
 /// <c>ulong</c> entries flagged <see cref="FrameFlags.PageTable"/>. Upper-level entries are
 /// <c>Present(childPfn, Writable | User)</c>; leaves are <see cref="HostPte"/> values, present or one of
-/// the <see cref="HostPteEncoding"/> non-present forms. Every 4 KiB mapping is a PTE (no huge leaves).
+/// the <see cref="HostPteEncoding"/> non-present forms. A PD entry may instead be a 2 MiB huge leaf
+/// (<see cref="HostPte.LargePageBit"/>, a transparent huge page): see <c>HostPageTable.Huge.cs</c>.
 /// </summary>
 /// <remarks>
 /// <para><b>Locks</b>, in the product's order mmap lock → page lock → PTL → GuestMmu's MMU lock →
@@ -20,10 +21,11 @@ namespace Hypervisor.HostMm.PageTables;
 /// <see cref="MoveEntries{TVisitor}"/>). Held briefly; nothing that blocks runs under it, and no table
 /// is ever allocated under it (tables are populated before the PTL is taken). When two are needed they
 /// are taken in ascending table pfn.</item>
-/// <item><c>_populateLock</c> (Linux's <c>mm-&gt;page_table_lock</c>): every write of an upper-level
-/// entry (install of a new table, clear before a free) happens under it; install re-checks the entry
-/// under it, allocates a zeroed table, and publishes it with a Volatile write. It is never taken under a
-/// PTL and takes only the allocator's leaf lock under itself.</item>
+/// <item><c>_populateLock</c> (Linux's <c>mm-&gt;page_table_lock</c>, which is also its huge-PMD lock): every write of
+/// an upper-level entry (install of a new table, clear before a free, install, change, split or clear of a huge leaf)
+/// happens under it; install re-checks the entry under it, allocates a zeroed table, and publishes it with a Volatile
+/// write. It is never taken under a PTL and takes only the allocator's leaf lock under itself, except that a huge
+/// leaf's split flushes the TLB under it (Linux's <c>pmdp_invalidate</c> under the PMD lock).</item>
 /// </list>
 /// <para><b>Lockless readers</b> (<see cref="Read"/>, the descent of every operation) read upper-level
 /// entries and leaves with Volatile reads; a table once installed stays installed until
@@ -31,7 +33,7 @@ namespace Hypervisor.HostMm.PageTables;
 /// lock held for write, or exit), so a reader never follows a pointer to a freed table. Entries are
 /// whole 64-bit words: readers never see a torn value.</para>
 /// </remarks>
-public sealed class HostPageTable : IDisposable
+public sealed partial class HostPageTable : IDisposable
 {
     /// <summary>Entries in every table (4 KiB / 8 bytes).</summary>
     public const int EntriesPerTable = 512;
@@ -102,7 +104,8 @@ public sealed class HostPageTable : IDisposable
 
     /// <summary>
     /// The leaf entry for <paramref name="address"/>'s page, read without any lock (a Volatile read at
-    /// every level): <see cref="HostPte.None"/> when any level is missing.
+    /// every level): <see cref="HostPte.None"/> when any level is missing. Inside a huge leaf it is the 4 KiB view of
+    /// it (<see cref="SubpageOf"/>): the subpage's frame with the leaf's flags, as a 4 KiB PTE would map it.
     /// </summary>
     /// <exception cref="InvalidRangeException"><paramref name="address"/> is at or beyond 2^47.</exception>
     public unsafe HostPte Read(Hva address) // unsafe: walks table frames through raw pointers.
@@ -111,7 +114,8 @@ public sealed class HostPageTable : IDisposable
         ThrowIfDisposed();
         if (!FindPteTable(address.Value, allocate: false, out var table, out _, out _))
         {
-            return HostPte.None;
+            var pmd = ReadPmd(address);
+            return pmd.IsPresent ? SubpageOf(pmd, address) : HostPte.None;
         }
 
         return new HostPte(Volatile.Read(ref table[(address.Value >> PteShift) & IndexMask]));
@@ -420,6 +424,15 @@ public sealed class HostPageTable : IDisposable
 
             if ((entry & (HostPte.PresentBit | HostPte.LargePageBit)) != HostPte.PresentBit)
             {
+                if (shift == PdShift && IsHugeLeaf(entry))
+                {
+                    // A huge leaf has no PTE table: to PTE-level users its 2 MiB reads as a hole (see ReadPmd).
+                    table = null;
+                    tablePfn = default;
+                    holeEnd = (address | (PteTableSpan - 1)) + 1;
+                    return false;
+                }
+
                 ThrowCorruptUpperEntry(entry, address, shift);
             }
 
@@ -519,6 +532,11 @@ public sealed class HostPageTable : IDisposable
             }
 
             var childBase = tableBase + ((ulong)i * entrySpan);
+            if (shift == PdShift && IsHugeLeaf(entry))
+            {
+                continue; // a huge leaf is a mapping, not a table: zap it first (a range that held one was zapped)
+            }
+
             if ((entry & (HostPte.PresentBit | HostPte.LargePageBit)) != HostPte.PresentBit)
             {
                 ThrowCorruptUpperEntry(entry, childBase, shift);
@@ -556,6 +574,12 @@ public sealed class HostPageTable : IDisposable
             var entry = table[i];
             if (entry == 0)
             {
+                continue;
+            }
+
+            if (shift == PdShift && IsHugeLeaf(entry))
+            {
+                table[i] = 0; // a mapping, not a table; its frames were released by the zap that exit runs first
                 continue;
             }
 

@@ -52,11 +52,28 @@ public sealed partial class Reclaimer
     internal void MigrateSwapCache(ulong slot, Pfn from, Pfn to) => Cache!.Replace(slot, from, to);
 
     /// <summary>
-    /// Calls <paramref name="visitor"/> for every mapping of <paramref name="pfn"/> (a non-KSM anonymous frame), trying
-    /// each member process's mmap lock without waiting (<c>try_to_migrate</c>'s walk). False when a member was skipped.
+    /// The (anon family, page index) pairs under which <paramref name="pfn"/>'s mappings are found: its own, or for a KSM
+    /// page its sharers' (a snapshot). Migration walks the same snapshot to unmap and to restore, so a sharer the KSM
+    /// scanner drops from the stable node meanwhile (its PTE is a migration entry, not a page) is still restored.
     /// </summary>
-    internal bool WalkMappings<TVisitor>(Pfn pfn, ref TVisitor visitor)
-        where TVisitor : struct, IRmapVisitor => WalkRmap(pfn, ref visitor);
+    internal List<(int Family, ulong Index)> RmapKeysOf(Pfn pfn)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        if (frame.Has(FrameFlags.Ksm))
+        {
+            return _host.Ksm.SharersOf(pfn);
+        }
+
+        return frame.RmapOwner == FrameInfo.NoOwner ? [] : [(frame.RmapOwner, frame.RmapIndex)];
+    }
+
+    /// <summary>
+    /// Calls <paramref name="visitor"/> at the mapping of page <paramref name="index"/> of anon family
+    /// <paramref name="family"/> in each member process, trying each one's mmap lock without waiting
+    /// (<c>try_to_migrate</c>'s walk). False when a member was skipped.
+    /// </summary>
+    internal bool WalkFamilyTrying<TVisitor>(Pfn pfn, int family, ulong index, ref TVisitor visitor)
+        where TVisitor : struct, IRmapVisitor => WalkFamily(pfn, family, index, ref visitor, out _);
 
     /// <summary>
     /// Calls <paramref name="visitor"/> at the address of page <paramref name="index"/> of anon family

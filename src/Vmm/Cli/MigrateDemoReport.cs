@@ -54,7 +54,7 @@ internal static class MigrateDemoReport
         writer.Table(trips);
         var totals = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
         totals.AddEmphasisedRow("pgmigrate_success", N(m.PgmigrateSuccess), "pages migrated, both phases (trips, the bind's move, NUMA balancing)");
-        totals.AddEmphasisedRow("pgmigrate_fail", N(m.PgmigrateFail), $"pages that stayed after every pass: {N(m.FailBusy)} busy, {N(m.FailReferenced)} referenced (a get-user-pages reference held it), {N(m.FailTargetNodeFull)} target node full, {N(m.FailKsm)} KSM");
+        totals.AddEmphasisedRow("pgmigrate_fail", N(m.PgmigrateFail), $"pages that stayed after every pass: {N(m.FailBusy)} busy, {N(m.FailReferenced)} referenced (a get-user-pages reference held it), {N(m.FailTargetNodeFull)} target node full");
         totals.AddRow("retries", N(m.Retries), "attempts that ended -EAGAIN and went round again (up to 10 passes, as Linux)");
         totals.AddRow("migration entries", $"{N(m.EntriesInstalled)} / {N(m.EntriesRemoved)}", "installed by try_to_migrate_one / replaced by remove_migration_ptes (no notifier)");
         var waits = result.Trips.Sum(t => t.MigrationEntryWaits);

@@ -204,7 +204,7 @@ internal static class RunReport
         table.AddEmphasisedRow("guest pages per node", PerNode(perNode), $"guest RAM's resident pages by host NUMA node (numa_maps), {host.Memory.NodeCount.ToString(c)} nodes of {(host.Memory.GetNode(0).FrameCount * 4096 >> 20).ToString("N0", c)} MiB");
         var m = host.Migration.Stats;
         table.AddRow("pgmigrate_success", m.PgmigrateSuccess.ToString("N0", c), $"pages migrated between nodes ({m.Retries.ToString("N0", c)} -EAGAIN retries)");
-        table.AddRow("pgmigrate_fail", m.PgmigrateFail.ToString("N0", c), $"pages that stayed after every pass: {m.FailBusy.ToString("N0", c)} busy, {m.FailReferenced.ToString("N0", c)} referenced, {m.FailTargetNodeFull.ToString("N0", c)} target node full, {m.FailKsm.ToString("N0", c)} KSM");
+        table.AddRow("pgmigrate_fail", m.PgmigrateFail.ToString("N0", c), $"pages that stayed after every pass: {m.FailBusy.ToString("N0", c)} busy, {m.FailReferenced.ToString("N0", c)} referenced, {m.FailTargetNodeFull.ToString("N0", c)} target node full");
         table.AddRow("migration-entry waits", process.MigrationEntryWaits.ToString("N0", c), $"faults that waited on a migration entry, {process.GupMigrationEntryWaits.ToString("N0", c)} of them in get-user-pages (EPT violations)");
         var b = host.NumaBalancing.Stats;
         if (b.NumaPteUpdates > 0)

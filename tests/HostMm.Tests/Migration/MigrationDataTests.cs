@@ -132,6 +132,38 @@ public class MigrationDataTests
     }
 
     [Test]
+    public void A_ksm_page_moves_with_its_stable_node_and_every_sharer_maps_the_new_frame()
+    {
+        using var host = MigrationHosts.Create();
+        var a = host.CreateMm(0);
+        var b = host.CreateMm(0);
+        var startA = Ksm.KsmHosts.MapMergeable(a, 4, i => 100 + i);
+        var startB = Ksm.KsmHosts.MapMergeable(b, 4, i => 100 + i);
+        Ksm.KsmHosts.FullScans(host, 3);
+        host.Ksm.Run = HostMm.Ksm.KsmRunMode.Stop;
+        var kpfn = a.PageTable.Read(startA).Pfn;
+        Assert.That(host.Memory.Frame(kpfn).Has(FrameFlags.Ksm) && b.PageTable.Read(startB).Pfn == kpfn, Is.True, "the pages merged");
+
+        var refused = host.Migration.MovePages(a, [startA], [1]);
+        Assert.That(refused[0].Failure, Is.EqualTo(MigrationFailure.Shared), "a KSM page is shared: it moves only with moveShared");
+        var moved = host.Migration.MovePages(a, [startA], [1], moveShared: true);
+
+        Assert.That(moved[0].Succeeded, Is.True);
+        var newPfn = a.PageTable.Read(startA).Pfn;
+        Assert.That(host.Memory.NodeOf(newPfn), Is.EqualTo(1));
+        Assert.That(b.PageTable.Read(startB).Pfn, Is.EqualTo(newPfn), "the other sharer maps the new KSM page too");
+        Assert.That(host.Memory.Frame(newPfn).Has(FrameFlags.Ksm), Is.True);
+        Assert.That(a.PageTable.Read(startA).IsWritable, Is.False, "still read-only: a write breaks it");
+        Assert.That(HostMmAuditor.CheckKsmSettled(host), Is.Empty);
+        Assert.That(Ksm.KsmHosts.Read(b, startB), Is.EqualTo(Ksm.KsmHosts.PageOf(100)));
+
+        a.Write(startA, new byte[] { 1 });
+        Assert.That(Ksm.KsmHosts.Read(b, startB), Is.EqualTo(Ksm.KsmHosts.PageOf(100)), "cow_ksm from the migrated page leaves the sharer's content alone");
+        Ksm.KsmHosts.FullScans(host, 2);
+        Assert.That(HostMmAuditor.CheckKsmSettled(host), Is.Empty, "the scanner goes on with the migrated stable node");
+    }
+
+    [Test]
     public void Mbind_sets_where_later_faults_allocate_and_moves_misplaced_pages_with_move()
     {
         using var host = MigrationHosts.Create();

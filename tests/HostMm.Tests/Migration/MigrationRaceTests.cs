@@ -69,6 +69,64 @@ public class MigrationRaceTests
         AssertConsistent(host);
     }
 
+    [TestCase(11)]
+    [TestCase(12)]
+    public void Ksm_merging_and_breaking_against_migration_of_shared_pages_loses_nothing(int seed)
+    {
+        using var host = MigrationHosts.Create();
+        var a = host.CreateMm(0);
+        var b = host.CreateMm(0);
+        var startA = Ksm.KsmHosts.MapMergeable(a, Pages, i => 1 + (i % 8));
+        var startB = Ksm.KsmHosts.MapMergeable(b, Pages, i => 1 + (i % 8));
+        host.Ksm.SmartScan = false;
+        var random = new Random(seed);
+        var expectedA = Enumerable.Range(0, Pages).Select(i => 1 + (i % 8)).ToArray();
+        for (var round = 0; round < 8; round++)
+        {
+            using var stop = new CancellationTokenSource();
+            var scanner = Task.Run(() =>
+            {
+                host.Ksm.Run = HostMm.Ksm.KsmRunMode.Merge;
+                while (!stop.IsCancellationRequested)
+                {
+                    host.Ksm.Step(64);
+                }
+            });
+            var writerSeed = random.Next();
+            var writer = Task.Run(() =>
+            {
+                var r = new Random(writerSeed);
+                while (!stop.IsCancellationRequested)
+                {
+                    var page = r.Next(Pages);
+                    var content = 1 + r.Next(8);
+                    a.Write(startA + ((ulong)page * Page), Ksm.KsmHosts.PageOf(content));
+                    Volatile.Write(ref expectedA[page], content);
+                }
+            });
+            for (var trip = 0; trip < 4; trip++)
+            {
+                host.Migration.MigrateRange(a, startA, startA + (Pages * Page), toNode: trip % 2 == 0 ? 1 : 0, moveShared: true);
+            }
+
+            stop.Cancel();
+            Task.WaitAll([scanner, writer], TimeSpan.FromSeconds(60));
+            host.Ksm.Run = HostMm.Ksm.KsmRunMode.Stop;
+            AssertConsistent(host);
+            for (var i = 0; i < Pages; i++)
+            {
+                Assert.That(Ksm.KsmHosts.Read(a, startA + ((ulong)i * Page)), Is.EqualTo(Ksm.KsmHosts.PageOf(expectedA[i])), $"round {round}: A's page {i}");
+                Assert.That(Ksm.KsmHosts.Read(b, startB + ((ulong)i * Page)), Is.EqualTo(Ksm.KsmHosts.PageOf(1 + (i % 8))), $"round {round}: B's page {i} never changes");
+            }
+        }
+
+        Ksm.KsmHosts.FullScans(host, 3);
+        var settled = HostMmAuditor.CheckKsmSettled(host);
+        Assert.That(settled, Is.Empty, "after quiet full scans every KSM mapping is found through its stable node again: " + string.Join(Environment.NewLine, settled.Take(10)));
+        Assert.That(host.Ksm.Stats.PagesSharing, Is.GreaterThan(0), "pages were merged during the run");
+        Assert.That(host.Migration.Stats.PgmigrateSuccess, Is.GreaterThan(0));
+    }
+
     private static void Write(Mm mm, Hva start, long[] stamps, int owner, Random random, CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)

@@ -16,7 +16,7 @@ public class InputErrorTests
     private static readonly Type[] s_inputErrors =
     [
         typeof(UnmappedRangeException), typeof(OverlappingMappingException), typeof(AddressSpaceExhaustedException),
-        typeof(InvalidProtectionException), typeof(InvalidVmaFlagsException), typeof(UnsupportedAdviceException),
+        typeof(InvalidProtectionException), typeof(InvalidVmaFlagsException),
         typeof(HostFaultException), typeof(InvalidHostMemoryOptionsException),
         typeof(HostMm.Swap.SwapConfigurationException), typeof(HostMm.Ksm.InvalidKsmSettingException),
         typeof(HostMm.Migration.NumaNodeOutOfRangeException),
@@ -52,7 +52,7 @@ public class InputErrorTests
         Assert.That(RuleOf(() => mm.Madvise(start, 2 * Page, Advice.DontNeed)), Is.EqualTo(HostMmRule.RangeNotFullyMapped));
         Assert.That(RuleOf(() => mm.Mremap(start, 3 * Page, 4 * Page)), Is.EqualTo(HostMmRule.RangeNotInOneMapping));
         Assert.That(RuleOf(() => mm.Mremap(start + (2 * Page), 2 * Page, 4 * Page)), Is.EqualTo(HostMmRule.CannotGrowInPlace));
-        Assert.That(RuleOf(() => mm.Madvise(start, Page, Advice.HugePage)), Is.EqualTo(HostMmRule.UnsupportedAdvice));
+        Assert.That(RuleOf(() => mm.Madvise(start, 2 * Page, Advice.HugePage)), Is.EqualTo(HostMmRule.RangeNotFullyMapped));
         Assert.That(RuleOf(() => mm.Mmap(Page, Protection.Write)), Is.EqualTo(HostMmRule.WriteOrExecuteWithoutRead));
         Assert.That(RuleOf(() => mm.Mmap(Page, (Protection)64)), Is.EqualTo(HostMmRule.UndefinedProtectionBits));
     }
