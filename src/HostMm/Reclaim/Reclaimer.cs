@@ -371,13 +371,17 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// <param name="zero">Zero the frame.</param>
     /// <param name="mayReclaim">False for readahead: fail at once rather than reclaim.</param>
     /// <param name="pfn">The frame.</param>
-    /// <param name="policy">The NUMA policy of the VMA the page is for: it picks the node (local by default) and, for a
-    /// bind policy, the only nodes allowed.</param>
+    /// <param name="policy">The NUMA policy of the VMA the page is for: it picks the node (local by default: the calling
+    /// thread's <see cref="HostThread.CurrentNode"/>, else the process's preferred node) and, for a bind policy, the only
+    /// nodes allowed.</param>
     /// <param name="pageIndex">The page's index in its VMA's anon family (an interleave policy spreads by it).</param>
     internal bool TryAllocateAnon(Mm mm, bool zero, bool mayReclaim, out Pfn pfn, NumaPolicy policy = default, ulong pageIndex = 0)
     {
         var cgroup = mm.Cgroup;
-        var node = policy.NodeFor(mm.PreferredNode, pageIndex);
+
+        // Local allocation is the faulting thread's node (Linux's numa_node_id()): a vCPU thread with a home node
+        // faults guest RAM in there; a thread with none uses the process's preferred node.
+        var node = policy.NodeFor(HostThread.NodeFor(mm), pageIndex);
         if (node >= _memory.NodeCount)
         {
             node = mm.PreferredNode; // a policy naming nodes this host lacks (checked at mbind) falls back to local

@@ -7,7 +7,8 @@ namespace Hypervisor.Vmm.Cli;
 /// <c>hv demo</c>: the scripted demonstration of the host memory manager and its notifier calls
 /// (<see cref="HostDemoCommand"/>). <c>hv demo host</c> is the same run; <c>hv demo notifier</c>, its
 /// former name, is an alias of <c>host</c>; <c>hv demo swap</c> swaps a running guest's memory (<see cref="SwapDemoCommand"/>);
-/// <c>hv demo ksm</c> merges several running guests' pages (<see cref="KsmDemoCommand"/>).
+/// <c>hv demo ksm</c> merges several running guests' pages (<see cref="KsmDemoCommand"/>); <c>hv demo migrate</c> migrates a
+/// running guest's memory between NUMA nodes (<see cref="MigrateDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -20,6 +21,7 @@ internal static class DemoCommand
         demo.Subcommands.Add(HostDemoCommand.Create(context, logLevel));
         demo.Subcommands.Add(SwapDemoCommand.Create(context));
         demo.Subcommands.Add(KsmDemoCommand.Create(context));
+        demo.Subcommands.Add(MigrateDemoCommand.Create(context));
         return demo;
     }
 }

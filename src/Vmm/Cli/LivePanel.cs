@@ -193,6 +193,14 @@ internal static class LivePanel
                 Markup.Escape(host.ZramCompressionRatio is { } ratio ? $"{host.SwapDevice} ({ratio.ToString("0.00", c)}:1)" : host.SwapDevice));
         }
 
+        if (vm.Options.NumaNodes is not null && vm.GuestMemory is { } ram)
+        {
+            var migration = ram.Process.Host.Migration.Stats;
+            table.AddRow("guest pages per node", Markup.Escape(RunReport.PerNode(ram.ResidentPagesPerNode())));
+            table.AddRow("pgmigrate_success / fail", $"{migration.PgmigrateSuccess.ToString("N0", c)} / {migration.PgmigrateFail.ToString("N0", c)}");
+            table.AddRow("migration-entry waits (gup)", $"{ram.Process.MigrationEntryWaits.ToString("N0", c)} ({ram.Process.GupMigrationEntryWaits.ToString("N0", c)})");
+        }
+
         if (now.Ksm is { } ksm)
         {
             table.AddRow("ksm_merging_pages / pages_sharing", $"{ksm.Process.MergingPages.ToString("N0", c)} / {ksm.Host.PagesSharing.ToString("N0", c)}");

@@ -45,7 +45,7 @@ internal static class RunCommand
         "Accelerators: 'emulated' runs the Iced-based interpreter over the simulated host MM and the EPT secondary MMU;",
         "'kvm' runs the same image and devices on /dev/kvm.");
 
-    /// <summary>The largest <c>--vms</c> the parser accepts; the host's size bounds it further (<see cref="HostMachine.MaxVmCount"/>).</summary>
+    /// <summary>The largest <c>--vms</c> the parser accepts; the host's size bounds it further (<see cref="HostMachine.MaxVmCount(ulong, int?)"/>).</summary>
     internal const int MaxVms = 1024;
 
     /// <summary>Guest RAM when <c>-m</c> is not given: 128 MiB, as QEMU.</summary>
@@ -102,9 +102,10 @@ internal static class RunCommand
 
         var hostMemory = RunHostMemoryOptions.Create();
         var ksm = RunKsmOptions.Create();
+        var numa = RunNumaOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All))
         {
             command.Options.Add(option);
         }
@@ -187,6 +188,12 @@ internal static class RunCommand
             if (!ksm.TryApply(parseResult, options, out options, out var ksmError))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{ksmError}");
+                return ExitCodes.UsageError;
+            }
+
+            if (!numa.TryApply(parseResult, options, out options, out var numaError))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{numaError}");
                 return ExitCodes.UsageError;
             }
 

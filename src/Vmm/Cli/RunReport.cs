@@ -122,6 +122,11 @@ internal static class RunReport
             AddChangePteRow(table, result.Mmu);
         }
 
+        if (vm.Options.NumaNodes is not null && vm.GuestMemory is { } ram)
+        {
+            AddNumaRows(table, ram);
+        }
+
         table.AddEmphasisedRow("TLB hit rate", Percent(result.TlbHitRate), $"{result.Tlb.Hits.ToString("N0", c)} hits, {result.Tlb.Misses.ToString("N0", c)} misses, {result.Tlb.FullFlushes.ToString("N0", c)} full / {result.Tlb.NonGlobalFlushes.ToString("N0", c)} CR3 / {result.Tlb.PageFlushes.ToString("N0", c)} INVLPG flushes");
         table.AddRow("2-D walks", result.Walker.Walks.ToString("N0", c), $"{result.Walker.GuestPageFaults.ToString("N0", c)} guest #PF, {result.Walker.GuestAdUpdates.ToString("N0", c)} guest A/D and {result.Walker.EptAdUpdates.ToString("N0", c)} EPT A/D updates");
         table.AddRow("exceptions", result.Cpu.ExceptionsDelivered.ToString("N0", c), $"delivered through the IDT ({result.Cpu.PageFaults.ToString("N0", c)} page faults)");
@@ -183,6 +188,37 @@ internal static class RunReport
             $"{mmu.ChangePteHits.ToString("N0", c)} / {(mmu.ChangePteHits + mmu.ChangePteMisses).ToString("N0", c)}",
             "legacy change_pte calls that found an spte to retarget; the rest came after invalidate_range_start had zapped it, which is why Linux 6.10 removed the op");
     }
+
+    /// <summary>
+    /// The NUMA rows of a run under <c>--numa</c>: guest RAM's resident pages per node (numa_maps), the host's migration
+    /// counters under <c>/proc/vmstat</c>'s names, and the faults of this VM's process that waited on a migration entry.
+    /// </summary>
+    /// <param name="table">The report table.</param>
+    /// <param name="ram">The VM's guest RAM (its process still alive, or every node reads zero).</param>
+    internal static void AddNumaRows(ReportTable table, GuestRam ram)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var process = ram.Process;
+        var host = process.Host;
+        var perNode = ram.ResidentPagesPerNode();
+        table.AddEmphasisedRow("guest pages per node", PerNode(perNode), $"guest RAM's resident pages by host NUMA node (numa_maps), {host.Memory.NodeCount.ToString(c)} nodes of {(host.Memory.GetNode(0).FrameCount * 4096 >> 20).ToString("N0", c)} MiB");
+        var m = host.Migration.Stats;
+        table.AddRow("pgmigrate_success", m.PgmigrateSuccess.ToString("N0", c), $"pages migrated between nodes ({m.Retries.ToString("N0", c)} -EAGAIN retries)");
+        table.AddRow("pgmigrate_fail", m.PgmigrateFail.ToString("N0", c), $"pages that stayed after every pass: {m.FailBusy.ToString("N0", c)} busy, {m.FailReferenced.ToString("N0", c)} referenced, {m.FailTargetNodeFull.ToString("N0", c)} target node full");
+        table.AddRow("migration-entry waits", process.MigrationEntryWaits.ToString("N0", c), $"faults that waited on a migration entry, {process.GupMigrationEntryWaits.ToString("N0", c)} of them in get-user-pages (EPT violations)");
+        var b = host.NumaBalancing.Stats;
+        if (b.NumaPteUpdates > 0)
+        {
+            table.AddRow("numa_pte_updates", b.NumaPteUpdates.ToString("N0", c), $"PTEs NUMA balancing made PROT_NONE ({b.FullScans.ToString("N0", c)} full scans); each scan zaps the sptes it covers");
+            table.AddRow("numa_hint_faults", b.NumaHintFaults.ToString("N0", c), $"hinting faults, {b.NumaHintFaultsLocal.ToString("N0", c)} on the faulting thread's node (numa_hint_faults_local)");
+            table.AddRow("numa_pages_migrated", b.NumaPagesMigrated.ToString("N0", c), $"pages hinting faults moved to the faulting thread's node ({b.NumaMigrateFailed.ToString("N0", c)} attempts failed)");
+        }
+    }
+
+    /// <summary>Pages per node as numa_maps writes them: <c>N0=1,024 N1=0</c>.</summary>
+    /// <param name="pages">One count per node.</param>
+    internal static string PerNode(IReadOnlyList<long> pages) =>
+        string.Join(' ', pages.Select((n, i) => string.Create(CultureInfo.InvariantCulture, $"N{i}={n:N0}")));
 
     private static string Mib(long bytes) => (bytes / (1024.0 * 1024.0)).ToString("N1", CultureInfo.InvariantCulture) + " MiB";
 

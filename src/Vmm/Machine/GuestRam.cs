@@ -14,6 +14,14 @@ public sealed class GuestRam(HostProcess process, Hva baseAddress, ulong size) :
     /// <summary>The host process whose anonymous memory guest RAM is.</summary>
     public HostProcess Process { get; } = process;
 
+    /// <summary>
+    /// Guest RAM's resident pages per host NUMA node (numa_maps' <c>N0=… N1=…</c> over the memslot): one count per node,
+    /// all zero once the process has exited.
+    /// </summary>
+    public long[] ResidentPagesPerNode() => Process.HasExited
+        ? new long[Process.Host.Memory.NodeCount]
+        : Process.ResidentPagesPerNode(Base, Base + Size);
+
     /// <summary>The host virtual address of gpa 0.</summary>
     public Hva Base { get; } = baseAddress;
 

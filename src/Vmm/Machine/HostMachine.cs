@@ -45,7 +45,7 @@ public sealed class HostMachine : IDisposable
 
     /// <summary>Builds the host for <paramref name="vmCount"/> VMs of <paramref name="options"/>.</summary>
     /// <param name="options">The host-level settings (guest RAM per VM, host memory limit, swap, LRU policy); validated.</param>
-    /// <param name="vmCount">How many VMs the host is sized for, from 1 to <see cref="MaxVmCount"/>.</param>
+    /// <param name="vmCount">How many VMs the host is sized for, from 1 to <see cref="MaxVmCount(ulong, int?)"/>.</param>
     /// <exception cref="VmOptionsException">An option breaks its rule, or <paramref name="vmCount"/> is out of range
     /// (<see cref="VmOptionRule.VmCount"/>), or the swap device cannot be built (<see cref="VmOptionRule.Swap"/>).</exception>
     public HostMachine(VmOptions options, int vmCount = 1)
@@ -57,7 +57,7 @@ public sealed class HostMachine : IDisposable
         VmCount = vmCount;
         var hostOptions = new HostOptions
         {
-            Memory = new HostMemoryOptions { TotalBytes = HostBytesFor(options.MemoryBytes, vmCount) },
+            Memory = new HostMemoryOptions { TotalBytes = HostBytesFor(options.MemoryBytes, vmCount, options.NumaNodes), NodeCount = options.EffectiveNumaNodes },
             LegacyChangePte = options.LegacyChangePte,
         };
         if (options.HostMemoryBytes is not null)
@@ -149,22 +149,58 @@ public sealed class HostMachine : IDisposable
     }
 
     /// <summary>
-    /// The most VMs of <paramref name="guestMemoryBytes"/> one host holds: those whose <see cref="HostBytesFor"/> stays
+    /// The host RAM, in bytes, of a machine with <paramref name="numaNodes"/> NUMA nodes (<see cref="VmOptions.NumaNodes"/>)
+    /// for <paramref name="vmCount"/> VMs of <paramref name="guestMemoryBytes"/> each: null gives
+    /// <see cref="HostBytesFor(ulong, int)"/> (two nodes sharing that RAM); a node count gives every node what a one-node
+    /// host would need (each VM's RAM plus 1/<see cref="PerVmOverheadDivisor"/>, plus <see cref="FixedOverheadBytes"/>) in
+    /// whole 2 MiB blocks, so all guest RAM fits on any one node, at least the host's minimum in all.
+    /// </summary>
+    /// <param name="guestMemoryBytes">Guest RAM of each VM.</param>
+    /// <param name="vmCount">How many VMs, at least 1.</param>
+    /// <param name="numaNodes">The node count, or null for the default host.</param>
+    public static ulong HostBytesFor(ulong guestMemoryBytes, int vmCount, int? numaNodes)
+    {
+        if (numaNodes is not { } nodes)
+        {
+            return HostBytesFor(guestMemoryBytes, vmCount);
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(vmCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(nodes);
+        var perVm = guestMemoryBytes + (guestMemoryBytes / PerVmOverheadDivisor);
+        var block = Hypervisor.Notifier.Paging.LargePageSize;
+        var perNode = ((perVm * (ulong)vmCount) + FixedOverheadBytes + block - 1) & ~(block - 1);
+        var unit = block * (ulong)nodes;
+        var bytes = Math.Max(HostMemoryOptions.MinTotalBytes, perNode * (ulong)nodes);
+        return (bytes + unit - 1) / unit * unit;
+    }
+
+    /// <summary>
+    /// The most VMs of <paramref name="guestMemoryBytes"/> one host holds: those whose <see cref="HostBytesFor(ulong, int)"/> stays
     /// within the simulated host's largest RAM (<see cref="HostMemoryOptions.MaxTotalBytes"/>), as <c>-m</c> is bounded
     /// by <see cref="VmOptions.MaxMemoryBytes"/>.
     /// </summary>
     /// <param name="guestMemoryBytes">Guest RAM of each VM.</param>
-    public static int MaxVmCount(ulong guestMemoryBytes)
+    public static int MaxVmCount(ulong guestMemoryBytes) => MaxVmCount(guestMemoryBytes, null);
+
+    /// <summary>
+    /// The most VMs of <paramref name="guestMemoryBytes"/> one host of <paramref name="numaNodes"/> nodes holds (see
+    /// <see cref="HostBytesFor(ulong, int, int?)"/>: with a node count, every node holds all of them).
+    /// </summary>
+    /// <param name="guestMemoryBytes">Guest RAM of each VM.</param>
+    /// <param name="numaNodes">The node count, or null for the default host.</param>
+    public static int MaxVmCount(ulong guestMemoryBytes, int? numaNodes)
     {
         var perVm = guestMemoryBytes + (guestMemoryBytes / PerVmOverheadDivisor);
-        var count = perVm == 0 ? int.MaxValue : (HostMemoryOptions.MaxTotalBytes - FixedOverheadBytes) / perVm;
+        var budget = (HostMemoryOptions.MaxTotalBytes / (ulong)Math.Max(1, numaNodes ?? 1)) & ~(Hypervisor.Notifier.Paging.LargePageSize - 1);
+        var count = perVm == 0 ? int.MaxValue : budget <= FixedOverheadBytes ? 0 : (budget - FixedOverheadBytes) / perVm;
         return (int)Math.Min(count, int.MaxValue);
     }
 
     /// <summary>Checks that <paramref name="vmCount"/> VMs of <paramref name="options"/> can share one host.</summary>
     /// <param name="options">The VMs' options (guest RAM, accelerator).</param>
     /// <param name="vmCount">How many VMs.</param>
-    /// <exception cref="VmOptionsException">The count is below 1, above <see cref="MaxVmCount"/>, or above 1 on kvm
+    /// <exception cref="VmOptionsException">The count is below 1, above <see cref="MaxVmCount(ulong, int?)"/>, or above 1 on kvm
     /// (<see cref="VmOptionRule.VmCount"/>).</exception>
     public static void ValidateVmCount(VmOptions options, int vmCount)
     {
@@ -184,14 +220,14 @@ public sealed class HostMachine : IDisposable
                 string.Create(c, $"{vmCount} VMs need the emulated accelerator: several VMs share one simulated host (one frame pool, one reclaimer), and {options.Accelerator} keeps guest RAM outside it"));
         }
 
-        var max = MaxVmCount(options.MemoryBytes);
+        var max = MaxVmCount(options.MemoryBytes, options.NumaNodes);
         if (vmCount > max)
         {
             throw new VmOptionsException(
                 VmOptionRule.VmCount,
                 "VmCount",
                 vmCount,
-                string.Create(c, $"{vmCount} VMs of {options.MemoryBytes >> 20} MiB do not fit one host: at most {max} (each needs its RAM plus 1/{PerVmOverheadDivisor}, the host {FixedOverheadBytes >> 20} MiB more, and the simulated host has at most {HostMemoryOptions.MaxTotalBytes >> 30} GiB)"));
+                string.Create(c, $"{vmCount} VMs of {options.MemoryBytes >> 20} MiB do not fit one host: at most {max} (each needs its RAM plus 1/{PerVmOverheadDivisor}, the host {FixedOverheadBytes >> 20} MiB more{(options.NumaNodes is { } nodes ? $", on each of {nodes} NUMA nodes" : string.Empty)}, and the simulated host has at most {HostMemoryOptions.MaxTotalBytes >> 30} GiB)"));
         }
     }
 

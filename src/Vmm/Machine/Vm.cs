@@ -247,12 +247,21 @@ public sealed class Vm : IDisposable
         Volatile.Write(ref _runStart, start);
         using var deadline = Options.Timeout is { } timeout ? new RunDeadline(stopAll, start, timeout) : null;
         VcpuExit exit;
+
+        // The vCPU runs on this thread: its faults (and NUMA hinting faults) allocate on its home node.
+        var homeNode = HostThread.CurrentNode;
+        if (Options.VcpuNode is { } vcpuNode && IsEmulated)
+        {
+            HostThread.CurrentNode = vcpuNode;
+        }
+
         try
         {
             exit = Accelerator.Vcpus[0].Run(stopAll.Token);
         }
         finally
         {
+            HostThread.CurrentNode = homeNode;
             deadline?.Dispose();
             Volatile.Write(ref _elapsedTicks, Stopwatch.GetElapsedTime(start).Ticks);
             Volatile.Write(ref _runStart, 0);

@@ -41,7 +41,7 @@ public enum VmOptionRule
 
     /// <summary>
     /// Several VMs on one host: at least one, and together they fit the simulated host's largest RAM
-    /// (<see cref="HostMachine.MaxVmCount"/>); they need the emulated accelerator.
+    /// (<see cref="HostMachine.MaxVmCount(ulong, int?)"/>); they need the emulated accelerator.
     /// </summary>
     VmCount,
 
@@ -50,4 +50,10 @@ public enum VmOptionRule
     /// <see cref="VmOptions.MaxKsmSleepMilliseconds"/>; on kvm the real kernel's KSM must be writable.
     /// </summary>
     Ksm,
+
+    /// <summary>
+    /// NUMA: the host has 1 to <see cref="VmOptions.MaxNumaNodes"/> nodes, the vCPUs' home node is one of them, and both
+    /// need the emulated accelerator.
+    /// </summary>
+    Numa,
 }

@@ -29,6 +29,12 @@ public sealed record VmOptions
     /// </summary>
     public const ulong MinHostMemoryFraction = 64;
 
+    /// <summary>The most host NUMA nodes <see cref="NumaNodes"/> accepts.</summary>
+    public const int MaxNumaNodes = 8;
+
+    /// <summary>The host's NUMA nodes when <see cref="NumaNodes"/> is not given.</summary>
+    public const int DefaultNumaNodes = 2;
+
     /// <summary>Where the vCPUs run.</summary>
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Emulated;
 
@@ -49,6 +55,26 @@ public sealed record VmOptions
 
     /// <summary>Stop after this much wall-clock time (null: no limit).</summary>
     public TimeSpan? Timeout { get; init; }
+
+    /// <summary>
+    /// The simulated host's NUMA nodes (<c>--numa N</c>, emulated only), 1 to <see cref="MaxNumaNodes"/>. When set, host
+    /// RAM is sized so that every node alone holds all guest RAM (of every VM) with its page tables: migration between
+    /// nodes always finds room on the target. Null (the default): <see cref="DefaultNumaNodes"/> nodes sharing a host
+    /// sized for guest RAM once, as before the option existed.
+    /// </summary>
+    public int? NumaNodes { get; init; }
+
+    /// <summary>The host's node count: <see cref="NumaNodes"/>, else <see cref="DefaultNumaNodes"/>.</summary>
+    public int EffectiveNumaNodes => NumaNodes ?? DefaultNumaNodes;
+
+    /// <summary>
+    /// The vCPUs' home node (<c>--vcpu-node K</c>, emulated only): the NUMA node the vCPU threads run on
+    /// (<see cref="Hypervisor.HostMm.HostThread.CurrentNode"/>), 0 to <see cref="EffectiveNumaNodes"/> - 1. Faults from a
+    /// vCPU allocate there under the local policy, and NUMA balancing's hinting faults move the pages a vCPU touches to
+    /// it. Null (the default): the VM process's preferred node, node 0 for a VM alone (several VMs on one host prefer
+    /// the nodes in turn).
+    /// </summary>
+    public int? VcpuNode { get; init; }
 
     /// <summary>
     /// When set (emulated only), the host forks the VM's process this often while the guest runs and lets each child
@@ -175,6 +201,7 @@ public sealed record VmOptions
             throw new VmOptionsException(VmOptionRule.Timeout, nameof(Timeout), timeout, $"the timeout must be positive (or none), got {timeout}");
         }
 
+        ValidateNuma();
         ValidateHostMemory();
         if (DirtyTracking is { } policy && !Enum.IsDefined(policy))
         {
@@ -194,6 +221,34 @@ public sealed record VmOptions
                 option,
                 Accelerator,
                 $"{option} needs the emulated accelerator: {Accelerator} runs guest RAM outside the simulated host and counts no instructions");
+        }
+    }
+
+    private void ValidateNuma()
+    {
+        var c = CultureInfo.InvariantCulture;
+        if (NumaNodes is { } nodes && (nodes < 1 || nodes > MaxNumaNodes))
+        {
+            throw new VmOptionsException(VmOptionRule.Numa, nameof(NumaNodes), nodes, string.Create(c, $"the host has 1 to {MaxNumaNodes} NUMA nodes, got {nodes}"));
+        }
+
+        if (VcpuNode is { } home && (home < 0 || home >= EffectiveNumaNodes))
+        {
+            throw new VmOptionsException(
+                VmOptionRule.Numa,
+                nameof(VcpuNode),
+                VcpuNode,
+                string.Create(c, $"the vCPUs' home node must be one of the host's {EffectiveNumaNodes} NUMA nodes (0 to {EffectiveNumaNodes - 1}), got {VcpuNode}"));
+        }
+
+        if (Accelerator != AcceleratorKind.Emulated && (NumaNodes is not null || VcpuNode is not null))
+        {
+            var option = NumaNodes is not null ? nameof(NumaNodes) : nameof(VcpuNode);
+            throw new VmOptionsException(
+                VmOptionRule.Numa,
+                option,
+                Accelerator,
+                $"{option} needs the emulated accelerator: {Accelerator} runs guest RAM outside the simulated host and its NUMA nodes");
         }
     }
 
