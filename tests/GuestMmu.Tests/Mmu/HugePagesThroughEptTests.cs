@@ -66,6 +66,33 @@ public class HugePagesThroughEptTests
     }
 
     [Test]
+    public void After_a_split_khugepaged_collapses_the_range_back_and_the_guest_refaults_to_one_2_mib_leaf()
+    {
+        using var setup = new Setup(hvaOffset: 0);
+        for (var page = 0UL; page < 512; page++)
+        {
+            Assert.That(GuestWrite(setup.Cpu, page * Page, (byte)(page + 3)), Is.True);
+        }
+
+        setup.Mm.Mprotect(setup.Ram + (9 * Page), Page, Protection.Read);
+        setup.Mm.Mprotect(setup.Ram + (9 * Page), Page, Protection.Read | Protection.Write);
+        var buffer = new byte[1];
+        Assert.That(GuestRead(setup.Cpu, 20 * Page, buffer), Is.True);
+        Assert.That(setup.Mmu.Ept.Read(new Gfn(20), out var before).IsPresent && before == 1, Is.True, "4 KiB after the split");
+
+        Assert.That(setup.Host.Khugepaged.Step(4096), Is.EqualTo(1), "the guest's accesses made the range referenced (accessed bits, test_young)");
+
+        Assert.That(setup.Mm.PageTable.IsHugeMapped(setup.Ram), Is.True);
+        Assert.That(setup.Mmu.Ept.Read(new Gfn(20), out _).IsPresent, Is.False, "the collapse's start zapped the 4 KiB sptes");
+        setup.AssertAudited();
+        Assert.That(GuestRead(setup.Cpu, 20 * Page, buffer) && buffer[0] == 23, Is.True, "the data survived split and collapse");
+        var spte = setup.Mmu.Ept.Read(new Gfn(20), out var level);
+        Assert.That(level, Is.EqualTo(2), $"one 2 MiB leaf again, got {spte} at level {level}");
+        Assert.That(setup.Mmu.Stats.Pages2M, Is.EqualTo(1));
+        setup.AssertAudited();
+    }
+
+    [Test]
     public void A_memslot_whose_hva_is_not_2_mib_aligned_with_its_gpa_maps_4_kib_even_over_a_host_huge_page()
     {
         using var setup = new Setup(hvaOffset: 4 * Page);
