@@ -131,7 +131,7 @@ public sealed partial class Mm
         for (var i = 0UL; i < HugeFrames; i++)
         {
             var pfn = first + i;
-            memory.SetFlags(pfn, FrameFlags.SwapBacked);
+            memory.SetFlags(pfn, FrameFlags.SwapBacked | FrameFlags.PmdMapped);
             memory.Frame(pfn).SetAnonRmap(family, firstIndex + i);
             memory.IncrementMapCount(pfn);
             Host.Reclaim.LruAdd(pfn, inFault: true);
@@ -208,7 +208,7 @@ public sealed partial class Mm
         for (var i = 0UL; i < HugeFrames; i++)
         {
             var pfn = first + i;
-            memory.SetFlags(pfn, FrameFlags.SwapBacked);
+            memory.SetFlags(pfn, FrameFlags.SwapBacked | FrameFlags.PmdMapped);
             memory.Frame(pfn).SetAnonRmap(family, firstIndex + i);
             memory.IncrementMapCount(pfn);
             Host.Reclaim.LruAdd(pfn, inFault: true);

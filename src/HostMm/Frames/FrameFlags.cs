@@ -90,4 +90,17 @@ public enum FrameFlags : uint
     /// <c>FrameInfo.SetGeneration</c> (shift <see cref="FrameInfo.GenerationShift"/>), under the owning lruvec's lock.
     /// </summary>
     GenerationMask = 7u << 22,
+
+    /// <summary>
+    /// A hint that a huge leaf maps the frame (it is one of the 512 frames of a transparent huge page): reclaim splits the
+    /// huge mappings before it unmaps the frame, and aging asks the huge leaf. Set when a huge leaf is installed; cleared
+    /// only at allocation (a split leaves it, and the next look finds no huge leaf).
+    /// </summary>
+    PmdMapped = 1u << 25,
+
+    /// <summary>
+    /// The huge page's accessed bit, handed to this subpage when aging its first frame cleared the huge leaf's accessed
+    /// bit (Linux ages a huge page as one folio; here each frame ages on its own, so the first frame's look is shared).
+    /// </summary>
+    PmdYoung = 1u << 26,
 }

@@ -43,7 +43,7 @@ public sealed partial class Reclaimer
             }
 
             ref var frame = ref _memory.Frame(new Pfn(batch[i]));
-            if (IsExclusivelyMapped(ref frame) && Rmap.MembersOf(frame.RmapOwner).Length == 1)
+            if (IsExclusivelyMapped(ref frame) && !frame.Has(FrameFlags.PmdMapped) && Rmap.MembersOf(frame.RmapOwner).Length == 1)
             {
                 candidates[count++] = new AgingCandidate(frame.RmapOwner, frame.RmapIndex, i);
             }

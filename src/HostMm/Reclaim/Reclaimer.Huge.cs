@@ -63,4 +63,78 @@ public sealed partial class Reclaimer
 
         return false;
     }
+
+    /// <summary>
+    /// <c>folio_referenced_one</c> for a mapping of <paramref name="pfn"/> by a huge leaf at <paramref name="address"/>
+    /// (the caller holds the process's mmap lock for read): the huge page ages as one. Its first frame test-and-clears
+    /// the leaf's accessed bit and asks the secondary MMUs about the whole 2 MiB (clear_flush_young or clear_young, as
+    /// for a PTE), and when it was young hands that to the 511 others (<see cref="FrameFlags.PmdYoung"/>); every other
+    /// frame is young when the leaf's bit is set again, when it was handed the bit, or when a secondary MMU's
+    /// test_young says so. False when no huge leaf maps the frame there.
+    /// </summary>
+    private bool HugeReferenced(Mm mm, Hva address, Pfn pfn)
+    {
+        const ulong hugeSize = PageTables.HostPageTable.HugePageSize;
+        var hugeAddress = new Hva(address.Value & ~(hugeSize - 1));
+        var pmd = mm.PageTable.ReadPmd(hugeAddress);
+        if (!PageTables.HostPageTable.IsHugeLeaf(pmd.Value) || PageTables.HostPageTable.SubpageOf(pmd, address).Pfn != pfn)
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _youngQueries);
+        bool young;
+        if (pfn == pmd.Pfn)
+        {
+            young = pmd.IsAccessed && mm.PageTable.TryUpdateHuge(hugeAddress, pmd, pmd.Without(HostPte.AccessedBit));
+            var end = hugeAddress + hugeSize;
+            var secondary = _options.Policy == LruPolicy.Classic ? mm.Notifiers.ClearFlushYoung(hugeAddress, end) : mm.Notifiers.ClearYoung(hugeAddress, end);
+            if (secondary)
+            {
+                Interlocked.Increment(ref _youngHits);
+                young |= _options.SecondaryAging;
+            }
+
+            if (young)
+            {
+                for (var i = 1UL; i < PageTables.HostPageTable.HugePageFrames; i++)
+                {
+                    _memory.SetFlags(pmd.Pfn + i, FrameFlags.PmdYoung);
+                }
+            }
+
+            return young;
+        }
+
+        young = pmd.IsAccessed || _memory.TestAndClearFlag(pfn, FrameFlags.PmdYoung);
+        if (!young && mm.Notifiers.TestYoung(address))
+        {
+            Interlocked.Increment(ref _youngHits);
+            young = _options.SecondaryAging;
+        }
+
+        return young;
+    }
+
+    /// <summary>Splits every huge leaf that maps <paramref name="pfn"/> (a locked frame reclaim decided to unmap), walking its mappings.</summary>
+    private void SplitHugeMappings(Pfn pfn)
+    {
+        var visitor = new SplitVisitor();
+        WalkRmap(pfn, ref visitor);
+    }
+
+    /// <summary>Splits the huge leaf at a mapping, if one maps it there (under the process's mmap lock for read).</summary>
+    private struct SplitVisitor : IRmapVisitor
+    {
+        public readonly bool Visit(Mm mm, Hva address)
+        {
+            const ulong hugeSize = PageTables.HostPageTable.HugePageSize;
+            if (mm.PageTable.IsHugeMapped(address))
+            {
+                mm.SplitHugePmd(new Hva(address.Value & ~(hugeSize - 1)));
+            }
+
+            return true;
+        }
+    }
 }

@@ -145,7 +145,14 @@ public sealed partial class Reclaimer
         {
             if (!mm.PageTable.TryLock(address, allocate: false, out var slot))
             {
-                return false;
+                // No PTE table: nothing mapped here, or a huge leaf (a transparent huge page), aged as one.
+                var hugeYoung = owner._memory.Frame(pfn).Has(FrameFlags.PmdMapped) && owner.HugeReferenced(mm, address, pfn);
+                if (hugeYoung)
+                {
+                    References++;
+                }
+
+                return hugeYoung;
             }
 
             using (slot)

@@ -254,6 +254,16 @@ public sealed partial class Reclaimer
             unmapCount += unmap[i] ? 1 : 0;
         }
 
+        // A subpage of a transparent huge page is unmapped as a 4 KiB page: its huge mappings are split first (Linux splits
+        // a huge folio it decided to reclaim before swap-out, as it did for years). Only pages reclaim decided to unmap.
+        for (var i = 0; i < batch.Length; i++)
+        {
+            if (unmap[i] && _memory.Frame(new Pfn(batch[i])).Has(FrameFlags.PmdMapped))
+            {
+                SplitHugeMappings(new Pfn(batch[i]));
+            }
+        }
+
         if (unmapCount > 0)
         {
             Span<UnmapOutcome> unmapped = stackalloc UnmapOutcome[batch.Length];
