@@ -65,6 +65,24 @@ public class NumaMapsTests
     }
 
     [Test]
+    public void A_huge_page_is_allocated_on_the_faulting_threads_node()
+    {
+        using var host = Thp.ThpHosts.Create();
+        var mm = host.CreateMm(0);
+        var start = Thp.ThpHosts.MapAligned(mm, 1);
+        var thread = new Thread(() =>
+        {
+            HostThread.CurrentNode = 1;
+            mm.Write(start, new byte[] { 1 });
+        });
+        thread.Start();
+        thread.Join();
+
+        Assert.That(HostPageTable.IsHugeLeaf(mm.PageTable.ReadPmd(start).Value), Is.True);
+        Assert.That(mm.ResidentPagesPerNode(start, start + (512 * Page)), Is.EqualTo(new long[] { 0, 512 }));
+    }
+
+    [Test]
     public void Unaligned_or_reversed_ranges_are_refused_naming_the_range()
     {
         using var host = MigrationHosts.Create();
