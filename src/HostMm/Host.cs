@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Huge;
 using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Migration;
 using Hypervisor.HostMm.Reclaim;
@@ -32,6 +33,7 @@ public sealed class Host : IDisposable, IFrameObserver
         Ksm = new KsmScanner(this);
         Migration = new Migrator(this);
         NumaBalancing = new NumaBalancer(this);
+        Khugepaged = new Khugepaged(this);
         try
         {
             Reclaim = new Reclaimer(this, options.Reclaim, options.Swap);
@@ -60,6 +62,9 @@ public sealed class Host : IDisposable, IFrameObserver
 
     /// <summary>Automatic NUMA balancing: the PROT_NONE scanner and the hinting faults' migration (off until enabled).</summary>
     public NumaBalancer NumaBalancing { get; }
+
+    /// <summary>khugepaged: collapses small pages back into transparent huge pages (nothing while THP is off).</summary>
+    public Khugepaged Khugepaged { get; }
 
     /// <summary>The shared zero page: read faults on never-written anonymous memory map it read-only.</summary>
     public Pfn ZeroPfn { get; }

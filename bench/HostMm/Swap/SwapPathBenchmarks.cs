@@ -20,13 +20,14 @@ namespace Hypervisor.Bench.HostMm.Swap;
 /// <para>Swap-out: <c>madvise(MADV_PAGEOUT)</c> over resident dirty pages: per page, isolation, a slot, the swap
 /// cache, <c>try_to_unmap_one</c> in §3's order (notifier start — which zaps the spte when
 /// <see cref="ThroughEpt"/> — swap PTE, TLB flush, end), the CRC-32C, the gathered write (one per run of contiguous
-/// slots, 32 pages: reclaim's batch), the free. Baseline: one
-/// <see cref="RandomAccess.Write(SafeFileHandle, ReadOnlySpan{byte}, long)"/> per 32 pages, as the swap path writes
-/// (without its copy into the gather buffer); a second row writes one page per call.</para>
+/// slots, 32 pages: reclaim's batch; on Linux one <c>pwritev</c> straight from the frames), the free. Baseline: one
+/// <see cref="RandomAccess.Write(SafeFileHandle, ReadOnlySpan{byte}, long)"/> per 32 pages of one contiguous buffer,
+/// as many system calls as the swap path makes; a second row writes one page per call.</para>
 /// <para>Swap-in: a sequential read fault per page (through the EPT fault path and get-user-pages when
 /// <see cref="ThroughEpt"/>, else the host's own fault): a major fault reads the readahead window (page-cluster 3,
-/// up to 8 pages) with CRC checks, the next pages hit the swap cache. Baseline: plain reads of the same pages in
-/// 8-page calls (the readahead window); a second row reads them one page per call.</para>
+/// up to 8 pages; on Linux one <c>preadv</c> straight into the new frames) with CRC checks, the next pages hit the
+/// swap cache. Baseline: plain reads of the same pages in 8-page calls (the readahead window) into one contiguous
+/// buffer; a second row reads them one page per call.</para>
 /// <para>Both files live in the temp folder; the OS page cache serves both sides alike.</para>
 /// </remarks>
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory, BenchmarkLogicalGroupRule.ByParams)]

@@ -18,6 +18,12 @@ public readonly record struct BackingPage(BackingStatus Status, Pfn Pfn, bool Wr
     /// <summary>For a failure, what the backing said about it (the swap slot and the device's answer for a memory failure); else null.</summary>
     public string? Detail { get; init; }
 
+    /// <summary>
+    /// True when the host maps the page with a 2 MiB leaf (KVM's <c>host_pfn_mapping_level</c> = 2): the 512 frames of
+    /// the aligned 2 MiB around <see cref="Pfn"/> are one host huge page, which the EPT may map with one 2 MiB leaf.
+    /// </summary>
+    public bool HostHuge { get; init; }
+
     /// <summary>A failure: no frame, no reference.</summary>
     public static BackingPage Failed(BackingStatus status, string? detail = null) => new(status, default, false) { Detail = detail };
 }

@@ -47,7 +47,7 @@ public sealed unsafe class HostProcessBacking : IGuestMemoryBacking // unsafe: h
             FaultResult.ProtectionViolation => BackingPage.Failed(BackingStatus.Forbidden),
             FaultResult.OutOfMemory => BackingPage.Failed(BackingStatus.OutOfMemory, $"{_process} at {address}: {_process.Cgroup} and host RAM gave no frame after reclaim"),
             FaultResult.MemoryFailure => BackingPage.Failed(BackingStatus.MemoryFailure, $"{_process} at {address}: swap slot {page.Failure.SwapSlot}: {Describe(page.Failure.Cause)}"),
-            _ => BackingPage.Resolved(page.Pfn, page.Writable),
+            _ => BackingPage.Resolved(page.Pfn, page.Writable) with { HostHuge = page.HostHuge },
         };
     }
 

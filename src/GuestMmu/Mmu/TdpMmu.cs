@@ -76,6 +76,8 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private long _invalidationWaits;
     private long _mmioExits;
     private long _hostFaults;
+    private long _largeInstalls;
+    private long _largeFallbacks;
     private long _invalidations;
     private long _zapped;
     private long _dirtyPropagated;
@@ -144,6 +146,8 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         InvalidationWaits = Volatile.Read(ref _invalidationWaits),
         MmioExits = Volatile.Read(ref _mmioExits),
         HostFaults = Volatile.Read(ref _hostFaults),
+        LargeInstalls = Volatile.Read(ref _largeInstalls),
+        LargeFallbacks = Volatile.Read(ref _largeFallbacks),
         Invalidations = Volatile.Read(ref _invalidations),
         Zapped = Volatile.Read(ref _zapped),
         DirtyPropagated = Volatile.Read(ref _dirtyPropagated),
@@ -157,6 +161,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         ChangePteHits = Volatile.Read(ref _changePteHits),
         ChangePteMisses = Volatile.Read(ref _changePteMisses),
         PresentSptes = Ept.PresentLeaves,
+        Pages2M = Ept.CountLargeLeaves(),
         TablePages = Ept.Tables,
         InvalidateSequence = Volatile.Read(ref _invalidateSequence),
         InProgress = Volatile.Read(ref _inProgress),
@@ -320,6 +325,21 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
                     else
                     {
                         var writable = page.Writable && !slot.IsReadOnly;
+                        if (MaxMappingLevel(slot, gfn, page) == 2)
+                        {
+                            var large = MapLarge(gfn, page, writable, backing, retries, slot, out var raced);
+                            if (large is { } mapped)
+                            {
+                                return mapped;
+                            }
+
+                            if (raced)
+                            {
+                                installRace = true;
+                                goto released; // the entry changed under the install: retry the whole fault
+                            }
+                        }
+
                         var current = Ept.ReadAt(gfn, 1);
                         if (current.IsPresent && current.Pfn == page.Pfn && !current.IsAccessTracked && (current.IsWritable || !writable))
                         {
@@ -344,6 +364,8 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
 
                         installRace = true;
                     }
+
+                released:;
                 }
                 finally
                 {
@@ -358,6 +380,68 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             // Neither _mmuLock nor the page reference is held here: the only place after get-user-pages where
             // the fault may wait or back off.
             retries = installRace ? RetryInstallRace(retries, ref installBackoff) : RetryStale(retries, gfn);
+        }
+    }
+
+    /// <summary>
+    /// KVM's <c>kvm_mmu_max_mapping_level</c>: 2 (one 2 MiB leaf) when large pages are on, the host maps the page with a
+    /// huge leaf (<c>host_pfn_mapping_level</c>), the memslot is not logging dirty pages, the aligned 2 MiB of guest
+    /// frames around <paramref name="gfn"/> lies inside the memslot, and its host addresses are 2 MiB-aligned there too
+    /// (the gpa and hva agree modulo 2 MiB); 1 otherwise.
+    /// </summary>
+    private int MaxMappingLevel(Memslot slot, Gfn gfn, BackingPage page)
+    {
+        const ulong frames = 512;
+        if (!_options.LargePages || !page.HostHuge || slot.IsDirtyLogging)
+        {
+            return 1;
+        }
+
+        var first = new Gfn(gfn.Value & ~(frames - 1));
+        if (!slot.ContainsGfn(first) || !slot.ContainsGfn(first + (frames - 1)))
+        {
+            return 1;
+        }
+
+        return (slot.GfnToHva(first).Value & ((frames << Paging.PageShift) - 1)) == 0 ? 2 : 1;
+    }
+
+    /// <summary>
+    /// The 2 MiB install of a fault (under the MMU lock for read and the page's short-term reference): one large leaf for
+    /// the host huge page's 512 frames. Null with <paramref name="raced"/> false when the level-2 entry is a page table
+    /// that still holds entries (map this frame at 4 KiB instead); null with <paramref name="raced"/> when the entry
+    /// changed (retry the fault).
+    /// </summary>
+    private EptFaultResult? MapLarge(Gfn gfn, BackingPage page, bool writable, IGuestMemoryBacking backing, int retries, Memslot slot, out bool raced)
+    {
+        raced = false;
+        var head = new Pfn(page.Pfn.Value - (gfn.Value & 511));
+        var current = Ept.ReadAt(gfn, 2);
+        if (current.IsPresent && current.IsLeaf(2) && current.Pfn == head && !current.IsAccessTracked && (current.IsWritable || !writable))
+        {
+            Interlocked.Increment(ref _alreadyMapped);
+            return new EptFaultResult(EptFaultOutcome.AlreadyMapped, current, retries, slot);
+        }
+
+        var spte = Spte.Leaf(head, writable, executable: true, large: true, accessed: true);
+        switch (Ept.Install(gfn, 2, current, spte))
+        {
+            case InstallResult.Installed:
+                if (writable && _markDirtyOnMap)
+                {
+                    backing.MarkDirty(head, 512);
+                    Interlocked.Increment(ref _dirtyMarkedOnMap);
+                }
+
+                Interlocked.Increment(ref _installs);
+                Interlocked.Increment(ref _largeInstalls);
+                return new EptFaultResult(EptFaultOutcome.Installed, spte, retries, slot);
+            case InstallResult.TablePopulated:
+                Interlocked.Increment(ref _largeFallbacks);
+                return null;
+            default:
+                raced = true;
+                return null;
         }
     }
 

@@ -12,6 +12,12 @@ public sealed record TdpMmuOptions
     /// </summary>
     public bool AccessedDirtyEnabled { get; init; } = true;
 
+    /// <summary>
+    /// Map 2 MiB with one leaf where the host backs the guest frame with a huge page and the memslot's alignment allows
+    /// (KVM's <c>kvm_mmu_max_mapping_level</c>); on by default, as in KVM. Off maps everything with 4 KiB leaves.
+    /// </summary>
+    public bool LargePages { get; init; } = true;
+
     /// <summary>The EPT's bulk-kernel path (zap, age, count); default the widest this CPU accelerates (<see cref="EptVectorPath.Detected"/>).</summary>
     public EptVectorWidth VectorWidth { get; init; } = EptVectorPath.Detected;
 

@@ -30,6 +30,18 @@ public readonly record struct TdpMmuStats
     /// <summary>Faults the host could not back.</summary>
     public long HostFaults { get; init; }
 
+    /// <summary>Faults that installed a 2 MiB leaf over a host huge page.</summary>
+    public long LargeInstalls { get; init; }
+
+    /// <summary>KVM's <c>pages_2m</c>: present 2 MiB leaves now (a walk of the EPT's upper levels, exact when quiescent).</summary>
+    public long Pages2M { get; init; }
+
+    /// <summary>KVM's <c>pages_4k</c>: present 4 KiB leaves now.</summary>
+    public long Pages4K => PresentSptes - Pages2M;
+
+    /// <summary>Faults that could have mapped 2 MiB but found 4 KiB sptes already in the range and mapped 4 KiB.</summary>
+    public long LargeFallbacks { get; init; }
+
     /// <summary>invalidate_range_start calls that reached this MMU.</summary>
     public long Invalidations { get; init; }
 

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Swap;
 
@@ -283,54 +282,48 @@ public sealed partial class Reclaimer
             return;
         }
 
-        byte[]? buffer = null;
-        try
+        // The run's frames go to the device where they are (one pwritev on a Linux file): no copy into a gather buffer.
+        Span<nint> frames = stackalloc nint[MaxWriteRunPages];
+        var start = 0;
+        while (start < pendingCount)
         {
-            var start = 0;
-            while (start < pendingCount)
+            var firstPfn = new Pfn(batch[pending[start]]);
+            var firstSlot = (ulong)_memory.Frame(firstPfn).SwapSlot;
+            var end = start + 1;
+            while (end < pendingCount && end - start < MaxWriteRunPages
+                   && (ulong)_memory.Frame(new Pfn(batch[pending[end]])).SwapSlot == firstSlot + (ulong)(end - start))
             {
-                var firstPfn = new Pfn(batch[pending[start]]);
-                var firstSlot = (ulong)_memory.Frame(firstPfn).SwapSlot;
-                var end = start + 1;
-                while (end < pendingCount && end - start < MaxWriteRunPages
-                       && (ulong)_memory.Frame(new Pfn(batch[pending[end]])).SwapSlot == firstSlot + (ulong)(end - start))
-                {
-                    end++;
-                }
+                end++;
+            }
 
-                SwapIoResult written;
-                if (end - start == 1)
-                {
-                    written = Area!.Write(firstSlot, _memory.FrameBytes(firstPfn));
-                }
-                else
-                {
-                    buffer ??= ArrayPool<byte>.Shared.Rent(MaxWriteRunPages * PageBytes);
-                    for (var j = start; j < end; j++)
-                    {
-                        _memory.FrameBytes(new Pfn(batch[pending[j]])).CopyTo(buffer.AsSpan((j - start) * PageBytes, PageBytes));
-                    }
-
-                    written = Area!.WriteRun(firstSlot, buffer.AsSpan(0, (end - start) * PageBytes));
-                }
-
+            SwapIoResult written;
+            if (end - start == 1)
+            {
+                written = Area!.Write(firstSlot, _memory.FrameBytes(firstPfn));
+            }
+            else
+            {
                 for (var j = start; j < end; j++)
                 {
-                    var index = pending[j];
-                    outcomes[index] = FinishPageout(lruvec, new Pfn(batch[index]), written.Status == SwapIoStatus.Ok);
+                    frames[j - start] = FrameAddress(new Pfn(batch[pending[j]]));
                 }
 
-                start = end;
+                written = Area!.WriteFrames(firstSlot, frames[..(end - start)]);
             }
-        }
-        finally
-        {
-            if (buffer is not null)
+
+            for (var j = start; j < end; j++)
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                var index = pending[j];
+                outcomes[index] = FinishPageout(lruvec, new Pfn(batch[index]), written.Status == SwapIoStatus.Ok);
             }
+
+            start = end;
         }
     }
+
+    /// <summary>The native address of <paramref name="pfn"/>'s bytes, for a gathered swap transfer (the caller holds the frame locked).</summary>
+    // unsafe: the frame arena's raw address, handed to the device as an iovec base.
+    private unsafe nint FrameAddress(Pfn pfn) => (nint)_memory.FrameAddress(pfn);
 
     /// <summary>
     /// Phase 1 of <c>shrink_folio_list</c> for one frame the caller has locked (<see cref="FrameFlags.Locked"/>): the

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Swap;
 
@@ -236,29 +235,21 @@ public sealed partial class Reclaimer
         // Plan order is ascending with the target last; sort so contiguous slots form runs.
         SortBySlot(pages[..count], frames[..count]);
         var failure = SwapIoStatus.Ok;
-        var buffer = ArrayPool<byte>.Shared.Rent(count * HostMemory.FrameSize);
-        try
+        var runStart = 0;
+        for (var i = 1; i <= count; i++)
         {
-            var runStart = 0;
-            for (var i = 1; i <= count; i++)
+            if (i < count && pages[i] == pages[i - 1] + 1)
             {
-                if (i < count && pages[i] == pages[i - 1] + 1)
-                {
-                    continue;
-                }
-
-                var status = ReadRun(pages[runStart..i], frames[runStart..i], buffer, target);
-                if (status != SwapIoStatus.Ok)
-                {
-                    failure = status;
-                }
-
-                runStart = i;
+                continue;
             }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+
+            var status = ReadRun(pages[runStart..i], frames[runStart..i], target);
+            if (status != SwapIoStatus.Ok)
+            {
+                failure = status;
+            }
+
+            runStart = i;
         }
 
         Interlocked.Add(ref _swapRa, count - 1);
@@ -275,14 +266,20 @@ public sealed partial class Reclaimer
     }
 
     /// <summary>
-    /// Reads one run of contiguous slots into their frames. Read-ahead pages that read back intact are unlocked and put
-    /// on the LRU (the cache keeps them); any page that failed is taken out of the cache and freed. Returns the
-    /// target's status (Ok when the target is not in this run or read back intact).
+    /// Reads one run of contiguous slots straight into their frames (one <c>preadv</c> on a Linux file). Read-ahead pages
+    /// that read back intact are unlocked and put on the LRU (the cache keeps them); any page that failed is taken out
+    /// of the cache and freed. Returns the target's status (Ok when the target is not in this run or read back intact).
     /// </summary>
-    private SwapIoStatus ReadRun(ReadOnlySpan<ulong> slots, ReadOnlySpan<uint> frames, byte[] buffer, Pfn target)
+    private SwapIoStatus ReadRun(ReadOnlySpan<ulong> slots, ReadOnlySpan<uint> frames, Pfn target)
     {
-        var bytes = buffer.AsSpan(0, slots.Length * HostMemory.FrameSize);
-        var result = Area!.ReadRun(slots[0], bytes);
+        Span<nint> addresses = stackalloc nint[slots.Length];
+        for (var i = 0; i < slots.Length; i++)
+        {
+            addresses[i] = FrameAddress(new Pfn(frames[i]));
+        }
+
+        // The frames are new, locked swap-cache pages nobody maps: a failed read leaves poison in them, and they are freed.
+        var result = Area!.ReadFrames(slots[0], addresses);
         var firstBad = result.IsOk ? slots.Length : (int)(result.Slot - slots[0]);
         var targetStatus = SwapIoStatus.Ok;
         for (var i = 0; i < slots.Length; i++)
@@ -291,7 +288,6 @@ public sealed partial class Reclaimer
             ref var frame = ref _memory.Frame(pfn);
             if (i < firstBad)
             {
-                bytes.Slice(i * HostMemory.FrameSize, HostMemory.FrameSize).CopyTo(_memory.FrameBytes(pfn));
                 frame.SetFlags(FrameFlags.Uptodate);
                 if (pfn != target)
                 {

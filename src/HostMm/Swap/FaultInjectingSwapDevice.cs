@@ -9,9 +9,11 @@ namespace Hypervisor.HostMm.Swap;
 /// </summary>
 /// <remarks>
 /// The rates can be changed between calls (write cleanly, then fail the reads). The generator is guarded by a
-/// leaf lock held only while drawing; the inner device is called outside it.
+/// leaf lock held only while drawing; the inner device is called outside it. Gathered transfers
+/// (<see cref="IVectoredSwapDevice"/>) draw exactly as runs do and reach the inner device gathered too (vectored when it
+/// is), so the faults a seed injects do not depend on which path the swap area takes.
 /// </remarks>
-public sealed class FaultInjectingSwapDevice : ISwapDevice
+public sealed class FaultInjectingSwapDevice : IVectoredSwapDevice
 {
     private const int PageSize = (int)Paging.PageSize;
 
@@ -169,6 +171,75 @@ public sealed class FaultInjectingSwapDevice : ISwapDevice
         }
 
         return Flush(firstSlot, pages, start, count);
+    }
+
+    /// <inheritdoc />
+    // unsafe: a corrupted page is copied out of the caller's native page.
+    public unsafe SwapIoResult WriteGather(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        var count = SwapGather.Check(this, firstSlot, pages);
+        var start = 0; // first page not yet passed to the inner device
+        Span<byte> corrupted = stackalloc byte[PageSize];
+        for (var i = 0; i < count; i++)
+        {
+            var fault = Draw(WriteErrorRate, CorruptWriteRate);
+            if (!fault.Error && !fault.Corrupt)
+            {
+                continue;
+            }
+
+            var flushed = i > start ? SwapGather.Write(_inner, firstSlot + (ulong)start, pages[start..i]) : SwapIoResult.Success;
+            if (!flushed.IsOk)
+            {
+                return flushed;
+            }
+
+            var slot = firstSlot + (ulong)i;
+            if (fault.Error)
+            {
+                Interlocked.Increment(ref _writeErrors);
+                return SwapIoResult.Failed(_writeErrorStatus, slot);
+            }
+
+            Interlocked.Increment(ref _corruptedWrites);
+            new ReadOnlySpan<byte>((void*)pages[i], PageSize).CopyTo(corrupted);
+            FlipBit(corrupted, fault.Bit);
+            var written = _inner.Write(slot, corrupted);
+            if (!written.IsOk)
+            {
+                return written;
+            }
+
+            start = i + 1;
+        }
+
+        return count > start ? SwapGather.Write(_inner, firstSlot + (ulong)start, pages[start..]) : SwapIoResult.Success;
+    }
+
+    /// <inheritdoc />
+    // unsafe: a corruption flips a bit of the caller's native page.
+    public unsafe SwapIoResult ReadScatter(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        var count = SwapGather.Check(this, firstSlot, pages);
+        var result = SwapGather.Read(_inner, firstSlot, pages);
+        var good = result.IsOk ? count : (int)(result.Slot - firstSlot);
+        for (var i = 0; i < good; i++)
+        {
+            var fault = Draw(ReadErrorRate, CorruptReadRate);
+            if (fault.Error)
+            {
+                Interlocked.Increment(ref _readErrors);
+                return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot + (ulong)i);
+            }
+
+            if (fault.Corrupt)
+            {
+                Interlocked.Increment(ref _corruptedReads);
+                FlipBit(new Span<byte>((void*)pages[i], PageSize), fault.Bit);
+            }
+        }
+
+        return result;
     }
 
     /// <inheritdoc />

@@ -7,15 +7,17 @@ namespace Hypervisor.HostMm.Swap;
 /// A swap file: a real file sized up front (its blocks preallocated where the file system can, as <c>swapon</c>
 /// wants a file without holes), slot 0 holding a Linux-style header, data read and written with
 /// <see cref="RandomAccess"/> on one <see cref="SafeFileHandle"/> at page-aligned offsets, a run of contiguous
-/// slots in one OS call. With no path, the file is created in the temp folder with a unique name and deleted on
+/// slots in one OS call. On Linux a gathered run (<see cref="IVectoredSwapDevice"/>) is one <c>pwritev</c> or
+/// <c>preadv</c> whose iovecs point straight at the frames; where that call is refused (EINVAL, ENOSYS, EOPNOTSUPP) the
+/// device stops using it and copies through a bounce buffer instead, as it does off Linux. With no path, the file is created in the temp folder with a unique name and deleted on
 /// <see cref="Dispose"/>; a file at a user path is kept. The OS page cache sits beneath, as it would under a
 /// buffered file; nothing is synced, since swap contents do not outlive the process.
 /// </summary>
 /// <remarks>
 /// Thread safety: as <see cref="ISwapDevice"/> (positional reads and writes share no file position). The device
-/// takes no lock of its own; counters are interlocked.
+/// takes no lock of its own; counters and the vectored switch are interlocked.
 /// </remarks>
-public sealed class FileSwapDevice : ISwapDevice
+public sealed class FileSwapDevice : IVectoredSwapDevice
 {
     private const int PageSize = (int)Paging.PageSize;
 
@@ -24,7 +26,13 @@ public sealed class FileSwapDevice : ISwapDevice
     private const int ErrorHandleDiskFull = unchecked((int)0x80070027);
     private const int ErrorDiskFull = unchecked((int)0x80070070);
 
+    /// <summary>Iovecs per vectored call: a 32-page reclaim run or an 8-page readahead window is one call; longer runs loop.</summary>
+    private const int MaxIovecs = 64;
+
     private readonly SafeFileHandle _handle;
+    private readonly IVectoredFileIo? _vectored;
+    private int _vectoredRefused;
+    private long _vectoredCalls;
     private long _pagesRead;
     private long _pagesWritten;
     private long _readCalls;
@@ -43,7 +51,14 @@ public sealed class FileSwapDevice : ISwapDevice
     /// <param name="sizeBytes">The file's size, header slot included (see <see cref="SwapOptions.SizeBytes"/>).</param>
     /// <exception cref="SwapConfigurationException">The size breaks a rule, the file cannot be created at the path, the path is a file that is not a swap file, or the disk has less free space than the size.</exception>
     public FileSwapDevice(string? path, ulong sizeBytes)
+        : this(path, sizeBytes, OperatingSystem.IsLinux() ? LinuxVectoredFileIo.Instance : null)
     {
+    }
+
+    /// <summary>As the public constructor, with the vectored calls to make (null: none, always the bounce buffer).</summary>
+    internal FileSwapDevice(string? path, ulong sizeBytes, IVectoredFileIo? vectored)
+    {
+        _vectored = vectored;
         SlotCount = SwapOptions.ValidateSize(sizeBytes, nameof(sizeBytes));
         IsTemporary = path is null;
         Path = path is null
@@ -61,6 +76,15 @@ public sealed class FileSwapDevice : ISwapDevice
 
     /// <inheritdoc />
     public ulong SlotCount { get; }
+
+    /// <summary>
+    /// True while gathered transfers go straight to the frames with <c>pwritev</c>/<c>preadv</c>: on Linux, until the
+    /// OS refuses a call with EINVAL, ENOSYS or EOPNOTSUPP (or the runtime cannot bind them in libc); false off Linux. When false they go through a bounce buffer.
+    /// </summary>
+    public bool IsVectoredIoActive => _vectored is not null && Volatile.Read(ref _vectoredRefused) == 0;
+
+    /// <summary>Vectored system calls made (a short transfer's continuation counts again; EINTR retries too).</summary>
+    public long VectoredCalls => Volatile.Read(ref _vectoredCalls);
 
     /// <inheritdoc />
     public bool IsSynchronous => false;
@@ -126,6 +150,60 @@ public sealed class FileSwapDevice : ISwapDevice
         }
 
         return SwapIoResult.Success;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One <c>pwritev</c> per 64 pages, continued after a short write; ENOSPC is <see cref="SwapIoStatus.DeviceFull"/>, any other error <see cref="SwapIoStatus.IoError"/>.</remarks>
+    public SwapIoResult WriteGather(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        SwapGather.Check(this, firstSlot, pages);
+        if (!IsVectoredIoActive)
+        {
+            return SwapGather.WriteBounced(this, firstSlot, pages);
+        }
+
+        Interlocked.Increment(ref _writeCalls);
+        var result = Vectored(write: true, firstSlot, pages, out var done, out var refused);
+        Interlocked.Add(ref _pagesWritten, done);
+        if (refused)
+        {
+            Volatile.Write(ref _vectoredRefused, 1);
+            return SwapGather.WriteBounced(this, firstSlot + (ulong)done, pages[done..]);
+        }
+
+        if (!result.IsOk)
+        {
+            Interlocked.Increment(ref _writeErrors);
+        }
+
+        return result;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One <c>preadv</c> per 64 pages, continued after a short read; end of file before the run's end (a file truncated behind the device) and every error are <see cref="SwapIoStatus.IoError"/>.</remarks>
+    public SwapIoResult ReadScatter(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        SwapGather.Check(this, firstSlot, pages);
+        if (!IsVectoredIoActive)
+        {
+            return SwapGather.ReadBounced(this, firstSlot, pages);
+        }
+
+        Interlocked.Increment(ref _readCalls);
+        var result = Vectored(write: false, firstSlot, pages, out var done, out var refused);
+        Interlocked.Add(ref _pagesRead, done);
+        if (refused)
+        {
+            Volatile.Write(ref _vectoredRefused, 1);
+            return SwapGather.ReadBounced(this, firstSlot + (ulong)done, pages[done..]);
+        }
+
+        if (!result.IsOk)
+        {
+            Interlocked.Increment(ref _readErrors);
+        }
+
+        return result;
     }
 
     /// <inheritdoc />
@@ -220,6 +298,75 @@ public sealed class FileSwapDevice : ISwapDevice
         }
 
         Interlocked.Add(ref _pagesWritten, buffer.Length / PageSize);
+        return SwapIoResult.Success;
+    }
+
+    /// <summary>
+    /// The vectored transfer of <paramref name="pages"/>: calls until every byte moved, each continuing where the last
+    /// stopped (mid-page after a short transfer). <paramref name="done"/> is the pages wholly transferred; on failure
+    /// the result names the slot after them. <paramref name="refused"/> is set, with nothing more transferred, when
+    /// the OS refuses the call itself, so the caller can fall back.
+    /// </summary>
+    // unsafe: the iovecs are a stack array pointing at the caller's native pages.
+    private unsafe SwapIoResult Vectored(bool write, ulong firstSlot, ReadOnlySpan<nint> pages, out int done, out bool refused)
+    {
+        var io = _vectored!;
+        var iov = stackalloc Iovec[MaxIovecs];
+        done = 0;
+        refused = false;
+        var partial = 0; // bytes of pages[done] already transferred
+        while (done < pages.Length)
+        {
+            var n = Math.Min(MaxIovecs, pages.Length - done);
+            for (var j = 0; j < n; j++)
+            {
+                iov[j].Base = pages[done + j];
+                iov[j].Length = PageSize;
+            }
+
+            iov[0].Base += partial;
+            iov[0].Length -= (nuint)partial;
+            var offset = (long)((firstSlot + (ulong)done) * Paging.PageSize) + partial;
+            Interlocked.Increment(ref _vectoredCalls);
+            long moved;
+            int errno;
+            try
+            {
+                moved = write ? io.Write(_handle, iov, n, offset, out errno) : io.Read(_handle, iov, n, offset, out errno);
+            }
+            catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // A libc the runtime cannot load, or one without the calls: as if the OS refused them.
+                refused = true;
+                return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot + (ulong)done);
+            }
+
+            if (moved < 0)
+            {
+                switch (errno)
+                {
+                    case LinuxVectoredFileIo.Eintr:
+                        continue;
+                    case LinuxVectoredFileIo.Einval or LinuxVectoredFileIo.Enosys or LinuxVectoredFileIo.Eopnotsupp:
+                        refused = true;
+                        return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot + (ulong)done);
+                    default:
+                        var status = write && errno == LinuxVectoredFileIo.Enospc ? SwapIoStatus.DeviceFull : SwapIoStatus.IoError;
+                        return SwapIoResult.Failed(status, firstSlot + (ulong)done);
+                }
+            }
+
+            if (moved == 0)
+            {
+                // A read at end of file (the file is shorter than the device), or a write that makes no progress.
+                return SwapIoResult.Failed(SwapIoStatus.IoError, firstSlot + (ulong)done);
+            }
+
+            var total = partial + moved;
+            done += (int)(total / PageSize);
+            partial = (int)(total % PageSize);
+        }
+
         return SwapIoResult.Success;
     }
 

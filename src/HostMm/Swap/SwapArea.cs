@@ -16,8 +16,8 @@ namespace Hypervisor.HostMm.Swap;
 /// swap-in first takes HAS_CACHE with <see cref="TrySetCache"/>, then <see cref="Read"/>s; each swap PTE removed
 /// calls <see cref="FreeReference"/>. The slot is free, its checksum forgotten and the device told to discard it,
 /// when its word reaches 0.</para>
-/// <para><b>Ownership:</b> <see cref="Write"/>, <see cref="WriteRun"/>, <see cref="Read"/> and <see cref="ReadRun"/>
-/// require HAS_CACHE set on every slot: the caller owns the slot through its swap-cache page (locked), so transfers
+/// <para><b>Ownership:</b> <see cref="Write"/>, <see cref="WriteRun"/>, <see cref="WriteFrames"/>, <see cref="Read"/>,
+/// <see cref="ReadRun"/> and <see cref="ReadFrames"/> require HAS_CACHE set on every slot: the caller owns the slot through its swap-cache page (locked), so transfers
 /// of one slot never overlap. Breaking a <c>swap_map</c> rule throws <see cref="SwapSlotStateException"/> (a bug);
 /// a slot outside the area throws <see cref="ArgumentOutOfRangeException"/>. I/O failures are results.</para>
 /// <para><b>Failures:</b> a failed or corrupted read fills the page with <see cref="PoisonByte"/> and returns
@@ -375,7 +375,31 @@ public sealed unsafe class SwapArea : IDisposable
     /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set.</exception>
     public SwapIoResult WriteRun(ulong firstSlot, ReadOnlySpan<byte> pages)
     {
-        var count = CheckBuffer(pages.Length, 0);
+        CheckBuffer(pages.Length, 0);
+
+        // The run only reads its buffer on a write: the read-only span is never written through.
+        return WriteCore(firstSlot, new BufferPageRun(MemoryMarshal.CreateSpan(ref MemoryMarshal.GetReference(pages), pages.Length)));
+    }
+
+    /// <summary>
+    /// <see cref="WriteRun"/> straight from frames: page <c>i</c> is the 4096 bytes of native memory at
+    /// <c>pages[i]</c> (a frame of the host arena, locked in the swap cache by the caller, so it cannot change). The
+    /// CRC-32C is taken from the frame; each run of non-zero pages is one gathered device call
+    /// (<see cref="IVectoredSwapDevice.WriteGather"/>: on a Linux file one <c>pwritev</c> pointing at the frames),
+    /// or on a device without it one plain run through a bounce buffer. Results as <see cref="WriteRun"/>.
+    /// </summary>
+    /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set.</exception>
+    /// <exception cref="ArgumentException"><paramref name="pages"/> is empty or holds a null address.</exception>
+    public SwapIoResult WriteFrames(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        CheckFrames(pages, firstSlot);
+        return WriteCore(firstSlot, new FramePageRun(pages));
+    }
+
+    private SwapIoResult WriteCore<TRun>(ulong firstSlot, TRun pages)
+        where TRun : ISwapPageRun, allows ref struct
+    {
+        var count = pages.Count;
         CheckRunSlots(firstSlot, count);
         for (var i = 0; i < count; i++)
         {
@@ -387,7 +411,7 @@ public sealed unsafe class SwapArea : IDisposable
         var start = 0;
         while (start < count)
         {
-            var page = pages.Slice(start * PageSize, PageSize);
+            var page = pages.Page(start);
             if (IsZero(page))
             {
                 _check[firstSlot + (ulong)start] = CheckValid | CheckZero;
@@ -400,13 +424,13 @@ public sealed unsafe class SwapArea : IDisposable
             // The CRC waits in the check word without the valid bit until the device has the page.
             _check[firstSlot + (ulong)start] = Crc32C.Compute(page);
             var end = start + 1;
-            while (end < count && !IsZero(pages.Slice(end * PageSize, PageSize)))
+            while (end < count && !IsZero(pages.Page(end)))
             {
-                _check[firstSlot + (ulong)end] = Crc32C.Compute(pages.Slice(end * PageSize, PageSize));
+                _check[firstSlot + (ulong)end] = Crc32C.Compute(pages.Page(end));
                 end++;
             }
 
-            var result = _device.WriteRun(firstSlot + (ulong)start, pages[(start * PageSize)..(end * PageSize)]);
+            var result = pages.Write(_device, firstSlot + (ulong)start, start, end);
             var written = result.IsOk ? end : (int)(result.Slot - firstSlot);
             for (var i = start; i < end; i++)
             {
@@ -446,7 +470,29 @@ public sealed unsafe class SwapArea : IDisposable
     /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set or holds no data.</exception>
     public SwapIoResult ReadRun(ulong firstSlot, Span<byte> pages)
     {
-        var count = CheckBuffer(pages.Length, 0);
+        CheckBuffer(pages.Length, 0);
+        return ReadCore(firstSlot, new BufferPageRun(pages));
+    }
+
+    /// <summary>
+    /// <see cref="ReadRun"/> straight into frames: page <c>i</c> is the 4096 bytes of native memory at
+    /// <c>pages[i]</c> (a new swap-cache frame the caller holds locked). The non-zero slots are one gathered device
+    /// call (<see cref="IVectoredSwapDevice.ReadScatter"/>: on a Linux file one <c>preadv</c> into the frames), or on a
+    /// device without it one plain run through a bounce buffer; each page's CRC-32C is then verified in its frame.
+    /// Results as <see cref="ReadRun"/>: a failed frame and every frame after it hold <see cref="PoisonByte"/>.
+    /// </summary>
+    /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set or holds no data.</exception>
+    /// <exception cref="ArgumentException"><paramref name="pages"/> is empty or holds a null address.</exception>
+    public SwapIoResult ReadFrames(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        CheckFrames(pages, firstSlot);
+        return ReadCore(firstSlot, new FramePageRun(pages));
+    }
+
+    private SwapIoResult ReadCore<TRun>(ulong firstSlot, TRun pages)
+        where TRun : ISwapPageRun, allows ref struct
+    {
+        var count = pages.Count;
         CheckRunSlots(firstSlot, count);
         int first = None, last = None;
         for (var i = 0; i < count; i++)
@@ -470,7 +516,7 @@ public sealed unsafe class SwapArea : IDisposable
         var failure = SwapIoResult.Success;
         if (first != None)
         {
-            var result = _device.ReadRun(firstSlot + (ulong)first, pages[(first * PageSize)..((last + 1) * PageSize)]);
+            var result = pages.Read(_device, firstSlot + (ulong)first, first, last + 1);
             if (!result.IsOk)
             {
                 failAt = (int)(result.Slot - firstSlot);
@@ -483,7 +529,7 @@ public sealed unsafe class SwapArea : IDisposable
         for (var i = 0; i < failAt; i++)
         {
             var slot = firstSlot + (ulong)i;
-            var page = pages.Slice(i * PageSize, PageSize);
+            var page = pages.Page(i);
             var check = _check[slot];
             if ((check & CheckZero) != 0)
             {
@@ -506,9 +552,9 @@ public sealed unsafe class SwapArea : IDisposable
         Interlocked.Add(ref _swpinZero, zero);
         Interlocked.Add(ref _pswpin, verified);
 
-        if (failAt < count)
+        for (var i = failAt; i < count; i++)
         {
-            pages[(failAt * PageSize)..].Fill(PoisonByte);
+            pages.Page(i).Fill(PoisonByte);
         }
 
         return failure;
@@ -810,6 +856,17 @@ public sealed unsafe class SwapArea : IDisposable
         if (word == SwapSlotUsage.BadWord || (word & SwapSlotUsage.HasCacheFlag) == 0)
         {
             throw Broken(slot, word, $"cannot {operation} the slot: the caller must own it through the swap cache (HAS_CACHE set)");
+        }
+    }
+
+    /// <summary>Checks the page addresses of a frame transfer: at least one, none null.</summary>
+    private static void CheckFrames(ReadOnlySpan<nint> pages, ulong firstSlot)
+    {
+        if (pages.IsEmpty || pages.Contains(0))
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"frame transfer at swap slot 0x{firstSlot:x} with {pages.Length} page addresses, {(pages.IsEmpty ? "none" : "one of them 0")}: a run has at least one page and every page is 4096 bytes of native memory"),
+                nameof(pages));
         }
     }
 

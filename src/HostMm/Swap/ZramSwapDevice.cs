@@ -8,14 +8,15 @@ namespace Hypervisor.HostMm.Swap;
 /// when all its 8-byte words are equal (zram's same-filled pages, no memory); LZ4 (K4os, fast level) when that is
 /// shorter than <see cref="IncompressibleThreshold"/>; else raw. Stored bytes live in a zsmalloc-like native pool of
 /// size classes; an overwrite or <see cref="Discard"/> frees them. An unwritten or discarded slot reads as zeros.
-/// Synchronous: every transfer completes in the calling thread.
+/// Synchronous: every transfer completes in the calling thread. Gathered transfers (<see cref="IVectoredSwapDevice"/>)
+/// compress from and decompress into each frame where it is, with no bounce buffer.
 /// </summary>
 /// <remarks>
 /// <para>Locks, in order: a per-slot spin bit (zram's <c>ZRAM_LOCK</c>) → the pool's per-class lock. Both are
 /// leaves below every caller; compression runs before the slot lock is taken, decompression under it.</para>
 /// <para>Per-slot entries live in one native table of 16-byte <c>ZramEntry</c>s: no managed object per page.</para>
 /// </remarks>
-public sealed unsafe class ZramSwapDevice : ISwapDevice
+public sealed unsafe class ZramSwapDevice : IVectoredSwapDevice
 {
     /// <summary>Default threshold: a page that does not compress to below 3072 bytes (¾ page) is stored raw.</summary>
     public const int DefaultIncompressibleThreshold = 3072;
@@ -113,6 +114,36 @@ public sealed unsafe class ZramSwapDevice : ISwapDevice
         for (var i = 0; i < count; i++)
         {
             WriteOne(firstSlot + (ulong)i, pages.Slice(i * PageSize, PageSize));
+        }
+
+        return SwapIoResult.Success;
+    }
+
+    /// <inheritdoc />
+    public SwapIoResult ReadScatter(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        var count = SwapGather.Check(this, firstSlot, pages);
+        Interlocked.Increment(ref _readCalls);
+        for (var i = 0; i < count; i++)
+        {
+            var result = ReadOne(firstSlot + (ulong)i, new Span<byte>((void*)pages[i], PageSize));
+            if (!result.IsOk)
+            {
+                return result;
+            }
+        }
+
+        return SwapIoResult.Success;
+    }
+
+    /// <inheritdoc />
+    public SwapIoResult WriteGather(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        var count = SwapGather.Check(this, firstSlot, pages);
+        Interlocked.Increment(ref _writeCalls);
+        for (var i = 0; i < count; i++)
+        {
+            WriteOne(firstSlot + (ulong)i, new ReadOnlySpan<byte>((void*)pages[i], PageSize));
         }
 
         return SwapIoResult.Success;
