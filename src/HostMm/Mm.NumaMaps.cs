@@ -8,8 +8,9 @@ public sealed partial class Mm
     /// <summary>
     /// The resident pages of <c>[start, end)</c> per NUMA node, as Linux's <c>/proc/PID/numa_maps</c> shows them
     /// (<c>N0=… N1=…</c>): element n counts the pages whose frame is on node n. Present entries and PROT_NONE entries
-    /// (NUMA hinting; they still map their frame) count; the shared zero page does not (numa_maps skips it, as
-    /// <c>vm_normal_page</c> does), nor do swap or migration entries (nothing resident to place). Walks under the mmap
+    /// (NUMA hinting; they still map their frame) count, and each 2 MiB huge leaf counts its pages inside the range; the
+    /// shared zero page and the huge zero page do not (numa_maps skips them, as <c>vm_normal_page</c> does), nor do swap
+    /// or migration entries (nothing resident to place). Walks under the mmap
     /// lock for read, so the counts are one consistent walk, though a page may move while it runs.
     /// </summary>
     /// <param name="start">The first address, page aligned.</param>
@@ -45,6 +46,18 @@ public sealed partial class Mm
         {
             var visitor = new NodeCountingVisitor(Host.Memory, Host.ZeroPfn, pages);
             _pageTable.Walk(start, end, allocate: false, ref visitor);
+
+            // Transparent huge pages: each 2 MiB leaf maps 512 frames of one node (the huge zero page counts as the
+            // zero page does: not at all); only the part inside the range counts.
+            _pageTable.ForEachHuge(start, end, (address, leaf) =>
+            {
+                if (!Host.IsHugeZeroPage(leaf.Pfn))
+                {
+                    var first = Math.Max(address.Value, start.Value);
+                    var last = Math.Min(address.Value + HostPageTable.HugePageSize, end.Value);
+                    pages[Host.Memory.NodeOf(leaf.Pfn)] += (long)((last - first) / Paging.PageSize);
+                }
+            });
         }
         finally
         {

@@ -22,7 +22,7 @@ public sealed partial class Reclaimer
             return false;
         }
 
-        var node = policy.NodeFor(mm.PreferredNode, pageIndex);
+        var node = policy.NodeFor(HostThread.NodeFor(mm), pageIndex); // local: the faulting thread's node, as TryAllocateAnon
         if (node >= _memory.NodeCount)
         {
             node = mm.PreferredNode;

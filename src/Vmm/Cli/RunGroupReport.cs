@@ -95,6 +95,17 @@ internal static class RunGroupReport
             AddKsmRows(table, results, machine);
         }
 
+        if (vms[0].Options.NumaNodes is not null)
+        {
+            var perNode = vms.Select(vm => vm.GuestMemory?.ResidentPagesPerNode() ?? []).ToList();
+            var nodes = machine.Host.Memory.NodeCount;
+            var total = Enumerable.Range(0, nodes).Select(n => perNode.Sum(p => p.Length > n ? p[n] : 0)).ToArray();
+            Row("guest pages per node", (_, vm) => RunReport.PerNode(perNode[vms.ToList().IndexOf(vm)]), RunReport.PerNode(total), emphasis: true);
+            var m = machine.Host.Migration.Stats;
+            Row("pgmigrate_success / fail", (_, _) => string.Empty, $"{m.PgmigrateSuccess.ToString("N0", c)} / {m.PgmigrateFail.ToString("N0", c)}");
+            Row("migration-entry waits (gup)", (_, vm) => vm.Process is { } p ? $"{p.MigrationEntryWaits.ToString("N0", c)} ({p.GupMigrationEntryWaits.ToString("N0", c)})" : string.Empty, string.Empty);
+        }
+
         if (vms[0].Options.LegacyChangePte)
         {
             Row("change_pte hits", (r, _) => $"{r.Mmu.ChangePteHits.ToString("N0", c)} / {(r.Mmu.ChangePteHits + r.Mmu.ChangePteMisses).ToString("N0", c)}", $"{Sum(r => r.Mmu.ChangePteHits).ToString("N0", c)} / {Sum(r => r.Mmu.ChangePteHits + r.Mmu.ChangePteMisses).ToString("N0", c)}", emphasis: true);

@@ -1,4 +1,5 @@
 using Hypervisor.Notifier;
+using Hypervisor.HostMm.PageTables;
 using Hypervisor.HostMm.Vmas;
 using static Hypervisor.HostMm.Tests.Migration.MigrationHosts;
 
@@ -45,6 +46,40 @@ public class NumaMapsTests
 
         Assert.That(mm.ResidentPagesPerNode(start, start + (24 * Page)), Is.EqualTo(new long[] { 8, 0, 16, 0 }));
         Assert.That(CorruptPages(mm, start, 16, seed: 7), Is.Empty);
+    }
+
+    [Test]
+    public void A_huge_leaf_counts_its_pages_inside_the_range_and_the_huge_zero_page_none()
+    {
+        using var host = Thp.ThpHosts.Create();
+        var mm = host.CreateMm(0);
+        var start = Thp.ThpHosts.MapAligned(mm, 2);
+        var huge = start + (512 * Page);
+        mm.Read(start, new byte[8]); // the first 2 MiB: the huge zero page
+        mm.Write(huge, new byte[] { 1 }); // the second: a huge page of node 0
+
+        Assert.That(HostPageTable.IsHugeLeaf(mm.PageTable.ReadPmd(start).Value) && HostPageTable.IsHugeLeaf(mm.PageTable.ReadPmd(huge).Value), Is.True);
+        Assert.That(mm.ResidentPagesPerNode(start, start + (1024 * Page)).Sum(), Is.EqualTo(512));
+        Assert.That(mm.ResidentPagesPerNode(start, start + (1024 * Page))[0], Is.EqualTo(512));
+        Assert.That(mm.ResidentPagesPerNode(huge + (100 * Page), huge + (164 * Page))[0], Is.EqualTo(64), "only the part of the leaf inside the range");
+    }
+
+    [Test]
+    public void A_huge_page_is_allocated_on_the_faulting_threads_node()
+    {
+        using var host = Thp.ThpHosts.Create();
+        var mm = host.CreateMm(0);
+        var start = Thp.ThpHosts.MapAligned(mm, 1);
+        var thread = new Thread(() =>
+        {
+            HostThread.CurrentNode = 1;
+            mm.Write(start, new byte[] { 1 });
+        });
+        thread.Start();
+        thread.Join();
+
+        Assert.That(HostPageTable.IsHugeLeaf(mm.PageTable.ReadPmd(start).Value), Is.True);
+        Assert.That(mm.ResidentPagesPerNode(start, start + (512 * Page)), Is.EqualTo(new long[] { 0, 512 }));
     }
 
     [Test]

@@ -127,6 +127,28 @@ public sealed class RunNumaTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void TwoVmsOnATwoNodeHostEachFaultInOnTheirOwnNode()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--plain", "--vms", "2", "-m", "16M", "--numa", "2", "--cmdline", "mib=2");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            var row = result.StdoutLines.Single(l => l.StartsWith("guest pages per node", StringComparison.Ordinal));
+            var cells = Regex.Matches(row, @"N0=([\d,]+) N1=([\d,]+)").Select(m => (N0: Parse(m.Groups[1].Value), N1: Parse(m.Groups[2].Value))).ToList();
+            Assert.That(cells, Has.Count.EqualTo(3), "a cell per VM and the host's");
+            Assert.That(cells[0].N0, Is.GreaterThanOrEqualTo(2 * 256));
+            Assert.That(cells[0].N1, Is.Zero, "VM 0's process prefers node 0");
+            Assert.That(cells[1].N1, Is.GreaterThanOrEqualTo(2 * 256));
+            Assert.That(cells[1].N0, Is.Zero, "VM 1's process prefers node 1");
+            Assert.That(cells[2], Is.EqualTo((cells[0].N0 + cells[1].N0, cells[0].N1 + cells[1].N1)), "the host's cell sums them");
+        });
+
+        static long Parse(string text) => long.Parse(text, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void WithoutNumaTheReportHasNoNodeRows()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--plain");

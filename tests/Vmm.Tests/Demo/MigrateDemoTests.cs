@@ -92,6 +92,23 @@ public sealed class MigrateDemoTests
         });
     }
 
+    [Test]
+    [Explicit("a long run: many trips and small balancing windows under a guest that checks its pages many times")]
+    [Category(TestCategories.Stress)]
+    public void ManyTripsAndSmallBalancingWindowsStayAuditedAndIntact([Values(64, 512)] int budget)
+    {
+        var result = new MigrateDemo(Small() with { Pages = 1024, GuestBytes = 16UL << 20, Passes = 40, Trips = 40, BalanceBudget = budget }).Run();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Trips, Has.Count.EqualTo(40));
+            Assert.That(result.Trips.Select(t => t.Summary.Migrated), Is.All.GreaterThanOrEqualTo(1024));
+            Assert.That(result.AuditViolations, Is.Empty);
+            Assert.That(result.HostCorruptedPages, Is.Zero);
+            Assert.That(result.Succeeded, Is.True, MigrateDemoReport.Failure(result));
+        });
+    }
+
     [TestCase("--trips 3", "--trips expects a whole number from 4")]
     [TestCase("--pages 70000", "--pages")]
     [TestCase("--every 1", "--every")]

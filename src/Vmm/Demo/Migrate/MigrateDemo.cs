@@ -89,7 +89,6 @@ public sealed partial class MigrateDemo
         vcpu.SliceInstructions = SliceInstructions;
         vcpu.SliceGate = gate;
         var ram = vm.GuestMemory!;
-        var process = vm.Process!;
         var host = vm.Host!;
 
         VmRunResult? run = null;
