@@ -33,6 +33,13 @@ public sealed partial class Mm
     internal bool TryToMigrateOne(Hva address, Pfn pfn)
     {
         var memory = Host.Memory;
+        if (_pageTable.IsHugeMapped(address))
+        {
+            // A 4 KiB migration of a page a huge leaf maps here (a shared huge page, split in another process): split it
+            // first, in its own start/end, as Linux's try_to_migrate does with TTU_SPLIT_HUGE_PMD.
+            SplitHugePmd(new Hva(address.Value & ~(HugeSize - 1)));
+        }
+
         if (!MapsFrame(_pageTable.Read(address), pfn))
         {
             return false;

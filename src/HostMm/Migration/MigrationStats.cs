@@ -27,6 +27,12 @@ public readonly record struct MigrationStats
     /// <summary>Failures by reason: the target node was full.</summary>
     public long FailTargetNodeFull { get; init; }
 
+    /// <summary><c>thp_migration_success</c>: huge pages migrated whole (their 512 pages count in <see cref="PgmigrateSuccess"/> too).</summary>
+    public long ThpMigrationSuccess { get; init; }
+
+    /// <summary><c>thp_migration_split</c>: huge pages split to migrate 4 KiB at a time (shared, or no whole block on the target node).</summary>
+    public long ThpMigrationSplit { get; init; }
+
     /// <summary><c>numa_pages_migrated</c>: pages NUMA balancing moved to the node that uses them.</summary>
     public long NumaPagesMigrated { get; init; }
 }

@@ -21,6 +21,9 @@ public readonly record struct MigrationSummary
     /// <summary>Pages mapped by several processes, skipped because shared pages were not asked for.</summary>
     public long Shared { get; init; }
 
+    /// <summary>Of <see cref="Migrated"/>, the huge pages that moved whole (512 pages each).</summary>
+    public long HugePages { get; init; }
+
     /// <summary>Retry passes run beyond the first (Linux retries -EAGAIN pages up to 10 passes).</summary>
     public int RetryPasses { get; init; }
 }

@@ -35,6 +35,8 @@ public sealed partial class Migrator
     private long _failBusy;
     private long _failTargetNodeFull;
     private long _numaPagesMigrated;
+    private long _thpMigrationSuccess;
+    private long _thpMigrationSplit;
 
     internal Migrator(Host host)
     {
@@ -54,6 +56,8 @@ public sealed partial class Migrator
         FailBusy = Volatile.Read(ref _failBusy),
         FailTargetNodeFull = Volatile.Read(ref _failTargetNodeFull),
         NumaPagesMigrated = Volatile.Read(ref _numaPagesMigrated),
+        ThpMigrationSuccess = Volatile.Read(ref _thpMigrationSuccess),
+        ThpMigrationSplit = Volatile.Read(ref _thpMigrationSplit),
     };
 
     /// <summary>
@@ -97,6 +101,22 @@ public sealed partial class Migrator
 
             var pfn = pte.Pfn;
             var target = nodes[i];
+            if (mm.PageTable.IsHugeMapped(page))
+            {
+                // move_pages on any page of a huge page moves the whole huge page (or splits it and goes on at 4 KiB).
+                var hugeAddress = new Hva(page.Value & ~(PageTables.HostPageTable.HugePageSize - 1));
+                var huge = MigrateHugeLeaves(mm, hugeAddress, hugeAddress + PageTables.HostPageTable.HugePageSize, moveShared, (_, _, _) => target);
+                var after = mm.ReadForMigration(page, out _);
+                if (mm.PageTable.IsHugeMapped(page) || huge.HugePages > 0)
+                {
+                    var failure = huge.Busy > 0 ? MigrationFailure.Busy : huge.Referenced > 0 ? MigrationFailure.Referenced : huge.Shared > 0 ? MigrationFailure.Shared : MigrationFailure.None;
+                    status[i] = new PageMoveStatus(_memory.NodeOf(after.Pfn), failure);
+                    continue;
+                }
+
+                pfn = after.Pfn; // split: the page goes the 4 KiB way
+            }
+
             var isolated = mm.IsolateForMigration(page, page + Paging.PageSize, (_, _, candidate) => candidate == pfn ? target : -1, out _);
             if (isolated.Count == 0)
             {
@@ -191,6 +211,7 @@ public sealed partial class Migrator
 
     private MigrationSummary Migrate(Mm mm, Hva start, Hva end, bool moveShared, Func<Vmas.Vma, Hva, Pfn, int> targetOf)
     {
+        var huge = MigrateHugeLeaves(mm, start, end, moveShared, targetOf);
         var isolated = mm.IsolateForMigration(start, end, targetOf, out var busy);
         var pending = new List<Pending>(isolated.Count);
         long migrated = 0, referenced = 0, full = 0, shared = 0;
@@ -225,13 +246,97 @@ public sealed partial class Migrator
         var passes = Run(pending, (_, _, failure) => Tally(failure));
         return new MigrationSummary
         {
-            Migrated = migrated,
-            Busy = busy,
-            Referenced = referenced,
+            Migrated = migrated + huge.Migrated,
+            HugePages = huge.HugePages,
+            Busy = busy + huge.Busy,
+            Referenced = referenced + huge.Referenced,
             TargetNodeFull = full,
-            Shared = shared,
-            RetryPasses = passes - 1,
+            Shared = shared + huge.Shared,
+            RetryPasses = Math.Max(passes, huge.RetryPasses + 1) - 1,
         };
+    }
+
+    /// <summary>
+    /// The huge leaves of <c>[start, end)</c> that <paramref name="targetOf"/> sends elsewhere: each exclusive huge page
+    /// migrates whole (<see cref="Mm.MigrateHugeLeaf"/>, retried up to <see cref="MaxPasses"/> passes while busy); a shared
+    /// one (with <paramref name="moveShared"/>) or one the target node has no whole block for is split, and its pages
+    /// then go the 4 KiB way with the rest of the range (Linux's <c>thp_migration_split</c>).
+    /// </summary>
+    private MigrationSummary MigrateHugeLeaves(Mm mm, Hva start, Hva end, bool moveShared, Func<Vmas.Vma, Hva, Pfn, int> targetOf)
+    {
+        const int frames = PageTables.HostPageTable.HugePageFrames;
+        long migrated = 0, huge = 0, busy = 0, referenced = 0, shared = 0;
+        var passes = 0;
+        foreach (var (address, leaf, vma) in mm.HugeLeavesIn(start, end))
+        {
+            if (_host.IsHugeZeroPage(leaf.Pfn))
+            {
+                continue;
+            }
+
+            var node = targetOf(vma, address, leaf.Pfn);
+            if (node < 0)
+            {
+                continue;
+            }
+
+            if (_memory.Frame(leaf.Pfn).MapCount > 1 && !moveShared)
+            {
+                shared += frames;
+                continue;
+            }
+
+            for (var pass = 1; pass <= MaxPasses; pass++)
+            {
+                passes = Math.Max(passes, pass);
+                var failure = mm.MigrateHugeLeaf(address, node, out var moved);
+                if (failure == MigrationFailure.None)
+                {
+                    if (moved)
+                    {
+                        migrated += frames;
+                        huge++;
+                        Interlocked.Add(ref _success, frames);
+                        Interlocked.Increment(ref _thpMigrationSuccess);
+                    }
+
+                    break;
+                }
+
+                if (failure is MigrationFailure.Shared or MigrationFailure.TargetNodeFull)
+                {
+                    mm.SplitHugeForMigration(address);
+                    Interlocked.Increment(ref _thpMigrationSplit);
+                    break;
+                }
+
+                if (failure is MigrationFailure.NotPresent or MigrationFailure.NotMapped)
+                {
+                    break; // gone or changed meanwhile
+                }
+
+                if (pass == MaxPasses)
+                {
+                    Interlocked.Add(ref _fail, frames);
+                    Interlocked.Add(ref failure == MigrationFailure.Busy ? ref _failBusy : ref _failReferenced, frames);
+                    if (failure == MigrationFailure.Busy)
+                    {
+                        busy += frames;
+                    }
+                    else
+                    {
+                        referenced += frames;
+                    }
+
+                    break;
+                }
+
+                Interlocked.Increment(ref _retries);
+                Thread.Yield();
+            }
+        }
+
+        return new MigrationSummary { Migrated = migrated, HugePages = huge, Busy = busy, Referenced = referenced, Shared = shared, RetryPasses = Math.Max(passes - 1, 0) };
     }
 
     /// <summary>The checks that need no lock: already there (success with nothing to do), a shared page.</summary>
