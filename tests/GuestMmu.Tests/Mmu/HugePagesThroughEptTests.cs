@@ -93,6 +93,27 @@ public class HugePagesThroughEptTests
     }
 
     [Test]
+    public void A_huge_page_migrated_whole_is_zapped_and_the_guest_refaults_to_one_2_mib_leaf_on_the_other_node()
+    {
+        using var setup = new Setup(hvaOffset: 0, nodes: 2);
+        for (var page = 0UL; page < 512; page += 64)
+        {
+            Assert.That(GuestWrite(setup.Cpu, page * Page, (byte)(page + 5)), Is.True);
+        }
+
+        var moved = setup.Host.Migration.MigrateRange(setup.Mm, setup.Ram, setup.Ram + Huge, toNode: 1);
+
+        Assert.That(moved.HugePages, Is.EqualTo(1));
+        Assert.That(setup.Mmu.Ept.Read(new Gfn(0), out _).IsPresent, Is.False, "the migration's start zapped the 2 MiB leaf");
+        setup.AssertAudited();
+        var buffer = new byte[1];
+        Assert.That(GuestRead(setup.Cpu, 64 * Page, buffer) && buffer[0] == 69, Is.True);
+        var spte = setup.Mmu.Ept.Read(new Gfn(64), out var level);
+        Assert.That(level == 2 && setup.Host.Memory.NodeOf(spte.Pfn) == 1, Is.True, $"one 2 MiB leaf on node 1, got {spte} at level {level}");
+        setup.AssertAudited();
+    }
+
+    [Test]
     public void A_memslot_whose_hva_is_not_2_mib_aligned_with_its_gpa_maps_4_kib_even_over_a_host_huge_page()
     {
         using var setup = new Setup(hvaOffset: 4 * Page);
@@ -135,11 +156,11 @@ public class HugePagesThroughEptTests
     /// <summary>A THP host, a process with 4 MiB of RAM mapped at a 2 MiB-aligned hva (plus <c>hvaOffset</c>), gpa 0 → that hva.</summary>
     private sealed class Setup : IDisposable
     {
-        public Setup(ulong hvaOffset, bool largePages = true)
+        public Setup(ulong hvaOffset, bool largePages = true, int nodes = 1)
         {
             Host = new Host(new HostOptions
             {
-                Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true },
+                Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, NodeCount = nodes, AuditFreedFrames = true },
                 TransparentHugePages = ThpMode.Always,
             });
             Mm = Host.CreateMm();
