@@ -176,14 +176,17 @@ public sealed partial class Migrator
     /// The migration step of <c>mbind(MPOL_MF_MOVE)</c>: every resident page of <paramref name="mm"/> in
     /// <c>[start, end)</c> that its VMA's policy does not allow where it is moves to the node the policy picks for it.
     /// </summary>
-    internal MigrationSummary MigrateMisplaced(Mm mm, Hva start, Hva end, bool moveShared) =>
-        Migrate(mm, start, end, moveShared, (vma, address, pfn) =>
+    internal MigrationSummary MigrateMisplaced(Mm mm, Hva start, Hva end, bool moveShared)
+    {
+        var local = HostThread.NodeFor(mm); // "local" is the calling thread's node, as for a fault
+        return Migrate(mm, start, end, moveShared, (vma, address, pfn) =>
         {
             var index = vma.PageIndexOf(address);
-            return vma.Policy.Allows(_memory.NodeOf(pfn), mm.PreferredNode, index)
+            return vma.Policy.Allows(_memory.NodeOf(pfn), local, index)
                 ? -1
-                : Math.Min(vma.Policy.NodeFor(mm.PreferredNode, index), _memory.NodeCount - 1);
+                : Math.Min(vma.Policy.NodeFor(local, index), _memory.NodeCount - 1);
         });
+    }
 
     /// <summary>
     /// Migrates one isolated frame <paramref name="pfn"/> to <paramref name="node"/>, retrying -EAGAIN as
