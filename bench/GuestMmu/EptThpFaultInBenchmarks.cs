@@ -4,6 +4,7 @@ using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Vmas;
 using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.GuestMmu;
@@ -82,6 +83,21 @@ public unsafe class EptThpFaultInBenchmarks // unsafe: the zeroing floor clears 
 
         var pages2M = mmu.Stats.Pages2M;
         return pages2M == (long)(Bytes / HugeBytes) ? pages2M : throw new InvalidOperationException($"{pages2M} 2 MiB sptes after the fault-in, expected {Bytes / HugeBytes}");
+    }
+
+    /// <summary>The host's share: 1 GiB of host huge faults alone (MAP_POPULATE, no EPT), 512 huge pages allocated and zeroed.</summary>
+    [Benchmark(Description = "host THP populate 1 GiB (no EPT)")]
+    public void HostHugeFaults()
+    {
+        var mm = _thpHost.CreateMm();
+        try
+        {
+            mm.Mmap(Bytes, Protection.Read | Protection.Write, MmapFlags.Populate);
+        }
+        finally
+        {
+            mm.Exit();
+        }
     }
 
     /// <summary>1 GiB at 4 KiB, as without THP: 262,144 violations.</summary>
