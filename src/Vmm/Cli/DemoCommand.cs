@@ -8,7 +8,8 @@ namespace Hypervisor.Vmm.Cli;
 /// (<see cref="HostDemoCommand"/>). <c>hv demo host</c> is the same run; <c>hv demo notifier</c>, its
 /// former name, is an alias of <c>host</c>; <c>hv demo swap</c> swaps a running guest's memory (<see cref="SwapDemoCommand"/>);
 /// <c>hv demo ksm</c> merges several running guests' pages (<see cref="KsmDemoCommand"/>); <c>hv demo migrate</c> migrates a
-/// running guest's memory between NUMA nodes (<see cref="MigrateDemoCommand"/>).
+/// running guest's memory between NUMA nodes (<see cref="MigrateDemoCommand"/>); <c>hv demo thp</c> compares a guest with and
+/// without transparent huge pages, then splits and collapses them under it (<see cref="ThpDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -22,6 +23,7 @@ internal static class DemoCommand
         demo.Subcommands.Add(SwapDemoCommand.Create(context));
         demo.Subcommands.Add(KsmDemoCommand.Create(context));
         demo.Subcommands.Add(MigrateDemoCommand.Create(context));
+        demo.Subcommands.Add(ThpDemoCommand.Create(context));
         return demo;
     }
 }

@@ -201,6 +201,16 @@ internal static class LivePanel
             table.AddRow("migration-entry waits (gup)", $"{ram.Process.MigrationEntryWaits.ToString("N0", c)} ({ram.Process.GupMigrationEntryWaits.ToString("N0", c)})");
         }
 
+        if (vm.Options.TransparentHugePages != HostMm.ThpMode.Never && vm.Process is { } process)
+        {
+            // HugeLeaves reads the PD entries with volatile loads from the host's frame arena, which stays mapped while
+            // the process lives: a fault racing the panel skews AnonHugePages by a leaf, never more.
+            var thp = process.ThpStats;
+            table.AddRow("thp_fault_alloc / fallback / split_pmd", $"{thp.ThpFaultAlloc.ToString("N0", c)} / {thp.ThpFaultFallback.ToString("N0", c)} / {thp.ThpSplitPmd.ToString("N0", c)}");
+            table.AddRow("AnonHugePages", $"{(thp.HugeLeaves * 2048).ToString("N0", c)} kB");
+            table.AddRow("pages_2m / pages_4k (EPT tables)", $"{now.Mmu.Pages2M.ToString("N0", c)} / {now.Mmu.Pages4K.ToString("N0", c)} ({now.Mmu.TablePages.ToString("N0", c)})");
+        }
+
         if (now.Ksm is { } ksm)
         {
             table.AddRow("ksm_merging_pages / pages_sharing", $"{ksm.Process.MergingPages.ToString("N0", c)} / {ksm.Host.PagesSharing.ToString("N0", c)}");

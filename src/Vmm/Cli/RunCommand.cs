@@ -103,9 +103,10 @@ internal static class RunCommand
         var hostMemory = RunHostMemoryOptions.Create();
         var ksm = RunKsmOptions.Create();
         var numa = RunNumaOptions.Create();
+        var thp = RunThpOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All))
         {
             command.Options.Add(option);
         }
@@ -194,6 +195,12 @@ internal static class RunCommand
             if (!numa.TryApply(parseResult, options, out options, out var numaError))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}{numaError}");
+                return ExitCodes.UsageError;
+            }
+
+            if (!thp.TryApply(parseResult, options, out options, out var thpError))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{thpError}");
                 return ExitCodes.UsageError;
             }
 

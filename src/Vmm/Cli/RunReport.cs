@@ -93,7 +93,7 @@ internal static class RunReport
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
         table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries ({result.Mmu.InvalidationWaits.ToString("N0", c)} waited for an invalidation to end), {result.Mmu.HostFaults.ToString("N0", c)} host faults");
-        table.AddRow("sptes present", result.Mmu.PresentSptes.ToString("N0", c), $"4 KiB leaves in {result.Mmu.TablePages.ToString("N0", c)} EPT table pages");
+        table.AddRow("sptes present", result.Mmu.PresentSptes.ToString("N0", c), result.Mmu.Pages2M == 0 ? $"4 KiB leaves in {result.Mmu.TablePages.ToString("N0", c)} EPT table pages" : $"{result.Mmu.Pages4K.ToString("N0", c)} 4 KiB and {result.Mmu.Pages2M.ToString("N0", c)} 2 MiB leaves in {result.Mmu.TablePages.ToString("N0", c)} EPT table pages");
         var ept = vm.Mmu!.Ept.GetStats();
         table.AddRow(
             "sptes zapped",
@@ -125,6 +125,11 @@ internal static class RunReport
         if (vm.Options.NumaNodes is not null && vm.GuestMemory is { } ram)
         {
             AddNumaRows(table, ram);
+        }
+
+        if (vm.Options.TransparentHugePages != HostMm.ThpMode.Never && vm.Process is { } process)
+        {
+            AddThpRows(table, vm.Options.TransparentHugePages, process, result.Mmu);
         }
 
         table.AddEmphasisedRow("TLB hit rate", Percent(result.TlbHitRate), $"{result.Tlb.Hits.ToString("N0", c)} hits, {result.Tlb.Misses.ToString("N0", c)} misses, {result.Tlb.FullFlushes.ToString("N0", c)} full / {result.Tlb.NonGlobalFlushes.ToString("N0", c)} CR3 / {result.Tlb.PageFlushes.ToString("N0", c)} INVLPG flushes");
@@ -212,6 +217,32 @@ internal static class RunReport
             table.AddRow("numa_pte_updates", b.NumaPteUpdates.ToString("N0", c), $"PTEs NUMA balancing made PROT_NONE ({b.FullScans.ToString("N0", c)} full scans); each scan zaps the sptes it covers");
             table.AddRow("numa_hint_faults", b.NumaHintFaults.ToString("N0", c), $"hinting faults, {b.NumaHintFaultsLocal.ToString("N0", c)} on the faulting thread's node (numa_hint_faults_local)");
             table.AddRow("numa_pages_migrated", b.NumaPagesMigrated.ToString("N0", c), $"pages hinting faults moved to the faulting thread's node ({b.NumaMigrateFailed.ToString("N0", c)} attempts failed)");
+        }
+    }
+
+    /// <summary>
+    /// The transparent huge page rows of a run under <c>--thp</c>: the host process's THP counters under
+    /// <c>/proc/vmstat</c>'s names, AnonHugePages, KVM's <c>pages_2m</c> / <c>pages_4k</c>, and khugepaged's collapses.
+    /// </summary>
+    /// <param name="table">The report table.</param>
+    /// <param name="mode">The host's THP mode.</param>
+    /// <param name="process">The VM's host process (alive: the report is written before the VM is disposed).</param>
+    /// <param name="mmu">The run's MMU counters.</param>
+    internal static void AddThpRows(ReportTable table, HostMm.ThpMode mode, HostMm.Mm process, Hypervisor.GuestMmu.Mmu.TdpMmuStats mmu)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var thp = process.ThpStats;
+        table.AddRow("thp mode", RunThpOptions.Name(mode), mode == HostMm.ThpMode.Madvise ? "the host's transparent_hugepage/enabled; guest RAM advised MADV_HUGEPAGE" : "the host's transparent_hugepage/enabled; guest RAM 2 MiB-aligned");
+        table.AddEmphasisedRow("thp_fault_alloc", thp.ThpFaultAlloc.ToString("N0", c), $"host faults that mapped a new 2 MiB page ({thp.ThpZeroPageFaults.ToString("N0", c)} read faults mapped the huge zero page)");
+        table.AddRow("thp_fault_fallback", thp.ThpFaultFallback.ToString("N0", c), "huge faults that found no free 2 MiB block and fell back to 4 KiB");
+        table.AddRow("thp_split_pmd", thp.ThpSplitPmd.ToString("N0", c), "host huge leaves split into 512 PTEs (each zaps its 2 MiB spte)");
+        table.AddRow("AnonHugePages", $"{(thp.HugeLeaves * 2048).ToString("N0", c)} kB", $"{thp.HugeLeaves.ToString("N0", c)} host huge leaves mapped now");
+        table.AddEmphasisedRow("pages_2m", mmu.Pages2M.ToString("N0", c), $"2 MiB EPT leaves present ({mmu.LargeInstalls.ToString("N0", c)} installed in the run)");
+        table.AddRow("pages_4k", mmu.Pages4K.ToString("N0", c), $"4 KiB EPT leaves present, in {mmu.TablePages.ToString("N0", c)} EPT table pages");
+        var khugepaged = process.Host.Khugepaged.Stats;
+        if (khugepaged.PagesCollapsed > 0 || khugepaged.FullScans > 0)
+        {
+            table.AddRow("thp_collapse_alloc", khugepaged.PagesCollapsed.ToString("N0", c), $"huge pages khugepaged collapsed from 512 small ones ({khugepaged.CollapseAllocFailed.ToString("N0", c)} allocations failed, {khugepaged.FullScans.ToString("N0", c)} full scans)");
         }
     }
 

@@ -59,6 +59,7 @@ public sealed class HostMachine : IDisposable
         {
             Memory = new HostMemoryOptions { TotalBytes = HostBytesFor(options.MemoryBytes, vmCount, options.NumaNodes), NodeCount = options.EffectiveNumaNodes },
             LegacyChangePte = options.LegacyChangePte,
+            TransparentHugePages = options.TransparentHugePages,
         };
         if (options.HostMemoryBytes is not null)
         {

@@ -412,7 +412,7 @@ public sealed class Vm : IDisposable
     private static (int Index, HostProcess Process, TlbShootdown Shootdown, TdpMmu Mmu, GuestRam Ram) MapGuestRam(HostMachine machine, VmOptions options)
     {
         var (index, process) = machine.AttachVm(options);
-        var ramBase = process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
+        var ramBase = MapRam(process, options);
         var shootdown = new TlbShootdown();
         var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = options.DirtyTracking ?? DirtyTrackingPolicy.OnZap });
         if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
@@ -430,6 +430,42 @@ public sealed class Vm : IDisposable
         var ram = new GuestRam(process, ramBase, options.MemoryBytes);
         machine.GuestRamMapped?.Invoke(index, ram);
         return (index, process, shootdown, mmu, ram);
+    }
+
+    /// <summary>
+    /// Maps guest RAM in <paramref name="process"/>. Under transparent huge pages the mapping starts on a 2 MiB boundary
+    /// (2 MiB more is mapped and the unaligned head and tail unmapped, as QEMU's <c>qemu_ram_mmap</c> aligns): gpa 0 is
+    /// 2 MiB-aligned, so gpa and hva agree modulo 2 MiB and every host huge page can be one 2 MiB EPT leaf. Under
+    /// <see cref="ThpMode.Madvise"/> the RAM is advised <c>MADV_HUGEPAGE</c>, as QEMU does for guest RAM.
+    /// </summary>
+    private static Hypervisor.Notifier.Hva MapRam(HostProcess process, VmOptions options)
+    {
+        if (options.TransparentHugePages == ThpMode.Never)
+        {
+            return process.Mmap(options.MemoryBytes, Protection.Read | Protection.Write);
+        }
+
+        var huge = Hypervisor.Notifier.Paging.LargePageSize;
+        var length = (options.MemoryBytes + Hypervisor.Notifier.Paging.PageSize - 1) & ~(Hypervisor.Notifier.Paging.PageSize - 1);
+        var reserved = process.Mmap(length + huge, Protection.Read | Protection.Write);
+        var aligned = new Hypervisor.Notifier.Hva((reserved.Value + huge - 1) & ~(huge - 1));
+        if (aligned.Value > reserved.Value)
+        {
+            process.Munmap(reserved, aligned.Value - reserved.Value);
+        }
+
+        var tail = reserved.Value + length + huge - (aligned.Value + length);
+        if (tail > 0)
+        {
+            process.Munmap(aligned + length, tail);
+        }
+
+        if (options.TransparentHugePages == ThpMode.Madvise)
+        {
+            process.Madvise(aligned, length, Advice.HugePage);
+        }
+
+        return aligned;
     }
 
     private static void CancelQuietly(CancellationTokenSource source)

@@ -56,4 +56,10 @@ public enum VmOptionRule
     /// need the emulated accelerator.
     /// </summary>
     Numa,
+
+    /// <summary>
+    /// Transparent huge pages: the mode is one of <see cref="Hypervisor.HostMm.ThpMode"/>'s, and anything but Never needs
+    /// the emulated accelerator (the real kernel's THP is not the simulated host's).
+    /// </summary>
+    Thp,
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hypervisor.HostMm;
 using Hypervisor.HostMm.Reclaim;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.GuestMmu.Mmu;
@@ -75,6 +76,14 @@ public sealed record VmOptions
     /// the nodes in turn).
     /// </summary>
     public int? VcpuNode { get; init; }
+
+    /// <summary>
+    /// The simulated host's transparent huge page mode (<c>--thp</c>, emulated only): <see cref="ThpMode.Never"/> (the
+    /// default), <see cref="ThpMode.Madvise"/> (the VMM advises guest RAM <c>MADV_HUGEPAGE</c>, as QEMU does) or
+    /// <see cref="ThpMode.Always"/>. With either of the last two, guest RAM is mapped at a 2 MiB-aligned host address so
+    /// that gpa and hva agree modulo 2 MiB and the EPT can map each host huge page with one 2 MiB leaf.
+    /// </summary>
+    public ThpMode TransparentHugePages { get; init; } = ThpMode.Never;
 
     /// <summary>
     /// When set (emulated only), the host forks the VM's process this often while the guest runs and lets each child
@@ -202,6 +211,7 @@ public sealed record VmOptions
         }
 
         ValidateNuma();
+        ValidateThp();
         ValidateHostMemory();
         if (DirtyTracking is { } policy && !Enum.IsDefined(policy))
         {
@@ -221,6 +231,23 @@ public sealed record VmOptions
                 option,
                 Accelerator,
                 $"{option} needs the emulated accelerator: {Accelerator} runs guest RAM outside the simulated host and counts no instructions");
+        }
+    }
+
+    private void ValidateThp()
+    {
+        if (!Enum.IsDefined(TransparentHugePages))
+        {
+            throw new VmOptionsException(VmOptionRule.Thp, nameof(TransparentHugePages), TransparentHugePages, $"the THP mode must be Never, Madvise or Always, got {TransparentHugePages}");
+        }
+
+        if (Accelerator != AcceleratorKind.Emulated && TransparentHugePages != ThpMode.Never)
+        {
+            throw new VmOptionsException(
+                VmOptionRule.Thp,
+                nameof(TransparentHugePages),
+                Accelerator,
+                $"{nameof(TransparentHugePages)} needs the emulated accelerator: {Accelerator} backs guest RAM with the real kernel, whose THP mode is /sys/kernel/mm/transparent_hugepage/enabled, not ours");
         }
     }
 
