@@ -167,15 +167,7 @@ public sealed partial class Mm
                 dirty |= new HostPte(entries[index]).IsDirty || memory.Frame(pfn).Has(FrameFlags.Dirty);
             }
 
-            var family = checked((int)vma.AnonId);
-            for (var i = 0UL; i < HugeFrames; i++)
-            {
-                var pfn = first + i;
-                memory.SetFlags(pfn, FrameFlags.SwapBacked | FrameFlags.PmdMapped);
-                memory.Frame(pfn).SetAnonRmap(family, firstIndex + i);
-                memory.IncrementMapCount(pfn);
-                Host.Reclaim.LruAdd(pfn);
-            }
+            Host.Reclaim.PrepareHugeFrames(first, checked((int)vma.AnonId), firstIndex);
 
             var writable = (vma.Protection & Protection.Write) != 0;
             var leaf = HostPte.Present(first, PteFlags(vma.Protection, writable) | HostPte.AccessedBit | (dirty || writable ? HostPte.DirtyBit : 0) | HostPte.LargePageBit);

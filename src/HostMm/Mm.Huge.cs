@@ -127,15 +127,7 @@ public sealed partial class Mm
             return null;
         }
 
-        var family = checked((int)vma.AnonId);
-        for (var i = 0UL; i < HugeFrames; i++)
-        {
-            var pfn = first + i;
-            memory.SetFlags(pfn, FrameFlags.SwapBacked | FrameFlags.PmdMapped);
-            memory.Frame(pfn).SetAnonRmap(family, firstIndex + i);
-            memory.IncrementMapCount(pfn);
-            Host.Reclaim.LruAdd(pfn, inFault: true);
-        }
+        Host.Reclaim.PrepareHugeFrames(first, checked((int)vma.AnonId), firstIndex);
 
         var leaf = HostPte.Present(first, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit | HostPte.LargePageBit);
         if (!_pageTable.TryInstallHuge(hugeAddress, leaf))
@@ -204,15 +196,7 @@ public sealed partial class Mm
             return null;
         }
 
-        var family = checked((int)vma.AnonId);
-        for (var i = 0UL; i < HugeFrames; i++)
-        {
-            var pfn = first + i;
-            memory.SetFlags(pfn, FrameFlags.SwapBacked | FrameFlags.PmdMapped);
-            memory.Frame(pfn).SetAnonRmap(family, firstIndex + i);
-            memory.IncrementMapCount(pfn);
-            Host.Reclaim.LruAdd(pfn, inFault: true);
-        }
+        Host.Reclaim.PrepareHugeFrames(first, checked((int)vma.AnonId), firstIndex);
 
         var leaf = HostPte.Present(first, PteFlags(vma.Protection, writable: true) | HostPte.AccessedBit | HostPte.DirtyBit | HostPte.LargePageBit);
         var replaced = false;

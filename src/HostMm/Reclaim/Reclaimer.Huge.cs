@@ -137,4 +137,41 @@ public sealed partial class Reclaimer
             return true;
         }
     }
+
+    /// <summary>
+    /// Readies a freshly allocated huge block for its huge leaf, before the leaf is visible: each frame swap-backed and
+    /// hinted <see cref="FrameFlags.PmdMapped"/>, given its reverse-map index (<paramref name="firstIndex"/> + i in anon
+    /// family <paramref name="family"/>) and a mapcount of 1, and all 512 put on their (one) LRU under one hold of its
+    /// lock, as faulted pages. The frames are the caller's alone (refcount 1 each, reachable by no one), so the counts
+    /// are written directly.
+    /// </summary>
+    internal void PrepareHugeFrames(Pfn first, int family, ulong firstIndex)
+    {
+        const int frames = PageTables.HostPageTable.HugePageFrames;
+        var table = _memory.FrameTable;
+        for (var i = 0; i < frames; i++)
+        {
+            ref var frame = ref table[(int)first.Value + i];
+            frame.SetFlags(FrameFlags.SwapBacked | FrameFlags.PmdMapped);
+            frame.SetAnonRmap(family, firstIndex + (ulong)i);
+            Volatile.Write(ref frame.MapCountLocation, 1);
+        }
+
+        var lruvec = LruvecOf(ref table[(int)first.Value]);
+        lock (lruvec.Lock)
+        {
+            for (var i = 0; i < frames; i++)
+            {
+                var index = (uint)first.Value + (uint)i;
+                if (MultiGen)
+                {
+                    lruvec.AddToGenerationLocked(table, index, lruvec.MaxSeq);
+                }
+                else
+                {
+                    lruvec.AddLocked(table, index, LruList.Inactive);
+                }
+            }
+        }
+    }
 }
