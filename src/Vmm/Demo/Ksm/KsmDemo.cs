@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Ksm;
@@ -388,17 +387,12 @@ public sealed partial class KsmDemo
         for (var p = 0UL; p < (ulong)_options.Pages; p++)
         {
             ram.Read(guest.Base + (p * Paging.PageSize), page);
-            var state = SeedOf(p, guest.Salt);
+            var state = KsmGuestPages.SeedOf(p, _options.Every, _options.Kinds, guest.Salt);
             foreign += XorshiftPattern.Matches(page, ref state) ? 0 : 1;
         }
 
         return foreign;
     }
-
-    /// <summary>The ksm guest's seed of page <paramref name="page"/> after its rewrite (guests/ksm.c, seed_of).</summary>
-    private ulong SeedOf(ulong page, int salt) => page % (ulong)_options.Every == 0
-        ? 0x5151000000000000UL + page + ((ulong)salt << 24)
-        : 0xC0FFEE0000000000UL + (page % (ulong)_options.Kinds);
 
     private static KsmDemoVm Row(GuestState guest, VmRunResult result) => new()
     {
@@ -412,12 +406,6 @@ public sealed partial class KsmDemo
         ChangePteMisses = result.Mmu.ChangePteMisses,
         EptViolations = result.Mmu.Faults,
     };
-
-    [GeneratedRegex(@"^ksm: \d+ pages at 0x([0-9a-f]+)")]
-    private static partial Regex PagesAt();
-
-    [GeneratedRegex(@"^ksm: rewrote (\d+) pages")]
-    private static partial Regex RewroteLine();
 
     /// <summary>One guest as its console shows it; fields written on its vCPU's thread, read by the demo while it is held.</summary>
     private sealed class GuestState(int salt)
@@ -438,16 +426,16 @@ public sealed partial class KsmDemo
 
         public void OnLine(string line)
         {
-            if (PagesAt().Match(line) is { Success: true } at)
+            if (KsmGuestPages.PagesAt().Match(line) is { Success: true } at)
             {
-                Base = ulong.Parse(at.Groups[1].ValueSpan, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+                Base = ulong.Parse(at.Groups[2].ValueSpan, NumberStyles.HexNumber, CultureInfo.InvariantCulture);
             }
             else if (line.StartsWith("ksm: phase 1:", StringComparison.Ordinal))
             {
                 Phase1 = true;
                 Hold.Arrive(line);
             }
-            else if (RewroteLine().Match(line) is { Success: true } rewrote)
+            else if (KsmGuestPages.RewroteLine().Match(line) is { Success: true } rewrote)
             {
                 Rewritten = long.Parse(rewrote.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
                 Hold.Arrive(line);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Migration;
@@ -154,7 +153,7 @@ public sealed partial class MigrateDemo
             SetStage("the host reads every page back");
             AuditQuiescent(vm, guest, gate, "after the guest exited");
             var (checkedPages, corrupted) = guest.Base is { } guestBase && run!.Kind == VmStopKind.GuestExit
-                ? ReadBack(ram, guestBase, guest.Pages)
+                ? KsmGuestPages.ReadBack(ram, guestBase, guest.Pages, _options.Every, _options.Kinds)
                 : (0L, 0L);
 
             SetStage("done");
@@ -426,41 +425,6 @@ public sealed partial class MigrateDemo
         }
     }
 
-    /// <summary>Reads the guest's pages back through the host and counts those not holding the guest's last writes (or unreadable).</summary>
-    private (long Checked, long Corrupted) ReadBack(GuestRam ram, ulong guestBase, long pages)
-    {
-        Span<byte> page = stackalloc byte[(int)Paging.PageSize];
-        long corrupted = 0;
-        for (var p = 0UL; p < (ulong)pages; p++)
-        {
-            try
-            {
-                ram.Read(guestBase + (p * Paging.PageSize), page);
-            }
-            catch (Exception exception) when (exception is MemoryFailureException or OutOfMemoryFaultException or HostFaultException)
-            {
-                corrupted++;
-                continue;
-            }
-
-            var state = SeedOf(p);
-            corrupted += XorshiftPattern.Matches(page, ref state) ? 0 : 1;
-        }
-
-        return (pages, corrupted);
-    }
-
-    /// <summary>The ksm guest's seed of page <paramref name="page"/> after its rewrite, salt 0 (guests/ksm.c, seed_of).</summary>
-    private ulong SeedOf(ulong page) => page % (ulong)_options.Every == 0
-        ? 0x5151000000000000UL + page
-        : 0xC0FFEE0000000000UL + (page % (ulong)_options.Kinds);
-
-    [GeneratedRegex(@"^ksm: (\d+) pages at 0x([0-9a-f]+)")]
-    private static partial Regex PagesAt();
-
-    [GeneratedRegex(@"^ksm: rewrote (\d+) pages")]
-    private static partial Regex RewroteLine();
-
     /// <summary>The counters a trip or a phase reports as differences.</summary>
     private readonly record struct Counters(long Waits, long GupWaits, long Zapped, long Faults)
     {
@@ -499,7 +463,7 @@ public sealed partial class MigrateDemo
 
         public void OnLine(string line)
         {
-            if (PagesAt().Match(line) is { Success: true } at)
+            if (KsmGuestPages.PagesAt().Match(line) is { Success: true } at)
             {
                 Pages = long.Parse(at.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
                 Interlocked.Exchange(ref _base, (long)ulong.Parse(at.Groups[2].ValueSpan, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
@@ -509,7 +473,7 @@ public sealed partial class MigrateDemo
                 Phase1 = true;
                 Hold.Arrive(line);
             }
-            else if (RewroteLine().Match(line) is { Success: true } rewrote)
+            else if (KsmGuestPages.RewroteLine().Match(line) is { Success: true } rewrote)
             {
                 Rewritten = long.Parse(rewrote.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
                 Hold.Arrive(line);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Vmas;
@@ -193,7 +192,7 @@ public sealed partial class ThpDemo
 
             SetStage("run 3 of 3: the host reads every page back");
             var (checkedPages, corrupted) = guest.Base is { } guestBase && run!.Kind == VmStopKind.GuestExit
-                ? ReadBack(ram, guestBase, guest.Pages)
+                ? KsmGuestPages.ReadBack(ram, guestBase, guest.Pages, _options.Every, _options.Kinds)
                 : (0L, 0L);
             return (storm, Figures(vm, run!, ThpMode.Always, guest.Verdict), guest.Pages, checkedPages, corrupted, problem);
         }
@@ -381,41 +380,6 @@ public sealed partial class ThpDemo
         }
     }
 
-    /// <summary>Reads the guest's pages back through the host and counts those not holding the guest's last writes (or unreadable).</summary>
-    private (long Checked, long Corrupted) ReadBack(GuestRam ram, ulong guestBase, long pages)
-    {
-        Span<byte> page = stackalloc byte[(int)Paging.PageSize];
-        long corrupted = 0;
-        for (var p = 0UL; p < (ulong)pages; p++)
-        {
-            try
-            {
-                ram.Read(guestBase + (p * Paging.PageSize), page);
-            }
-            catch (Exception exception) when (exception is MemoryFailureException or OutOfMemoryFaultException or HostFaultException)
-            {
-                corrupted++;
-                continue;
-            }
-
-            var state = SeedOf(p);
-            corrupted += XorshiftPattern.Matches(page, ref state) ? 0 : 1;
-        }
-
-        return (pages, corrupted);
-    }
-
-    /// <summary>The ksm guest's seed of page <paramref name="page"/> after its rewrite, salt 0 (guests/ksm.c, seed_of).</summary>
-    private ulong SeedOf(ulong page) => page % (ulong)_options.Every == 0
-        ? 0x5151000000000000UL + page
-        : 0xC0FFEE0000000000UL + (page % (ulong)_options.Kinds);
-
-    [GeneratedRegex(@"^ksm: (\d+) pages at 0x([0-9a-f]+)")]
-    private static partial Regex PagesAt();
-
-    [GeneratedRegex(@"^ksm: rewrote (\d+) pages")]
-    private static partial Regex RewroteLine();
-
     /// <summary>The guest as its console shows it; fields written on its vCPU's thread, read by the demo.</summary>
     private sealed class GuestState(bool hold)
     {
@@ -438,7 +402,7 @@ public sealed partial class ThpDemo
 
         public void OnLine(string line)
         {
-            if (PagesAt().Match(line) is { Success: true } at)
+            if (KsmGuestPages.PagesAt().Match(line) is { Success: true } at)
             {
                 Pages = long.Parse(at.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
                 Interlocked.Exchange(ref _base, (long)ulong.Parse(at.Groups[2].ValueSpan, NumberStyles.HexNumber, CultureInfo.InvariantCulture));
@@ -448,7 +412,7 @@ public sealed partial class ThpDemo
                 _phase1 = true;
                 Arrive(line);
             }
-            else if (RewroteLine().Match(line) is { Success: true } rewrote)
+            else if (KsmGuestPages.RewroteLine().Match(line) is { Success: true } rewrote)
             {
                 Interlocked.Exchange(ref _rewritten, long.Parse(rewrote.Groups[1].ValueSpan, CultureInfo.InvariantCulture));
                 Arrive(line);
