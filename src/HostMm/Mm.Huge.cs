@@ -26,6 +26,12 @@ public sealed partial class Mm
     private long _thpZeroPageFaults;
     private long _thpSplitPmd;
 
+    /// <summary>
+    /// False while the host's mode is <see cref="ThpMode.Never"/>: no huge leaf can exist then (huge faults and collapse need
+    /// another mode), so the fault, get-user-pages and zap paths skip every huge-leaf look.
+    /// </summary>
+    private bool HugePagesPossible => Host.Options.TransparentHugePages != ThpMode.Never;
+
     /// <summary>Huge-page counters of this process, under Linux's names.</summary>
     public ThpStats ThpStats => new()
     {
@@ -56,6 +62,11 @@ public sealed partial class Mm
     private FaultResult? HugeFault(Vma vma, Hva page, FaultAccess access, out bool retry)
     {
         retry = false;
+        if (!HugePagesPossible)
+        {
+            return null;
+        }
+
         var hugeAddress = new Hva(page.Value & ~(HugeSize - 1));
         var pmd = _pageTable.ReadPmd(page);
         if (HostPageTable.IsHugeLeaf(pmd.Value))
@@ -244,6 +255,11 @@ public sealed partial class Mm
     private bool TryGupHuge(Hva page, FaultAccess access, FaultResult resolvedBy, out GupResult result)
     {
         result = default;
+        if (!HugePagesPossible)
+        {
+            return false;
+        }
+
         var pmd = _pageTable.ReadPmd(page);
         if (!HostPageTable.IsHugeLeaf(pmd.Value) || (access == FaultAccess.Write && !pmd.IsWritable))
         {
@@ -323,7 +339,7 @@ public sealed partial class Mm
     /// <summary>Splits every huge leaf that <c>[start, end)</c> touches (the caller holds the mmap lock), so a PTE-level operation may follow.</summary>
     internal void SplitHugePmds(Hva start, Hva end)
     {
-        if (Host.Options.TransparentHugePages == ThpMode.Never && CountHugeLeaves() == 0)
+        if (!HugePagesPossible)
         {
             return;
         }
@@ -339,6 +355,11 @@ public sealed partial class Mm
     /// <summary>Splits the huge leaves that straddle <paramref name="start"/> or <paramref name="end"/> (a zap of whole leaves needs no split).</summary>
     internal void SplitHugeEdges(Hva start, Hva end)
     {
+        if (!HugePagesPossible)
+        {
+            return;
+        }
+
         foreach (var edge in new[] { start, end })
         {
             if ((edge.Value & (HugeSize - 1)) != 0 && edge < UserSpaceEnd)
@@ -356,6 +377,11 @@ public sealed partial class Mm
     /// </summary>
     private long ZapHugeLeaves(Hva start, Hva end, List<Pfn> gathered)
     {
+        if (!HugePagesPossible)
+        {
+            return 0;
+        }
+
         var leaves = new List<Hva>();
         _pageTable.ForEachHuge(start, end, (address, _) => leaves.Add(address));
         long resident = 0;
@@ -400,6 +426,11 @@ public sealed partial class Mm
     /// </summary>
     private long CopyHugeLeaves(Mm child, Hva start, Hva end)
     {
+        if (!HugePagesPossible)
+        {
+            return 0;
+        }
+
         var leaves = new List<(Hva, HostPte)>();
         _pageTable.ForEachHuge(start, end, (address, leaf) => leaves.Add((address, leaf)));
         long resident = 0;
@@ -464,7 +495,7 @@ public sealed partial class Mm
 
     private long CountHugeLeaves()
     {
-        if (_exited)
+        if (_exited || !HugePagesPossible)
         {
             return 0;
         }

@@ -33,7 +33,7 @@ public sealed partial class Mm
     internal bool TryToMigrateOne(Hva address, Pfn pfn)
     {
         var memory = Host.Memory;
-        if (_pageTable.IsHugeMapped(address))
+        if (HugePagesPossible && _pageTable.IsHugeMapped(address))
         {
             // A 4 KiB migration of a page a huge leaf maps here (a shared huge page, split in another process): split it
             // first, in its own start/end, as Linux's try_to_migrate does with TTU_SPLIT_HUGE_PMD.

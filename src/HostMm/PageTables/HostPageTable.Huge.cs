@@ -129,7 +129,7 @@ public sealed partial class HostPageTable
     /// the 2 MiB at <paramref name="hugeAddress"/> — a pointer to a PTE table — is cleared and <paramref name="flush"/>
     /// runs with the cleared entry (the CPU and secondary TLB flush). The table is detached, not freed: the caller reads its entries (no one else
     /// can reach them now) and either installs a huge leaf and releases the table with <see cref="ReleaseDetachedTable"/>,
-    /// or puts it back with <see cref="ReattachTable"/>. False when the entry is not a PTE table.
+    /// or, having checked the entries before detaching, has nothing to put back. False when the entry is not a PTE table.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="hugeAddress"/> is not 2 MiB-aligned.</exception>
     public unsafe bool TryDetachTable(Hva hugeAddress, Action<HostPte> flush, out Pfn table) // unsafe: the slot is a raw pointer into a table frame.
@@ -159,23 +159,6 @@ public sealed partial class HostPageTable
 
     /// <summary>The 512 entries of a table detached by <see cref="TryDetachTable"/> (the caller owns it: read and write freely).</summary>
     public unsafe Span<ulong> DetachedEntries(Pfn table) => new(TableAt(table), EntriesPerTable); // unsafe: a table frame is raw arena memory.
-
-    /// <summary>Undoes <see cref="TryDetachTable"/>: the table goes back into the empty PD entry.</summary>
-    /// <exception cref="InvalidOperationException">The PD entry is no longer empty.</exception>
-    public unsafe void ReattachTable(Hva hugeAddress, Pfn table) // unsafe: the slot is a raw pointer into a table frame.
-    {
-        CheckHugeAddress(hugeAddress);
-        FindPdSlot(hugeAddress.Value, allocate: true, out var slot, out _);
-        lock (_populateLock)
-        {
-            if (Volatile.Read(ref *slot) != 0)
-            {
-                throw new InvalidOperationException($"cannot put the PTE table {table} back at {hugeAddress}: the entry was filled meanwhile (the caller must hold the mmap lock for write)");
-            }
-
-            Volatile.Write(ref *slot, HostPte.Present(table, UpperEntryFlags).Value);
-        }
-    }
 
     /// <summary>Frees a table detached by <see cref="TryDetachTable"/> whose entries the caller has dealt with (Linux frees it after collapse).</summary>
     public void ReleaseDetachedTable(Pfn table)

@@ -94,13 +94,13 @@ public class ThpFaultTests
     {
         using var host = ThpHosts.Create();
         var mm = host.CreateMm();
-        var start = mm.Mmap(HugeBytes, Protection.Read | Protection.Write, MmapFlags.None);
-        if (start.Value % HugeBytes == 0)
-        {
-            mm.Munmap(start, HugeBytes);
-            start = mm.Mmap(HugeBytes + Page, Protection.Read | Protection.Write) + Page;
-            mm.Munmap(start - Page, Page);
-        }
+        // Keep only [aligned + 4 KiB, aligned + 4 KiB + 2 MiB): 2 MiB long, but it covers no aligned 2 MiB.
+        var region = mm.Mmap(3 * HugeBytes, Protection.Read | Protection.Write);
+        var aligned = new Hva((region.Value + HugeBytes - 1) & ~(HugeBytes - 1));
+        var start = aligned + Page;
+        mm.Munmap(region, start - region);
+        mm.Munmap(start + HugeBytes, (region + (3 * HugeBytes)) - (start + HugeBytes));
+        Assert.That(mm.Vmas.Single().Length, Is.EqualTo(HugeBytes));
 
         mm.Write(start, new byte[] { 1 });
 
