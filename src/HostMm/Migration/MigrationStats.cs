@@ -32,7 +32,4 @@ public readonly record struct MigrationStats
 
     /// <summary><c>thp_migration_split</c>: huge pages split to migrate 4 KiB at a time (shared, or no whole block on the target node).</summary>
     public long ThpMigrationSplit { get; init; }
-
-    /// <summary><c>numa_pages_migrated</c>: pages NUMA balancing moved to the node that uses them.</summary>
-    public long NumaPagesMigrated { get; init; }
 }

@@ -34,7 +34,6 @@ public sealed partial class Migrator
     private long _failReferenced;
     private long _failBusy;
     private long _failTargetNodeFull;
-    private long _numaPagesMigrated;
     private long _thpMigrationSuccess;
     private long _thpMigrationSplit;
 
@@ -55,7 +54,6 @@ public sealed partial class Migrator
         FailReferenced = Volatile.Read(ref _failReferenced),
         FailBusy = Volatile.Read(ref _failBusy),
         FailTargetNodeFull = Volatile.Read(ref _failTargetNodeFull),
-        NumaPagesMigrated = Volatile.Read(ref _numaPagesMigrated),
         ThpMigrationSuccess = Volatile.Read(ref _thpMigrationSuccess),
         ThpMigrationSplit = Volatile.Read(ref _thpMigrationSplit),
     };
@@ -204,12 +202,7 @@ public sealed partial class Migrator
         }
 
         Run([new Pending(0, pfn, node)], (_, _, failure) => result = failure);
-        if (result == MigrationFailure.None)
-        {
-            Interlocked.Increment(ref _numaPagesMigrated);
-        }
-
-        return result;
+        return result; // NUMA balancing counts numa_pages_migrated itself
     }
 
     private MigrationSummary Migrate(Mm mm, Hva start, Hva end, bool moveShared, Func<Vmas.Vma, Hva, Pfn, int> targetOf)
