@@ -1,4 +1,5 @@
 using Hypervisor.HostMm.Frames;
+using Hypervisor.Notifier;
 
 namespace Hypervisor.HostMm.Tests.Frames;
 
@@ -70,6 +71,50 @@ public class BatchAndZeroingTests
         finally
         {
             FrameZeroing.Current = before;
+        }
+    }
+
+    [TestCase(FrameZeroing.Path.Scalar)]
+    [TestCase(FrameZeroing.Path.NonTemporal256)]
+    [TestCase(FrameZeroing.Path.NonTemporal512)]
+    public unsafe void EveryZeroingPathClearsExactlyTheRunItIsGiven(FrameZeroing.Path path) // unsafe: ClearRun takes a raw pointer.
+    {
+        if (path == FrameZeroing.Path.NonTemporal512 && !System.Runtime.Intrinsics.X86.Avx512F.IsSupported
+            || path == FrameZeroing.Path.NonTemporal256 && !System.Runtime.Intrinsics.X86.Avx.IsSupported)
+        {
+            Assert.Ignore($"{path} needs an instruction set this CPU lacks");
+        }
+
+        const int frames = 3;
+        var bytes = (frames + 2) * (int)Paging.PageSize;
+        var buffer = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        var before = FrameZeroing.Current;
+        FrameZeroing.Current = path;
+        try
+        {
+            var all = new Span<byte>(buffer, bytes);
+            all.Fill(0xA5);
+
+            FrameZeroing.ClearRun(buffer + Paging.PageSize, frames);
+
+            var page = (int)Paging.PageSize;
+            Assert.That(all[..page].ToArray(), Is.All.EqualTo(0xA5), "the frame before the run is untouched");
+            Assert.That(all.Slice(page, frames * page).ToArray(), Is.All.Zero);
+            Assert.That(all[((frames + 1) * page)..].ToArray(), Is.All.EqualTo(0xA5), "the frame after the run is untouched");
+        }
+        finally
+        {
+            FrameZeroing.Current = before;
+            System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer);
+        }
+    }
+
+    [Test]
+    public void ANegativeRunLengthIsRejected()
+    {
+        unsafe
+        {
+            Assert.That(() => FrameZeroing.ClearRun(null, -1), Throws.TypeOf<ArgumentOutOfRangeException>().With.Message.Contains("frames"));
         }
     }
 }
