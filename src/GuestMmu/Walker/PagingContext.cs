@@ -15,6 +15,9 @@ public readonly record struct PagingContext
     /// <summary>CR0.PG (bit 31): paging on.</summary>
     public const ulong Cr0Pg = 1UL << 31;
 
+    /// <summary>CR4.PSE (bit 4): 4 MiB pages in 32-bit paging (ignored by PAE and long mode, which always have large pages).</summary>
+    public const ulong Cr4Pse = 1UL << 4;
+
     /// <summary>CR4.PAE (bit 5).</summary>
     public const ulong Cr4Pae = 1UL << 5;
 
@@ -72,6 +75,9 @@ public readonly record struct PagingContext
     /// <summary>CR4.PAE.</summary>
     public bool Pae => (Cr4 & Cr4Pae) != 0;
 
+    /// <summary>CR4.PSE.</summary>
+    public bool PageSizeExtensions => (Cr4 & Cr4Pse) != 0;
+
     /// <summary>CR4.PGE.</summary>
     public bool GlobalPages => (Cr4 & Cr4Pge) != 0;
 
@@ -103,11 +109,11 @@ public readonly record struct PagingContext
 
     /// <summary>
     /// The bits whose change invalidates every cached translation of a <see cref="SoftTlb"/>: CR0.PG/WP,
-    /// CR4.PAE/PGE/LA57/SMEP/SMAP and EFER.LMA/NXE (TLB entries hold permissions derived from them).
+    /// CR4.PSE/PAE/PGE/LA57/SMEP/SMAP and EFER.LMA/NXE (TLB entries hold permissions derived from them).
     /// </summary>
     public ulong TranslationControlBits =>
         (Cr0 & (Cr0Pg | Cr0Wp))
-        | ((Cr4 & (Cr4Pae | Cr4Pge | Cr4La57 | Cr4Smep | Cr4Smap)) << 32)
+        | ((Cr4 & (Cr4Pse | Cr4Pae | Cr4Pge | Cr4La57 | Cr4Smep | Cr4Smap)) << 32)
         | ((Efer & (EferLma | EferNxe)) << 40);
 
     /// <summary>Paging off (protected mode, CPL 0): gva = gpa.</summary>
@@ -144,6 +150,47 @@ public readonly record struct PagingContext
             Cr3 = cr3.Value,
             Cr4 = Cr4Pae | (globalPages ? Cr4Pge : 0) | (smep ? Cr4Smep : 0) | (smap ? Cr4Smap : 0),
             Efer = EferLme | EferLma | (noExecute ? EferNxe : 0),
+            Rflags = 0x2 | (alignmentCheck ? RflagsAc : 0),
+            Cpl = cpl,
+        };
+    }
+
+    /// <summary>
+    /// 32-bit paging (CR4.PAE clear) with the page directory at <paramref name="cr3"/>, or PAE paging with the
+    /// page-directory-pointer table there (32-byte aligned): CR0.PE|PG|WP, no long mode, plus what the arguments add.
+    /// </summary>
+    /// <param name="cr3">The page directory's (or PDPT's) gpa, below 4 GiB.</param>
+    /// <param name="pae">CR4.PAE: PAE paging instead of 32-bit paging.</param>
+    /// <param name="cpl">The CPL, 0 to 3.</param>
+    /// <param name="pse">CR4.PSE (4 MiB pages in 32-bit paging).</param>
+    /// <param name="writeProtect">CR0.WP.</param>
+    /// <param name="noExecute">EFER.NXE (PAE only: 32-bit paging has no XD bit).</param>
+    /// <param name="smep">CR4.SMEP.</param>
+    /// <param name="smap">CR4.SMAP.</param>
+    /// <param name="alignmentCheck">RFLAGS.AC.</param>
+    /// <param name="globalPages">CR4.PGE.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cpl"/> is not 0 to 3, or <paramref name="cr3"/> is above 4 GiB.</exception>
+    public static PagingContext Legacy(
+        Gpa cr3,
+        bool pae,
+        int cpl = 0,
+        bool pse = true,
+        bool writeProtect = true,
+        bool noExecute = false,
+        bool smep = false,
+        bool smap = false,
+        bool alignmentCheck = false,
+        bool globalPages = true)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(cpl);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(cpl, 3);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(cr3.Value, 0xFFFF_FFFFUL, nameof(cr3));
+        return new PagingContext
+        {
+            Cr0 = Cr0Pe | Cr0Pg | (writeProtect ? Cr0Wp : 0),
+            Cr3 = cr3.Value,
+            Cr4 = (pae ? Cr4Pae : 0) | (pse ? Cr4Pse : 0) | (globalPages ? Cr4Pge : 0) | (smep ? Cr4Smep : 0) | (smap ? Cr4Smap : 0),
+            Efer = noExecute ? EferNxe : 0,
             Rflags = 0x2 | (alignmentCheck ? RflagsAc : 0),
             Cpl = cpl,
         };

@@ -15,7 +15,8 @@ namespace Hypervisor.GuestMmu.Walker;
 /// walk retried. Not thread-safe: one walker per vCPU, used on the vCPU's thread.
 /// </summary>
 /// <remarks>
-/// <para>Model: MAXPHYADDR is 48 (bits 48–51 of an entry are reserved), 1 GiB pages are supported, protection
+/// <para>Model: paging off, 32-bit paging (4 KiB, and 4 MiB with CR4.PSE and PSE-36), PAE paging and 4-level long
+/// mode; 5-level paging is reported as unsupported. MAXPHYADDR is 48 (bits 48–51 of an entry are reserved), 1 GiB pages are supported, protection
 /// keys and PCIDs are not. Upper-level A bits are set as the walk uses each entry (even if the access then
 /// faults, as Intel's paging-structure caches do); the leaf's A and D are set only when the access is allowed.</para>
 /// <para>Lock order and guest mode: the walk itself takes no lock and reads sptes lock-free. Resolving an EPT
@@ -39,6 +40,15 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
     private const ulong HighReservedMask = 0x000F_0000_0000_0000UL;
     private const ulong Pdpte1GReservedMask = 0x3FFF_E000UL;
     private const ulong Pde2MReservedMask = 0x001F_E000UL;
+
+    // PAE: bits 62:48 of a PDE or PTE are reserved (MAXPHYADDR 48; long mode leaves 62:52 to software), and a
+    // PDPTE has no permission bits: 2:1 and 8:5 are reserved, and so is 63 (it has no XD bit).
+    private const ulong PaeHighReservedMask = 0x7FFF_0000_0000_0000UL;
+    private const ulong PdpteReservedMask = 0xFFFF_0000_0000_01E6UL;
+    private const ulong Legacy32AddressMask = 0xFFFF_F000UL;
+    private const ulong Pde4MAddressMask = 0xFFC0_0000UL;
+    private const ulong Pde4MReservedBit = 1UL << 21;
+    private const ulong PdptAddressMask = 0xFFFF_FFE0UL;
     private const int MaxAttempts = 1000;
 
     private readonly TdpMmu _mmu;
@@ -105,8 +115,7 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
 
     /// <summary>Translates <paramref name="gva"/> for <paramref name="access"/> under <paramref name="ctx"/>.</summary>
     /// <returns>The translation, a guest #PF, a non-canonical address, an MMIO gpa or a VM error (including
-    /// <see cref="WalkError.UnsupportedPagingMode"/> for legacy 32-bit, PAE or 5-level paging); never throws for
-    /// guest-caused conditions.</returns>
+    /// <see cref="WalkError.UnsupportedPagingMode"/> for 5-level paging); never throws for guest-caused conditions.</returns>
     public TranslationResult Translate(in PagingContext ctx, Gva gva, GuestAccess access)
     {
         _walks++;
@@ -156,6 +165,10 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
                 return gva.IsCanonical48
                     ? WalkLongMode(ctx, gva, access, out restart)
                     : new TranslationResult { Status = TranslationStatus.NonCanonical, Gva = gva };
+            case PagingMode.Legacy32:
+                return WalkLegacy(ctx, gva, access, pae: false, out restart);
+            case PagingMode.Pae:
+                return WalkLegacy(ctx, gva, access, pae: true, out restart);
             default:
                 // Not a guest fault: the machine cannot continue (the interpreter reports the mode from its CRs).
                 return TranslationResult.Failure(gva, default, WalkError.UnsupportedPagingMode);
@@ -221,7 +234,7 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
             }
 
             // The entry is used for the translation: hardware sets its A bit now.
-            step = SetGuestBits(entryGpa, entry, AccessedBit);
+            step = SetGuestBits(entryGpa, entry, AccessedBit, narrow: false);
             if (step != Step.Ok)
             {
                 return StepFailure(step, gva, entryGpa, out restart);
@@ -229,6 +242,189 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
 
             tableGpa = entry & AddressMask;
         }
+
+        var pageSize = 1UL << (Paging.PageShift + (9 * (level - 1)));
+        var gpa = new Gpa((entry & AddressMask & ~(pageSize - 1)) | (gva.Value & (pageSize - 1)));
+        return CompleteLeaf(ctx, gva, access, baseCode, entryGpa, entry, narrow: false, gpa, pageSize, user, writable, noExecute, out restart);
+    }
+
+    /// <summary>
+    /// 32-bit paging (<paramref name="pae"/> false: 4-byte entries, 10-bit indices, 4 MiB pages with CR4.PSE and
+    /// PSE-36 address bits) or PAE paging (a PDPTE chosen by linear bits 31:30, then 8-byte entries with 9-bit
+    /// indices, 2 MiB pages, XD with EFER.NXE). Linear addresses are 32 bits. PDPTEs are read from guest memory on
+    /// every walk, as AMD's nested paging does; the CPU checks them when it loads CR3 and raises #GP there as Intel
+    /// does (see <see cref="PaePdptesValid"/>), and a reserved bit seen by a walk is a #PF with RSVD.
+    /// </summary>
+    private TranslationResult WalkLegacy(in PagingContext ctx, Gva gva, GuestAccess access, bool pae, out bool restart)
+    {
+        restart = false;
+        var linear = gva.Value & 0xFFFF_FFFFUL;
+        var kind = access & (GuestAccess.Write | GuestAccess.Execute);
+        var write = kind == GuestAccess.Write;
+        var fetch = kind == GuestAccess.Execute;
+        var userAccess = ctx.Cpl == 3 && (access & GuestAccess.ImplicitSupervisor) == 0;
+        var nxe = pae && ctx.NoExecuteEnabled;
+
+        // The I/D bit is reserved (0) unless SMEP is on or XD is available (PAE with NXE).
+        var baseCode = (write ? PageFaultErrorCode.Write : 0)
+            | (userAccess ? PageFaultErrorCode.User : 0)
+            | (fetch && (nxe || ctx.Smep) ? PageFaultErrorCode.InstructionFetch : 0);
+
+        ulong tableGpa;
+        Step step;
+        nint pointer;
+        if (pae)
+        {
+            var pdpteGpa = new Gpa((ctx.Cr3 & PdptAddressMask) + ((linear >> 30) * sizeof(ulong)));
+            step = ResolveEpt(pdpteGpa, EptAccess.Read, out pointer, out _);
+            if (step != Step.Ok)
+            {
+                return StepFailure(step, gva, pdpteGpa, out restart);
+            }
+
+            var pdpte = Volatile.Read(ref *(ulong*)pointer);
+            if ((pdpte & PresentBit) == 0)
+            {
+                return TranslationResult.PageFault(gva, baseCode);
+            }
+
+            if ((pdpte & PdpteReservedMask) != 0)
+            {
+                return TranslationResult.PageFault(gva, baseCode | PageFaultErrorCode.Present | PageFaultErrorCode.Reserved);
+            }
+
+            tableGpa = pdpte & AddressMask;
+        }
+        else
+        {
+            tableGpa = ctx.Cr3 & Legacy32AddressMask;
+        }
+
+        var indexBits = pae ? 9 : 10;
+        var entryBytes = pae ? sizeof(ulong) : sizeof(uint);
+        var reservedAlways = pae ? HighReservedMask | PaeHighReservedMask | (nxe ? 0 : NoExecuteBit) : 0;
+        var user = true;
+        var writable = true;
+        var noExecute = false;
+        ulong entry;
+        Gpa entryGpa;
+        bool large;
+        int level;
+        for (level = 2; ; level--)
+        {
+            var shift = Paging.PageShift + (indexBits * (level - 1));
+            entryGpa = new Gpa(tableGpa + (((linear >> shift) & ((1UL << indexBits) - 1)) * (ulong)entryBytes));
+            step = ResolveEpt(entryGpa, EptAccess.Read, out pointer, out _);
+            if (step != Step.Ok)
+            {
+                return StepFailure(step, gva, entryGpa, out restart);
+            }
+
+            entry = pae ? Volatile.Read(ref *(ulong*)pointer) : Volatile.Read(ref *(uint*)pointer);
+            if ((entry & PresentBit) == 0)
+            {
+                return TranslationResult.PageFault(gva, baseCode);
+            }
+
+            // PS in a 32-bit PDE counts only with CR4.PSE; PAE always has 2 MiB pages.
+            large = level == 2 && (entry & PageSizeBit) != 0 && (pae || ctx.PageSizeExtensions);
+            var reserved = reservedAlways | (large ? pae ? Pde2MReservedMask : Pde4MReservedBit : 0);
+            if ((entry & reserved) != 0)
+            {
+                return TranslationResult.PageFault(gva, baseCode | PageFaultErrorCode.Present | PageFaultErrorCode.Reserved);
+            }
+
+            user &= (entry & UserBit) != 0;
+            writable &= (entry & WritableBit) != 0;
+            noExecute |= nxe && (entry & NoExecuteBit) != 0;
+            if (level == 1 || large)
+            {
+                break;
+            }
+
+            step = SetGuestBits(entryGpa, entry, AccessedBit, narrow: !pae);
+            if (step != Step.Ok)
+            {
+                return StepFailure(step, gva, entryGpa, out restart);
+            }
+
+            tableGpa = entry & (pae ? AddressMask : Legacy32AddressMask);
+        }
+
+        ulong pageSize;
+        Gpa gpa;
+        if (!large)
+        {
+            pageSize = Paging.PageSize;
+            gpa = new Gpa((entry & (pae ? AddressMask : Legacy32AddressMask)) | (linear & (Paging.PageSize - 1)));
+        }
+        else if (pae)
+        {
+            pageSize = 2UL << 20;
+            gpa = new Gpa((entry & AddressMask & ~(pageSize - 1)) | (linear & (pageSize - 1)));
+        }
+        else
+        {
+            // PSE-36: PDE bits 20:13 hold physical address bits 39:32.
+            pageSize = 4UL << 20;
+            gpa = new Gpa((entry & Pde4MAddressMask) | (((entry >> 13) & 0xFF) << 32) | (linear & (pageSize - 1)));
+        }
+
+        return CompleteLeaf(ctx, gva, access, baseCode, entryGpa, entry, narrow: !pae, gpa, pageSize, user, writable, noExecute, out restart);
+    }
+
+    /// <summary>
+    /// Reads the four PDPTEs of the PAE table at <paramref name="cr3"/> as MOV to CR3 (and a CR0/CR4 write that enters
+    /// or changes PAE paging) loads them: false when a present one has a reserved bit set, which the CPU answers with
+    /// #GP. A PDPT the walker cannot read (not RAM) counts as valid here: the walk reports it.
+    /// </summary>
+    /// <param name="cr3">The new CR3 (bits 31:5 locate the table).</param>
+    public bool PaePdptesValid(ulong cr3)
+    {
+        for (var i = 0UL; i < 4; i++)
+        {
+            var gpa = new Gpa((cr3 & PdptAddressMask) + (i * sizeof(ulong)));
+            if (ResolveEpt(gpa, EptAccess.Read, out var pointer, out _) != Step.Ok)
+            {
+                return true;
+            }
+
+            var pdpte = Volatile.Read(ref *(ulong*)pointer);
+            if ((pdpte & PresentBit) != 0 && (pdpte & PdpteReservedMask) != 0)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The leaf's permission checks, its A (and D for a write) and the EPT half of the translation, shared by every
+    /// paging mode. <paramref name="user"/>, <paramref name="writable"/> and <paramref name="noExecute"/> are the
+    /// combined U/S, R/W and XD of every level used.
+    /// </summary>
+    private TranslationResult CompleteLeaf(
+        in PagingContext ctx,
+        Gva gva,
+        GuestAccess access,
+        PageFaultErrorCode baseCode,
+        Gpa entryGpa,
+        ulong entry,
+        bool narrow,
+        Gpa gpa,
+        ulong pageSize,
+        bool user,
+        bool writable,
+        bool noExecute,
+        out bool restart)
+    {
+        restart = false;
+        var kind = access & (GuestAccess.Write | GuestAccess.Execute);
+        var implicitSupervisor = (access & GuestAccess.ImplicitSupervisor) != 0;
+        var write = kind == GuestAccess.Write;
+        var fetch = kind == GuestAccess.Execute;
+        var userAccess = ctx.Cpl == 3 && !implicitSupervisor;
 
         // Permissions of this access class (see PagePermissions): user accesses obey U/S, R/W and NX at every
         // level; supervisor writes to read-only pages fault only with CR0.WP; SMAP blocks supervisor data
@@ -257,14 +453,12 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
 
         // The access is allowed: A on the leaf, and D for a write.
         var leafBits = AccessedBit | (write ? DirtyBit : 0);
-        var leafStep = SetGuestBits(entryGpa, entry, leafBits);
+        var leafStep = SetGuestBits(entryGpa, entry, leafBits, narrow);
         if (leafStep != Step.Ok)
         {
             return StepFailure(leafStep, gva, entryGpa, out restart);
         }
 
-        var pageSize = 1UL << (Paging.PageShift + (9 * (level - 1)));
-        var gpa = new Gpa((entry & AddressMask & ~(pageSize - 1)) | (gva.Value & (pageSize - 1)));
         var guestDirty = write || (entry & DirtyBit) != 0;
         var permissions = (canRead ? PagePermissions.Read : 0)
             | (canWrite && guestDirty ? PagePermissions.Write : 0)
@@ -325,9 +519,10 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
     /// <summary>
     /// Sets <paramref name="bits"/> in the guest entry at <paramref name="entryGpa"/> that was read as
     /// <paramref name="observed"/>: a write to the page-table page, so it needs a writable spte and sets the
-    /// spte's D. <see cref="Step.Restart"/> when the guest changed the entry meanwhile (walk again).
+    /// spte's D. <see cref="Step.Restart"/> when the guest changed the entry meanwhile (walk again). A
+    /// <paramref name="narrow"/> entry is 32-bit paging's 4 bytes, compare-exchanged as 4 bytes.
     /// </summary>
-    private Step SetGuestBits(Gpa entryGpa, ulong observed, ulong bits)
+    private Step SetGuestBits(Gpa entryGpa, ulong observed, ulong bits, bool narrow)
     {
         if ((observed & bits) == bits)
         {
@@ -340,7 +535,10 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
             return step;
         }
 
-        if (Interlocked.CompareExchange(ref *(ulong*)pointer, observed | bits, observed) != observed)
+        var swapped = narrow
+            ? Interlocked.CompareExchange(ref *(uint*)pointer, (uint)(observed | bits), (uint)observed) == (uint)observed
+            : Interlocked.CompareExchange(ref *(ulong*)pointer, observed | bits, observed) == observed;
+        if (!swapped)
         {
             return Step.Restart;
         }

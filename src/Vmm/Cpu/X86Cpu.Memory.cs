@@ -191,7 +191,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             case TranslationStatus.Error when failure.Error == WalkError.UnsupportedPagingMode:
                 var paging = _mmu.Context;
                 FailVm(
-                    $"guest paging mode {paging.Mode} (CR0=0x{paging.Cr0:x}, CR4=0x{paging.Cr4:x}, EFER=0x{paging.Efer:x}) is not supported by the walker: only paging off and 4-level long mode are");
+                    $"guest paging mode {paging.Mode} (CR0=0x{paging.Cr0:x}, CR4=0x{paging.Cr4:x}, EFER=0x{paging.Efer:x}) is not supported by the walker: paging off, 32-bit, PAE and 4-level long mode are");
                 break;
             case TranslationStatus.Error when failure.Error == WalkError.HostOutOfMemory:
                 FailVm($"no frame for the guest's access at linear 0x{linear:x}, even after reclaim ({_mmu.Walker.LastFailureDetail})", CpuExitReason.HostOutOfMemory);

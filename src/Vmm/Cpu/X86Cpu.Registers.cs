@@ -11,6 +11,9 @@ public sealed partial class X86Cpu
     internal const ulong Cr0Ts = 1UL << 3;
     internal const ulong Cr0Pg = 1UL << 31;
     internal const ulong Cr4Pae = 1UL << 5;
+    internal const ulong Cr4Pse = 1UL << 4;
+    internal const ulong Cr4Pge = 1UL << 7;
+    internal const ulong Cr4Smep = 1UL << 20;
     internal const ulong EferLme = 1UL << 8;
     internal const ulong EferLma = 1UL << 10;
 

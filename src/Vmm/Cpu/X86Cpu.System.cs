@@ -270,6 +270,10 @@ public sealed partial class X86Cpu
 
                 var enablingPaging = (value & Cr0Pg) != 0 && (_cr0 & Cr0Pg) == 0;
                 var disablingPaging = (value & Cr0Pg) == 0 && (_cr0 & Cr0Pg) != 0;
+                if (enablingPaging && (_efer & EferLme) == 0)
+                {
+                    RequireValidPaePdptes(value, _cr3, _cr4, "MOV to CR0");
+                }
                 if (enablingPaging && (_efer & EferLme) != 0)
                 {
                     if ((_cr4 & Cr4Pae) == 0)
@@ -305,13 +309,23 @@ public sealed partial class X86Cpu
                 _cr2 = value;
                 return;
             case Register.CR3:
-                _cr3 = _bitness == 64 ? value : (uint)value;
+            {
+                var cr3 = _bitness == 64 ? value : (uint)value;
+                RequireValidPaePdptes(_cr0, cr3, _cr4, "MOV to CR3");
+                _cr3 = cr3;
                 _mmu.WriteCr3(_cr3);
                 return;
+            }
+
             case Register.CR4:
                 if ((_efer & EferLma) != 0 && (value & Cr4Pae) == 0)
                 {
                     RaiseFault(ExceptionVector.GeneralProtection, 0);
+                }
+
+                if (((value ^ _cr4) & (Cr4Pae | Cr4Pge | Cr4Pse | Cr4Smep)) != 0)
+                {
+                    RequireValidPaePdptes(_cr0, _cr3, value, "MOV to CR4");
                 }
 
                 _cr4 = value;
@@ -324,6 +338,22 @@ public sealed partial class X86Cpu
                 RaiseFault(ExceptionVector.InvalidOpcode);
                 return;
         }
+    }
+
+    /// <summary>
+    /// A write of CR0, CR3 or CR4 that leaves the CPU in PAE paging (CR0.PG and CR4.PAE, EFER.LMA clear) loads the four
+    /// PDPTEs, as Intel's CPUs do: a present one with a reserved bit set makes the MOV raise #GP before any register
+    /// changes. (The walker reads the PDPTEs again on every walk; see <c>TwoDimensionalWalker.PaePdptesValid</c>.)
+    /// </summary>
+    private void RequireValidPaePdptes(ulong cr0, ulong cr3, ulong cr4, string instruction)
+    {
+        if ((cr0 & Cr0Pg) == 0 || (cr4 & Cr4Pae) == 0 || (_efer & EferLma) != 0 || _mmu.Walker.PaePdptesValid(cr3))
+        {
+            return;
+        }
+
+        _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: {instruction} loads PAE PDPTEs from gpa 0x{cr3 & 0xFFFF_FFE0:x}, and a present one has a reserved bit set";
+        RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
     }
 
     private ulong ReadMsr(uint msr)
