@@ -310,18 +310,17 @@ public sealed class RunCommandTests
         });
     }
 
-    [TestCase(false, "Legacy32")]
-    [TestCase(true, "Pae")]
-    public void AGuestPagingModeTheInterpreterDoesNotModelIsAnInternalErrorReportWithTheRegistersAndExitThree(bool pae, string mode)
+    [Test]
+    public void AGuestPagingModeTheInterpreterDoesNotModelIsAnInternalErrorReportWithTheRegistersAndExitThree()
     {
-        var result = Hv.Run("run", Write("paging.elf", TestImages.EnableLegacyPaging(pae)));
+        var result = Hv.Run("run", Write("paging.elf", TestImages.EnableFiveLevelPaging()));
 
         Assert.Multiple(() =>
         {
             Assert.That(result.ExitCode, Is.EqualTo(3), result.Stdout + result.Stderr);
             Assert.That(result.Stderr, Is.Empty, "a guest that breaks its machine is a report, not an hv error");
             Assert.That(result.StdoutLines[0], Is.EqualTo("hv run paging.elf: the VM could not continue, exit status 3"));
-            Assert.That(result.Stdout, Does.Contain($"guest paging mode {mode} "));
+            Assert.That(result.Stdout, Does.Contain("guest paging mode LongMode5Level "));
             Assert.That(result.Stdout, Does.Contain($"RBX={TestImages.RaxMarker & 0xFFFF_FFFF:x16}"), "the registers follow the detail");
             Assert.That(result.Stdout, Does.Match(@"RIP=[0-9a-f]{16} RFLAGS=[0-9a-f]{8} CPL=0 mode=32-bit"));
         });

@@ -80,21 +80,36 @@ public sealed class VmExitTests
         });
     }
 
-    [TestCase(false, "Legacy32")]
-    [TestCase(true, "Pae")]
-    public void APagingModeTheWalkerDoesNotModelStopsTheVmWithAnInternalErrorNamingIt(bool pae, string mode)
+    [TestCase(false, (byte)0x5A)]
+    [TestCase(true, (byte)0xA5)]
+    public void AGuestThatTurnsOnThirtyTwoBitOrPaePagingRunsThroughItsLargePagesToTheDebugExit(bool pae, byte marker)
     {
-        var (result, vm) = Run(TestImages.EnableLegacyPaging(pae));
+        var (result, vm) = Run(TestImages.EnableLegacyPaging(pae, marker));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result.Detail);
+            Assert.That(result.GuestExitCode, Is.EqualTo(marker), "the byte read back through the large page is the one stored before paging");
+            Assert.That(result.Registers?.Cr0 & 0x8000_0000, Is.EqualTo(0x8000_0000UL));
+            Assert.That(result.Registers?.Cr4 & 0x30, Is.EqualTo(pae ? 0x20UL : 0x10UL));
+            Assert.That(MmuAuditor.Check(vm.Mmu!), Is.Empty);
+        });
+    }
+
+    [Test]
+    public void APagingModeTheWalkerDoesNotModelStopsTheVmWithAnInternalErrorNamingIt()
+    {
+        var (result, vm) = Run(TestImages.EnableFiveLevelPaging());
 
         Assert.Multiple(() =>
         {
             Assert.That(result.Kind, Is.EqualTo(VmStopKind.InternalError), result.Detail);
             Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Broken));
             Assert.That(result.GuestExitCode, Is.Null);
-            Assert.That(result.Detail, Does.StartWith($"guest paging mode {mode} "));
+            Assert.That(result.Detail, Does.StartWith("guest paging mode LongMode5Level "));
             Assert.That(result.Registers?.Rbx, Is.EqualTo(TestImages.RaxMarker & 0xFFFF_FFFF));
             Assert.That(result.Registers?.Cr0 & 0x8000_0000, Is.EqualTo(0x8000_0000UL));
-            Assert.That(result.Registers?.Cr4 & 0x20, Is.EqualTo(pae ? 0x20UL : 0));
+            Assert.That(result.Registers?.Cr4 & 0x1000, Is.EqualTo(0x1000UL));
             Assert.That(MmuAuditor.Check(vm.Mmu!), Is.Empty);
         });
     }

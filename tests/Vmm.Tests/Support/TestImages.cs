@@ -38,22 +38,63 @@ internal static class TestImages
         return ElfBuilder.Elf64(CodeAddress, ElfSegmentSpec.Load(CodeAddress, code.ToArray()), ElfSegmentSpec.Note(ElfBuilder.PvhNote((uint)CodeAddress))).Build();
     }
 
+    /// <summary>Where <see cref="EnableLegacyPaging"/> builds its paging structures (the PAE PDPT, or the 32-bit page directory).</summary>
+    public const uint LegacyPagingTables = 0x30_0000;
+
     /// <summary>
-    /// Enters through PVH and turns on 32-bit paging: legacy 2-level (<paramref name="pae"/> false) or PAE, neither of
-    /// which the walker models, with <see cref="RaxMarker"/>'s low half in EBX.
+    /// Enters through PVH, identity-maps the low memory with one large page (a 4 MiB PSE page under 32-bit paging, a
+    /// 2 MiB page under PAE), turns paging on, reads back a byte through the new mapping and reports it on the
+    /// debug-exit port: the guest exit code is <paramref name="marker"/> only if the walk reached the right frame.
     /// </summary>
-    /// <param name="pae">Sets CR4.PAE first.</param>
-    public static byte[] EnableLegacyPaging(bool pae) => Pvh32(a =>
+    /// <param name="pae">PAE paging (a PDPT and a page directory) rather than 32-bit paging.</param>
+    /// <param name="marker">The byte stored before paging and read back after it.</param>
+    public static byte[] EnableLegacyPaging(bool pae, byte marker) => Pvh32(a =>
     {
-        a.mov(ebx, unchecked((int)(uint)RaxMarker));
+        const uint probe = 0x20_0800;
+        a.mov(__byte_ptr[probe], marker);
         if (pae)
         {
-            a.mov(eax, cr4);
-            a.or(eax, 0x20);
-            a.mov(cr4, eax);
+            a.mov(__dword_ptr[LegacyPagingTables], unchecked((int)(LegacyPagingTables + 0x1000 | 1))); // PDPTE 0: present
+            a.mov(__dword_ptr[LegacyPagingTables + 4], 0);
+            a.mov(__dword_ptr[LegacyPagingTables + 0x1000], 0x83); // PDE 0: 2 MiB page at 0, PS|RW|P
+            a.mov(__dword_ptr[LegacyPagingTables + 0x1000 + 4], 0);
+            a.mov(__dword_ptr[LegacyPagingTables + 0x1008], 0x20_0083); // PDE 1: 2 MiB page at 2 MiB
+            a.mov(__dword_ptr[LegacyPagingTables + 0x1008 + 4], 0);
+        }
+        else
+        {
+            a.mov(__dword_ptr[LegacyPagingTables], 0x83); // PDE 0: 4 MiB page at 0, PS|RW|P
         }
 
-        a.mov(eax, 0x9000);
+        a.mov(eax, cr4);
+        a.or(eax, pae ? 0x20 : 0x10); // CR4.PAE, or CR4.PSE for 4 MiB pages
+        a.mov(cr4, eax);
+        a.mov(eax, LegacyPagingTables);
+        a.mov(cr3, eax);
+        a.mov(eax, cr0);
+        a.or(eax, unchecked((int)0x8000_0000));
+        a.mov(cr0, eax);
+        a.mov(al, __byte_ptr[probe]);
+        a.@out(0xF4, al);
+        a.hlt();
+    });
+
+    /// <summary>
+    /// Enters through PVH and asks for 5-level long-mode paging (CR4.LA57 with EFER.LME and CR0.PG), which the walker
+    /// does not model, with <see cref="RaxMarker"/>'s low half in EBX. The page-table root need not be valid: the VM
+    /// must stop before any walk.
+    /// </summary>
+    public static byte[] EnableFiveLevelPaging() => Pvh32(a =>
+    {
+        a.mov(ebx, unchecked((int)(uint)RaxMarker));
+        a.mov(eax, cr4);
+        a.or(eax, 0x20 | 0x1000); // CR4.PAE | CR4.LA57
+        a.mov(cr4, eax);
+        a.mov(ecx, unchecked((int)0xC000_0080));
+        a.rdmsr();
+        a.or(eax, 0x100); // EFER.LME
+        a.wrmsr();
+        a.mov(eax, LegacyPagingTables);
         a.mov(cr3, eax);
         a.mov(eax, cr0);
         a.or(eax, unchecked((int)0x8000_0000));
