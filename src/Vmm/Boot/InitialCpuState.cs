@@ -101,4 +101,30 @@ public readonly record struct InitialCpuState
 
     /// <summary>IDTR limit (size − 1).</summary>
     public ushort IdtLimit { get; init; }
+    /// <summary>
+    /// The state of an application processor that has received a startup IPI with <paramref name="vector"/> after
+    /// INIT (SDM vol. 3 §10.4 and the reset state of §9.1.1): real-address mode at <c>vector × 0x1000</c> (CS =
+    /// vector × 0x100, IP = 0), paging and protection off, CR0 as after INIT (0x60000010: CD, NW, ET), data segments
+    /// at base 0 with 64 KiB limits, the IVT at 0 and a 64 KiB GDTR limit.
+    /// </summary>
+    /// <param name="vector">The SIPI vector: the page number (below 1 MiB) where the processor starts.</param>
+    public static InitialCpuState ForStartupIpi(byte vector)
+    {
+        var data = new SegmentCache(0, 0, 0xFFFF, 0x3, true, 0, false, true, false, false);
+        return new InitialCpuState
+        {
+            Rip = 0,
+            Rflags = RflagsReserved,
+            Cr0 = 0x6000_0000 | Cr0Et,
+            Cs = new SegmentCache((ushort)(vector << 8), (ulong)vector << 12, 0xFFFF, 0xB, true, 0, false, true, false, false),
+            Ds = data,
+            Es = data,
+            Fs = data,
+            Gs = data,
+            Ss = data,
+            Tr = new SegmentCache(0, 0, 0xFFFF, 0xB, true, 0, false, false, false, false),
+            GdtLimit = 0xFFFF,
+            IdtLimit = 0x3FF,
+        };
+    }
 }

@@ -53,6 +53,12 @@ public sealed partial class X86Cpu
 
     private void DeliverEvent(byte vector, uint? errorCode, ulong returnRip, bool software)
     {
+        if ((_cr0 & Cr0Pe) == 0)
+        {
+            DeliverRealModeEvent(vector, returnRip);
+            return;
+        }
+
         var longMode = (_efer & EferLma) != 0;
         var gateSize = longMode ? 16u : 8u;
         var idtError = (uint)(vector * 8) | 2;
@@ -175,6 +181,12 @@ public sealed partial class X86Cpu
             Iced.Intel.Code.Iretw => 2,
             _ => 4,
         };
+        if ((_cr0 & Cr0Pe) == 0)
+        {
+            RealModeInterruptReturn(size);
+            return;
+        }
+
         var oldCpl = Cpl;
         var rip = Pop(size);
         var cs = (ushort)Pop(size);

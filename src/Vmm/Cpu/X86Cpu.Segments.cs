@@ -55,7 +55,8 @@ public sealed partial class X86Cpu
     {
         if ((_cr0 & Cr0Pe) == 0)
         {
-            FailVm("real-mode segment loads are not supported by the interpreter");
+            LoadRealModeSegment(segment, selector);
+            return;
         }
 
         if ((selector & 0xFFFC) == 0)
@@ -110,6 +111,11 @@ public sealed partial class X86Cpu
 
     private void LoadSystemSegment(SegmentRegister segment, ushort selector)
     {
+        if ((_cr0 & Cr0Pe) == 0)
+        {
+            RaiseFault(ExceptionVector.InvalidOpcode);
+        }
+
         if ((selector & 0xFFFC) == 0)
         {
             if (segment == SegmentRegister.Tr)

@@ -293,11 +293,6 @@ public sealed partial class X86Cpu
                     _efer &= ~EferLma;
                 }
 
-                if ((value & Cr0Pe) == 0)
-                {
-                    FailVm("clearing CR0.PE (real mode) is not supported by the interpreter");
-                }
-
                 _cr0 = value;
                 UpdateMode();
                 UpdateStackSize();
