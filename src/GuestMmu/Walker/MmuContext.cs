@@ -78,6 +78,43 @@ public sealed unsafe class MmuContext : IDisposable // unsafe: accesses copy thr
         Tlb.FlushNonGlobal();
     }
 
+    /// <summary>
+    /// Empties this vCPU's TLB and every other vCPU's of the VM before returning: the code-page watcher calls it when a
+    /// page starts holding decoded code, so that no vCPU keeps a writable translation that would let its stores to the
+    /// page go unseen. With one vCPU it is a local flush. From the vCPU's own thread in guest mode it leaves guest mode
+    /// for the shootdown (a flusher must not wait for itself) and re-enters, which serves its own request.
+    /// </summary>
+    public void FlushEveryVcpu()
+    {
+        if (_mmu.Shootdown.Ports.Count <= 1)
+        {
+            Tlb.FlushAll();
+            return;
+        }
+
+        var inGuest = Port.Mode == VcpuMode.InGuest;
+        if (inGuest)
+        {
+            Port.ExitGuest();
+        }
+
+        try
+        {
+            _mmu.Shootdown.FlushAll();
+        }
+        finally
+        {
+            if (inGuest)
+            {
+                Port.EnterGuest();
+            }
+            else
+            {
+                Port.ServiceRequests();
+            }
+        }
+    }
+
     /// <summary>INVLPG <paramref name="gva"/>.</summary>
     public void Invlpg(Gva gva) => Tlb.FlushPage(gva);
 

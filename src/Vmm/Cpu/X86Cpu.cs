@@ -445,7 +445,8 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         _decodeMisses++;
         if (_codeMap.Watch(gpa.Gfn))
         {
-            _mmu.Tlb.FlushAll();
+            // No vCPU may keep a writable translation of a page that now holds decoded code: its stores would go unseen.
+            _mmu.FlushEveryVcpu();
         }
 
         block = Decode(host, offset, linear, gpa.Gfn, version, out var cacheable);

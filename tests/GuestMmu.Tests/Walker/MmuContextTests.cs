@@ -267,6 +267,71 @@ public unsafe class MmuContextTests
         Assert.That(nx.Fault.ErrorCode, Is.EqualTo(PageFaultErrorCode.Present | PageFaultErrorCode.InstructionFetch));
     }
 
+    [Test]
+    public void FlushEveryVcpuEmptiesThisTlbAndMakesEveryOtherVcpuFlushBeforeItRunsGuestCodeAgain()
+    {
+        using var vm = new TestVm();
+        using var first = Build(vm, out var tables);
+        using var second = new MmuContext(vm.Mmu, vcpuId: 1, PagingContext.LongMode(tables.Cr3));
+        var one = new byte[1];
+        Assert.That(first.Write(new Gva(Kernel), one).IsOk);
+        Assert.That(second.Write(new Gva(Kernel), one).IsOk);
+        Assert.That(second.Tlb.TryLookup(new Gva(Kernel), GuestAccess.Write, out _), Is.True);
+
+        first.FlushEveryVcpu();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Tlb.TryLookup(new Gva(Kernel), GuestAccess.Write, out _), Is.False, "this vCPU's own entry is gone");
+            Assert.That(second.Port.HasPendingFlush, Is.True, "the other vCPU, outside guest mode, has a request waiting");
+        });
+        second.Port.EnterGuest();
+        Assert.That(second.Tlb.TryLookup(new Gva(Kernel), GuestAccess.Write, out _), Is.False, "entering guest mode served it");
+        second.Port.ExitGuest();
+    }
+
+    [Test]
+    public void FlushEveryVcpuFromAVcpuInGuestModeWaitsForTheOthersAndNotForItself()
+    {
+        using var vm = new TestVm();
+        using var first = Build(vm, out var tables);
+        using var second = new MmuContext(vm.Mmu, vcpuId: 1, PagingContext.LongMode(tables.Cr3));
+        var one = new byte[1];
+        Assert.That(second.Write(new Gva(Kernel), one).IsOk);
+        using var stop = new CancellationTokenSource();
+        var servedAtBoundary = 0L;
+        var other = new Thread(() =>
+        {
+            second.Port.EnterGuest();
+            while (!stop.IsCancellationRequested)
+            {
+                if (second.Port.ServiceRequests())
+                {
+                    Interlocked.Increment(ref servedAtBoundary);
+                }
+
+                Thread.Yield();
+            }
+
+            second.Port.ExitGuest();
+        });
+        other.Start();
+        SpinWait.SpinUntil(() => second.Port.Mode == Hypervisor.GuestMmu.Tlb.VcpuMode.InGuest);
+        first.Port.EnterGuest();
+
+        first.FlushEveryVcpu();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(Interlocked.Read(ref servedAtBoundary), Is.EqualTo(1), "the running vCPU acknowledged at a block boundary before the call returned");
+            Assert.That(first.Port.Mode, Is.EqualTo(Hypervisor.GuestMmu.Tlb.VcpuMode.InGuest), "the caller is back in guest mode");
+            Assert.That(first.Port.HasPendingFlush, Is.False);
+        });
+        first.Port.ExitGuest();
+        stop.Cancel();
+        other.Join();
+    }
+
     private static MmuContext Build(TestVm vm, out GuestPageTables tables, PagingContext? context = null)
     {
         tables = new GuestPageTables(vm);
