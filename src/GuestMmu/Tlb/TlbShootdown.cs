@@ -1,3 +1,5 @@
+using System.Diagnostics;
+
 namespace Hypervisor.GuestMmu.Tlb;
 
 /// <summary>
@@ -12,6 +14,8 @@ public sealed class TlbShootdown
     private VcpuTlbPort[] _ports = [];
     private long _flushes;
     private long _waits;
+    private long _waitTicks;
+    private long _maxWaitTicks;
 
     /// <summary>The registered vCPU ports (a snapshot).</summary>
     public IReadOnlyList<VcpuTlbPort> Ports => Volatile.Read(ref _ports);
@@ -21,6 +25,15 @@ public sealed class TlbShootdown
 
     /// <summary>Flushes that had to wait for at least one vCPU in guest mode.</summary>
     public long Waits => Volatile.Read(ref _waits);
+
+    /// <summary>
+    /// Time spent in those waits, from the requests being posted to the last acknowledgement (KVM's shootdown latency),
+    /// summed over <see cref="Waits"/>: divide for the mean.
+    /// </summary>
+    public TimeSpan WaitTime => Stopwatch.GetElapsedTime(0, Volatile.Read(ref _waitTicks));
+
+    /// <summary>The longest single wait.</summary>
+    public TimeSpan MaxWait => Stopwatch.GetElapsedTime(0, Volatile.Read(ref _maxWaitTicks));
 
     /// <summary>Adds a vCPU.</summary>
     public void Add(VcpuTlbPort port)
@@ -68,6 +81,7 @@ public sealed class TlbShootdown
         }
 
         Interlocked.Increment(ref _waits);
+        var started = Stopwatch.GetTimestamp();
         for (var i = 0; i < ports.Length; i++)
         {
             if (waitFor[i] < 0)
@@ -81,6 +95,14 @@ public sealed class TlbShootdown
             {
                 spinner.SpinOnce(sleep1Threshold: 64);
             }
+        }
+
+        var waited = Stopwatch.GetTimestamp() - started;
+        Interlocked.Add(ref _waitTicks, waited);
+        var max = Volatile.Read(ref _maxWaitTicks);
+        while (waited > max && Interlocked.CompareExchange(ref _maxWaitTicks, waited, max) is var seen && seen != max)
+        {
+            max = seen;
         }
     }
 }

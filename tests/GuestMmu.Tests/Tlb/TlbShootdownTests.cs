@@ -14,6 +14,7 @@ public class TlbShootdownTests
 
         shootdown.FlushAll();
 
+        Assert.That(shootdown.WaitTime, Is.EqualTo(TimeSpan.Zero), "no wait, no latency");
         Assert.That(flushes, Is.Zero, "nothing runs on the vCPU thread yet");
         Assert.That(port.HasPendingFlush, Is.True);
         Assert.That(shootdown.Waits, Is.Zero);
@@ -38,6 +39,8 @@ public class TlbShootdownTests
         Assert.That(flush.Wait(TimeSpan.FromSeconds(10)), Is.True);
         Assert.That(Volatile.Read(ref flushes), Is.EqualTo(1));
         Assert.That(shootdown.Waits, Is.EqualTo(1));
+        Assert.That(shootdown.WaitTime, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(100)), "the wait lasted until the block boundary, after the 150 ms check");
+        Assert.That(shootdown.MaxWait, Is.EqualTo(shootdown.WaitTime), "one wait: the longest is the total");
     }
 
     [Test]
