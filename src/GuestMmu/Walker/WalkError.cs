@@ -18,7 +18,7 @@ public enum WalkError
     /// <summary>The walk kept being invalidated under it (a shootdown storm or an EPT that never settles).</summary>
     RetryLimit,
 
-    /// <summary>The guest enabled a paging mode the walker does not model (legacy 32-bit, PAE or 5-level).</summary>
+    /// <summary>The guest enabled a paging mode the walker does not model (5-level long mode).</summary>
     UnsupportedPagingMode,
 
     /// <summary>The host had no frame for a guest page even after reclaim (<see cref="TwoDimensionalWalker.LastFailureDetail"/> says more).</summary>

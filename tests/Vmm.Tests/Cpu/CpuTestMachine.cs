@@ -12,6 +12,7 @@ using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Notifier;
 using Iced.Intel;
 using HostProcess = Hypervisor.HostMm.Mm;
 
@@ -58,6 +59,8 @@ public sealed class CpuTestMachine : IDisposable
     private readonly HostProcess _process;
     private readonly TdpMmu _mmu;
     private readonly MmuContext _context;
+    private readonly List<MmuContext> _extraContexts = [];
+    private readonly Hva _ramBase;
     private readonly InitialCpuState _initialState;
     private AssemblerResult? _lastAssembly;
     private ulong _codeStart = CodeAddress;
@@ -74,6 +77,7 @@ public sealed class CpuTestMachine : IDisposable
         _host = new Host(new HostOptions { Memory = new HostMemoryOptions { TotalBytes = 64UL << 20 } });
         _process = _host.CreateMm();
         var ramBase = _process.Mmap(RamBytes, Protection.Read | Protection.Write);
+        _ramBase = ramBase;
         Ram = new GuestRam(_process, ramBase, RamBytes);
         _mmu = new TdpMmu(new TlbShootdown());
         _mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), RamBytes, ramBase, new HostProcessBacking(_process));
@@ -116,6 +120,32 @@ public sealed class CpuTestMachine : IDisposable
 
     /// <summary>The mode the machine starts in: 32 or 64.</summary>
     public int Bitness { get; }
+
+    /// <summary>The simulated host.</summary>
+    public Host Host => _host;
+
+    /// <summary>The host process whose anonymous memory is guest RAM.</summary>
+    public HostProcess Process => _process;
+
+    /// <summary>The host address of guest-physical 0 (guest RAM is one mapping of <see cref="RamBytes"/>).</summary>
+    public Hva RamBase => _ramBase;
+
+    /// <summary>The secondary MMU.</summary>
+    public TdpMmu Mmu => _mmu;
+
+    /// <summary>
+    /// Adds vCPU <paramref name="id"/>: its own MMU context (soft TLB, shootdown port) and interpreter over the same
+    /// memory, devices and code-page map, loaded with the starting mode's state at <see cref="CodeAddress"/>.
+    /// </summary>
+    /// <param name="id">The vCPU id (1 and up; 0 is <see cref="Cpu"/>).</param>
+    public X86Cpu AddVcpu(int id)
+    {
+        var context = new MmuContext(_mmu, id);
+        _extraContexts.Add(context);
+        var cpu = new X86Cpu(context, Bus, CodeMap, Stop, id);
+        cpu.Load(_initialState);
+        return cpu;
+    }
 
     /// <summary>The size of an IDT gate in the starting mode (8 or 16 bytes).</summary>
     public int GateSize => Bitness == 64 ? 16 : 8;
@@ -329,6 +359,11 @@ public sealed class CpuTestMachine : IDisposable
     /// <summary>Tears down the MMU context, the MMU, the host process and the host.</summary>
     public void Dispose()
     {
+        foreach (var context in _extraContexts)
+        {
+            context.Dispose();
+        }
+
         _context.Dispose();
         _mmu.Dispose();
         if (!_process.HasExited)
