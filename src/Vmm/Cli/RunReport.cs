@@ -100,6 +100,16 @@ internal static class RunReport
             result.Mmu.Zapped.ToString("N0", c),
             $"by {result.Mmu.Invalidations.ToString("N0", c)} notifier invalidations, {result.Mmu.TlbFlushes.ToString("N0", c)} TLB shootdowns; "
             + $"{ept.WholeTableClears.ToString("N0", c)} full leaf tables cleared unread (clean ones; any under --dirty-policy map), {ept.EmptyTablesSkipped.ToString("N0", c)} empty ones skipped");
+        var shootdown = vm.Shootdown!;
+        var waits = shootdown.Waits;
+        var seconds = result.Elapsed.TotalSeconds;
+        table.AddRow(
+            "TLB shootdowns",
+            shootdown.Flushes.ToString("N0", c),
+            (seconds > 0 ? $"{(shootdown.Flushes / seconds).ToString("N0", c)} per second; " : string.Empty)
+            + (waits == 0
+                ? "none waited for a vCPU in guest mode"
+                : $"{waits.ToString("N0", c)} waited for a vCPU in guest mode: mean {(shootdown.WaitTime.TotalMicroseconds / waits).ToString("N1", c)} µs, longest {shootdown.MaxWait.TotalMicroseconds.ToString("N1", c)} µs (request to last acknowledgement)"));
         var (policy, dirty) = DirtyPolicyOption.ReportRow(vm.Mmu.Options.DirtyTracking, result.Mmu);
         table.AddRow("dirty policy", policy, dirty);
         if (vm.Options.HostForkInterval is not null)
