@@ -4,7 +4,7 @@ namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
 /// The exit codes of <c>hv</c>. <c>hv run</c> returns the guest's own code when the guest exited, so a guest code from
-/// 1 to 4 looks like one of these; its report's title says which it is.
+/// 1 to 5 looks like one of these; its report's title says which it is.
 /// </summary>
 internal static class ExitCodes
 {
@@ -25,6 +25,9 @@ internal static class ExitCodes
 
     /// <summary><c>hv run</c>: the run hit <c>--timeout</c> or <c>--max-instructions</c> (<see cref="VmExitStatus.Limit"/>).</summary>
     public const int Limit = VmExitStatus.Limit;
+
+    /// <summary><c>hv run</c>: the guest halted with nothing that could wake it (<see cref="VmExitStatus.Halted"/>).</summary>
+    public const int Halted = VmExitStatus.Halted;
 
     /// <summary>An internal error: a bug in <c>hv</c> (EX_SOFTWARE of sysexits.h). The stack is shown at <c>--log-level Debug</c>.</summary>
     public const int InternalError = 70;

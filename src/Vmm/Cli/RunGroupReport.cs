@@ -246,7 +246,8 @@ internal static class RunGroupReport
 
     private static string Outcome(VmRunResult result) => result.Kind switch
     {
-        VmStopKind.GuestExit or VmStopKind.Halted => $"code {result.GuestExitCode}",
+        VmStopKind.GuestExit => $"code {result.GuestExitCode}",
+        VmStopKind.Halted => "halted (5)",
         VmStopKind.TripleFault or VmStopKind.Shutdown => "triple fault (3)",
         VmStopKind.InternalError => "VM broke (3)",
         VmStopKind.HostOutOfMemory => "host OOM (3)",

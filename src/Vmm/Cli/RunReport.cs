@@ -66,13 +66,13 @@ internal static class RunReport
             CultureInfo.InvariantCulture,
             $"written to {request.Device} port 0xF4; QEMU's exit status would be ({guestExitCode}<<1)|1 = {request.ExitStatus}"),
         { Reason: VmStopReason.PowerOff } => $"ACPI power-off by {request.Device}; QEMU's exit status would be 0",
-        _ => "HLT with nothing to wake the vCPU; exit code 0",
+        _ => "no device stop request",
     };
 
     private static string Describe(VmRunResult result) => result.Kind switch
     {
         VmStopKind.GuestExit => $"the guest exited with code {result.GuestExitCode}",
-        VmStopKind.Halted => "the guest halted",
+        VmStopKind.Halted => "the guest halted with nothing to wake it",
         VmStopKind.TripleFault => "the guest triple-faulted",
         VmStopKind.Shutdown => "the guest triple-faulted (KVM_EXIT_SHUTDOWN)",
         VmStopKind.InternalError => result.Cause is { } cause ? $"the VM could not continue ({cause})" : "the VM could not continue",

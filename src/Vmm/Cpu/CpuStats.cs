@@ -33,6 +33,15 @@ public readonly record struct CpuStats
     /// <summary>Accesses emulated as MMIO.</summary>
     public long MmioAccesses { get; init; }
 
+    /// <summary>External interrupts and NMIs delivered through the IDT.</summary>
+    public long InterruptsDelivered { get; init; }
+
+    /// <summary>HLTs the vCPU woke from (the clock skipped to the next timer deadline, or an event was already pending).</summary>
+    public long HaltWakeups { get; init; }
+
+    /// <summary>TSC ticks skipped while halted.</summary>
+    public long HaltedTicks { get; init; }
+
     /// <summary>Fraction of block lookups served from the cache (0 when none happened).</summary>
     public double DecodeCacheHitRate =>
         DecodeCacheHits + DecodeCacheMisses == 0 ? 0 : (double)DecodeCacheHits / (DecodeCacheHits + DecodeCacheMisses);

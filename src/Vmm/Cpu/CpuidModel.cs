@@ -2,7 +2,7 @@ namespace Hypervisor.Vmm.Cpu;
 
 /// <summary>
 /// The CPUID the interpreter reports: a coherent x86-64 integer feature set — what it implements and nothing
-/// more (no x87/SSE state, no SYSCALL, no x2APIC), with the hypervisor bit set and our own vendor string.
+/// more (no x87/SSE state, no SYSCALL), with the hypervisor bit set and our own vendor string.
 /// </summary>
 public static class CpuidModel
 {
@@ -12,8 +12,11 @@ public static class CpuidModel
     /// <summary>Leaf 1 EDX: PSE, TSC, MSR, PAE, CX8, APIC, PGE, CMOV, PAT.</summary>
     public const uint Leaf1Edx = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 13) | (1u << 15) | (1u << 16);
 
-    /// <summary>Leaf 1 ECX: CX16, POPCNT, hypervisor.</summary>
-    public const uint Leaf1Ecx = (1u << 13) | (1u << 23) | (1u << 31);
+    /// <summary>Leaf 1 ECX: CX16, x2APIC, POPCNT, TSC-deadline, hypervisor.</summary>
+    public const uint Leaf1Ecx = (1u << 13) | (1u << 23) | (1u << 31) | Leaf1EcxApic;
+
+    /// <summary>Leaf 1 ECX bits of the local APIC model: x2APIC (21) and the TSC-deadline timer (24).</summary>
+    public const uint Leaf1EcxApic = (1u << 21) | (1u << 24);
 
     /// <summary>Leaf 7 EBX: BMI1 (TZCNT), SMEP, SMAP.</summary>
     public const uint Leaf7Ebx = (1u << 3) | (1u << 7) | (1u << 20);

@@ -9,6 +9,9 @@ public enum ExceptionVector : byte
     /// <summary>#DB: debug.</summary>
     Debug = 1,
 
+    /// <summary>Non-maskable interrupt (an external event, not an exception).</summary>
+    Nmi = 2,
+
     /// <summary>#BP: breakpoint (INT3).</summary>
     Breakpoint = 3,
 

@@ -219,6 +219,12 @@ public sealed partial class X86Cpu
         }
 
         _rip = _bitness == 64 ? rip : (uint)rip;
+        if (_nmiBlocked)
+        {
+            _nmiBlocked = false;
+            _eventAt = 0;
+        }
+
         UpdateStackSize();
         UpdatePaging();
     }

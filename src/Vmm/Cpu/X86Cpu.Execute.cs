@@ -257,7 +257,7 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
             case Op.Cld: _rflags &= ~FlagDf; return;
             case Op.Std: _rflags |= FlagDf; return;
             case Op.Cli: RequireIoPrivilege(); _rflags &= ~FlagIf; return;
-            case Op.Sti: RequireIoPrivilege(); _rflags |= FlagIf; return;
+            case Op.Sti: RequireIoPrivilege(); if ((_rflags & FlagIf) == 0) { BeginInterruptShadow(); _rflags |= FlagIf; } return;
             case Op.Lahf:
                 WriteRegister(Register.AH, (GetRflags() & 0xD5) | 2);
                 return;

@@ -60,8 +60,13 @@ public sealed partial class X86Cpu
     /// <summary>Sets RFLAGS (bit 1 always reads 1).</summary>
     public void SetRflags(ulong value)
     {
+        var interruptsWereOff = (_rflags & FlagIf) == 0;
         _rflags = (value & (WritableFlags | FlagRf)) | 2;
         _flagOp = FlagOp.Eager;
+        if (interruptsWereOff && (_rflags & FlagIf) != 0)
+        {
+            _eventAt = 0;
+        }
     }
 
     private void ResetFlags() => SetRflags(2);

@@ -149,6 +149,10 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             _mmio++;
             var gpa = result.Fault.Gpa.Value;
             var rest = buffer[result.BytesDone..];
+            if (TryApicMmio(gpa, rest, write))
+            {
+                return;
+            }
 
             // An MMIO access is a VM exit: outside guest mode, a shootdown does not wait for this vCPU.
             _mmu.Port.ExitGuest();

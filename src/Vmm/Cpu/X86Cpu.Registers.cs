@@ -24,7 +24,6 @@ public sealed partial class X86Cpu
     private ulong _cr2;
     private ulong _cr3;
     private ulong _cr4;
-    private ulong _cr8;
     private ulong _efer;
     private ulong _gdtBase;
     private ushort _gdtLimit;

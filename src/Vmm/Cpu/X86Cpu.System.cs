@@ -37,6 +37,7 @@ public sealed partial class X86Cpu
                 }
 
                 LoadSegment(segment, (ushort)ReadOperand(ref d, 1));
+                if (segment == SegmentRegister.Ss) { BeginInterruptShadow(); }
                 return;
             }
 
@@ -64,6 +65,7 @@ public sealed partial class X86Cpu
                 var selector = (ushort)ReadStack(Gpr(4) & StackMask, size);
                 LoadSegment((SegmentRegister)(i.Op0Register - Register.ES), selector);
                 Pop(size);
+                if (i.Op0Register == Register.SS) { BeginInterruptShadow(); }
                 return;
             }
 
@@ -110,11 +112,7 @@ public sealed partial class X86Cpu
 
             case Op.Hlt:
                 RequireCpl0();
-                _pendingExit = new CpuExit(
-                    CpuExitReason.Halted,
-                    (_rflags & FlagIf) == 0
-                        ? $"HLT at RIP 0x{_currentIp:x} with interrupts disabled: nothing can wake the vCPU"
-                        : $"HLT at RIP 0x{_currentIp:x}: no interrupt source is emulated, so nothing can wake the vCPU");
+                Halt();
                 return;
             case Op.Int: DeliverSoftwareInterrupt(i.Immediate8); return;
             case Op.Int3: DeliverSoftwareInterrupt((byte)ExceptionVector.Breakpoint); return;
@@ -252,7 +250,7 @@ public sealed partial class X86Cpu
         Register.CR2 => _cr2,
         Register.CR3 => _cr3,
         Register.CR4 => _cr4,
-        Register.CR8 => _cr8,
+        Register.CR8 => ReadCr8(),
         _ => RaiseFault<ulong>(ExceptionVector.InvalidOpcode),
     };
 
@@ -327,7 +325,7 @@ public sealed partial class X86Cpu
                 UpdatePaging();
                 return;
             case Register.CR8:
-                _cr8 = value & 0xF;
+                WriteCr8(value);
                 return;
             default:
                 RaiseFault(ExceptionVector.InvalidOpcode);
@@ -353,6 +351,7 @@ public sealed partial class X86Cpu
 
     private ulong ReadMsr(uint msr)
     {
+        if (TryReadApicMsr(msr, out var apicValue)) { return apicValue; }
         switch (msr)
         {
             case MsrTsc: return (ulong)(_instructions + _tscOffset);
@@ -379,6 +378,7 @@ public sealed partial class X86Cpu
 
     private void WriteMsr(uint msr, ulong value)
     {
+        if (TryWriteApicMsr(msr, value)) { return; }
         switch (msr)
         {
             case MsrTsc: _tscOffset = (long)value - _instructions; return;

@@ -67,7 +67,8 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     /// <param name="codeMap">The VM's map of pages holding decoded code.</param>
     /// <param name="stop">The VM's stop signal (checked at block boundaries).</param>
     /// <param name="vcpuId">The vCPU's id (its initial APIC id).</param>
-    public X86Cpu(MmuContext mmu, DeviceBus bus, CodePageMap codeMap, VmStopSignal stop, int vcpuId = 0)
+    /// <param name="apic">The vCPU's local APIC (from the VM's <see cref="InterruptRouter"/>); null for one of its own, on no router.</param>
+    public X86Cpu(MmuContext mmu, DeviceBus bus, CodePageMap codeMap, VmStopSignal stop, int vcpuId = 0, LocalApic? apic = null)
     {
         ArgumentNullException.ThrowIfNull(mmu);
         ArgumentNullException.ThrowIfNull(bus);
@@ -80,7 +81,9 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         _stop = stop;
         VcpuId = vcpuId;
         _mmu.WriteMonitor = new StoreWatch(this);
-        _apicBase = 0xFEE0_0000UL | (1UL << 11) | (vcpuId == 0 ? 1UL << 8 : 0);
+        _apic = apic ?? new LocalApic(vcpuId, bootstrap: vcpuId == 0);
+        _apicBase = _apic.BaseMsr;
+        AttachApic();
         ResetFlags();
     }
 
@@ -116,6 +119,9 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         PageFaults = _pageFaults,
         PortIo = _portIo,
         MmioAccesses = _mmio,
+        InterruptsDelivered = _interruptsDelivered,
+        HaltWakeups = _haltWakeups,
+        HaltedTicks = _haltedTicks,
     };
 
     /// <summary>
@@ -224,6 +230,11 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
 
             try
             {
+                if (_instructions >= _eventAt && ServiceEvents())
+                {
+                    previous = null;
+                }
+
                 var block = NextBlock(previous);
                 previous = block;
                 ExecuteBlock(block, limit - _instructions);

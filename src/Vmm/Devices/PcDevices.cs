@@ -2,7 +2,8 @@ namespace Hypervisor.Vmm.Devices;
 
 /// <summary>
 /// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
-/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604 and vCPU 0's local APIC at 0xFEE00000. The same
+/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, and a local APIC per vCPU on an
+/// <see cref="InterruptRouter"/> (vCPU 0's page is also on the bus at 0xFEE00000, for an accelerator whose vCPUs reach it there). The same
 /// set serves both accelerators, so runs can be compared.
 /// </summary>
 public sealed class PcDevices
@@ -18,7 +19,8 @@ public sealed class PcDevices
         FwCfg = new FwCfg(cpuCount, ramSize);
         Pic = new PicStub();
         PowerOff = new PowerOff(stop);
-        LocalApic = new LocalApicStub(0);
+        Interrupts = new InterruptRouter(Math.Clamp(cpuCount, 1, 256));
+        LocalApic = Interrupts.ApicOf(0);
     }
 
     /// <summary>The bus the devices sit on.</summary>
@@ -48,8 +50,11 @@ public sealed class PcDevices
     /// <summary>Port 0x604.</summary>
     public PowerOff PowerOff { get; }
 
-    /// <summary>vCPU 0's local APIC (other vCPUs' APICs are not modelled yet).</summary>
-    public LocalApicStub LocalApic { get; }
+    /// <summary>The local APICs, one per vCPU, and the bus between them.</summary>
+    public InterruptRouter Interrupts { get; }
+
+    /// <summary>vCPU 0's local APIC (registered on the bus; the interpreter reaches each vCPU's own APIC directly).</summary>
+    public LocalApic LocalApic { get; }
 
     /// <summary>Creates the standard devices and registers them on <paramref name="bus"/>.</summary>
     /// <param name="bus">The VM's bus.</param>

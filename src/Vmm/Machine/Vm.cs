@@ -126,7 +126,7 @@ public sealed class Vm : IDisposable
 
             Machine = machine;
             Host = machine.Host;
-            Accelerator = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit);
+            Accelerator = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit, Devices.Interrupts);
         }
     }
 

@@ -10,7 +10,7 @@ public enum VmStopKind
     /// <summary>The guest asked to exit through a device (debug-exit port, ACPI power-off).</summary>
     GuestExit,
 
-    /// <summary>The boot vCPU halted with nothing that could wake it.</summary>
+    /// <summary>The boot vCPU halted with nothing that could wake it (exit status <see cref="VmExitStatus.Halted"/>, 5).</summary>
     Halted,
 
     /// <summary>The vCPU shut down and the accelerator cannot say why (KVM_EXIT_SHUTDOWN: usually a triple fault).</summary>

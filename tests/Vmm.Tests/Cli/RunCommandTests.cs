@@ -160,14 +160,14 @@ public sealed class RunCommandTests
     }
 
     [Test]
-    public void HaltExitsZero()
+    public void AHaltNothingCanWakeExitsFive()
     {
         var result = Hv.Run("run", Write("hlt.elf", TestImages.Halt()));
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
-            Assert.That(result.Stdout, Does.Contain("hv run hlt.elf: the guest halted, exit status 0"));
+            Assert.That(result.ExitCode, Is.EqualTo(5), result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("hv run hlt.elf: the guest halted with nothing to wake it, exit status 5"));
         });
     }
 

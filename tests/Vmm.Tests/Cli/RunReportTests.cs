@@ -16,7 +16,7 @@ public sealed class RunReportTests
     [TestCase(AcceleratorKind.Kvm, VmStopKind.InternalError, "InternalError", "hv run x.elf --accel kvm: the VM could not continue (InternalError), exit status 3")]
     [TestCase(AcceleratorKind.Kvm, VmStopKind.InternalError, "UnhandledExit", "hv run x.elf --accel kvm: the VM could not continue (UnhandledExit), exit status 3")]
     [TestCase(AcceleratorKind.Kvm, VmStopKind.Shutdown, null, "hv run x.elf --accel kvm: the guest triple-faulted (KVM_EXIT_SHUTDOWN), exit status 3")]
-    [TestCase(AcceleratorKind.Kvm, VmStopKind.Halted, null, "hv run x.elf --accel kvm: the guest halted, exit status 0")]
+    [TestCase(AcceleratorKind.Kvm, VmStopKind.Halted, null, "hv run x.elf --accel kvm: the guest halted with nothing to wake it, exit status 5")]
     [TestCase(AcceleratorKind.Kvm, VmStopKind.Timeout, null, "hv run x.elf --accel kvm: timed out, exit status 4")]
     [TestCase(AcceleratorKind.Kvm, VmStopKind.Cancelled, null, "hv run x.elf --accel kvm: cancelled, exit status 4")]
     [TestCase(AcceleratorKind.Emulated, VmStopKind.TripleFault, null, "hv run x.elf: the guest triple-faulted, exit status 3")]

@@ -288,7 +288,7 @@ public sealed class DeviceBusTests
     public void OverlappingMmioRegistrationNamesBothDevices()
     {
         var bus = new DeviceBus();
-        bus.RegisterMmio(LocalApicStub.BaseAddress, LocalApicStub.Size, new LocalApicStub());
+        bus.RegisterMmio(LocalApic.BaseAddress, LocalApic.Size, new LocalApic(0, bootstrap: true));
 
         var ex = Assert.Throws<OverlappingDeviceException>(() => bus.RegisterMmio(0xFEE00800, 0x1000, new FakeMmioDevice("hpet", 1)));
 

@@ -36,12 +36,14 @@ public sealed class VmExitStatusTests
     }
 
     [Test]
-    public void HaltIsCodeAndStatusZero()
+    public void AHaltNothingCanWakeIsStatusFiveWithNoGuestCode()
     {
         Assert.Multiple(() =>
         {
-            Assert.That(VmExitStatus.Of(VmStopKind.Halted, null), Is.Zero);
-            Assert.That(VmExitStatus.GuestExitCodeOf(VmStopKind.Halted, null), Is.Zero);
+            Assert.That(VmExitStatus.Of(VmStopKind.Halted, null), Is.EqualTo(5));
+            Assert.That(VmExitStatus.Halted, Is.EqualTo(5));
+            Assert.That(VmExitStatus.GuestExitCodeOf(VmStopKind.Halted, null), Is.Null);
+            Assert.That(VmExitStatus.ExitCode(VmExitStatus.GuestExitCodeOf(VmStopKind.Halted, null), VmExitStatus.Of(VmStopKind.Halted, null)), Is.EqualTo(5));
         });
     }
 
@@ -85,6 +87,6 @@ public sealed class VmExitStatusTests
     [Test]
     public void EveryStopKindHasAStatus()
     {
-        Assert.That(Enum.GetValues<VmStopKind>().Select(k => VmExitStatus.Of(k, null)), Has.All.InRange(0, 4));
+        Assert.That(Enum.GetValues<VmStopKind>().Select(k => VmExitStatus.Of(k, null)), Has.All.InRange(0, 5));
     }
 }

@@ -48,15 +48,16 @@ public sealed class VmExitTests
     }
 
     [Test]
-    public void HaltGivesCodeAndStatusZero()
+    public void HaltWithNothingToWakeTheVcpuGivesStatusFiveAndNoGuestCode()
     {
         var (result, _) = Run(TestImages.Halt());
 
         Assert.Multiple(() =>
         {
             Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.Detail);
-            Assert.That(result.GuestExitCode, Is.Zero);
-            Assert.That(result.ExitStatus, Is.Zero);
+            Assert.That(result.GuestExitCode, Is.Null);
+            Assert.That(result.ExitStatus, Is.EqualTo(5));
+            Assert.That(result.ExitCode, Is.EqualTo(5));
         });
     }
 

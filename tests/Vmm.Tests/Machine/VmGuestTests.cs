@@ -41,7 +41,33 @@ public sealed class VmGuestTests
     {
         var guests = GuestImages.ExpectedCases().Select(c => c.Guest).ToHashSet();
 
-        Assert.That(guests, Is.SupersetOf(new[] { "hello", "sieve", "memtest", "pagetables", "ksm", "workingset" }));
+        Assert.That(guests, Is.SupersetOf(new[] { "hello", "sieve", "memtest", "pagetables", "ksm", "workingset", "timer" }));
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
+    public void TimerGuestTakesEveryTimerModeIncludingTscDeadlineOnTheVirtualClock()
+    {
+        var (result, output, audit) = Boot("timer", string.Empty);
+        var (again, outputAgain, _) = Boot("timer", string.Empty);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result.Detail + "\n" + output);
+            Assert.That(result.GuestExitCode, Is.Zero, output);
+            Assert.That(output, Is.EqualTo(
+                "timer: APIC version 0x50014, enabled, spurious vector 0xff\n" +
+                "timer: one-shot, divide 128, count 100000: 1 interrupt, current count 0 after it\n" +
+                "timer: periodic, divide 16, count 50000: 5 interrupts, TSC increasing: yes\n" +
+                "timer: tsc-deadline: 3 interrupts, 3 at or after their deadline\n" +
+                "timer: OK\n"));
+            Assert.That(result.Cpu.InterruptsDelivered, Is.EqualTo(9), "1 one-shot + 5 periodic + 3 TSC-deadline");
+            Assert.That(result.Cpu.HaltedTicks, Is.GreaterThan(100_000L * 128), "the waits were skipped, not executed");
+            Assert.That(again.Cpu.Instructions, Is.EqualTo(result.Cpu.Instructions), "the virtual clock makes runs reproducible");
+            Assert.That(again.Cpu.HaltedTicks, Is.EqualTo(result.Cpu.HaltedTicks));
+            Assert.That(outputAgain, Is.EqualTo(output));
+            Assert.That(audit, Is.Empty);
+        });
     }
 
     [Test]

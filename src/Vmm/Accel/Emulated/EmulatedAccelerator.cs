@@ -22,7 +22,8 @@ public sealed class EmulatedAccelerator : IAccelerator
     /// <param name="stop">The VM's stop signal.</param>
     /// <param name="cpuCount">vCPUs to create (1 or more).</param>
     /// <param name="instructionLimit">Instructions after which each vCPU stops (0: none).</param>
-    public EmulatedAccelerator(IGuestPhysicalMemory memory, TdpMmu mmu, DeviceBus bus, VmStopSignal stop, int cpuCount, long instructionLimit)
+    /// <param name="interrupts">The VM's local APICs (vCPU i gets APIC i); null gives each vCPU one of its own.</param>
+    public EmulatedAccelerator(IGuestPhysicalMemory memory, TdpMmu mmu, DeviceBus bus, VmStopSignal stop, int cpuCount, long instructionLimit, InterruptRouter? interrupts = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         ArgumentNullException.ThrowIfNull(mmu);
@@ -33,7 +34,7 @@ public sealed class EmulatedAccelerator : IAccelerator
         _vcpus = new EmulatedVcpu[cpuCount];
         for (var id = 0; id < cpuCount; id++)
         {
-            _vcpus[id] = new EmulatedVcpu(new MmuContext(mmu, id), bus, CodeMap, stop, id, instructionLimit);
+            _vcpus[id] = new EmulatedVcpu(new MmuContext(mmu, id), bus, CodeMap, stop, id, instructionLimit, interrupts?.ApicOf(id));
         }
     }
 

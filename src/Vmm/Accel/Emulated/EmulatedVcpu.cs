@@ -27,12 +27,13 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     /// <param name="stop">The VM's stop signal.</param>
     /// <param name="id">The vCPU's id.</param>
     /// <param name="instructionLimit">Instructions after which <see cref="Run"/> stops with <see cref="VmStopKind.InstructionLimit"/> (0: none).</param>
-    public EmulatedVcpu(MmuContext context, DeviceBus bus, CodePageMap codeMap, VmStopSignal stop, int id, long instructionLimit)
+    /// <param name="apic">The vCPU's local APIC, or null for one of its own.</param>
+    public EmulatedVcpu(MmuContext context, DeviceBus bus, CodePageMap codeMap, VmStopSignal stop, int id, long instructionLimit, LocalApic? apic = null)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentOutOfRangeException.ThrowIfNegative(instructionLimit);
         Context = context;
-        Cpu = new X86Cpu(context, bus, codeMap, stop, id);
+        Cpu = new X86Cpu(context, bus, codeMap, stop, id, apic);
         Id = id;
         _instructionLimit = instructionLimit;
     }

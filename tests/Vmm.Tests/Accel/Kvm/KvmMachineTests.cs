@@ -50,7 +50,7 @@ public sealed class KvmMachineTests
         Assert.Multiple(() =>
         {
             Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.ToString());
-            Assert.That(result.ExitStatus, Is.Zero);
+            Assert.That(result.ExitStatus, Is.EqualTo(VmExitStatus.Halted));
             Assert.That(result.Registers?.Rip, Is.EqualTo(KvmTestGuest.CodeAddress + 1), "RIP is past the one-byte HLT");
         });
     }
@@ -86,8 +86,8 @@ public sealed class KvmMachineTests
         {
             Assert.That(result.Kind, Is.EqualTo(VmStopKind.GuestExit), result.ToString());
             Assert.That(result.BootVcpu.Counters.Mmio, Is.EqualTo(1), result.ToString());
-            Assert.That(rax, Is.EqualTo((ulong)LocalApicStub.VersionValue));
-            Assert.That(result.ExitStatus, Is.EqualTo(((LocalApicStub.VersionValue & 0xFF) << 1) | 1));
+            Assert.That(rax, Is.EqualTo((ulong)LocalApic.VersionValue));
+            Assert.That(result.ExitStatus, Is.EqualTo(((LocalApic.VersionValue & 0xFF) << 1) | 1));
             Assert.That(guest.Bus.CountersOf(guest.Devices.LocalApic).MmioReads, Is.EqualTo(1));
         });
     }
@@ -106,7 +106,7 @@ public sealed class KvmMachineTests
         Assert.Multiple(() =>
         {
             Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.ToString());
-            Assert.That(guest.Devices.LocalApic.ReadRegister(LocalApicStub.TprRegister), Is.EqualTo(0x5A));
+            Assert.That(guest.Devices.LocalApic.ReadRegister(LocalApic.TprRegister), Is.EqualTo(0x5A));
         });
     }
 
