@@ -137,6 +137,12 @@ internal enum Op : byte
     Lar,
     Lsl,
 
+    /// <summary>A legacy-encoded SSE/SSE2 vector instruction (dispatched again on its mnemonic).</summary>
+    Sse,
+
+    /// <summary>LDMXCSR/STMXCSR, FXSAVE/FXRSTOR, XSAVE/XRSTOR, XGETBV/XSETBV.</summary>
+    SseState,
+
     // Specialised forms chosen at decode time: 32/64-bit general-register destinations (no high-byte registers,
     // no LOCK), so the handler reads slots and a precomputed mask instead of dispatching on operand kinds.
     MovRR,

@@ -7,6 +7,28 @@ internal static class OpClassifier
 {
     private static readonly string[] ConditionSuffixes = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
 
+    // The legacy SSE/SSE2 mnemonics the interpreter implements (X86Cpu.Sse*.cs); MOVSD and CMPSD share theirs with the
+    // string instructions and are told apart by their code.
+    private static readonly string[] SseMnemonics =
+    [
+        "Movaps", "Movups", "Movapd", "Movupd", "Movdqa", "Movdqu", "Movntps", "Movntpd", "Movntdq", "Movss", "Movd", "Movq",
+        "Movlps", "Movlpd", "Movhps", "Movhpd", "Movhlps", "Movlhps", "Movmskps", "Movmskpd", "Pmovmskb", "Maskmovdqu",
+        "Pand", "Andps", "Andpd", "Pandn", "Andnps", "Andnpd", "Por", "Orps", "Orpd", "Pxor", "Xorps", "Xorpd",
+        "Paddb", "Paddw", "Paddd", "Paddq", "Psubb", "Psubw", "Psubd", "Psubq", "Paddsb", "Paddsw", "Paddusb", "Paddusw",
+        "Psubsb", "Psubsw", "Psubusb", "Psubusw", "Pmullw", "Pmulhw", "Pmulhuw", "Pmuludq", "Pmaddwd", "Psadbw", "Pavgb",
+        "Pavgw", "Pminub", "Pmaxub", "Pminsw", "Pmaxsw", "Pcmpeqb", "Pcmpeqw", "Pcmpeqd", "Pcmpgtb", "Pcmpgtw", "Pcmpgtd",
+        "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad", "Pslldq", "Psrldq", "Pshufd", "Pshuflw",
+        "Pshufhw", "Shufps", "Shufpd", "Punpcklbw", "Punpcklwd", "Punpckldq", "Punpcklqdq", "Punpckhbw", "Punpckhwd",
+        "Punpckhdq", "Punpckhqdq", "Unpcklps", "Unpcklpd", "Unpckhps", "Unpckhpd", "Packsswb", "Packuswb", "Packssdw",
+        "Pextrw", "Pinsrw",
+        "Addps", "Subps", "Mulps", "Divps", "Minps", "Maxps", "Sqrtps", "Rcpps", "Rsqrtps", "Addss", "Subss", "Mulss",
+        "Divss", "Minss", "Maxss", "Sqrtss", "Rcpss", "Rsqrtss", "Addpd", "Subpd", "Mulpd", "Divpd", "Minpd", "Maxpd",
+        "Sqrtpd", "Addsd", "Subsd", "Mulsd", "Divsd", "Minsd", "Maxsd", "Sqrtsd", "Cmpps", "Cmpss", "Cmppd", "Comiss",
+        "Ucomiss", "Comisd", "Ucomisd", "Cvtsi2ss", "Cvtsi2sd", "Cvtss2si", "Cvttss2si", "Cvtsd2si", "Cvttsd2si",
+        "Cvtss2sd", "Cvtsd2ss", "Cvtps2pd", "Cvtpd2ps", "Cvtdq2ps", "Cvtdq2pd", "Cvtps2dq", "Cvttps2dq", "Cvtpd2dq",
+        "Cvttpd2dq",
+    ];
+
     private static readonly Op[] ByMnemonic = BuildTable();
 
     /// <summary>The handler for <paramref name="instruction"/>; <see cref="Op.Unsupported"/> raises #UD.</summary>
@@ -48,9 +70,11 @@ internal static class OpClassifier
                     _ => far.Item3,
                 };
             case Op.Movs:
-                return instruction.Mnemonic == Mnemonic.Movsd && instruction.Code != Code.Movsd_m32_m32 ? Op.Unsupported : op;
+                return instruction.Mnemonic == Mnemonic.Movsd && instruction.Code != Code.Movsd_m32_m32 ? SseForm(instruction) : op;
             case Op.Cmps:
-                return instruction.Mnemonic == Mnemonic.Cmpsd && instruction.Code != Code.Cmpsd_m32_m32 ? Op.Unsupported : op;
+                return instruction.Mnemonic == Mnemonic.Cmpsd && instruction.Code != Code.Cmpsd_m32_m32 ? SseForm(instruction) : op;
+            case Op.Sse:
+                return SseForm(instruction);
             default:
                 return op;
         }
@@ -121,6 +145,31 @@ internal static class OpClassifier
         _ => false,
     };
 
+    /// <summary>
+    /// <see cref="Op.Sse"/> for a legacy SSE/SSE2 form on XMM registers; <see cref="Op.Unsupported"/> for the MMX forms
+    /// that share its mnemonic (the interpreter has no MMX state) and for forms of later extensions (SSE4.1 PEXTRW m16 ...).
+    /// </summary>
+    private static Op SseForm(in Instruction instruction)
+    {
+        foreach (var feature in instruction.Code.CpuidFeatures())
+        {
+            if (feature is not (CpuidFeature.SSE or CpuidFeature.SSE2))
+            {
+                return Op.Unsupported;
+            }
+        }
+
+        for (var n = 0; n < instruction.OpCount; n++)
+        {
+            if (instruction.GetOpKind(n) == OpKind.Register && instruction.GetOpRegister(n).IsMM())
+            {
+                return Op.Unsupported;
+            }
+        }
+
+        return Op.Sse;
+    }
+
     private static bool IsRegisterOperand(in Instruction instruction, int operand, out Register register)
     {
         if (instruction.OpCount > operand && instruction.GetOpKind(operand) == OpKind.Register)
@@ -179,8 +228,16 @@ internal static class OpClassifier
             ["Lgdt"] = Op.Lgdt, ["Lidt"] = Op.Lidt, ["Sgdt"] = Op.Sgdt, ["Sidt"] = Op.Sidt, ["Ltr"] = Op.Ltr,
             ["Lldt"] = Op.Lldt, ["Str"] = Op.Str, ["Sldt"] = Op.Sldt, ["Invlpg"] = Op.Invlpg, ["Clts"] = Op.Clts,
             ["Lmsw"] = Op.Lmsw, ["Smsw"] = Op.Smsw, ["Swapgs"] = Op.Swapgs, ["Xlatb"] = Op.Xlat, ["Rdpid"] = Op.Rdpid,
-            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl,
+            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl, ["Movnti"] = Op.Mov,
+            ["Ldmxcsr"] = Op.SseState, ["Stmxcsr"] = Op.SseState, ["Fxsave"] = Op.SseState, ["Fxsave64"] = Op.SseState,
+            ["Fxrstor"] = Op.SseState, ["Fxrstor64"] = Op.SseState, ["Xsave"] = Op.SseState, ["Xsave64"] = Op.SseState,
+            ["Xrstor"] = Op.SseState, ["Xrstor64"] = Op.SseState, ["Xgetbv"] = Op.SseState, ["Xsetbv"] = Op.SseState,
         };
+        foreach (var name in SseMnemonics)
+        {
+            byName[name] = Op.Sse;
+        }
+
         foreach (var suffix in ConditionSuffixes)
         {
             byName["J" + suffix] = Op.Jcc;

@@ -424,7 +424,7 @@ public sealed partial class X86Cpu
     {
         var leaf = (uint)Gpr(0);
         var subleaf = (uint)Gpr(1);
-        var (a, b, c, dx) = CpuidModel.Query(leaf, subleaf, VcpuId);
+        var (a, b, c, dx) = CpuidModel.Query(leaf, subleaf, VcpuId, (_cr4 & Cr4Osxsave) != 0);
         Gpr(0) = a;
         Gpr(3) = b;
         Gpr(1) = c;
