@@ -5,8 +5,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>
 /// The CPUID the interpreter reports, shaped like KVM's: the host CPU's vendor string, the hypervisor bit and
 /// hypervisor leaves at 0x40000000 with this project's signature, and exactly the features the interpreter
-/// implements — the x86-64 integer ISA, SSE/SSE2 with FXSAVE and XSAVE (x87 and SSE components), and no x87
-/// arithmetic, MMX, SSE3+, AVX or x2APIC. Intel's architectural PMU is absent (leaf 0xA is all zero).
+/// implements — the x86-64 integer ISA, SYSCALL and SYSENTER, MTRRs and PAT, CLFLUSH/CLFLUSHOPT/CLWB, RDPID, SMEP/SMAP,
+/// SSE/SSE2 with FXSAVE and XSAVE (x87 and SSE components), and no x87 arithmetic, MMX, SSE3+, AVX, MCE or x2APIC. Intel's architectural PMU is absent (leaf 0xA is all zero).
 /// </summary>
 public static class CpuidModel
 {
@@ -31,9 +31,9 @@ public static class CpuidModel
     /// <summary>The XSAVE area's size for every supported component: the 512-byte legacy area and the 64-byte header.</summary>
     public const uint XsaveAreaBytes = 576;
 
-    /// <summary>Leaf 1 EDX: PSE, TSC, MSR, PAE, CX8, APIC, PGE, CMOV, PAT, CLFSH, FXSR, SSE, SSE2.</summary>
-    public const uint Leaf1Edx = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 13) | (1u << 15)
-        | (1u << 16) | (1u << 19) | (1u << 24) | (1u << 25) | (1u << 26);
+    /// <summary>Leaf 1 EDX: PSE, TSC, MSR, PAE, CX8, APIC, SEP, MTRR, PGE, CMOV, PAT, CLFSH, FXSR, SSE, SSE2.</summary>
+    public const uint Leaf1Edx = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 11) | (1u << 12)
+        | (1u << 13) | (1u << 15) | (1u << 16) | (1u << 19) | (1u << 24) | (1u << 25) | (1u << 26);
 
     /// <summary>Leaf 1 ECX: CX16, POPCNT, XSAVE, hypervisor (OSXSAVE, bit 27, follows CR4.OSXSAVE).</summary>
     public const uint Leaf1Ecx = (1u << 13) | (1u << 23) | (1u << 26) | (1u << 31);
@@ -41,11 +41,14 @@ public static class CpuidModel
     /// <summary>Leaf 1 ECX bit 27: OSXSAVE, set while CR4.OSXSAVE is.</summary>
     public const uint Leaf1EcxOsxsave = 1u << 27;
 
-    /// <summary>Leaf 7 EBX: BMI1 (TZCNT), SMEP, SMAP.</summary>
-    public const uint Leaf7Ebx = (1u << 3) | (1u << 7) | (1u << 20);
+    /// <summary>Leaf 7 EBX: BMI1 (TZCNT), SMEP, SMAP, CLFLUSHOPT, CLWB.</summary>
+    public const uint Leaf7Ebx = (1u << 3) | (1u << 7) | (1u << 20) | (1u << 23) | (1u << 24);
 
-    /// <summary>Leaf 0x80000001 EDX: NX, 1 GiB pages, RDTSCP, long mode.</summary>
-    public const uint ExtendedEdx = (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29);
+    /// <summary>Leaf 7 ECX: RDPID.</summary>
+    public const uint Leaf7Ecx = 1u << 22;
+
+    /// <summary>Leaf 0x80000001 EDX: SYSCALL/SYSRET, NX, 1 GiB pages, RDTSCP, long mode.</summary>
+    public const uint ExtendedEdx = (1u << 11) | (1u << 20) | (1u << 26) | (1u << 27) | (1u << 29);
 
     /// <summary>Leaf 0x80000001 ECX: LAHF/SAHF in 64-bit mode, ABM (LZCNT).</summary>
     public const uint ExtendedEcx = (1u << 0) | (1u << 5);
@@ -70,7 +73,7 @@ public static class CpuidModel
                 // Family 6, model 0x55-like signature; EBX: APIC id, one logical processor per package, CLFLUSH 64 B.
                 return (0x0005_0654, ((uint)apicId << 24) | (1u << 16) | (8u << 8), Leaf1Ecx | (osxsave ? Leaf1EcxOsxsave : 0), Leaf1Edx);
             case 7 when subleaf == 0:
-                return (0, Leaf7Ebx, 0, 0);
+                return (0, Leaf7Ebx, Leaf7Ecx, 0);
             case 0xD when subleaf == 0:
                 // Supported XCR0 (EDX:EAX), the area for the enabled components and the maximum: equal, since both
                 // components live in the legacy area (XCR0 is 1 or 3, 576 bytes either way).

@@ -141,7 +141,8 @@ internal static class OpClassifier
             or Op.CallFarIndirect or Op.Ret or Op.RetFar or Op.Loop or Op.Loope or Op.Loopne or Op.Jrcxz or Op.Int or Op.Int3
             or Op.Into or Op.Iret or Op.Ud or Op.Unsupported or Op.Hlt or Op.In or Op.Out or Op.Ins or Op.Outs or Op.MovToCr
             or Op.MovToSeg or Op.PopSeg or Op.Wrmsr or Op.Lgdt or Op.Lidt or Op.Ltr or Op.Lldt or Op.Invlpg or Op.Lmsw
-            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs or Op.Rdtsc or Op.Rdtscp or Op.Rdmsr => true,
+            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs or Op.Rdtsc or Op.Rdtscp or Op.Rdmsr or Op.Syscall or Op.Sysret
+            or Op.Sysenter or Op.Sysexit or Op.Stac or Op.Clac => true,
         _ => false,
     };
 
@@ -189,7 +190,10 @@ internal static class OpClassifier
         var byName = new Dictionary<string, Op>(StringComparer.Ordinal)
         {
             ["Nop"] = Op.Nop, ["Pause"] = Op.Nop, ["Lfence"] = Op.Nop, ["Mfence"] = Op.Nop, ["Sfence"] = Op.Nop,
-            ["Wbinvd"] = Op.Nop, ["Invd"] = Op.Nop, ["Clflush"] = Op.Nop, ["Clflushopt"] = Op.Nop, ["Prefetchnta"] = Op.Nop,
+            ["Wbinvd"] = Op.Nop, ["Invd"] = Op.Nop, ["Prefetchnta"] = Op.Nop,
+            ["Clflush"] = Op.CacheLineFlush, ["Clflushopt"] = Op.CacheLineFlush, ["Clwb"] = Op.CacheLineFlush,
+            ["Syscall"] = Op.Syscall, ["Sysret"] = Op.Sysret, ["Sysretq"] = Op.Sysret, ["Sysenter"] = Op.Sysenter,
+            ["Sysexit"] = Op.Sysexit, ["Sysexitq"] = Op.Sysexit, ["Stac"] = Op.Stac, ["Clac"] = Op.Clac,
             ["Prefetcht0"] = Op.Nop, ["Prefetcht1"] = Op.Nop, ["Prefetcht2"] = Op.Nop, ["Prefetchw"] = Op.Nop,
             ["Endbr32"] = Op.Nop, ["Endbr64"] = Op.Nop,
             ["Mov"] = Op.Mov, ["Movzx"] = Op.Movzx, ["Movsx"] = Op.Movsx, ["Movsxd"] = Op.Movsx, ["Lea"] = Op.Lea,
