@@ -146,6 +146,9 @@ internal static class OpClassifier
         _ => false,
     };
 
+    /// <summary>True when some handler runs <paramref name="mnemonic"/> (for the CPUID-claims test).</summary>
+    public static bool IsImplemented(Mnemonic mnemonic) => ByMnemonic[(int)mnemonic] != Op.Unsupported;
+
     /// <summary>
     /// <see cref="Op.Sse"/> for a legacy SSE/SSE2 form on XMM registers; <see cref="Op.Unsupported"/> for the MMX forms
     /// that share its mnemonic (the interpreter has no MMX state) and for forms of later extensions (SSE4.1 PEXTRW m16 ...).

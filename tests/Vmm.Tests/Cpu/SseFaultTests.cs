@@ -298,6 +298,22 @@ public sealed class SseFaultTests
     }
 
     [Test]
+    public void MaskmovdquStoresTheSelectedBytesAtRdi([Values(32, 64)] int bitness)
+    {
+        using var m = Run(bitness, Sse, a =>
+        {
+            a.mov(edi, (uint)Data);
+            a.maskmovdqu(xmm0, xmm1);
+        }, machine =>
+        {
+            machine.WriteBytes(Data, Enumerable.Repeat((byte)0xEE, 16).ToArray());
+            machine.Cpu.SetXmm(0, Vector128.Create((byte)1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16));
+            machine.Cpu.SetXmm(1, Vector128.Create((byte)0x80, 0, 0xFF, 0x7F, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0x01));
+        });
+        Assert.That(m.ReadBytes(Data, 16), Is.EqualTo(new byte[] { 1, 0xEE, 3, 0xEE, 5, 0xEE, 7, 0xEE, 9, 0xEE, 11, 0xEE, 13, 0xEE, 15, 0xEE }));
+    }
+
+    [Test]
     public void MmxFormsAreUndefined()
     {
         using var m = Run(64, Sse, a => a.paddb(mm0, mm1));
