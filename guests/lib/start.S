@@ -15,6 +15,8 @@
 #define CR0_PE     (1 << 0)
 #define CR0_PG     (1 << 31)
 #define CR4_PAE    (1 << 5)
+#define CR4_OSFXSR (1 << 9)             /* FXSAVE/FXRSTOR and SSE enabled */
+#define CR4_OSXMMEXCPT (1 << 10)        /* unmasked SIMD FP exceptions raise #XM */
 #define SEL_CODE64 0x08
 #define SEL_DATA   0x10
 
@@ -75,6 +77,9 @@ _start64:
 	cli
 	cld
 start64_common:
+	movq  %cr4, %rax                 /* SSE on: the sse guest is built for it, the others never use it */
+	orq   $(CR4_OSFXSR | CR4_OSXMMEXCPT), %rax
+	movq  %rax, %cr4
 	movq  %rdi, %rdx                 /* boot info survives the bss clear in RDX */
 	movq  $__bss_start, %rdi
 	movq  $__bss_end, %rcx

@@ -7,6 +7,28 @@ internal static class OpClassifier
 {
     private static readonly string[] ConditionSuffixes = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"];
 
+    // The legacy SSE/SSE2 mnemonics the interpreter implements (X86Cpu.Sse*.cs); MOVSD and CMPSD share theirs with the
+    // string instructions and are told apart by their code.
+    private static readonly string[] SseMnemonics =
+    [
+        "Movaps", "Movups", "Movapd", "Movupd", "Movdqa", "Movdqu", "Movntps", "Movntpd", "Movntdq", "Movss", "Movd", "Movq",
+        "Movlps", "Movlpd", "Movhps", "Movhpd", "Movhlps", "Movlhps", "Movmskps", "Movmskpd", "Pmovmskb", "Maskmovdqu",
+        "Pand", "Andps", "Andpd", "Pandn", "Andnps", "Andnpd", "Por", "Orps", "Orpd", "Pxor", "Xorps", "Xorpd",
+        "Paddb", "Paddw", "Paddd", "Paddq", "Psubb", "Psubw", "Psubd", "Psubq", "Paddsb", "Paddsw", "Paddusb", "Paddusw",
+        "Psubsb", "Psubsw", "Psubusb", "Psubusw", "Pmullw", "Pmulhw", "Pmulhuw", "Pmuludq", "Pmaddwd", "Psadbw", "Pavgb",
+        "Pavgw", "Pminub", "Pmaxub", "Pminsw", "Pmaxsw", "Pcmpeqb", "Pcmpeqw", "Pcmpeqd", "Pcmpgtb", "Pcmpgtw", "Pcmpgtd",
+        "Psllw", "Pslld", "Psllq", "Psrlw", "Psrld", "Psrlq", "Psraw", "Psrad", "Pslldq", "Psrldq", "Pshufd", "Pshuflw",
+        "Pshufhw", "Shufps", "Shufpd", "Punpcklbw", "Punpcklwd", "Punpckldq", "Punpcklqdq", "Punpckhbw", "Punpckhwd",
+        "Punpckhdq", "Punpckhqdq", "Unpcklps", "Unpcklpd", "Unpckhps", "Unpckhpd", "Packsswb", "Packuswb", "Packssdw",
+        "Pextrw", "Pinsrw",
+        "Addps", "Subps", "Mulps", "Divps", "Minps", "Maxps", "Sqrtps", "Rcpps", "Rsqrtps", "Addss", "Subss", "Mulss",
+        "Divss", "Minss", "Maxss", "Sqrtss", "Rcpss", "Rsqrtss", "Addpd", "Subpd", "Mulpd", "Divpd", "Minpd", "Maxpd",
+        "Sqrtpd", "Addsd", "Subsd", "Mulsd", "Divsd", "Minsd", "Maxsd", "Sqrtsd", "Cmpps", "Cmpss", "Cmppd", "Comiss",
+        "Ucomiss", "Comisd", "Ucomisd", "Cvtsi2ss", "Cvtsi2sd", "Cvtss2si", "Cvttss2si", "Cvtsd2si", "Cvttsd2si",
+        "Cvtss2sd", "Cvtsd2ss", "Cvtps2pd", "Cvtpd2ps", "Cvtdq2ps", "Cvtdq2pd", "Cvtps2dq", "Cvttps2dq", "Cvtpd2dq",
+        "Cvttpd2dq",
+    ];
+
     private static readonly Op[] ByMnemonic = BuildTable();
 
     /// <summary>The handler for <paramref name="instruction"/>; <see cref="Op.Unsupported"/> raises #UD.</summary>
@@ -48,9 +70,11 @@ internal static class OpClassifier
                     _ => far.Item3,
                 };
             case Op.Movs:
-                return instruction.Mnemonic == Mnemonic.Movsd && instruction.Code != Code.Movsd_m32_m32 ? Op.Unsupported : op;
+                return instruction.Mnemonic == Mnemonic.Movsd && instruction.Code != Code.Movsd_m32_m32 ? SseForm(instruction) : op;
             case Op.Cmps:
-                return instruction.Mnemonic == Mnemonic.Cmpsd && instruction.Code != Code.Cmpsd_m32_m32 ? Op.Unsupported : op;
+                return instruction.Mnemonic == Mnemonic.Cmpsd && instruction.Code != Code.Cmpsd_m32_m32 ? SseForm(instruction) : op;
+            case Op.Sse:
+                return SseForm(instruction);
             default:
                 return op;
         }
@@ -117,9 +141,38 @@ internal static class OpClassifier
             or Op.CallFarIndirect or Op.Ret or Op.RetFar or Op.Loop or Op.Loope or Op.Loopne or Op.Jrcxz or Op.Int or Op.Int3
             or Op.Into or Op.Iret or Op.Ud or Op.Unsupported or Op.Hlt or Op.In or Op.Out or Op.Ins or Op.Outs or Op.MovToCr
             or Op.MovToSeg or Op.PopSeg or Op.Wrmsr or Op.Lgdt or Op.Lidt or Op.Ltr or Op.Lldt or Op.Invlpg or Op.Lmsw
-            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs or Op.Rdtsc or Op.Rdtscp or Op.Rdmsr => true,
+            or Op.Clts or Op.Popf or Op.Sti or Op.Cli or Op.Swapgs or Op.Rdtsc or Op.Rdtscp or Op.Rdmsr or Op.Syscall or Op.Sysret
+            or Op.Sysenter or Op.Sysexit or Op.Stac or Op.Clac => true,
         _ => false,
     };
+
+    /// <summary>True when some handler runs <paramref name="mnemonic"/> (for the CPUID-claims test).</summary>
+    public static bool IsImplemented(Mnemonic mnemonic) => ByMnemonic[(int)mnemonic] != Op.Unsupported;
+
+    /// <summary>
+    /// <see cref="Op.Sse"/> for a legacy SSE/SSE2 form on XMM registers; <see cref="Op.Unsupported"/> for the MMX forms
+    /// that share its mnemonic (the interpreter has no MMX state) and for forms of later extensions (SSE4.1 PEXTRW m16 ...).
+    /// </summary>
+    private static Op SseForm(in Instruction instruction)
+    {
+        foreach (var feature in instruction.Code.CpuidFeatures())
+        {
+            if (feature is not (CpuidFeature.SSE or CpuidFeature.SSE2))
+            {
+                return Op.Unsupported;
+            }
+        }
+
+        for (var n = 0; n < instruction.OpCount; n++)
+        {
+            if (instruction.GetOpKind(n) == OpKind.Register && instruction.GetOpRegister(n).IsMM())
+            {
+                return Op.Unsupported;
+            }
+        }
+
+        return Op.Sse;
+    }
 
     private static bool IsRegisterOperand(in Instruction instruction, int operand, out Register register)
     {
@@ -140,7 +193,10 @@ internal static class OpClassifier
         var byName = new Dictionary<string, Op>(StringComparer.Ordinal)
         {
             ["Nop"] = Op.Nop, ["Pause"] = Op.Nop, ["Lfence"] = Op.Nop, ["Mfence"] = Op.Nop, ["Sfence"] = Op.Nop,
-            ["Wbinvd"] = Op.Nop, ["Invd"] = Op.Nop, ["Clflush"] = Op.Nop, ["Clflushopt"] = Op.Nop, ["Prefetchnta"] = Op.Nop,
+            ["Wbinvd"] = Op.Nop, ["Invd"] = Op.Nop, ["Prefetchnta"] = Op.Nop,
+            ["Clflush"] = Op.CacheLineFlush, ["Clflushopt"] = Op.CacheLineFlush, ["Clwb"] = Op.CacheLineFlush,
+            ["Syscall"] = Op.Syscall, ["Sysret"] = Op.Sysret, ["Sysretq"] = Op.Sysret, ["Sysenter"] = Op.Sysenter,
+            ["Sysexit"] = Op.Sysexit, ["Sysexitq"] = Op.Sysexit, ["Stac"] = Op.Stac, ["Clac"] = Op.Clac,
             ["Prefetcht0"] = Op.Nop, ["Prefetcht1"] = Op.Nop, ["Prefetcht2"] = Op.Nop, ["Prefetchw"] = Op.Nop,
             ["Endbr32"] = Op.Nop, ["Endbr64"] = Op.Nop,
             ["Mov"] = Op.Mov, ["Movzx"] = Op.Movzx, ["Movsx"] = Op.Movsx, ["Movsxd"] = Op.Movsx, ["Lea"] = Op.Lea,
@@ -179,8 +235,16 @@ internal static class OpClassifier
             ["Lgdt"] = Op.Lgdt, ["Lidt"] = Op.Lidt, ["Sgdt"] = Op.Sgdt, ["Sidt"] = Op.Sidt, ["Ltr"] = Op.Ltr,
             ["Lldt"] = Op.Lldt, ["Str"] = Op.Str, ["Sldt"] = Op.Sldt, ["Invlpg"] = Op.Invlpg, ["Clts"] = Op.Clts,
             ["Lmsw"] = Op.Lmsw, ["Smsw"] = Op.Smsw, ["Swapgs"] = Op.Swapgs, ["Xlatb"] = Op.Xlat, ["Rdpid"] = Op.Rdpid,
-            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl,
+            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl, ["Movnti"] = Op.Mov,
+            ["Ldmxcsr"] = Op.SseState, ["Stmxcsr"] = Op.SseState, ["Fxsave"] = Op.SseState, ["Fxsave64"] = Op.SseState,
+            ["Fxrstor"] = Op.SseState, ["Fxrstor64"] = Op.SseState, ["Xsave"] = Op.SseState, ["Xsave64"] = Op.SseState,
+            ["Xrstor"] = Op.SseState, ["Xrstor64"] = Op.SseState, ["Xgetbv"] = Op.SseState, ["Xsetbv"] = Op.SseState,
         };
+        foreach (var name in SseMnemonics)
+        {
+            byName[name] = Op.Sse;
+        }
+
         foreach (var suffix in ConditionSuffixes)
         {
             byName["J" + suffix] = Op.Jcc;

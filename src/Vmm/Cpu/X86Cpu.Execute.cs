@@ -274,6 +274,8 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
             case Op.Movs: case Op.Stos: case Op.Lods: case Op.Cmps: case Op.Scas: case Op.Ins: case Op.Outs:
                 StringOp(ref d);
                 return;
+            case Op.Sse: ExecuteSse(ref d); return;
+            case Op.SseState: ExecuteSseState(ref d); return;
             default:
                 ExecuteSystem(ref d);
                 return;

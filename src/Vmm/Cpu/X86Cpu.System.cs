@@ -5,24 +5,6 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>System instructions: control registers, MSRs, CPUID, descriptor tables, far transfers, I/O, HLT, INT/IRET.</summary>
 public sealed partial class X86Cpu
 {
-    private const uint MsrTsc = 0x10;
-    private const uint MsrApicBase = 0x1B;
-    private const uint MsrMiscEnable = 0x1A0;
-    private const uint MsrPat = 0x277;
-    private const uint MsrEfer = 0xC000_0080;
-    private const uint MsrStar = 0xC000_0081;
-    private const uint MsrLstar = 0xC000_0082;
-    private const uint MsrCstar = 0xC000_0083;
-    private const uint MsrSfmask = 0xC000_0084;
-    private const uint MsrFsBase = 0xC000_0100;
-    private const uint MsrGsBase = 0xC000_0101;
-    private const uint MsrKernelGsBase = 0xC000_0102;
-    private const uint MsrTscAux = 0xC000_0103;
-    private const ulong EferSce = 1UL << 0;
-    private const ulong EferNxe = 1UL << 11;
-
-    private readonly Dictionary<uint, ulong> _mtrrs = [];
-
     private void ExecuteSystem(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
@@ -187,6 +169,9 @@ public sealed partial class X86Cpu
             case Op.Lsl:
                 LoadAccessOrLimit(ref d);
                 return;
+            case Op.Syscall: case Op.Sysret: case Op.Sysenter: case Op.Sysexit: case Op.Stac: case Op.Clac: case Op.CacheLineFlush:
+                ExecuteFastSystemCall(ref d);
+                return;
             default:
                 RaiseUndefined(ref d, $"'{i}' is not implemented by the interpreter");
                 return;
@@ -349,77 +334,11 @@ public sealed partial class X86Cpu
         RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
     }
 
-    private ulong ReadMsr(uint msr)
-    {
-        if (TryReadApicMsr(msr, out var apicValue)) { return apicValue; }
-        switch (msr)
-        {
-            case MsrTsc: return (ulong)(_instructions + _tscOffset);
-            case MsrApicBase: return _apicBase;
-            case MsrMiscEnable: return _miscEnable;
-            case MsrPat: return _pat;
-            case MsrEfer: return _efer;
-            case MsrStar: return _star;
-            case MsrLstar: return _lstar;
-            case MsrCstar: return _cstar;
-            case MsrSfmask: return _sfmask;
-            case MsrFsBase: return _segments[(int)SegmentRegister.Fs].Base;
-            case MsrGsBase: return _segments[(int)SegmentRegister.Gs].Base;
-            case MsrKernelGsBase: return _kernelGsBase;
-            case MsrTscAux: return _tscAux;
-            case 0x8B: return 0;
-            case 0xFE: return 0;
-            case >= 0x200 and <= 0x2FF: return _mtrrs.GetValueOrDefault(msr);
-            default:
-                _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: RDMSR of MSR 0x{msr:x}, which the interpreter does not model";
-                return RaiseFault<ulong>(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
-        }
-    }
-
-    private void WriteMsr(uint msr, ulong value)
-    {
-        if (TryWriteApicMsr(msr, value)) { return; }
-        switch (msr)
-        {
-            case MsrTsc: _tscOffset = (long)value - _instructions; return;
-            case MsrApicBase: _apicBase = value; return;
-            case MsrMiscEnable: _miscEnable = value; return;
-            case MsrPat: _pat = value; return;
-            case MsrEfer:
-            {
-                if ((value & ~(EferSce | EferLme | EferLma | EferNxe)) != 0
-                    || ((_cr0 & Cr0Pg) != 0 && ((value ^ _efer) & EferLme) != 0))
-                {
-                    RaiseFault(ExceptionVector.GeneralProtection, 0);
-                }
-
-                _efer = (value & ~EferLma) | (_efer & EferLma);
-                UpdatePaging();
-                return;
-            }
-
-            case MsrStar: _star = value; return;
-            case MsrLstar: _lstar = value; return;
-            case MsrCstar: _cstar = value; return;
-            case MsrSfmask: _sfmask = value; return;
-            case MsrFsBase: _segments[(int)SegmentRegister.Fs].Base = value; return;
-            case MsrGsBase: _segments[(int)SegmentRegister.Gs].Base = value; return;
-            case MsrKernelGsBase: _kernelGsBase = value; return;
-            case MsrTscAux: _tscAux = (uint)value; return;
-            case 0x8B: return;
-            case >= 0x200 and <= 0x2FF: _mtrrs[msr] = value; return;
-            default:
-                _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: WRMSR of MSR 0x{msr:x}, which the interpreter does not model";
-                RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
-                return;
-        }
-    }
-
     private void Cpuid()
     {
         var leaf = (uint)Gpr(0);
         var subleaf = (uint)Gpr(1);
-        var (a, b, c, dx) = CpuidModel.Query(leaf, subleaf, VcpuId);
+        var (a, b, c, dx) = CpuidModel.Query(leaf, subleaf, VcpuId, (_cr4 & Cr4Osxsave) != 0);
         Gpr(0) = a;
         Gpr(3) = b;
         Gpr(1) = c;

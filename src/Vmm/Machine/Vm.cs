@@ -13,6 +13,7 @@ using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Emulated;
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Devices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -126,7 +127,16 @@ public sealed class Vm : IDisposable
 
             Machine = machine;
             Host = machine.Host;
-            Accelerator = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit, Devices.Interrupts);
+            var emulated = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit, Devices.Interrupts);
+            if (options.LoggerFactory is { } loggers)
+            {
+                foreach (var vcpu in emulated.Cpus)
+                {
+                    vcpu.Cpu.Log = loggers.CreateLogger(X86Cpu.LogCategory);
+                }
+            }
+
+            Accelerator = emulated;
         }
     }
 

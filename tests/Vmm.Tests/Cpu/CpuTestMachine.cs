@@ -66,7 +66,9 @@ public sealed class CpuTestMachine : IDisposable
     private ulong _codeStart = CodeAddress;
 
     /// <summary>Builds the machine and loads the initial state of <paramref name="bitness"/> (32 or 64).</summary>
-    public CpuTestMachine(int bitness)
+    /// <param name="bitness">32 or 64.</param>
+    /// <param name="cr4Extra">CR4 bits set on top of the mode's own (CR4.OSFXSR for SSE tests).</param>
+    public CpuTestMachine(int bitness, ulong cr4Extra = 0)
     {
         if (bitness is not (32 or 64))
         {
@@ -114,6 +116,7 @@ public sealed class CpuTestMachine : IDisposable
             GdtLimit = (ushort)((gdt.Length * 8) - 1),
             IdtBase = IdtAddress,
             IdtLimit = (ushort)((256 * GateSize) - 1),
+            Cr4 = _initialState.Cr4 | cr4Extra,
         };
         Reset();
     }

@@ -31,6 +31,9 @@ public sealed partial class QemuOracleTests
         ("workingset", "hot=1 cold=1 passes=1 hotper=2 corrupt=300 fault=copy"),
         ("workingset", "hot=1 cold=1 passes=1 hotper=2 corrupt=255 fault=stale"),
         ("workingset", "hot=300 cold=300"),
+        ("sse", string.Empty),
+        ("sse", "n=65536 rounds=1"),
+        ("sse", "n=100"),
     ];
 
     [TestCaseSource(nameof(OracleCases))]
