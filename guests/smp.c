@@ -10,6 +10,8 @@
  *              CPU's writes), so every word crosses CPUs once.
  *   shootdown  rounds=R (default 200): a page at VA_TEST maps alternately to two frames whose first word holds
  *              the round's tag; every AP must read the new tag after its INVLPG, in its IPI handler.
+ *   hang=1     after the report, halt the boot CPU with interrupts off instead of exiting: every CPU is then
+ *              halted with nothing that can wake it (hv stops such a VM with exit status 5; QEMU hangs).
  *
  * Prints the same lines under QEMU and hv (no timings). Exit 0 when every check passes, 1 otherwise, 2 when the
  * memory does not fit or the machine has one CPU. */
@@ -330,5 +332,8 @@ int guest_main(void)
 
 	int ok = bad_words == 0 && verified_words == region_words && shoot_stale == 0 && timeouts == 0;
 	printf("smp: %s\n", ok ? "OK" : "FAIL");
+	if (arg_u64("hang", 0))
+		for (;;)
+			__asm__ volatile("cli; hlt");
 	return ok ? 0 : 1;
 }

@@ -11,17 +11,20 @@ q() {
 }
 while IFS='|' read -r guest args status text; do
 	case $guest in ''|\#*) continue ;; esac
+	set -- $guest                    # NAME [--smp N]
+	guest=$1; smp=1
+	[ "$2" = "--smp" ] && smp=$3
 	img=$build/$guest.elf
 	entry=$(readelf -h "$img" | awk '/Entry point/ {print $4}')
 	for how in pvh e64; do
 		if [ $how = pvh ]; then
-			out=$(q -kernel "$img" -append "console=e9 $args"); rc=$?
+			out=$(q -smp "$smp" -kernel "$img" -append "console=e9 $args"); rc=$?
 		else
-			out=$(q -kernel "$build/tests/direct64.elf" -device loader,file="$img" \
+			out=$(q -smp "$smp" -kernel "$build/tests/direct64.elf" -device loader,file="$img" \
 				-append "console=e9 entry=$entry $args"); rc=$?
 		fi
 		if [ "$rc" = "$status" ] && printf '%s\n' "$out" | grep -qF -- "$text"; then
-			echo "PASS $how $guest $args"; passes=$((passes + 1))
+			echo "PASS $how $guest -smp $smp $args"; passes=$((passes + 1))
 		else
 			echo "FAIL $how $guest $args: status $rc (want $status), output:"
 			printf '%s\n' "$out" | sed 's/^/    /'; fails=$((fails + 1))

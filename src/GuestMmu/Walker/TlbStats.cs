@@ -26,4 +26,17 @@ public readonly record struct TlbStats
 
     /// <summary>Generation wrap-arounds that rewrote the table.</summary>
     public long GenerationWraps { get; init; }
+
+    /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
+    public static TlbStats operator +(TlbStats a, TlbStats b) => new()
+    {
+        Hits = a.Hits + b.Hits,
+        Misses = a.Misses + b.Misses,
+        Fills = a.Fills + b.Fills,
+        FullFlushes = a.FullFlushes + b.FullFlushes,
+        NonGlobalFlushes = a.NonGlobalFlushes + b.NonGlobalFlushes,
+        PageFlushes = a.PageFlushes + b.PageFlushes,
+        LargePageFlushes = a.LargePageFlushes + b.LargePageFlushes,
+        GenerationWraps = a.GenerationWraps + b.GenerationWraps,
+    };
 }

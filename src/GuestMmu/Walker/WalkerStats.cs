@@ -26,4 +26,17 @@ public readonly record struct WalkerStats
 
     /// <summary>EPT accessed/dirty bits set.</summary>
     public long EptAdUpdates { get; init; }
+
+    /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
+    public static WalkerStats operator +(WalkerStats a, WalkerStats b) => new()
+    {
+        Walks = a.Walks + b.Walks,
+        EptViolations = a.EptViolations + b.EptViolations,
+        GuestPageFaults = a.GuestPageFaults + b.GuestPageFaults,
+        EptMmio = a.EptMmio + b.EptMmio,
+        Errors = a.Errors + b.Errors,
+        Restarts = a.Restarts + b.Restarts,
+        GuestAdUpdates = a.GuestAdUpdates + b.GuestAdUpdates,
+        EptAdUpdates = a.EptAdUpdates + b.EptAdUpdates,
+    };
 }

@@ -45,4 +45,22 @@ public readonly record struct CpuStats
     /// <summary>Fraction of block lookups served from the cache (0 when none happened).</summary>
     public double DecodeCacheHitRate =>
         DecodeCacheHits + DecodeCacheMisses == 0 ? 0 : (double)DecodeCacheHits / (DecodeCacheHits + DecodeCacheMisses);
+
+    /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
+    public static CpuStats operator +(CpuStats a, CpuStats b) => new()
+    {
+        Instructions = a.Instructions + b.Instructions,
+        Blocks = a.Blocks + b.Blocks,
+        DecodeCacheHits = a.DecodeCacheHits + b.DecodeCacheHits,
+        DecodeCacheMisses = a.DecodeCacheMisses + b.DecodeCacheMisses,
+        InstructionsDecoded = a.InstructionsDecoded + b.InstructionsDecoded,
+        CodeInvalidations = a.CodeInvalidations + b.CodeInvalidations,
+        ExceptionsDelivered = a.ExceptionsDelivered + b.ExceptionsDelivered,
+        PageFaults = a.PageFaults + b.PageFaults,
+        PortIo = a.PortIo + b.PortIo,
+        MmioAccesses = a.MmioAccesses + b.MmioAccesses,
+        InterruptsDelivered = a.InterruptsDelivered + b.InterruptsDelivered,
+        HaltWakeups = a.HaltWakeups + b.HaltWakeups,
+        HaltedTicks = a.HaltedTicks + b.HaltedTicks,
+    };
 }

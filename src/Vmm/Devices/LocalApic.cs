@@ -579,6 +579,7 @@ public sealed class LocalApic : IMmioDevice
 
             InitCount++;
             WaitingForStartup = true;
+            KickLocked();
             return true;
         }
     }
@@ -599,6 +600,7 @@ public sealed class LocalApic : IMmioDevice
             StartupVector = vector & 0xFF;
             WaitingForStartup = false;
             IsRunning = true;
+            KickLocked();
             return true;
         }
     }

@@ -265,12 +265,34 @@ public sealed class Vm : IDisposable
             HostThread.CurrentNode = vcpuNode;
         }
 
+        var applicationProcessors = StartApplicationProcessors(stopAll);
         try
         {
             exit = Accelerator.Vcpus[0].Run(stopAll.Token);
+            if (exit.Kind != VmStopKind.Cancelled)
+            {
+                CancelQuietly(stopAll);
+            }
+
+            foreach (var thread in applicationProcessors.Threads)
+            {
+                thread.Join();
+            }
+
+            // The boot vCPU was cancelled because an application processor ended the VM: that vCPU's exit is the VM's.
+            if (exit.Kind == VmStopKind.Cancelled && applicationProcessors.FirstExit is { } apExit)
+            {
+                exit = apExit;
+            }
         }
         finally
         {
+            CancelQuietly(stopAll);
+            foreach (var thread in applicationProcessors.Threads)
+            {
+                thread.Join();
+            }
+
             HostThread.CurrentNode = homeNode;
             deadline?.Dispose();
             Volatile.Write(ref _elapsedTicks, Stopwatch.GetElapsedTime(start).Ticks);
@@ -476,6 +498,46 @@ public sealed class Vm : IDisposable
         }
 
         return aligned;
+    }
+
+    /// <summary>
+    /// With several interpreter vCPUs: one host thread per application processor, which waits for the guest's
+    /// INIT–SIPI and then runs until the VM ends. The first of them whose exit ends the VM (anything but cancelled)
+    /// cancels the others and the boot vCPU through <paramref name="stopAll"/>.
+    /// </summary>
+    private ApplicationProcessorThreads StartApplicationProcessors(CancellationTokenSource stopAll)
+    {
+        var group = new ApplicationProcessorThreads();
+        if (Emulated is not { Halts: not null } emulated)
+        {
+            return group;
+        }
+
+        var vcpuNode = Options.VcpuNode;
+        foreach (var vcpu in emulated.Cpus.Skip(1))
+        {
+            var thread = new Thread(() =>
+            {
+                if (vcpuNode is { } node)
+                {
+                    HostThread.CurrentNode = node;
+                }
+
+                var apExit = vcpu.Run(stopAll.Token);
+                if (apExit.Kind != VmStopKind.Cancelled && group.TrySetFirstExit(apExit))
+                {
+                    CancelQuietly(stopAll);
+                }
+            })
+            {
+                Name = $"vcpu{vcpu.Id}",
+                IsBackground = true,
+            };
+            group.Threads.Add(thread);
+            thread.Start();
+        }
+
+        return group;
     }
 
     private static void CancelQuietly(CancellationTokenSource source)

@@ -44,14 +44,14 @@ public sealed record VmRunResult
     /// <summary>The boot vCPU's registers when the run ended; null while running.</summary>
     public RegisterSnapshot? Registers => BootVcpu.Registers;
 
-    /// <summary>The boot vCPU's interpreter counters (zero on kvm).</summary>
-    public CpuStats Cpu => BootVcpu.Counters.Interpreter;
+    /// <summary>The interpreter counters of every vCPU together (zero on kvm).</summary>
+    public CpuStats Cpu => Vcpus.Skip(1).Aggregate(BootVcpu.Counters.Interpreter, (sum, vcpu) => sum + vcpu.Counters.Interpreter);
 
-    /// <summary>The boot vCPU's TLB counters (zero on kvm).</summary>
-    public TlbStats Tlb => BootVcpu.Counters.Tlb;
+    /// <summary>The TLB counters of every vCPU together (zero on kvm).</summary>
+    public TlbStats Tlb => Vcpus.Skip(1).Aggregate(BootVcpu.Counters.Tlb, (sum, vcpu) => sum + vcpu.Counters.Tlb);
 
-    /// <summary>The boot vCPU's page-walk counters (zero on kvm).</summary>
-    public WalkerStats Walker => BootVcpu.Counters.Walker;
+    /// <summary>The page-walk counters of every vCPU together (zero on kvm).</summary>
+    public WalkerStats Walker => Vcpus.Skip(1).Aggregate(BootVcpu.Counters.Walker, (sum, vcpu) => sum + vcpu.Counters.Walker);
 
     /// <summary>The secondary MMU's counters (zero on kvm, whose EPT is the host kernel's).</summary>
     public TdpMmuStats Mmu { get; init; }

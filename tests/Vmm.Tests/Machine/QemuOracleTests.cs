@@ -15,37 +15,39 @@ public sealed partial class QemuOracleTests
     private const int MemoryMiB = 128;
 
     // (guest, cmdline): each well under a second under QEMU and about one under hv run, the error exits included.
-    private static readonly (string Guest, string CommandLine)[] Cases =
+    private static readonly (string Guest, string CommandLine, int Cpus)[] Cases =
     [
-        ("hello", string.Empty),
-        ("hello", "x=1 y=0x2"),
-        ("sieve", "n=100"),
-        ("sieve", "n=100000"),
-        ("sieve", "n=999999999"),
-        ("memtest", "mib=2 seed=7"),
-        ("memtest", "mib=2000"),
-        ("pagetables", "ad=1"),
-        ("timer", "deadline=0"),   // QEMU TCG's APIC has no TSC-deadline mode (CPUID.1:ECX[24] clear): that phase is hv's own test
-        ("ksm", "pages=256 kinds=3 every=4"),
-        ("workingset", "hot=1 cold=2 passes=2 hotper=2"),
-        ("workingset", "hot=1 cold=1 passes=1 hotper=2 corrupt=300 fault=copy"),
-        ("workingset", "hot=1 cold=1 passes=1 hotper=2 corrupt=255 fault=stale"),
-        ("workingset", "hot=300 cold=300"),
-        ("sse", string.Empty),
-        ("sse", "n=65536 rounds=1"),
-        ("sse", "n=100"),
+        ("hello", string.Empty, 1),
+        ("hello", "x=1 y=0x2", 1),
+        ("sieve", "n=100", 1),
+        ("sieve", "n=100000", 1),
+        ("sieve", "n=999999999", 1),
+        ("memtest", "mib=2 seed=7", 1),
+        ("memtest", "mib=2000", 1),
+        ("pagetables", "ad=1", 1),
+        ("timer", "deadline=0", 1),   // QEMU TCG's APIC has no TSC-deadline mode (CPUID.1:ECX[24] clear): that phase is hv's own test
+        ("ksm", "pages=256 kinds=3 every=4", 1),
+        ("workingset", "hot=1 cold=2 passes=2 hotper=2", 1),
+        ("workingset", "hot=1 cold=1 passes=1 hotper=2 corrupt=300 fault=copy", 1),
+        ("workingset", "hot=1 cold=1 passes=1 hotper=2 corrupt=255 fault=stale", 1),
+        ("workingset", "hot=300 cold=300", 1),
+        ("sse", string.Empty, 1),
+        ("sse", "n=65536 rounds=1", 1),
+        ("sse", "n=100", 1),
+        ("smp", "rounds=50 mib=2", 2),
+        ("smp", "rounds=50 mib=2", 4),
     ];
 
     [TestCaseSource(nameof(OracleCases))]
     [Category(TestCategories.Guest)]
-    public void QemuTcgAndHvRunPrintTheSameTextAndStopWithTheSameStatus(string guest, string commandLine)
+    public void QemuTcgAndHvRunPrintTheSameTextAndStopWithTheSameStatus(string guest, string commandLine, int cpus)
     {
         var qemu = Qemu.Require();
         var image = GuestImages.ImagePath(guest);
 
         // QEMU runs in its own process while hv runs here: the two sides overlap.
-        var qemuRun = Task.Run(() => Qemu.Run(qemu, image, commandLine, MemoryMiB));
-        var (hvCode, hvText) = RunHv(image, commandLine);
+        var qemuRun = Task.Run(() => Qemu.Run(qemu, image, commandLine, MemoryMiB, cpus));
+        var (hvCode, hvText) = RunHv(image, commandLine, cpus);
         var oracle = qemuRun.GetAwaiter().GetResult();
         TestContext.Out.WriteLine($"QEMU status {oracle.ExitStatus}, hv run code {hvCode}\n{oracle.Console}");
 
@@ -64,7 +66,8 @@ public sealed partial class QemuOracleTests
     {
         var guests = Cases.Select(c => c.Guest).ToHashSet();
 
-        Assert.That(guests, Is.SupersetOf(new[] { "hello", "memtest", "sieve", "workingset", "timer" }));
+        Assert.That(guests, Is.SupersetOf(new[] { "hello", "memtest", "sieve", "workingset", "timer", "sse", "smp" }));
+        Assert.That(Cases.Where(c => c.Guest == "smp").Select(c => c.Cpus), Does.Contain(4), "smp runs with 4 vCPUs on both sides");
     }
 
     [Test]
@@ -80,13 +83,15 @@ public sealed partial class QemuOracleTests
     {
         var withCmdline = Qemu.Arguments("g.elf", "x=1", "con.txt", 128);
         var without = Qemu.Arguments("g.elf", string.Empty, "con.txt", 128);
+        var smp = Qemu.Arguments("g.elf", string.Empty, "con.txt", 128, cpus: 4);
 
         Assert.Multiple(() =>
         {
             Assert.That(string.Join(' ', withCmdline), Is.EqualTo(
-                "-accel tcg -machine q35 -m 128M -display none -serial none -monitor none -no-reboot " +
+                "-accel tcg -machine q35 -m 128M -smp 1 -display none -serial none -monitor none -no-reboot " +
                 "-device isa-debug-exit,iobase=0xf4,iosize=0x04 -debugcon file:con.txt -kernel g.elf -append x=1"));
             Assert.That(without, Does.Not.Contain("-append"));
+            Assert.That(string.Join(' ', smp), Does.Contain("-smp 4 "));
         });
     }
 
@@ -95,12 +100,13 @@ public sealed partial class QemuOracleTests
         string.Join('\n', text.Split('\n').Select(line => line.Contains("cycles", StringComparison.Ordinal) ? Digits().Replace(line, "#") : line));
 
     private static IEnumerable<TestCaseData> OracleCases() =>
-        Cases.Select(c => new TestCaseData(c.Guest, c.CommandLine).SetArgDisplayNames(c.CommandLine.Length == 0 ? c.Guest : $"{c.Guest} {c.CommandLine}"));
+        Cases.Select(c => new TestCaseData(c.Guest, c.CommandLine, c.Cpus).SetArgDisplayNames(
+            (c.Cpus == 1 ? c.Guest : $"{c.Guest} --smp {c.Cpus}") + (c.CommandLine.Length == 0 ? string.Empty : $" {c.CommandLine}")));
 
     // hv run's guest code and the console text before its report (whose title line starts "hv run IMAGE: ").
-    private static (int Code, string Text) RunHv(string image, string commandLine)
+    private static (int Code, string Text) RunHv(string image, string commandLine, int cpus)
     {
-        var args = new List<string> { "run", image, "-m", $"{MemoryMiB}M", "--plain" };
+        var args = new List<string> { "run", image, "-m", $"{MemoryMiB}M", "--smp", $"{cpus}", "--plain" };
         if (commandLine.Length > 0)
         {
             args.Add("--cmdline");

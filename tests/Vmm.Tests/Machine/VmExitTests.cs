@@ -62,6 +62,40 @@ public sealed class VmExitTests
     }
 
     [Test]
+    public void ABootVcpuThatHaltsForGoodWhileItsApplicationProcessorsWaitForStartUpStopsTheVmAsHalted()
+    {
+        var (result, vm) = Run(TestImages.Halt(), new VmOptions { MemoryBytes = Memory, CpuCount = 3, Timeout = TimeSpan.FromSeconds(30) });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.Detail);
+            Assert.That(result.ExitStatus, Is.EqualTo(5));
+            Assert.That(result.Detail, Does.StartWith("every vCPU is halted with nothing that can wake it"));
+            Assert.That(result.Vcpus, Has.Count.EqualTo(3));
+            Assert.That(result.Vcpus.Skip(1).Select(v => v.Counters.Interpreter.Instructions), Is.All.Zero, "the application processors were never started");
+            Assert.That(vm.Emulated!.Halts!.Awake, Is.Zero);
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
+    public void ASmpGuestWhoseCpusAllHaltWithInterruptsOffOrNothingPendingStopsWithStatusFive()
+    {
+        var image = File.ReadAllBytes(GuestImages.ImagePath("smp"));
+        var (result, vm) = Run(image, new VmOptions { MemoryBytes = 64UL << 20, CpuCount = 3, CommandLine = "hang=1 rounds=5 mib=1", Timeout = TimeSpan.FromSeconds(60) });
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Kind, Is.EqualTo(VmStopKind.Halted), result.Detail);
+            Assert.That(result.ExitStatus, Is.EqualTo(5));
+            Assert.That(result.Detail, Does.StartWith("every vCPU is halted with nothing that can wake it"));
+            Assert.That(result.Vcpus.Select(v => v.Counters.Interpreter.Instructions), Is.All.Positive, "every vCPU ran before all of them halted");
+            Assert.That(vm.Emulated!.Halts!.Wakeups, Is.Positive, "the application processors slept in HLT and were woken by IPIs");
+            Assert.That(MmuAuditor.Check(vm.Mmu!), Is.Empty);
+        });
+    }
+
+    [Test]
     public void TripleFaultStopsTheVmWithTheReasonAndTheRegisters()
     {
         var (result, vm) = Run(TestImages.TripleFault());

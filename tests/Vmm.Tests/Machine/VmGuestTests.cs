@@ -41,7 +41,7 @@ public sealed class VmGuestTests
     {
         var guests = GuestImages.ExpectedCases().Select(c => c.Guest).ToHashSet();
 
-        Assert.That(guests, Is.SupersetOf(new[] { "hello", "sieve", "memtest", "pagetables", "ksm", "workingset", "timer" }));
+        Assert.That(guests, Is.SupersetOf(new[] { "hello", "sieve", "memtest", "pagetables", "ksm", "workingset", "timer", "sse", "smp" }));
     }
 
     [Test]
@@ -115,7 +115,7 @@ public sealed class VmGuestTests
 
     private static void BootAndCheck(GuestCase guestCase)
     {
-        var (result, output, audit) = Boot(guestCase.Guest, guestCase.CommandLine);
+        var (result, output, audit) = Boot(guestCase.Guest, guestCase.CommandLine, guestCase.Cpus);
         TestContext.Out.WriteLine($"{guestCase}: {result.Kind}, status {result.ExitStatus}, {result.Cpu.Instructions:N0} instructions in {result.Elapsed.TotalMilliseconds:N0} ms");
 
         Assert.Multiple(() =>
@@ -128,11 +128,11 @@ public sealed class VmGuestTests
         });
     }
 
-    private static (VmRunResult Result, string Output, IReadOnlyList<string> Audit) Boot(string guest, string commandLine)
+    private static (VmRunResult Result, string Output, IReadOnlyList<string> Audit) Boot(string guest, string commandLine, int cpus = 1)
     {
         var image = ElfImage.Parse(File.ReadAllBytes(GuestImages.ImagePath(guest)));
         var console = new GuestConsole();
-        using var vm = new Vm(new VmOptions { CommandLine = commandLine, Timeout = Limit }, console);
+        using var vm = new Vm(new VmOptions { CommandLine = commandLine, Timeout = Limit, CpuCount = cpus }, console);
         vm.Boot(image);
         var result = vm.Run();
         return (result, console.Transcript(), MmuAuditor.Check(vm.Mmu!));

@@ -43,11 +43,12 @@ public static class Qemu
     /// <param name="commandLine">The guest command line; no <c>-append</c> when empty, as <c>hv run</c> without <c>--cmdline</c>.</param>
     /// <param name="consoleFile">Where the 0xE9 debug console is written.</param>
     /// <param name="memoryMiB">Guest RAM, which fw_cfg reports to the guest.</param>
-    public static IReadOnlyList<string> Arguments(string image, string commandLine, string consoleFile, int memoryMiB)
+    /// <param name="cpus">vCPUs (<c>-smp</c>).</param>
+    public static IReadOnlyList<string> Arguments(string image, string commandLine, string consoleFile, int memoryMiB, int cpus = 1)
     {
         var arguments = new List<string>
         {
-            "-accel", "tcg", "-machine", "q35", "-m", $"{memoryMiB}M",
+            "-accel", "tcg", "-machine", "q35", "-m", $"{memoryMiB}M", "-smp", $"{cpus}",
             "-display", "none", "-serial", "none", "-monitor", "none", "-no-reboot",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-debugcon", "file:" + consoleFile,
@@ -68,14 +69,15 @@ public static class Qemu
     /// <param name="image">The guest ELF.</param>
     /// <param name="commandLine">The guest command line (may be empty).</param>
     /// <param name="memoryMiB">Guest RAM in MiB.</param>
-    public static QemuRun Run(string qemu, string image, string commandLine, int memoryMiB)
+    /// <param name="cpus">vCPUs.</param>
+    public static QemuRun Run(string qemu, string image, string commandLine, int memoryMiB, int cpus = 1)
     {
         var directory = Path.Combine(Path.GetTempPath(), "hv-qemu-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         try
         {
             var consoleFile = Path.Combine(directory, "debugcon.txt");
-            var start = new ProcessStartInfo(qemu, Arguments(image, commandLine, consoleFile, memoryMiB))
+            var start = new ProcessStartInfo(qemu, Arguments(image, commandLine, consoleFile, memoryMiB, cpus))
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,

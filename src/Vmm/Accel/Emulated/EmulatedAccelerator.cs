@@ -36,7 +36,20 @@ public sealed class EmulatedAccelerator : IAccelerator
         {
             _vcpus[id] = new EmulatedVcpu(new MmuContext(mmu, id), bus, CodeMap, stop, id, instructionLimit, interrupts?.ApicOf(id));
         }
+
+        if (interrupts is not null && cpuCount > 1)
+        {
+            // The vCPUs wake each other with IPIs: a halt sleeps, and the application processors wait for INIT–SIPI.
+            Halts = new HaltCoordinator(cpuCount, id => _vcpus[id].Cpu.Apic.IsRunning);
+            foreach (var vcpu in _vcpus)
+            {
+                vcpu.Halts = Halts;
+            }
+        }
     }
+
+    /// <summary>Which vCPUs sleep in HLT or wait for their start-up IPI (null with one vCPU or without the VM's APICs).</summary>
+    public HaltCoordinator? Halts { get; }
 
     /// <inheritdoc />
     public AcceleratorKind Kind => AcceleratorKind.Emulated;

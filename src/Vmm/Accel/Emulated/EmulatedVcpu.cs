@@ -91,12 +91,42 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     /// </summary>
     public Lock? SliceGate { get; set; }
 
+    /// <summary>
+    /// The VM's halt coordinator, when the vCPU is one of several that wake each other with IPIs (set by the accelerator
+    /// before <see cref="Run"/>): a halt with nothing of its own to wake for then sleeps until another vCPU's interrupt,
+    /// and an application processor waits for its start-up IPI. Null: a halt stops the vCPU (one vCPU alone).
+    /// </summary>
+    public HaltCoordinator? Halts
+    {
+        get;
+        internal set
+        {
+            field = value;
+            if (value is not null)
+            {
+                var cpuKick = Cpu.Apic.Kick;
+                Cpu.Apic.Kick = () =>
+                {
+                    cpuKick?.Invoke();
+                    value.Kick(Id);
+                };
+            }
+        }
+    }
+
     /// <inheritdoc />
     public void SetInitialState(in InitialCpuState state) => Cpu.Load(state);
 
     /// <inheritdoc />
+    /// <remarks>An application processor (with <see cref="Halts"/> set) first sleeps until the guest starts it with
+    /// INIT–SIPI (or the VM ends), then runs in real mode at the start-up vector's page.</remarks>
     public VcpuExit Run(CancellationToken stop)
     {
+        if (Halts is { } halts && !Cpu.Apic.IsRunning && AwaitStartup(halts, stop) is { } notStarted)
+        {
+            return notStarted;
+        }
+
         while (true)
         {
             var slice = SliceInstructions;
@@ -123,8 +153,15 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
             {
                 case CpuExitReason.StopRequested:
                     return new VcpuExit(VmStopKind.GuestExit, exit.Detail);
-                case CpuExitReason.Halted:
+                case CpuExitReason.Halted when Halts is null:
                     return new VcpuExit(VmStopKind.Halted, exit.Detail);
+                case CpuExitReason.Halted:
+                    if (SleepInHalt(Halts, exit.Detail, stop) is { } haltExit)
+                    {
+                        return haltExit;
+                    }
+
+                    continue;
                 case CpuExitReason.TripleFault:
                     return new VcpuExit(VmStopKind.TripleFault, exit.Detail);
                 case CpuExitReason.InternalError:
@@ -152,6 +189,70 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// A halt with nothing of the vCPU's own to wake it: sleeps until another vCPU's IPI (or NMI) gives it something it
+    /// can take (null: resume), or the VM ends (cancelled), or every vCPU is asleep (the VM is halted).
+    /// </summary>
+    private VcpuExit? SleepInHalt(HaltCoordinator halts, string detail, CancellationToken stop)
+    {
+        while (true)
+        {
+            var othersAwake = halts.Sleep(Id);
+
+            // An interrupt that arrived between the CPU's HLT and the sleep found this vCPU awake and did not count.
+            if (Cpu.CanWakeFromHalt)
+            {
+                halts.Kick(Id);
+                return null;
+            }
+
+            if (!othersAwake)
+            {
+                return new VcpuExit(VmStopKind.Halted, Cpu.Apic.Router?.Apics.Count > 1 ? $"every vCPU is halted with nothing that can wake it (vCPU {Id}: {detail})" : detail);
+            }
+
+            if (!halts.Wait(Id, stop))
+            {
+                return new VcpuExit(VmStopKind.Cancelled, $"cancelled while halted at RIP 0x{Cpu.Rip:x}");
+            }
+
+            if (Cpu.CanWakeFromHalt)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// An application processor before its start: asleep until a start-up IPI has been accepted by its APIC, then loaded
+    /// with the real-mode start-up state (null: run); the VM's end while waiting is a cancelled exit, and every vCPU
+    /// asleep (the boot vCPU halted for good) a halted one.
+    /// </summary>
+    private VcpuExit? AwaitStartup(HaltCoordinator halts, CancellationToken stop)
+    {
+        while (!Cpu.Apic.IsRunning)
+        {
+            if (!halts.Sleep(Id))
+            {
+                return new VcpuExit(VmStopKind.Halted, $"every vCPU is halted with nothing that can wake it (vCPU {Id} was never started)");
+            }
+
+            if (Cpu.Apic.IsRunning)
+            {
+                halts.Kick(Id);
+                break;
+            }
+
+            if (!halts.Wait(Id, stop))
+            {
+                return new VcpuExit(VmStopKind.Cancelled, $"vCPU {Id} was not started before the VM stopped");
+            }
+        }
+
+        Cpu.Load(InitialCpuState.ForStartupIpi((byte)Cpu.Apic.StartupVector));
+        return null;
     }
 
     /// <inheritdoc />
