@@ -145,6 +145,11 @@ internal static class RunReport
         table.AddEmphasisedRow("TLB hit rate", Percent(result.TlbHitRate), $"{result.Tlb.Hits.ToString("N0", c)} hits, {result.Tlb.Misses.ToString("N0", c)} misses, {result.Tlb.FullFlushes.ToString("N0", c)} full / {result.Tlb.NonGlobalFlushes.ToString("N0", c)} CR3 / {result.Tlb.PageFlushes.ToString("N0", c)} INVLPG flushes");
         table.AddRow("2-D walks", result.Walker.Walks.ToString("N0", c), $"{result.Walker.GuestPageFaults.ToString("N0", c)} guest #PF, {result.Walker.GuestAdUpdates.ToString("N0", c)} guest A/D and {result.Walker.EptAdUpdates.ToString("N0", c)} EPT A/D updates");
         table.AddRow("exceptions", result.Cpu.ExceptionsDelivered.ToString("N0", c), $"delivered through the IDT ({result.Cpu.PageFaults.ToString("N0", c)} page faults)");
+        if (result.Cpu.InterruptsDelivered > 0 || result.Cpu.HaltWakeups > 0)
+        {
+            table.AddRow("interrupts", result.Cpu.InterruptsDelivered.ToString("N0", c), $"NMIs and APIC interrupts delivered through the IDT; {result.Cpu.HaltWakeups.ToString("N0", c)} HLTs woken, {result.Cpu.HaltedTicks.ToString("N0", c)} TSC ticks skipped halted");
+        }
+
         table.AddRow("device accesses", (result.Cpu.PortIo + result.Cpu.MmioAccesses).ToString("N0", c), $"{result.Cpu.PortIo.ToString("N0", c)} port I/O, {result.Cpu.MmioAccesses.ToString("N0", c)} MMIO");
     }
 

@@ -124,6 +124,7 @@ public sealed partial class X86Cpu
         var interruptsOn = (_rflags & FlagIf) != 0;
         if ((_apic.NmiPending && !_nmiBlocked) || (interruptsOn && next == long.MinValue && _apic.HighestDeliverable >= 0))
         {
+            _haltWakeups++;
             _eventAt = 0;
             return;
         }
@@ -252,6 +253,8 @@ public sealed partial class X86Cpu
 
                 return true;
             default:
+                // Any other WRMSR may move the TSC (IA32_TSC, IA32_TSC_ADJUST) under the timer's deadline: look again.
+                _eventAt = 0;
                 return false;
         }
     }

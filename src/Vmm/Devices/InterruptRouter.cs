@@ -39,7 +39,7 @@ public sealed class InterruptRouter
     /// <summary>Messages whose destination matched no APIC (a missing APIC id, an empty logical destination).</summary>
     public long MissedDestinations => Interlocked.Read(ref _missed);
 
-    /// <summary>Messages a target ignored: INIT or start-up to a running processor, a start-up not after INIT, SMI and ExtINT.</summary>
+    /// <summary>Messages a target ignored or that do nothing: INIT or start-up to a running processor, a start-up not after INIT, an INIT level de-assert, SMI and ExtINT.</summary>
     public long Ignored => Interlocked.Read(ref _ignored);
 
     /// <summary>The APIC with id <paramref name="id"/>.</summary>

@@ -464,6 +464,47 @@ public sealed class InterruptDeliveryTests
     }
 
     [Test]
+    public void AnInterruptPostedFromAnotherThreadReachesARunningVcpu()
+    {
+        Label handler = default, loop = default;
+        using var m = CpuTestMachine.With(32, a =>
+        {
+            handler = a.CreateLabel();
+            loop = a.CreateLabel();
+            EnableApic(a);
+            a.sti();
+            a.Label(ref loop);
+            a.cmp(__dword_ptr[Data], 0);
+            a.je(loop);
+            a.cli();
+            a.hlt();
+            a.Label(ref handler);
+            a.mov(__dword_ptr[Data], 1);
+            Eoi(a);
+            a.iretd();
+        });
+        m.SetGate(0x70, m.AddressOf(handler));
+        using var started = new ManualResetEventSlim();
+        var poster = Task.Run(() =>
+        {
+            started.Wait();
+            Thread.Sleep(20);
+            m.Cpu.Apic.AcceptFixed(0x70);
+        });
+
+        started.Set();
+        var exit = m.Run(2_000_000_000);
+        poster.Wait();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(exit.Reason, Is.EqualTo(CpuExitReason.Halted), exit.Detail);
+            Assert.That(m.ReadUInt32(Data), Is.EqualTo(1), "the spinning vCPU took the interrupt another thread posted");
+            Assert.That(m.Cpu.Stats.InterruptsDelivered, Is.EqualTo(1));
+        });
+    }
+
+    [Test]
     public void CpuidReportsX2ApicAndTscDeadline()
     {
         var (_, _, ecx, _) = CpuidModel.Query(1, 0, 0);
