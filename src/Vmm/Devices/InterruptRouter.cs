@@ -42,6 +42,41 @@ public sealed class InterruptRouter
     /// <summary>Messages a target ignored or that do nothing: INIT or start-up to a running processor, a start-up not after INIT, an INIT level de-assert, SMI and ExtINT.</summary>
     public long Ignored => Interlocked.Read(ref _ignored);
 
+    /// <summary>The I/O APIC whose interrupts this router carries (and which hears level-triggered EOIs), if the VM has one.</summary>
+    public IoApic? IoApic { get; set; }
+
+    /// <summary>
+    /// Routes an I/O APIC's message: a physical APIC id (0xFF: every APIC) or a logical destination matched against each
+    /// APIC's LDR/DFR in xAPIC form; lowest priority goes to the lowest-numbered match. No shorthand.
+    /// </summary>
+    /// <param name="message">The message its redirection entry builds.</param>
+    public void DeliverFromIoApic(in ApicMessage message)
+    {
+        var matched = false;
+        foreach (var apic in _apics)
+        {
+            var match = message.Logical
+                ? apic.MatchesLogical(message.Destination, x2: false)
+                : message.Destination == 0xFFu || message.Destination == (uint)apic.Id;
+            if (!match)
+            {
+                continue;
+            }
+
+            matched = true;
+            Hand(apic, message);
+            if (message.Mode == ApicDeliveryMode.LowestPriority)
+            {
+                break;
+            }
+        }
+
+        if (!matched)
+        {
+            Interlocked.Increment(ref _missed);
+        }
+    }
+
     /// <summary>The APIC with id <paramref name="id"/>.</summary>
     /// <param name="id">The APIC id.</param>
     public LocalApic ApicOf(int id) => _apics[id];

@@ -140,6 +140,7 @@ public sealed class LocalApic : IMmioDevice
     private readonly ulong[] _irr = new ulong[4];
     private readonly ulong[] _isr = new ulong[4];
     private readonly ulong[] _tmr = new ulong[4];
+    private int _eoiBroadcast = -1;
     private readonly uint[] _lvt = new uint[LvtCount];
 
     private ulong _base;
@@ -367,6 +368,8 @@ public sealed class LocalApic : IMmioDevice
         {
             Send(message);
         }
+
+        BroadcastPendingEoi();
     }
 
     /// <summary>
@@ -452,6 +455,7 @@ public sealed class LocalApic : IMmioDevice
             Send(message);
         }
 
+        BroadcastPendingEoi();
         return true;
     }
 
@@ -541,7 +545,7 @@ public sealed class LocalApic : IMmioDevice
 
     /// <summary>Accepts a fixed interrupt into the IRR (dropped while the APIC is disabled; vectors 0–15 set ESR bit 6 instead).</summary>
     /// <param name="vector">The vector.</param>
-    /// <param name="levelTriggered">Sets the vector's TMR bit (EOI then has nothing more to do: there is no I/O APIC to tell).</param>
+    /// <param name="levelTriggered">Sets the vector's TMR bit: its EOI is then broadcast to the router's I/O APIC.</param>
     /// <returns>True when the vector was set in the IRR.</returns>
     public bool AcceptFixed(int vector, bool levelTriggered = false)
     {
@@ -790,6 +794,22 @@ public sealed class LocalApic : IMmioDevice
         }
     }
 
+    /// <summary>Passes the EOI of a level-triggered interrupt to the router's I/O APIC (outside this APIC's lock).</summary>
+    private void BroadcastPendingEoi()
+    {
+        int vector;
+        lock (_lock)
+        {
+            vector = _eoiBroadcast;
+            _eoiBroadcast = -1;
+        }
+
+        if (vector >= 0)
+        {
+            Router?.IoApic?.EndOfInterrupt((byte)vector);
+        }
+    }
+
     private void KickLocked()
     {
         Interlocked.Increment(ref _kicks);
@@ -910,6 +930,13 @@ public sealed class LocalApic : IMmioDevice
                 if (vector >= 0)
                 {
                     Clear(_isr, vector);
+                    if (IsSet(_tmr, vector))
+                    {
+                        // A level-triggered interrupt: the EOI is broadcast to the I/O APIC after the lock is released.
+                        Clear(_tmr, vector);
+                        _eoiBroadcast = vector;
+                    }
+
                     KickLocked();
                 }
 
@@ -1018,6 +1045,8 @@ public sealed class LocalApic : IMmioDevice
     private static void Set(ulong[] bits, int vector) => bits[vector >> 6] |= 1UL << (vector & 63);
 
     private static void Clear(ulong[] bits, int vector) => bits[vector >> 6] &= ~(1UL << (vector & 63));
+
+    private static bool IsSet(ulong[] bits, int vector) => (bits[vector >> 6] & (1UL << (vector & 63))) != 0;
 
     private static bool Test(ulong[] bits, int vector) => (bits[vector >> 6] & (1UL << (vector & 63))) != 0;
 

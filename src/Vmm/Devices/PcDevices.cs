@@ -2,7 +2,7 @@ namespace Hypervisor.Vmm.Devices;
 
 /// <summary>
 /// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
-/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, and a local APIC per vCPU on an
+/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
 /// <see cref="InterruptRouter"/> (vCPU 0's page is also on the bus at 0xFEE00000, for an accelerator whose vCPUs reach it there). The same
 /// set serves both accelerators, so runs can be compared.
 /// </summary>
@@ -21,7 +21,12 @@ public sealed class PcDevices
         PowerOff = new PowerOff(stop);
         Interrupts = new InterruptRouter(Math.Clamp(cpuCount, 1, 256));
         LocalApic = Interrupts.ApicOf(0);
+        IoApic = new IoApic(Interrupts);
+        Uart.InterruptLine = level => IoApic.SetLine(IoApic.Com1Pin, level);
     }
+
+    /// <summary>The I/O APIC at 0xFEC00000; COM1's interrupt drives its pin 4.</summary>
+    public IoApic IoApic { get; }
 
     /// <summary>The bus the devices sit on.</summary>
     public DeviceBus Bus { get; }
@@ -78,6 +83,7 @@ public sealed class PcDevices
         set.FwCfg.Attach(bus);
         set.PowerOff.Attach(bus);
         set.LocalApic.Attach(bus);
+        set.IoApic.Attach(bus);
         return set;
     }
 }

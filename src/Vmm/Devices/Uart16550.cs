@@ -6,7 +6,9 @@ namespace Hypervisor.Vmm.Devices;
 /// A 16550A UART (COM1 at 0x3F8–0x3FF). Transmit is always ready: THR writes go straight to the guest console and
 /// LSR always reports THRE|TEMT; DR is set while queued input remains. The divisor latch (DLAB in LCR), IER, IIR/FCR,
 /// LCR, MCR and SCR behave as registers; loopback (MCR bit 4) routes THR to the receive queue and reflects MCR in MSR,
-/// as the Linux 8250 probe expects. Interrupts are identified in IIR but not delivered (there is no interrupt controller).
+/// as the Linux 8250 probe expects. The interrupt line (received data available with IER bit 0, THR empty with IER
+/// bit 1, gated by MCR's OUT2 as on a PC and quiet in loopback) is reported through <see cref="InterruptLine"/> each
+/// time its level changes; the VM wires it to the I/O APIC's pin 4.
 /// </summary>
 public sealed class Uart16550 : IPortDevice
 {
@@ -24,6 +26,7 @@ public sealed class Uart16550 : IPortDevice
 
     private const byte LcrDlab = 0x80;
     private const byte McrLoopback = 0x10;
+    private const byte McrOut2 = 0x08;
     private const byte IirNoInterrupt = 0x01;
     private const byte IirThrEmpty = 0x02;
     private const byte IirReceivedData = 0x04;
@@ -38,6 +41,7 @@ public sealed class Uart16550 : IPortDevice
     private byte _scr;
     private byte _fcr;
     private bool _thrInterruptPending;
+    private bool _line;
 
     /// <summary>Creates the UART at <paramref name="basePort"/>.</summary>
     /// <param name="console">Where transmitted bytes go.</param>
@@ -85,6 +89,15 @@ public sealed class Uart16550 : IPortDevice
     /// <summary>Bytes queued for the guest to receive.</summary>
     public int PendingInput { get { lock (_lock) { return _input.Count; } } }
 
+    /// <summary>
+    /// Called with the new level whenever the UART's interrupt output changes (under the UART's lock: the callee must not
+    /// call back into the UART). Set before the guest runs.
+    /// </summary>
+    public Action<bool>? InterruptLine { get; set; }
+
+    /// <summary>The interrupt output's level now.</summary>
+    public bool InterruptAsserted { get { lock (_lock) { return _line; } } }
+
     /// <summary>Registers the UART's 8 ports.</summary>
     /// <param name="bus">The bus.</param>
     public void Attach(DeviceBus bus)
@@ -111,6 +124,8 @@ public sealed class Uart16550 : IPortDevice
             {
                 _input.Enqueue(b);
             }
+
+            UpdateLineLocked();
         }
     }
 
@@ -124,6 +139,8 @@ public sealed class Uart16550 : IPortDevice
             {
                 value |= (uint)ReadRegister(port + i - BasePort) << (8 * i);
             }
+
+            UpdateLineLocked();
         }
 
         return value;
@@ -138,6 +155,8 @@ public sealed class Uart16550 : IPortDevice
             {
                 WriteRegister(port + i - BasePort, (byte)(value >> (8 * i)));
             }
+
+            UpdateLineLocked();
         }
     }
 
@@ -229,6 +248,17 @@ public sealed class Uart16550 : IPortDevice
             default:
                 _scr = value;
                 break;
+        }
+    }
+
+    private void UpdateLineLocked()
+    {
+        var level = (_mcr & (McrOut2 | McrLoopback)) == McrOut2
+            && (((_ier & 0x01) != 0 && _input.Count > 0) || ((_ier & 0x02) != 0 && _thrInterruptPending));
+        if (level != _line)
+        {
+            _line = level;
+            InterruptLine?.Invoke(level);
         }
     }
 

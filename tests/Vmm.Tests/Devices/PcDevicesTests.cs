@@ -22,7 +22,8 @@ public sealed class PcDevicesTests
             Assert.That(bus.PortOwner(0xA1), Is.SameAs(set.Pic));
             Assert.That(bus.PortOwner(0x604), Is.SameAs(set.PowerOff));
             Assert.That(bus.IsMmio(0xFEE00020), Is.True);
-            Assert.That(bus.Devices, Has.Count.EqualTo(7));
+            Assert.That(bus.IsMmio(IoApic.BaseAddress + 0x10), Is.True, "the I/O APIC's window");
+            Assert.That(bus.Devices, Has.Count.EqualTo(8));
         });
     }
 
