@@ -25,6 +25,22 @@ public sealed class RunCommandTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void TimerGuestExitsZeroAndTheReportCountsItsInterrupts()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("timer"), "--plain");
+        var row = result.StdoutLines.SingleOrDefault(l => l.StartsWith("interrupts ", StringComparison.Ordinal));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("timer: OK"));
+            Assert.That(row, Is.Not.Null, result.Stdout);
+            Assert.That(row, Does.Match(@"^interrupts\s+9\s+NMIs and APIC interrupts delivered through the IDT; 9 HLTs woken, [0-9,]+ TSC ticks skipped halted"));
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void HelloPrintsItsGreetingThenTheReportAndExitsZero()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"));
