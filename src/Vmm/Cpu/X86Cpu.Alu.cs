@@ -14,32 +14,34 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var mask = MaskOf(bits);
         var a = ReadDestination(ref d, out var linear);
         var b = ReadOperand(ref d, 1) & mask;
+        var carryIn = op is FlagOp.Adc or FlagOp.Sbb && CarryFlag();
         ulong result;
-        switch (op)
+        while (true)
         {
-            case FlagOp.Add:
-                result = (a + b) & mask;
+            result = op switch
+            {
+                FlagOp.Add => (a + b) & mask,
+                FlagOp.Sub => (a - b) & mask,
+                FlagOp.Adc => (a + b + (carryIn ? 1UL : 0)) & mask,
+                _ => (a - b - (carryIn ? 1UL : 0)) & mask,
+            };
+            if (!d.Instruction.HasLockPrefix || linear == 0)
+            {
+                WriteDestination(ref d, linear, result);
                 break;
-            case FlagOp.Sub:
-                result = (a - b) & mask;
+            }
+
+            if (TryLockedStore(linear, d.MemorySize, a, result))
+            {
                 break;
-            case FlagOp.Adc:
-                _flagCarryIn = CarryFlag();
-                result = (a + b + (_flagCarryIn ? 1UL : 0)) & mask;
-                break;
-            default:
-                _flagCarryIn = CarryFlag();
-                result = (a - b - (_flagCarryIn ? 1UL : 0)) & mask;
-                break;
+            }
+
+            a = ReadMemory(linear, d.MemorySize); // another vCPU changed it: a LOCK operation retries on the new value
         }
 
-        if (d.Instruction.HasLockPrefix && linear != 0)
+        if (op is FlagOp.Adc or FlagOp.Sbb)
         {
-            LockedStore(linear, d.MemorySize, a, result);
-        }
-        else
-        {
-            WriteDestination(ref d, linear, result);
+            _flagCarryIn = carryIn;
         }
 
         SetFlags(op, bits, a, b, result);
@@ -65,7 +67,11 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var result = kind == 0 ? a | b : kind == 1 ? a & b : a ^ b;
         if (d.Instruction.HasLockPrefix && linear != 0)
         {
-            LockedStore(linear, d.MemorySize, a, result);
+            while (!TryLockedStore(linear, d.MemorySize, a, result))
+            {
+                a = ReadMemory(linear, d.MemorySize);
+                result = kind == 0 ? a | b : kind == 1 ? a & b : a ^ b;
+            }
         }
         else
         {
@@ -94,7 +100,11 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var carry = CarryFlag();
         if (d.Instruction.HasLockPrefix && linear != 0)
         {
-            LockedStore(linear, d.MemorySize, a, result);
+            while (!TryLockedStore(linear, d.MemorySize, a, result))
+            {
+                a = ReadMemory(linear, d.MemorySize);
+                result = (op == FlagOp.Inc ? a + 1 : a - 1) & mask;
+            }
         }
         else
         {
@@ -112,29 +122,74 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var mask = MaskOf(bits);
         var a = ReadDestination(ref d, out var linear);
         var result = (0 - a) & mask;
-        WriteDestination(ref d, linear, result);
+        if (d.Instruction.HasLockPrefix && linear != 0)
+        {
+            while (!TryLockedStore(linear, d.MemorySize, a, result))
+            {
+                a = ReadMemory(linear, d.MemorySize);
+                result = (0 - a) & mask;
+            }
+        }
+        else
+        {
+            WriteDestination(ref d, linear, result);
+        }
+
         SetFlags(FlagOp.Sub, bits, 0, a, result);
     }
 
     /// <summary>
-    /// A LOCK-prefixed read-modify-write: compare-and-swap on the host word when the operand is aligned and
-    /// TLB-resident; otherwise a plain store (one vCPU runs guest code at a time, so it is still atomic to the guest).
+    /// The store of a LOCK-prefixed read-modify-write that read <paramref name="expected"/>: a compare-and-swap on the host
+    /// bytes when the operand is aligned and has a writable TLB entry, else a compare and store under the VM-wide split
+    /// lock (the monitor of the VM's shared code-page map) (an operand that crosses a page, is unaligned, or lies on a page holding decoded code, whose stores must go
+    /// through the watcher). False when another vCPU changed the operand since it was read: the caller recomputes from the
+    /// new value and tries again, so no update is lost. The split-lock path is atomic against other split-lock and
+    /// compare-and-swap stores only if they do not land between its read and its write — the window of one slow store.
     /// </summary>
-    private void LockedStore(ulong linear, int size, ulong expected, ulong value)
+    private bool TryLockedStore(ulong linear, int size, ulong expected, ulong value)
     {
-        var host = size >= 4 ? AtomicTarget(linear, size) : null;
+        var host = AtomicTarget(linear, size);
         if (host is not null)
         {
-            var swapped = size == 8
-                ? Interlocked.CompareExchange(ref Unsafe.AsRef<long>(host), (long)value, (long)expected) == (long)expected
-                : Interlocked.CompareExchange(ref Unsafe.AsRef<int>(host), (int)value, (int)expected) == (int)expected;
-            if (swapped)
+            return size switch
             {
-                return;
-            }
+                8 => Interlocked.CompareExchange(ref Unsafe.AsRef<long>(host), (long)value, (long)expected) == (long)expected,
+                4 => Interlocked.CompareExchange(ref Unsafe.AsRef<int>(host), (int)value, (int)expected) == (int)expected,
+                2 => Interlocked.CompareExchange(ref Unsafe.AsRef<ushort>(host), (ushort)value, (ushort)expected) == (ushort)expected,
+                _ => Interlocked.CompareExchange(ref Unsafe.AsRef<byte>(host), (byte)value, (byte)expected) == (byte)expected,
+            };
         }
 
-        WriteMemory(linear, size, value);
+        EnterSplitLock();
+        try
+        {
+            if (ReadMemory(linear, size) != expected)
+            {
+                return false;
+            }
+
+            WriteMemory(linear, size, value);
+            return true;
+        }
+        finally
+        {
+            Monitor.Exit(_codeMap);
+        }
+    }
+
+    /// <summary>
+    /// Takes the VM-wide split lock. While it waits the vCPU keeps acknowledging TLB shootdowns, as at a block
+    /// boundary: the holder's store may fault in a page whose notifier shoots down every vCPU in guest mode, this one
+    /// included, and waiting without answering would deadlock.
+    /// </summary>
+    private void EnterSplitLock()
+    {
+        var spinner = default(SpinWait);
+        while (!Monitor.TryEnter(_codeMap))
+        {
+            _mmu.Port.ServiceRequests();
+            spinner.SpinOnce(sleep1Threshold: -1);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -177,18 +232,25 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var accumulator = Gpr(0) & mask;
         var source = ReadOperand(ref d, 1);
         var current = ReadDestination(ref d, out var linear);
-        if (current == accumulator)
+        if (d.Instruction.Op0Kind == OpKind.Memory)
+        {
+            // Compare and store as one atomic step against the other vCPUs (what a guest spinlock relies on).
+            while (current == accumulator && !TryLockedStore(linear, d.MemorySize, current, source & mask))
+            {
+                current = ReadMemory(linear, d.MemorySize);
+            }
+
+            if (current != accumulator)
+            {
+                WriteGpr(0, d.Size, current);
+            }
+        }
+        else if (current == accumulator)
         {
             WriteDestination(ref d, linear, source);
         }
         else
         {
-            if (d.Instruction.Op0Kind == OpKind.Memory)
-            {
-                // The destination is written either way (with its own value when the compare fails).
-                WriteMemory(linear, d.MemorySize, current);
-            }
-
             WriteGpr(0, d.Size, current);
         }
 
@@ -203,9 +265,39 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             RaiseFault(ExceptionVector.GeneralProtection, 0);
         }
 
+        var mask = MaskOf(half * 8);
+        if (half == 4 && AtomicTarget(linear, 8) is var host && host is not null)
+        {
+            // CMPXCHG8B on an aligned, writable quadword: one 64-bit compare-and-swap.
+            var expected = (Gpr(0) & mask) | ((Gpr(2) & mask) << 32);
+            var replacement = (Gpr(3) & mask) | ((Gpr(1) & mask) << 32);
+            var old = (ulong)Interlocked.CompareExchange(ref Unsafe.AsRef<long>(host), (long)replacement, (long)expected);
+            if (old != expected)
+            {
+                WriteGpr(0, 4, old & mask);
+                WriteGpr(2, 4, old >> 32);
+            }
+
+            WriteFlags(FlagZf, old == expected ? FlagZf : 0);
+            return;
+        }
+
+        // CMPXCHG16B (no 128-bit compare-and-swap here) and the slow cases: under the VM-wide split lock.
+        EnterSplitLock();
+        try
+        {
+            CompareExchangeDoubleLocked(linear, half, mask);
+        }
+        finally
+        {
+            Monitor.Exit(_codeMap);
+        }
+    }
+
+    private void CompareExchangeDoubleLocked(ulong linear, int half, ulong mask)
+    {
         var low = ReadMemory(linear, half);
         var high = ReadMemory(linear + (ulong)half, half);
-        var mask = MaskOf(half * 8);
         var equal = low == (Gpr(0) & mask) && high == (Gpr(2) & mask);
         if (equal)
         {
@@ -236,6 +328,15 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             destination = d.Size == 8 ? (ulong)Interlocked.Add(ref Unsafe.AsRef<long>(host), (long)source) - source
                 : (uint)(Interlocked.Add(ref Unsafe.AsRef<int>(host), (int)source) - (int)source);
             sum = (destination + source) & mask;
+        }
+        else if (d.Instruction.Op0Kind == OpKind.Memory)
+        {
+            // Bytes, words and operands without a writable TLB entry: compare-and-swap (or the split lock) until it sticks.
+            while (!TryLockedStore(linear, d.MemorySize, destination, sum))
+            {
+                destination = ReadMemory(linear, d.MemorySize);
+                sum = (destination + source) & mask;
+            }
         }
         else
         {
@@ -643,21 +744,32 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         }
 
         var set = ((value >> bit) & 1) != 0;
-        var updated = d.Op switch
-        {
-            Op.Bts => value | (1UL << bit),
-            Op.Btr => value & ~(1UL << bit),
-            Op.Btc => value ^ (1UL << bit),
-            _ => value,
-        };
+        var updated = BitTestResult(d.Op, value, bit);
         if (d.Op != Op.Bt)
         {
             if (i.Op0Kind == OpKind.Register) { WriteRegister(i.Op0Register, updated); }
-            else { WriteMemory(linear, d.Size, updated); }
+            else if (!i.HasLockPrefix) { WriteMemory(linear, d.Size, updated); }
+            else
+            {
+                while (!TryLockedStore(linear, d.Size, value, updated))
+                {
+                    value = ReadMemory(linear, d.Size);
+                    set = ((value >> bit) & 1) != 0;
+                    updated = BitTestResult(d.Op, value, bit);
+                }
+            }
         }
 
         WriteFlags(FlagCf, set ? FlagCf : 0);
     }
+
+    private static ulong BitTestResult(Op op, ulong value, int bit) => op switch
+    {
+        Op.Bts => value | (1UL << bit),
+        Op.Btr => value & ~(1UL << bit),
+        Op.Btc => value ^ (1UL << bit),
+        _ => value,
+    };
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void BitScan(ref DecodedInstruction d)
