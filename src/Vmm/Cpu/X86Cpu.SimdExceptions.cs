@@ -1,0 +1,232 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>
+/// SSE floating-point exceptions: which of MXCSR's six flags (IE, DE, ZE, OE, UE, PE) an operation raises, their
+/// accumulation over an instruction's lanes, and the unmasked case (#XM with CR4.OSXMMEXCPT, else #UD) that leaves the
+/// destination unchanged. The flags assume MXCSR's default arithmetic: round to nearest, DAZ and FTZ off.
+/// </summary>
+/// <remarks>Invariant: <c>_simdFlags</c> is zero between instructions; a float handler adds its lanes' flags, then calls
+/// <see cref="CommitSimdFlags"/> before it writes any destination.</remarks>
+public sealed partial class X86Cpu
+{
+    internal const uint MxcsrInvalid = 1 << 0;
+    internal const uint MxcsrDenormal = 1 << 1;
+    internal const uint MxcsrDivideByZero = 1 << 2;
+    internal const uint MxcsrOverflow = 1 << 3;
+    internal const uint MxcsrUnderflow = 1 << 4;
+    internal const uint MxcsrPrecision = 1 << 5;
+
+    private uint _simdFlags;
+
+    /// <summary>The binary and unary float operations whose exceptions are computed.</summary>
+    private enum FloatOp
+    {
+        Add,
+        Sub,
+        Mul,
+        Div,
+        MinMax,
+        Sqrt,
+        Estimate,
+    }
+
+    /// <summary>
+    /// Sets the accumulated flags in MXCSR; when one of them is unmasked, raises #XM (CR4.OSXMMEXCPT) or #UD before the
+    /// instruction writes its destination, as the SDM requires.
+    /// </summary>
+    private void CommitSimdFlags(ref DecodedInstruction d)
+    {
+        var flags = _simdFlags;
+        _simdFlags = 0;
+        if (flags == 0)
+        {
+            return;
+        }
+
+        _mxcsr |= flags;
+        var unmasked = flags & ~(_mxcsr >> 7) & 0x3F;
+        if (unmasked != 0)
+        {
+            if ((_cr4 & Cr4Osxmmexcpt) == 0)
+            {
+                RaiseUndefined(ref d, $"an unmasked SIMD floating-point exception (MXCSR flags 0x{unmasked:x}) with CR4.OSXMMEXCPT clear");
+            }
+
+            _lastFaultDetail = $"#XM at RIP 0x{_currentIp:x} ({d.Instruction}): unmasked SIMD floating-point exception, MXCSR flags 0x{unmasked:x}";
+            RaiseFault(ExceptionVector.SimdFloatingPoint, null, _lastFaultDetail);
+        }
+    }
+
+    /// <summary>The flags of <paramref name="result"/> = <paramref name="op"/>(<paramref name="a"/>, <paramref name="b"/>) (unary operations use <paramref name="b"/>).</summary>
+    private static uint FloatFlags<T>(FloatOp op, T a, T b, T result)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        if (op == FloatOp.Estimate)
+        {
+            return 0;
+        }
+
+        if (op == FloatOp.Sqrt)
+        {
+            if (T.IsNaN(b))
+            {
+                return IsSignaling(b) ? MxcsrInvalid : 0;
+            }
+
+            if (T.IsNegative(b) && !T.IsZero(b))
+            {
+                return MxcsrInvalid;
+            }
+
+            var denormal = T.IsSubnormal(b) ? MxcsrDenormal : 0;
+            return T.IsInfinity(b) || T.IsZero(b) ? denormal : denormal | Rounding(result, !Exact(op, a, b, result));
+        }
+
+        if (T.IsNaN(a) || T.IsNaN(b))
+        {
+            // MINPS/MAXPS signal invalid for any NaN; arithmetic only for a signalling one.
+            return op == FloatOp.MinMax || IsSignaling(a) || IsSignaling(b) ? MxcsrInvalid : 0;
+        }
+
+        if (T.IsNaN(result))
+        {
+            return MxcsrInvalid; // inf - inf, 0 * inf, 0 / 0, inf / inf
+        }
+
+        var flags = T.IsSubnormal(a) || T.IsSubnormal(b) ? MxcsrDenormal : 0;
+        if (op == FloatOp.MinMax)
+        {
+            return flags;
+        }
+
+        if (op == FloatOp.Div && T.IsZero(b))
+        {
+            // Divide by zero is reported alone (the host CPU drops DE for a denormal dividend); inf / 0 is exact.
+            return T.IsFinite(a) ? MxcsrDivideByZero : flags;
+        }
+
+        if (T.IsInfinity(result))
+        {
+            return T.IsFinite(a) && T.IsFinite(b) ? flags | MxcsrOverflow | MxcsrPrecision : flags;
+        }
+
+        if (T.IsInfinity(a) || T.IsInfinity(b))
+        {
+            return flags; // finite / inf = 0 and the like: exact
+        }
+
+        return flags | Rounding(result, !Exact(op, a, b, result));
+    }
+
+    /// <summary>PE for an inexact result, with UE when it is also tiny (subnormal or flushed to zero).</summary>
+    private static uint Rounding<T>(T result, bool inexact)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
+        !inexact ? 0 : T.IsZero(result) || T.IsSubnormal(result) ? MxcsrPrecision | MxcsrUnderflow : MxcsrPrecision;
+
+    /// <summary>True when <paramref name="result"/> is the exact value of the operation (finite operands and result).</summary>
+    private static bool Exact<T>(FloatOp op, T a, T b, T result)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float))
+        {
+            // Products of two singles are exact in double, so each test is one exact comparison.
+            double x = As<T, float>(a), y = As<T, float>(b), r = As<T, float>(result);
+            return op switch
+            {
+                FloatOp.Add => TwoSumError(As<T, float>(a), As<T, float>(b), As<T, float>(result)) == 0,
+                FloatOp.Sub => TwoSumError(As<T, float>(a), -As<T, float>(b), As<T, float>(result)) == 0,
+                FloatOp.Mul => x * y == r,
+                FloatOp.Div => r * y == x,
+                _ => r * r == y,
+            };
+        }
+
+        double p = As<T, double>(a), q = As<T, double>(b), s = As<T, double>(result);
+        return op switch
+        {
+            FloatOp.Add => TwoSumError(p, q, s) == 0,
+            FloatOp.Sub => TwoSumError(p, -q, s) == 0,
+            FloatOp.Mul => ExactProduct(p, q, s),
+            FloatOp.Div => ExactProduct(s, q, p),
+            _ => ExactProduct(s, s, q),
+        };
+    }
+
+    /// <summary>
+    /// True when x·y = z exactly (finite doubles). One FMA gives the exact difference unless it is below the denormal
+    /// range, so tiny factors are first scaled by 2^600 (exact: a power of two), and z by the same total.
+    /// </summary>
+    private static bool ExactProduct(double x, double y, double z)
+    {
+        var tiny = Math.ScaleB(1.0, -400);
+        var exponent = 0;
+        var xs = x;
+        var ys = y;
+        if (xs != 0 && Math.Abs(xs) < tiny) { xs = Math.ScaleB(xs, 600); exponent += 600; }
+        if (ys != 0 && Math.Abs(ys) < tiny) { ys = Math.ScaleB(ys, 600); exponent += 600; }
+        var zs = Math.ScaleB(z, exponent);
+        if (double.IsInfinity(zs))
+        {
+            xs = x;
+            ys = y;
+            zs = z;
+        }
+
+        return Math.FusedMultiplyAdd(xs, ys, -zs) == 0;
+    }
+
+    /// <summary>The rounding error of <paramref name="sum"/> = a + b (Knuth's TwoSum: exact without overflow).</summary>
+    private static T TwoSumError<T>(T a, T b, T sum)
+        where T : IBinaryFloatingPointIeee754<T>
+    {
+        var bVirtual = sum - a;
+        var aVirtual = sum - bVirtual;
+        return (a - aVirtual) + (b - bVirtual);
+    }
+
+    /// <summary>CMPccPS/PD/SS/SD: LT, LE, NLT, NLE signal invalid for any NaN, the others for a signalling one; DE for a denormal.</summary>
+    private static uint CompareFlags<T>(int predicate, T a, T b)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        if (T.IsNaN(a) || T.IsNaN(b))
+        {
+            return predicate is 1 or 2 or 5 or 6 || IsSignaling(a) || IsSignaling(b) ? MxcsrInvalid : 0;
+        }
+
+        return T.IsSubnormal(a) || T.IsSubnormal(b) ? MxcsrDenormal : 0;
+    }
+
+    /// <summary>A conversion between single and double: IE for a signalling NaN, DE for a denormal source, then the rounding flags.</summary>
+    private static uint ConvertFlags<TFrom, TTo>(TFrom value, TTo result)
+        where TFrom : unmanaged, IBinaryFloatingPointIeee754<TFrom>
+        where TTo : unmanaged, IBinaryFloatingPointIeee754<TTo>
+    {
+        if (TFrom.IsNaN(value))
+        {
+            return IsSignaling(value) ? MxcsrInvalid : 0;
+        }
+
+        var flags = TFrom.IsSubnormal(value) ? MxcsrDenormal : 0;
+        if (TTo.IsInfinity(result) && TFrom.IsFinite(value))
+        {
+            return flags | MxcsrOverflow | MxcsrPrecision;
+        }
+
+        var exact = double.CreateTruncating(value) == double.CreateTruncating(result);
+        return flags | Rounding(result, !exact);
+    }
+
+    private static bool IsSignaling<T>(T value)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> =>
+        typeof(T) == typeof(float)
+            ? float.IsNaN(As<T, float>(value)) && (BitConverter.SingleToUInt32Bits(As<T, float>(value)) & 0x40_0000) == 0
+            : double.IsNaN(As<T, double>(value)) && (BitConverter.DoubleToUInt64Bits(As<T, double>(value)) & (1UL << 51)) == 0;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TTo As<TFrom, TTo>(TFrom value)
+        where TFrom : unmanaged
+        where TTo : unmanaged => Unsafe.As<TFrom, TTo>(ref value);
+}
