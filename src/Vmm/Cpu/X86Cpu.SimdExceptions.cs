@@ -6,7 +6,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>
 /// SSE floating-point exceptions: which of MXCSR's six flags (IE, DE, ZE, OE, UE, PE) an operation raises, their
 /// accumulation over an instruction's lanes, and the unmasked case (#XM with CR4.OSXMMEXCPT, else #UD) that leaves the
-/// destination unchanged. The flags assume MXCSR's default arithmetic: round to nearest, DAZ and FTZ off.
+/// destination unchanged; and MXCSR's rounding control, FTZ and DAZ. A lane is computed to nearest by the host, and when
+/// the control bits are not the default its result is corrected from the sign of its exact error.
 /// </summary>
 /// <remarks>Invariant: <c>_simdFlags</c> is zero between instructions; a float handler adds its lanes' flags, then calls
 /// <see cref="CommitSimdFlags"/> before it writes any destination.</remarks>
@@ -18,6 +19,11 @@ public sealed partial class X86Cpu
     internal const uint MxcsrOverflow = 1 << 3;
     internal const uint MxcsrUnderflow = 1 << 4;
     internal const uint MxcsrPrecision = 1 << 5;
+
+    internal const uint MxcsrDaz = 1 << 6;
+    internal const uint MxcsrUnderflowMask = 1 << 11;
+    internal const uint MxcsrRoundingControl = 3 << 13;
+    internal const uint MxcsrFtz = 1 << 15;
 
     private uint _simdFlags;
 
@@ -155,11 +161,14 @@ public sealed partial class X86Cpu
         };
     }
 
+    /// <summary>True when x·y = z exactly (finite doubles).</summary>
+    private static bool ExactProduct(double x, double y, double z) => ProductResidual(x, y, z) == 0;
+
     /// <summary>
-    /// True when x·y = z exactly (finite doubles). One FMA gives the exact difference unless it is below the denormal
-    /// range, so tiny factors are first scaled by 2^600 (exact: a power of two), and z by the same total.
+    /// x·y − z with the sign of the exact value (zero exactly when x·y = z; finite doubles). One FMA gives it unless it is
+    /// below the denormal range, so tiny factors are first scaled by 2^600 (exact: a power of two), and z by the same total.
     /// </summary>
-    private static bool ExactProduct(double x, double y, double z)
+    private static double ProductResidual(double x, double y, double z)
     {
         var tiny = Math.ScaleB(1.0, -400);
         var exponent = 0;
@@ -175,7 +184,7 @@ public sealed partial class X86Cpu
             zs = z;
         }
 
-        return Math.FusedMultiplyAdd(xs, ys, -zs) == 0;
+        return Math.FusedMultiplyAdd(xs, ys, -zs);
     }
 
     /// <summary>The rounding error of <paramref name="sum"/> = a + b (Knuth's TwoSum: exact without overflow).</summary>
@@ -185,6 +194,169 @@ public sealed partial class X86Cpu
         var bVirtual = sum - a;
         var aVirtual = sum - bVirtual;
         return (a - aVirtual) + (b - bVirtual);
+    }
+
+    /// <summary>
+    /// One lane of an arithmetic instruction: DAZ on the inputs, the operation (round to nearest), its flags, then MXCSR's
+    /// rounding control and FTZ applied to the result. The default MXCSR takes the first branch only.
+    /// </summary>
+    private T Lane<T>(FloatOp kind, Func<T, T, T> op, T a, T b)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        var control = _mxcsr & (MxcsrDaz | MxcsrRoundingControl | MxcsrFtz);
+        if (control == 0 || kind is FloatOp.Estimate)
+        {
+            var nearest = op(a, b);
+            _simdFlags |= FloatFlags(kind, a, b, nearest);
+            return nearest;
+        }
+
+        if ((control & MxcsrDaz) != 0)
+        {
+            a = DenormalAsZero(a);
+            b = DenormalAsZero(b);
+        }
+
+        var r = op(a, b);
+        var flags = FloatFlags(kind, a, b, r);
+        var mode = (int)(control >> 13) & 3;
+        if (mode != 0 && kind != FloatOp.MinMax && (flags & (MxcsrInvalid | MxcsrDivideByZero)) == 0 && !T.IsNaN(r))
+        {
+            if ((flags & MxcsrOverflow) != 0)
+            {
+                r = OverflowResult(r, mode);
+            }
+            else if ((flags & MxcsrPrecision) != 0)
+            {
+                r = Directed(r, ErrorSign(kind, a, b, r), mode);
+                flags = (flags & ~MxcsrUnderflow) | (T.IsZero(r) || T.IsSubnormal(r) ? MxcsrUnderflow : 0);
+            }
+            else if (mode == 1 && T.IsZero(r) && kind is FloatOp.Add or FloatOp.Sub)
+            {
+                // An exact zero sum is -0 when rounding down, unless both addends are +0.
+                var addend = kind == FloatOp.Sub ? -b : b;
+                if (!(T.IsZero(a) && T.IsPositive(a) && T.IsZero(addend) && T.IsPositive(addend)))
+                {
+                    r = -T.Zero;
+                }
+            }
+        }
+
+        return FlushIfUnderflow(r, flags);
+    }
+
+    /// <summary>A value read by a compare or conversion: zero for a denormal under MXCSR.DAZ.</summary>
+    private T Daz<T>(T value)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> => (_mxcsr & MxcsrDaz) != 0 ? DenormalAsZero(value) : value;
+
+    /// <summary>A single/double conversion lane: DAZ, the flags, MXCSR's rounding control and FTZ.</summary>
+    private TTo ConvertLane<TFrom, TTo>(TFrom value)
+        where TFrom : unmanaged, IBinaryFloatingPointIeee754<TFrom>
+        where TTo : unmanaged, IBinaryFloatingPointIeee754<TTo>
+    {
+        value = Daz(value);
+        var r = TTo.CreateTruncating(value);
+        var flags = ConvertFlags(value, r);
+        var mode = (int)(_mxcsr >> 13) & 3;
+        if (mode != 0 && (flags & MxcsrInvalid) == 0 && !TFrom.IsNaN(value))
+        {
+            if ((flags & MxcsrOverflow) != 0)
+            {
+                r = OverflowResult(r, mode);
+            }
+            else if ((flags & MxcsrPrecision) != 0)
+            {
+                r = Directed(r, double.CreateTruncating(value).CompareTo(double.CreateTruncating(r)), mode);
+                flags = (flags & ~MxcsrUnderflow) | (TTo.IsZero(r) || TTo.IsSubnormal(r) ? MxcsrUnderflow : 0);
+            }
+        }
+
+        return FlushIfUnderflow(r, flags);
+    }
+
+    /// <summary>An integer-to-float conversion lane: PE when inexact, rounded by MXCSR's rounding control.</summary>
+    private TTo IntegerLane<TTo>(long value)
+        where TTo : unmanaged, IBinaryFloatingPointIeee754<TTo>
+    {
+        var r = TTo.CreateTruncating(value);
+        var error = ((Int128)value).CompareTo(Int128.CreateTruncating(double.CreateTruncating(r)));
+        if (error == 0)
+        {
+            return r;
+        }
+
+        _simdFlags |= MxcsrPrecision;
+        return Directed(r, error, (int)(_mxcsr >> 13) & 3);
+    }
+
+    private T FlushIfUnderflow<T>(T r, uint flags)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        if ((_mxcsr & MxcsrFtz) != 0 && (_mxcsr & MxcsrUnderflowMask) != 0 && (flags & MxcsrUnderflow) != 0)
+        {
+            r = T.CopySign(T.Zero, r);
+            flags |= MxcsrUnderflow | MxcsrPrecision;
+        }
+
+        _simdFlags |= flags;
+        return r;
+    }
+
+    private static T DenormalAsZero<T>(T value)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> => T.IsSubnormal(value) ? T.CopySign(T.Zero, value) : value;
+
+    /// <summary>The overflowed result under a directed rounding mode: the largest finite value where rounding goes toward zero.</summary>
+    private static T OverflowResult<T>(T infinity, int mode)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        var positive = T.IsPositive(infinity);
+        return mode switch
+        {
+            1 => positive ? T.BitDecrement(infinity) : infinity,
+            2 => positive ? infinity : T.BitIncrement(infinity),
+            _ => positive ? T.BitDecrement(infinity) : T.BitIncrement(infinity),
+        };
+    }
+
+    /// <summary>The nearest-rounded <paramref name="r"/> moved one step for rounding mode 1 (down), 2 (up) or 3 (toward zero), given the sign of exact − r.</summary>
+    private static T Directed<T>(T r, int errorSign, int mode)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> => mode switch
+        {
+            1 when errorSign < 0 => T.BitDecrement(r),
+            2 when errorSign > 0 => T.BitIncrement(r),
+            3 when errorSign < 0 && T.IsPositive(r) && !T.IsZero(r) => T.BitDecrement(r),
+            3 when errorSign > 0 && T.IsNegative(r) && !T.IsZero(r) => T.BitIncrement(r),
+            _ => r,
+        };
+
+    /// <summary>The sign of (exact result − <paramref name="r"/>) for a finite, inexact operation.</summary>
+    private static int ErrorSign<T>(FloatOp kind, T a, T b, T r)
+        where T : unmanaged, IBinaryFloatingPointIeee754<T>
+    {
+        if (kind is FloatOp.Add or FloatOp.Sub)
+        {
+            return Math.Sign(double.CreateTruncating(TwoSumError(a, kind == FloatOp.Sub ? -b : b, r)));
+        }
+
+        if (typeof(T) == typeof(float))
+        {
+            // Products of singles are exact in double.
+            double x = As<T, float>(a), y = As<T, float>(b), z = As<T, float>(r);
+            return kind switch
+            {
+                FloatOp.Mul => (x * y).CompareTo(z),
+                FloatOp.Div => x.CompareTo(z * y) * Math.Sign(y),
+                _ => y.CompareTo(z * z),
+            };
+        }
+
+        double p = As<T, double>(a), q = As<T, double>(b), s = As<T, double>(r);
+        return kind switch
+        {
+            FloatOp.Mul => Math.Sign(ProductResidual(p, q, s)),
+            FloatOp.Div => -Math.Sign(ProductResidual(s, q, p)) * Math.Sign(q),
+            _ => -Math.Sign(ProductResidual(s, s, q)),
+        };
     }
 
     /// <summary>CMPccPS/PD/SS/SD: LT, LE, NLT, NLE signal invalid for any NaN, the others for a signalling one; DE for a denormal.</summary>

@@ -15,9 +15,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// </summary>
 /// <remarks>
 /// Invariants: an SSE handler runs only after <see cref="RequireSse"/> passed; XMM8–15 are reachable only in
-/// 64-bit mode (the decoder cannot name them elsewhere). Arithmetic rounds to nearest-even whatever MXCSR.RC says (the
-/// float-to-integer conversions honour RC) and ignores DAZ/FTZ; the exception flags and #XM follow
-/// <c>X86Cpu.SimdExceptions.cs</c>.
+/// 64-bit mode (the decoder cannot name them elsewhere). MXCSR's rounding control, FTZ, DAZ, exception flags and #XM
+/// follow <c>X86Cpu.SimdExceptions.cs</c>.
 /// </remarks>
 public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read and written through TLB host pointers.
 {

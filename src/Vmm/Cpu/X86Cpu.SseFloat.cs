@@ -57,8 +57,8 @@ public sealed partial class X86Cpu
             case Mnemonic.Cmpsd: CompareDoubles(ref d, 1); return true;
             case Mnemonic.Comiss: case Mnemonic.Ucomiss:
             {
-                var a = _xmm[XmmIndex(i.Op0Register)].AsSingle().ToScalar();
-                var b = SseOperand(ref d, 1).AsSingle().ToScalar();
+                var a = Daz(_xmm[XmmIndex(i.Op0Register)].AsSingle().ToScalar());
+                var b = Daz(SseOperand(ref d, 1).AsSingle().ToScalar());
                 _simdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comiss ? 1 : 0, a, b);
                 CommitSimdFlags(ref d);
                 SetCompareFlags(float.IsNaN(a) || float.IsNaN(b), a < b, a == b);
@@ -67,8 +67,8 @@ public sealed partial class X86Cpu
 
             case Mnemonic.Comisd: case Mnemonic.Ucomisd:
             {
-                var a = _xmm[XmmIndex(i.Op0Register)].AsDouble().ToScalar();
-                var b = SseOperand(ref d, 1).AsDouble().ToScalar();
+                var a = Daz(_xmm[XmmIndex(i.Op0Register)].AsDouble().ToScalar());
+                var b = Daz(SseOperand(ref d, 1).AsDouble().ToScalar());
                 _simdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comisd ? 1 : 0, a, b);
                 CommitSimdFlags(ref d);
                 SetCompareFlags(double.IsNaN(a) || double.IsNaN(b), a < b, a == b);
@@ -92,15 +92,20 @@ public sealed partial class X86Cpu
                 var wide = (i.Op1Kind == OpKind.Register ? d.Reg1 >> 8 : d.MemorySize) == 8;
                 var raw = ReadOperand(ref d, 1);
                 var value = wide ? (long)raw : (int)raw;
-                var single = (float)value;
-                var converted = (double)value;
-                var exact = i.Mnemonic == Mnemonic.Cvtsi2ss ? IntegerExact(single, value) : IntegerExact(converted, value);
-                _simdFlags = exact ? 0 : MxcsrPrecision;
-                CommitSimdFlags(ref d);
                 ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = i.Mnemonic == Mnemonic.Cvtsi2ss
-                    ? dst.AsSingle().WithElement(0, single).AsByte()
-                    : dst.AsDouble().WithElement(0, converted).AsByte();
+                if (i.Mnemonic == Mnemonic.Cvtsi2ss)
+                {
+                    var single = IntegerLane<float>(value);
+                    CommitSimdFlags(ref d);
+                    dst = dst.AsSingle().WithElement(0, single).AsByte();
+                }
+                else
+                {
+                    var converted = IntegerLane<double>(value);
+                    CommitSimdFlags(ref d);
+                    dst = dst.AsDouble().WithElement(0, converted).AsByte();
+                }
+
                 return true;
             }
 
@@ -108,7 +113,7 @@ public sealed partial class X86Cpu
             case Mnemonic.Cvtsd2si: case Mnemonic.Cvttsd2si:
             {
                 var source = SseOperand(ref d, 1);
-                var value = i.Mnemonic is Mnemonic.Cvtss2si or Mnemonic.Cvttss2si ? source.AsSingle().ToScalar() : source.AsDouble().ToScalar();
+                var value = i.Mnemonic is Mnemonic.Cvtss2si or Mnemonic.Cvttss2si ? Daz(source.AsSingle().ToScalar()) : Daz(source.AsDouble().ToScalar());
                 var truncate = i.Mnemonic is Mnemonic.Cvttss2si or Mnemonic.Cvttsd2si;
                 var bits = (d.Reg0 >> 8) * 8;
                 var converted = ToInteger(value, bits, truncate ? 3 : rc, ref _simdFlags);
@@ -119,52 +124,49 @@ public sealed partial class X86Cpu
 
             case Mnemonic.Cvtss2sd:
             {
-                var value = SseOperand(ref d, 1).AsSingle().ToScalar();
-                _simdFlags = ConvertFlags(value, (double)value);
+                var converted = ConvertLane<float, double>(SseOperand(ref d, 1).AsSingle().ToScalar());
                 CommitSimdFlags(ref d);
                 ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = dst.AsDouble().WithElement(0, (double)value).AsByte();
+                dst = dst.AsDouble().WithElement(0, converted).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtsd2ss:
             {
-                var value = SseOperand(ref d, 1).AsDouble().ToScalar();
-                _simdFlags = ConvertFlags(value, (float)value);
+                var converted = ConvertLane<double, float>(SseOperand(ref d, 1).AsDouble().ToScalar());
                 CommitSimdFlags(ref d);
                 ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = dst.AsSingle().WithElement(0, (float)value).AsByte();
+                dst = dst.AsSingle().WithElement(0, converted).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtps2pd:
             {
                 var s = SseOperand(ref d, 1).AsSingle();
-                _simdFlags = ConvertFlags(s.GetElement(0), (double)s.GetElement(0)) | ConvertFlags(s.GetElement(1), (double)s.GetElement(1));
+                var r0 = ConvertLane<float, double>(s.GetElement(0));
+                var r1 = ConvertLane<float, double>(s.GetElement(1));
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((double)s.GetElement(0), s.GetElement(1)).AsByte();
+                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtpd2ps:
             {
                 var s = SseOperand(ref d, 1).AsDouble();
-                _simdFlags = ConvertFlags(s.GetElement(0), (float)s.GetElement(0)) | ConvertFlags(s.GetElement(1), (float)s.GetElement(1));
+                var r0 = ConvertLane<double, float>(s.GetElement(0));
+                var r1 = ConvertLane<double, float>(s.GetElement(1));
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((float)s.GetElement(0), (float)s.GetElement(1), 0f, 0f).AsByte();
+                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1, 0f, 0f).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtdq2ps:
             {
                 var s = SseOperand(ref d, 1).AsInt32();
-                for (var n = 0; n < 4; n++)
-                {
-                    _simdFlags |= IntegerExact((float)s.GetElement(n), s.GetElement(n)) ? 0 : MxcsrPrecision;
-                }
-
+                var result = Vector128.Create(IntegerLane<float>(s.GetElement(0)), IntegerLane<float>(s.GetElement(1)),
+                    IntegerLane<float>(s.GetElement(2)), IntegerLane<float>(s.GetElement(3))).AsByte();
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((float)s.GetElement(0), s.GetElement(1), s.GetElement(2), s.GetElement(3)).AsByte();
+                _xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
@@ -178,6 +180,7 @@ public sealed partial class X86Cpu
             case Mnemonic.Cvtps2dq: case Mnemonic.Cvttps2dq:
             {
                 var s = SseOperand(ref d, 1).AsSingle();
+                s = Vector128.Create(Daz(s.GetElement(0)), Daz(s.GetElement(1)), Daz(s.GetElement(2)), Daz(s.GetElement(3)));
                 var mode = i.Mnemonic == Mnemonic.Cvttps2dq ? 3 : rc;
                 var result = Vector128.Create(
                     (int)ToInteger(s.GetElement(0), 32, mode, ref _simdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _simdFlags),
@@ -190,6 +193,7 @@ public sealed partial class X86Cpu
             case Mnemonic.Cvtpd2dq: case Mnemonic.Cvttpd2dq:
             {
                 var s = SseOperand(ref d, 1).AsDouble();
+                s = Vector128.Create(Daz(s.GetElement(0)), Daz(s.GetElement(1)));
                 var mode = i.Mnemonic == Mnemonic.Cvttpd2dq ? 3 : rc;
                 var result = Vector128.Create((int)ToInteger(s.GetElement(0), 32, mode, ref _simdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _simdFlags), 0, 0).AsByte();
                 CommitSimdFlags(ref d);
@@ -209,9 +213,7 @@ public sealed partial class X86Cpu
         var result = a;
         for (var n = 0; n < 4; n++)
         {
-            var r = op(a.GetElement(n), b.GetElement(n));
-            _simdFlags |= FloatFlags(kind, a.GetElement(n), b.GetElement(n), r);
-            result = result.WithElement(n, r);
+            result = result.WithElement(n, Lane(kind, op, a.GetElement(n), b.GetElement(n)));
         }
 
         CommitSimdFlags(ref d);
@@ -222,9 +224,7 @@ public sealed partial class X86Cpu
     {
         var b = SseOperand(ref d, 1).AsSingle().ToScalar();
         ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
-        var a = dst.AsSingle().ToScalar();
-        var r = op(a, b);
-        _simdFlags = FloatFlags(kind, a, b, r);
+        var r = Lane(kind, op, dst.AsSingle().ToScalar(), b);
         CommitSimdFlags(ref d);
         dst = dst.AsSingle().WithElement(0, r).AsByte();
     }
@@ -233,9 +233,8 @@ public sealed partial class X86Cpu
     {
         var b = SseOperand(ref d, 1).AsDouble();
         var a = _xmm[XmmIndex(d.Instruction.Op0Register)].AsDouble();
-        var r0 = op(a.GetElement(0), b.GetElement(0));
-        var r1 = op(a.GetElement(1), b.GetElement(1));
-        _simdFlags = FloatFlags(kind, a.GetElement(0), b.GetElement(0), r0) | FloatFlags(kind, a.GetElement(1), b.GetElement(1), r1);
+        var r0 = Lane(kind, op, a.GetElement(0), b.GetElement(0));
+        var r1 = Lane(kind, op, a.GetElement(1), b.GetElement(1));
         CommitSimdFlags(ref d);
         _xmm[XmmIndex(d.Instruction.Op0Register)] = Vector128.Create(r0, r1).AsByte();
     }
@@ -244,16 +243,12 @@ public sealed partial class X86Cpu
     {
         var b = SseOperand(ref d, 1).AsDouble().ToScalar();
         ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
-        var a = dst.AsDouble().ToScalar();
-        var r = op(a, b);
-        _simdFlags = FloatFlags(kind, a, b, r);
+        var r = Lane(kind, op, dst.AsDouble().ToScalar(), b);
         CommitSimdFlags(ref d);
         dst = dst.AsDouble().WithElement(0, r).AsByte();
     }
 
-    private static bool IntegerExact(float value, long integer) => value < 9223372036854775808.0f && (long)value == integer;
 
-    private static bool IntegerExact(double value, long integer) => value < 9223372036854775808.0 && (long)value == integer;
 
     /// <summary>CMPPS/CMPSS with predicate imm8[2:0]: each of the first <paramref name="lanes"/> singles becomes all ones or zero.</summary>
     private void CompareSingles(ref DecodedInstruction d, int lanes)
@@ -264,8 +259,8 @@ public sealed partial class X86Cpu
         var result = dst.AsUInt32();
         for (var n = 0; n < lanes; n++)
         {
-            var x = a.GetElement(n);
-            var y = b.GetElement(n);
+            var x = Daz(a.GetElement(n));
+            var y = Daz(b.GetElement(n));
             _simdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
             result = result.WithElement(n, ComparePredicate((int)d.Immediate & 7, x < y, x == y, float.IsNaN(x) || float.IsNaN(y)) ? uint.MaxValue : 0);
         }
@@ -283,8 +278,8 @@ public sealed partial class X86Cpu
         var result = dst.AsUInt64();
         for (var n = 0; n < lanes; n++)
         {
-            var x = a.GetElement(n);
-            var y = b.GetElement(n);
+            var x = Daz(a.GetElement(n));
+            var y = Daz(b.GetElement(n));
             _simdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
             result = result.WithElement(n, ComparePredicate((int)d.Immediate & 7, x < y, x == y, double.IsNaN(x) || double.IsNaN(y)) ? ulong.MaxValue : 0);
         }

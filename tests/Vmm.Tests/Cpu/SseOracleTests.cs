@@ -60,7 +60,12 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
     public void MatchesHostInProtectedMode([ValueSource(nameof(ProtectedModeCases))] SseOracleCase form, [Values(3)] int seed) =>
         Check(_protectedMode!, form, seed);
 
-    private static void Check(CpuTestMachine machine, SseOracleCase form, int seed)
+    /// <summary>The same forms under MXCSR's other rounding modes (down, up, toward zero) and with FTZ and DAZ.</summary>
+    [Test]
+    public void MatchesHostUnderMxcsrModes([ValueSource(nameof(LongModeCases))] SseOracleCase form, [Values(0x3F80u, 0x5F80u, 0x7F80u, 0x9FC0u)] uint mxcsr) =>
+        Check(_longMode!, form, 11, mxcsr);
+
+    private static void Check(CpuTestMachine machine, SseOracleCase form, int seed, uint mxcsr = X86Cpu.MxcsrDefault)
     {
         Assume.That(NativeCode.IsSupported, Is.True, "the host oracle needs x86-64 Linux");
         var emulated = new Assembler(machine.Bitness);
@@ -96,12 +101,12 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
                 *(ulong*)(state + RaxOffset) = rax;
                 *(ulong*)(state + RcxOffset) = rcx;
                 *(ulong*)(state + FlagsOffset) = flags;
-                *(uint*)(state + MxcsrOffset) = X86Cpu.MxcsrDefault;
+                *(uint*)(state + MxcsrOffset) = mxcsr;
                 *(Vector128<byte>*)(state + DataOffset) = data;
                 native.Call((ulong*)state);
 
                 machine.Reset();
-                machine.Cpu.SetMxcsr(X86Cpu.MxcsrDefault);
+                machine.Cpu.SetMxcsr(mxcsr);
                 for (var r = 0; r < 4; r++)
                 {
                     machine.Cpu.SetXmm(r, xmm[r]);
@@ -138,7 +143,7 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
                 }
             }
 
-            Assert.That(failures, Is.Empty, () => $"{form} in {machine.Bitness}-bit mode:{Environment.NewLine}{string.Join(Environment.NewLine, failures.Take(4))}");
+            Assert.That(failures, Is.Empty, () => $"{form} in {machine.Bitness}-bit mode, MXCSR 0x{mxcsr:x}:{Environment.NewLine}{string.Join(Environment.NewLine, failures.Take(4))}");
         }
         finally
         {
@@ -191,7 +196,11 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
 
     private static Assembler Stub(SseOracleCase form)
     {
+        // The host thread's own MXCSR is kept on the stack and restored: the form runs under the state block's MXCSR
+        // (another rounding mode, FTZ, DAZ), and .NET must not go on computing in it.
         var a = new Assembler(64);
+        a.sub(rsp, 8);
+        a.stmxcsr(__dword_ptr[rsp]);
         a.mov(r8, rdi);
         a.movdqu(xmm0, __xmmword_ptr[r8]);
         a.movdqu(xmm1, __xmmword_ptr[r8 + 16]);
@@ -214,6 +223,8 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
         a.mov(__qword_ptr[r8 + RaxOffset], rax);
         a.mov(__qword_ptr[r8 + RcxOffset], rcx);
         a.mov(__qword_ptr[r8 + FlagsOffset], r9);
+        a.ldmxcsr(__dword_ptr[rsp]);
+        a.add(rsp, 8);
         a.ret();
         return a;
     }
