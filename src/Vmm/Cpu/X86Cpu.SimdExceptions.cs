@@ -9,7 +9,7 @@ namespace Hypervisor.Vmm.Cpu;
 /// destination unchanged; and MXCSR's rounding control, FTZ and DAZ. A lane is computed to nearest by the host, and when
 /// the control bits are not the default its result is corrected from the sign of its exact error.
 /// </summary>
-/// <remarks>Invariant: <c>_simdFlags</c> is zero between instructions; a float handler adds its lanes' flags, then calls
+/// <remarks>Invariant: <c>_ext.SimdFlags</c> is zero between instructions; a float handler adds its lanes' flags, then calls
 /// <see cref="CommitSimdFlags"/> before it writes any destination.</remarks>
 public sealed partial class X86Cpu
 {
@@ -25,7 +25,6 @@ public sealed partial class X86Cpu
     internal const uint MxcsrRoundingControl = 3 << 13;
     internal const uint MxcsrFtz = 1 << 15;
 
-    private uint _simdFlags;
 
     /// <summary>The binary and unary float operations whose exceptions are computed.</summary>
     private enum FloatOp
@@ -45,15 +44,15 @@ public sealed partial class X86Cpu
     /// </summary>
     private void CommitSimdFlags(ref DecodedInstruction d)
     {
-        var flags = _simdFlags;
-        _simdFlags = 0;
+        var flags = _ext.SimdFlags;
+        _ext.SimdFlags = 0;
         if (flags == 0)
         {
             return;
         }
 
-        _mxcsr |= flags;
-        var unmasked = flags & ~(_mxcsr >> 7) & 0x3F;
+        _ext.Mxcsr |= flags;
+        var unmasked = flags & ~(_ext.Mxcsr >> 7) & 0x3F;
         if (unmasked != 0)
         {
             if ((_cr4 & Cr4Osxmmexcpt) == 0)
@@ -203,11 +202,11 @@ public sealed partial class X86Cpu
     private T Lane<T>(FloatOp kind, Func<T, T, T> op, T a, T b)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        var control = _mxcsr & (MxcsrDaz | MxcsrRoundingControl | MxcsrFtz);
+        var control = _ext.Mxcsr & (MxcsrDaz | MxcsrRoundingControl | MxcsrFtz);
         if (control == 0 || kind is FloatOp.Estimate)
         {
             var nearest = op(a, b);
-            _simdFlags |= FloatFlags(kind, a, b, nearest);
+            _ext.SimdFlags |= FloatFlags(kind, a, b, nearest);
             return nearest;
         }
 
@@ -247,7 +246,7 @@ public sealed partial class X86Cpu
 
     /// <summary>A value read by a compare or conversion: zero for a denormal under MXCSR.DAZ.</summary>
     private T Daz<T>(T value)
-        where T : unmanaged, IBinaryFloatingPointIeee754<T> => (_mxcsr & MxcsrDaz) != 0 ? DenormalAsZero(value) : value;
+        where T : unmanaged, IBinaryFloatingPointIeee754<T> => (_ext.Mxcsr & MxcsrDaz) != 0 ? DenormalAsZero(value) : value;
 
     /// <summary>A single/double conversion lane: DAZ, the flags, MXCSR's rounding control and FTZ.</summary>
     private TTo ConvertLane<TFrom, TTo>(TFrom value)
@@ -257,7 +256,7 @@ public sealed partial class X86Cpu
         value = Daz(value);
         var r = TTo.CreateTruncating(value);
         var flags = ConvertFlags(value, r);
-        var mode = (int)(_mxcsr >> 13) & 3;
+        var mode = (int)(_ext.Mxcsr >> 13) & 3;
         if (mode != 0 && (flags & MxcsrInvalid) == 0 && !TFrom.IsNaN(value))
         {
             if ((flags & MxcsrOverflow) != 0)
@@ -285,20 +284,20 @@ public sealed partial class X86Cpu
             return r;
         }
 
-        _simdFlags |= MxcsrPrecision;
-        return Directed(r, error, (int)(_mxcsr >> 13) & 3);
+        _ext.SimdFlags |= MxcsrPrecision;
+        return Directed(r, error, (int)(_ext.Mxcsr >> 13) & 3);
     }
 
     private T FlushIfUnderflow<T>(T r, uint flags)
         where T : unmanaged, IBinaryFloatingPointIeee754<T>
     {
-        if ((_mxcsr & MxcsrFtz) != 0 && (_mxcsr & MxcsrUnderflowMask) != 0 && (flags & MxcsrUnderflow) != 0)
+        if ((_ext.Mxcsr & MxcsrFtz) != 0 && (_ext.Mxcsr & MxcsrUnderflowMask) != 0 && (flags & MxcsrUnderflow) != 0)
         {
             r = T.CopySign(T.Zero, r);
             flags |= MxcsrUnderflow | MxcsrPrecision;
         }
 
-        _simdFlags |= flags;
+        _ext.SimdFlags |= flags;
         return r;
     }
 

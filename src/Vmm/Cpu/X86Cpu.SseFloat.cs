@@ -57,9 +57,9 @@ public sealed partial class X86Cpu
             case Mnemonic.Cmpsd: CompareDoubles(ref d, 1); return true;
             case Mnemonic.Comiss: case Mnemonic.Ucomiss:
             {
-                var a = Daz(_xmm[XmmIndex(i.Op0Register)].AsSingle().ToScalar());
+                var a = Daz(_ext.Xmm[XmmIndex(i.Op0Register)].AsSingle().ToScalar());
                 var b = Daz(SseOperand(ref d, 1).AsSingle().ToScalar());
-                _simdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comiss ? 1 : 0, a, b);
+                _ext.SimdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comiss ? 1 : 0, a, b);
                 CommitSimdFlags(ref d);
                 SetCompareFlags(float.IsNaN(a) || float.IsNaN(b), a < b, a == b);
                 return true;
@@ -67,9 +67,9 @@ public sealed partial class X86Cpu
 
             case Mnemonic.Comisd: case Mnemonic.Ucomisd:
             {
-                var a = Daz(_xmm[XmmIndex(i.Op0Register)].AsDouble().ToScalar());
+                var a = Daz(_ext.Xmm[XmmIndex(i.Op0Register)].AsDouble().ToScalar());
                 var b = Daz(SseOperand(ref d, 1).AsDouble().ToScalar());
-                _simdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comisd ? 1 : 0, a, b);
+                _ext.SimdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comisd ? 1 : 0, a, b);
                 CommitSimdFlags(ref d);
                 SetCompareFlags(double.IsNaN(a) || double.IsNaN(b), a < b, a == b);
                 return true;
@@ -83,7 +83,7 @@ public sealed partial class X86Cpu
     private bool ExecuteSseConversion(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
-        var rc = (int)(_mxcsr >> 13) & 3;
+        var rc = (int)(_ext.Mxcsr >> 13) & 3;
         switch (i.Mnemonic)
         {
             case Mnemonic.Cvtsi2ss:
@@ -92,7 +92,7 @@ public sealed partial class X86Cpu
                 var wide = (i.Op1Kind == OpKind.Register ? d.Reg1 >> 8 : d.MemorySize) == 8;
                 var raw = ReadOperand(ref d, 1);
                 var value = wide ? (long)raw : (int)raw;
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 if (i.Mnemonic == Mnemonic.Cvtsi2ss)
                 {
                     var single = IntegerLane<float>(value);
@@ -116,7 +116,7 @@ public sealed partial class X86Cpu
                 var value = i.Mnemonic is Mnemonic.Cvtss2si or Mnemonic.Cvttss2si ? Daz(source.AsSingle().ToScalar()) : Daz(source.AsDouble().ToScalar());
                 var truncate = i.Mnemonic is Mnemonic.Cvttss2si or Mnemonic.Cvttsd2si;
                 var bits = (d.Reg0 >> 8) * 8;
-                var converted = ToInteger(value, bits, truncate ? 3 : rc, ref _simdFlags);
+                var converted = ToInteger(value, bits, truncate ? 3 : rc, ref _ext.SimdFlags);
                 CommitSimdFlags(ref d);
                 WriteGpr(d.Reg0, (ulong)converted);
                 return true;
@@ -126,7 +126,7 @@ public sealed partial class X86Cpu
             {
                 var converted = ConvertLane<float, double>(SseOperand(ref d, 1).AsSingle().ToScalar());
                 CommitSimdFlags(ref d);
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 dst = dst.AsDouble().WithElement(0, converted).AsByte();
                 return true;
             }
@@ -135,7 +135,7 @@ public sealed partial class X86Cpu
             {
                 var converted = ConvertLane<double, float>(SseOperand(ref d, 1).AsDouble().ToScalar());
                 CommitSimdFlags(ref d);
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 dst = dst.AsSingle().WithElement(0, converted).AsByte();
                 return true;
             }
@@ -146,7 +146,7 @@ public sealed partial class X86Cpu
                 var r0 = ConvertLane<float, double>(s.GetElement(0));
                 var r1 = ConvertLane<float, double>(s.GetElement(1));
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1).AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1).AsByte();
                 return true;
             }
 
@@ -156,7 +156,7 @@ public sealed partial class X86Cpu
                 var r0 = ConvertLane<double, float>(s.GetElement(0));
                 var r1 = ConvertLane<double, float>(s.GetElement(1));
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1, 0f, 0f).AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1, 0f, 0f).AsByte();
                 return true;
             }
 
@@ -166,14 +166,14 @@ public sealed partial class X86Cpu
                 var result = Vector128.Create(IntegerLane<float>(s.GetElement(0)), IntegerLane<float>(s.GetElement(1)),
                     IntegerLane<float>(s.GetElement(2)), IntegerLane<float>(s.GetElement(3))).AsByte();
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = result;
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
             case Mnemonic.Cvtdq2pd:
             {
                 var s = SseOperand(ref d, 1).AsInt32();
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((double)s.GetElement(0), s.GetElement(1)).AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create((double)s.GetElement(0), s.GetElement(1)).AsByte();
                 return true;
             }
 
@@ -183,10 +183,10 @@ public sealed partial class X86Cpu
                 s = Vector128.Create(Daz(s.GetElement(0)), Daz(s.GetElement(1)), Daz(s.GetElement(2)), Daz(s.GetElement(3)));
                 var mode = i.Mnemonic == Mnemonic.Cvttps2dq ? 3 : rc;
                 var result = Vector128.Create(
-                    (int)ToInteger(s.GetElement(0), 32, mode, ref _simdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _simdFlags),
-                    (int)ToInteger(s.GetElement(2), 32, mode, ref _simdFlags), (int)ToInteger(s.GetElement(3), 32, mode, ref _simdFlags)).AsByte();
+                    (int)ToInteger(s.GetElement(0), 32, mode, ref _ext.SimdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _ext.SimdFlags),
+                    (int)ToInteger(s.GetElement(2), 32, mode, ref _ext.SimdFlags), (int)ToInteger(s.GetElement(3), 32, mode, ref _ext.SimdFlags)).AsByte();
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = result;
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
@@ -195,9 +195,9 @@ public sealed partial class X86Cpu
                 var s = SseOperand(ref d, 1).AsDouble();
                 s = Vector128.Create(Daz(s.GetElement(0)), Daz(s.GetElement(1)));
                 var mode = i.Mnemonic == Mnemonic.Cvttpd2dq ? 3 : rc;
-                var result = Vector128.Create((int)ToInteger(s.GetElement(0), 32, mode, ref _simdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _simdFlags), 0, 0).AsByte();
+                var result = Vector128.Create((int)ToInteger(s.GetElement(0), 32, mode, ref _ext.SimdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _ext.SimdFlags), 0, 0).AsByte();
                 CommitSimdFlags(ref d);
-                _xmm[XmmIndex(i.Op0Register)] = result;
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
@@ -209,7 +209,7 @@ public sealed partial class X86Cpu
     private void PackedSingle(ref DecodedInstruction d, FloatOp kind, Func<float, float, float> op)
     {
         var b = SseOperand(ref d, 1).AsSingle();
-        var a = _xmm[XmmIndex(d.Instruction.Op0Register)].AsSingle();
+        var a = _ext.Xmm[XmmIndex(d.Instruction.Op0Register)].AsSingle();
         var result = a;
         for (var n = 0; n < 4; n++)
         {
@@ -217,13 +217,13 @@ public sealed partial class X86Cpu
         }
 
         CommitSimdFlags(ref d);
-        _xmm[XmmIndex(d.Instruction.Op0Register)] = result.AsByte();
+        _ext.Xmm[XmmIndex(d.Instruction.Op0Register)] = result.AsByte();
     }
 
     private void ScalarSingle(ref DecodedInstruction d, FloatOp kind, Func<float, float, float> op)
     {
         var b = SseOperand(ref d, 1).AsSingle().ToScalar();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var r = Lane(kind, op, dst.AsSingle().ToScalar(), b);
         CommitSimdFlags(ref d);
         dst = dst.AsSingle().WithElement(0, r).AsByte();
@@ -232,17 +232,17 @@ public sealed partial class X86Cpu
     private void PackedDouble(ref DecodedInstruction d, FloatOp kind, Func<double, double, double> op)
     {
         var b = SseOperand(ref d, 1).AsDouble();
-        var a = _xmm[XmmIndex(d.Instruction.Op0Register)].AsDouble();
+        var a = _ext.Xmm[XmmIndex(d.Instruction.Op0Register)].AsDouble();
         var r0 = Lane(kind, op, a.GetElement(0), b.GetElement(0));
         var r1 = Lane(kind, op, a.GetElement(1), b.GetElement(1));
         CommitSimdFlags(ref d);
-        _xmm[XmmIndex(d.Instruction.Op0Register)] = Vector128.Create(r0, r1).AsByte();
+        _ext.Xmm[XmmIndex(d.Instruction.Op0Register)] = Vector128.Create(r0, r1).AsByte();
     }
 
     private void ScalarDouble(ref DecodedInstruction d, FloatOp kind, Func<double, double, double> op)
     {
         var b = SseOperand(ref d, 1).AsDouble().ToScalar();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var r = Lane(kind, op, dst.AsDouble().ToScalar(), b);
         CommitSimdFlags(ref d);
         dst = dst.AsDouble().WithElement(0, r).AsByte();
@@ -254,14 +254,14 @@ public sealed partial class X86Cpu
     private void CompareSingles(ref DecodedInstruction d, int lanes)
     {
         var b = SseOperand(ref d, 1).AsSingle();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var a = dst.AsSingle();
         var result = dst.AsUInt32();
         for (var n = 0; n < lanes; n++)
         {
             var x = Daz(a.GetElement(n));
             var y = Daz(b.GetElement(n));
-            _simdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
+            _ext.SimdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
             result = result.WithElement(n, ComparePredicate((int)d.Immediate & 7, x < y, x == y, float.IsNaN(x) || float.IsNaN(y)) ? uint.MaxValue : 0);
         }
 
@@ -273,14 +273,14 @@ public sealed partial class X86Cpu
     private void CompareDoubles(ref DecodedInstruction d, int lanes)
     {
         var b = SseOperand(ref d, 1).AsDouble();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var a = dst.AsDouble();
         var result = dst.AsUInt64();
         for (var n = 0; n < lanes; n++)
         {
             var x = Daz(a.GetElement(n));
             var y = Daz(b.GetElement(n));
-            _simdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
+            _ext.SimdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
             result = result.WithElement(n, ComparePredicate((int)d.Immediate & 7, x < y, x == y, double.IsNaN(x) || double.IsNaN(y)) ? ulong.MaxValue : 0);
         }
 
