@@ -44,4 +44,7 @@ public enum ExceptionVector : byte
 
     /// <summary>#AC: alignment check.</summary>
     AlignmentCheck = 17,
+
+    /// <summary>#XM: an unmasked SIMD floating-point exception (with CR4.OSXMMEXCPT set; #UD without it).</summary>
+    SimdFloatingPoint = 19,
 }

@@ -137,33 +137,6 @@ internal enum Op : byte
     Lar,
     Lsl,
 
-    /// <summary>A legacy-encoded SSE/SSE2 vector instruction (dispatched again on its mnemonic).</summary>
-    Sse,
-
-    /// <summary>LDMXCSR/STMXCSR, FXSAVE/FXRSTOR, XSAVE/XRSTOR, XGETBV/XSETBV.</summary>
-    SseState,
-
-    /// <summary>SYSCALL.</summary>
-    Syscall,
-
-    /// <summary>SYSRET (32- or 64-bit by its code).</summary>
-    Sysret,
-
-    /// <summary>SYSENTER.</summary>
-    Sysenter,
-
-    /// <summary>SYSEXIT (32- or 64-bit by its code).</summary>
-    Sysexit,
-
-    /// <summary>STAC (set EFLAGS.AC).</summary>
-    Stac,
-
-    /// <summary>CLAC (clear EFLAGS.AC).</summary>
-    Clac,
-
-    /// <summary>CLFLUSH/CLFLUSHOPT/CLWB: no cache to flush, but the operand is translated as a byte read and may fault.</summary>
-    CacheLineFlush,
-
     // Specialised forms chosen at decode time: 32/64-bit general-register destinations (no high-byte registers,
     // no LOCK), so the handler reads slots and a precomputed mask instead of dispatching on operand kinds.
     MovRR,
@@ -196,4 +169,34 @@ internal enum Op : byte
     XorMR,
     SubMR,
     AdcRI,
+
+    // Added with SSE and the newer system instructions, after the specialised forms so that the hot forms' values
+    // (and the block loop's jump table) stay as they were.
+
+    /// <summary>A legacy-encoded SSE/SSE2 vector instruction (dispatched again on its mnemonic).</summary>
+    Sse,
+
+    /// <summary>LDMXCSR/STMXCSR, FXSAVE/FXRSTOR, XSAVE/XRSTOR, XGETBV/XSETBV.</summary>
+    SseState,
+
+    /// <summary>SYSCALL.</summary>
+    Syscall,
+
+    /// <summary>SYSRET (32- or 64-bit by its code).</summary>
+    Sysret,
+
+    /// <summary>SYSENTER.</summary>
+    Sysenter,
+
+    /// <summary>SYSEXIT (32- or 64-bit by its code).</summary>
+    Sysexit,
+
+    /// <summary>STAC (set EFLAGS.AC).</summary>
+    Stac,
+
+    /// <summary>CLAC (clear EFLAGS.AC).</summary>
+    Clac,
+
+    /// <summary>CLFLUSH/CLFLUSHOPT/CLWB: no cache to flush, but the operand is translated as a byte read and may fault.</summary>
+    CacheLineFlush,
 }

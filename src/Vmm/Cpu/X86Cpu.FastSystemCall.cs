@@ -95,7 +95,7 @@ public sealed unsafe partial class X86Cpu // unsafe: the cache-line flush transl
 
     private void SystemEnter()
     {
-        var selector = (ushort)(_sysenterCs & 0xFFFC);
+        var selector = (ushort)(_ext.SysenterCs & 0xFFFC);
         if (selector == 0)
         {
             _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: SYSENTER with SYSENTER_CS 0";
@@ -105,16 +105,16 @@ public sealed unsafe partial class X86Cpu // unsafe: the cache-line flush transl
         var longMode = (_efer & EferLma) != 0;
         SetRflags(GetRflags() & ~(FlagIf | FlagRf | (1UL << 17)));
         LoadFlat(selector, (ushort)(selector + 8), longMode ? Code64Attributes : Code32Attributes, dpl: 0);
-        Gpr(4) = longMode ? _sysenterEsp : (uint)_sysenterEsp;
-        _rip = longMode ? _sysenterEip : (uint)_sysenterEip;
+        Gpr(4) = longMode ? _ext.SysenterEsp : (uint)_ext.SysenterEsp;
+        _rip = longMode ? _ext.SysenterEip : (uint)_ext.SysenterEip;
     }
 
     private void SystemExit(ref DecodedInstruction d)
     {
-        var selector = (ushort)(_sysenterCs & 0xFFFC);
+        var selector = (ushort)(_ext.SysenterCs & 0xFFFC);
         if (selector == 0 || Cpl != 0)
         {
-            _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: SYSEXIT at CPL {Cpl} with SYSENTER_CS 0x{_sysenterCs:x}";
+            _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x}: SYSEXIT at CPL {Cpl} with SYSENTER_CS 0x{_ext.SysenterCs:x}";
             RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
         }
 

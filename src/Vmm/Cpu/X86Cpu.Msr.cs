@@ -54,17 +54,13 @@ public sealed partial class X86Cpu
     // The fixed-range MTRRs in order: 64K_00000, 16K_80000, 16K_A0000, 4K_C0000 … 4K_F8000.
     private static readonly uint[] FixedMtrrs = [0x250, 0x258, 0x259, 0x268, 0x269, 0x26A, 0x26B, 0x26C, 0x26D, 0x26E, 0x26F];
 
-    private readonly ulong[] _mtrrVariable = new ulong[2 * VariableMtrrPairs];
-    private readonly ulong[] _mtrrFixed = new ulong[11];
-    private ulong _mtrrDefType;
-    private ulong _sysenterCs;
-    private ulong _sysenterEsp;
-    private ulong _sysenterEip;
-    private ulong _amdHwcr;
-    private HashSet<(uint, bool)>? _loggedMsrs;
 
     /// <summary>Where an access to an MSR outside the model is reported (one warning per MSR and direction).</summary>
-    public ILogger Log { get; set; } = NullLogger.Instance;
+    public ILogger Log
+    {
+        get => _ext.Log;
+        set => _ext.Log = value ?? NullLogger.Instance;
+    }
 
     private ulong ReadMsr(uint msr)
     {
@@ -76,13 +72,13 @@ public sealed partial class X86Cpu
             case MsrFeatureControl: return FeatureControlLocked;
             case MsrMicrocodeRevision: return 0;
             case MsrMtrrCap: return MtrrCapabilities;
-            case MsrSysenterCs: return _sysenterCs;
-            case MsrSysenterEsp: return _sysenterEsp;
-            case MsrSysenterEip: return _sysenterEip;
+            case MsrSysenterCs: return _ext.SysenterCs;
+            case MsrSysenterEsp: return _ext.SysenterEsp;
+            case MsrSysenterEip: return _ext.SysenterEip;
             case MsrMiscEnable: return _miscEnable;
-            case >= MsrMtrrPhysBase0 and < MsrMtrrPhysBase0 + (2 * VariableMtrrPairs): return _mtrrVariable[msr - MsrMtrrPhysBase0];
+            case >= MsrMtrrPhysBase0 and < MsrMtrrPhysBase0 + (2 * VariableMtrrPairs): return _ext.MtrrVariable[msr - MsrMtrrPhysBase0];
             case MsrPat: return _pat;
-            case MsrMtrrDefType: return _mtrrDefType;
+            case MsrMtrrDefType: return _ext.MtrrDefType;
             case MsrEfer: return _efer;
             case MsrStar: return _star;
             case MsrLstar: return _lstar;
@@ -92,14 +88,14 @@ public sealed partial class X86Cpu
             case MsrGsBase: return _segments[(int)SegmentRegister.Gs].Base;
             case MsrKernelGsBase: return _kernelGsBase;
             case MsrTscAux: return _tscAux;
-            case MsrAmdHwcr: return _amdHwcr;
+            case MsrAmdHwcr: return _ext.AmdHwcr;
             case 0xC001_0010 or 0xC001_001F or 0xC001_0055 or 0xC001_0058 or 0xC001_0112 or 0xC001_0113 or 0xC001_102A:
                 // SYSCFG, NB_CFG, INT_PENDING_MSG, MMIO_CONF_BASE, TSEG base/mask, BU_CFG2: KVM reads them as 0.
                 return 0;
             default:
                 if (FixedMtrrIndex(msr) is var index and >= 0)
                 {
-                    return _mtrrFixed[index];
+                    return _ext.MtrrFixed[index];
                 }
 
                 if (IsPerformanceCounterMsr(msr))
@@ -119,9 +115,9 @@ public sealed partial class X86Cpu
             case MsrTsc: _tscOffset = (long)value - _instructions; return;
             case MsrBiosUpdateTrigger: return;
             case MsrMicrocodeRevision: return;
-            case MsrSysenterCs: _sysenterCs = value & 0xFFFF_FFFF; return;
-            case MsrSysenterEsp: _sysenterEsp = RequireCanonical(msr, value); return;
-            case MsrSysenterEip: _sysenterEip = RequireCanonical(msr, value); return;
+            case MsrSysenterCs: _ext.SysenterCs = value & 0xFFFF_FFFF; return;
+            case MsrSysenterEsp: _ext.SysenterEsp = RequireCanonical(msr, value); return;
+            case MsrSysenterEip: _ext.SysenterEip = RequireCanonical(msr, value); return;
             case MsrMiscEnable: _miscEnable = value; return;
             case >= MsrMtrrPhysBase0 and < MsrMtrrPhysBase0 + (2 * VariableMtrrPairs):
             {
@@ -132,7 +128,7 @@ public sealed partial class X86Cpu
                     RefuseMsrWrite(msr, value, isMask ? "a reserved bit of PHYSMASK" : "a reserved bit or memory type of PHYSBASE");
                 }
 
-                _mtrrVariable[msr - MsrMtrrPhysBase0] = value;
+                _ext.MtrrVariable[msr - MsrMtrrPhysBase0] = value;
                 return;
             }
 
@@ -154,7 +150,7 @@ public sealed partial class X86Cpu
                     RefuseMsrWrite(msr, value, "a reserved bit or memory type of MTRRdefType");
                 }
 
-                _mtrrDefType = value;
+                _ext.MtrrDefType = value;
                 return;
             case MsrEfer:
             {
@@ -191,7 +187,7 @@ public sealed partial class X86Cpu
                     RefuseMsrWrite(msr, value, "HWCR bits other than the ignored ones");
                 }
 
-                _amdHwcr = value;
+                _ext.AmdHwcr = value;
                 return;
             case MsrFeatureControl:
                 RefuseMsrWrite(msr, value, "FEATURE_CONTROL is locked");
@@ -210,7 +206,7 @@ public sealed partial class X86Cpu
                         }
                     }
 
-                    _mtrrFixed[index] = value;
+                    _ext.MtrrFixed[index] = value;
                     return;
                 }
 
@@ -267,7 +263,7 @@ public sealed partial class X86Cpu
         _lastFaultDetail = write
             ? $"#GP at RIP 0x{_currentIp:x}: WRMSR of MSR 0x{msr:x} = 0x{value:x}, which the interpreter does not model"
             : $"#GP at RIP 0x{_currentIp:x}: RDMSR of MSR 0x{msr:x}, which the interpreter does not model";
-        if (Log.IsEnabled(LogLevel.Warning) && (_loggedMsrs ??= []).Add((msr, write)))
+        if (Log.IsEnabled(LogLevel.Warning) && (_ext.LoggedMsrs ??= []).Add((msr, write)))
         {
             CpuLog.UnmodelledMsr(Log, VcpuId, write ? "WRMSR" : "RDMSR", msr, _currentIp);
         }

@@ -15,9 +15,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// </summary>
 /// <remarks>
 /// Invariants: an SSE handler runs only after <see cref="RequireSse"/> passed; XMM8–15 are reachable only in
-/// 64-bit mode (the decoder cannot name them elsewhere). Arithmetic rounds to nearest-even with every exception
-/// masked whatever MXCSR says (MXCSR's rounding control is honoured by the float-to-integer conversions only), and
-/// MXCSR's exception flags are never set: MXCSR is stored, loaded and saved exactly, but no #XM is raised.
+/// 64-bit mode (the decoder cannot name them elsewhere). MXCSR's rounding control, FTZ, DAZ, exception flags and #XM
+/// follow <c>X86Cpu.SimdExceptions.cs</c>.
 /// </remarks>
 public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read and written through TLB host pointers.
 {
@@ -33,24 +32,25 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
     /// <summary>The MXCSR bits software may set (FXSAVE's MXCSR_MASK): DAZ included.</summary>
     internal const uint MxcsrMask = 0xFFFF;
 
-    private XmmFile _xmm;
-    private uint _mxcsr = MxcsrDefault;
+
+    // XMM registers, MXCSR and the rest of the state the integer hot path never reads (see CpuExtendedState).
+    private readonly CpuExtendedState _ext = new();
 
     /// <summary>MXCSR.</summary>
-    public uint Mxcsr => _mxcsr;
+    public uint Mxcsr => _ext.Mxcsr;
 
     /// <summary>Reads XMM register <paramref name="index"/> (0–15).</summary>
-    public Vector128<byte> GetXmm(int index) => _xmm[index];
+    public Vector128<byte> GetXmm(int index) => _ext.Xmm[index];
 
     /// <summary>Writes XMM register <paramref name="index"/> (0–15).</summary>
-    public void SetXmm(int index, Vector128<byte> value) => _xmm[index] = value;
+    public void SetXmm(int index, Vector128<byte> value) => _ext.Xmm[index] = value;
 
     /// <summary>Writes MXCSR from outside the guest (tests, boot); reserved bits are refused.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="value"/> sets a reserved bit.</exception>
     public void SetMxcsr(uint value)
     {
         ArgumentOutOfRangeException.ThrowIfNotEqual(value & ~MxcsrMask, 0u, nameof(value));
-        _mxcsr = value;
+        _ext.Mxcsr = value;
     }
 
     /// <summary>#UD when CR0.EM is set or CR4.OSFXSR is clear, #NM when CR0.TS is set (SDM Vol. 3A 13.1, table 2-19).</summary>
@@ -97,7 +97,7 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
     private Vector128<byte> SseOperand(ref DecodedInstruction d, int n)
     {
         ref var i = ref d.Instruction;
-        return i.GetOpKind(n) == OpKind.Register ? _xmm[XmmIndex(i.GetOpRegister(n))] : ReadVector(SseLinear(ref d), d.MemorySize);
+        return i.GetOpKind(n) == OpKind.Register ? _ext.Xmm[XmmIndex(i.GetOpRegister(n))] : ReadVector(SseLinear(ref d), d.MemorySize);
     }
 
     /// <summary>Reads 2, 4, 8 or 16 bytes at <paramref name="linear"/> into the low bytes of a vector (the rest zero).</summary>
@@ -180,26 +180,26 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
             case Mnemonic.Movhps: case Mnemonic.Movhpd: MoveHalf(ref d, high: true); return;
             case Mnemonic.Movhlps:
             {
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = dst.AsUInt64().WithElement(0, _xmm[XmmIndex(i.Op1Register)].AsUInt64().GetElement(1)).AsByte();
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
+                dst = dst.AsUInt64().WithElement(0, _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64().GetElement(1)).AsByte();
                 return;
             }
 
             case Mnemonic.Movlhps:
             {
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = dst.AsUInt64().WithElement(1, _xmm[XmmIndex(i.Op1Register)].AsUInt64().GetElement(0)).AsByte();
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
+                dst = dst.AsUInt64().WithElement(1, _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64().GetElement(0)).AsByte();
                 return;
             }
 
             case Mnemonic.Movmskps:
-                WriteGpr(d.Reg0, Vector128.ExtractMostSignificantBits(_xmm[XmmIndex(i.Op1Register)].AsUInt32()));
+                WriteGpr(d.Reg0, Vector128.ExtractMostSignificantBits(_ext.Xmm[XmmIndex(i.Op1Register)].AsUInt32()));
                 return;
             case Mnemonic.Movmskpd:
-                WriteGpr(d.Reg0, Vector128.ExtractMostSignificantBits(_xmm[XmmIndex(i.Op1Register)].AsUInt64()));
+                WriteGpr(d.Reg0, Vector128.ExtractMostSignificantBits(_ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64()));
                 return;
             case Mnemonic.Pmovmskb:
-                WriteGpr(d.Reg0, Vector128.ExtractMostSignificantBits(_xmm[XmmIndex(i.Op1Register)]));
+                WriteGpr(d.Reg0, Vector128.ExtractMostSignificantBits(_ext.Xmm[XmmIndex(i.Op1Register)]));
                 return;
             case Mnemonic.Maskmovdqu: MaskedMove(ref d); return;
             default:
@@ -218,11 +218,11 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
         ref var i = ref d.Instruction;
         if (i.Op0Kind == OpKind.Register)
         {
-            _xmm[XmmIndex(i.Op0Register)] = SseOperand(ref d, 1);
+            _ext.Xmm[XmmIndex(i.Op0Register)] = SseOperand(ref d, 1);
         }
         else
         {
-            WriteVector(SseLinear(ref d), 16, _xmm[XmmIndex(i.Op1Register)]);
+            WriteVector(SseLinear(ref d), 16, _ext.Xmm[XmmIndex(i.Op1Register)]);
         }
     }
 
@@ -232,22 +232,22 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
         ref var i = ref d.Instruction;
         if (i.Op0Kind != OpKind.Register)
         {
-            WriteVector(Linear(ref d), size, _xmm[XmmIndex(i.Op1Register)]);
+            WriteVector(Linear(ref d), size, _ext.Xmm[XmmIndex(i.Op1Register)]);
             return;
         }
 
-        ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
         if (i.Op1Kind == OpKind.Memory)
         {
             dst = ReadVector(Linear(ref d), size);
         }
         else if (size == 4)
         {
-            dst = dst.AsUInt32().WithElement(0, _xmm[XmmIndex(i.Op1Register)].AsUInt32().ToScalar()).AsByte();
+            dst = dst.AsUInt32().WithElement(0, _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt32().ToScalar()).AsByte();
         }
         else
         {
-            dst = dst.AsUInt64().WithElement(0, _xmm[XmmIndex(i.Op1Register)].AsUInt64().ToScalar()).AsByte();
+            dst = dst.AsUInt64().WithElement(0, _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64().ToScalar()).AsByte();
         }
     }
 
@@ -260,18 +260,18 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
         {
             if (i.Op1Kind == OpKind.Register && i.Op1Register.IsXMM())
             {
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.CreateScalar(_xmm[XmmIndex(i.Op1Register)].AsUInt64().ToScalar()).AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.CreateScalar(_ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64().ToScalar()).AsByte();
             }
             else
             {
                 var value = i.Op1Kind == OpKind.Memory ? ReadMemory(Linear(ref d), size) : ReadGpr(d.Reg1);
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.CreateScalar(value).AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.CreateScalar(value).AsByte();
             }
 
             return;
         }
 
-        var source = _xmm[XmmIndex(i.Op1Register)].AsUInt64().ToScalar();
+        var source = _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64().ToScalar();
         if (i.Op0Kind == OpKind.Memory)
         {
             WriteMemory(Linear(ref d), size, source);
@@ -289,11 +289,11 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
         var element = high ? 1 : 0;
         if (i.Op0Kind == OpKind.Memory)
         {
-            WriteMemory(Linear(ref d), 8, _xmm[XmmIndex(i.Op1Register)].AsUInt64().GetElement(element));
+            WriteMemory(Linear(ref d), 8, _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt64().GetElement(element));
             return;
         }
 
-        ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
         dst = dst.AsUInt64().WithElement(element, ReadMemory(Linear(ref d), 8)).AsByte();
     }
 
@@ -301,8 +301,8 @@ public sealed unsafe partial class X86Cpu // unsafe: 16-byte operands are read a
     private void MaskedMove(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
-        var data = _xmm[XmmIndex(i.Op1Register)];
-        var mask = _xmm[XmmIndex(i.Op2Register)];
+        var data = _ext.Xmm[XmmIndex(i.Op1Register)];
+        var mask = _ext.Xmm[XmmIndex(i.Op2Register)];
         var offset = ReadCounterLike(d.AddressSize, 7);
         for (var n = 0; n < 16; n++)
         {

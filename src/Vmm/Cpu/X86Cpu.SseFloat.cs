@@ -9,7 +9,9 @@ namespace Hypervisor.Vmm.Cpu;
 /// (U)COMISS/SD and the conversions between integers, singles and doubles.
 /// </summary>
 /// <remarks>MIN/MAX return the second operand when either is a NaN or both are zero, as the SDM defines them; the
-/// other operations use the host's IEEE arithmetic (round to nearest), which on an x86 host is the same instruction.</remarks>
+/// other operations use the host's IEEE arithmetic (round to nearest), which on an x86 host is the same instruction.
+/// Every handler computes its lanes and their MXCSR flags first and writes its destination only after
+/// <see cref="CommitSimdFlags"/> (an unmasked exception leaves it unchanged).</remarks>
 public sealed partial class X86Cpu
 {
     private bool ExecuteSseFloat(ref DecodedInstruction d)
@@ -17,54 +19,58 @@ public sealed partial class X86Cpu
         ref var i = ref d.Instruction;
         switch (i.Mnemonic)
         {
-            case Mnemonic.Addps: PackedSingle(ref d, (a, b) => a + b); return true;
-            case Mnemonic.Subps: PackedSingle(ref d, (a, b) => a - b); return true;
-            case Mnemonic.Mulps: PackedSingle(ref d, (a, b) => a * b); return true;
-            case Mnemonic.Divps: PackedSingle(ref d, (a, b) => a / b); return true;
-            case Mnemonic.Minps: PackedSingle(ref d, (a, b) => a < b ? a : b); return true;
-            case Mnemonic.Maxps: PackedSingle(ref d, (a, b) => a > b ? a : b); return true;
-            case Mnemonic.Sqrtps: PackedSingle(ref d, (_, b) => MathF.Sqrt(b)); return true;
-            case Mnemonic.Rcpps: PackedSingle(ref d, (_, b) => ReciprocalEstimate(b)); return true;
-            case Mnemonic.Rsqrtps: PackedSingle(ref d, (_, b) => ReciprocalSqrtEstimate(b)); return true;
-            case Mnemonic.Addss: ScalarSingle(ref d, (a, b) => a + b); return true;
-            case Mnemonic.Subss: ScalarSingle(ref d, (a, b) => a - b); return true;
-            case Mnemonic.Mulss: ScalarSingle(ref d, (a, b) => a * b); return true;
-            case Mnemonic.Divss: ScalarSingle(ref d, (a, b) => a / b); return true;
-            case Mnemonic.Minss: ScalarSingle(ref d, (a, b) => a < b ? a : b); return true;
-            case Mnemonic.Maxss: ScalarSingle(ref d, (a, b) => a > b ? a : b); return true;
-            case Mnemonic.Sqrtss: ScalarSingle(ref d, (_, b) => MathF.Sqrt(b)); return true;
-            case Mnemonic.Rcpss: ScalarSingle(ref d, (_, b) => ReciprocalEstimate(b)); return true;
-            case Mnemonic.Rsqrtss: ScalarSingle(ref d, (_, b) => ReciprocalSqrtEstimate(b)); return true;
-            case Mnemonic.Addpd: PackedDouble(ref d, (a, b) => a + b); return true;
-            case Mnemonic.Subpd: PackedDouble(ref d, (a, b) => a - b); return true;
-            case Mnemonic.Mulpd: PackedDouble(ref d, (a, b) => a * b); return true;
-            case Mnemonic.Divpd: PackedDouble(ref d, (a, b) => a / b); return true;
-            case Mnemonic.Minpd: PackedDouble(ref d, (a, b) => a < b ? a : b); return true;
-            case Mnemonic.Maxpd: PackedDouble(ref d, (a, b) => a > b ? a : b); return true;
-            case Mnemonic.Sqrtpd: PackedDouble(ref d, (_, b) => Math.Sqrt(b)); return true;
-            case Mnemonic.Addsd: ScalarDouble(ref d, (a, b) => a + b); return true;
-            case Mnemonic.Subsd: ScalarDouble(ref d, (a, b) => a - b); return true;
-            case Mnemonic.Mulsd: ScalarDouble(ref d, (a, b) => a * b); return true;
-            case Mnemonic.Divsd: ScalarDouble(ref d, (a, b) => a / b); return true;
-            case Mnemonic.Minsd: ScalarDouble(ref d, (a, b) => a < b ? a : b); return true;
-            case Mnemonic.Maxsd: ScalarDouble(ref d, (a, b) => a > b ? a : b); return true;
-            case Mnemonic.Sqrtsd: ScalarDouble(ref d, (_, b) => Math.Sqrt(b)); return true;
+            case Mnemonic.Addps: PackedSingle(ref d, FloatOp.Add, (a, b) => a + b); return true;
+            case Mnemonic.Subps: PackedSingle(ref d, FloatOp.Sub, (a, b) => a - b); return true;
+            case Mnemonic.Mulps: PackedSingle(ref d, FloatOp.Mul, (a, b) => a * b); return true;
+            case Mnemonic.Divps: PackedSingle(ref d, FloatOp.Div, (a, b) => a / b); return true;
+            case Mnemonic.Minps: PackedSingle(ref d, FloatOp.MinMax, (a, b) => a < b ? a : b); return true;
+            case Mnemonic.Maxps: PackedSingle(ref d, FloatOp.MinMax, (a, b) => a > b ? a : b); return true;
+            case Mnemonic.Sqrtps: PackedSingle(ref d, FloatOp.Sqrt, (_, b) => MathF.Sqrt(b)); return true;
+            case Mnemonic.Rcpps: PackedSingle(ref d, FloatOp.Estimate, (_, b) => ReciprocalEstimate(b)); return true;
+            case Mnemonic.Rsqrtps: PackedSingle(ref d, FloatOp.Estimate, (_, b) => ReciprocalSqrtEstimate(b)); return true;
+            case Mnemonic.Addss: ScalarSingle(ref d, FloatOp.Add, (a, b) => a + b); return true;
+            case Mnemonic.Subss: ScalarSingle(ref d, FloatOp.Sub, (a, b) => a - b); return true;
+            case Mnemonic.Mulss: ScalarSingle(ref d, FloatOp.Mul, (a, b) => a * b); return true;
+            case Mnemonic.Divss: ScalarSingle(ref d, FloatOp.Div, (a, b) => a / b); return true;
+            case Mnemonic.Minss: ScalarSingle(ref d, FloatOp.MinMax, (a, b) => a < b ? a : b); return true;
+            case Mnemonic.Maxss: ScalarSingle(ref d, FloatOp.MinMax, (a, b) => a > b ? a : b); return true;
+            case Mnemonic.Sqrtss: ScalarSingle(ref d, FloatOp.Sqrt, (_, b) => MathF.Sqrt(b)); return true;
+            case Mnemonic.Rcpss: ScalarSingle(ref d, FloatOp.Estimate, (_, b) => ReciprocalEstimate(b)); return true;
+            case Mnemonic.Rsqrtss: ScalarSingle(ref d, FloatOp.Estimate, (_, b) => ReciprocalSqrtEstimate(b)); return true;
+            case Mnemonic.Addpd: PackedDouble(ref d, FloatOp.Add, (a, b) => a + b); return true;
+            case Mnemonic.Subpd: PackedDouble(ref d, FloatOp.Sub, (a, b) => a - b); return true;
+            case Mnemonic.Mulpd: PackedDouble(ref d, FloatOp.Mul, (a, b) => a * b); return true;
+            case Mnemonic.Divpd: PackedDouble(ref d, FloatOp.Div, (a, b) => a / b); return true;
+            case Mnemonic.Minpd: PackedDouble(ref d, FloatOp.MinMax, (a, b) => a < b ? a : b); return true;
+            case Mnemonic.Maxpd: PackedDouble(ref d, FloatOp.MinMax, (a, b) => a > b ? a : b); return true;
+            case Mnemonic.Sqrtpd: PackedDouble(ref d, FloatOp.Sqrt, (_, b) => Math.Sqrt(b)); return true;
+            case Mnemonic.Addsd: ScalarDouble(ref d, FloatOp.Add, (a, b) => a + b); return true;
+            case Mnemonic.Subsd: ScalarDouble(ref d, FloatOp.Sub, (a, b) => a - b); return true;
+            case Mnemonic.Mulsd: ScalarDouble(ref d, FloatOp.Mul, (a, b) => a * b); return true;
+            case Mnemonic.Divsd: ScalarDouble(ref d, FloatOp.Div, (a, b) => a / b); return true;
+            case Mnemonic.Minsd: ScalarDouble(ref d, FloatOp.MinMax, (a, b) => a < b ? a : b); return true;
+            case Mnemonic.Maxsd: ScalarDouble(ref d, FloatOp.MinMax, (a, b) => a > b ? a : b); return true;
+            case Mnemonic.Sqrtsd: ScalarDouble(ref d, FloatOp.Sqrt, (_, b) => Math.Sqrt(b)); return true;
             case Mnemonic.Cmpps: CompareSingles(ref d, 4); return true;
             case Mnemonic.Cmpss: CompareSingles(ref d, 1); return true;
             case Mnemonic.Cmppd: CompareDoubles(ref d, 2); return true;
             case Mnemonic.Cmpsd: CompareDoubles(ref d, 1); return true;
             case Mnemonic.Comiss: case Mnemonic.Ucomiss:
             {
-                var a = _xmm[XmmIndex(i.Op0Register)].AsSingle().ToScalar();
-                var b = SseOperand(ref d, 1).AsSingle().ToScalar();
+                var a = Daz(_ext.Xmm[XmmIndex(i.Op0Register)].AsSingle().ToScalar());
+                var b = Daz(SseOperand(ref d, 1).AsSingle().ToScalar());
+                _ext.SimdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comiss ? 1 : 0, a, b);
+                CommitSimdFlags(ref d);
                 SetCompareFlags(float.IsNaN(a) || float.IsNaN(b), a < b, a == b);
                 return true;
             }
 
             case Mnemonic.Comisd: case Mnemonic.Ucomisd:
             {
-                var a = _xmm[XmmIndex(i.Op0Register)].AsDouble().ToScalar();
-                var b = SseOperand(ref d, 1).AsDouble().ToScalar();
+                var a = Daz(_ext.Xmm[XmmIndex(i.Op0Register)].AsDouble().ToScalar());
+                var b = Daz(SseOperand(ref d, 1).AsDouble().ToScalar());
+                _ext.SimdFlags = CompareFlags(i.Mnemonic == Mnemonic.Comisd ? 1 : 0, a, b);
+                CommitSimdFlags(ref d);
                 SetCompareFlags(double.IsNaN(a) || double.IsNaN(b), a < b, a == b);
                 return true;
             }
@@ -77,7 +83,7 @@ public sealed partial class X86Cpu
     private bool ExecuteSseConversion(ref DecodedInstruction d)
     {
         ref var i = ref d.Instruction;
-        var rc = (int)(_mxcsr >> 13) & 3;
+        var rc = (int)(_ext.Mxcsr >> 13) & 3;
         switch (i.Mnemonic)
         {
             case Mnemonic.Cvtsi2ss:
@@ -86,10 +92,20 @@ public sealed partial class X86Cpu
                 var wide = (i.Op1Kind == OpKind.Register ? d.Reg1 >> 8 : d.MemorySize) == 8;
                 var raw = ReadOperand(ref d, 1);
                 var value = wide ? (long)raw : (int)raw;
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = i.Mnemonic == Mnemonic.Cvtsi2ss
-                    ? dst.AsSingle().WithElement(0, (float)value).AsByte()
-                    : dst.AsDouble().WithElement(0, (double)value).AsByte();
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
+                if (i.Mnemonic == Mnemonic.Cvtsi2ss)
+                {
+                    var single = IntegerLane<float>(value);
+                    CommitSimdFlags(ref d);
+                    dst = dst.AsSingle().WithElement(0, single).AsByte();
+                }
+                else
+                {
+                    var converted = IntegerLane<double>(value);
+                    CommitSimdFlags(ref d);
+                    dst = dst.AsDouble().WithElement(0, converted).AsByte();
+                }
+
                 return true;
             }
 
@@ -97,72 +113,91 @@ public sealed partial class X86Cpu
             case Mnemonic.Cvtsd2si: case Mnemonic.Cvttsd2si:
             {
                 var source = SseOperand(ref d, 1);
-                var value = i.Mnemonic is Mnemonic.Cvtss2si or Mnemonic.Cvttss2si ? source.AsSingle().ToScalar() : source.AsDouble().ToScalar();
+                var value = i.Mnemonic is Mnemonic.Cvtss2si or Mnemonic.Cvttss2si ? Daz(source.AsSingle().ToScalar()) : Daz(source.AsDouble().ToScalar());
                 var truncate = i.Mnemonic is Mnemonic.Cvttss2si or Mnemonic.Cvttsd2si;
                 var bits = (d.Reg0 >> 8) * 8;
-                WriteGpr(d.Reg0, (ulong)ToInteger(value, bits, truncate ? 3 : rc));
+                var converted = ToInteger(value, bits, truncate ? 3 : rc, ref _ext.SimdFlags);
+                CommitSimdFlags(ref d);
+                WriteGpr(d.Reg0, (ulong)converted);
                 return true;
             }
 
             case Mnemonic.Cvtss2sd:
             {
-                var value = SseOperand(ref d, 1).AsSingle().ToScalar();
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = dst.AsDouble().WithElement(0, (double)value).AsByte();
+                var converted = ConvertLane<float, double>(SseOperand(ref d, 1).AsSingle().ToScalar());
+                CommitSimdFlags(ref d);
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
+                dst = dst.AsDouble().WithElement(0, converted).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtsd2ss:
             {
-                var value = SseOperand(ref d, 1).AsDouble().ToScalar();
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
-                dst = dst.AsSingle().WithElement(0, (float)value).AsByte();
+                var converted = ConvertLane<double, float>(SseOperand(ref d, 1).AsDouble().ToScalar());
+                CommitSimdFlags(ref d);
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
+                dst = dst.AsSingle().WithElement(0, converted).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtps2pd:
             {
                 var s = SseOperand(ref d, 1).AsSingle();
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((double)s.GetElement(0), s.GetElement(1)).AsByte();
+                var r0 = ConvertLane<float, double>(s.GetElement(0));
+                var r1 = ConvertLane<float, double>(s.GetElement(1));
+                CommitSimdFlags(ref d);
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtpd2ps:
             {
                 var s = SseOperand(ref d, 1).AsDouble();
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((float)s.GetElement(0), (float)s.GetElement(1), 0f, 0f).AsByte();
+                var r0 = ConvertLane<double, float>(s.GetElement(0));
+                var r1 = ConvertLane<double, float>(s.GetElement(1));
+                CommitSimdFlags(ref d);
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create(r0, r1, 0f, 0f).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtdq2ps:
             {
                 var s = SseOperand(ref d, 1).AsInt32();
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((float)s.GetElement(0), s.GetElement(1), s.GetElement(2), s.GetElement(3)).AsByte();
+                var result = Vector128.Create(IntegerLane<float>(s.GetElement(0)), IntegerLane<float>(s.GetElement(1)),
+                    IntegerLane<float>(s.GetElement(2)), IntegerLane<float>(s.GetElement(3))).AsByte();
+                CommitSimdFlags(ref d);
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
             case Mnemonic.Cvtdq2pd:
             {
                 var s = SseOperand(ref d, 1).AsInt32();
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((double)s.GetElement(0), s.GetElement(1)).AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create((double)s.GetElement(0), s.GetElement(1)).AsByte();
                 return true;
             }
 
             case Mnemonic.Cvtps2dq: case Mnemonic.Cvttps2dq:
             {
                 var s = SseOperand(ref d, 1).AsSingle();
+                s = Vector128.Create(Daz(s.GetElement(0)), Daz(s.GetElement(1)), Daz(s.GetElement(2)), Daz(s.GetElement(3)));
                 var mode = i.Mnemonic == Mnemonic.Cvttps2dq ? 3 : rc;
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create(
-                    (int)ToInteger(s.GetElement(0), 32, mode), (int)ToInteger(s.GetElement(1), 32, mode),
-                    (int)ToInteger(s.GetElement(2), 32, mode), (int)ToInteger(s.GetElement(3), 32, mode)).AsByte();
+                var result = Vector128.Create(
+                    (int)ToInteger(s.GetElement(0), 32, mode, ref _ext.SimdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _ext.SimdFlags),
+                    (int)ToInteger(s.GetElement(2), 32, mode, ref _ext.SimdFlags), (int)ToInteger(s.GetElement(3), 32, mode, ref _ext.SimdFlags)).AsByte();
+                CommitSimdFlags(ref d);
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
             case Mnemonic.Cvtpd2dq: case Mnemonic.Cvttpd2dq:
             {
                 var s = SseOperand(ref d, 1).AsDouble();
+                s = Vector128.Create(Daz(s.GetElement(0)), Daz(s.GetElement(1)));
                 var mode = i.Mnemonic == Mnemonic.Cvttpd2dq ? 3 : rc;
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create((int)ToInteger(s.GetElement(0), 32, mode), (int)ToInteger(s.GetElement(1), 32, mode), 0, 0).AsByte();
+                var result = Vector128.Create((int)ToInteger(s.GetElement(0), 32, mode, ref _ext.SimdFlags), (int)ToInteger(s.GetElement(1), 32, mode, ref _ext.SimdFlags), 0, 0).AsByte();
+                CommitSimdFlags(ref d);
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result;
                 return true;
             }
 
@@ -171,51 +206,66 @@ public sealed partial class X86Cpu
         }
     }
 
-    private void PackedSingle(ref DecodedInstruction d, Func<float, float, float> op)
+    private void PackedSingle(ref DecodedInstruction d, FloatOp kind, Func<float, float, float> op)
     {
         var b = SseOperand(ref d, 1).AsSingle();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
-        var a = dst.AsSingle();
-        dst = Vector128.Create(op(a.GetElement(0), b.GetElement(0)), op(a.GetElement(1), b.GetElement(1)),
-            op(a.GetElement(2), b.GetElement(2)), op(a.GetElement(3), b.GetElement(3))).AsByte();
+        var a = _ext.Xmm[XmmIndex(d.Instruction.Op0Register)].AsSingle();
+        var result = a;
+        for (var n = 0; n < 4; n++)
+        {
+            result = result.WithElement(n, Lane(kind, op, a.GetElement(n), b.GetElement(n)));
+        }
+
+        CommitSimdFlags(ref d);
+        _ext.Xmm[XmmIndex(d.Instruction.Op0Register)] = result.AsByte();
     }
 
-    private void ScalarSingle(ref DecodedInstruction d, Func<float, float, float> op)
+    private void ScalarSingle(ref DecodedInstruction d, FloatOp kind, Func<float, float, float> op)
     {
         var b = SseOperand(ref d, 1).AsSingle().ToScalar();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
-        dst = dst.AsSingle().WithElement(0, op(dst.AsSingle().ToScalar(), b)).AsByte();
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
+        var r = Lane(kind, op, dst.AsSingle().ToScalar(), b);
+        CommitSimdFlags(ref d);
+        dst = dst.AsSingle().WithElement(0, r).AsByte();
     }
 
-    private void PackedDouble(ref DecodedInstruction d, Func<double, double, double> op)
+    private void PackedDouble(ref DecodedInstruction d, FloatOp kind, Func<double, double, double> op)
     {
         var b = SseOperand(ref d, 1).AsDouble();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
-        var a = dst.AsDouble();
-        dst = Vector128.Create(op(a.GetElement(0), b.GetElement(0)), op(a.GetElement(1), b.GetElement(1))).AsByte();
+        var a = _ext.Xmm[XmmIndex(d.Instruction.Op0Register)].AsDouble();
+        var r0 = Lane(kind, op, a.GetElement(0), b.GetElement(0));
+        var r1 = Lane(kind, op, a.GetElement(1), b.GetElement(1));
+        CommitSimdFlags(ref d);
+        _ext.Xmm[XmmIndex(d.Instruction.Op0Register)] = Vector128.Create(r0, r1).AsByte();
     }
 
-    private void ScalarDouble(ref DecodedInstruction d, Func<double, double, double> op)
+    private void ScalarDouble(ref DecodedInstruction d, FloatOp kind, Func<double, double, double> op)
     {
         var b = SseOperand(ref d, 1).AsDouble().ToScalar();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
-        dst = dst.AsDouble().WithElement(0, op(dst.AsDouble().ToScalar(), b)).AsByte();
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
+        var r = Lane(kind, op, dst.AsDouble().ToScalar(), b);
+        CommitSimdFlags(ref d);
+        dst = dst.AsDouble().WithElement(0, r).AsByte();
     }
+
+
 
     /// <summary>CMPPS/CMPSS with predicate imm8[2:0]: each of the first <paramref name="lanes"/> singles becomes all ones or zero.</summary>
     private void CompareSingles(ref DecodedInstruction d, int lanes)
     {
         var b = SseOperand(ref d, 1).AsSingle();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var a = dst.AsSingle();
         var result = dst.AsUInt32();
         for (var n = 0; n < lanes; n++)
         {
-            var x = a.GetElement(n);
-            var y = b.GetElement(n);
+            var x = Daz(a.GetElement(n));
+            var y = Daz(b.GetElement(n));
+            _ext.SimdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
             result = result.WithElement(n, ComparePredicate((int)d.Immediate & 7, x < y, x == y, float.IsNaN(x) || float.IsNaN(y)) ? uint.MaxValue : 0);
         }
 
+        CommitSimdFlags(ref d);
         dst = result.AsByte();
     }
 
@@ -223,16 +273,18 @@ public sealed partial class X86Cpu
     private void CompareDoubles(ref DecodedInstruction d, int lanes)
     {
         var b = SseOperand(ref d, 1).AsDouble();
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var a = dst.AsDouble();
         var result = dst.AsUInt64();
         for (var n = 0; n < lanes; n++)
         {
-            var x = a.GetElement(n);
-            var y = b.GetElement(n);
+            var x = Daz(a.GetElement(n));
+            var y = Daz(b.GetElement(n));
+            _ext.SimdFlags |= CompareFlags((int)d.Immediate & 7, x, y);
             result = result.WithElement(n, ComparePredicate((int)d.Immediate & 7, x < y, x == y, double.IsNaN(x) || double.IsNaN(y)) ? ulong.MaxValue : 0);
         }
 
+        CommitSimdFlags(ref d);
         dst = result.AsByte();
     }
 
@@ -260,11 +312,12 @@ public sealed partial class X86Cpu
     /// A float-to-integer conversion of <paramref name="bits"/> (32 or 64) with MXCSR rounding mode <paramref name="mode"/>
     /// (0 nearest-even, 1 down, 2 up, 3 toward zero); NaN or out of range gives the integer indefinite (only the sign bit set).
     /// </summary>
-    private static long ToInteger(double value, int bits, int mode)
+    private static long ToInteger(double value, int bits, int mode, ref uint flags)
     {
         var indefinite = bits == 64 ? long.MinValue : int.MinValue;
         if (double.IsNaN(value))
         {
+            flags |= MxcsrInvalid;
             return bits == 64 ? indefinite : (uint)indefinite;
         }
 
@@ -278,7 +331,13 @@ public sealed partial class X86Cpu
         var limit = bits == 64 ? 9223372036854775808.0 : 2147483648.0;
         if (rounded >= limit || rounded < -limit)
         {
+            flags |= MxcsrInvalid;
             return bits == 64 ? indefinite : (uint)indefinite;
+        }
+
+        if (rounded != value)
+        {
+            flags |= MxcsrPrecision;
         }
 
         return bits == 64 ? (long)rounded : (uint)(int)rounded;

@@ -67,7 +67,7 @@ public sealed partial class X86Cpu
                 return true;
             case Mnemonic.Pslldq: case Mnemonic.Psrldq:
             {
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 var count = (int)Math.Min(d.Immediate & 0xFF, 16);
                 var source = dst;
                 var result = Vector128<byte>.Zero;
@@ -88,7 +88,7 @@ public sealed partial class X86Cpu
             {
                 var s = SseOperand(ref d, 1).AsUInt32();
                 var imm = (int)d.Immediate;
-                _xmm[XmmIndex(i.Op0Register)] = Vector128.Create(
+                _ext.Xmm[XmmIndex(i.Op0Register)] = Vector128.Create(
                     s.GetElement(imm & 3), s.GetElement((imm >> 2) & 3), s.GetElement((imm >> 4) & 3), s.GetElement((imm >> 6) & 3)).AsByte();
                 return true;
             }
@@ -105,14 +105,14 @@ public sealed partial class X86Cpu
                     result = result.WithElement(baseLane + n, s.GetElement(baseLane + ((imm >> (2 * n)) & 3)));
                 }
 
-                _xmm[XmmIndex(i.Op0Register)] = result.AsByte();
+                _ext.Xmm[XmmIndex(i.Op0Register)] = result.AsByte();
                 return true;
             }
 
             case Mnemonic.Shufps:
             {
                 var s = SseOperand(ref d, 1).AsUInt32();
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 var a = dst.AsUInt32();
                 var imm = (int)d.Immediate;
                 dst = Vector128.Create(a.GetElement(imm & 3), a.GetElement((imm >> 2) & 3), s.GetElement((imm >> 4) & 3), s.GetElement((imm >> 6) & 3)).AsByte();
@@ -122,7 +122,7 @@ public sealed partial class X86Cpu
             case Mnemonic.Shufpd:
             {
                 var s = SseOperand(ref d, 1).AsUInt64();
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 var imm = (int)d.Immediate;
                 dst = Vector128.Create(dst.AsUInt64().GetElement(imm & 1), s.GetElement((imm >> 1) & 1)).AsByte();
                 return true;
@@ -140,12 +140,12 @@ public sealed partial class X86Cpu
             case Mnemonic.Packuswb: Pack(ref d, 2, (v) => (byte)Math.Clamp(v, 0, 255), 1); return true;
             case Mnemonic.Packssdw: Pack(ref d, 4, (v) => (ushort)SaturateShort(v), 2); return true;
             case Mnemonic.Pextrw:
-                WriteGpr(d.Reg0, _xmm[XmmIndex(i.Op1Register)].AsUInt16().GetElement((int)(d.Immediate & 7)));
+                WriteGpr(d.Reg0, _ext.Xmm[XmmIndex(i.Op1Register)].AsUInt16().GetElement((int)(d.Immediate & 7)));
                 return true;
             case Mnemonic.Pinsrw:
             {
                 var value = i.Op1Kind == OpKind.Memory ? ReadMemory(Linear(ref d), 2) : ReadGpr(d.Reg1);
-                ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+                ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
                 dst = dst.AsUInt16().WithElement((int)(d.Immediate & 7), (ushort)value).AsByte();
                 return true;
             }
@@ -159,7 +159,7 @@ public sealed partial class X86Cpu
     private void Binary(ref DecodedInstruction d, Func<Vector128<byte>, Vector128<byte>, Vector128<byte>> op)
     {
         var source = SseOperand(ref d, 1);
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         dst = op(dst, source);
     }
 
@@ -168,7 +168,7 @@ public sealed partial class X86Cpu
         where T : unmanaged
     {
         var source = SseOperand(ref d, 1);
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var a = MemoryMarshal.Cast<Vector128<byte>, T>(MemoryMarshal.CreateSpan(ref dst, 1));
         var b = MemoryMarshal.Cast<Vector128<byte>, T>(MemoryMarshal.CreateSpan(ref source, 1));
         for (var n = 0; n < a.Length; n++)
@@ -211,7 +211,7 @@ public sealed partial class X86Cpu
     {
         ref var i = ref d.Instruction;
         var count = i.Op1Kind == OpKind.Immediate8 ? d.Immediate & 0xFF : SseOperand(ref d, 1).AsUInt64().ToScalar();
-        ref var dst = ref _xmm[XmmIndex(i.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(i.Op0Register)];
         switch (i.Mnemonic)
         {
             case Mnemonic.Psllw: dst = count > 15 ? Vector128<byte>.Zero : (dst.AsUInt16() << (int)count).AsByte(); break;
@@ -229,7 +229,7 @@ public sealed partial class X86Cpu
     private void Unpack(ref DecodedInstruction d, int lane, bool high)
     {
         var source = SseOperand(ref d, 1);
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var a = dst;
         var result = Vector128<byte>.Zero;
         var half = high ? 8 : 0;
@@ -249,7 +249,7 @@ public sealed partial class X86Cpu
     private void Pack(ref DecodedInstruction d, int lane, Func<int, ushort> narrow, int outLane)
     {
         var source = SseOperand(ref d, 1);
-        ref var dst = ref _xmm[XmmIndex(d.Instruction.Op0Register)];
+        ref var dst = ref _ext.Xmm[XmmIndex(d.Instruction.Op0Register)];
         var count = 16 / lane;
         Span<byte> result = stackalloc byte[16];
         for (var n = 0; n < 2 * count; n++)

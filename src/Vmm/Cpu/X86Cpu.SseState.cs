@@ -25,13 +25,12 @@ public sealed partial class X86Cpu
     private const int XsaveHeaderOffset = 512;
 
     // Bytes 0–23 (FCW, FSW, FTW, FOP, FIP, FDP) and 32–159 (ST0–7) of the legacy area, as last loaded.
-    private readonly byte[] _x87 = NewX87State();
-    private ulong _xcr0 = 1;
 
     /// <summary>XCR0 (the enabled XSAVE components).</summary>
-    public ulong Xcr0 => _xcr0;
+    public ulong Xcr0 => _ext.Xcr0;
 
-    private static byte[] NewX87State()
+    /// <summary>The x87 part of the legacy area in its init state: FCW 0x37F, everything else zero.</summary>
+    internal static byte[] NewX87State()
     {
         var state = new byte[X87RegisterOffset + X87RegisterBytes];
         state[0] = 0x7F;
@@ -54,7 +53,7 @@ public sealed partial class X86Cpu
 
             case Mnemonic.Stmxcsr:
                 RequireSse(ref d);
-                WriteMemory(Linear(ref d), 4, _mxcsr);
+                WriteMemory(Linear(ref d), 4, _ext.Mxcsr);
                 return;
             case Mnemonic.Fxsave: case Mnemonic.Fxsave64:
                 RequireFpuAvailable(ref d);
@@ -73,7 +72,7 @@ public sealed partial class X86Cpu
             {
                 RequireXsave(ref d);
                 var linear = AlignedArea(ref d, 64);
-                var rfbm = _xcr0 & ((Gpr(2) << 32) | (uint)Gpr(0));
+                var rfbm = _ext.Xcr0 & ((Gpr(2) << 32) | (uint)Gpr(0));
                 SaveLegacyArea(linear, x87: (rfbm & 1) != 0, sse: (rfbm & 2) != 0);
                 var header = linear + XsaveHeaderOffset;
                 var xstateBv = ReadMemory(header, 8);
@@ -92,7 +91,7 @@ public sealed partial class X86Cpu
                     RaiseFault(ExceptionVector.GeneralProtection, 0, $"#GP at RIP 0x{_currentIp:x}: XGETBV of XCR{(uint)Gpr(1)}, which does not exist");
                 }
 
-                SetEdxEax(_xcr0);
+                SetEdxEax(_ext.Xcr0);
                 return;
             case Mnemonic.Xsetbv:
             {
@@ -104,7 +103,7 @@ public sealed partial class X86Cpu
                     RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
                 }
 
-                _xcr0 = value;
+                _ext.Xcr0 = value;
                 return;
             }
 
@@ -123,7 +122,7 @@ public sealed partial class X86Cpu
             RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
         }
 
-        _mxcsr = value;
+        _ext.Mxcsr = value;
     }
 
     /// <summary>FXSAVE/FXRSTOR: #NM when CR0.TS or CR0.EM is set (no #UD for CR4.OSFXSR, which only decides whether XMM state is included).</summary>
@@ -171,22 +170,22 @@ public sealed partial class X86Cpu
         {
             for (var n = 0; n < X87HeaderBytes; n += 8)
             {
-                WriteMemory(linear + (ulong)n, 8, BinaryPrimitives.ReadUInt64LittleEndian(_x87.AsSpan(n)));
+                WriteMemory(linear + (ulong)n, 8, BinaryPrimitives.ReadUInt64LittleEndian(_ext.X87.AsSpan(n)));
             }
 
             for (var n = X87RegisterOffset; n < X87RegisterOffset + X87RegisterBytes; n += 8)
             {
-                WriteMemory(linear + (ulong)n, 8, BinaryPrimitives.ReadUInt64LittleEndian(_x87.AsSpan(n)));
+                WriteMemory(linear + (ulong)n, 8, BinaryPrimitives.ReadUInt64LittleEndian(_ext.X87.AsSpan(n)));
             }
         }
 
         if (sse)
         {
-            WriteMemory(linear + 24, 4, _mxcsr);
+            WriteMemory(linear + 24, 4, _ext.Mxcsr);
             WriteMemory(linear + 28, 4, MxcsrMask);
             for (var n = 0; n < XmmRegisterCount; n++)
             {
-                WriteVector(linear + XmmAreaOffset + (ulong)(16 * n), 16, _xmm[n]);
+                WriteVector(linear + XmmAreaOffset + (ulong)(16 * n), 16, _ext.Xmm[n]);
             }
         }
     }
@@ -207,7 +206,7 @@ public sealed partial class X86Cpu
             }
 
             staged[X87HeaderBytes..X87RegisterOffset].Clear();
-            staged.CopyTo(_x87);
+            staged.CopyTo(_ext.X87);
         }
 
         if (sse)
@@ -220,7 +219,7 @@ public sealed partial class X86Cpu
 
             for (var n = 0; n < XmmRegisterCount; n++)
             {
-                _xmm[n] = staged[n];
+                _ext.Xmm[n] = staged[n];
             }
         }
     }
@@ -228,14 +227,14 @@ public sealed partial class X86Cpu
     /// <summary>XRSTOR (standard format): the header is checked first (#GP), then each requested component is loaded or initialised.</summary>
     private void RestoreExtendedArea(ref DecodedInstruction d, ulong linear)
     {
-        var rfbm = _xcr0 & ((Gpr(2) << 32) | (uint)Gpr(0));
+        var rfbm = _ext.Xcr0 & ((Gpr(2) << 32) | (uint)Gpr(0));
         var header = linear + XsaveHeaderOffset;
         var xstateBv = ReadMemory(header, 8);
         var xcompBv = ReadMemory(header + 8, 8);
         var reserved = ReadMemory(header + 16, 8);
-        if ((xstateBv & ~_xcr0) != 0 || xcompBv != 0 || reserved != 0)
+        if ((xstateBv & ~_ext.Xcr0) != 0 || xcompBv != 0 || reserved != 0)
         {
-            _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x} ({d.Instruction}): XSAVE header XSTATE_BV 0x{xstateBv:x}, XCOMP_BV 0x{xcompBv:x}, bytes 16–23 0x{reserved:x} (XCR0 0x{_xcr0:x}; compaction is not supported)";
+            _lastFaultDetail = $"#GP at RIP 0x{_currentIp:x} ({d.Instruction}): XSAVE header XSTATE_BV 0x{xstateBv:x}, XCOMP_BV 0x{xcompBv:x}, bytes 16–23 0x{reserved:x} (XCR0 0x{_ext.Xcr0:x}; compaction is not supported)";
             RaiseFault(ExceptionVector.GeneralProtection, 0, _lastFaultDetail);
         }
 
@@ -252,9 +251,9 @@ public sealed partial class X86Cpu
             }
             else
             {
-                _x87.AsSpan().Clear();
-                _x87[0] = 0x7F;
-                _x87[1] = 0x03;
+                _ext.X87.AsSpan().Clear();
+                _ext.X87[0] = 0x7F;
+                _ext.X87[1] = 0x03;
             }
         }
 
@@ -268,7 +267,7 @@ public sealed partial class X86Cpu
             {
                 for (var n = 0; n < XmmRegisterCount; n++)
                 {
-                    _xmm[n] = Vector128<byte>.Zero;
+                    _ext.Xmm[n] = Vector128<byte>.Zero;
                 }
             }
         }

@@ -18,8 +18,8 @@ public sealed class SseFaultTests
     /// <summary>Runs <paramref name="body"/> with a handler on the vectors that sets ESI = 0x100 + vector and EDI = its error code (when it has one).</summary>
     private static CpuTestMachine Run(int bitness, ulong cr4, Action<Assembler> body, Action<CpuTestMachine>? setup = null)
     {
-        var handlers = new Label[3];
-        var vectors = new[] { 6, 7, 13 };
+        var vectors = new[] { 6, 7, 13, 19 };
+        var handlers = new Label[vectors.Length];
         var m = new CpuTestMachine(bitness, cr4);
         var a = new Assembler(bitness);
         for (var n = 0; n < handlers.Length; n++)
@@ -311,6 +311,31 @@ public sealed class SseFaultTests
             machine.Cpu.SetXmm(1, Vector128.Create((byte)0x80, 0, 0xFF, 0x7F, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0, 0x80, 0x01));
         });
         Assert.That(m.ReadBytes(Data, 16), Is.EqualTo(new byte[] { 1, 0xEE, 3, 0xEE, 5, 0xEE, 7, 0xEE, 9, 0xEE, 11, 0xEE, 13, 0xEE, 15, 0xEE }));
+    }
+
+    [Test]
+    public void AnUnmaskedSimdExceptionIsXmOrUdAndLeavesTheDestination([Values] bool osxmmexcpt)
+    {
+        using var m = Run(64, X86Cpu.Cr4Osfxsr | (osxmmexcpt ? X86Cpu.Cr4Osxmmexcpt : 0), a =>
+        {
+            a.mov(rbx, Data);
+            a.divss(xmm2, xmm1); // masked: ZE set, xmm2 = +inf
+            a.mov(__dword_ptr[rbx], 0x1F80 & ~(1 << 9));
+            a.ldmxcsr(__[rbx]);
+            a.divss(xmm0, xmm1);
+        }, machine =>
+        {
+            machine.Cpu.SetXmm(0, Vector128.CreateScalar(1.0f).AsByte());
+            machine.Cpu.SetXmm(1, Vector128<byte>.Zero);
+            machine.Cpu.SetXmm(2, Vector128.CreateScalar(2.0f).AsByte());
+        });
+        Assert.Multiple(() =>
+        {
+            Assert.That(m[Register.ESI], Is.EqualTo(osxmmexcpt ? 0x113UL : 0x106UL));
+            Assert.That(m.Cpu.GetXmm(0).AsSingle().ToScalar(), Is.EqualTo(1.0f), "an unmasked exception leaves the destination");
+            Assert.That(m.Cpu.GetXmm(2).AsSingle().ToScalar(), Is.EqualTo(float.PositiveInfinity));
+            Assert.That(m.Cpu.Mxcsr & 0x3F, Is.EqualTo(X86Cpu.MxcsrDivideByZero));
+        });
     }
 
     [Test]

@@ -10,25 +10,26 @@ namespace Hypervisor.Vmm.Tests.Cpu;
 /// Every SSE/SSE2 form in <see cref="SseOracleCatalog"/> run on the interpreter and on the host CPU with the same seeded
 /// random XMM registers (random bits, and singles and doubles with the special values), general registers, arithmetic
 /// flags and data block: XMM0–XMM3, RAX, RCX, the arithmetic flags and the data block must agree. MXCSR is the default
-/// on both sides; its exception flags are not compared (the interpreter does not set them).
+/// before each run on both sides, and MXCSR after it (the exception flags the form raised) is compared too.
 /// </summary>
 [NonParallelizable]
 public sealed unsafe class SseOracleTests // unsafe: the native stub takes a pointer to its state block.
 {
     private const int Iterations = 24;
 
-    // State block: XMM0–3 at 0, RAX at 64, RCX at 72, RFLAGS at 80, the 16-byte data block at 96.
+    // State block: XMM0–3 at 0, RAX at 64, RCX at 72, RFLAGS at 80, MXCSR at 88, the 16-byte data block at 96.
     private const int RaxOffset = 64;
     private const int RcxOffset = 72;
     private const int FlagsOffset = 80;
+    private const int MxcsrOffset = 88;
     private const int DataOffset = 96;
     private const int StateBytes = 128;
 
     private static readonly float[] Singles =
-        [0f, -0f, 1f, -1f, 1.5f, 2.5f, -2.5f, 3f, 1e10f, -1e10f, 3e9f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, 1e-40f, 65535.5f, 0.1f];
+        [0f, -0f, 1f, -1f, 1.5f, 2.5f, -2.5f, 3f, 1e10f, -1e10f, 3e9f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, 1e-40f, 65535.5f, 0.1f, 1e-20f, 1.0842022e-19f, 1.1754944e-38f, 3e38f];
 
     private static readonly double[] Doubles =
-        [0d, -0d, 1d, -1d, 1.5d, 2.5d, -2.5d, 3d, 1e19, -1e19, 3e9, double.NaN, double.PositiveInfinity, double.NegativeInfinity, 1e-310, 0.1d, -7.75d];
+        [0d, -0d, 1d, -1d, 1.5d, 2.5d, -2.5d, 3d, 1e19, -1e19, 3e9, double.NaN, double.PositiveInfinity, double.NegativeInfinity, 1e-310, 0.1d, -7.75d, 1e-160, 1.4916681462400413e-154, 2.2250738585072014e-308, 1e308];
 
     private CpuTestMachine? _longMode;
     private CpuTestMachine? _protectedMode;
@@ -59,7 +60,12 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
     public void MatchesHostInProtectedMode([ValueSource(nameof(ProtectedModeCases))] SseOracleCase form, [Values(3)] int seed) =>
         Check(_protectedMode!, form, seed);
 
-    private static void Check(CpuTestMachine machine, SseOracleCase form, int seed)
+    /// <summary>The same forms under MXCSR's other rounding modes (down, up, toward zero) and with FTZ and DAZ.</summary>
+    [Test]
+    public void MatchesHostUnderMxcsrModes([ValueSource(nameof(LongModeCases))] SseOracleCase form, [Values(0x3F80u, 0x5F80u, 0x7F80u, 0x9FC0u)] uint mxcsr) =>
+        Check(_longMode!, form, 11, mxcsr);
+
+    private static void Check(CpuTestMachine machine, SseOracleCase form, int seed, uint mxcsr = X86Cpu.MxcsrDefault)
     {
         Assume.That(NativeCode.IsSupported, Is.True, "the host oracle needs x86-64 Linux");
         var emulated = new Assembler(machine.Bitness);
@@ -95,10 +101,12 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
                 *(ulong*)(state + RaxOffset) = rax;
                 *(ulong*)(state + RcxOffset) = rcx;
                 *(ulong*)(state + FlagsOffset) = flags;
+                *(uint*)(state + MxcsrOffset) = mxcsr;
                 *(Vector128<byte>*)(state + DataOffset) = data;
                 native.Call((ulong*)state);
 
                 machine.Reset();
+                machine.Cpu.SetMxcsr(mxcsr);
                 for (var r = 0; r < 4; r++)
                 {
                     machine.Cpu.SetXmm(r, xmm[r]);
@@ -120,6 +128,7 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
 
                 Compare(differences, "rax", *(ulong*)(state + RaxOffset) & mask, machine[a] & mask);
                 Compare(differences, "rcx", *(ulong*)(state + RcxOffset) & mask, machine[c] & mask);
+                Compare(differences, "mxcsr", *(uint*)(state + MxcsrOffset), machine.Cpu.Mxcsr);
                 Compare(differences, "flags", *(ulong*)(state + FlagsOffset) & X86Cpu.ArithmeticFlags, machine.Rflags & X86Cpu.ArithmeticFlags);
                 var expectedData = *(Vector128<byte>*)(state + DataOffset);
                 var actualData = Vector128.Create(machine.ReadBytes(CpuTestMachine.DataAddress, 16));
@@ -134,7 +143,7 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
                 }
             }
 
-            Assert.That(failures, Is.Empty, () => $"{form} in {machine.Bitness}-bit mode:{Environment.NewLine}{string.Join(Environment.NewLine, failures.Take(4))}");
+            Assert.That(failures, Is.Empty, () => $"{form} in {machine.Bitness}-bit mode, MXCSR 0x{mxcsr:x}:{Environment.NewLine}{string.Join(Environment.NewLine, failures.Take(4))}");
         }
         finally
         {
@@ -187,7 +196,11 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
 
     private static Assembler Stub(SseOracleCase form)
     {
+        // The host thread's own MXCSR is kept on the stack and restored: the form runs under the state block's MXCSR
+        // (another rounding mode, FTZ, DAZ), and .NET must not go on computing in it.
         var a = new Assembler(64);
+        a.sub(rsp, 8);
+        a.stmxcsr(__dword_ptr[rsp]);
         a.mov(r8, rdi);
         a.movdqu(xmm0, __xmmword_ptr[r8]);
         a.movdqu(xmm1, __xmmword_ptr[r8 + 16]);
@@ -196,11 +209,13 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
         a.mov(rax, __qword_ptr[r8 + RaxOffset]);
         a.mov(rcx, __qword_ptr[r8 + RcxOffset]);
         a.lea(rdx, __[r8 + DataOffset]);
+        a.ldmxcsr(__dword_ptr[r8 + MxcsrOffset]);
         a.push(__qword_ptr[r8 + FlagsOffset]);
         a.popfq();
         form.Emit(a, 64);
         a.pushfq();
         a.pop(r9);
+        a.stmxcsr(__dword_ptr[r8 + MxcsrOffset]);
         a.movdqu(__xmmword_ptr[r8], xmm0);
         a.movdqu(__xmmword_ptr[r8 + 16], xmm1);
         a.movdqu(__xmmword_ptr[r8 + 32], xmm2);
@@ -208,6 +223,8 @@ public sealed unsafe class SseOracleTests // unsafe: the native stub takes a poi
         a.mov(__qword_ptr[r8 + RaxOffset], rax);
         a.mov(__qword_ptr[r8 + RcxOffset], rcx);
         a.mov(__qword_ptr[r8 + FlagsOffset], r9);
+        a.ldmxcsr(__dword_ptr[rsp]);
+        a.add(rsp, 8);
         a.ret();
         return a;
     }
