@@ -501,20 +501,19 @@ public sealed class Vm : IDisposable
     }
 
     /// <summary>
-    /// With several interpreter vCPUs: one host thread per application processor, which waits for the guest's
-    /// INIT–SIPI and then runs until the VM ends. The first of them whose exit ends the VM (anything but cancelled)
+    /// With several vCPUs (interpreter, or KVM with the kernel's irqchip): one host thread per application processor,
+    /// which waits for the guest's INIT–SIPI (in the interpreter's halt coordinator, or inside KVM_RUN) and then runs
+    /// until the VM ends. The first of them whose exit ends the VM (anything but cancelled)
     /// cancels the others and the boot vCPU through <paramref name="stopAll"/>.
     /// </summary>
     private ApplicationProcessorThreads StartApplicationProcessors(CancellationTokenSource stopAll)
     {
         var group = new ApplicationProcessorThreads();
-        if (Emulated is not { Halts: not null } emulated)
-        {
-            return group;
-        }
-
+        IEnumerable<IVcpu> applicationProcessors = Emulated is { Halts: not null } emulated
+            ? emulated.Cpus.Skip(1)
+            : Accelerator is KvmAccelerator { Machine.HasIrqchip: true } ? Accelerator.Vcpus.Skip(1) : [];
         var vcpuNode = Options.VcpuNode;
-        foreach (var vcpu in emulated.Cpus.Skip(1))
+        foreach (var vcpu in applicationProcessors)
         {
             var thread = new Thread(() =>
             {

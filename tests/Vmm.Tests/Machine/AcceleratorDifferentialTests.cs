@@ -56,6 +56,26 @@ public sealed class AcceleratorDifferentialTests
         });
     }
 
+    [TestCase("smp", "rounds=20 mib=1", 2)]
+    [TestCase("timer", "deadline=0", 2)]
+    [Category(TestCategories.Guest)]
+    public void SeveralVcpusStartAndInterruptEachOtherTheSameOnBoth(string guest, string commandLine, int cpus)
+    {
+        // KVM gets the kernel's irqchip with more than one vCPU: its local APICs deliver the guest's INIT–SIPI, IPIs
+        // and timer; the interpreter does the same with its own APICs and AP threads.
+        var image = GuestImages.ImagePath(guest);
+        var emulated = Run(image, "emulated", commandLine, cpus);
+        var kvm = Run(image, "kvm", commandLine, cpus);
+        TestContext.Out.WriteLine($"{guest} --smp {cpus}: emulated {emulated.Elapsed.TotalMilliseconds:N0} ms, kvm {kvm.Elapsed.TotalMilliseconds:N0} ms: {kvm.Title}");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(kvm.Console, Is.EqualTo(emulated.Console), "console transcripts (kvm, then emulated)");
+            Assert.That(kvm.Result.ExitCode, Is.EqualTo(emulated.Result.ExitCode), $"exit status; kvm report: {kvm.Title}");
+            Assert.That(emulated.Result.ExitCode, Is.Zero, emulated.Title);
+        });
+    }
+
     [Test]
     public void ATripleFaultLeavesTheSameRegistersOnBoth()
     {
@@ -84,10 +104,10 @@ public sealed class AcceleratorDifferentialTests
         }
     }
 
-    private static AcceleratorRun Run(string image, string accelerator, string commandLine)
+    private static AcceleratorRun Run(string image, string accelerator, string commandLine, int cpus = 1)
     {
         var clock = Stopwatch.StartNew();
-        var result = Hv.Run("run", image, "--accel", accelerator, "--plain", "--timeout", Timeout, "--cmdline", commandLine);
+        var result = Hv.Run("run", image, "--accel", accelerator, "--plain", "--timeout", Timeout, "--smp", $"{cpus}", "--cmdline", commandLine);
         clock.Stop();
         var marker = $"hv run {Path.GetFileName(image)}";
         var at = result.Stdout.StartsWith(marker, StringComparison.Ordinal) ? 0 : result.Stdout.LastIndexOf("\n" + marker, StringComparison.Ordinal) + 1;

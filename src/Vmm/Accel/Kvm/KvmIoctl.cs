@@ -53,6 +53,9 @@ internal static class KvmIoctl
     /// <summary>KVM_GET_SUPPORTED_CPUID (the size is that of the kvm_cpuid2 head).</summary>
     public static readonly nuint GetSupportedCpuid = IoReadWrite(0x05, KvmCpuid2Header.KernelSize);
 
+    /// <summary>KVM_CREATE_IRQCHIP: the in-kernel local APICs, I/O APIC and 8259 pair (before any vCPU is created).</summary>
+    public static readonly nuint CreateIrqchip = Io(0x60);
+
     /// <summary>KVM_CREATE_VCPU.</summary>
     public static readonly nuint CreateVcpu = Io(0x41);
 

@@ -34,6 +34,9 @@ public sealed class KvmMachine : IDisposable
     /// <summary>Most vCPUs a machine may have (the xAPIC id limit).</summary>
     public const int MaxCpuCount = 255;
 
+    /// <summary>True when the machine has the kernel's interrupt controllers (KVM_CREATE_IRQCHIP): with more than one vCPU.</summary>
+    public bool HasIrqchip => CpuCount > 1;
+
     private const int PageSize = 4096;
     private const int InitialCpuidEntries = 128;
     private const int MaxCpuidEntries = 4096;
@@ -451,6 +454,13 @@ public sealed class KvmMachine : IDisposable
     {
         _vmFd = IoctlValue(_systemFd, KvmIoctl.CreateVm, 0, "KVM_CREATE_VM", "the kernel refused to create a VM");
         IoctlValue(_vmFd, KvmIoctl.SetTssAddr, unchecked((nint)TssAddress), "KVM_SET_TSS_ADDR");
+        if (HasIrqchip)
+        {
+            // Several vCPUs wake and start each other with IPIs: the kernel's local APICs do it (INIT–SIPI included; the
+            // application processors wait in KVM_RUN until then). One vCPU keeps user-space HLT exits instead, so a halt
+            // nothing can wake still ends the run (an in-kernel APIC would sleep in the kernel for good).
+            IoctlValue(_vmFd, KvmIoctl.CreateIrqchip, 0, "KVM_CREATE_IRQCHIP", "the kernel refused the in-kernel interrupt controllers");
+        }
 
         _ram = KvmNative.Mmap(
             0,
