@@ -14,37 +14,66 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var mask = MaskOf(bits);
         var a = ReadDestination(ref d, out var linear);
         var b = ReadOperand(ref d, 1) & mask;
-        var carryIn = op is FlagOp.Adc or FlagOp.Sbb && CarryFlag();
         ulong result;
-        while (true)
+        switch (op)
         {
-            result = op switch
-            {
-                FlagOp.Add => (a + b) & mask,
-                FlagOp.Sub => (a - b) & mask,
-                FlagOp.Adc => (a + b + (carryIn ? 1UL : 0)) & mask,
-                _ => (a - b - (carryIn ? 1UL : 0)) & mask,
-            };
-            if (!d.Instruction.HasLockPrefix || linear == 0)
-            {
-                WriteDestination(ref d, linear, result);
+            case FlagOp.Add:
+                result = (a + b) & mask;
                 break;
-            }
-
-            if (TryLockedStore(linear, d.MemorySize, a, result))
-            {
+            case FlagOp.Sub:
+                result = (a - b) & mask;
                 break;
-            }
-
-            a = ReadMemory(linear, d.MemorySize); // another vCPU changed it: a LOCK operation retries on the new value
+            case FlagOp.Adc:
+                _flagCarryIn = CarryFlag();
+                result = (a + b + (_flagCarryIn ? 1UL : 0)) & mask;
+                break;
+            default:
+                _flagCarryIn = CarryFlag();
+                result = (a - b - (_flagCarryIn ? 1UL : 0)) & mask;
+                break;
         }
 
-        if (op is FlagOp.Adc or FlagOp.Sbb)
+        if (d.Instruction.HasLockPrefix && linear != 0)
         {
-            _flagCarryIn = carryIn;
+            result = LockedArith(d.MemorySize, op, linear, ref a, b, mask, result);
+        }
+        else
+        {
+            WriteDestination(ref d, linear, result);
         }
 
         SetFlags(op, bits, a, b, result);
+    }
+
+    /// <summary>
+    /// The store of a LOCK ADD/SUB/ADC/SBB that computed <paramref name="result"/> from <paramref name="a"/>: retried on the
+    /// operand's new value until no other vCPU wrote it in between (kept out of line so the hot unlocked path stays small).
+    /// </summary>
+    /// <returns>The result stored; <paramref name="a"/> is the value it was computed from.</returns>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LockedArith(int size, FlagOp op, ulong linear, ref ulong a, ulong b, ulong mask, ulong result)
+    {
+        var carry = op is FlagOp.Adc or FlagOp.Sbb && _flagCarryIn ? 1UL : 0;
+        while (!TryLockedStore(linear, size, a, result))
+        {
+            a = ReadMemory(linear, size);
+            result = op is FlagOp.Add or FlagOp.Adc ? (a + b + carry) & mask : (a - b - carry) & mask;
+        }
+
+        return result;
+    }
+
+    /// <summary>The store of a LOCK OR/AND/XOR, retried as <see cref="LockedArith"/> is.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ulong LockedLogic(int size, int kind, ulong linear, ref ulong a, ulong b, ulong result)
+    {
+        while (!TryLockedStore(linear, size, a, result))
+        {
+            a = ReadMemory(linear, size);
+            result = kind == 0 ? a | b : kind == 1 ? a & b : a ^ b;
+        }
+
+        return result;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -67,11 +96,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var result = kind == 0 ? a | b : kind == 1 ? a & b : a ^ b;
         if (d.Instruction.HasLockPrefix && linear != 0)
         {
-            while (!TryLockedStore(linear, d.MemorySize, a, result))
-            {
-                a = ReadMemory(linear, d.MemorySize);
-                result = kind == 0 ? a | b : kind == 1 ? a & b : a ^ b;
-            }
+            result = LockedLogic(d.MemorySize, kind, linear, ref a, b, result);
         }
         else
         {
@@ -100,11 +125,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         var carry = CarryFlag();
         if (d.Instruction.HasLockPrefix && linear != 0)
         {
-            while (!TryLockedStore(linear, d.MemorySize, a, result))
-            {
-                a = ReadMemory(linear, d.MemorySize);
-                result = (op == FlagOp.Inc ? a + 1 : a - 1) & mask;
-            }
+            result = LockedArith(d.MemorySize, op == FlagOp.Inc ? FlagOp.Add : FlagOp.Sub, linear, ref a, 1, mask, result);
         }
         else
         {
