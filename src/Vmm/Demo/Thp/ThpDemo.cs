@@ -291,7 +291,8 @@ public sealed partial class ThpDemo
             StormElapsed = stormElapsed,
             Pages2MAfterStorm = refaulted.Pages2M,
             Pages4KAfterStorm = refaulted.Pages4K,
-            RefaultsAfterStorm = refaulted.Faults - afterStorm.Faults,
+            // From the storm's start: the guest runs during the storm and may refault every split range before it ends.
+            RefaultsAfterStorm = refaulted.Faults - before.Faults,
             CollapseSteps = steps,
             Collapsed = khugepaged.Stats.PagesCollapsed - collapsedBefore,
             HugeLeavesAfterCollapse = process.ThpStats.HugeLeaves,

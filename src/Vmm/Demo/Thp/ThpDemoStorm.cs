@@ -27,7 +27,7 @@ public sealed record ThpDemoStorm
     /// <summary>4 KiB EPT leaves present then (the guest's refaults at 4 KiB).</summary>
     public required long Pages4KAfterStorm { get; init; }
 
-    /// <summary>EPT violations between the storm and the collapse pass.</summary>
+    /// <summary>EPT violations from the start of the storm (the guest rewrites under it) to the collapse pass.</summary>
     public required long RefaultsAfterStorm { get; init; }
 
     /// <summary>khugepaged steps of the collapse pass.</summary>
