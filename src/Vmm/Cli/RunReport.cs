@@ -147,7 +147,11 @@ internal static class RunReport
         table.AddRow("exceptions", result.Cpu.ExceptionsDelivered.ToString("N0", c), $"delivered through the IDT ({result.Cpu.PageFaults.ToString("N0", c)} page faults)");
         if (result.Cpu.InterruptsDelivered > 0 || result.Cpu.HaltWakeups > 0)
         {
-            table.AddRow("interrupts", result.Cpu.InterruptsDelivered.ToString("N0", c), $"NMIs and APIC interrupts delivered through the IDT; {result.Cpu.HaltWakeups.ToString("N0", c)} HLTs woken, {result.Cpu.HaltedTicks.ToString("N0", c)} TSC ticks skipped halted");
+            var sleeps = vm.Emulated?.Halts is { } halts
+                ? $"; {halts.Sleeps.ToString("N0", c)} halts slept until another vCPU, {halts.Wakeups.ToString("N0", c)} woken by an IPI or start-up"
+                : string.Empty;
+            var ioApic = vm.Devices.IoApic.Sent > 0 ? $"; {vm.Devices.IoApic.Sent.ToString("N0", c)} from the I/O APIC" : string.Empty;
+            table.AddRow("interrupts", result.Cpu.InterruptsDelivered.ToString("N0", c), $"NMIs and APIC interrupts delivered through the IDT; {result.Cpu.HaltWakeups.ToString("N0", c)} HLTs woken, {result.Cpu.HaltedTicks.ToString("N0", c)} TSC ticks skipped halted{sleeps}{ioApic}");
         }
 
         table.AddRow("device accesses", (result.Cpu.PortIo + result.Cpu.MmioAccesses).ToString("N0", c), $"{result.Cpu.PortIo.ToString("N0", c)} port I/O, {result.Cpu.MmioAccesses.ToString("N0", c)} MMIO");

@@ -238,8 +238,13 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
         }
         else
         {
+            // XCHG with memory is locked whether or not it has the prefix: bytes, words and operands without a writable
+            // TLB entry swap through the same compare-and-swap as the LOCK forms.
             old = ReadMemory(linear, d.Size);
-            WriteMemory(linear, d.Size, value);
+            while (!TryLockedStore(linear, d.Size, old, value))
+            {
+                old = ReadMemory(linear, d.Size);
+            }
         }
 
         WriteRegister(register, old);

@@ -50,32 +50,7 @@ public sealed class InterruptRouter
     /// APIC's LDR/DFR in xAPIC form; lowest priority goes to the lowest-numbered match. No shorthand.
     /// </summary>
     /// <param name="message">The message its redirection entry builds.</param>
-    public void DeliverFromIoApic(in ApicMessage message)
-    {
-        var matched = false;
-        foreach (var apic in _apics)
-        {
-            var match = message.Logical
-                ? apic.MatchesLogical(message.Destination, x2: false)
-                : message.Destination == 0xFFu || message.Destination == (uint)apic.Id;
-            if (!match)
-            {
-                continue;
-            }
-
-            matched = true;
-            Hand(apic, message);
-            if (message.Mode == ApicDeliveryMode.LowestPriority)
-            {
-                break;
-            }
-        }
-
-        if (!matched)
-        {
-            Interlocked.Increment(ref _missed);
-        }
-    }
+    public void DeliverFromIoApic(in ApicMessage message) => DeliverToDestination(message, x2: false);
 
     /// <summary>The APIC with id <paramref name="id"/>.</summary>
     /// <param name="id">The APIC id.</param>
@@ -105,7 +80,15 @@ public sealed class InterruptRouter
                 return;
         }
 
-        var x2 = source.IsX2ApicMode;
+        DeliverToDestination(message, source.IsX2ApicMode);
+    }
+
+    /// <summary>
+    /// Hands <paramref name="message"/> to every APIC its destination names — a physical id (all ones: every APIC) or a
+    /// logical destination in xAPIC or x2APIC form — or to the first match for lowest priority; counts a miss.
+    /// </summary>
+    private void DeliverToDestination(in ApicMessage message, bool x2)
+    {
         var matched = false;
         foreach (var apic in _apics)
         {

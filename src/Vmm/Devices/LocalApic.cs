@@ -797,6 +797,11 @@ public sealed class LocalApic : IMmioDevice
     /// <summary>Passes the EOI of a level-triggered interrupt to the router's I/O APIC (outside this APIC's lock).</summary>
     private void BroadcastPendingEoi()
     {
+        if (Volatile.Read(ref _eoiBroadcast) < 0)
+        {
+            return; // the common case: no level-triggered EOI, no lock taken
+        }
+
         int vector;
         lock (_lock)
         {

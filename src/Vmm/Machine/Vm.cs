@@ -269,24 +269,10 @@ public sealed class Vm : IDisposable
         try
         {
             exit = Accelerator.Vcpus[0].Run(stopAll.Token);
-            if (exit.Kind != VmStopKind.Cancelled)
-            {
-                CancelQuietly(stopAll);
-            }
-
-            foreach (var thread in applicationProcessors.Threads)
-            {
-                thread.Join();
-            }
-
-            // The boot vCPU was cancelled because an application processor ended the VM: that vCPU's exit is the VM's.
-            if (exit.Kind == VmStopKind.Cancelled && applicationProcessors.FirstExit is { } apExit)
-            {
-                exit = apExit;
-            }
         }
         finally
         {
+            // Whatever ended the boot vCPU ends the application processors too.
             CancelQuietly(stopAll);
             foreach (var thread in applicationProcessors.Threads)
             {
@@ -304,6 +290,12 @@ public sealed class Vm : IDisposable
             }
 
             Console.Flush();
+        }
+
+        // The boot vCPU was cancelled because an application processor ended the VM: that vCPU's exit is the VM's.
+        if (exit.Kind == VmStopKind.Cancelled && applicationProcessors.FirstExit is { } apExit)
+        {
+            exit = apExit;
         }
 
         var vcpus = Accelerator.Vcpus.Select(v => new VcpuResult(v.Id, v.Counters, v.CaptureRegisters())).ToArray();

@@ -41,6 +41,23 @@ public sealed class RunCommandTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void SmpGuestExitsZeroAndTheReportCountsHaltsWokenByIpisAndShootdowns()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("smp"), "--smp", "2", "--cmdline", "rounds=20 mib=1", "--plain");
+        var interrupts = result.StdoutLines.SingleOrDefault(l => l.StartsWith("interrupts ", StringComparison.Ordinal));
+        var shootdowns = result.StdoutLines.SingleOrDefault(l => l.StartsWith("TLB shootdowns ", StringComparison.Ordinal));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("smp: OK"));
+            Assert.That(interrupts, Does.Match(@"; [1-9][0-9,]* halts slept until another vCPU, [1-9][0-9,]* woken by an IPI or start-up$"), result.Stdout);
+            Assert.That(shootdowns, Does.Match(@"^TLB shootdowns\s+[0-9,]+\s+[0-9,]+ per second; "), result.Stdout);
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void HelloPrintsItsGreetingThenTheReportAndExitsZero()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("hello"));

@@ -7,7 +7,7 @@ namespace Hypervisor.Vmm.Tests.Cpu;
 /// <summary>
 /// LOCK-prefixed read-modify-writes and CMPXCHG are atomic across vCPUs running on their own threads: every vCPU adds
 /// to shared counters of every width with LOCK INC, ADD, XADD, BTS-free increments through a CMPXCHG loop, and a
-/// CMPXCHG spinlock guarding a plain increment; no update is lost.
+/// CMPXCHG spinlock and a byte XCHG spinlock each guarding a plain increment; no update is lost.
 /// </summary>
 public sealed class LockedOperationRaceTests
 {
@@ -47,6 +47,7 @@ public sealed class LockedOperationRaceTests
             Assert.That(m.ReadByte(Counters + 24), Is.EqualTo((byte)total), "LOCK INC byte");
             Assert.That(m.ReadUInt64(Counters + 32), Is.EqualTo(total), "CMPXCHG loop");
             Assert.That(m.ReadUInt64(Counters + 48), Is.EqualTo(total), "increments under a CMPXCHG spinlock");
+            Assert.That(m.ReadUInt64(Counters + 64), Is.EqualTo(total), "increments under a byte XCHG spinlock");
         });
     }
 
@@ -55,6 +56,7 @@ public sealed class LockedOperationRaceTests
         var loop = a.CreateLabel();
         var retry = a.CreateLabel();
         var spin = a.CreateLabel();
+        var byteSpin = a.CreateLabel();
         a.mov(rdi, Counters);
         a.mov(ecx, Rounds);
         a.Label(ref loop);
@@ -81,6 +83,15 @@ public sealed class LockedOperationRaceTests
         a.inc(rax);
         a.mov(__qword_ptr[rdi + 48], rax);
         a.mov(__dword_ptr[rdi + 40], 0);
+
+        // A byte spinlock at +56 taken with XCHG (locked without the prefix) guarding a plain increment of +64.
+        a.Label(ref byteSpin);
+        a.mov(al, 1);
+        a.xchg(__byte_ptr[rdi + 56], al);
+        a.test(al, al);
+        a.jnz(byteSpin);
+        a.inc(__qword_ptr[rdi + 64]);
+        a.mov(__byte_ptr[rdi + 56], 0);
 
         a.dec(ecx);
         a.jnz(loop);

@@ -115,7 +115,7 @@ public sealed class HaltCoordinator
         }
     }
 
-    /// <summary>Whether vCPU <paramref name="id"/> is asleep (for reports and tests).</summary>
+    /// <summary>Whether vCPU <paramref name="id"/> is asleep now.</summary>
     public bool IsAsleep(int id)
     {
         lock (_lock)
