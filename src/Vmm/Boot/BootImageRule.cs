@@ -77,4 +77,7 @@ public enum BootImageRule
 
     /// <summary>A boot structure the VMM writes (GDT, page tables, start_info, command line) overlaps the image.</summary>
     OverlapsBootData,
+
+    /// <summary>The initial RAM disk cannot be read, is empty, or does not fit in guest RAM.</summary>
+    BadInitrd,
 }

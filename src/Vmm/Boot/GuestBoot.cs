@@ -31,19 +31,20 @@ public static class GuestBoot
     /// <param name="image">The loaded image.</param>
     /// <param name="protocol">The protocol; <see cref="BootProtocol.Auto"/> picks one with <see cref="Resolve"/>.</param>
     /// <param name="commandLine">The kernel command line.</param>
-    /// <exception cref="BootImageException">The image does not support the protocol, or the boot data is bad or does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, BootProtocol protocol, string commandLine)
+    /// <param name="initrd">The initial RAM disk, passed as a boot module (start_info's module list, or multiboot's), or null.</param>
+    /// <exception cref="BootImageException">The image does not support the protocol, or the boot data or the initrd is bad or does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, BootProtocol protocol, string commandLine, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         switch (Resolve(image, protocol))
         {
             case BootProtocol.Pvh:
-                return PvhBoot.Setup(memory, image, commandLine);
+                return PvhBoot.Setup(memory, image, commandLine, initrd);
             case BootProtocol.Multiboot:
-                return MultibootBoot.Setup(memory, image, commandLine);
+                return MultibootBoot.Setup(memory, image, commandLine, initrd);
             case BootProtocol.LongMode:
                 var state = LongModeBoot.Setup(memory, image, LongModeBoot.DefaultStackTop);
-                return state with { Rdi = PvhBoot.WriteStartInfo(memory, commandLine, image) };
+                return state with { Rdi = PvhBoot.WriteStartInfo(memory, commandLine, image, initrd) };
             default:
                 throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "boot protocol must be Auto, LongMode, Pvh or Multiboot");
         }

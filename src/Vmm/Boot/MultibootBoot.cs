@@ -17,6 +17,17 @@ public static class MultibootBoot
     /// <summary>Info flag bit 2: cmdline is valid.</summary>
     public const uint InfoCommandLine = 1u << 2;
 
+    /// <summary>Info flag bit 3: mods_count and mods_addr are valid.</summary>
+    public const uint InfoModules = 1u << 3;
+
+    /// <summary>Guest-physical address of the module list (one 16-byte record per module: the initrd) and its string.</summary>
+    public const ulong ModulesAddress = 0x6100;
+
+    /// <summary>Size of one module record (mod_start, mod_end, string, reserved).</summary>
+    public const int ModuleRecordSize = 16;
+
+    private static readonly byte[] ModuleString = "initrd\0"u8.ToArray();
+
     /// <summary>Info flag bit 6: mmap_length and mmap_addr are valid.</summary>
     public const uint InfoMemoryMap = 1u << 6;
 
@@ -49,15 +60,19 @@ public static class MultibootBoot
     /// <param name="commandLineAddress">cmdline.</param>
     /// <param name="mmapAddress">mmap_addr.</param>
     /// <param name="mmapLength">mmap_length in bytes.</param>
-    public static byte[] Info(ulong ramSize, uint commandLineAddress, uint mmapAddress, uint mmapLength)
+    /// <param name="modulesAddress">mods_addr (0 with no modules).</param>
+    /// <param name="moduleCount">mods_count.</param>
+    public static byte[] Info(ulong ramSize, uint commandLineAddress, uint mmapAddress, uint mmapLength, uint modulesAddress = 0, uint moduleCount = 0)
     {
         var bytes = new byte[InfoSize];
         var s = bytes.AsSpan();
         var upper = ramSize > GuestMemoryMap.HighMemoryStart ? (ramSize - GuestMemoryMap.HighMemoryStart) / 1024 : 0;
-        BinaryPrimitives.WriteUInt32LittleEndian(s, InfoMemory | InfoCommandLine | InfoMemoryMap);
+        BinaryPrimitives.WriteUInt32LittleEndian(s, InfoMemory | InfoCommandLine | InfoMemoryMap | (moduleCount > 0 ? InfoModules : 0));
         BinaryPrimitives.WriteUInt32LittleEndian(s[4..], (uint)(Math.Min(ramSize, GuestMemoryMap.EbdaStart) / 1024));
         BinaryPrimitives.WriteUInt32LittleEndian(s[8..], (uint)Math.Min(upper, uint.MaxValue));
         BinaryPrimitives.WriteUInt32LittleEndian(s[16..], commandLineAddress);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[20..], moduleCount);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[24..], modulesAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(s[44..], mmapLength);
         BinaryPrimitives.WriteUInt32LittleEndian(s[48..], mmapAddress);
         return bytes;
@@ -84,8 +99,9 @@ public static class MultibootBoot
     /// <param name="memory">Guest RAM.</param>
     /// <param name="image">The loaded image; it must carry a multiboot header and be clear of the boot data.</param>
     /// <param name="commandLine">The kernel command line.</param>
-    /// <exception cref="BootImageException">The image has no multiboot header, the command line is bad, or the boot data does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine)
+    /// <param name="initrd">The initial RAM disk, passed as the one module (string "initrd"), or null.</param>
+    /// <exception cref="BootImageException">The image has no multiboot header, the command line is bad, or the boot data or the initrd does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(image);
         if (image.MultibootEntry is not { } entry)
@@ -95,7 +111,7 @@ public static class MultibootBoot
                 $"image with ELF entry 0x{image.ElfEntry:x} has no multiboot header (magic 0x{MultibootHeader.Magic:X8} in its first {ElfImage.MultibootSearchLimit} bytes): multiboot boot needs one");
         }
 
-        return Setup(memory, entry, commandLine, image);
+        return Setup(memory, entry, commandLine, image, initrd);
     }
 
     /// <summary>Writes GDT, info, memory map and command line; returns the 32-bit state entering <paramref name="entry"/>.</summary>
@@ -103,15 +119,29 @@ public static class MultibootBoot
     /// <param name="entry">The 32-bit physical entry.</param>
     /// <param name="commandLine">The kernel command line.</param>
     /// <param name="image">The loaded image to keep clear of, or null.</param>
-    /// <exception cref="BootImageException">The command line is bad or the boot data does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null)
+    /// <param name="initrd">The initial RAM disk, passed as the one module (string "initrd"), or null.</param>
+    /// <exception cref="BootImageException">The command line is bad or the boot data or the initrd does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         var cmdline = BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize);
         var map = MemoryMap(GuestMemoryMap.Build(memory.Size));
         var gdt = PvhBoot.Gdt();
         BootMemory.Place(memory, image, GdtAddress, BootMemory.ToBytes(gdt), "GDT");
-        BootMemory.Place(memory, image, InfoAddress, Info(memory.Size, (uint)CommandLineAddress, (uint)MmapAddress, (uint)map.Length), "multiboot information");
+        uint modules = 0;
+        if (initrd is not null)
+        {
+            var gpa = initrd.Place(memory, image);
+            var record = new byte[ModuleRecordSize + ModuleString.Length];
+            BinaryPrimitives.WriteUInt32LittleEndian(record, (uint)gpa);
+            BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(4), (uint)(gpa + (ulong)initrd.Data.Length));
+            BinaryPrimitives.WriteUInt32LittleEndian(record.AsSpan(8), (uint)(ModulesAddress + ModuleRecordSize));
+            ModuleString.CopyTo(record.AsSpan(ModuleRecordSize));
+            BootMemory.Place(memory, image, ModulesAddress, record, "multiboot module list");
+            modules = 1;
+        }
+
+        BootMemory.Place(memory, image, InfoAddress, Info(memory.Size, (uint)CommandLineAddress, (uint)MmapAddress, (uint)map.Length, modules > 0 ? (uint)ModulesAddress : 0, modules), "multiboot information");
         BootMemory.Place(memory, image, MmapAddress, map, "multiboot memory map");
         BootMemory.Place(memory, image, CommandLineAddress, cmdline, "command line");
         return BootMemory.Flat32(entry, GdtAddress, gdt) with { Rax = BootloaderMagic, Rbx = InfoAddress };

@@ -27,6 +27,12 @@ public static class PvhBoot
     /// <summary>Guest-physical address of hvm_start_info.</summary>
     public const ulong StartInfoAddress = 0x6000;
 
+    /// <summary>Guest-physical address of the module list (one hvm_modlist_entry per module: the initrd).</summary>
+    public const ulong ModlistAddress = 0x6100;
+
+    /// <summary>Size of one hvm_modlist_entry (paddr, size, cmdline_paddr, reserved).</summary>
+    public const int ModlistEntrySize = 32;
+
     /// <summary>Guest-physical address of the memory map.</summary>
     public const ulong MemmapAddress = 0x7000;
 
@@ -40,19 +46,34 @@ public static class PvhBoot
     public static ulong[] Gdt() =>
         [0, GdtEntry.Create(0xC09B, 0, 0xFFFFF), GdtEntry.Create(0xC093, 0, 0xFFFFF), GdtEntry.Create(0x008B, 0, 0x67)];
 
-    /// <summary>The 56 bytes of hvm_start_info version 1 with no modules and no RSDP.</summary>
+    /// <summary>The 56 bytes of hvm_start_info version 1 (no RSDP).</summary>
     /// <param name="commandLinePaddr">cmdline_paddr.</param>
     /// <param name="memmapPaddr">memmap_paddr.</param>
     /// <param name="memmapEntries">memmap_entries.</param>
-    public static byte[] StartInfo(ulong commandLinePaddr, ulong memmapPaddr, uint memmapEntries)
+    /// <param name="modlistPaddr">modlist_paddr (0 with no modules).</param>
+    /// <param name="moduleCount">nr_modules.</param>
+    public static byte[] StartInfo(ulong commandLinePaddr, ulong memmapPaddr, uint memmapEntries, ulong modlistPaddr = 0, uint moduleCount = 0)
     {
         var bytes = new byte[StartInfoSize];
         var s = bytes.AsSpan();
         BinaryPrimitives.WriteUInt32LittleEndian(s, StartInfoMagic);
         BinaryPrimitives.WriteUInt32LittleEndian(s[4..], StartInfoVersion);
+        BinaryPrimitives.WriteUInt32LittleEndian(s[12..], moduleCount);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[16..], modlistPaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(s[24..], commandLinePaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(s[40..], memmapPaddr);
         BinaryPrimitives.WriteUInt32LittleEndian(s[48..], memmapEntries);
+        return bytes;
+    }
+
+    /// <summary>One hvm_modlist_entry: the module's address and size, no command line.</summary>
+    /// <param name="paddr">paddr.</param>
+    /// <param name="size">size.</param>
+    public static byte[] ModuleEntry(ulong paddr, ulong size)
+    {
+        var bytes = new byte[ModlistEntrySize];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, paddr);
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(8), size);
         return bytes;
     }
 
@@ -76,8 +97,9 @@ public static class PvhBoot
     /// <param name="memory">Guest RAM.</param>
     /// <param name="image">The loaded image; it must carry a PVH note and be clear of the boot data.</param>
     /// <param name="commandLine">The kernel command line.</param>
-    /// <exception cref="BootImageException">The image has no PVH note, the command line is bad, or the boot data does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine)
+    /// <param name="initrd">The initial RAM disk, passed as the one module, or null.</param>
+    /// <exception cref="BootImageException">The image has no PVH note, the command line is bad, or the boot data or the initrd does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(image);
         if (image.PvhEntry is not { } entry)
@@ -87,7 +109,7 @@ public static class PvhBoot
                 $"image with ELF entry 0x{image.ElfEntry:x} has no Xen PHYS32_ENTRY note (name \"Xen\", type {ElfImage.XenElfNotePhys32Entry}): PVH boot needs one");
         }
 
-        return Setup(memory, entry, commandLine, image);
+        return Setup(memory, entry, commandLine, image, initrd);
     }
 
     /// <summary>Writes GDT, start info, memory map and command line; returns the 32-bit state entering <paramref name="entry"/>.</summary>
@@ -95,14 +117,15 @@ public static class PvhBoot
     /// <param name="entry">The 32-bit physical entry.</param>
     /// <param name="commandLine">The kernel command line.</param>
     /// <param name="image">The loaded image to keep clear of, or null.</param>
-    /// <exception cref="BootImageException">The command line is bad or the boot data does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null)
+    /// <param name="initrd">The initial RAM disk, passed as the one module, or null.</param>
+    /// <exception cref="BootImageException">The command line is bad or the boot data or the initrd does not fit.</exception>
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         var cmdline = BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize);
         var gdt = Gdt();
         BootMemory.Place(memory, image, GdtAddress, BootMemory.ToBytes(gdt), "GDT");
-        var startInfo = WriteStartInfo(memory, cmdline, image);
+        var startInfo = WriteStartInfo(memory, cmdline, image, initrd);
         return BootMemory.Flat32(entry, GdtAddress, gdt) with { Rbx = startInfo };
     }
 
@@ -113,18 +136,29 @@ public static class PvhBoot
     /// <param name="memory">Guest RAM.</param>
     /// <param name="commandLine">The kernel command line.</param>
     /// <param name="image">The loaded image to keep clear of, or null.</param>
+    /// <param name="initrd">The initial RAM disk, passed as the one module, or null.</param>
     /// <returns>The guest-physical address of hvm_start_info.</returns>
-    /// <exception cref="BootImageException">The command line is bad or the boot data does not fit.</exception>
-    public static ulong WriteStartInfo(IGuestPhysicalMemory memory, string commandLine, LoadedImage? image = null)
+    /// <exception cref="BootImageException">The command line is bad or the boot data or the initrd does not fit.</exception>
+    public static ulong WriteStartInfo(IGuestPhysicalMemory memory, string commandLine, LoadedImage? image = null, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        return WriteStartInfo(memory, BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize), image);
+        return WriteStartInfo(memory, BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize), image, initrd);
     }
 
-    private static ulong WriteStartInfo(IGuestPhysicalMemory memory, byte[] cmdline, LoadedImage? image)
+    private static ulong WriteStartInfo(IGuestPhysicalMemory memory, byte[] cmdline, LoadedImage? image, InitialRamDisk? initrd)
     {
         var map = GuestMemoryMap.Build(memory.Size);
-        BootMemory.Place(memory, image, StartInfoAddress, StartInfo(CommandLineAddress, MemmapAddress, (uint)map.Length), "hvm_start_info");
+        ulong modlist = 0;
+        uint modules = 0;
+        if (initrd is not null)
+        {
+            var gpa = initrd.Place(memory, image);
+            BootMemory.Place(memory, image, ModlistAddress, ModuleEntry(gpa, (ulong)initrd.Data.Length), "PVH module list");
+            modlist = ModlistAddress;
+            modules = 1;
+        }
+
+        BootMemory.Place(memory, image, StartInfoAddress, StartInfo(CommandLineAddress, MemmapAddress, (uint)map.Length, modlist, modules), "hvm_start_info");
         BootMemory.Place(memory, image, MemmapAddress, MemoryMap(map), "PVH memory map");
         BootMemory.Place(memory, image, CommandLineAddress, cmdline, "command line");
         return StartInfoAddress;

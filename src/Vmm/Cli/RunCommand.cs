@@ -71,8 +71,13 @@ internal static class RunCommand
             1,
             MaxVms);
         var memory = CliOptions.Size("--mem", "-m", "Guest RAM", DefaultMemoryBytes, VmOptions.MinMemoryBytes, VmOptions.MaxMemoryBytes);
-        var smp = CliOptions.BoundedInt("--smp", "vCPUs reported to the guest; only the boot vCPU runs (no INIT/SIPI is emulated).", 1, 1, VmOptions.MaxCpuCount);
+        var smp = CliOptions.BoundedInt("--smp", "vCPUs: the boot vCPU starts at the image's entry, the others wait for the guest's INIT-SIPI-SIPI, each on its own thread.", 1, 1, VmOptions.MaxCpuCount);
         var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
+        var initrd = new Option<FileInfo?>("--initrd")
+        {
+            Description = "An initial RAM disk (initramfs) passed to the guest as a boot module (PVH start_info's module list, or multiboot's), placed at the top of RAM below 4 GiB.",
+            HelpName = "FILE",
+        };
         var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
         var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
@@ -108,7 +113,7 @@ internal static class RunCommand
         var thp = RunThpOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All))
         {
             command.Options.Add(option);
         }
@@ -131,6 +136,15 @@ internal static class RunCommand
                     return ExitCodes.InputError;
                 }
             }
+
+            var initrdFile = parseResult.GetValue(initrd);
+            if (initrdFile is { Exists: false })
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}initrd '{initrdFile.FullName}' does not exist (build the Linux guest's with 'make -C guests linux')");
+                return ExitCodes.InputError;
+            }
+
+            var initialRamDisk = initrdFile is null ? null : InitialRamDisk.Load(initrdFile.FullName);
 
             // Each VM's image, in VM order: the images as given, or one image N times.
             var images = files.Length > 1 ? files : Enumerable.Repeat(files[0], copies).ToArray();
@@ -174,6 +188,7 @@ internal static class RunCommand
                 MemoryBytes = parseResult.GetValue(memory).Bytes,
                 CpuCount = parseResult.GetValue(smp),
                 CommandLine = parseResult.GetValue(commandLine) ?? string.Empty,
+                InitialRamDisk = initialRamDisk,
                 Protocol = parseResult.GetValue(protocol),
                 InstructionLimit = instructionLimit,
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,

@@ -224,7 +224,7 @@ public sealed class Vm : IDisposable
         ArgumentNullException.ThrowIfNull(image);
         var loaded = ImageLoader.Load(image, Ram);
         Protocol = GuestBoot.Resolve(loaded, Options.Protocol);
-        var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine);
+        var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine, Options.InitialRamDisk);
         Accelerator.Vcpus[0].SetInitialState(state);
         Image = loaded;
         _logger.LogInformation("Booting via {Protocol} at RIP 0x{Rip:x} with {Memory} MiB on {Accelerator}", Protocol, state.Rip, Options.MemoryBytes >> 20, Accelerator.Kind);

@@ -42,11 +42,14 @@ public sealed record VmOptions
     /// <summary>Guest RAM in bytes (a multiple of 4 KiB).</summary>
     public ulong MemoryBytes { get; init; } = 128UL << 20;
 
-    /// <summary>vCPUs reported to the guest (fw_cfg, MP); only the boot vCPU runs (no INIT/SIPI is emulated).</summary>
+    /// <summary>vCPUs: the boot vCPU starts at the image's entry, the others on the guest's INIT-SIPI-SIPI.</summary>
     public int CpuCount { get; init; } = 1;
 
     /// <summary>The guest command line.</summary>
     public string CommandLine { get; init; } = string.Empty;
+
+    /// <summary>The initial RAM disk passed as a boot module, or null.</summary>
+    public InitialRamDisk? InitialRamDisk { get; init; }
 
     /// <summary>The boot protocol (Auto picks PVH, then 64-bit entry, then multiboot).</summary>
     public BootProtocol Protocol { get; init; } = BootProtocol.Auto;
