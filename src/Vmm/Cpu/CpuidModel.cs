@@ -6,7 +6,7 @@ namespace Hypervisor.Vmm.Cpu;
 /// The CPUID the interpreter reports, shaped like KVM's: the host CPU's vendor string, the hypervisor bit and
 /// hypervisor leaves at 0x40000000 with this project's signature, and exactly the features the interpreter
 /// implements — the x86-64 integer ISA, SYSCALL and SYSENTER, MTRRs and PAT, CLFLUSH/CLFLUSHOPT/CLWB, RDPID, SMEP/SMAP,
-/// SSE/SSE2 with FXSAVE and XSAVE (x87 and SSE components), the local APIC with x2APIC and the TSC-deadline timer, and no x87 arithmetic, MMX, SSE3+, AVX or MCE. Intel's architectural PMU is absent (leaf 0xA is all zero).
+/// SSE/SSE2 with FXSAVE and XSAVE (x87 and SSE components), the local APIC with x2APIC and the TSC-deadline timer, the x87 FPU's control instructions (FNINIT, FNSTSW, FLDCW … — an x86-64 OS requires the FPU bit) but no x87 arithmetic, MMX, SSE3+, AVX or MCE. Intel's architectural PMU is absent (leaf 0xA is all zero).
 /// </summary>
 public static class CpuidModel
 {
@@ -31,8 +31,8 @@ public static class CpuidModel
     /// <summary>The XSAVE area's size for every supported component: the 512-byte legacy area and the 64-byte header.</summary>
     public const uint XsaveAreaBytes = 576;
 
-    /// <summary>Leaf 1 EDX: PSE, TSC, MSR, PAE, CX8, APIC, SEP, MTRR, PGE, CMOV, PAT, CLFSH, FXSR, SSE, SSE2.</summary>
-    public const uint Leaf1Edx = (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 11) | (1u << 12)
+    /// <summary>Leaf 1 EDX: FPU (the x87 control instructions; no x87 arithmetic), PSE, TSC, MSR, PAE, CX8, APIC, SEP, MTRR, PGE, CMOV, PAT, CLFSH, FXSR, SSE, SSE2.</summary>
+    public const uint Leaf1Edx = 1u | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 8) | (1u << 9) | (1u << 11) | (1u << 12)
         | (1u << 13) | (1u << 15) | (1u << 16) | (1u << 19) | (1u << 24) | (1u << 25) | (1u << 26);
 
     /// <summary>Leaf 1 ECX: CX16, x2APIC, POPCNT, TSC-deadline, XSAVE, hypervisor (OSXSAVE, bit 27, follows CR4.OSXSAVE).</summary>

@@ -137,6 +137,9 @@ internal enum Op : byte
     Lar,
     Lsl,
 
+    /// <summary>VERR/VERW: whether a selector's segment is readable/writable at the current privilege (ZF).</summary>
+    Verify,
+
     // Specialised forms chosen at decode time: 32/64-bit general-register destinations (no high-byte registers,
     // no LOCK), so the handler reads slots and a precomputed mask instead of dispatching on operand kinds.
     MovRR,
@@ -178,6 +181,9 @@ internal enum Op : byte
 
     /// <summary>LDMXCSR/STMXCSR, FXSAVE/FXRSTOR, XSAVE/XRSTOR, XGETBV/XSETBV.</summary>
     SseState,
+
+    /// <summary>The x87 control instructions: FNINIT, FNCLEX, WAIT, FNSTSW, FNSTCW, FLDCW, FNSTENV, FLDENV.</summary>
+    X87Control,
 
     /// <summary>SYSCALL.</summary>
     Syscall,

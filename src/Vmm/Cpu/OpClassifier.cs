@@ -235,10 +235,14 @@ internal static class OpClassifier
             ["Lgdt"] = Op.Lgdt, ["Lidt"] = Op.Lidt, ["Sgdt"] = Op.Sgdt, ["Sidt"] = Op.Sidt, ["Ltr"] = Op.Ltr,
             ["Lldt"] = Op.Lldt, ["Str"] = Op.Str, ["Sldt"] = Op.Sldt, ["Invlpg"] = Op.Invlpg, ["Clts"] = Op.Clts,
             ["Lmsw"] = Op.Lmsw, ["Smsw"] = Op.Smsw, ["Swapgs"] = Op.Swapgs, ["Xlatb"] = Op.Xlat, ["Rdpid"] = Op.Rdpid,
-            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl, ["Movnti"] = Op.Mov,
+            ["Lar"] = Op.Lar, ["Lsl"] = Op.Lsl, ["Verr"] = Op.Verify, ["Verw"] = Op.Verify, ["Movnti"] = Op.Mov,
             ["Ldmxcsr"] = Op.SseState, ["Stmxcsr"] = Op.SseState, ["Fxsave"] = Op.SseState, ["Fxsave64"] = Op.SseState,
             ["Fxrstor"] = Op.SseState, ["Fxrstor64"] = Op.SseState, ["Xsave"] = Op.SseState, ["Xsave64"] = Op.SseState,
             ["Xrstor"] = Op.SseState, ["Xrstor64"] = Op.SseState, ["Xgetbv"] = Op.SseState, ["Xsetbv"] = Op.SseState,
+            ["Fninit"] = Op.X87Control, ["Finit"] = Op.X87Control, ["Fnclex"] = Op.X87Control, ["Fclex"] = Op.X87Control,
+            ["Wait"] = Op.X87Control, ["Fnstsw"] = Op.X87Control, ["Fstsw"] = Op.X87Control, ["Fnstcw"] = Op.X87Control,
+            ["Fstcw"] = Op.X87Control, ["Fldcw"] = Op.X87Control, ["Fnstenv"] = Op.X87Control, ["Fstenv"] = Op.X87Control,
+            ["Fldenv"] = Op.X87Control,
         };
         foreach (var name in SseMnemonics)
         {

@@ -276,6 +276,7 @@ public sealed unsafe partial class X86Cpu // unsafe: the memory ALU fast path wo
                 return;
             case Op.Sse: ExecuteSse(ref d); return;
             case Op.SseState: ExecuteSseState(ref d); return;
+            case Op.X87Control: ExecuteX87Control(ref d); return;
             default:
                 ExecuteSystem(ref d);
                 return;

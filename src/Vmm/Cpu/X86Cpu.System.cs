@@ -169,6 +169,9 @@ public sealed partial class X86Cpu
             case Op.Lsl:
                 LoadAccessOrLimit(ref d);
                 return;
+            case Op.Verify:
+                VerifySegment(ref d);
+                return;
             case Op.Syscall: case Op.Sysret: case Op.Sysenter: case Op.Sysexit: case Op.Stac: case Op.Clac: case Op.CacheLineFlush:
                 ExecuteFastSystemCall(ref d);
                 return;
@@ -459,5 +462,24 @@ public sealed partial class X86Cpu
         var state = SegmentState.FromDescriptor(selector, descriptor);
         WriteRegister(d.Instruction.Op0Register, d.Op == Op.Lsl ? state.Limit : descriptor >> 32 & 0x00F0_FF00);
         WriteFlags(FlagZf, FlagZf);
+    }
+
+    /// <summary>
+    /// VERR/VERW: ZF = 1 when the selector names a code or data segment within its table that is readable (VERR: data,
+    /// or code with R) or writable (VERW: data with W) and, unless it is conforming code, has DPL ≥ CPL and DPL ≥ RPL.
+    /// Linux executes VERW on every return to user mode to clear CPU buffers (its MDS mitigation).
+    /// </summary>
+    private void VerifySegment(ref DecodedInstruction d)
+    {
+        var selector = (ushort)ReadOperand(ref d, 0);
+        var descriptor = (selector & 0xFFFC) != 0 && TryDescriptorAddress(selector, out var address) ? ReadSystem(address, 8) : 0;
+        var type = (int)(descriptor >> 40) & 0xF;
+        var isCodeOrData = ((descriptor >> 44) & 1) != 0;
+        var isCode = (type & 8) != 0;
+        var dpl = (int)(descriptor >> 45) & 3;
+        var conforming = isCode && (type & 4) != 0;
+        var privileged = conforming || (dpl >= Cpl && dpl >= (selector & 3));
+        var allowed = d.Instruction.Mnemonic == Mnemonic.Verw ? !isCode && (type & 2) != 0 : !isCode || (type & 2) != 0;
+        WriteFlags(FlagZf, descriptor != 0 && isCodeOrData && privileged && allowed ? FlagZf : 0);
     }
 }

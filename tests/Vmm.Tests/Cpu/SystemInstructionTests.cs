@@ -44,6 +44,29 @@ public sealed class SystemInstructionTests
         });
     }
 
+    [TestCase(true, (ushort)0x08, true, TestName = "VerrOfTheExecuteReadCodeSegmentSetsZf")]
+    [TestCase(false, (ushort)0x08, false, TestName = "VerwOfACodeSegmentClearsZf")]
+    [TestCase(true, (ushort)0x10, true, TestName = "VerrOfTheDataSegmentSetsZf")]
+    [TestCase(false, (ushort)0x10, true, TestName = "VerwOfTheWritableDataSegmentSetsZf")]
+    [TestCase(false, (ushort)0x13, false, TestName = "VerwWithRplAboveTheDplClearsZf")]
+    [TestCase(false, (ushort)0x18, false, TestName = "VerwOfTheTssClearsZf")]
+    [TestCase(false, (ushort)0x00, false, TestName = "VerwOfTheNullSelectorClearsZf")]
+    [TestCase(false, (ushort)0x40, false, TestName = "VerwBeyondTheGdtLimitClearsZf")]
+    public void VerrAndVerwReportAccessibilityInZf(bool read, ushort selector, bool accessible)
+    {
+        // The 32-bit machine's GDT: 0x08 code (execute/read, DPL 0), 0x10 data (read/write, DPL 0), 0x18 the TSS, 0x20 64-bit code; limit 39.
+        using var m = CpuTestMachine.Execute(32, a =>
+        {
+            a.mov(ecx, selector);
+            a.mov(eax, 0x40);      // ZF clear before
+            a.test(eax, eax);
+            if (read) { a.verr(cx); } else { a.verw(cx); }
+            a.setz(bl);
+            a.hlt();
+        });
+        Assert.That(m[Register.EBX] & 0xFF, Is.EqualTo(accessible ? 1u : 0u));
+    }
+
     [Test]
     public void LarAndLslReadAValidDescriptorAndOnlyClearZfForANullOrOutOfTableSelector()
     {
