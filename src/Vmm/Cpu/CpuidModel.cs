@@ -47,6 +47,19 @@ public static class CpuidModel
     /// <summary>Leaf 7 EBX: BMI1 (TZCNT), SMEP, SMAP, CLFLUSHOPT, CLWB.</summary>
     public const uint Leaf7Ebx = (1u << 3) | (1u << 7) | (1u << 20) | (1u << 23) | (1u << 24);
 
+    /// <summary>Leaf 7 EDX: IA32_ARCH_CAPABILITIES (bit 29).</summary>
+    public const uint Leaf7Edx = 1u << 29;
+
+    /// <summary>
+    /// IA32_ARCH_CAPABILITIES (MSR 0x10A): the interpreter executes nothing speculatively, so it declares itself not
+    /// vulnerable to the transient-execution attacks Linux otherwise mitigates at every kernel entry and exit (page-table
+    /// isolation, VERW buffer clearing …): RDCL_NO (0), SSB_NO (4), MDS_NO (5), PSCHANGE_MC_NO (6), TAA_NO (8),
+    /// SBDR_SSDP_NO (13), FBSDP_NO (14), PSDP_NO (15), BHI_NO (20), PBRSB_NO (24), GDS_NO (26), RFDS_NO (27). No control
+    /// bit (IBRS_ALL and the like) is claimed, so no mitigation MSR needs modelling.
+    /// </summary>
+    public const ulong ArchCapabilities = (1ul << 0) | (1ul << 4) | (1ul << 5) | (1ul << 6) | (1ul << 8) | (1ul << 13) | (1ul << 14)
+        | (1ul << 15) | (1ul << 20) | (1ul << 24) | (1ul << 26) | (1ul << 27);
+
     /// <summary>Leaf 7 ECX: RDPID.</summary>
     public const uint Leaf7Ecx = 1u << 22;
 
@@ -76,7 +89,7 @@ public static class CpuidModel
                 // Family 6, model 0x55-like signature; EBX: APIC id, one logical processor per package, CLFLUSH 64 B.
                 return (0x0005_0654, ((uint)apicId << 24) | (1u << 16) | (8u << 8), Leaf1Ecx | (osxsave ? Leaf1EcxOsxsave : 0), Leaf1Edx);
             case 7 when subleaf == 0:
-                return (0, Leaf7Ebx, Leaf7Ecx, 0);
+                return (0, Leaf7Ebx, Leaf7Ecx, Leaf7Edx);
             case 0xD when subleaf == 0:
                 // Supported XCR0 (EDX:EAX), the area for the enabled components and the maximum: equal, since both
                 // components live in the legacy area (XCR0 is 1 or 3, 576 bytes either way).

@@ -6,8 +6,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>
 /// The MSR model, shaped after KVM's for a VM without a virtual PMU: the TSC and TSC_AUX, the APIC base, EFER and the
 /// SYSCALL/SYSENTER MSRs, FS/GS/kernel-GS bases, PAT (reserved memory types #GP), the MTRRs (capabilities, default
-/// type, 11 fixed and 8 variable pairs with their reserved-bit rules), MISC_ENABLE, FEATURE_CONTROL (locked), the
-/// microcode revision, and the Intel and AMD performance-counter ranges (read 0; a write of 0 is accepted, anything
+/// type, 11 fixed and 8 variable pairs with their reserved-bit rules), MISC_ENABLE, FEATURE_CONTROL (locked), ARCH_CAPABILITIES (read-only: no
+/// speculation, so not vulnerable), the microcode revision, and the Intel and AMD performance-counter ranges (read 0; a write of 0 is accepted, anything
 /// else is #GP). Any other MSR is #GP, with one warning per MSR and direction in the log (category <see cref="LogCategory"/>).
 /// </summary>
 /// <remarks>Invariant: every stored MTRR and PAT value passed its validity check; a refused WRMSR changes nothing.</remarks>
@@ -23,6 +23,7 @@ public sealed partial class X86Cpu
     internal const uint MsrBiosUpdateTrigger = 0x79;
     internal const uint MsrMicrocodeRevision = 0x8B;
     internal const uint MsrMtrrCap = 0xFE;
+    internal const uint MsrArchCapabilities = 0x10A;
     internal const uint MsrSysenterCs = 0x174;
     internal const uint MsrSysenterEsp = 0x175;
     internal const uint MsrSysenterEip = 0x176;
@@ -72,6 +73,7 @@ public sealed partial class X86Cpu
             case MsrFeatureControl: return FeatureControlLocked;
             case MsrMicrocodeRevision: return 0;
             case MsrMtrrCap: return MtrrCapabilities;
+            case MsrArchCapabilities: return CpuidModel.ArchCapabilities;
             case MsrSysenterCs: return _ext.SysenterCs;
             case MsrSysenterEsp: return _ext.SysenterEsp;
             case MsrSysenterEip: return _ext.SysenterEip;
@@ -194,6 +196,9 @@ public sealed partial class X86Cpu
                 return;
             case MsrMtrrCap:
                 RefuseMsrWrite(msr, value, "MTRRcap is read-only");
+                return;
+            case MsrArchCapabilities:
+                RefuseMsrWrite(msr, value, "ARCH_CAPABILITIES is read-only");
                 return;
             default:
                 if (FixedMtrrIndex(msr) is var index and >= 0)

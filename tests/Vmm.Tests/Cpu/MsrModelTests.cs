@@ -68,6 +68,22 @@ public sealed class MsrModelTests
     }
 
     [Test]
+    public void ArchCapabilitiesIsAdvertisedReadOnlyAndDeclaresNoTransientExecutionVulnerability()
+    {
+        var (_, _, _, leaf7Edx) = CpuidModel.Query(7, 0, 0);
+        var (faulted, value) = Read(X86Cpu.MsrArchCapabilities);
+        Assert.Multiple(() =>
+        {
+            Assert.That(leaf7Edx & (1u << 29), Is.Not.Zero, "CPUID.(7,0):EDX[29] announces the MSR");
+            Assert.That(faulted, Is.False);
+            Assert.That(value & 1, Is.EqualTo(1UL), "RDCL_NO: no Meltdown, so the guest needs no page-table isolation");
+            Assert.That(value & (1UL << 5), Is.Not.Zero, "MDS_NO: no VERW on every return to user mode");
+            Assert.That(value & (1UL << 1), Is.Zero, "IBRS_ALL is not claimed: SPEC_CTRL is not modelled");
+            Assert.That(Read(X86Cpu.MsrArchCapabilities, 0).Faulted, Is.True, "read-only");
+        });
+    }
+
+    [Test]
     public void MtrrsFollowTheirRules()
     {
         Assert.Multiple(() =>

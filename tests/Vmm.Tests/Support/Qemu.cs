@@ -23,13 +23,17 @@ public static class Qemu
     /// <summary>How long one guest may run under QEMU before the test fails (the oracle's cases take well under a second).</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
-    /// <summary>The full path of <see cref="Executable"/> on PATH; ignores the calling test when it is not there.</summary>
-    public static string Require()
-    {
-        var path = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
+    /// <summary>The full path of <see cref="Executable"/> on PATH, or null.</summary>
+    public static string? FindOnPath() =>
+        (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Select(dir => Path.Combine(dir, Executable))
             .FirstOrDefault(File.Exists);
+
+    /// <summary>The full path of <see cref="Executable"/> on PATH; ignores the calling test when it is not there.</summary>
+    public static string Require()
+    {
+        var path = FindOnPath();
         if (path is null)
         {
             Assert.Ignore($"{Executable} is not on PATH: the QEMU oracle needs QEMU's TCG (apt-get install qemu-system-x86)");

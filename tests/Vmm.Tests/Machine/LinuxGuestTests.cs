@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using Hypervisor.Vmm.Tests.Support;
+
+namespace Hypervisor.Vmm.Tests.Machine;
+
+/// <summary>
+/// Debian's Linux kernel boots on the interpreter to its initramfs, whose /init runs memtest and ends the VM with
+/// memtest's status; the same files under QEMU's TCG print the same banner and userland lines and stop the same way.
+/// Ignored, with the reason, where <c>make -C guests linux</c> has not been run (or QEMU is not installed).
+/// </summary>
+[Category(TestCategories.Guest)]
+public sealed class LinuxGuestTests
+{
+    [Test]
+    public void LinuxBootsToInitRunsMemtestAndExitsWithItsStatusAsUnderQemu()
+    {
+        var (kernel, initrd) = LinuxGuest.Require();
+        var qemu = Qemu.FindOnPath();
+        var qemuRun = qemu is null ? null : Task.Run(() => RunQemu(qemu, kernel, initrd));
+
+        var hv = Hv.Run("run", kernel, "--initrd", initrd, "-m", $"{LinuxGuest.MemoryMiB}M", "--cmdline", LinuxGuest.CommandLine, "--plain", "--timeout", "300");
+        TestContext.Out.WriteLine(hv.Stdout);
+        var userland = LinuxGuest.UserlandLines(hv.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(hv.ExitCode, Is.Zero, "memtest's status through port 0xF4");
+            Assert.That(LinuxGuest.Banner(hv.Stdout), Does.StartWith("Linux version 6."));
+            Assert.That(userland, Has.Some.StartsWith("init: Linux 6."), "/init ran and printed the kernel version");
+            Assert.That(userland, Has.Some.EqualTo("memtest: OK, 2097152 words verified"));
+            Assert.That(userland, Has.Some.EqualTo("init: memtest exited with status 0"));
+        });
+
+        if (qemuRun is null)
+        {
+            Assert.Ignore($"{Qemu.Executable} is not on PATH: hv's side passed; the QEMU comparison needs QEMU's TCG (apt-get install qemu-system-x86)");
+        }
+
+        var (status, console) = qemuRun!.GetAwaiter().GetResult();
+        TestContext.Out.WriteLine($"QEMU status {status}\n{console}");
+        Assert.Multiple(() =>
+        {
+            Assert.That(status, Is.EqualTo((hv.ExitCode << 1) | 1), "QEMU's isa-debug-exit status is (code<<1)|1 of hv's");
+            Assert.That(LinuxGuest.Banner(console), Is.EqualTo(LinuxGuest.Banner(hv.Stdout)));
+            Assert.That(LinuxGuest.UserlandLines(console).Where(l => !l.StartsWith("init: MemTotal", StringComparison.Ordinal)),
+                Is.EqualTo(userland.Where(l => !l.StartsWith("init: MemTotal", StringComparison.Ordinal))), "the same userland lines (MemTotal differs with the firmware's reservations)");
+        });
+    }
+
+    [Test]
+    public void LinuxRunsUnderAHostLimitBelowItsRam()
+    {
+        var (kernel, initrd) = LinuxGuest.Require();
+
+        var hv = Hv.Run("run", kernel, "--initrd", initrd, "-m", $"{LinuxGuest.MemoryMiB}M", "--host-mem", "96M", "--swap", "zram",
+            "--cmdline", LinuxGuest.CommandLine + " memtest.mib=128", "--plain", "--timeout", "300");
+        TestContext.Out.WriteLine(hv.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(hv.ExitCode, Is.Zero);
+            Assert.That(LinuxGuest.UserlandLines(hv.Stdout), Has.Some.EqualTo("memtest: OK, 16777216 words verified"));
+            Assert.That(hv.Stdout, Does.Match(@"pswpout\s+[1-9]"), "guest pages went to swap under the limit");
+        });
+    }
+
+    private static (int Status, string Console) RunQemu(string qemu, string kernel, string initrd)
+    {
+        var start = new ProcessStartInfo(qemu,
+        [
+            "-accel", "tcg", "-machine", "pc", "-cpu", "max", "-m", $"{LinuxGuest.MemoryMiB}M", "-smp", "1",
+            "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-kernel", kernel, "-initrd", initrd, "-append", LinuxGuest.CommandLine,
+        ])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            return (-1, stdout.Result);
+        }
+
+        return (process.ExitCode, stdout.Result);
+    }
+}
