@@ -9,6 +9,7 @@ using Hypervisor.HostMm;
 using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
+using Hypervisor.Vmm.Acpi;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Emulated;
 using Hypervisor.Vmm.Accel.Kvm;
@@ -217,14 +218,15 @@ public sealed class Vm : IDisposable
     /// <summary>The boot protocol <see cref="Boot"/> used.</summary>
     public BootProtocol Protocol { get; private set; }
 
-    /// <summary>Loads <paramref name="image"/> into guest RAM, writes the boot protocol's data and sets the boot vCPU's state.</summary>
+    /// <summary>Loads <paramref name="image"/> into guest RAM, writes the boot protocol's data and the ACPI tables, and sets the boot vCPU's state.</summary>
     /// <exception cref="BootImageException">The image does not fit, or does not support the protocol.</exception>
     public LoadedImage Boot(ElfImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
         var loaded = ImageLoader.Load(image, Ram);
         Protocol = GuestBoot.Resolve(loaded, Options.Protocol);
-        var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine);
+        var acpi = new AcpiTableBuilder(Options.CpuCount, Devices.PowerOff.S5SleepType, IoApic.InitialId).Build();
+        var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine, acpi);
         Accelerator.Vcpus[0].SetInitialState(state);
         Image = loaded;
         _logger.LogInformation("Booting via {Protocol} at RIP 0x{Rip:x} with {Memory} MiB on {Accelerator}", Protocol, state.Rip, Options.MemoryBytes >> 20, Accelerator.Kind);
