@@ -231,7 +231,8 @@ public sealed class AcpiTableBuilder
         BinaryPrimitives.WriteUInt32LittleEndian(s[112..], FadtFlags);
         GenericAddress.Port(AcpiPlatform.ResetPort, 1).Write(s[116..]);
         s[128] = AcpiPlatform.ResetValue;
-        BinaryPrimitives.WriteUInt64LittleEndian(s[132..], facs);
+        // X_FIRMWARE_CTRL (offset 132) stays 0: the FACS is below 4 GiB, and with both fields set Linux's ACPICA installs
+        // it twice (it honours the 32-bit FACS address too).
         BinaryPrimitives.WriteUInt64LittleEndian(s[140..], dsdt);
         GenericAddress.Port(AcpiPlatform.Pm1aEventPort, AcpiPlatform.Pm1EventLength).Write(s[148..]);
         GenericAddress.Port(AcpiPlatform.Pm1aControlPort, AcpiPlatform.Pm1ControlLength).Write(s[172..]);

@@ -137,6 +137,16 @@ public sealed class Vm : IDisposable
                 }
             }
 
+            // The VM's time is the boot vCPU's virtual clock: the PM timer counts it, and kvmclock's wall clock is
+            // the host's time when it was 0.
+            var bootCpu = emulated.Cpus[0].Cpu;
+            Devices.PmTimer.Clock = () => bootCpu.VirtualNanoseconds;
+            var bootWallClock = DateTimeOffset.UtcNow;
+            foreach (var vcpu in emulated.Cpus)
+            {
+                vcpu.Cpu.BootWallClock = bootWallClock;
+            }
+
             Accelerator = emulated;
         }
     }

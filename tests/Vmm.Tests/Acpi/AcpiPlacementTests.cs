@@ -151,4 +151,19 @@ public sealed class AcpiPlacementTests
         Assert.That(localApics, Is.EqualTo(3));
         Assert.That(vm.Accelerator.Kind, Is.EqualTo(AcceleratorKind.Emulated));
     }
+
+    [Test]
+    [Category(TestCategories.Guest)]
+    public void OnTheInterpreterThePmTimerCountsTheBootVcpusVirtualTime()
+    {
+        var image = ElfImage.Parse(File.ReadAllBytes(GuestImages.ImagePath("hello")));
+        using var vm = new Vm(new VmOptions { Timeout = TimeSpan.FromSeconds(60) }, new GuestConsole());
+        vm.Boot(image);
+
+        vm.Run();
+
+        var cpu = vm.Emulated!.Cpus[0].Cpu;
+        Assert.That(cpu.VirtualNanoseconds, Is.GreaterThan(0));
+        Assert.That(vm.Bus.ReadPort(AcpiPlatform.PmTimerPort, 4), Is.EqualTo(AcpiPmTimer.TicksAt(cpu.VirtualNanoseconds)));
+    }
 }
