@@ -1,3 +1,5 @@
+using Hypervisor.Vmm.Acpi;
+
 namespace Hypervisor.Vmm.Boot;
 
 /// <summary>Chooses a boot protocol for a loaded image and runs its builder.</summary>
@@ -31,20 +33,33 @@ public static class GuestBoot
     /// <param name="image">The loaded image.</param>
     /// <param name="protocol">The protocol; <see cref="BootProtocol.Auto"/> picks one with <see cref="Resolve"/>.</param>
     /// <param name="commandLine">The kernel command line.</param>
+    /// <param name="acpi">
+    /// The VM's ACPI tables, or null for none: written at their base whatever the protocol (the RSDP where a legacy
+    /// scan of 0xE0000–0xFFFFF finds it), and named in the start info's rsdp_paddr where there is one (PVH, and the
+    /// direct 64-bit entry's start info).
+    /// </param>
     /// <param name="initrd">The initial RAM disk, passed as a boot module (start_info's module list, or multiboot's), or null.</param>
     /// <exception cref="BootImageException">The image does not support the protocol, or the boot data or the initrd is bad or does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, BootProtocol protocol, string commandLine, InitialRamDisk? initrd = null)
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, BootProtocol protocol, string commandLine, AcpiTables? acpi = null, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        switch (Resolve(image, protocol))
+        var resolved = Resolve(image, protocol);
+        var rsdp = 0UL;
+        if (acpi is not null)
+        {
+            BootMemory.Place(memory, image, acpi.BaseAddress, acpi.Image.Span, "ACPI tables");
+            rsdp = acpi.RsdpAddress;
+        }
+
+        switch (resolved)
         {
             case BootProtocol.Pvh:
-                return PvhBoot.Setup(memory, image, commandLine, initrd);
+                return PvhBoot.Setup(memory, image, commandLine, rsdp, initrd);
             case BootProtocol.Multiboot:
                 return MultibootBoot.Setup(memory, image, commandLine, initrd);
             case BootProtocol.LongMode:
                 var state = LongModeBoot.Setup(memory, image, LongModeBoot.DefaultStackTop);
-                return state with { Rdi = PvhBoot.WriteStartInfo(memory, commandLine, image, initrd) };
+                return state with { Rdi = PvhBoot.WriteStartInfo(memory, commandLine, image, rsdp, initrd) };
             default:
                 throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "boot protocol must be Auto, LongMode, Pvh or Multiboot");
         }

@@ -46,13 +46,14 @@ public static class PvhBoot
     public static ulong[] Gdt() =>
         [0, GdtEntry.Create(0xC09B, 0, 0xFFFFF), GdtEntry.Create(0xC093, 0, 0xFFFFF), GdtEntry.Create(0x008B, 0, 0x67)];
 
-    /// <summary>The 56 bytes of hvm_start_info version 1 (no RSDP).</summary>
+    /// <summary>The 56 bytes of hvm_start_info version 1.</summary>
     /// <param name="commandLinePaddr">cmdline_paddr.</param>
     /// <param name="memmapPaddr">memmap_paddr.</param>
     /// <param name="memmapEntries">memmap_entries.</param>
+    /// <param name="rsdpPaddr">rsdp_paddr (offset 32): the ACPI RSDP, or 0 for none.</param>
     /// <param name="modlistPaddr">modlist_paddr (0 with no modules).</param>
     /// <param name="moduleCount">nr_modules.</param>
-    public static byte[] StartInfo(ulong commandLinePaddr, ulong memmapPaddr, uint memmapEntries, ulong modlistPaddr = 0, uint moduleCount = 0)
+    public static byte[] StartInfo(ulong commandLinePaddr, ulong memmapPaddr, uint memmapEntries, ulong rsdpPaddr = 0, ulong modlistPaddr = 0, uint moduleCount = 0)
     {
         var bytes = new byte[StartInfoSize];
         var s = bytes.AsSpan();
@@ -61,6 +62,7 @@ public static class PvhBoot
         BinaryPrimitives.WriteUInt32LittleEndian(s[12..], moduleCount);
         BinaryPrimitives.WriteUInt64LittleEndian(s[16..], modlistPaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(s[24..], commandLinePaddr);
+        BinaryPrimitives.WriteUInt64LittleEndian(s[32..], rsdpPaddr);
         BinaryPrimitives.WriteUInt64LittleEndian(s[40..], memmapPaddr);
         BinaryPrimitives.WriteUInt32LittleEndian(s[48..], memmapEntries);
         return bytes;
@@ -97,9 +99,10 @@ public static class PvhBoot
     /// <param name="memory">Guest RAM.</param>
     /// <param name="image">The loaded image; it must carry a PVH note and be clear of the boot data.</param>
     /// <param name="commandLine">The kernel command line.</param>
+    /// <param name="rsdpPaddr">The ACPI RSDP's address for the start info, or 0 for none.</param>
     /// <param name="initrd">The initial RAM disk, passed as the one module, or null.</param>
     /// <exception cref="BootImageException">The image has no PVH note, the command line is bad, or the boot data or the initrd does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine, InitialRamDisk? initrd = null)
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, string commandLine, ulong rsdpPaddr = 0, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(image);
         if (image.PvhEntry is not { } entry)
@@ -109,7 +112,7 @@ public static class PvhBoot
                 $"image with ELF entry 0x{image.ElfEntry:x} has no Xen PHYS32_ENTRY note (name \"Xen\", type {ElfImage.XenElfNotePhys32Entry}): PVH boot needs one");
         }
 
-        return Setup(memory, entry, commandLine, image, initrd);
+        return Setup(memory, entry, commandLine, image, rsdpPaddr, initrd);
     }
 
     /// <summary>Writes GDT, start info, memory map and command line; returns the 32-bit state entering <paramref name="entry"/>.</summary>
@@ -117,15 +120,16 @@ public static class PvhBoot
     /// <param name="entry">The 32-bit physical entry.</param>
     /// <param name="commandLine">The kernel command line.</param>
     /// <param name="image">The loaded image to keep clear of, or null.</param>
+    /// <param name="rsdpPaddr">The ACPI RSDP's address for the start info, or 0 for none.</param>
     /// <param name="initrd">The initial RAM disk, passed as the one module, or null.</param>
     /// <exception cref="BootImageException">The command line is bad or the boot data or the initrd does not fit.</exception>
-    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null, InitialRamDisk? initrd = null)
+    public static InitialCpuState Setup(IGuestPhysicalMemory memory, uint entry, string commandLine, LoadedImage? image = null, ulong rsdpPaddr = 0, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         var cmdline = BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize);
         var gdt = Gdt();
         BootMemory.Place(memory, image, GdtAddress, BootMemory.ToBytes(gdt), "GDT");
-        var startInfo = WriteStartInfo(memory, cmdline, image, initrd);
+        var startInfo = WriteStartInfo(memory, cmdline, image, rsdpPaddr, initrd);
         return BootMemory.Flat32(entry, GdtAddress, gdt) with { Rbx = startInfo };
     }
 
@@ -136,16 +140,17 @@ public static class PvhBoot
     /// <param name="memory">Guest RAM.</param>
     /// <param name="commandLine">The kernel command line.</param>
     /// <param name="image">The loaded image to keep clear of, or null.</param>
+    /// <param name="rsdpPaddr">The ACPI RSDP's address for the start info, or 0 for none.</param>
     /// <param name="initrd">The initial RAM disk, passed as the one module, or null.</param>
     /// <returns>The guest-physical address of hvm_start_info.</returns>
     /// <exception cref="BootImageException">The command line is bad or the boot data or the initrd does not fit.</exception>
-    public static ulong WriteStartInfo(IGuestPhysicalMemory memory, string commandLine, LoadedImage? image = null, InitialRamDisk? initrd = null)
+    public static ulong WriteStartInfo(IGuestPhysicalMemory memory, string commandLine, LoadedImage? image = null, ulong rsdpPaddr = 0, InitialRamDisk? initrd = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        return WriteStartInfo(memory, BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize), image, initrd);
+        return WriteStartInfo(memory, BootMemory.EncodeCommandLine(commandLine, CommandLineMaxSize), image, rsdpPaddr, initrd);
     }
 
-    private static ulong WriteStartInfo(IGuestPhysicalMemory memory, byte[] cmdline, LoadedImage? image, InitialRamDisk? initrd)
+    private static ulong WriteStartInfo(IGuestPhysicalMemory memory, byte[] cmdline, LoadedImage? image, ulong rsdpPaddr, InitialRamDisk? initrd)
     {
         var map = GuestMemoryMap.Build(memory.Size);
         ulong modlist = 0;
@@ -158,7 +163,7 @@ public static class PvhBoot
             modules = 1;
         }
 
-        BootMemory.Place(memory, image, StartInfoAddress, StartInfo(CommandLineAddress, MemmapAddress, (uint)map.Length, modlist, modules), "hvm_start_info");
+        BootMemory.Place(memory, image, StartInfoAddress, StartInfo(CommandLineAddress, MemmapAddress, (uint)map.Length, rsdpPaddr, modlist, modules), "hvm_start_info");
         BootMemory.Place(memory, image, MemmapAddress, MemoryMap(map), "PVH memory map");
         BootMemory.Place(memory, image, CommandLineAddress, cmdline, "command line");
         return StartInfoAddress;

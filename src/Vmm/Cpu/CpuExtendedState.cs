@@ -47,6 +47,24 @@ internal sealed class CpuExtendedState
     /// <summary>AMD HWCR.</summary>
     public ulong AmdHwcr;
 
+    /// <summary>What the guest's writes to IA32_TSC have added to the TSC offset in all (the TSC less virtual time).</summary>
+    public long GuestTscAdjust;
+
+    /// <summary>The host's wall-clock time when the VM's virtual time was 0 (what MSR_KVM_WALL_CLOCK_NEW reports).</summary>
+    public DateTimeOffset BootWallClock = DateTimeOffset.UtcNow;
+
+    /// <summary>MSR_KVM_WALL_CLOCK_NEW as last written.</summary>
+    public ulong KvmWallClockMsr;
+
+    /// <summary>MSR_KVM_SYSTEM_TIME_NEW as last written (bit 0: enabled).</summary>
+    public ulong KvmSystemTimeMsr;
+
+    /// <summary>The version last written to the guest's pvclock_vcpu_time_info (even between updates).</summary>
+    public uint PvclockVersion;
+
+    /// <summary>The version last written to the guest's pvclock_wall_clock (even between updates).</summary>
+    public uint WallClockVersion;
+
     /// <summary>The (MSR, write) pairs already logged as outside the model.</summary>
     public HashSet<(uint, bool)>? LoggedMsrs;
 

@@ -4,7 +4,8 @@ namespace Hypervisor.Vmm.Cpu;
 
 /// <summary>
 /// The CPUID the interpreter reports, shaped like KVM's: the host CPU's vendor string, the hypervisor bit and
-/// hypervisor leaves at 0x40000000 with this project's signature, and exactly the features the interpreter
+/// hypervisor leaves at 0x40000000 with this project's signature, KVM's paravirtual leaves at 0x40000100 (kvmclock
+/// only, so a KVM-aware guest such as Linux takes the TSC frequency from its pvclock instead of calibrating), and exactly the features the interpreter
 /// implements — the x86-64 integer ISA, SYSCALL and SYSENTER, MTRRs and PAT, CLFLUSH/CLFLUSHOPT/CLWB, RDPID, SMEP/SMAP,
 /// SSE/SSE2 with FXSAVE and XSAVE (x87 and SSE components), the local APIC with x2APIC and the TSC-deadline timer, the x87 FPU's control instructions (FNINIT, FNSTSW, FLDCW … — an x86-64 OS requires the FPU bit) but no x87 arithmetic, MMX, SSE3+, AVX or MCE. Intel's architectural PMU is absent (leaf 0xA is all zero).
 /// </summary>
@@ -24,6 +25,24 @@ public static class CpuidModel
 
     /// <summary>Leaf 0x40000010 EBX: the local APIC timer's bus frequency in kHz (1 GHz virtual, the TSC's clock).</summary>
     public const uint ApicBusKhz = 1_000_000;
+
+    /// <summary>
+    /// The base of KVM's leaves: 0x40000100, the second of the 0x100-spaced slots that Linux's
+    /// <c>hypervisor_cpuid_base</c> scans (0x40000000 holds this project's own leaves).
+    /// </summary>
+    public const uint KvmLeafBase = 0x4000_0100;
+
+    /// <summary>KVM's signature in EBX, ECX, EDX of <see cref="KvmLeafBase"/>.</summary>
+    public const string KvmSignature = "KVMKVMKVM\0\0\0";
+
+    /// <summary>KVM_FEATURE_CLOCKSOURCE2 (bit 3): the kvmclock MSRs at 0x4b564d00/0x4b564d01.</summary>
+    public const uint KvmFeatureClockSource2 = 1u << 3;
+
+    /// <summary>KVM_FEATURE_CLOCKSOURCE_STABLE_BIT (bit 24): the pvclock's PVCLOCK_TSC_STABLE_BIT may be trusted.</summary>
+    public const uint KvmFeatureClockSourceStableBit = 1u << 24;
+
+    /// <summary>EAX of KVM_CPUID_FEATURES (<see cref="KvmLeafBase"/> + 1): kvmclock and its stable bit, nothing else.</summary>
+    public const uint KvmFeatures = KvmFeatureClockSource2 | KvmFeatureClockSourceStableBit;
 
     /// <summary>The XCR0 bits XSAVE supports: x87 (0) and SSE (1).</summary>
     public const ulong SupportedXcr0 = 0b11;
@@ -98,6 +117,11 @@ public static class CpuidModel
                 return (HypervisorMaxLeaf, Word(HypervisorSignature, 0), Word(HypervisorSignature, 4), Word(HypervisorSignature, 8));
             case 0x4000_0010:
                 return (TscKhz, ApicBusKhz, 0, 0);
+            case KvmLeafBase:
+                return (KvmLeafBase + 1, Word(KvmSignature, 0), Word(KvmSignature, 4), Word(KvmSignature, 8));
+            case KvmLeafBase + 1:
+                // EDX: no hints (KVM_HINTS_REALTIME clear).
+                return (KvmFeatures, 0, 0, 0);
             case 0x8000_0000:
                 return (0x8000_0008, 0, 0, 0);
             case 0x8000_0001:

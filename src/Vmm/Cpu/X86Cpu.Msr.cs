@@ -6,8 +6,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>
 /// The MSR model, shaped after KVM's for a VM without a virtual PMU: the TSC and TSC_AUX, the APIC base, EFER and the
 /// SYSCALL/SYSENTER MSRs, FS/GS/kernel-GS bases, PAT (reserved memory types #GP), the MTRRs (capabilities, default
-/// type, 11 fixed and 8 variable pairs with their reserved-bit rules), MISC_ENABLE, FEATURE_CONTROL (locked), ARCH_CAPABILITIES (read-only: no
-/// speculation, so not vulnerable), the microcode revision, and the Intel and AMD performance-counter ranges (read 0; a write of 0 is accepted, anything
+/// type, 11 fixed and 8 variable pairs with their reserved-bit rules), MISC_ENABLE, FEATURE_CONTROL (locked), ARCH_CAPABILITIES (read-only:
+/// no speculation, so not vulnerable), the microcode revision, KVM's kvmclock MSRs (MSR_KVM_WALL_CLOCK_NEW, MSR_KVM_SYSTEM_TIME_NEW), and the Intel and AMD performance-counter ranges (read 0; a write of 0 is accepted, anything
 /// else is #GP). Any other MSR is #GP, with one warning per MSR and direction in the log (category <see cref="LogCategory"/>).
 /// </summary>
 /// <remarks>Invariant: every stored MTRR and PAT value passed its validity check; a refused WRMSR changes nothing.</remarks>
@@ -91,6 +91,8 @@ public sealed partial class X86Cpu
             case MsrKernelGsBase: return _kernelGsBase;
             case MsrTscAux: return _tscAux;
             case MsrAmdHwcr: return _ext.AmdHwcr;
+            case MsrKvmWallClockNew: return _ext.KvmWallClockMsr;
+            case MsrKvmSystemTimeNew: return _ext.KvmSystemTimeMsr;
             case 0xC001_0010 or 0xC001_001F or 0xC001_0055 or 0xC001_0058 or 0xC001_0112 or 0xC001_0113 or 0xC001_102A:
                 // SYSCFG, NB_CFG, INT_PENDING_MSG, MMIO_CONF_BASE, TSEG base/mask, BU_CFG2: KVM reads them as 0.
                 return 0;
@@ -114,7 +116,9 @@ public sealed partial class X86Cpu
         if (TryWriteApicMsr(msr, value)) { return; }
         switch (msr)
         {
-            case MsrTsc: _tscOffset = (long)value - _instructions; return;
+            case MsrTsc: WriteTsc((long)value); return;
+            case MsrKvmWallClockNew: WriteKvmWallClockMsr(value); return;
+            case MsrKvmSystemTimeNew: WriteKvmSystemTimeMsr(value); return;
             case MsrBiosUpdateTrigger: return;
             case MsrMicrocodeRevision: return;
             case MsrSysenterCs: _ext.SysenterCs = value & 0xFFFF_FFFF; return;

@@ -28,6 +28,9 @@ public sealed class IoApic : IMmioDevice
     /// <summary>Redirection entry bit 16: masked.</summary>
     public const ulong Masked = 1UL << 16;
 
+    /// <summary>The I/O APIC id its ID register holds after reset (bits 27:24 of register 0), as the MADT lists it.</summary>
+    public const int InitialId = 0;
+
     /// <summary>The pin of the ISA IRQ 4 (COM1) in the usual identity ISA mapping.</summary>
     public const int Com1Pin = 4;
 
@@ -41,7 +44,7 @@ public sealed class IoApic : IMmioDevice
     private readonly ulong[] _entries = new ulong[Pins];
     private readonly bool[] _asserted = new bool[Pins];
     private uint _select;
-    private uint _id;
+    private uint _id = InitialId << 24;
     private long _sent;
 
     /// <summary>Creates the I/O APIC on <paramref name="router"/> and makes it the router's (for EOI broadcasts).</summary>

@@ -1,8 +1,11 @@
+using Hypervisor.Vmm.Acpi;
+
 namespace Hypervisor.Vmm.Devices;
 
 /// <summary>
 /// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
-/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
+/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, the ACPI fixed hardware (PM1a event block 0x600 with the SCI on I/O APIC pin 9,
+/// PM1a control / power-off 0x604, PM timer 0x608), an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
 /// <see cref="InterruptRouter"/> (vCPU 0's page is also on the bus at 0xFEE00000, for an accelerator whose vCPUs reach it there). The same
 /// set serves both accelerators, so runs can be compared.
 /// </summary>
@@ -19,10 +22,13 @@ public sealed class PcDevices
         FwCfg = new FwCfg(cpuCount, ramSize);
         Pic = new PicStub();
         PowerOff = new PowerOff(stop);
+        Pm1Event = new AcpiPm1Event();
+        PmTimer = new AcpiPmTimer();
         Interrupts = new InterruptRouter(Math.Clamp(cpuCount, 1, 256));
         LocalApic = Interrupts.ApicOf(0);
         IoApic = new IoApic(Interrupts);
         Uart.InterruptLine = level => IoApic.SetLine(IoApic.Com1Pin, level);
+        Pm1Event.SciLine = level => IoApic.SetLine(AcpiPlatform.SciIrq, level);
     }
 
     /// <summary>The I/O APIC at 0xFEC00000; COM1's interrupt drives its pin 4.</summary>
@@ -55,6 +61,15 @@ public sealed class PcDevices
     /// <summary>Port 0x604.</summary>
     public PowerOff PowerOff { get; }
 
+    /// <summary>Ports 0x600–0x603: PM1_STS and PM1_EN; its SCI drives I/O APIC pin 9.</summary>
+    public AcpiPm1Event Pm1Event { get; }
+
+    /// <summary>
+    /// Ports 0x608–0x60B: the ACPI PM timer, on the host's monotonic clock until the accelerator gives it the VM's
+    /// (the interpreter: the boot vCPU's virtual time).
+    /// </summary>
+    public AcpiPmTimer PmTimer { get; }
+
     /// <summary>The local APICs, one per vCPU, and the bus between them.</summary>
     public InterruptRouter Interrupts { get; }
 
@@ -82,6 +97,8 @@ public sealed class PcDevices
         set.Uart.Attach(bus);
         set.FwCfg.Attach(bus);
         set.PowerOff.Attach(bus);
+        set.Pm1Event.Attach(bus);
+        set.PmTimer.Attach(bus);
         set.LocalApic.Attach(bus);
         set.IoApic.Attach(bus);
         return set;

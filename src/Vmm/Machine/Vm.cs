@@ -9,6 +9,7 @@ using Hypervisor.HostMm;
 using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
+using Hypervisor.Vmm.Acpi;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Emulated;
 using Hypervisor.Vmm.Accel.Kvm;
@@ -136,6 +137,16 @@ public sealed class Vm : IDisposable
                 }
             }
 
+            // The VM's time is the boot vCPU's virtual clock: the PM timer counts it, and kvmclock's wall clock is
+            // the host's time when it was 0.
+            var bootCpu = emulated.Cpus[0].Cpu;
+            Devices.PmTimer.Clock = () => bootCpu.VirtualNanoseconds;
+            var bootWallClock = DateTimeOffset.UtcNow;
+            foreach (var vcpu in emulated.Cpus)
+            {
+                vcpu.Cpu.BootWallClock = bootWallClock;
+            }
+
             Accelerator = emulated;
         }
     }
@@ -217,14 +228,15 @@ public sealed class Vm : IDisposable
     /// <summary>The boot protocol <see cref="Boot"/> used.</summary>
     public BootProtocol Protocol { get; private set; }
 
-    /// <summary>Loads <paramref name="image"/> into guest RAM, writes the boot protocol's data and sets the boot vCPU's state.</summary>
+    /// <summary>Loads <paramref name="image"/> into guest RAM, writes the boot protocol's data and the ACPI tables, and sets the boot vCPU's state.</summary>
     /// <exception cref="BootImageException">The image does not fit, or does not support the protocol.</exception>
     public LoadedImage Boot(ElfImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
         var loaded = ImageLoader.Load(image, Ram);
         Protocol = GuestBoot.Resolve(loaded, Options.Protocol);
-        var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine, Options.InitialRamDisk);
+        var acpi = new AcpiTableBuilder(Options.CpuCount, Devices.PowerOff.S5SleepType, IoApic.InitialId).Build();
+        var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine, acpi, Options.InitialRamDisk);
         Accelerator.Vcpus[0].SetInitialState(state);
         Image = loaded;
         _logger.LogInformation("Booting via {Protocol} at RIP 0x{Rip:x} with {Memory} MiB on {Accelerator}", Protocol, state.Rip, Options.MemoryBytes >> 20, Accelerator.Kind);

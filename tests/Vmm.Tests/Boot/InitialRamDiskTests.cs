@@ -20,7 +20,7 @@ public sealed class InitialRamDiskTests
         var memory = new FakeGuestMemory(Ram);
         var disk = Disk(10_000);
 
-        var state = GuestBoot.Setup(memory, Load(Elf64WithPvh(), memory), BootProtocol.Pvh, "", InitialRamDisk.FromBytes("disk", disk));
+        var state = GuestBoot.Setup(memory, Load(Elf64WithPvh(), memory), BootProtocol.Pvh, "", initrd: InitialRamDisk.FromBytes("disk", disk));
 
         var info = memory.Bytes(state.Rbx, PvhBoot.StartInfoSize);
         var modules = BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(12));
@@ -55,7 +55,7 @@ public sealed class InitialRamDiskTests
         var memory = new FakeGuestMemory(Ram);
         var disk = Disk(5000);
 
-        var state = GuestBoot.Setup(memory, Load(Elf64WithPvh(), memory), BootProtocol.LongMode, "", InitialRamDisk.FromBytes("disk", disk));
+        var state = GuestBoot.Setup(memory, Load(Elf64WithPvh(), memory), BootProtocol.LongMode, "", initrd: InitialRamDisk.FromBytes("disk", disk));
 
         var info = memory.Bytes(state.Rdi, PvhBoot.StartInfoSize);
         var entry = memory.Bytes(BinaryPrimitives.ReadUInt64LittleEndian(info.AsSpan(16)), 32);
@@ -69,7 +69,7 @@ public sealed class InitialRamDiskTests
         var image = Load(ElfBuilder.Elf32(0x100000, ElfSegmentSpec.Load(0x100000, [.. ElfBuilder.MultibootHeader(0), 0xF4])), memory);
         var disk = Disk(3000);
 
-        var state = GuestBoot.Setup(memory, image, BootProtocol.Multiboot, "", InitialRamDisk.FromBytes("disk", disk));
+        var state = GuestBoot.Setup(memory, image, BootProtocol.Multiboot, "", initrd: InitialRamDisk.FromBytes("disk", disk));
 
         var info = memory.Bytes(state.Rbx, MultibootBoot.InfoSize);
         var flags = BinaryPrimitives.ReadUInt32LittleEndian(info);
@@ -94,7 +94,7 @@ public sealed class InitialRamDiskTests
         var memory = new FakeGuestMemory(Ram);
         var image = Load(Elf64WithPvh(), memory);
 
-        var error = Assert.Throws<BootImageException>(() => GuestBoot.Setup(memory, image, BootProtocol.Pvh, "", InitialRamDisk.FromBytes("big.cpio", new byte[15 << 20])))!;
+        var error = Assert.Throws<BootImageException>(() => GuestBoot.Setup(memory, image, BootProtocol.Pvh, "", initrd: InitialRamDisk.FromBytes("big.cpio", new byte[15 << 20])))!;
 
         Assert.Multiple(() =>
         {

@@ -23,7 +23,11 @@ public sealed class PcDevicesTests
             Assert.That(bus.PortOwner(0x604), Is.SameAs(set.PowerOff));
             Assert.That(bus.IsMmio(0xFEE00020), Is.True);
             Assert.That(bus.IsMmio(IoApic.BaseAddress + 0x10), Is.True, "the I/O APIC's window");
-            Assert.That(bus.Devices, Has.Count.EqualTo(8));
+            Assert.That(bus.PortOwner(0x600), Is.SameAs(set.Pm1Event));
+            Assert.That(bus.PortOwner(0x603), Is.SameAs(set.Pm1Event));
+            Assert.That(bus.PortOwner(0x608), Is.SameAs(set.PmTimer));
+            Assert.That(bus.PortOwner(0x60B), Is.SameAs(set.PmTimer));
+            Assert.That(bus.Devices, Has.Count.EqualTo(10));
         });
     }
 
@@ -50,6 +54,23 @@ public sealed class PcDevicesTests
         Assert.That(console.Transcript(), Is.EqualTo("ok"));
         Assert.That(stop.Request, Is.EqualTo(new VmStop(VmStopReason.Shutdown, 1, "isa-debug-exit")));
         Assert.That(bus.CountersOf(set.FwCfg), Is.EqualTo(new DeviceCounters(4, 1, 0, 0)));
+    }
+
+    [Test]
+    public void TheSciDrivesIoApicPin9()
+    {
+        var bus = new DeviceBus();
+        var set = PcDevices.Attach(bus, new GuestConsole(), new VmStopSignal(), cpuCount: 1, ramSize: 32UL << 20);
+        set.LocalApic.WriteRegister(LocalApic.SvrRegister, 0x1FF, 0);
+        bus.WriteMmio(IoApic.BaseAddress, BitConverter.GetBytes(0x11u + (2 * 9)));
+        bus.WriteMmio(IoApic.BaseAddress + 0x10, BitConverter.GetBytes(0u));
+        bus.WriteMmio(IoApic.BaseAddress, BitConverter.GetBytes(0x10u + (2 * 9)));
+        bus.WriteMmio(IoApic.BaseAddress + 0x10, BitConverter.GetBytes(0x41u | (1u << 15)));
+        bus.WritePort(0x602, 2, AcpiPm1Event.PowerButton);
+
+        set.Pm1Event.Signal(AcpiPm1Event.PowerButton);
+
+        Assert.That(set.LocalApic.Acknowledge(), Is.EqualTo(0x41));
     }
 
     [Test]

@@ -39,7 +39,16 @@ public sealed class PowerOffTests
         _bus.WritePort(PowerOff.Port, 2, 5 << PowerOff.SleepTypeShift);
 
         Assert.That(_stop.IsStopRequested, Is.False);
-        Assert.That(_bus.ReadPort(PowerOff.Port, 2), Is.EqualTo(5u << 10));
+        Assert.That(_bus.ReadPort(PowerOff.Port, 2), Is.EqualTo((5u << 10) | 1), "SLP_TYP stored, SCI_EN still set");
+    }
+
+    [Test]
+    public void SciEnableReadsOneFromResetAndCannotBeCleared()
+    {
+        var atReset = _bus.ReadPort(PowerOff.Port, 2);
+        _bus.WritePort(PowerOff.Port, 2, 0);
+
+        Assert.That((atReset & 1, _bus.ReadPort(PowerOff.Port, 1) & 1), Is.EqualTo((1u, 1u)), "the machine is in ACPI mode (SCI_EN)");
     }
 
     [Test]
