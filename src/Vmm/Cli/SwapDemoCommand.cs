@@ -41,9 +41,17 @@ internal static class SwapDemoCommand
         var seed = CliOptions.BoundedInt("--seed", "Seed of memtest's pattern.", 7, 1, int.MaxValue);
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var noAudit = new Option<bool>("--no-audit") { Description = "Skip phase 1's audits (to time the phases); the demo then cannot claim a clean audit and fails." };
+        var guest = new Option<string>("--guest")
+        {
+            Description = "Which guest: 'sample' (the three phases with the sample guests, the default) or 'linux' (Debian's Linux kernel from 'make -C guests linux' "
+                + "boots in -m (default 512M) under --host-mem (default 128M) and runs memtest over all but 128 MiB of its RAM as a Linux process).",
+            HelpName = "sample|linux",
+            DefaultValueFactory = _ => "sample",
+        };
+        guest.AcceptOnlyFromAmong("sample", "linux");
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { memory, hostMemory, hot, cold, rounds, workingSetHost, swap, lru, seed, guests, noAudit, plain })
+        foreach (var option in new Option[] { memory, hostMemory, hot, cold, rounds, workingSetHost, swap, lru, seed, guests, guest, noAudit, plain })
         {
             command.Options.Add(option);
         }
@@ -51,10 +59,19 @@ internal static class SwapDemoCommand
         command.SetAction(parseResult =>
         {
             var device = parseResult.GetValue(swap) ?? "file";
+            var linux = parseResult.GetValue(guest) == "linux";
+            var guestBytes = linux && parseResult.GetResult(memory) is null or { Implicit: true } ? LinuxGuestBytes : parseResult.GetValue(memory).Bytes;
+            var hostBytes = linux && parseResult.GetResult(hostMemory) is null or { Implicit: true } ? LinuxHostBytes : parseResult.GetValue(hostMemory).Bytes;
+            if (linux && guestBytes < SwapDemo.LinuxReserveBytes + (64UL << 20))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--guest linux needs -m of at least {(SwapDemo.LinuxReserveBytes >> 20) + 64} MiB (Linux keeps {SwapDemo.LinuxReserveBytes >> 20} MiB, memtest the rest), got {guestBytes >> 20} MiB");
+                return ExitCodes.UsageError;
+            }
+
             var options = new SwapDemoOptions
             {
-                MemtestGuestBytes = parseResult.GetValue(memory).Bytes,
-                MemtestHostBytes = parseResult.GetValue(hostMemory).Bytes,
+                MemtestGuestBytes = guestBytes,
+                MemtestHostBytes = hostBytes,
                 HotMib = parseResult.GetValue(hot),
                 ColdMib = parseResult.GetValue(cold),
                 Rounds = parseResult.GetValue(rounds),
@@ -79,6 +96,11 @@ internal static class SwapDemoCommand
             }
 
             var live = context.IsTerminal && !parseResult.GetValue(plain);
+            if (linux)
+            {
+                return RunLinux(context, demo, live);
+            }
+
             var result = live ? SwapDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "swap-demo");
             SwapDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
@@ -91,5 +113,34 @@ internal static class SwapDemoCommand
             return ExitCodes.InternalError;
         });
         return command;
+    }
+
+    /// <summary>Guest RAM of <c>--guest linux</c> when -m is not given.</summary>
+    public const ulong LinuxGuestBytes = 512UL << 20;
+
+    /// <summary>The host limit of <c>--guest linux</c> when --host-mem is not given.</summary>
+    public const ulong LinuxHostBytes = 128UL << 20;
+
+    private static int RunLinux(CliContext context, SwapDemo demo, bool live)
+    {
+        LinuxSwapResult result;
+        try
+        {
+            result = DemoWorker.RunPlain(demo.RunLinux, () => demo.Stage, context.Output, "swap-demo");
+        }
+        catch (FileNotFoundException exception)
+        {
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
+            return ExitCodes.InputError;
+        }
+
+        SwapDemoReport.WriteLinux(result, ReportWriter.Create(context, plain: !live));
+        if (result.Succeeded)
+        {
+            return ExitCodes.Success;
+        }
+
+        context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the Linux swap demonstration failed: {SwapDemoReport.Failure(result)}");
+        return ExitCodes.InternalError;
     }
 }

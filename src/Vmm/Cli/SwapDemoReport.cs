@@ -9,6 +9,40 @@ internal static class SwapDemoReport
 {
     private static readonly CultureInfo C = CultureInfo.InvariantCulture;
 
+    /// <summary>Writes the report of <c>hv demo swap --guest linux</c>.</summary>
+    public static void WriteLinux(LinuxSwapResult result, ReportWriter writer)
+    {
+        writer.Title($"hv demo swap --guest linux: {(result.Succeeded ? "Linux's memory swapped out and back, and Linux never noticed" : "FAILED: " + Failure(result))}");
+        writer.Section(
+            $"{result.Banner ?? "Linux (no banner)"}: {result.GuestBytes >> 20} MiB of guest RAM under a host limit of {result.HostLimitBytes >> 20} MiB "
+            + $"({(double)result.GuestBytes / result.HostLimitBytes:0.#}x), swap on {result.SwapDevice}; memtest over {result.MemtestMib} MiB of a Linux process's anonymous memory");
+        writer.Paragraph(
+        [
+            .. result.UserlandLines.Select(line => "guest: " + line),
+            $"{result.Audits.ToString("N0", C)} audits by the host MM auditor and the MMU auditor after reclaim batches: "
+                + (result.AuditViolations.Count == 0 ? "all clean" : $"{result.AuditViolations.Count} violation(s), first: {result.AuditViolations[0]}"),
+        ]);
+        var counters = new ReportTable(new ReportColumn("counter"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
+        var r = result.Reclaim;
+        counters.AddRow("pswpout", N(r.Pswpout), "guest pages written to swap under the running kernel");
+        counters.AddRow("pswpin", N(r.Pswpin), "guest pages read back from swap on the guest's faults (EPT violation -> host fault -> swap-in)");
+        counters.AddRow("pgscan", N(r.Pgscan), $"pages scanned by reclaim ({N(r.PgscanKswapd)} kswapd, {N(r.PgscanDirect)} direct)");
+        counters.AddRow("pgsteal", N(r.Pgsteal), "pages reclaimed");
+        counters.AddRow("workingset_refault_anon", N(r.WorkingsetRefaultAnon), "refaults of recently evicted pages");
+        counters.AddRow("secondary-young answers", $"{N(r.SecondaryYoungHits)} / {N(r.SecondaryYoungQueries)}", "young / asked: the EPT accessed bits reaching the host's LRU");
+        counters.AddRow("resident / swapped at exit", $"{N(result.ResidentAtExit)} / {N(result.SwappedAtExit)}", "guest pages when the guest exited");
+        counters.AddRow("instructions", N(result.Instructions), "retired by the interpreter (boot, memtest, exit)");
+        counters.AddRow("time", $"{result.Elapsed.TotalSeconds.ToString("0.0", C)} s", "the guest's run, audits included");
+        writer.Table(counters);
+    }
+
+    /// <summary>Why <c>hv demo swap --guest linux</c> failed, in one line.</summary>
+    public static string Failure(LinuxSwapResult result) =>
+        result.Stop != Machine.VmStopKind.GuestExit || result.GuestExitCode != 0 ? $"the guest did not pass ({result.GuestVerdict})"
+        : result.AuditViolations.Count > 0 ? $"{result.AuditViolations.Count} audit violation(s), first: {result.AuditViolations[0]}"
+        : result.Reclaim.Pswpout == 0 ? "no guest page went to swap: the host limit was never reached"
+        : $"memtest did not report OK ({result.GuestVerdict})";
+
     /// <summary>Writes the report of <paramref name="result"/>.</summary>
     public static void Write(SwapDemoResult result, ReportWriter writer)
     {

@@ -30,6 +30,29 @@ internal static class GuestImageLocator
             file);
     }
 
+    /// <summary>Returns the paths of the Linux guest's kernel and initramfs (<c>linux/vmlinux</c>, <c>linux/initrd</c> under the images' folder).</summary>
+    /// <param name="folder">A folder that holds the images, or null to search the repository.</param>
+    /// <exception cref="FileNotFoundException">The Linux guest is in none of the places searched (the message says how to build it).</exception>
+    public static (string Kernel, string Initrd) FindLinux(string? folder)
+    {
+        var searched = new List<string>();
+        foreach (var candidate in Candidates(folder))
+        {
+            var kernel = Path.Combine(candidate, "linux", "vmlinux");
+            var initrd = Path.Combine(candidate, "linux", "initrd");
+            if (File.Exists(kernel) && File.Exists(initrd))
+            {
+                return (kernel, initrd);
+            }
+
+            searched.Add(Path.Combine(candidate, "linux"));
+        }
+
+        throw new FileNotFoundException(
+            $"the Linux guest (vmlinux and initrd) is not in {string.Join(", ", searched.Distinct())} (build it with 'make -C guests linux', which fetches Debian's kernel and busybox)",
+            "vmlinux");
+    }
+
     private static IEnumerable<string> Candidates(string? folder)
     {
         if (folder is not null)
