@@ -2,7 +2,7 @@ namespace Hypervisor.Vmm.Devices;
 
 /// <summary>
 /// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
-/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
+/// exit 0xF4, the 8254 PIT at 0x40–0x43 with port B at 0x61 (IRQ0 on I/O APIC pin 2), fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
 /// <see cref="InterruptRouter"/> (vCPU 0's page is also on the bus at 0xFEE00000, for an accelerator whose vCPUs reach it there). The same
 /// set serves both accelerators, so runs can be compared.
 /// </summary>
@@ -23,7 +23,22 @@ public sealed class PcDevices
         LocalApic = Interrupts.ApicOf(0);
         IoApic = new IoApic(Interrupts);
         Uart.InterruptLine = level => IoApic.SetLine(IoApic.Com1Pin, level);
+        Timers = new PlatformTimers();
+        Pit = new Pit8254(Timers)
+        {
+            InterruptLine = level => IoApic.SetLine(Pit8254.IoApicPin, level),
+            InterruptRouted = () => (IoApic.EntryOf(Pit8254.IoApicPin) & IoApic.Masked) == 0,
+        };
     }
+
+    /// <summary>
+    /// The platform clock and the timer devices on it (the PIT, the RTC). Its clock is the host's monotonic clock until
+    /// the interpreter's boot vCPU takes it over (<see cref="Cpu.X86Cpu.PlatformTimers"/>).
+    /// </summary>
+    public PlatformTimers Timers { get; }
+
+    /// <summary>The 8254 PIT at 0x40–0x43 and port B at 0x61; IRQ0 drives I/O APIC pin 2.</summary>
+    public Pit8254 Pit { get; }
 
     /// <summary>The I/O APIC at 0xFEC00000; COM1's interrupt drives its pin 4.</summary>
     public IoApic IoApic { get; }
@@ -84,6 +99,7 @@ public sealed class PcDevices
         set.PowerOff.Attach(bus);
         set.LocalApic.Attach(bus);
         set.IoApic.Attach(bus);
+        set.Pit.Attach(bus);
         return set;
     }
 }

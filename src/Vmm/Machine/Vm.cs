@@ -136,6 +136,8 @@ public sealed class Vm : IDisposable
                 }
             }
 
+            // The platform devices (PIT, RTC) run on the boot vCPU's virtual time; on kvm they keep the host's clock.
+            emulated.Cpus[0].Cpu.PlatformTimers = Devices.Timers;
             Accelerator = emulated;
         }
     }
