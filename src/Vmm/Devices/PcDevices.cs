@@ -2,7 +2,7 @@ namespace Hypervisor.Vmm.Devices;
 
 /// <summary>
 /// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
-/// exit 0xF4, the 8254 PIT at 0x40–0x43 with port B at 0x61 (IRQ0 on I/O APIC pin 2), the MC146818 RTC/CMOS at 0x70/0x71 (IRQ8 on pin 8), fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
+/// exit 0xF4, the 8254 PIT at 0x40–0x43 with port B at 0x61 (IRQ0 on I/O APIC pin 2), the MC146818 RTC/CMOS at 0x70/0x71 (IRQ8 on pin 8), the i8042 at 0x60/0x64, fw_cfg 0x510/0x511, the PICs, ACPI power-off 0x604, an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
 /// <see cref="InterruptRouter"/> (vCPU 0's page is also on the bus at 0xFEE00000, for an accelerator whose vCPUs reach it there). The same
 /// set serves both accelerators, so runs can be compared.
 /// </summary>
@@ -29,12 +29,16 @@ public sealed class PcDevices
             InterruptLine = level => IoApic.SetLine(Pit8254.IoApicPin, level),
             InterruptRouted = () => (IoApic.EntryOf(Pit8254.IoApicPin) & IoApic.Masked) == 0,
         };
+        Keyboard = new I8042(stop);
         Rtc = new CmosRtc(Timers)
         {
             InterruptLine = level => IoApic.SetLine(CmosRtc.IoApicPin, level),
             InterruptRouted = () => (IoApic.EntryOf(CmosRtc.IoApicPin) & IoApic.Masked) == 0,
         };
     }
+
+    /// <summary>The i8042 keyboard controller at 0x60/0x64 (its 0xFE command resets, stopping the VM).</summary>
+    public I8042 Keyboard { get; }
 
     /// <summary>The MC146818 RTC and CMOS RAM at 0x70/0x71; IRQ8 drives I/O APIC pin 8.</summary>
     public CmosRtc Rtc { get; }
@@ -109,6 +113,7 @@ public sealed class PcDevices
         set.IoApic.Attach(bus);
         set.Pit.Attach(bus);
         set.Rtc.Attach(bus);
+        set.Keyboard.Attach(bus);
         return set;
     }
 }

@@ -574,6 +574,7 @@ public sealed class Vm : IDisposable
             Cause = exit.Cause,
             ExitStatus = VmExitStatus.Of(exit.Kind, request),
             GuestExitCode = VmExitStatus.GuestExitCodeOf(exit.Kind, request),
+            StopReason = exit.Kind == VmStopKind.GuestExit ? request?.Reason : null,
             Elapsed = elapsed,
             Vcpus = vcpus,
             Mmu = Mmu?.Stats ?? default,

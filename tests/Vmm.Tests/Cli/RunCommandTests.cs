@@ -193,6 +193,19 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    public void KeyboardControllerResetStopsTheVmWithStatusZero()
+    {
+        var result = Hv.Run("run", Write("reset.elf", TestImages.KeyboardReset()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("the guest reset the machine"));
+            Assert.That(result.Stdout, Does.Contain("reset by i8042"));
+        });
+    }
+
+    [Test]
     public void AHaltNothingCanWakeExitsFive()
     {
         var result = Hv.Run("run", Write("hlt.elf", TestImages.Halt()));

@@ -23,7 +23,15 @@ public sealed class PcDevicesTests
             Assert.That(bus.PortOwner(0x604), Is.SameAs(set.PowerOff));
             Assert.That(bus.IsMmio(0xFEE00020), Is.True);
             Assert.That(bus.IsMmio(IoApic.BaseAddress + 0x10), Is.True, "the I/O APIC's window");
-            Assert.That(bus.Devices, Has.Count.EqualTo(8));
+            Assert.That(bus.PortOwner(0x40), Is.SameAs(set.Pit));
+            Assert.That(bus.PortOwner(0x43), Is.SameAs(set.Pit));
+            Assert.That(bus.PortOwner(0x61), Is.SameAs(set.Pit), "port B holds counter 2's gate and OUT");
+            Assert.That(bus.PortOwner(0x60), Is.SameAs(set.Keyboard));
+            Assert.That(bus.PortOwner(0x64), Is.SameAs(set.Keyboard));
+            Assert.That(bus.PortOwner(0x70), Is.SameAs(set.Rtc));
+            Assert.That(bus.PortOwner(0x71), Is.SameAs(set.Rtc));
+            Assert.That(set.Timers.Timers, Is.EqualTo(new IPlatformTimer[] { set.Pit, set.Rtc }));
+            Assert.That(bus.Devices, Has.Count.EqualTo(11));
         });
     }
 

@@ -127,6 +127,14 @@ internal static class TestImages
         a.hlt();
     });
 
+    /// <summary>Resets the machine through the i8042 (command 0xFE to port 0x64), as Linux's reboot=k does.</summary>
+    public static byte[] KeyboardReset() => Code64(a =>
+    {
+        a.mov(al, 0xFE);
+        a.@out(0x64, al);
+        a.hlt();
+    });
+
     /// <summary>Halts with interrupts off.</summary>
     public static byte[] Halt() => Code64(a =>
     {
