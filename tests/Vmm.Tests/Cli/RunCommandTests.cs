@@ -206,6 +206,14 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    public void PitCounter2RunsOnTheBootVcpusVirtualClock()
+    {
+        var result = Hv.Run("run", Write("pit.elf", TestImages.PitChannel2Timing()));
+
+        Assert.That(result.ExitCode, Is.EqualTo(10), "11 932 ticks of 1.193182 MHz are 10 ms: 10 million TSC ticks at one per instruction; " + result.Stdout + result.Stderr);
+    }
+
+    [Test]
     public void AHaltNothingCanWakeExitsFive()
     {
         var result = Hv.Run("run", Write("hlt.elf", TestImages.Halt()));
