@@ -1,6 +1,7 @@
 using System.Globalization;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Cli.Output;
+using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
 
 namespace Hypervisor.Vmm.Cli;
@@ -246,6 +247,7 @@ internal static class RunGroupReport
 
     private static string Outcome(VmRunResult result) => result.Kind switch
     {
+        VmStopKind.GuestExit when result.StopReason == VmStopReason.Reset => "reset (0)",
         VmStopKind.GuestExit => $"code {result.GuestExitCode}",
         VmStopKind.Halted => "halted (5)",
         VmStopKind.TripleFault or VmStopKind.Shutdown => "triple fault (3)",

@@ -66,11 +66,13 @@ internal static class RunReport
             CultureInfo.InvariantCulture,
             $"written to {request.Device} port 0xF4; QEMU's exit status would be ({guestExitCode}<<1)|1 = {request.ExitStatus}"),
         { Reason: VmStopReason.PowerOff } => $"ACPI power-off by {request.Device}; QEMU's exit status would be 0",
+        { Reason: VmStopReason.Reset } => $"machine reset by {request.Device} (its CPU reset line); the VM stops as QEMU -no-reboot does, whose exit status would be 0",
         _ => "no device stop request",
     };
 
     private static string Describe(VmRunResult result) => result.Kind switch
     {
+        VmStopKind.GuestExit when result.StopReason == VmStopReason.Reset => "the guest reset the machine (stopped as with -no-reboot)",
         VmStopKind.GuestExit => $"the guest exited with code {result.GuestExitCode}",
         VmStopKind.Halted => "the guest halted with nothing to wake it",
         VmStopKind.TripleFault => "the guest triple-faulted",

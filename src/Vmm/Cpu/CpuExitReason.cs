@@ -6,7 +6,7 @@ public enum CpuExitReason
     /// <summary>The instruction budget ran out; the vCPU can be run again.</summary>
     BudgetExhausted,
 
-    /// <summary>A device asked the VM to stop (debug exit, power-off): see the VM's stop signal.</summary>
+    /// <summary>A device asked the VM to stop (debug exit, power-off, reset): see the VM's stop signal.</summary>
     StopRequested,
 
     /// <summary>HLT with nothing that could wake the vCPU (no interrupt source is emulated).</summary>

@@ -16,6 +16,11 @@ namespace Hypervisor.Vmm.Cpu;
 /// deadline has passed, <c>_instructions &gt;= _eventAt</c>; so the block loop's one compare is the whole check when
 /// nothing is pending. Anything that may break it (the APIC's <see cref="LocalApic.Kick"/>, IF set, IRET ending NMI
 /// blocking, an interrupt shadow) stores 0; only <see cref="ServiceEvents"/> raises it again.</para>
+/// <para>Platform timers (the boot vCPU only, <see cref="PlatformTimers"/>): the PIT and RTC run on this vCPU's virtual
+/// time, <c>_instructions + _haltedTicks</c> (the TSC less the guest's own writes to it), and their earliest deadline
+/// is folded into <c>_eventAt</c>, so the invariant covers them too: a device whose deadline moves calls
+/// <see cref="Devices.PlatformTimers.Changed"/>, which stores 0. A HLT with IF set skips to the earliest of the APIC
+/// timer and the platform timers that can interrupt.</para>
 /// <para>Interrupt shadow: STI (with IF clear), MOV SS and POP SS hold off every event until after the next block
 /// boundary, so at least the following instruction executes first.</para>
 /// </remarks>
@@ -30,12 +35,39 @@ public sealed partial class X86Cpu
     private long _interruptsDelivered;
     private long _haltedTicks;
     private long _haltWakeups;
+    private PlatformTimers? _platformTimers;
 
     /// <summary>This vCPU's local APIC.</summary>
     public LocalApic Apic => _apic;
 
     /// <summary>The TSC (retired instructions plus the TSC offset and the time skipped in HLT).</summary>
     public long Tsc => _instructions + _tscOffset;
+
+    /// <summary>
+    /// Virtual time in nanoseconds: retired instructions plus the time skipped in HLT (the TSC without the guest's
+    /// writes to it, so it never runs backwards). The platform clock of the boot vCPU's <see cref="PlatformTimers"/>.
+    /// </summary>
+    public long VirtualTime => _instructions + _haltedTicks;
+
+    /// <summary>
+    /// The platform's timer devices this vCPU services (the boot vCPU's; null on the others). Setting it makes the
+    /// timers' clock this vCPU's <see cref="VirtualTime"/> and their kick this vCPU's "look again". Set before running.
+    /// </summary>
+    public PlatformTimers? PlatformTimers
+    {
+        get => _platformTimers;
+        set
+        {
+            _platformTimers = value;
+            if (value is not null)
+            {
+                value.Clock = () => _instructions + _haltedTicks;
+                value.Kick = () => Volatile.Write(ref _eventAt, 0);
+            }
+
+            _eventAt = 0;
+        }
+    }
 
     private void AttachApic()
     {
@@ -59,6 +91,15 @@ public sealed partial class X86Cpu
             _interruptShadow = false;
             Volatile.Write(ref _eventAt, 0);
             return false;
+        }
+
+        // Platform timers fire first, so an interrupt they raise is taken at this boundary.
+        var platformNext = long.MaxValue;
+        var generation = 0L;
+        if (_platformTimers is { } timers)
+        {
+            generation = timers.Generation;
+            platformNext = timers.Service(VirtualTime);
         }
 
         var kicks = _apic.KickCount;
@@ -90,8 +131,13 @@ public sealed partial class X86Cpu
         }
 
         var at = next == long.MaxValue || (_tscOffset < 0 && next > long.MaxValue + _tscOffset) ? long.MaxValue : next - _tscOffset;
+        if (platformNext != long.MaxValue)
+        {
+            at = Math.Min(at, platformNext - _haltedTicks);
+        }
+
         Volatile.Write(ref _eventAt, at);
-        if (_apic.KickCount != kicks)
+        if (_apic.KickCount != kicks || (_platformTimers is { } changed && changed.Generation != generation))
         {
             Volatile.Write(ref _eventAt, 0);
         }
@@ -114,7 +160,7 @@ public sealed partial class X86Cpu
 
     /// <summary>
     /// HLT: when an event can wake the vCPU — an NMI or a deliverable interrupt pending, or (IF set) an armed, unmasked
-    /// timer — the clock skips to it and execution continues (the event is taken at the next block boundary, with
+    /// APIC timer or a platform timer that can interrupt — the clock skips to it and execution continues (the event is taken at the next block boundary, with
     /// the return address after HLT); otherwise the vCPU stops as halted.
     /// </summary>
     private void Halt()
@@ -129,16 +175,17 @@ public sealed partial class X86Cpu
             return;
         }
 
-        if (interruptsOn && _apic.TimerCanInterrupt)
+        var platformWake = interruptsOn && _platformTimers is { } timers ? timers.NextWake(VirtualTime) : long.MaxValue;
+        if (interruptsOn && (_apic.TimerCanInterrupt || platformWake != long.MaxValue))
         {
-            var deadline = _apic.TimerDeadline;
-            if (deadline > now)
+            var skip = _apic.TimerCanInterrupt ? Math.Max(0, _apic.TimerDeadline - now) : long.MaxValue;
+            if (platformWake != long.MaxValue)
             {
-                var skip = deadline - now;
-                _tscOffset += skip;
-                _haltedTicks += skip;
+                skip = Math.Min(skip, Math.Max(0, platformWake - VirtualTime));
             }
 
+            _tscOffset += skip;
+            _haltedTicks += skip;
             _haltWakeups++;
             _eventAt = 0;
             return;

@@ -4,7 +4,8 @@ namespace Hypervisor.Vmm.Devices;
 
 /// <summary>
 /// The standard device set of a VM, built and attached in one call: debug console 0xE9, COM1 16550 at 0x3F8, debug
-/// exit 0xF4, fw_cfg 0x510/0x511, the PICs, the ACPI fixed hardware (PM1a event block 0x600 with the SCI on I/O APIC pin 9,
+/// exit 0xF4, the 8254 PIT at 0x40–0x43 with port B at 0x61 (IRQ0 on I/O APIC pin 2), the MC146818 RTC/CMOS at 0x70/0x71 (IRQ8 on pin 8), the i8042 at 0x60/0x64,
+/// fw_cfg 0x510/0x511, the PICs, the ACPI fixed hardware (PM1a event block 0x600 with the SCI on I/O APIC pin 9,
 /// PM1a control / power-off 0x604, PM timer 0x608), an I/O APIC at 0xFEC00000 (COM1 on pin 4), and a local APIC per vCPU on an
 /// <see cref="InterruptRouter"/> (vCPU 0's page is also on the bus at 0xFEE00000, for an accelerator whose vCPUs reach it there). The same
 /// set serves both accelerators, so runs can be compared.
@@ -29,7 +30,34 @@ public sealed class PcDevices
         IoApic = new IoApic(Interrupts);
         Uart.InterruptLine = level => IoApic.SetLine(IoApic.Com1Pin, level);
         Pm1Event.SciLine = level => IoApic.SetLine(AcpiPlatform.SciIrq, level);
+        Timers = new PlatformTimers();
+        Pit = new Pit8254(Timers)
+        {
+            InterruptLine = level => IoApic.SetLine(Pit8254.IoApicPin, level),
+            InterruptRouted = () => (IoApic.EntryOf(Pit8254.IoApicPin) & IoApic.Masked) == 0,
+        };
+        Keyboard = new I8042(stop);
+        Rtc = new CmosRtc(Timers)
+        {
+            InterruptLine = level => IoApic.SetLine(CmosRtc.IoApicPin, level),
+            InterruptRouted = () => (IoApic.EntryOf(CmosRtc.IoApicPin) & IoApic.Masked) == 0,
+        };
     }
+
+    /// <summary>The i8042 keyboard controller at 0x60/0x64 (its 0xFE command resets, stopping the VM).</summary>
+    public I8042 Keyboard { get; }
+
+    /// <summary>The MC146818 RTC and CMOS RAM at 0x70/0x71; IRQ8 drives I/O APIC pin 8.</summary>
+    public CmosRtc Rtc { get; }
+
+    /// <summary>
+    /// The platform clock and the timer devices on it (the PIT, the RTC). Its clock is the host's monotonic clock until
+    /// the interpreter's boot vCPU takes it over (<see cref="Cpu.X86Cpu.PlatformTimers"/>).
+    /// </summary>
+    public PlatformTimers Timers { get; }
+
+    /// <summary>The 8254 PIT at 0x40–0x43 and port B at 0x61; IRQ0 drives I/O APIC pin 2.</summary>
+    public Pit8254 Pit { get; }
 
     /// <summary>The I/O APIC at 0xFEC00000; COM1's interrupt drives its pin 4.</summary>
     public IoApic IoApic { get; }
@@ -101,6 +129,9 @@ public sealed class PcDevices
         set.PmTimer.Attach(bus);
         set.LocalApic.Attach(bus);
         set.IoApic.Attach(bus);
+        set.Pit.Attach(bus);
+        set.Rtc.Attach(bus);
+        set.Keyboard.Attach(bus);
         return set;
     }
 }

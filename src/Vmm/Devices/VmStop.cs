@@ -18,6 +18,11 @@ public sealed record VmStop(VmStopReason Reason, int ExitStatus, string Device)
     /// <returns>A <see cref="VmStopReason.PowerOff"/> stop.</returns>
     public static VmStop PowerOff(string device) => new(VmStopReason.PowerOff, 0, device);
 
+    /// <summary>A guest reset, which stops the VM as QEMU's <c>-no-reboot</c> does: exit status 0.</summary>
+    /// <param name="device">The device name.</param>
+    /// <returns>A <see cref="VmStopReason.Reset"/> stop.</returns>
+    public static VmStop Reset(string device) => new(VmStopReason.Reset, 0, device);
+
     /// <inheritdoc />
     public override string ToString() => $"{Reason} (exit status {ExitStatus}) requested by {Device}";
 }

@@ -8,4 +8,10 @@ public enum VmStopReason
 
     /// <summary>The guest entered ACPI S5 (soft off) through PM1a control; the exit status is 0.</summary>
     PowerOff,
+
+    /// <summary>
+    /// The guest reset the machine (the i8042's CPU reset line): the VM stops, as QEMU with <c>-no-reboot</c> does, with
+    /// exit status 0.
+    /// </summary>
+    Reset,
 }

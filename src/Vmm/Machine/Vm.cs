@@ -137,16 +137,17 @@ public sealed class Vm : IDisposable
                 }
             }
 
-            // The VM's time is the boot vCPU's virtual clock: the PM timer counts it, and kvmclock's wall clock is
-            // the host's time when it was 0.
+            // The platform's time is the boot vCPU's virtual clock (retired instructions plus time skipped in HLT, which
+            // guest TSC writes do not move): the PIT and the RTC run on it, the PM timer counts it, and kvmclock's wall
+            // clock is the host's time when it was 0. On kvm the devices keep the host's clock.
             var bootCpu = emulated.Cpus[0].Cpu;
-            Devices.PmTimer.Clock = () => bootCpu.VirtualNanoseconds;
+            bootCpu.PlatformTimers = Devices.Timers;
+            Devices.PmTimer.Clock = () => bootCpu.VirtualTime;
             var bootWallClock = DateTimeOffset.UtcNow;
             foreach (var vcpu in emulated.Cpus)
             {
                 vcpu.Cpu.BootWallClock = bootWallClock;
             }
-
             Accelerator = emulated;
         }
     }
@@ -584,6 +585,7 @@ public sealed class Vm : IDisposable
             Cause = exit.Cause,
             ExitStatus = VmExitStatus.Of(exit.Kind, request),
             GuestExitCode = VmExitStatus.GuestExitCodeOf(exit.Kind, request),
+            StopReason = exit.Kind == VmStopKind.GuestExit ? request?.Reason : null,
             Elapsed = elapsed,
             Vcpus = vcpus,
             Mmu = Mmu?.Stats ?? default,

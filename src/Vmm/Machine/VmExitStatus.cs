@@ -23,7 +23,7 @@ public static class VmExitStatus
 
     /// <summary>
     /// The QEMU-style exit status: the device's status for a guest exit (<c>(value&lt;&lt;1)|1</c> from the debug-exit
-    /// port, 0 from ACPI power-off), <see cref="Halted"/> for a halt nothing can wake, <see cref="Broken"/> or
+    /// port, 0 from ACPI power-off and from a guest reset, which stops the VM as QEMU's <c>-no-reboot</c>), <see cref="Halted"/> for a halt nothing can wake, <see cref="Broken"/> or
     /// <see cref="Limit"/> otherwise (QEMU has no equivalent for those), and 0 while still running.
     /// </summary>
     /// <param name="kind">How the run ended.</param>
@@ -40,7 +40,7 @@ public static class VmExitStatus
 
     /// <summary>
     /// The guest's own exit code: the value it wrote to the debug-exit port 0xF4 (so the status is <c>(code&lt;&lt;1)|1</c>),
-    /// 0 for ACPI power-off; null when the guest halted, the VM broke, hit a limit or is still running.
+    /// 0 for ACPI power-off or a guest reset; null when the guest halted, the VM broke, hit a limit or is still running.
     /// </summary>
     /// <param name="kind">How the run ended.</param>
     /// <param name="request">The stop request devices posted, or null.</param>

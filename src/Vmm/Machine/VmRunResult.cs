@@ -22,9 +22,12 @@ public sealed record VmRunResult
 
     /// <summary>
     /// The QEMU-style exit status of the run (<see cref="VmExitStatus.Of"/>): <c>(value&lt;&lt;1)|1</c> for a value written
-    /// to the debug-exit port, 0 for ACPI power-off or HLT; 3 when the VM broke and 4 at a limit.
+    /// to the debug-exit port, 0 for ACPI power-off or a guest reset, 5 for a halt nothing can wake; 3 when the VM broke and 4 at a limit.
     /// </summary>
     public required int ExitStatus { get; init; }
+
+    /// <summary>How the guest asked to stop when <see cref="Kind"/> is <see cref="VmStopKind.GuestExit"/> (debug exit, power-off, reset); else null.</summary>
+    public Devices.VmStopReason? StopReason { get; init; }
 
     /// <summary>The guest's own exit code (<see cref="VmExitStatus.GuestExitCodeOf"/>); null when the VM broke or hit a limit.</summary>
     public required int? GuestExitCode { get; init; }

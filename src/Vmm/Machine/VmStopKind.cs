@@ -7,7 +7,7 @@ public enum VmStopKind
     /// <summary>Not stopped: a <see cref="Vm.Progress"/> snapshot of a VM that is running or has not run yet.</summary>
     Running,
 
-    /// <summary>The guest asked to exit through a device (debug-exit port, ACPI power-off).</summary>
+    /// <summary>The guest asked to exit through a device (debug-exit port, ACPI power-off, a reset through the i8042).</summary>
     GuestExit,
 
     /// <summary>The boot vCPU halted with nothing that could wake it (exit status <see cref="VmExitStatus.Halted"/>, 5).</summary>

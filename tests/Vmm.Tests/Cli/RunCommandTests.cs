@@ -193,6 +193,27 @@ public sealed class RunCommandTests
     }
 
     [Test]
+    public void KeyboardControllerResetStopsTheVmWithStatusZero()
+    {
+        var result = Hv.Run("run", Write("reset.elf", TestImages.KeyboardReset()));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("the guest reset the machine"));
+            Assert.That(result.Stdout, Does.Contain("reset by i8042"));
+        });
+    }
+
+    [Test]
+    public void PitCounter2RunsOnTheBootVcpusVirtualClock()
+    {
+        var result = Hv.Run("run", Write("pit.elf", TestImages.PitChannel2Timing()));
+
+        Assert.That(result.ExitCode, Is.EqualTo(10), "11 932 ticks of 1.193182 MHz are 10 ms: 10 million TSC ticks at one per instruction; " + result.Stdout + result.Stderr);
+    }
+
+    [Test]
     public void AHaltNothingCanWakeExitsFive()
     {
         var result = Hv.Run("run", Write("hlt.elf", TestImages.Halt()));

@@ -68,7 +68,8 @@ public sealed class CpuTestMachine : IDisposable
     /// <summary>Builds the machine and loads the initial state of <paramref name="bitness"/> (32 or 64).</summary>
     /// <param name="bitness">32 or 64.</param>
     /// <param name="cr4Extra">CR4 bits set on top of the mode's own (CR4.OSFXSR for SSE tests).</param>
-    public CpuTestMachine(int bitness, ulong cr4Extra = 0)
+    /// <param name="platformDevices">True to give the vCPU the PC devices' local APIC 0 (on their I/O APIC) and platform timers (PIT, RTC), as the VM's boot vCPU has them.</param>
+    public CpuTestMachine(int bitness, ulong cr4Extra = 0, bool platformDevices = false)
     {
         if (bitness is not (32 or 64))
         {
@@ -87,9 +88,13 @@ public sealed class CpuTestMachine : IDisposable
         Bus = new DeviceBus();
         Stop = new VmStopSignal();
         Console = new GuestConsole();
-        PcDevices.Attach(Bus, Console, Stop, 1, RamBytes);
+        Devices = PcDevices.Attach(Bus, Console, Stop, 1, RamBytes);
         CodeMap = new CodePageMap(RamBytes);
-        Cpu = new X86Cpu(_context, Bus, CodeMap, Stop);
+        Cpu = new X86Cpu(_context, Bus, CodeMap, Stop, 0, platformDevices ? Devices.LocalApic : null);
+        if (platformDevices)
+        {
+            Cpu.PlatformTimers = Devices.Timers;
+        }
 
         Ram.Write(LongModeBoot.Pml4Address, LongModeBoot.PageTables());
         Ram.Write(IdtAddress, new byte[256 * GateSize]);
@@ -156,6 +161,9 @@ public sealed class CpuTestMachine : IDisposable
     /// <summary>The interpreter.</summary>
     public X86Cpu Cpu { get; }
 
+    /// <summary>The PC devices on <see cref="Bus"/>.</summary>
+    public PcDevices Devices { get; }
+
     /// <summary>Guest RAM, read and written through the host process.</summary>
     public GuestRam Ram { get; }
 
@@ -186,10 +194,10 @@ public sealed class CpuTestMachine : IDisposable
     }
 
     /// <summary>Builds the machine, assembles <paramref name="emit"/>'s code at <see cref="CodeAddress"/> and points RIP at it.</summary>
-    public static CpuTestMachine With(int bitness, Action<Assembler> emit)
+    public static CpuTestMachine With(int bitness, Action<Assembler> emit, bool platformDevices = false)
     {
         ArgumentNullException.ThrowIfNull(emit);
-        var machine = new CpuTestMachine(bitness);
+        var machine = new CpuTestMachine(bitness, platformDevices: platformDevices);
         var assembler = new Assembler(bitness);
         emit(assembler);
         machine.Load(assembler);

@@ -27,7 +27,16 @@ public sealed class PcDevicesTests
             Assert.That(bus.PortOwner(0x603), Is.SameAs(set.Pm1Event));
             Assert.That(bus.PortOwner(0x608), Is.SameAs(set.PmTimer));
             Assert.That(bus.PortOwner(0x60B), Is.SameAs(set.PmTimer));
-            Assert.That(bus.Devices, Has.Count.EqualTo(10));
+
+            Assert.That(bus.PortOwner(0x40), Is.SameAs(set.Pit));
+            Assert.That(bus.PortOwner(0x43), Is.SameAs(set.Pit));
+            Assert.That(bus.PortOwner(0x61), Is.SameAs(set.Pit), "port B holds counter 2's gate and OUT");
+            Assert.That(bus.PortOwner(0x60), Is.SameAs(set.Keyboard));
+            Assert.That(bus.PortOwner(0x64), Is.SameAs(set.Keyboard));
+            Assert.That(bus.PortOwner(0x70), Is.SameAs(set.Rtc));
+            Assert.That(bus.PortOwner(0x71), Is.SameAs(set.Rtc));
+            Assert.That(set.Timers.Timers, Is.EqualTo(new IPlatformTimer[] { set.Pit, set.Rtc }));
+            Assert.That(bus.Devices, Has.Count.EqualTo(13));
         });
     }
 

@@ -127,6 +127,50 @@ internal static class TestImages
         a.hlt();
     });
 
+    /// <summary>Resets the machine through the i8042 (command 0xFE to port 0x64), as Linux's reboot=k does.</summary>
+    public static byte[] KeyboardReset() => Code64(a =>
+    {
+        a.mov(al, 0xFE);
+        a.@out(0x64, al);
+        a.hlt();
+    });
+
+    /// <summary>
+    /// Times PIT counter 2 in mode 0 (gate on through port 0x61) counting 11 932 input-clock ticks (10 ms) with the TSC,
+    /// polling OUT2 in port 0x61 bit 5, and exits through port 0xF4 with the elapsed TSC ticks divided by 10⁶.
+    /// </summary>
+    public static byte[] PitChannel2Timing() => Code64(a =>
+    {
+        var poll = a.CreateLabel();
+        a.@in(al, 0x61);
+        a.and(al, 0xFC);
+        a.or(al, 0x01);
+        a.@out(0x61, al);
+        a.mov(al, 0xB0);
+        a.@out(0x43, al);
+        a.mov(al, 0x9C);
+        a.@out(0x42, al);
+        a.mov(al, 0x2E);
+        a.@out(0x42, al);
+        a.rdtsc();
+        a.shl(rdx, 32);
+        a.or(rax, rdx);
+        a.mov(rbx, rax);
+        a.Label(ref poll);
+        a.@in(al, 0x61);
+        a.test(al, 0x20);
+        a.jz(poll);
+        a.rdtsc();
+        a.shl(rdx, 32);
+        a.or(rax, rdx);
+        a.sub(rax, rbx);
+        a.xor(edx, edx);
+        a.mov(ecx, 1_000_000);
+        a.div(rcx);
+        a.@out(0xF4, al);
+        a.hlt();
+    });
+
     /// <summary>Halts with interrupts off.</summary>
     public static byte[] Halt() => Code64(a =>
     {
