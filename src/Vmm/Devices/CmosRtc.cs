@@ -70,6 +70,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
     // While SET is on, the time registers' values (seconds, minutes, hours 0–23, day of week, date, month, year, century).
     private readonly int[] _held = new int[8];
     private DateTime _base;
+    private Func<long> _anchorClock;
     private long _baseNs;
     private long _flagsAt;
     private int _flags;
@@ -83,6 +84,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
     {
         ArgumentNullException.ThrowIfNull(timers);
         _timers = timers;
+        _anchorClock = timers.Clock;
         var now = timers.Now;
         var wall = start ?? DateTime.UtcNow;
         var fraction = wall.Ticks % TimeSpan.TicksPerSecond;
@@ -115,6 +117,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
             var now = _timers.Now;
             lock (_lock)
             {
+                Reanchor(now);
                 return (_ram[RegisterB] & Set) != 0 ? HeldTime() : CurrentTime(now);
             }
         }
@@ -153,6 +156,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
         bool lowered = false;
         lock (_lock)
         {
+            Reanchor(now);
             for (var i = 0; i < size; i++)
             {
                 byte b;
@@ -186,6 +190,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
         bool raise;
         lock (_lock)
         {
+            Reanchor(now);
             for (var i = 0; i < size; i++)
             {
                 var b = (byte)(value >> (8 * i));
@@ -219,6 +224,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
     {
         lock (_lock)
         {
+            Reanchor(now);
             var enables = _ram[RegisterB];
             if (_asserted || (enables & (Pie | Aie | Uie)) == 0)
             {
@@ -249,6 +255,7 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
         bool raise;
         lock (_lock)
         {
+            Reanchor(now);
             raise = UpdateLocked(now);
         }
 
@@ -276,6 +283,25 @@ public sealed class CmosRtc : IPortDevice, IPlatformTimer
             1 or 2 => rate + 6,
             _ => rate - 1,
         };
+    }
+
+    /// <summary>
+    /// Keeps the time continuous when the platform clock is replaced (the interpreter's boot vCPU takes it over from the
+    /// host's monotonic clock after the devices are built): moves every stored instant by the difference between the two
+    /// clocks now. Called under the lock at each entry.
+    /// </summary>
+    private void Reanchor(long now)
+    {
+        var clock = _timers.Clock;
+        if (ReferenceEquals(clock, _anchorClock))
+        {
+            return;
+        }
+
+        var shift = now - _anchorClock();
+        _baseNs += shift;
+        _flagsAt += shift;
+        _anchorClock = clock;
     }
 
     private DateTime CurrentTime(long now) => _base.AddSeconds(FloorDiv(now - _baseNs, Second));

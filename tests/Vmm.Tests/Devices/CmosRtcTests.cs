@@ -50,6 +50,19 @@ public sealed class CmosRtcTests
     }
 
     [Test]
+    public void ReplacingThePlatformClockKeepsTheTimeContinuous()
+    {
+        // The devices are built on the host's clock; the boot vCPU then takes the clock over, starting near 0.
+        _now += Second;
+        long vcpu = 0;
+        _timers.Clock = () => vcpu;
+
+        Assert.That(_rtc.Now, Is.EqualTo(Start.AddSeconds(1)), "not Start - 4 s (the old clock's reading taken as an offset)");
+        vcpu += Second;
+        Assert.That(_rtc.Now, Is.EqualTo(Start.AddSeconds(2)), "and it runs on the new clock");
+    }
+
+    [Test]
     public void BinaryAnd12HourModes()
     {
         Write(0x0B, 0x04); // binary, 12-hour
