@@ -34,18 +34,34 @@ internal static class MigrateDemoCommand
         var budget = CliOptions.BoundedInt("--balance-budget", "Pages of address space each NUMA balancing step scans (0: all of guest RAM).", defaults.BalanceBudget, 0, 1 << 20);
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var noAudit = new Option<bool>("--no-audit") { Description = "Skip the audits (to time the demo); the demo then cannot claim a clean audit and fails." };
+        var guest = new Option<string>("--guest")
+        {
+            Description = "Which guest: 'sample' (the ksm guest, both phases; the default) or 'linux' (Debian's Linux kernel from 'make -C guests linux' "
+                + "in -m (default 384M) runs memtest over all but 128 MiB of it while the host migrates all guest RAM back and forth, trip after trip, until memtest ends).",
+            HelpName = "sample|linux",
+            DefaultValueFactory = _ => "sample",
+        };
+        guest.AcceptOnlyFromAmong("sample", "linux");
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { memory, pages, kinds, every, passes, trips, budget, guests, noAudit, plain })
+        foreach (var option in new Option[] { memory, pages, kinds, every, passes, trips, budget, guests, guest, noAudit, plain })
         {
             command.Options.Add(option);
         }
 
         command.SetAction(parseResult =>
         {
+            var linux = parseResult.GetValue(guest) == "linux";
+            var guestBytes = linux && parseResult.GetResult(memory) is null or { Implicit: true } ? LinuxGuestBytes : parseResult.GetValue(memory).Bytes;
+            if (linux && guestBytes < MigrateDemo.LinuxReserveBytes + (64UL << 20))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--guest linux needs -m of at least {(MigrateDemo.LinuxReserveBytes >> 20) + 64} MiB (Linux keeps {MigrateDemo.LinuxReserveBytes >> 20} MiB, memtest the rest), got {guestBytes >> 20} MiB");
+                return ExitCodes.UsageError;
+            }
+
             var options = new MigrateDemoOptions
             {
-                GuestBytes = parseResult.GetValue(memory).Bytes,
+                GuestBytes = guestBytes,
                 Pages = parseResult.GetValue(pages),
                 Kinds = parseResult.GetValue(kinds),
                 Every = parseResult.GetValue(every),
@@ -68,6 +84,11 @@ internal static class MigrateDemoCommand
             }
 
             var live = context.IsTerminal && !parseResult.GetValue(plain);
+            if (linux)
+            {
+                return RunLinux(context, demo, live);
+            }
+
             var result = live ? MigrateDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "migrate-demo");
             MigrateDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
@@ -80,5 +101,31 @@ internal static class MigrateDemoCommand
             return ExitCodes.InternalError;
         });
         return command;
+    }
+
+    /// <summary>Guest RAM of <c>--guest linux</c> when -m is not given.</summary>
+    public const ulong LinuxGuestBytes = 384UL << 20;
+
+    private static int RunLinux(CliContext context, MigrateDemo demo, bool live)
+    {
+        LinuxMigrateResult result;
+        try
+        {
+            result = DemoWorker.RunPlain(demo.RunLinux, () => demo.Stage, context.Output, "migrate-demo");
+        }
+        catch (FileNotFoundException exception)
+        {
+            context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
+            return ExitCodes.InputError;
+        }
+
+        MigrateDemoReport.WriteLinux(result, ReportWriter.Create(context, plain: !live));
+        if (result.Succeeded)
+        {
+            return ExitCodes.Success;
+        }
+
+        context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the Linux migration demonstration failed: {MigrateDemoReport.Failure(result)}");
+        return ExitCodes.InternalError;
     }
 }

@@ -14,6 +14,60 @@ internal static class MigrateDemoReport
 {
     private static readonly CultureInfo C = CultureInfo.InvariantCulture;
 
+    /// <summary>Writes the report of <c>hv demo migrate --guest linux</c>.</summary>
+    public static void WriteLinux(LinuxMigrateResult result, ReportWriter writer)
+    {
+        var m = result.Migration;
+        writer.Title($"hv demo migrate --guest linux: {(result.Succeeded ? $"{N(m.PgmigrateSuccess)} pages migrated under a running Linux, and Linux never noticed" : "FAILED: " + Failure(result))}");
+        writer.Section(
+            $"{result.Banner ?? "Linux (no banner)"}: {N(result.Trips.Count)} trips of all guest RAM ({result.GuestBytes >> 20} MiB) between node 0 and node 1 "
+            + $"while memtest fills and checks {result.MemtestMib} MiB of a Linux process's memory");
+        var trips = new ReportTable(
+            new ReportColumn("trip"),
+            new ReportColumn("to node", AlignRight: true),
+            new ReportColumn("migrated", AlignRight: true),
+            new ReportColumn("failed", AlignRight: true),
+            new ReportColumn("time", AlignRight: true),
+            new ReportColumn("entry waits (EPT)", AlignRight: true),
+            new ReportColumn("sptes zapped", AlignRight: true),
+            new ReportColumn("EPT violations", AlignRight: true),
+            new ReportColumn("pages per node after"),
+            new ReportColumn("memtest"));
+        foreach (var trip in result.Trips)
+        {
+            var s = trip.Summary;
+            trips.AddRow(
+                N(trip.Number),
+                N(trip.TargetNode),
+                N(s.Migrated),
+                N(s.Failed),
+                $"{trip.Elapsed.TotalMilliseconds.ToString("N1", C)} ms",
+                $"{N(trip.MigrationEntryWaits)} ({N(trip.EptMigrationEntryWaits)})",
+                N(trip.SptesZapped),
+                N(trip.EptViolations),
+                RunReport.PerNode(trip.PagesPerNodeAfter),
+                trip.GuestRunning ? "running" : "done");
+        }
+
+        writer.Table(trips);
+        writer.Paragraph(
+        [
+            .. result.UserlandLines.Select(line => "guest: " + line),
+            $"pgmigrate_success {N(m.PgmigrateSuccess)}, pgmigrate_fail {N(m.PgmigrateFail)}, {N(result.TripsUnderMemtest)} trips while memtest ran, "
+                + $"{N(result.Audits)} audits by the host MM auditor and the MMU auditor: "
+                + (result.AuditViolations.Count == 0 ? "all clean" : $"{result.AuditViolations.Count} violation(s), first: {result.AuditViolations[0]}")
+                + $"; {result.Elapsed.TotalSeconds.ToString("0.0", C)} s in all",
+        ]);
+    }
+
+    /// <summary>Why <c>hv demo migrate --guest linux</c> failed, in one line.</summary>
+    public static string Failure(LinuxMigrateResult result) =>
+        result.Stop != Machine.VmStopKind.GuestExit || result.GuestExitCode != 0 ? $"the guest did not pass ({result.GuestVerdict})"
+        : result.AuditViolations.Count > 0 ? $"{result.AuditViolations.Count} audit violation(s), first: {result.AuditViolations[0]}"
+        : result.TripsUnderMemtest < 2 ? $"only {result.TripsUnderMemtest} trip(s) ran while memtest ran: give the guest more memory (-m)"
+        : result.Trips.Any(t => t.Summary.Migrated == 0) ? "a trip migrated no page"
+        : $"memtest did not report OK ({result.GuestVerdict})";
+
     /// <summary>Writes the report of <paramref name="result"/>.</summary>
     public static void Write(MigrateDemoResult result, ReportWriter writer)
     {

@@ -62,6 +62,24 @@ public sealed class LinuxGuestTests
         });
     }
 
+    [Test]
+    public void TwoLinuxVmsOnOneHostShareTheirEqualPagesThroughKsm()
+    {
+        var (kernel, initrd) = LinuxGuest.Require();
+
+        var hv = Hv.Run("run", kernel, "--vms", "2", "--ksm", "--initrd", initrd, "-m", "256M", "--cmdline", LinuxGuest.CommandLine, "--plain", "--timeout", "300");
+        TestContext.Out.WriteLine(hv.Stdout);
+        var sharing = System.Text.RegularExpressions.Regex.Match(hv.Stdout, @"pages_sharing\s+([\d,]+)");
+        Assert.Multiple(() =>
+        {
+            Assert.That(hv.ExitCode, Is.Zero, "both VMs' memtest passed");
+            Assert.That(hv.Stdout, Does.Contain("[0] memtest: OK").And.Contain("[1] memtest: OK"));
+            Assert.That(sharing.Success, Is.True, "the report has KSM's pages_sharing");
+            Assert.That(long.Parse(sharing.Groups[1].Value.Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture), Is.GreaterThan(1000),
+                "the two kernels' equal pages (text, read-only data, zeroed memory) merged");
+        });
+    }
+
     private static (int Status, string Console) RunQemu(string qemu, string kernel, string initrd)
     {
         var start = new ProcessStartInfo(qemu,
