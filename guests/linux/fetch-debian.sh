@@ -2,6 +2,7 @@
 # Fetches the Linux guest's parts from Debian's packages into OUT (default build/linux):
 #   OUT/vmlinux   the kernel of linux-image-cloud-amd64, decompressed from its vmlinuz to the ELF (which carries the
 #                 PVH note hv boots through)
+#   OUT/vmlinuz   the same kernel as Debian ships it, a bzImage (booted through the Linux boot protocol)
 #   OUT/busybox   busybox-static's binary, the initramfs's shell and tools
 #   OUT/version   the two packages' names and versions
 # Needs apt-get and dpkg-deb (Debian or a derivative), and the decompressor the kernel was built with (lz4 for
@@ -31,6 +32,7 @@ dpkg-deb -x "$out"/deb/busybox-static_*.deb "$out/deb/busybox"
 cp "$out/deb/busybox/bin/busybox" "$out/busybox"
 
 vmlinuz=$(ls "$out"/deb/kernel/boot/vmlinuz-* | head -1)
+cp "$vmlinuz" "$out/vmlinuz"
 # The bzImage carries the compressed ELF after its setup code and decompressor: find the first magic of each
 # format and decompress from the earliest one that yields an ELF (trailing bytes after the stream are expected).
 try() {  # try NAME MAGIC-HEX TOOL...

@@ -80,4 +80,16 @@ public enum BootImageRule
 
     /// <summary>The initial RAM disk cannot be read, is empty, or does not fit in guest RAM.</summary>
     BadInitrd,
+
+    /// <summary>The Linux setup header is malformed: boot_flag is not 0xAA55, the header runs past the setup sectors or the zero page's room for it, or the kernel is not a bzImage (LOADED_HIGH clear).</summary>
+    BadLinuxHeader,
+
+    /// <summary>The Linux boot-protocol version is older than 2.12, the first with a 64-bit entry and xloadflags.</summary>
+    UnsupportedLinuxBootProtocol,
+
+    /// <summary>The bzImage's xloadflags lack XLF_KERNEL_64: the kernel has no 64-bit entry at its load address + 0x200.</summary>
+    NoLinux64BitEntry,
+
+    /// <summary>The kernel's load address (pref_address) is below 1 MiB or not a multiple of kernel_alignment, or kernel_alignment is not a power of two.</summary>
+    BadKernelPlacement,
 }

@@ -12,7 +12,7 @@ namespace Hypervisor.Vmm.Boot;
 /// program-header table and segments within the file, p_filesz ≤ p_memsz, no two PT_LOAD segments overlapping
 /// physically, every entry point inside a loaded segment, the PVH note's size and the multiboot checksum.
 /// </remarks>
-public sealed class ElfImage
+public sealed class ElfImage : IBootImage
 {
     /// <summary>EM_386, the machine of an ELF32 image.</summary>
     public const ushort MachineI386 = 3;
@@ -98,6 +98,11 @@ public sealed class ElfImage
     /// <param name="segment">A segment of this image's <see cref="LoadPlan"/> or <see cref="Segments"/>.</param>
     public ReadOnlySpan<byte> GetFileData(in ElfSegment segment) =>
         _file.AsSpan(checked((int)segment.Offset), checked((int)segment.FileSize));
+
+    /// <summary>Places the image with <see cref="ImageLoader.Load"/>.</summary>
+    /// <param name="memory">Guest RAM.</param>
+    /// <exception cref="BootImageException">A segment falls outside guest RAM.</exception>
+    public LoadedImage Load(IGuestPhysicalMemory memory) => ImageLoader.Load(this, memory);
 
     /// <summary>Parses and validates an ELF executable; the bytes are copied.</summary>
     /// <param name="file">The whole image file.</param>

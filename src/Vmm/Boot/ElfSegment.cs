@@ -4,7 +4,7 @@ namespace Hypervisor.Vmm.Boot;
 /// One segment to place in guest memory: <see cref="FileSize"/> bytes from the file at <see cref="Offset"/>
 /// copied to <see cref="PhysicalAddress"/>, then zeros up to <see cref="MemorySize"/>.
 /// </summary>
-/// <param name="Index">Program-header index of the PT_LOAD segment, or -1 for the multiboot address-field segment.</param>
+/// <param name="Index">Program-header index of the PT_LOAD segment, -1 for the multiboot address-field segment, or <see cref="ElfSegment.BzImageKernelIndex"/>.</param>
 /// <param name="Offset">File offset of the first byte (p_offset).</param>
 /// <param name="VirtualAddress">Link-time virtual address (p_vaddr).</param>
 /// <param name="PhysicalAddress">Guest-physical load address (p_paddr).</param>
@@ -20,6 +20,9 @@ public readonly record struct ElfSegment(
     ulong MemorySize,
     uint Flags)
 {
+    /// <summary>The <see cref="Index"/> of a bzImage's protected-mode kernel, which spans init_size.</summary>
+    public const int BzImageKernelIndex = -2;
+
     /// <summary>Exclusive end of the segment in guest-physical memory.</summary>
     public ulong PhysicalEnd => PhysicalAddress + MemorySize;
 
@@ -32,8 +35,13 @@ public readonly record struct ElfSegment(
     /// <summary>True when <paramref name="va"/> lies in <c>[VirtualAddress, VirtualEnd)</c>.</summary>
     public bool ContainsVirtual(ulong va) => va >= VirtualAddress && va - VirtualAddress < MemorySize;
 
-    /// <summary>A short name for messages: "PT_LOAD segment 2" or "multiboot address-field segment".</summary>
-    public string Name => Index >= 0 ? $"PT_LOAD segment {Index}" : "multiboot address-field segment";
+    /// <summary>A short name for messages: "PT_LOAD segment 2", "multiboot address-field segment" or "bzImage kernel".</summary>
+    public string Name => Index switch
+    {
+        >= 0 => $"PT_LOAD segment {Index}",
+        BzImageKernelIndex => "bzImage kernel",
+        _ => "multiboot address-field segment",
+    };
 
     /// <inheritdoc />
     public override string ToString() =>

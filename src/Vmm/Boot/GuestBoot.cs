@@ -8,10 +8,17 @@ public static class GuestBoot
     /// <summary>The protocol <paramref name="requested"/> resolves to for <paramref name="image"/>.</summary>
     /// <param name="image">The loaded image.</param>
     /// <param name="requested">The protocol asked for; <see cref="BootProtocol.Auto"/> picks one.</param>
-    /// <exception cref="BootImageException">Auto found no protocol the image supports.</exception>
+    /// <exception cref="BootImageException">Auto found no protocol the image supports, or a bzImage was asked to boot by another protocol than Linux.</exception>
     public static BootProtocol Resolve(LoadedImage image, BootProtocol requested)
     {
         ArgumentNullException.ThrowIfNull(image);
+        if (image.LinuxHeader is not null && requested is BootProtocol.LongMode or BootProtocol.Pvh or BootProtocol.Multiboot)
+        {
+            throw new BootImageException(
+                BootImageRule.WrongProtocol,
+                $"bzImage (boot protocol {image.LinuxHeader.VersionText}) cannot boot via {requested}: its 64-bit entry at 0x{image.ElfEntry:x} takes the Linux boot protocol's zero page (--boot Linux or Auto)");
+        }
+
         if (requested != BootProtocol.Auto)
         {
             return requested;
@@ -19,6 +26,7 @@ public static class GuestBoot
 
         return image switch
         {
+            { LinuxHeader: not null } => BootProtocol.Linux,
             { PvhEntry: not null } => BootProtocol.Pvh,
             { Is64Bit: true } => BootProtocol.LongMode,
             { MultibootEntry: not null } => BootProtocol.Multiboot,
@@ -36,9 +44,9 @@ public static class GuestBoot
     /// <param name="acpi">
     /// The VM's ACPI tables, or null for none: written at their base whatever the protocol (the RSDP where a legacy
     /// scan of 0xE0000–0xFFFFF finds it), and named in the start info's rsdp_paddr where there is one (PVH, and the
-    /// direct 64-bit entry's start info).
+    /// direct 64-bit entry's start info) or in the zero page's acpi_rsdp_addr (Linux).
     /// </param>
-    /// <param name="initrd">The initial RAM disk, passed as a boot module (start_info's module list, or multiboot's), or null.</param>
+    /// <param name="initrd">The initial RAM disk, passed as a boot module (start_info's module list, or multiboot's) or in the zero page's ramdisk fields (Linux), or null.</param>
     /// <exception cref="BootImageException">The image does not support the protocol, or the boot data or the initrd is bad or does not fit.</exception>
     public static InitialCpuState Setup(IGuestPhysicalMemory memory, LoadedImage image, BootProtocol protocol, string commandLine, AcpiTables? acpi = null, InitialRamDisk? initrd = null)
     {
@@ -57,11 +65,13 @@ public static class GuestBoot
                 return PvhBoot.Setup(memory, image, commandLine, rsdp, initrd);
             case BootProtocol.Multiboot:
                 return MultibootBoot.Setup(memory, image, commandLine, initrd);
+            case BootProtocol.Linux:
+                return LinuxBoot.Setup(memory, image, commandLine, rsdp, initrd);
             case BootProtocol.LongMode:
                 var state = LongModeBoot.Setup(memory, image, LongModeBoot.DefaultStackTop);
                 return state with { Rdi = PvhBoot.WriteStartInfo(memory, commandLine, image, rsdp, initrd) };
             default:
-                throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "boot protocol must be Auto, LongMode, Pvh or Multiboot");
+                throw new ArgumentOutOfRangeException(nameof(protocol), protocol, "boot protocol must be Auto, LongMode, Pvh, Multiboot or Linux");
         }
     }
 }

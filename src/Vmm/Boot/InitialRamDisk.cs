@@ -64,17 +64,28 @@ public sealed class InitialRamDisk
     /// <param name="memory">Guest RAM.</param>
     /// <param name="image">The loaded image, which the disk must not overlap.</param>
     /// <exception cref="BootImageException">The disk does not fit between the image (or 1 MiB) and the top of RAM (<see cref="BootImageRule.BadInitrd"/>).</exception>
-    public ulong Place(IGuestPhysicalMemory memory, LoadedImage? image)
+    public ulong Place(IGuestPhysicalMemory memory, LoadedImage? image) => Place(memory, image, AddressLimit);
+
+    /// <summary>
+    /// Writes the disk at the highest page-aligned address whose end is at most min(RAM, <paramref name="limit"/>)
+    /// and returns that address.
+    /// </summary>
+    /// <param name="memory">Guest RAM.</param>
+    /// <param name="image">The loaded image, which the disk must not overlap.</param>
+    /// <param name="limit">The highest end address the disk may reach (exclusive), e.g. a kernel's initrd_addr_max + 1.</param>
+    /// <exception cref="BootImageException">The disk does not fit between the image (or 1 MiB) and min(RAM, limit) (<see cref="BootImageRule.BadInitrd"/>).</exception>
+    public ulong Place(IGuestPhysicalMemory memory, LoadedImage? image, ulong limit)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        var top = Math.Min(memory.Size, AddressLimit) & ~0xFFFul;
+        var top = Math.Min(memory.Size, limit) & ~0xFFFul;
         var size = (ulong)Data.Length;
         var floor = Math.Max(GuestMemoryMap.HighMemoryStart, image?.EndGpa ?? 0);
         if (size > top || ((top - size) & ~0xFFFul) < floor)
         {
+            var ceiling = limit < memory.Size ? $"the highest end allowed, 0x{limit:x}" : "the top of RAM";
             throw new BootImageException(
                 BootImageRule.BadInitrd,
-                $"initrd '{Name}' of {size:N0} bytes does not fit in guest RAM between 0x{floor:x} (the image's end) and 0x{top:x}: give the VM more memory (-m)");
+                $"initrd '{Name}' of {size:N0} bytes does not fit in guest RAM between 0x{floor:x} (the image's end) and 0x{top:x} ({ceiling}): give the VM more memory (-m)");
         }
 
         var gpa = (top - size) & ~0xFFFul;

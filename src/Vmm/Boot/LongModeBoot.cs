@@ -53,14 +53,27 @@ public static class LongModeBoot
         [0, GdtEntry.Create(0xA09B, 0, 0xFFFFF), GdtEntry.Create(0xC093, 0, 0xFFFFF), GdtEntry.Create(0x808B, 0, 0xFFFFF)];
 
     /// <summary>The page tables as one 12 KiB block to write at <see cref="Pml4Address"/>: PML4, PDPT, PD.</summary>
-    public static byte[] PageTables()
+    public static byte[] PageTables() => PageTables(1);
+
+    /// <summary>
+    /// Page tables identity-mapping the first <paramref name="gibibytes"/> GiB with 2 MiB pages, as one block to
+    /// write at <see cref="Pml4Address"/>: PML4, PDPT, then one PD per GiB from <see cref="PdAddress"/> on.
+    /// </summary>
+    /// <param name="gibibytes">GiB to map, 1 to 512.</param>
+    public static byte[] PageTables(int gibibytes)
     {
-        var tables = new byte[3 * PageSize];
+        ArgumentOutOfRangeException.ThrowIfLessThan(gibibytes, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(gibibytes, 512);
+        var tables = new byte[(2 + gibibytes) * PageSize];
         BinaryPrimitives.WriteUInt64LittleEndian(tables, PdptAddress | 0x03);
-        BinaryPrimitives.WriteUInt64LittleEndian(tables.AsSpan(PageSize), PdAddress | 0x03);
-        for (var i = 0; i < 512; i++)
+        for (var g = 0; g < gibibytes; g++)
         {
-            BinaryPrimitives.WriteUInt64LittleEndian(tables.AsSpan((2 * PageSize) + (i * 8)), ((ulong)i << 21) | LargePageFlags);
+            BinaryPrimitives.WriteUInt64LittleEndian(tables.AsSpan(PageSize + (g * 8)), (PdAddress + (ulong)(g * PageSize)) | 0x03);
+            for (var i = 0; i < 512; i++)
+            {
+                var page = ((ulong)g << 30) | ((ulong)i << 21);
+                BinaryPrimitives.WriteUInt64LittleEndian(tables.AsSpan(((2 + g) * PageSize) + (i * 8)), page | LargePageFlags);
+            }
         }
 
         return tables;
@@ -70,10 +83,20 @@ public static class LongModeBoot
     /// <param name="entry">RIP.</param>
     /// <param name="stackTop">RSP and RBP.</param>
     /// <param name="bootParams">RSI (Firecracker passes the zero page there; 0 for none).</param>
-    public static InitialCpuState Registers(ulong entry, ulong stackTop, ulong bootParams = 0)
+    public static InitialCpuState Registers(ulong entry, ulong stackTop, ulong bootParams = 0) =>
+        Registers(entry, stackTop, bootParams, Gdt(), CodeSelector, DataSelector, TssSelector);
+
+    /// <summary>The long-mode register state for <paramref name="entry"/> with the segments of <paramref name="gdt"/>, without touching memory.</summary>
+    /// <param name="entry">RIP.</param>
+    /// <param name="stackTop">RSP and RBP.</param>
+    /// <param name="bootParams">RSI.</param>
+    /// <param name="gdt">The GDT, written at <see cref="GdtAddress"/>.</param>
+    /// <param name="codeSelector">CS: a 64-bit code descriptor of <paramref name="gdt"/>.</param>
+    /// <param name="dataSelector">DS, ES, FS, GS and SS: a data descriptor of <paramref name="gdt"/>.</param>
+    /// <param name="tssSelector">TR: a TSS descriptor of <paramref name="gdt"/>.</param>
+    public static InitialCpuState Registers(ulong entry, ulong stackTop, ulong bootParams, ReadOnlySpan<ulong> gdt, ushort codeSelector, ushort dataSelector, ushort tssSelector)
     {
-        var gdt = Gdt();
-        var data = SegmentCache.FromDescriptor(DataSelector, gdt[2]);
+        var data = SegmentCache.FromDescriptor(dataSelector, gdt[dataSelector >> 3]);
         return new InitialCpuState
         {
             Rip = entry,
@@ -85,13 +108,13 @@ public static class LongModeBoot
             Cr3 = Pml4Address,
             Cr4 = InitialCpuState.Cr4Pae,
             Efer = InitialCpuState.EferLme | InitialCpuState.EferLma,
-            Cs = SegmentCache.FromDescriptor(CodeSelector, gdt[1]),
+            Cs = SegmentCache.FromDescriptor(codeSelector, gdt[codeSelector >> 3]),
             Ds = data,
             Es = data,
             Fs = data,
             Gs = data,
             Ss = data,
-            Tr = SegmentCache.FromDescriptor(TssSelector, gdt[3]),
+            Tr = SegmentCache.FromDescriptor(tssSelector, gdt[tssSelector >> 3]),
             GdtBase = GdtAddress,
             GdtLimit = (ushort)((gdt.Length * 8) - 1),
             IdtBase = IdtAddress,

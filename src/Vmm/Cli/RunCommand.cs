@@ -25,7 +25,7 @@ namespace Hypervisor.Vmm.Cli;
 internal static class RunCommand
 {
     /// <summary>What <c>hv run</c> does, as command lists show it.</summary>
-    public const string Description = "Boot a guest image (ELF64, ELF with a PVH note, or multiboot) and report what the MMU did.";
+    public const string Description = "Boot a guest image (ELF64, ELF with a PVH note, multiboot, or a Linux bzImage) and report what the MMU did.";
 
     /// <summary>The exit-status rules, at the end of the command's help.</summary>
     public static readonly string Details = string.Join(
@@ -63,7 +63,7 @@ internal static class RunCommand
     {
         var image = new Argument<FileInfo[]>("IMAGE")
         {
-            Description = "The guest image, e.g. guests/build/hello.elf; several images boot as several VMs on one shared host.",
+            Description = "The guest image: an ELF file (e.g. guests/build/hello.elf) or a Linux bzImage (e.g. /boot/vmlinuz-*); several images boot as several VMs on one shared host.",
             Arity = ArgumentArity.OneOrMore,
         };
         var vms = CliOptions.BoundedInt(
@@ -77,11 +77,11 @@ internal static class RunCommand
         var commandLine = new Option<string>("--cmdline", "-append") { Description = "The guest command line.", DefaultValueFactory = _ => string.Empty };
         var initrd = new Option<FileInfo?>("--initrd")
         {
-            Description = "An initial RAM disk (initramfs) passed to the guest as a boot module (PVH start_info's module list, or multiboot's), placed at the top of RAM below 4 GiB.",
+            Description = "An initial RAM disk (initramfs) passed to the guest as a boot module (PVH start_info's module list, or multiboot's) or in a bzImage's zero page, placed at the top of RAM below 4 GiB (below the kernel's initrd_addr_max for a bzImage).",
             HelpName = "FILE",
         };
         var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
-        var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
+        var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: Linux for a bzImage; for ELF the PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
         var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
         var hostForks = CliOptions.BoundedInt(
@@ -150,7 +150,7 @@ internal static class RunCommand
 
             // Each VM's image, in VM order: the images as given, or one image N times.
             var images = files.Length > 1 ? files : Enumerable.Repeat(files[0], copies).ToArray();
-            var elves = files.ToDictionary(f => f, f => ElfImage.Parse(File.ReadAllBytes(f.FullName)));
+            var parsed = files.ToDictionary(f => f, f => BootImage.Parse(File.ReadAllBytes(f.FullName)));
             var accelerator = parseResult.GetValue(accel);
             var instructionLimit = parseResult.GetValue(maxInstructions);
             var forkMs = parseResult.GetValue(hostForks);
@@ -225,10 +225,10 @@ internal static class RunCommand
 
             if (images.Length > 1)
             {
-                return RunGroup(context, parseResult.GetValue(plain), options, images, elves, copies: files.Length == 1);
+                return RunGroup(context, parseResult.GetValue(plain), options, images, parsed, copies: files.Length == 1);
             }
 
-            var elf = elves[images[0]];
+            var bootImage = parsed[images[0]];
             var file = images[0];
 
             // The live panel shows the interpreter's and the MMU's counters, which only the emulated accelerator has.
@@ -246,7 +246,7 @@ internal static class RunCommand
             }
 
             using var vm = built;
-            vm.Boot(elf);
+            vm.Boot(bootImage);
             var result = live ? LivePanel.Run(vm, file.Name) : vm.Run();
             if (live)
             {
@@ -266,7 +266,7 @@ internal static class RunCommand
     /// </summary>
     /// <returns>The first non-zero exit code in VM order (each VM's as a lone <c>hv run</c> would return it), else 0;
     /// <see cref="ExitCodes.UsageError"/> when the VMs do not fit one host.</returns>
-    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, ElfImage> elves, bool copies)
+    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, IBootImage> parsed, bool copies)
     {
         var what = copies ? $"--vms {images.Length}" : $"{images.Length} images";
         HostMachine built;
@@ -295,7 +295,7 @@ internal static class RunCommand
             {
                 var console = live ? new GuestConsole() : new GuestConsole(new PrefixedLineWriter(context.Output, outputLock, PrefixedLineWriter.PrefixOf(i)));
                 vms.Add(new Vm(options, console, machine));
-                vms[i].Boot(elves[images[i]]);
+                vms[i].Boot(parsed[images[i]]);
             }
 
             var names = images.Select(f => f.Name).ToArray();

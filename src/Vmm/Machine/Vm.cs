@@ -229,12 +229,12 @@ public sealed class Vm : IDisposable
     /// <summary>The boot protocol <see cref="Boot"/> used.</summary>
     public BootProtocol Protocol { get; private set; }
 
-    /// <summary>Loads <paramref name="image"/> into guest RAM, writes the boot protocol's data and the ACPI tables, and sets the boot vCPU's state.</summary>
+    /// <summary>Loads <paramref name="image"/> (an ELF image or a bzImage) into guest RAM, writes the boot protocol's data and the ACPI tables, and sets the boot vCPU's state.</summary>
     /// <exception cref="BootImageException">The image does not fit, or does not support the protocol.</exception>
-    public LoadedImage Boot(ElfImage image)
+    public LoadedImage Boot(IBootImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        var loaded = ImageLoader.Load(image, Ram);
+        var loaded = image.Load(Ram);
         Protocol = GuestBoot.Resolve(loaded, Options.Protocol);
         var acpi = new AcpiTableBuilder(Options.CpuCount, Devices.PowerOff.S5SleepType, IoApic.InitialId).Build();
         var state = GuestBoot.Setup(Ram, loaded, Protocol, Options.CommandLine, acpi, Options.InitialRamDisk);

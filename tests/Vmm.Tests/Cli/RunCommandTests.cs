@@ -1,6 +1,8 @@
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Cli;
+using Hypervisor.Vmm.Tests.Boot;
 using Hypervisor.Vmm.Tests.Support;
+using static Iced.Intel.AssemblerRegisters;
 
 namespace Hypervisor.Vmm.Tests.Cli;
 
@@ -242,7 +244,7 @@ public sealed class RunCommandTests
     }
 
     [TestCase("truncated", "is truncated")]
-    [TestCase("bad-magic", "is not an ELF file: it must start with 0x7f 'E' 'L' 'F'")]
+    [TestCase("bad-magic", "is neither ELF nor a Linux bzImage: it must start with 0x7f 'E' 'L' 'F' or have \"HdrS\" at 0x202")]
     [TestCase("outside-ram", "lies outside guest RAM")]
     [TestCase("overlapping", "overlap: PT_LOAD segments must not share physical addresses")]
     [TestCase("entry-outside", "lies outside every PT_LOAD segment")]
@@ -251,6 +253,55 @@ public sealed class RunCommandTests
         var result = Hv.Run("run", Write(kind + ".elf", BadImage(kind)));
 
         AssertOneErrorLine(result, rule);
+    }
+
+    [Test]
+    public void ABzImageBootsThroughTheLinuxProtocol()
+    {
+        // Exit code 0 only if the zero page in RSI carries the loader's type and the kernel's header, the command line
+        // is where cmd_line_ptr says, and CS/DS are __BOOT_CS/__BOOT_DS; else the number of the failed check.
+        var image = TestImages.LinuxBzImage(a =>
+        {
+            var exit = a.CreateLabel();
+            a.mov(al, 1);
+            a.cmp(__byte_ptr[rsi + 0x210], 0xFF);
+            a.jne(exit);
+            a.mov(al, 2);
+            a.cmp(__dword_ptr[rsi + 0x202], 0x5372_6448);
+            a.jne(exit);
+            a.mov(al, 3);
+            a.mov(ecx, __dword_ptr[rsi + 0x228]);
+            a.cmp(__byte_ptr[rcx], (byte)'x');
+            a.jne(exit);
+            a.mov(al, 4);
+            a.mov(cx, cs);
+            a.cmp(cx, 0x10);
+            a.jne(exit);
+            a.mov(al, 5);
+            a.mov(cx, ds);
+            a.cmp(cx, 0x18);
+            a.jne(exit);
+            a.mov(al, 0);
+            a.Label(ref exit);
+            a.@out(0xF4, al);
+            a.hlt();
+        });
+
+        var result = Hv.Run("run", Write("vmlinuz", image), "--cmdline", "x=1", "--plain");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.StdoutLines.SingleOrDefault(l => l.StartsWith("boot ", StringComparison.Ordinal)), Does.Match(@"^boot\s+Linux\s"), result.Stdout);
+        });
+    }
+
+    [Test]
+    public void AnOldBzImageIsOneErrorLineNamingTheRule()
+    {
+        var result = Hv.Run("run", Write("old-vmlinuz", new BzImageBuilder { Version = 0x0206 }.Build()));
+
+        AssertOneErrorLine(result, "boot protocol 2.6 (0x0206) is too old: the 64-bit entry needs 2.12");
     }
 
     [Test]

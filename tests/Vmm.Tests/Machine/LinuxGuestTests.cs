@@ -47,6 +47,24 @@ public sealed class LinuxGuestTests
     }
 
     [Test]
+    public void TheBzImageBootsThroughTheLinuxProtocolAsFarAsTheVmlinux()
+    {
+        var (kernel, initrd) = LinuxGuest.RequireBzImage();
+
+        var hv = Hv.Run("run", kernel, "--initrd", initrd, "-m", $"{LinuxGuest.MemoryMiB}M", "--cmdline", LinuxGuest.CommandLine, "--plain", "--timeout", "300");
+        TestContext.Out.WriteLine(hv.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(hv.ExitCode, Is.Zero, "memtest's status through port 0xF4");
+            Assert.That(hv.StdoutLines.SingleOrDefault(l => l.StartsWith("boot ", StringComparison.Ordinal)), Does.Match(@"^boot\s+Linux\s"), "the bzImage's own 64-bit entry, not PVH");
+            Assert.That(LinuxGuest.Banner(hv.Stdout), Does.StartWith("Linux version 6."), "the in-guest decompressor ran");
+            Assert.That(hv.Stdout, Does.Contain("RAMDISK: [mem "), "the initrd from the zero page");
+            Assert.That(LinuxGuest.UserlandLines(hv.Stdout), Has.Some.EqualTo("memtest: OK, 2097152 words verified"));
+            Assert.That(LinuxGuest.UserlandLines(hv.Stdout), Has.Some.EqualTo("init: memtest exited with status 0"));
+        });
+    }
+
+    [Test]
     public void LinuxRunsUnderAHostLimitBelowItsRam()
     {
         var (kernel, initrd) = LinuxGuest.Require();

@@ -27,6 +27,20 @@ public static class LinuxGuest
         return (kernel, initrd);
     }
 
+    /// <summary>The paths of the kernel as Debian ships it (a bzImage) and the initramfs; ignores the calling test when they are missing.</summary>
+    public static (string BzImage, string Initrd) RequireBzImage()
+    {
+        var directory = Path.Combine(GuestImages.RepositoryRoot(), "guests", "build", "linux");
+        var kernel = Path.Combine(directory, "vmlinuz");
+        var initrd = Path.Combine(directory, "initrd");
+        if (!File.Exists(kernel) || !File.Exists(initrd))
+        {
+            Assert.Ignore($"the Linux guest's bzImage is not built ({kernel} or {initrd} missing): run 'make -C guests linux', which fetches Debian's linux-image-cloud-amd64 and busybox-static");
+        }
+
+        return (kernel, initrd);
+    }
+
     /// <summary>The lines the guest's userland printed (/init's and memtest's), in order, without the kernel's.</summary>
     /// <param name="console">A console transcript.</param>
     public static IReadOnlyList<string> UserlandLines(string console) =>

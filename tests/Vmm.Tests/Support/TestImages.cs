@@ -27,6 +27,22 @@ internal static class TestImages
         return ElfBuilder.Elf64(CodeAddress, ElfSegmentSpec.Load(CodeAddress, code.ToArray())).Build();
     }
 
+    /// <summary>Where <see cref="LinuxBzImage"/>'s kernel is loaded (its pref_address); the 64-bit entry is 0x200 further.</summary>
+    public const ulong BzImageLoadAddress = 0x20_0000;
+
+    /// <summary>A bzImage whose 64-bit entry (load address + 0x200) runs the code <paramref name="emit"/> writes.</summary>
+    /// <param name="emit">Emits the instructions.</param>
+    public static byte[] LinuxBzImage(Action<Assembler> emit)
+    {
+        var assembler = new Assembler(64);
+        emit(assembler);
+        using var code = new MemoryStream();
+        assembler.Assemble(new StreamCodeWriter(code), BzImageLoadAddress + 0x200);
+        var kernel = new byte[0x200 + ((code.Length + 15) & ~15)];
+        code.ToArray().CopyTo(kernel, 0x200);
+        return new BzImageBuilder { PrefAddress = BzImageLoadAddress, KernelAlignment = 0x20_0000, InitSize = 0x10_0000, Kernel = kernel }.Build();
+    }
+
     /// <summary>An ELF image with a PVH note whose entry runs the 32-bit code <paramref name="emit"/> writes (flat protected mode, paging off).</summary>
     /// <param name="emit">Emits the instructions.</param>
     public static byte[] Pvh32(Action<Assembler> emit)
