@@ -53,7 +53,7 @@ internal static class MigrateDemoReport
         writer.Paragraph(
         [
             .. result.UserlandLines.Select(line => "guest: " + line),
-            $"pgmigrate_success {N(m.PgmigrateSuccess)}, pgmigrate_fail {N(m.PgmigrateFail)}, {N(result.TripsUnderMemtest)} trips while memtest ran, "
+            $"pgmigrate_success {N(m.PgmigrateSuccess)}, pgmigrate_fail {N(m.PgmigrateFail)}, {N(result.TripsUnderMemtest)} trips while the guest's userland ran, "
                 + $"{N(result.Audits)} audits by the host MM auditor and the MMU auditor: "
                 + (result.AuditViolations.Count == 0 ? "all clean" : $"{result.AuditViolations.Count} violation(s), first: {result.AuditViolations[0]}")
                 + $"; {result.Elapsed.TotalSeconds.ToString("0.0", C)} s in all",
@@ -64,7 +64,7 @@ internal static class MigrateDemoReport
     public static string Failure(LinuxMigrateResult result) =>
         result.Stop != Machine.VmStopKind.GuestExit || result.GuestExitCode != 0 ? $"the guest did not pass ({result.GuestVerdict})"
         : result.AuditViolations.Count > 0 ? $"{result.AuditViolations.Count} audit violation(s), first: {result.AuditViolations[0]}"
-        : result.TripsUnderMemtest < 2 ? $"only {result.TripsUnderMemtest} trip(s) ran while memtest ran: give the guest more memory (-m)"
+        : result.TripsUnderMemtest < 2 ? $"only {result.TripsUnderMemtest} trip(s) ran while the guest's userland ran: give the guest more memory (-m)"
         : result.Trips.Any(t => t.Summary.Migrated == 0) ? "a trip migrated no page"
         : $"memtest did not report OK ({result.GuestVerdict})";
 

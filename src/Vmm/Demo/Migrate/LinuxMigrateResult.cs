@@ -42,10 +42,10 @@ public sealed record LinuxMigrateResult
     /// <summary>The whole demo.</summary>
     public required TimeSpan Elapsed { get; init; }
 
-    /// <summary>Trips that began and ended while the guest's userland ran (not before /init, not after memtest).</summary>
+    /// <summary>Trips that began and ended while the guest's userland ran (after /init's first line, before memtest's verdict).</summary>
     public int TripsUnderMemtest { get; init; }
 
-    /// <summary>True when memtest passed inside Linux, every audit was clean and at least two trips moved pages while memtest ran.</summary>
+    /// <summary>True when memtest passed inside Linux, every audit was clean and at least two trips moved pages while the guest's userland ran.</summary>
     public bool Succeeded =>
         Stop == VmStopKind.GuestExit && GuestExitCode == 0 && GuestVerdict.StartsWith("memtest: OK", StringComparison.Ordinal)
         && AuditViolations.Count == 0 && TripsUnderMemtest >= 2 && Trips.All(t => t.Summary.Migrated > 0);

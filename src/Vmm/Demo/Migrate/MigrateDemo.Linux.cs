@@ -9,7 +9,7 @@ namespace Hypervisor.Vmm.Demo.Migrate;
 
 /// <summary>
 /// <c>hv demo migrate --guest linux</c>: Debian's Linux kernel (built by <c>make -C guests linux</c>) boots on a two-node
-/// host and its initramfs runs memtest; from the moment memtest starts until it has finished, the host migrates all of
+/// host and its initramfs runs memtest; from /init's first line until memtest has finished, the host migrates all of
 /// guest RAM node 0 → 1 → 0 … (one <c>MigrateRange</c> over the memslot per trip, audited at a quiescent point after
 /// each), and Linux never notices: memtest's word-by-word check passes.
 /// </summary>
@@ -40,11 +40,12 @@ public sealed partial class MigrateDemo
                 }
             }
 
-            if (line.StartsWith("memtest: ", StringComparison.Ordinal) && line.Contains(" of anonymous memory", StringComparison.Ordinal))
+            if (line.StartsWith("init: ", StringComparison.Ordinal))
             {
                 Volatile.Write(ref memtestStarted, 1);
             }
-            else if (line.StartsWith("memtest: OK", StringComparison.Ordinal) || line.StartsWith("memtest: FAIL", StringComparison.Ordinal))
+
+            if (line.StartsWith("memtest: OK", StringComparison.Ordinal) || line.StartsWith("memtest: FAIL", StringComparison.Ordinal))
             {
                 verdict = line;
                 Volatile.Write(ref memtestDone, 1);
