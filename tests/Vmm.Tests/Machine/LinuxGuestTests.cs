@@ -80,6 +80,23 @@ public sealed class LinuxGuestTests
         });
     }
 
+    [TestCase("poweroff", "ACPI power-off", TestName = "LinuxPowersOffThroughAcpiS5")]
+    [TestCase("reboot", "the guest reset the machine", TestName = "LinuxRebootStopsTheVmAsNoRebootDoes")]
+    public void LinuxEndsTheVmThroughTheKernel(string ending, string title)
+    {
+        var (kernel, initrd) = LinuxGuest.Require();
+
+        var hv = Hv.Run("run", kernel, "--initrd", initrd, "-m", "256M", "--cmdline", $"{LinuxGuest.CommandLine} init.exit={ending}", "--plain", "--timeout", "300");
+        TestContext.Out.WriteLine(hv.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(hv.ExitCode, Is.Zero);
+            Assert.That(LinuxGuest.UserlandLines(hv.Stdout), Has.Some.EqualTo("memtest: OK, 2097152 words verified"));
+            Assert.That(hv.Stdout, Does.Contain(ending == "poweroff" ? "reboot: Power down" : "reboot: Restarting system"), "the kernel's own message");
+            Assert.That(hv.Stdout, Does.Contain(title), "the report says how the VM ended");
+        });
+    }
+
     [Test]
     public void TwoLinuxVmsOnOneHostShareTheirEqualPagesThroughKsm()
     {
