@@ -84,6 +84,7 @@ public sealed partial class X86Cpu
         var boot = BootWallClock.ToUnixTimeMilliseconds() * 1_000_000L + (BootWallClock.UtcTicks % TimeSpan.TicksPerMillisecond * 100);
         var version = _ext.WallClockVersion + 1;
         Span<byte> clock = stackalloc byte[PvclockWallClockSize];
+        clock.Clear(); // X86Cpu skips locals init: the padding must read 0
         BinaryPrimitives.WriteUInt32LittleEndian(clock, version);
         if (!WriteGuestPhysical(value, clock[..4]))
         {
@@ -105,6 +106,7 @@ public sealed partial class X86Cpu
         var gpa = _ext.KvmSystemTimeMsr & ~KvmSystemTimeEnable;
         var version = _ext.PvclockVersion + 1;
         Span<byte> info = stackalloc byte[PvclockVcpuTimeInfoSize];
+        info.Clear(); // X86Cpu skips locals init: pad0 and the trailing pad must read 0
         BinaryPrimitives.WriteUInt32LittleEndian(info, version);
         if (!WriteGuestPhysical(gpa, info[..4]))
         {
