@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.GuestMmu.Backing;
 using Hypervisor.GuestMmu.Diagnostics;
 using Hypervisor.GuestMmu.Ept;
@@ -266,8 +267,10 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     /// <exception cref="GuestMmuReleasedException">The backing process exited (also while the fault waited).</exception>
     public EptFaultResult HandleEptViolation(Gpa gpa, EptAccess access)
     {
+        var trace = _trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var result = Fault(gpa, access);
-        _trace?.PageFault(gpa, access, result);
+        trace?.PageFault(gpa, access, result, started);
         return result;
     }
 
@@ -449,6 +452,8 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     public bool InvalidateRangeStart(in NotifierRange range)
     {
         Interlocked.Increment(ref _invalidations);
+        var trace = _trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var flush = false;
         long zappedHere = 0;
         _mmuLock.EnterWriteLock();
@@ -480,7 +485,7 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
             _mmuLock.ExitWriteLock();
         }
 
-        _trace?.UnmapHvaRange(range.Start, range.End, range.Event, zappedHere);
+        trace?.UnmapHvaRange(range.Start, range.End, range.Event, zappedHere, started);
         return true;
     }
 
@@ -968,7 +973,10 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
     private void FlushRemoteTlbs()
     {
         Interlocked.Increment(ref _tlbFlushes);
+        var trace = _trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         Shootdown.FlushAll();
+        trace?.FlushRemoteTlbs(started);
     }
 
     private void ThrowIfReleased(Gpa gpa)

@@ -35,14 +35,22 @@ internal static class KsmDemoCommand
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var noAudit = new Option<bool>("--no-audit") { Description = "Skip the audits (to time the demo); the demo then cannot claim a clean audit and fails." };
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
+        var tracing = RunTraceOptions.Create();
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { vms, memory, pages, kinds, every, pagesToScan, sleep, modernChangePte, guests, noAudit, plain })
+        foreach (var option in new Option[] { vms, memory, pages, kinds, every, pagesToScan, sleep, modernChangePte, guests, noAudit, plain }.Concat(tracing.All))
         {
             command.Options.Add(option);
         }
 
         command.SetAction(parseResult =>
         {
+            if (!tracing.TryOpen(parseResult, Accel.AcceleratorKind.Emulated, out var opened, out var traceError))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{traceError}");
+                return ExitCodes.UsageError;
+            }
+
+            using var trace = opened;
             var options = new KsmDemoOptions
             {
                 Vms = parseResult.GetValue(vms),
@@ -55,6 +63,7 @@ internal static class KsmDemoCommand
                 LegacyChangePte = !parseResult.GetValue(modernChangePte),
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,
                 AuditEveryStep = !parseResult.GetValue(noAudit),
+                Trace = trace?.Recorder,
             };
 
             KsmDemo demo;
@@ -69,7 +78,16 @@ internal static class KsmDemoCommand
             }
 
             var live = context.IsTerminal && !parseResult.GetValue(plain);
-            var result = live ? KsmDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "ksm-demo");
+            KsmDemoResult result;
+            try
+            {
+                result = live ? KsmDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "ksm-demo");
+            }
+            finally
+            {
+                trace?.Write(context.Error, new Dictionary<string, string> { ["command"] = "hv demo ksm" });
+            }
+
             KsmDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
             {

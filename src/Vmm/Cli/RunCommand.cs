@@ -6,6 +6,7 @@ using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tracing;
 using Microsoft.Extensions.Logging;
 
 namespace Hypervisor.Vmm.Cli;
@@ -113,9 +114,10 @@ internal static class RunCommand
         var ksm = RunKsmOptions.Create();
         var numa = RunNumaOptions.Create();
         var thp = RunThpOptions.Create();
+        var tracing = RunTraceOptions.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
         {
             command.Options.Add(option);
         }
@@ -223,9 +225,17 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            if (!tracing.TryOpen(parseResult, accelerator, out var opened, out var traceError))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{traceError}");
+                return ExitCodes.UsageError;
+            }
+
+            using var trace = opened;
+            options = options with { Trace = trace?.Recorder };
             if (images.Length > 1)
             {
-                return RunGroup(context, parseResult.GetValue(plain), options, images, parsed, copies: files.Length == 1);
+                return RunGroup(context, parseResult.GetValue(plain), options, images, parsed, copies: files.Length == 1, trace);
             }
 
             var bootImage = parsed[images[0]];
@@ -247,7 +257,17 @@ internal static class RunCommand
 
             using var vm = built;
             vm.Boot(bootImage);
-            var result = live ? LivePanel.Run(vm, file.Name) : vm.Run();
+            VmRunResult result;
+            try
+            {
+                using var sampler = trace is null ? null : new TraceSampler(trace.Recorder, [vm]);
+                result = live ? LivePanel.Run(vm, file.Name) : vm.Run();
+            }
+            finally
+            {
+                // Also when the run failed: the timeline up to the failure is what explains it.
+                trace?.Write(context.Error, TraceFields(file.Name));
+            }
             if (live)
             {
                 context.Output.Write(console.Transcript());
@@ -259,6 +279,14 @@ internal static class RunCommand
         return command;
     }
 
+    /// <summary>The trace file's <c>otherData</c> fields: what ran.</summary>
+    private static Dictionary<string, string> TraceFields(string images) => new()
+    {
+        ["command"] = "hv run",
+        ["images"] = images,
+        ["clock"] = "Stopwatch, microseconds since the trace began",
+    };
+
     /// <summary>
     /// Several VMs on one <see cref="HostMachine"/>: builds and boots each (VM i runs <paramref name="images"/>[i]),
     /// runs them all at once, prefixes each VM's console lines with its index, and writes one report with a column per
@@ -266,7 +294,7 @@ internal static class RunCommand
     /// </summary>
     /// <returns>The first non-zero exit code in VM order (each VM's as a lone <c>hv run</c> would return it), else 0;
     /// <see cref="ExitCodes.UsageError"/> when the VMs do not fit one host.</returns>
-    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, IBootImage> parsed, bool copies)
+    private static int RunGroup(CliContext context, bool plain, VmOptions options, FileInfo[] images, Dictionary<FileInfo, IBootImage> parsed, bool copies, TraceSession? trace)
     {
         var what = copies ? $"--vms {images.Length}" : $"{images.Length} images";
         HostMachine built;
@@ -300,7 +328,17 @@ internal static class RunCommand
 
             var names = images.Select(f => f.Name).ToArray();
             var start = System.Diagnostics.Stopwatch.GetTimestamp();
-            var results = live ? LivePanel.Run(machine, vms, names) : machine.Run(vms);
+            IReadOnlyList<VmRunResult> results;
+            try
+            {
+                using var sampler = trace is null ? null : new TraceSampler(trace.Recorder, vms);
+                results = live ? LivePanel.Run(machine, vms, names) : machine.Run(vms);
+            }
+            finally
+            {
+                trace?.Write(context.Error, TraceFields(string.Join(' ', names)));
+            }
+
             var wallClock = System.Diagnostics.Stopwatch.GetElapsedTime(start);
             if (live)
             {

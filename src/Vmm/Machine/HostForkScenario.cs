@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Hypervisor.Vmm.Tracing;
 using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.Vmm.Machine;
@@ -16,12 +18,14 @@ public sealed class HostForkScenario : IDisposable
     private readonly TimeSpan _interval;
     private readonly ManualResetEventSlim _stop = new();
     private readonly Thread _thread;
+    private readonly TraceRecorder? _trace;
     private long _forks;
 
-    /// <summary>Starts forking <paramref name="process"/> every <paramref name="interval"/>.</summary>
+    /// <summary>Starts forking <paramref name="process"/> every <paramref name="interval"/>; each fork is a <c>host_fork</c> span in <paramref name="trace"/>, if any.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="interval"/> is negative.</exception>
-    public HostForkScenario(HostProcess process, TimeSpan interval)
+    public HostForkScenario(HostProcess process, TimeSpan interval, TraceRecorder? trace = null)
     {
+        _trace = trace;
         ArgumentNullException.ThrowIfNull(process);
         ArgumentOutOfRangeException.ThrowIfLessThan(interval, TimeSpan.Zero);
         _process = process;
@@ -50,7 +54,9 @@ public sealed class HostForkScenario : IDisposable
         {
             while (!_stop.IsSet)
             {
+                var started = _trace is null ? 0 : Stopwatch.GetTimestamp();
                 var snapshot = _process.Fork();
+                _trace?.Complete(TraceEventTypes.HostFork, TraceRecorder.HostPid, started);
                 Interlocked.Increment(ref _forks);
                 _stop.Wait(_interval);
                 snapshot.Exit();

@@ -81,6 +81,11 @@ public sealed class HostMachine : IDisposable
             throw new VmOptionsException(VmOptionRule.Swap, nameof(VmOptions.Swap), hostOptions.Swap, $"swap: {exception.Message.Replace($" (Parameter '{exception.ParamName}')", string.Empty, StringComparison.Ordinal)}");
         }
 
+        if (options.Trace is { } trace)
+        {
+            Host.Trace = new Tracing.TracingHostTrace(trace);
+        }
+
         Host.Ksm.PagesToScan = options.KsmPagesToScan;
         Host.Ksm.SleepMilliseconds = options.KsmSleepMilliseconds;
     }
@@ -249,13 +254,13 @@ public sealed class HostMachine : IDisposable
 
         _daemonsRunning = true;
         var kswapd = Options.HostMemoryBytes is not null
-            ? new ReclaimDaemon(Host.Reclaim, onFailure, afterStep: ReclaimStepped is { } stepped ? () => stepped() : null)
+            ? new ReclaimDaemon(Host.Reclaim, onFailure, afterStep: ReclaimStepped is { } stepped ? () => stepped() : null, trace: Options.Trace)
             : null;
         Volatile.Write(ref _kswapd, kswapd);
         if (Options.Ksm)
         {
             Host.Ksm.Run = KsmRunAtStart;
-            Volatile.Write(ref _ksmd, new KsmDaemon(Host.Ksm, onFailure, afterStep: KsmStepped is { } ksmStepped ? () => ksmStepped() : null));
+            Volatile.Write(ref _ksmd, new KsmDaemon(Host.Ksm, onFailure, afterStep: KsmStepped is { } ksmStepped ? () => ksmStepped() : null, trace: Options.Trace));
         }
     }
 

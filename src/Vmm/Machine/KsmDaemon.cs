@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Ksm;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Machine;
 
@@ -21,6 +23,7 @@ public sealed class KsmDaemon : IDisposable
     private readonly Action<Exception>? _onFailure;
     private readonly Action? _afterStep;
     private readonly Thread _thread;
+    private readonly TraceRecorder? _trace;
     private readonly Lock _stepLock = new();
     private readonly ManualResetEventSlim _stop = new();
     private long _steps;
@@ -32,12 +35,14 @@ public sealed class KsmDaemon : IDisposable
     /// <param name="onFailure">Called once, on the daemon's thread, with the exception that stopped it.</param>
     /// <param name="afterStep">Called on the daemon's thread after each batch that scanned pages, with the daemon
     /// paused (the step lock held), e.g. to audit after every batch.</param>
-    public KsmDaemon(KsmScanner scanner, Action<Exception>? onFailure = null, Action? afterStep = null)
+    /// <param name="trace">Where each batch that scanned pages is recorded as a <c>ksm_scan</c> span, or null.</param>
+    public KsmDaemon(KsmScanner scanner, Action<Exception>? onFailure = null, Action? afterStep = null, TraceRecorder? trace = null)
     {
         ArgumentNullException.ThrowIfNull(scanner);
         _scanner = scanner;
         _onFailure = onFailure;
         _afterStep = afterStep;
+        _trace = trace;
         _thread = new Thread(Loop) { IsBackground = true, Name = "ksmd" };
         _thread.Start();
     }
@@ -84,9 +89,17 @@ public sealed class KsmDaemon : IDisposable
                 int scanned;
                 lock (_stepLock)
                 {
+                    var merges = _trace is null ? 0 : _scanner.Stats.Merges;
+                    var started = _trace is null ? 0 : Stopwatch.GetTimestamp();
                     scanned = _stop.IsSet ? 0 : _scanner.Step();
                     if (scanned > 0)
                     {
+                        if (_trace is not null)
+                        {
+                            var after = _scanner.Stats;
+                            _trace.Complete(TraceEventTypes.KsmScan, TraceRecorder.HostPid, started, scanned, after.Merges - merges, after.PagesSharing);
+                        }
+
                         _afterStep?.Invoke();
                     }
                 }

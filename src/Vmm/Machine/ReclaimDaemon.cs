@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Reclaim;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Machine;
 
@@ -29,6 +31,7 @@ public sealed class ReclaimDaemon : IDisposable
     private readonly Action<Exception>? _onFailure;
     private readonly Action? _afterStep;
     private readonly Thread _thread;
+    private readonly TraceRecorder? _trace;
 
     // Held around each step; Pause takes it so that no step is in flight until Resume (lock order: the pauser's own
     // locks, if any, come before it; the step takes the reclaimer's locks inside it).
@@ -45,7 +48,8 @@ public sealed class ReclaimDaemon : IDisposable
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="budgetPages"/> is not positive.</exception>
     /// <param name="afterStep">Called on the daemon's thread after each step that scanned pages, with the daemon paused
     /// (the step lock held: <see cref="Pause"/> from the same thread does not wait), e.g. to audit after every batch.</param>
-    public ReclaimDaemon(Reclaimer reclaimer, Action<Exception>? onFailure = null, long budgetPages = DefaultBudgetPages, Action? afterStep = null)
+    /// <param name="trace">Where each step that scanned pages is recorded as an <c>mm_vmscan_kswapd</c> span, or null.</param>
+    public ReclaimDaemon(Reclaimer reclaimer, Action<Exception>? onFailure = null, long budgetPages = DefaultBudgetPages, Action? afterStep = null, TraceRecorder? trace = null)
     {
         ArgumentNullException.ThrowIfNull(reclaimer);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(budgetPages);
@@ -53,6 +57,7 @@ public sealed class ReclaimDaemon : IDisposable
         _budgetPages = budgetPages;
         _onFailure = onFailure;
         _afterStep = afterStep;
+        _trace = trace;
         _thread = new Thread(Loop) { IsBackground = true, Name = "kswapd" };
         _thread.Start();
     }
@@ -104,11 +109,17 @@ public sealed class ReclaimDaemon : IDisposable
                 lock (_stepLock)
                 {
                     // The counters snapshot costs a read of every counter: taken only when a hook wants to know.
-                    var scanned = _afterStep is null ? 0 : _reclaimer.Stats.PgscanKswapd;
+                    var before = _afterStep is null && _trace is null ? default : _reclaimer.Stats;
+                    var started = _trace is null ? 0 : Stopwatch.GetTimestamp();
                     got = _stopping ? 0 : _reclaimer.Step(_budgetPages);
-                    if (_afterStep is not null && _reclaimer.Stats.PgscanKswapd != scanned)
+                    if (_afterStep is not null || _trace is not null)
                     {
-                        _afterStep();
+                        var after = _reclaimer.Stats;
+                        if (after.PgscanKswapd != before.PgscanKswapd)
+                        {
+                            _trace?.Complete(TraceEventTypes.KswapdStep, TraceRecorder.HostPid, started, got, after.Pswpout - before.Pswpout, after.PgscanKswapd - before.PgscanKswapd);
+                            _afterStep?.Invoke();
+                        }
                     }
                 }
 

@@ -11,6 +11,7 @@ using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Vmm.Acpi;
 using Hypervisor.Vmm.Accel;
+using Hypervisor.Vmm.Tracing;
 using Hypervisor.Vmm.Accel.Emulated;
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
@@ -253,7 +254,8 @@ public sealed class Vm : IDisposable
     /// <see cref="VmRunResult.GuestExitCode"/>), every vCPU's registers and the counters.</returns>
     public VmRunResult Run(CancellationToken cancellationToken = default)
     {
-        var forker = Options.HostForkInterval is { } interval && Process is not null ? new HostForkScenario(Process, interval) : null;
+        var forker = Options.HostForkInterval is { } interval && Process is not null ? new HostForkScenario(Process, interval, Options.Trace) : null;
+        Options.Trace?.NameCurrentThread(Machine is { VmCount: > 1 } ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"vm{Index}-vcpu0") : "vcpu0");
         _forker = forker;
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
 
@@ -452,10 +454,21 @@ public sealed class Vm : IDisposable
         var ramBase = MapRam(process, options);
         var shootdown = new TlbShootdown();
         var mmu = new TdpMmu(shootdown, new TdpMmuOptions { DirtyTracking = options.DirtyTracking ?? DirtyTrackingPolicy.OnZap });
-        if (options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace))
+        var logging = options.LoggerFactory?.CreateLogger(LoggingMmuTrace.LogCategory) is { } mmuLogger && mmuLogger.IsEnabled(LogLevel.Trace)
+            ? new LoggingMmuTrace(mmuLogger)
+            : null;
+        TracingMmuTrace? timeline = null;
+        if (options.Trace is { } recorder)
         {
-            mmu.Trace = new LoggingMmuTrace(mmuLogger);
+            var pid = TraceRecorder.VmPid(index);
+            recorder.NameProcess(pid, machine.VmCount == 1 ? "vm" : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"vm{index}"));
+            timeline = new TracingMmuTrace(recorder, pid);
+
+            // Ahead of the MMU's own subscription, so each invalidation's span encloses the MMU's zap.
+            new TracingNotifier(recorder, pid, process.Notifiers).Register();
         }
+
+        mmu.Trace = FanOutMmuTrace.Of(logging, timeline);
 
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), options.MemoryBytes, ramBase, new HostProcessBacking(process));
         if (options.Ksm)

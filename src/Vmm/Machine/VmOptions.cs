@@ -180,6 +180,12 @@ public sealed record VmOptions
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
+    /// <summary>
+    /// The run's timeline (<c>--trace FILE</c>): the secondary MMU, the notifier chain, the host's daemons and TLB
+    /// flushes record into it; null records nothing. Emulated only (KVM's MMU is the kernel's).
+    /// </summary>
+    public Hypervisor.Vmm.Tracing.TraceRecorder? Trace { get; init; }
+
     /// <summary>Checks every rule.</summary>
     /// <exception cref="VmOptionsException">A value breaks its rule (the message names it).</exception>
     public void Validate()

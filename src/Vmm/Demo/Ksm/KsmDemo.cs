@@ -69,6 +69,7 @@ public sealed partial class KsmDemo
             KsmPagesToScan = _options.PagesToScan,
             KsmSleepMilliseconds = _options.SleepMilliseconds,
             LegacyChangePte = _options.LegacyChangePte,
+            Trace = _options.Trace,
         };
 
         using var machine = new HostMachine(options, n);
@@ -84,6 +85,7 @@ public sealed partial class KsmDemo
         VmRunResult[]? results = null;
         Exception? failure = null;
         Thread? runner = null;
+        Hypervisor.Vmm.Tracing.TraceSampler? sampler = null;
         try
         {
             for (var i = 0; i < n; i++)
@@ -96,6 +98,8 @@ public sealed partial class KsmDemo
 
             Volatile.Write(ref _vms, vms);
             Volatile.Write(ref _machine, machine);
+            _options.Trace?.NameCurrentThread("ksm-demo");
+            sampler = _options.Trace is { } trace ? new Hypervisor.Vmm.Tracing.TraceSampler(trace, vms) : null;
             runner = new Thread(() =>
             {
                 try
@@ -192,6 +196,7 @@ public sealed partial class KsmDemo
             }
 
             runner?.Join();
+            sampler?.Dispose();
             Volatile.Write(ref _machine, null);
             Volatile.Write(ref _vms, []);
             for (var i = vms.Count - 1; i >= 0; i--)
