@@ -144,7 +144,7 @@ internal static class RunCommand
             var initrdFile = parseResult.GetValue(initrd);
             if (initrdFile is { Exists: false })
             {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}initrd '{initrdFile.FullName}' does not exist (build the Linux guest's with 'make -C guests linux')");
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}initrd '{initrdFile.FullName}' does not exist (the Linux guest's initramfs is built by 'make -C guests linux')");
                 return ExitCodes.InputError;
             }
 

@@ -121,4 +121,24 @@ public sealed class InitialRamDiskTests
             File.Delete(path);
         }
     }
+
+    [Test]
+    public void TheCliRefusesAMissingOrEmptyInitrdInOneLine()
+    {
+        var image = Support.GuestImages.ImagePath("hello");
+        var missing = Path.Combine(Path.GetTempPath(), $"hv-no-initrd-{Guid.NewGuid():N}");
+
+        var absent = Support.Hv.Run("run", image, "--initrd", missing, "--plain");
+        var empty = Support.Hv.Run("run", image, "--initrd", "/dev/null", "--plain");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(absent.ExitCode, Is.EqualTo(1));
+            Assert.That(absent.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(absent.Stderr, Does.Contain(missing).And.Contain("does not exist"));
+            Assert.That(empty.ExitCode, Is.EqualTo(1));
+            Assert.That(empty.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(empty.Stderr, Does.Contain("is empty"));
+        });
+    }
 }
