@@ -184,6 +184,15 @@ public sealed partial class X86Cpu
                 skip = Math.Min(skip, Math.Max(0, platformWake - VirtualTime));
             }
 
+            if (PeersRunning is { } peers && skip > 0 && peers())
+            {
+                // Another vCPU runs: sleep until its clock passes the deadline (or an interrupt comes) rather than
+                // skipping ahead of it.
+                TimedHaltDeadline = skip == long.MaxValue ? long.MaxValue : now + skip;
+                _pendingExit = new CpuExit(CpuExitReason.Halted, $"HLT at RIP 0x{_currentIp:x} until the TSC reaches {TimedHaltDeadline}");
+                return;
+            }
+
             _tscOffset += skip;
             _haltedTicks += skip;
             _haltWakeups++;
@@ -191,6 +200,7 @@ public sealed partial class X86Cpu
             return;
         }
 
+        TimedHaltDeadline = null;
         _pendingExit = new CpuExit(
             CpuExitReason.Halted,
             interruptsOn

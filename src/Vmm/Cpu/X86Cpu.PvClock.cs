@@ -117,7 +117,9 @@ public sealed partial class X86Cpu
         BinaryPrimitives.WriteUInt64LittleEndian(info[16..], (ulong)VirtualNanoseconds);
         BinaryPrimitives.WriteUInt32LittleEndian(info[24..], PvclockTscToSystemMul);
         info[28] = (byte)PvclockTscShift;
-        info[29] = PvclockTscStableBit;
+        // Several vCPUs have clocks of their own (each its retired instructions): only one vCPU may promise a stable TSC,
+        // so Linux keeps its cross-CPU monotonic clamp otherwise.
+        info[29] = _apic.Router?.Apics.Count > 1 ? (byte)0 : PvclockTscStableBit;
         WriteGuestPhysical(gpa + 4, info[4..]);
         version++;
         BinaryPrimitives.WriteUInt32LittleEndian(info, version);

@@ -98,6 +98,23 @@ public sealed class LinuxGuestTests
     }
 
     [Test]
+    public void LinuxBringsUpTwoVcpusAndTheirClocksStayTogether()
+    {
+        var (kernel, initrd) = LinuxGuest.Require();
+
+        var hv = Hv.Run("run", kernel, "--smp", "2", "--initrd", initrd, "-m", "256M", "--cmdline", LinuxGuest.CommandLine, "--plain", "--timeout", "300");
+        TestContext.Out.WriteLine(hv.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(hv.ExitCode, Is.Zero);
+            Assert.That(hv.Stdout, Does.Contain("smp: Brought up 1 node, 2 CPUs"), "the AP started through the MADT and INIT-SIPI-SIPI");
+            Assert.That(LinuxGuest.UserlandLines(hv.Stdout), Has.Some.Match(@"^init: Linux .* on 2 CPU\(s\)$"), "Linux counts both CPUs");
+            Assert.That(LinuxGuest.UserlandLines(hv.Stdout), Has.Some.EqualTo("memtest: OK, 2097152 words verified"));
+            Assert.That(hv.Stdout, Does.Not.Contain("soft lockup"), "an idle vCPU's clock must not race ahead of the busy one's (it did by hours)");
+        });
+    }
+
+    [Test]
     public void TwoLinuxVmsOnOneHostShareTheirEqualPagesThroughKsm()
     {
         var (kernel, initrd) = LinuxGuest.Require();

@@ -41,11 +41,26 @@ public sealed class EmulatedAccelerator : IAccelerator
         {
             // The vCPUs wake each other with IPIs: a halt sleeps, and the application processors wait for INIT–SIPI.
             Halts = new HaltCoordinator(cpuCount, id => _vcpus[id].Cpu.Apic.IsRunning);
+            var halts = Halts;
             foreach (var vcpu in _vcpus)
             {
-                vcpu.Halts = Halts;
+                vcpu.Halts = halts;
+                vcpu.Cpu.PeersRunning = () => halts.Awake > 1;
+                vcpu.PeerClock = PeerClock;
             }
         }
+    }
+
+    /// <summary>The latest TSC among the awake vCPUs other than <paramref name="id"/> (0 when none is).</summary>
+    private long PeerClock(int id)
+    {
+        long latest = 0;
+        foreach (var other in Halts!.AwakeOthers(id))
+        {
+            latest = Math.Max(latest, _vcpus[other].Cpu.TscSnapshot);
+        }
+
+        return latest;
     }
 
     /// <summary>Which vCPUs sleep in HLT or wait for their start-up IPI (null with one vCPU or without the VM's APICs).</summary>

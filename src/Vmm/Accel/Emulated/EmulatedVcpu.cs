@@ -197,6 +197,11 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     /// </summary>
     private VcpuExit? SleepInHalt(HaltCoordinator halts, string detail, CancellationToken stop)
     {
+        if (Cpu.TimedHaltDeadline is { } deadline)
+        {
+            return SleepUntil(halts, deadline, stop);
+        }
+
         while (true)
         {
             var othersAwake = halts.Sleep(Id);
@@ -220,6 +225,59 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
 
             if (Cpu.CanWakeFromHalt)
             {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A timed halt (another vCPU was running when this one halted with a timer armed): sleeps until an interrupt it can
+    /// take arrives, or the running vCPUs' clocks (<see cref="PeerClock"/>) reach <paramref name="deadline"/>, or every
+    /// other vCPU is asleep too; then moves this vCPU's clock up to the others' (or to the deadline) and resumes, so
+    /// the vCPUs' virtual clocks stay within a few of the sleep's polls of each other.
+    /// </summary>
+    private VcpuExit? SleepUntil(HaltCoordinator halts, long deadline, CancellationToken stop)
+    {
+        while (true)
+        {
+            var othersAwake = halts.Sleep(Id);
+            if (Cpu.CanWakeFromHalt)
+            {
+                halts.WakeSelf(Id);
+                Cpu.AdvanceClockTo(PeerClock?.Invoke(Id) ?? 0);
+                return null;
+            }
+
+            if (!othersAwake)
+            {
+                // Nobody runs to move time on: the earliest timer wins, as with one vCPU.
+                halts.WakeSelf(Id);
+                Cpu.AdvanceClockTo(Math.Max(deadline, PeerClock?.Invoke(Id) ?? 0));
+                return null;
+            }
+
+            var woken = halts.Wait(Id, TimedHaltPoll, stop);
+            if (stop.IsCancellationRequested)
+            {
+                return new VcpuExit(VmStopKind.Cancelled, $"cancelled while halted at RIP 0x{Cpu.Rip:x}");
+            }
+
+            var peers = PeerClock?.Invoke(Id) ?? 0;
+            if (woken)
+            {
+                Cpu.AdvanceClockTo(peers);
+                if (Cpu.CanWakeFromHalt)
+                {
+                    return null;
+                }
+
+                continue;
+            }
+
+            if (peers >= deadline)
+            {
+                halts.WakeSelf(Id);
+                Cpu.AdvanceClockTo(peers);
                 return null;
             }
         }
@@ -252,8 +310,20 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
         }
 
         Cpu.Load(InitialCpuState.ForStartupIpi((byte)Cpu.Apic.StartupVector));
+
+        // Its TSC starts where the running vCPUs' clocks are, as the BIOS synchronises the TSCs at boot.
+        Cpu.AdvanceClockTo(PeerClock?.Invoke(Id) ?? 0);
         return null;
     }
+
+    /// <summary>How often a timed halt looks at the other vCPUs' clocks while it sleeps.</summary>
+    public static readonly TimeSpan TimedHaltPoll = TimeSpan.FromMilliseconds(1);
+
+    /// <summary>
+    /// With several vCPUs: the latest TSC among the vCPUs other than the given one that are awake (0 when none is); a
+    /// halted vCPU's clock catches up to it when it wakes.
+    /// </summary>
+    public Func<int, long>? PeerClock { get; set; }
 
     /// <inheritdoc />
     public RegisterSnapshot CaptureRegisters() => Cpu.CaptureRegisters();

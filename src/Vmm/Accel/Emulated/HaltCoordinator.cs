@@ -56,7 +56,7 @@ public sealed class HaltCoordinator
 
     /// <summary>
     /// vCPU <paramref name="id"/>'s thread: it has nothing it can run. Returns false when it was the last one awake
-    /// (every vCPU is now asleep and the VM is halted); else true, and the caller waits with <see cref="Wait"/>.
+    /// (every vCPU is now asleep and the VM is halted); else true, and the caller waits with <see cref="Wait(int, CancellationToken)"/>.
     /// </summary>
     public bool Sleep(int id)
     {
@@ -112,6 +112,64 @@ public sealed class HaltCoordinator
         catch (OperationCanceledException)
         {
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for a wake-up of vCPU <paramref name="id"/>: true when woken, false when the
+    /// time ran out (the vCPU is still counted asleep) or <paramref name="stop"/> fired (check it).
+    /// </summary>
+    /// <param name="id">The vCPU.</param>
+    /// <param name="timeout">How long to wait.</param>
+    /// <param name="stop">The VM's end.</param>
+    public bool Wait(int id, TimeSpan timeout, CancellationToken stop)
+    {
+        try
+        {
+            return _wakeups[id].Wait(timeout, stop);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Counts vCPU <paramref name="id"/> awake again on its own account (its timer came due while it slept), without a
+    /// wake-up permit: unlike <see cref="Kick"/>, its next <see cref="Wait(int, CancellationToken)"/> still blocks.
+    /// </summary>
+    /// <param name="id">The vCPU, on its own thread.</param>
+    public void WakeSelf(int id)
+    {
+        lock (_lock)
+        {
+            if (!_asleep[id])
+            {
+                return;
+            }
+
+            _asleep[id] = false;
+            _awake++;
+            Wakeups++;
+        }
+    }
+
+    /// <summary>The vCPUs counted awake now, other than <paramref name="id"/> (a snapshot).</summary>
+    /// <param name="id">The vCPU asking.</param>
+    public IEnumerable<int> AwakeOthers(int id)
+    {
+        lock (_lock)
+        {
+            var awake = new List<int>(_asleep.Length);
+            for (var other = 0; other < _asleep.Length; other++)
+            {
+                if (other != id && !_asleep[other])
+                {
+                    awake.Add(other);
+                }
+            }
+
+            return awake;
         }
     }
 
