@@ -66,4 +66,25 @@ public sealed class BootImageFuzzRegressionTests
 
         Assert.That(state.Rip, Is.EqualTo(Header + 0x20));
     }
+
+    // Fuzz seeds 1 050 118 and others (generated bzImages): a pref_address near 2^64 passed the header checks (at least
+    // 1 MiB, a multiple of kernel_alignment), and pref_address + init_size wrapped to below the RAM size, so Load wrote
+    // the kernel at 0xfffffffffff00000.
+    [TestCase(0xFFFF_FFFF_FFF0_0000UL, 0x20_0000U)]
+    [TestCase(0xFFFF_FFFF_8000_0000UL, uint.MaxValue)]
+    public void BzImageWhosePrefAddressPlusInitSizeWrapsIsOutsideGuestRam(ulong prefAddress, uint initSize)
+    {
+        var file = new BzImageBuilder { PrefAddress = prefAddress, KernelAlignment = 0x10_0000, InitSize = initSize }.Build();
+        var memory = new FakeGuestMemory(16 << 20);
+        var image = BzImage.Parse(file);
+
+        var e = Assert.Throws<BootImageException>(() => image.Load(memory));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(e!.Rule, Is.EqualTo(BootImageRule.OutsideGuestRam));
+            Assert.That(e.Message, Does.Contain($"pref_address 0x{prefAddress:x}").And.Contain($"ends at 0x1{unchecked(prefAddress + initSize):x16}"));
+            Assert.That(memory.Writes, Is.Zero);
+        });
+    }
 }
