@@ -53,7 +53,7 @@ internal static class BootImageGen
         from dataLength in Gen.Frequency((6, Gen.Int[1, 0x600]), (1, Gen.Const(0)), (1, Gen.Int[0x600, 0x1000]))
         from memoryExtra in Gen.Frequency((6, Gen.ULong[0, 0x4000]), (1, Gen.Const(0UL)), (1, Address))
         from shrink in Gen.Int[0, 15]
-        from fileSize in Gen.Frequency((12, Gen.Const((ulong?)null)), (1, Value.Select(v => (ulong?)v)))
+        from fileSize in Gen.Frequency((10, Gen.Const((ulong?)null)), (2, Gen.ULong[0, 0x3000].Select(v => (ulong?)v)), (1, Value.Select(v => (ulong?)v)))
         from offset in Gen.Frequency((12, Gen.Const((ulong?)null)), (1, Gen.OneOf<ulong?>(0, 0x40, 0xFFF, 0x1800, 0x3000, ulong.MaxValue, 1UL << 63)))
         from gap in Gen.ULong[0, 0x3000]
         select new ElfSegmentRecipe(type, paddr, vaddr, dataLength, memoryExtra, shrink == 0, fileSize, offset, gap);
@@ -107,7 +107,7 @@ internal static class BootImageGen
         }.Build();
 
     private static readonly Gen<ImageEdit> EditGen =
-        from kind in Gen.Int[0, 7]
+        from kind in Gen.Int[0, 8]
         from headerBiased in Gen.Int[0, 9].Select(n => n < 6)
         from position in Gen.Double.Unit
         from value in Value
@@ -150,7 +150,7 @@ internal static class BootImageGen
         foreach (var r in recipes)
         {
             var paddr = sequential ? cursor : r.PhysicalAddress;
-            var memory = r.Shrink ? (ulong)r.DataLength / 2 : unchecked((ulong)r.DataLength + r.MemoryExtra);
+            var memory = r.Shrink ? (ulong)r.DataLength / 2 : Math.Max(unchecked((ulong)r.DataLength + r.MemoryExtra), r.FileSize ?? 0);
             specs.Add(new ElfSegmentSpec
             {
                 Type = sequential ? 1 : r.Type,
@@ -252,6 +252,10 @@ internal static class BootImageGen
                     break;
                 case 6:
                     file.RemoveRange(at, Math.Min(edit.Width * 4, file.Count - at));
+                    break;
+                case 8:
+                    var cut = (int)Math.Min((ulong)file.Count, 1 + (edit.Value % 0x1000));
+                    file.RemoveRange(file.Count - cut, cut);
                     break;
                 default:
                     file.AddRange(BitConverter.GetBytes(edit.Value));
