@@ -64,12 +64,14 @@ public sealed class BzImage : IBootImage
     public LoadedImage Load(IGuestPhysicalMemory memory)
     {
         ArgumentNullException.ThrowIfNull(memory);
-        var end = LoadAddress + MemorySize;
-        if (end > memory.Size)
+        // pref_address is any multiple of kernel_alignment, up to 2^64 - kernel_alignment: compared without adding, the
+        // end cannot wrap past the top of the address space into RAM.
+        var end = unchecked(LoadAddress + MemorySize);
+        if (LoadAddress > memory.Size || MemorySize > memory.Size - LoadAddress)
         {
             throw new BootImageException(
                 BootImageRule.OutsideGuestRam,
-                $"kernel at pref_address 0x{LoadAddress:x} with init_size 0x{Header.InitSize:x} ends at 0x{end:x}, beyond guest RAM of 0x{memory.Size:x} bytes ({memory.Size >> 20} MiB): give the VM more memory (-m)");
+                $"kernel at pref_address 0x{LoadAddress:x} with init_size 0x{Header.InitSize:x} ends at 0x{(UInt128)LoadAddress + MemorySize:x}, beyond guest RAM of 0x{memory.Size:x} bytes ({memory.Size >> 20} MiB): give the VM more memory (-m)");
         }
 
         memory.Write(LoadAddress, _kernel);

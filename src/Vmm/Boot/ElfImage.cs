@@ -94,10 +94,11 @@ public sealed class ElfImage : IBootImage
         _ => (uint)Entry,
     };
 
-    /// <summary>The file bytes of <paramref name="segment"/> (p_filesz bytes from p_offset).</summary>
+    /// <summary>The file bytes of <paramref name="segment"/> (p_filesz bytes from p_offset; none when p_filesz is 0).</summary>
     /// <param name="segment">A segment of this image's <see cref="LoadPlan"/> or <see cref="Segments"/>.</param>
+    /// <remarks>A segment without file bytes (all bss) may carry any p_offset: <see cref="Parse"/> checks the offset only when p_filesz is non-zero.</remarks>
     public ReadOnlySpan<byte> GetFileData(in ElfSegment segment) =>
-        _file.AsSpan(checked((int)segment.Offset), checked((int)segment.FileSize));
+        segment.FileSize == 0 ? [] : _file.AsSpan(checked((int)segment.Offset), checked((int)segment.FileSize));
 
     /// <summary>Places the image with <see cref="ImageLoader.Load"/>.</summary>
     /// <param name="memory">Guest RAM.</param>
@@ -279,13 +280,6 @@ public sealed class ElfImage : IBootImage
                 $"ELF entry 0x{entry:x} lies outside every PT_LOAD segment ({Describe(segments)}): the entry must be loaded");
         }
 
-        if (pvhEntry is { } pvh && !segments.Exists(s => s.ContainsPhysical(pvh)))
-        {
-            throw new BootImageException(
-                BootImageRule.EntryOutsideSegments,
-                $"PVH entry 0x{pvh:x} lies outside every PT_LOAD segment ({Describe(segments)}): the entry must be loaded");
-        }
-
         var multiboot = FindMultiboot(file);
         var loadPlan = new ReadOnlyCollection<ElfSegment>(segments);
         if (multiboot is { HasAddressFields: true } header)
@@ -297,6 +291,16 @@ public sealed class ElfImage : IBootImage
             throw new BootImageException(
                 BootImageRule.EntryOutsideSegments,
                 $"multiboot entry 0x{entry:x} (e_entry) lies outside every PT_LOAD segment's physical range ({Describe(segments)}): a multiboot kernel is entered at a physical address below 4 GiB");
+        }
+
+        // The PVH entry is physical and must lie in what is loaded: with multiboot address fields (flag bit 16) that
+        // is their segment, which replaces the PT_LOAD segments for every protocol.
+        if (pvhEntry is { } pvh && !loadPlan.Any(s => s.ContainsPhysical(pvh)))
+        {
+            var what = multiboot is { HasAddressFields: true } ? "the multiboot address-field segment, which replaces the PT_LOAD segments" : "every PT_LOAD segment";
+            throw new BootImageException(
+                BootImageRule.EntryOutsideSegments,
+                $"PVH entry 0x{pvh:x} lies outside {what} ({Describe([.. loadPlan])}): the entry must be loaded");
         }
 
         return new ElfImage(

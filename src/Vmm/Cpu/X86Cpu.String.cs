@@ -5,7 +5,8 @@ namespace Hypervisor.Vmm.Cpu;
 /// <summary>
 /// MOVS/STOS/LODS/CMPS/SCAS/INS/OUTS with REP/REPE/REPNE. A repeated instruction runs at most
 /// <see cref="RepChunk"/> iterations per execution and then leaves RIP on itself (as an interrupt window would),
-/// so shootdown requests are still serviced at block boundaries during a long copy.
+/// so shootdown requests are still serviced at block boundaries during a long copy; each such chunk counts as an
+/// instruction against the run's budget.
 /// </summary>
 public sealed partial class X86Cpu
 {
@@ -102,11 +103,12 @@ public sealed partial class X86Cpu
                 return;
             }
 
+            // Each unfinished chunk counts against the run's budget as one instruction: REP INS/OUTS, which no end of
+            // RAM stops, may repeat 2^32 (2^64) times, and Run(budget) must still return within its budget.
             if (++iterations >= RepChunk && ReadCounter(addressSize) != 0)
             {
                 _rip = _currentIp;
                 _blockBroken = true;
-                _instructions--;
                 return;
             }
         }

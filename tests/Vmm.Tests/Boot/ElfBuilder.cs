@@ -76,7 +76,8 @@ internal sealed class ElfBuilder
         {
             var s = Segments[i];
             var offset = s.Offset ?? (ulong)(DataOffset + (i * 0x1000));
-            if (offset + (ulong)s.Data.Length <= (ulong)file.Length)
+            // Data that would not lie within the file (an offset near 2^64 included) is not written.
+            if (offset <= (ulong)file.Length && (ulong)s.Data.Length <= (ulong)file.Length - offset)
             {
                 s.Data.CopyTo(f[(int)offset..]);
             }
