@@ -11,7 +11,8 @@ namespace Hypervisor.Vmm.Tests.Demo;
 public sealed class LinuxMigrateDemoTests
 {
     [Test]
-    [Category(TestCategories.Guest)]
+    [Explicit("a Linux boot: the Linux category")]
+    [Category(TestCategories.Linux)]
     public void LinuxMemtestPassesWhileAllItsRamMigratesBackAndForth()
     {
         var (kernel, _) = LinuxGuest.Require();

@@ -6,19 +6,22 @@ namespace Hypervisor.Vmm.Tests.Machine;
 /// <summary>
 /// Debian's Linux kernel boots on the interpreter to its initramfs, whose /init runs memtest and ends the VM with
 /// memtest's status; the same files under QEMU's TCG print the same banner and userland lines and stop the same way.
-/// Ignored, with the reason, where <c>make -C guests linux</c> has not been run (or QEMU is not installed).
+/// Ignored, with the reason, where <c>make -C guests linux</c> has not been run (or QEMU is not installed). The default
+/// run boots it once (under a host limit, beside QEMU); the other boots are the explicit <c>Linux</c> category.
 /// </summary>
 [Category(TestCategories.Guest)]
 public sealed class LinuxGuestTests
 {
     [Test]
-    public void LinuxBootsToInitRunsMemtestAndExitsWithItsStatusAsUnderQemu()
+    public void LinuxBootsToInitUnderAHostLimitRunsMemtestAndExitsWithItsStatusAsUnderQemu()
     {
         var (kernel, initrd) = LinuxGuest.Require();
+        const string commandLine = LinuxGuest.CommandLine + " memtest.mib=64";
         var qemu = Qemu.FindOnPath();
-        var qemuRun = qemu is null ? null : Task.Run(() => RunQemu(qemu, kernel, initrd));
+        var qemuRun = qemu is null ? null : Task.Run(() => RunQemu(qemu, kernel, initrd, 256, commandLine));
 
-        var hv = Hv.Run("run", kernel, "--initrd", initrd, "-m", $"{LinuxGuest.MemoryMiB}M", "--cmdline", LinuxGuest.CommandLine, "--plain", "--timeout", "300");
+        // 256 MiB of guest RAM under a 64 MiB host limit: the kernel and memtest's 64 MiB do not fit, so the host swaps.
+        var hv = Hv.Run("run", kernel, "--initrd", initrd, "-m", "256M", "--host-mem", "64M", "--swap", "zram", "--cmdline", commandLine, "--plain", "--timeout", "600");
         TestContext.Out.WriteLine(hv.Stdout);
         var userland = LinuxGuest.UserlandLines(hv.Stdout);
         Assert.Multiple(() =>
@@ -26,8 +29,10 @@ public sealed class LinuxGuestTests
             Assert.That(hv.ExitCode, Is.Zero, "memtest's status through port 0xF4");
             Assert.That(LinuxGuest.Banner(hv.Stdout), Does.StartWith("Linux version 6."));
             Assert.That(userland, Has.Some.StartsWith("init: Linux 6."), "/init ran and printed the kernel version");
-            Assert.That(userland, Has.Some.EqualTo("memtest: OK, 2097152 words verified"));
+            Assert.That(userland, Has.Some.EqualTo("memtest: OK, 8388608 words verified"));
             Assert.That(userland, Has.Some.EqualTo("init: memtest exited with status 0"));
+            Assert.That(hv.Stdout, Does.Match(@"pswpout\s+[1-9]"), "guest pages went to swap under the limit");
+            Assert.That(hv.Stdout, Does.Match(@"pswpin\s+[1-9]"), "and came back on the guest's faults");
         });
 
         if (qemuRun is null)
@@ -47,6 +52,8 @@ public sealed class LinuxGuestTests
     }
 
     [Test]
+    [Explicit("a Linux boot: the Linux category")]
+    [Category(TestCategories.Linux)]
     public void TheBzImageBootsThroughTheLinuxProtocolAsFarAsTheVmlinux()
     {
         var (kernel, initrd) = LinuxGuest.RequireBzImage();
@@ -65,6 +72,8 @@ public sealed class LinuxGuestTests
     }
 
     [Test]
+    [Explicit("a Linux boot: the Linux category")]
+    [Category(TestCategories.Linux)]
     public void LinuxRunsUnderAHostLimitBelowItsRam()
     {
         var (kernel, initrd) = LinuxGuest.Require();
@@ -80,6 +89,8 @@ public sealed class LinuxGuestTests
         });
     }
 
+    [Explicit("a Linux boot each: the Linux category")]
+    [Category(TestCategories.Linux)]
     [TestCase("poweroff", "ACPI power-off", TestName = "LinuxPowersOffThroughAcpiS5")]
     [TestCase("reboot", "the guest reset the machine", TestName = "LinuxRebootStopsTheVmAsNoRebootDoes")]
     public void LinuxEndsTheVmThroughTheKernel(string ending, string title)
@@ -98,6 +109,8 @@ public sealed class LinuxGuestTests
     }
 
     [Test]
+    [Explicit("a Linux boot: the Linux category")]
+    [Category(TestCategories.Linux)]
     public void LinuxBringsUpTwoVcpusAndTheirClocksStayTogether()
     {
         var (kernel, initrd) = LinuxGuest.Require();
@@ -115,6 +128,8 @@ public sealed class LinuxGuestTests
     }
 
     [Test]
+    [Explicit("a Linux boot: the Linux category")]
+    [Category(TestCategories.Linux)]
     public void TwoLinuxVmsOnOneHostShareTheirEqualPagesThroughKsm()
     {
         var (kernel, initrd) = LinuxGuest.Require();
@@ -132,14 +147,14 @@ public sealed class LinuxGuestTests
         });
     }
 
-    private static (int Status, string Console) RunQemu(string qemu, string kernel, string initrd)
+    private static (int Status, string Console) RunQemu(string qemu, string kernel, string initrd, int memoryMiB, string commandLine)
     {
         var start = new ProcessStartInfo(qemu,
         [
-            "-accel", "tcg", "-machine", "pc", "-cpu", "max", "-m", $"{LinuxGuest.MemoryMiB}M", "-smp", "1",
+            "-accel", "tcg", "-machine", "pc", "-cpu", "max", "-m", $"{memoryMiB}M", "-smp", "1",
             "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-            "-kernel", kernel, "-initrd", initrd, "-append", LinuxGuest.CommandLine,
+            "-kernel", kernel, "-initrd", initrd, "-append", commandLine,
         ])
         {
             RedirectStandardOutput = true,

@@ -12,6 +12,12 @@ internal static class TestCategories
     /// <summary>Needs /dev/kvm (ignored with the reason where it cannot be used).</summary>
     public const string Kvm = "Kvm";
 
+    /// <summary>
+    /// The Linux guest's longer runs (several boots of Debian's kernel, each a minute in a Debug build), <c>[Explicit]</c>:
+    /// only <c>--filter TestCategory=Linux</c> runs them (with <c>-c Release</c>, about four minutes).
+    /// </summary>
+    public const string Linux = "Linux";
+
     /// <summary>Long runs, <c>[Explicit]</c>: only <c>--filter TestCategory=Stress</c> runs them.</summary>
     public const string Stress = "Stress";
 }
