@@ -1,4 +1,6 @@
 using System.Numerics;
+using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.GuestMmu.Walker;
 using System.Runtime.CompilerServices;
 using Iced.Intel;
 
@@ -170,6 +172,14 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     private bool TryLockedStore(ulong linear, int size, ulong expected, ulong value)
     {
         var host = AtomicTarget(linear, size);
+        if (host is null && (linear & ((uint)size - 1)) == 0 && _mmu.TryTranslate(new Gva(linear), GuestAccess.Write, out _, out _))
+        {
+            // The operand had no writable TLB entry yet (first touch, or after a shootdown): the walk for write fills it
+            // without storing, so the store can still be the compare-and-swap that other vCPUs' locked stores race
+            // against. A page holding decoded code gets no writable entry and takes the split-lock path below.
+            host = AtomicTarget(linear, size);
+        }
+
         if (host is not null)
         {
             return size switch
