@@ -22,34 +22,7 @@ internal static class MigrateDemoReport
         writer.Section(
             $"{result.Banner ?? "Linux (no banner)"}: {N(result.Trips.Count)} trips of all guest RAM ({result.GuestBytes >> 20} MiB) between node 0 and node 1 "
             + $"while memtest fills and checks {result.MemtestMib} MiB of a Linux process's memory");
-        var trips = new ReportTable(
-            new ReportColumn("trip"),
-            new ReportColumn("to node", AlignRight: true),
-            new ReportColumn("migrated", AlignRight: true),
-            new ReportColumn("failed", AlignRight: true),
-            new ReportColumn("time", AlignRight: true),
-            new ReportColumn("entry waits (EPT)", AlignRight: true),
-            new ReportColumn("sptes zapped", AlignRight: true),
-            new ReportColumn("EPT violations", AlignRight: true),
-            new ReportColumn("pages per node after"),
-            new ReportColumn("memtest"));
-        foreach (var trip in result.Trips)
-        {
-            var s = trip.Summary;
-            trips.AddRow(
-                N(trip.Number),
-                N(trip.TargetNode),
-                N(s.Migrated),
-                N(s.Failed),
-                $"{trip.Elapsed.TotalMilliseconds.ToString("N1", C)} ms",
-                $"{N(trip.MigrationEntryWaits)} ({N(trip.EptMigrationEntryWaits)})",
-                N(trip.SptesZapped),
-                N(trip.EptViolations),
-                RunReport.PerNode(trip.PagesPerNodeAfter),
-                trip.GuestRunning ? "running" : "done");
-        }
-
-        writer.Table(trips);
+        writer.Table(TripsTable(result.Trips, "memtest", "running", "done"));
         writer.Paragraph(
         [
             .. result.UserlandLines.Select(line => "guest: " + line),
@@ -76,36 +49,7 @@ internal static class MigrateDemoReport
         writer.Title($"hv demo migrate: {(result.Succeeded ? $"{N(m.PgmigrateSuccess)} pages migrated under a running guest, every page intact" : "FAILED: " + Failure(result))}");
         writer.Section(
             $"Phase 1: {N(o.Trips)} trips of all guest RAM ({o.GuestBytes >> 20} MiB) between node 0 and node 1 while the ksm guest fills {N(o.Pages)} pages and checks them {N(o.Passes)} times");
-        var trips = new ReportTable(
-            new ReportColumn("trip"),
-            new ReportColumn("to node", AlignRight: true),
-            new ReportColumn("migrated", AlignRight: true),
-            new ReportColumn("failed", AlignRight: true),
-            new ReportColumn("retry passes", AlignRight: true),
-            new ReportColumn("time", AlignRight: true),
-            new ReportColumn("entry waits (EPT)", AlignRight: true),
-            new ReportColumn("sptes zapped", AlignRight: true),
-            new ReportColumn("EPT violations", AlignRight: true),
-            new ReportColumn("pages per node after"),
-            new ReportColumn("guest"));
-        foreach (var trip in result.Trips)
-        {
-            var s = trip.Summary;
-            trips.AddRow(
-                N(trip.Number),
-                N(trip.TargetNode),
-                N(s.Migrated),
-                N(s.Failed),
-                N(s.RetryPasses),
-                $"{trip.Elapsed.TotalMilliseconds.ToString("N1", C)} ms",
-                $"{N(trip.MigrationEntryWaits)} ({N(trip.EptMigrationEntryWaits)})",
-                N(trip.SptesZapped),
-                N(trip.EptViolations),
-                RunReport.PerNode(trip.PagesPerNodeAfter),
-                trip.GuestRunning ? "running" : "held");
-        }
-
-        writer.Table(trips);
+        writer.Table(TripsTable(result.Trips, "guest", "running", "held"));
         var totals = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true), new ReportColumn("what it counts", Wrap: true));
         totals.AddEmphasisedRow("pgmigrate_success", N(m.PgmigrateSuccess), "pages migrated, both phases (trips, the bind's move, NUMA balancing)");
         totals.AddEmphasisedRow("pgmigrate_fail", N(m.PgmigrateFail), $"pages that stayed after every pass: {N(m.FailBusy)} busy, {N(m.FailReferenced)} referenced (a get-user-pages reference held it), {N(m.FailTargetNodeFull)} target node full");
@@ -206,4 +150,42 @@ internal static class MigrateDemoReport
     }
 
     private static string N(long value) => value.ToString("N0", C);
+
+    /// <summary>
+    /// A row per trip: pages migrated, failures, retry passes, time, migration-entry waits (those in EPT faults), zaps,
+    /// refaults, pages per node after it, and whether the guest ran through it (<paramref name="running"/>) or not.
+    /// </summary>
+    private static ReportTable TripsTable(IEnumerable<MigrateTrip> trips, string guestColumn, string running, string notRunning)
+    {
+        var table = new ReportTable(
+            new ReportColumn("trip"),
+            new ReportColumn("to node", AlignRight: true),
+            new ReportColumn("migrated", AlignRight: true),
+            new ReportColumn("failed", AlignRight: true),
+            new ReportColumn("retry passes", AlignRight: true),
+            new ReportColumn("time", AlignRight: true),
+            new ReportColumn("entry waits (EPT)", AlignRight: true),
+            new ReportColumn("sptes zapped", AlignRight: true),
+            new ReportColumn("EPT violations", AlignRight: true),
+            new ReportColumn("pages per node after"),
+            new ReportColumn(guestColumn));
+        foreach (var trip in trips)
+        {
+            var s = trip.Summary;
+            table.AddRow(
+                N(trip.Number),
+                N(trip.TargetNode),
+                N(s.Migrated),
+                N(s.Failed),
+                N(s.RetryPasses),
+                $"{trip.Elapsed.TotalMilliseconds.ToString("N1", C)} ms",
+                $"{N(trip.MigrationEntryWaits)} ({N(trip.EptMigrationEntryWaits)})",
+                N(trip.SptesZapped),
+                N(trip.EptViolations),
+                RunReport.PerNode(trip.PagesPerNodeAfter),
+                trip.GuestRunning ? running : notRunning);
+        }
+
+        return table;
+    }
 }

@@ -25,36 +25,8 @@ public sealed partial class MigrateDemo
         var start = Stopwatch.GetTimestamp();
         var (kernel, initrd) = GuestImageLocator.FindLinux(_options.GuestsFolder);
         var mib = (int)((_options.GuestBytes - LinuxReserveBytes) >> 20);
-        var lines = new List<string>();
-        string? banner = null;
-        var memtestStarted = 0;
-        var memtestDone = 0;
-        string? verdict = null;
-        var console = new ConsoleLineWatcher(line =>
-        {
-            if (line.StartsWith("init: ", StringComparison.Ordinal) || line.StartsWith("memtest: ", StringComparison.Ordinal))
-            {
-                lock (lines)
-                {
-                    lines.Add(line);
-                }
-            }
-
-            if (line.StartsWith("init: ", StringComparison.Ordinal))
-            {
-                Volatile.Write(ref memtestStarted, 1);
-            }
-
-            if (line.StartsWith("memtest: OK", StringComparison.Ordinal) || line.StartsWith("memtest: FAIL", StringComparison.Ordinal))
-            {
-                verdict = line;
-                Volatile.Write(ref memtestDone, 1);
-            }
-            else if (banner is null && line.Contains("Linux version ", StringComparison.Ordinal))
-            {
-                banner = line[line.IndexOf("Linux version ", StringComparison.Ordinal)..];
-            }
-        });
+        var linux = new LinuxGuestConsole();
+        var console = new ConsoleLineWatcher(linux.OnLine);
 
         var options = new VmOptions
         {
@@ -94,7 +66,7 @@ public sealed partial class MigrateDemo
             runner.Start();
             SetStage(string.Create(CultureInfo.InvariantCulture, $"Linux boots in {_options.GuestBytes >> 20} MiB on a two-node host"));
             var deadline = Stopwatch.GetTimestamp() + (long)(_options.PhaseTimeout.TotalSeconds * Stopwatch.Frequency);
-            while (Volatile.Read(ref memtestStarted) == 0 && vm.Progress().Kind == VmStopKind.Running && Stopwatch.GetTimestamp() < deadline)
+            while (!linux.InitStarted && vm.Progress().Kind == VmStopKind.Running && Stopwatch.GetTimestamp() < deadline)
             {
                 Thread.Sleep(PollInterval);
             }
@@ -102,17 +74,17 @@ public sealed partial class MigrateDemo
             var migrator = vm.Host!.Migration;
             var process = vm.Process!;
             var ram = vm.GuestMemory!;
-            for (var trip = 1; Volatile.Read(ref memtestDone) == 0 && vm.Progress().Kind == VmStopKind.Running && trip <= MigrateDemoOptions.MaxTrips; trip++)
+            for (var trip = 1; linux.Verdict is null && vm.Progress().Kind == VmStopKind.Running && trip <= MigrateDemoOptions.MaxTrips; trip++)
             {
                 var target = trip % 2;
                 SetStage(string.Create(CultureInfo.InvariantCulture, $"trip {trip}: all guest RAM to node {target} while Linux's memtest runs"));
                 var before = Counters.Of(vm);
-                var runningBefore = Volatile.Read(ref memtestDone) == 0;
+                var runningBefore = linux.Verdict is null;
                 var clock = Stopwatch.GetTimestamp();
                 var summary = migrator.MigrateRange(process, ram.Base, ram.Base + ram.Size, target);
                 var elapsed = Stopwatch.GetElapsedTime(clock);
-                var running = runningBefore && Volatile.Read(ref memtestDone) == 0;
-                var pages = AuditWhileRunning(vm, gate, string.Create(CultureInfo.InvariantCulture, $"after trip {trip}"));
+                var running = runningBefore && linux.Verdict is null;
+                var pages = AuditQuiescent(vm, static () => false, gate, string.Create(CultureInfo.InvariantCulture, $"after trip {trip}"));
                 underMemtest += running ? 1 : 0;
                 _trips.Add(Trip(trip, target, summary, elapsed, running, pages, before, Counters.Of(vm)));
                 Interlocked.Increment(ref _tripsDone);
@@ -132,12 +104,6 @@ public sealed partial class MigrateDemo
             }
 
             Audit(vm, "after the guest exited");
-            string[] userland;
-            lock (lines)
-            {
-                userland = [.. lines];
-            }
-
             SetStage("done");
             return new LinuxMigrateResult
             {
@@ -147,9 +113,9 @@ public sealed partial class MigrateDemo
                 Migration = vm.Host.Migration.Stats,
                 Stop = run!.Kind,
                 GuestExitCode = run.GuestExitCode,
-                GuestVerdict = verdict ?? run.Detail,
-                UserlandLines = userland,
-                Banner = banner,
+                GuestVerdict = linux.Verdict ?? run.Detail,
+                UserlandLines = linux.UserlandLines,
+                Banner = linux.Banner,
                 Audits = Audits,
                 AuditViolations = [.. _violations],
                 TripsUnderMemtest = underMemtest,
@@ -165,30 +131,6 @@ public sealed partial class MigrateDemo
             }
 
             Volatile.Write(ref _vm, null);
-        }
-    }
-
-    /// <summary>Audits between two interpreter slices (the vCPU's slice gate held), or at once when the VM has stopped.</summary>
-    private long[] AuditWhileRunning(Vm vm, Lock gate, string when)
-    {
-        while (true)
-        {
-            if (vm.Progress().Kind != VmStopKind.Running)
-            {
-                return Audit(vm, when);
-            }
-
-            if (gate.TryEnter(PollInterval))
-            {
-                try
-                {
-                    return Audit(vm, when);
-                }
-                finally
-                {
-                    gate.Exit();
-                }
-            }
         }
     }
 }

@@ -377,11 +377,15 @@ public sealed partial class MigrateDemo
     /// has stopped, or is between two slices (its gate taken here) — and returns guest RAM's pages per node read there.
     /// A vCPU held at a console line keeps the gate it took for its slice, so the gate is only tried, never waited on.
     /// </summary>
-    private long[] AuditQuiescent(Vm vm, GuestState guest, Lock gate, string when)
+    private long[] AuditQuiescent(Vm vm, GuestState guest, Lock gate, string when) =>
+        AuditQuiescent(vm, () => guest.Hold.HeldAt is not null, gate, when);
+
+    /// <summary>The same, for a guest that <paramref name="held"/> says whether it is held (never, for one that is not watched).</summary>
+    private long[] AuditQuiescent(Vm vm, Func<bool> held, Lock gate, string when)
     {
         while (true)
         {
-            if (guest.Hold.HeldAt is not null || vm.Progress().Kind != VmStopKind.Running)
+            if (held() || vm.Progress().Kind != VmStopKind.Running)
             {
                 return Audit(vm, when);
             }

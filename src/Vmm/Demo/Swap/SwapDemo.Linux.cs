@@ -23,28 +23,8 @@ public sealed partial class SwapDemo
         var guestBytes = _options.MemtestGuestBytes;
         var hostBytes = _options.MemtestHostBytes;
         var mib = (int)((guestBytes - LinuxReserveBytes) >> 20);
-        string? verdict = null;
-        string? banner = null;
-        var userland = new List<string>();
-        var console = new ConsoleLineWatcher(line =>
-        {
-            if (line.StartsWith("init: ", StringComparison.Ordinal) || line.StartsWith("memtest: ", StringComparison.Ordinal))
-            {
-                lock (userland)
-                {
-                    userland.Add(line);
-                }
-            }
-
-            if (line.StartsWith("memtest: OK", StringComparison.Ordinal) || line.StartsWith("memtest: FAIL", StringComparison.Ordinal))
-            {
-                verdict = line;
-            }
-            else if (banner is null && line.Contains("Linux version ", StringComparison.Ordinal))
-            {
-                banner = line[line.IndexOf("Linux version ", StringComparison.Ordinal)..];
-            }
-        });
+        var linux = new LinuxGuestConsole();
+        var console = new ConsoleLineWatcher(linux.OnLine);
 
         Volatile.Write(ref _stage, $"Linux boots in {guestBytes >> 20} MiB of guest RAM under a host limit of {hostBytes >> 20} MiB; its memtest fills {mib} MiB");
         var options = BaseOptions(guestBytes, hostBytes, secondaryAging: true, $"console=ttyS0 memtest.mib={mib}") with
@@ -60,12 +40,6 @@ public sealed partial class SwapDemo
 
         var ram = (GuestRam)vm.Ram;
         var counts = vm.Process!.PageTable.CountEntries(ram.Base, ram.Base + guestBytes);
-        string[] lines;
-        lock (userland)
-        {
-            lines = [.. userland];
-        }
-
         return new LinuxSwapResult
         {
             GuestBytes = guestBytes,
@@ -73,9 +47,9 @@ public sealed partial class SwapDemo
             MemtestMib = mib,
             Stop = run.Kind,
             GuestExitCode = run.GuestExitCode,
-            GuestVerdict = verdict ?? run.Detail,
-            UserlandLines = lines,
-            Banner = banner,
+            GuestVerdict = linux.Verdict ?? run.Detail,
+            UserlandLines = linux.UserlandLines,
+            Banner = linux.Banner,
             Audits = auditor?.Audits ?? 0,
             AuditViolations = auditor?.Violations ?? [],
             ResidentAtExit = counts.Present,
