@@ -37,7 +37,7 @@ internal static class MigrateDemoCommand
         var guest = new Option<string>("--guest")
         {
             Description = "Which guest: 'sample' (the ksm guest, both phases; the default) or 'linux' (Debian's Linux kernel from 'make -C guests linux' "
-                + "in -m (default 384M) runs memtest over all but 128 MiB of it while the host migrates all guest RAM back and forth, trip after trip, until memtest ends, from /init's first line).",
+                + "in -m (default 384M) runs memtest over all but 128 MiB of it while the host migrates all guest RAM back and forth, trip after trip, from the kernel's banner until memtest ends).",
             HelpName = "sample|linux",
             DefaultValueFactory = _ => "sample",
         };

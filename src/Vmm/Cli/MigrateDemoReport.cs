@@ -21,12 +21,12 @@ internal static class MigrateDemoReport
         writer.Title($"hv demo migrate --guest linux: {(result.Succeeded ? $"{N(m.PgmigrateSuccess)} pages migrated under a running Linux, and Linux never noticed" : "FAILED: " + Failure(result))}");
         writer.Section(
             $"{result.Banner ?? "Linux (no banner)"}: {N(result.Trips.Count)} trips of all guest RAM ({result.GuestBytes >> 20} MiB) between node 0 and node 1 "
-            + $"while memtest fills and checks {result.MemtestMib} MiB of a Linux process's memory");
+            + $"while Linux boots and memtest fills and checks {result.MemtestMib} MiB of a Linux process's memory");
         writer.Table(TripsTable(result.Trips, "memtest", "running", "done"));
         writer.Paragraph(
         [
             .. result.UserlandLines.Select(line => "guest: " + line),
-            $"pgmigrate_success {N(m.PgmigrateSuccess)}, pgmigrate_fail {N(m.PgmigrateFail)}, {N(result.TripsUnderMemtest)} trips while the guest's userland ran, "
+            $"pgmigrate_success {N(m.PgmigrateSuccess)}, pgmigrate_fail {N(m.PgmigrateFail)}, {N(result.TripsWhileLinuxRan)} trips while Linux ran, "
                 + $"{N(result.Audits)} audits by the host MM auditor and the MMU auditor: "
                 + (result.AuditViolations.Count == 0 ? "all clean" : $"{result.AuditViolations.Count} violation(s), first: {result.AuditViolations[0]}")
                 + $"; {result.Elapsed.TotalSeconds.ToString("0.0", C)} s in all",
@@ -37,7 +37,7 @@ internal static class MigrateDemoReport
     public static string Failure(LinuxMigrateResult result) =>
         result.Stop != Machine.VmStopKind.GuestExit || result.GuestExitCode != 0 ? $"the guest did not pass ({result.GuestVerdict})"
         : result.AuditViolations.Count > 0 ? $"{result.AuditViolations.Count} audit violation(s), first: {result.AuditViolations[0]}"
-        : result.TripsUnderMemtest < 2 ? $"only {result.TripsUnderMemtest} trip(s) ran while the guest's userland ran: give the guest more memory (-m)"
+        : result.TripsWhileLinuxRan < 2 ? $"only {result.TripsWhileLinuxRan} trip(s) ran while Linux ran: give the guest more memory (-m)"
         : result.Trips.Any(t => t.Summary.Migrated == 0) ? "a trip migrated no page"
         : $"memtest did not report OK ({result.GuestVerdict})";
 

@@ -2,7 +2,7 @@ namespace Hypervisor.Vmm.Demo;
 
 /// <summary>
 /// What the demos read from the Linux guest's console (<c>guests/linux/init</c> and memtest): the kernel's banner, the
-/// userland lines in order, whether /init has started and memtest's verdict. Lines arrive on the vCPU's thread; the
+/// userland lines in order and memtest's verdict. Lines arrive on the vCPU's thread; the
 /// properties are read from the demo's.
 /// </summary>
 internal sealed class LinuxGuestConsole
@@ -10,16 +10,12 @@ internal sealed class LinuxGuestConsole
     private readonly List<string> _userland = [];
     private volatile string? _banner;
     private volatile string? _verdict;
-    private volatile bool _initStarted;
 
     /// <summary>The kernel's "Linux version …" line from that phrase on, or null before it.</summary>
     public string? Banner => _banner;
 
     /// <summary>memtest's "memtest: OK …" or "memtest: FAIL …" line, or null before it.</summary>
     public string? Verdict => _verdict;
-
-    /// <summary>True once /init has printed its first line.</summary>
-    public bool InitStarted => _initStarted;
 
     /// <summary>The lines /init and memtest printed so far, in order.</summary>
     public string[] UserlandLines
@@ -37,8 +33,7 @@ internal sealed class LinuxGuestConsole
     /// <param name="line">The line, without its end.</param>
     public void OnLine(string line)
     {
-        var init = line.StartsWith("init: ", StringComparison.Ordinal);
-        if (init || line.StartsWith("memtest: ", StringComparison.Ordinal))
+        if (line.StartsWith("init: ", StringComparison.Ordinal) || line.StartsWith("memtest: ", StringComparison.Ordinal))
         {
             lock (_userland)
             {
@@ -46,11 +41,7 @@ internal sealed class LinuxGuestConsole
             }
         }
 
-        if (init)
-        {
-            _initStarted = true;
-        }
-        else if (line.StartsWith("memtest: OK", StringComparison.Ordinal) || line.StartsWith("memtest: FAIL", StringComparison.Ordinal))
+        if (line.StartsWith("memtest: OK", StringComparison.Ordinal) || line.StartsWith("memtest: FAIL", StringComparison.Ordinal))
         {
             _verdict = line;
         }

@@ -26,7 +26,7 @@ public sealed class LinuxMigrateDemoTests
             Assert.That(result.GuestVerdict, Is.EqualTo("memtest: OK, 16777216 words verified"));
             Assert.That(result.GuestExitCode, Is.Zero);
             Assert.That(result.AuditViolations, Is.Empty);
-            Assert.That(result.TripsUnderMemtest, Is.GreaterThanOrEqualTo(2), "trips ran while the guest's userland ran");
+            Assert.That(result.TripsWhileLinuxRan, Is.GreaterThanOrEqualTo(2), "trips ran while Linux ran");
             Assert.That(result.Trips.Select(t => t.TargetNode), Is.EqualTo(result.Trips.Select(t => t.Number % 2)), "node 1, 0, 1 …");
             Assert.That(result.Trips.Select(t => t.PagesPerNodeAfter[t.TargetNode]), Is.All.GreaterThan(0));
             Assert.That(result.Trips.Select(t => t.Summary.Migrated), Is.All.GreaterThan(10_000), "each trip moved the resident guest RAM (the kernel and memtest's pages; new ones fault in on the vCPU's node 0)");

@@ -42,11 +42,11 @@ public sealed record LinuxMigrateResult
     /// <summary>The whole demo.</summary>
     public required TimeSpan Elapsed { get; init; }
 
-    /// <summary>Trips that began and ended while the guest's userland ran (after /init's first line, before memtest's verdict).</summary>
-    public int TripsUnderMemtest { get; init; }
+    /// <summary>Trips that began and ended while Linux ran (after its banner, before memtest's verdict): through the boot, /init and memtest.</summary>
+    public int TripsWhileLinuxRan { get; init; }
 
-    /// <summary>True when memtest passed inside Linux, every audit was clean and at least two trips moved pages while the guest's userland ran.</summary>
+    /// <summary>True when memtest passed inside Linux, every audit was clean and at least two trips moved pages while Linux ran.</summary>
     public bool Succeeded =>
         Stop == VmStopKind.GuestExit && GuestExitCode == 0 && GuestVerdict.StartsWith("memtest: OK", StringComparison.Ordinal)
-        && AuditViolations.Count == 0 && TripsUnderMemtest >= 2 && Trips.All(t => t.Summary.Migrated > 0);
+        && AuditViolations.Count == 0 && TripsWhileLinuxRan >= 2 && Trips.All(t => t.Summary.Migrated > 0);
 }

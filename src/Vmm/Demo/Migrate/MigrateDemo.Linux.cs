@@ -9,7 +9,7 @@ namespace Hypervisor.Vmm.Demo.Migrate;
 
 /// <summary>
 /// <c>hv demo migrate --guest linux</c>: Debian's Linux kernel (built by <c>make -C guests linux</c>) boots on a two-node
-/// host and its initramfs runs memtest; from /init's first line until memtest has finished, the host migrates all of
+/// host and its initramfs runs memtest; from the kernel's banner until memtest has finished, the host migrates all of
 /// guest RAM node 0 → 1 → 0 … (one <c>MigrateRange</c> over the memslot per trip, audited at a quiescent point after
 /// each), and Linux never notices: memtest's word-by-word check passes.
 /// </summary>
@@ -59,14 +59,14 @@ public sealed partial class MigrateDemo
         })
         { IsBackground = true, Name = "migrate-demo-linux-vcpu0" };
 
-        var underMemtest = 0;
+        var whileRunning = 0;
         try
         {
             Volatile.Write(ref _vm, vm);
             runner.Start();
             SetStage(string.Create(CultureInfo.InvariantCulture, $"Linux boots in {_options.GuestBytes >> 20} MiB on a two-node host"));
             var deadline = Stopwatch.GetTimestamp() + (long)(_options.PhaseTimeout.TotalSeconds * Stopwatch.Frequency);
-            while (!linux.InitStarted && vm.Progress().Kind == VmStopKind.Running && Stopwatch.GetTimestamp() < deadline)
+            while (linux.Banner is null && vm.Progress().Kind == VmStopKind.Running && Stopwatch.GetTimestamp() < deadline)
             {
                 Thread.Sleep(PollInterval);
             }
@@ -77,7 +77,7 @@ public sealed partial class MigrateDemo
             for (var trip = 1; linux.Verdict is null && vm.Progress().Kind == VmStopKind.Running && trip <= MigrateDemoOptions.MaxTrips; trip++)
             {
                 var target = trip % 2;
-                SetStage(string.Create(CultureInfo.InvariantCulture, $"trip {trip}: all guest RAM to node {target} while Linux's memtest runs"));
+                SetStage(string.Create(CultureInfo.InvariantCulture, $"trip {trip}: all guest RAM to node {target} while Linux runs"));
                 var before = Counters.Of(vm);
                 var runningBefore = linux.Verdict is null;
                 var clock = Stopwatch.GetTimestamp();
@@ -85,7 +85,7 @@ public sealed partial class MigrateDemo
                 var elapsed = Stopwatch.GetElapsedTime(clock);
                 var running = runningBefore && linux.Verdict is null;
                 var pages = AuditQuiescent(vm, static () => false, gate, string.Create(CultureInfo.InvariantCulture, $"after trip {trip}"));
-                underMemtest += running ? 1 : 0;
+                whileRunning += running ? 1 : 0;
                 _trips.Add(Trip(trip, target, summary, elapsed, running, pages, before, Counters.Of(vm)));
                 Interlocked.Increment(ref _tripsDone);
                 Thread.Sleep(TripGap);
@@ -118,7 +118,7 @@ public sealed partial class MigrateDemo
                 Banner = linux.Banner,
                 Audits = Audits,
                 AuditViolations = [.. _violations],
-                TripsUnderMemtest = underMemtest,
+                TripsWhileLinuxRan = whileRunning,
                 Elapsed = Stopwatch.GetElapsedTime(start),
             };
         }
