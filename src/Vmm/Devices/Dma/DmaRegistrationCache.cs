@@ -76,6 +76,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
     private long _staleFreeFrames;
     private long _blockedWrites;
     private long _failures;
+    private long _lockedUncached;
     private int _regionCount;
     private int _cachedCount;
 
@@ -123,6 +124,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
         StaleFreeFrames = Interlocked.Read(ref _staleFreeFrames),
         BlockedWrites = Interlocked.Read(ref _blockedWrites),
         Failures = Interlocked.Read(ref _failures),
+        LockedUncached = Interlocked.Read(ref _lockedUncached),
         Regions = Volatile.Read(ref _regionCount),
         CachedTranslations = Volatile.Read(ref _cachedCount),
     };
@@ -364,9 +366,16 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
             return false;
         }
 
-        if (mode != DmaCacheMode.Off)
+        if (mode == DmaCacheMode.Unsafe || (mode == DmaCacheMode.Safe && !_memory.Frame(resolved.Pfn).Has(FrameFlags.Locked)))
         {
             _frames[page.Value] = new CachedFrame(resolved.Pfn, resolved.Writable);
+        }
+        else if (mode == DmaCacheMode.Safe)
+        {
+            // Locked: the host may be between an invalidation's start (whose event this copy may already have read) and
+            // its PTE change, and no second event will come. Used for this copy only, under the reference.
+            _frames.Remove(page.Value);
+            Interlocked.Increment(ref _lockedUncached);
         }
 
         acquired = new Acquired(page, resolved.Pfn, write, Referenced: true);
