@@ -24,12 +24,15 @@ namespace Hypervisor.Vmm.Demo.Dma;
 /// </summary>
 /// <remarks>Threads: the demo's thread is the pressure thread; the VM's vCPU runs on a thread of its own and makes
 /// every copy on it (the doorbell write). A remap holds the vCPU's slice gate, so no guest instruction and no copy runs
-/// while the buffer is unmapped; swap-out, KSM and migration race the copies freely.</remarks>
+/// while the buffer is unmapped; swap-out, KSM and migration race the copies freely. Once the pressure begins, the vCPU
+/// waits between two slices (64 Ki instructions) for the next strike, so every phase meets the pressure between its
+/// copies however fast either thread runs.</remarks>
 public sealed class DmaDemo
 {
     private const long SliceInstructions = 64 * 1024;
     private const string Prefix = "dmatest: ";
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan PacingWait = TimeSpan.FromMilliseconds(500);
 
     private readonly DmaDemoOptions _options;
     private string _stage = "starting";
@@ -80,11 +83,23 @@ public sealed class DmaDemo
         };
 
         var gate = new Lock();
+        using var credits = new SemaphoreSlim(0);
+        var pacing = false;
         using var vm = new Vm(options, new GuestConsole(new ConsoleLineWatcher(guest.OnLine)));
         vm.Boot(image);
         var vcpu = vm.Emulated!.Cpus[0];
         vcpu.SliceInstructions = SliceInstructions;
         vcpu.SliceGate = gate;
+
+        // Pacing: once the host strikes, the guest runs at most one slice per strike, so a short run still meets the
+        // pressure between its copies whatever the two threads' speeds. The wait is bounded: a stalled host never hangs the vCPU.
+        vcpu.BetweenSlices = () =>
+        {
+            if (Volatile.Read(ref pacing))
+            {
+                credits.Wait(PacingWait);
+            }
+        };
         var host = vm.Host!;
         var process = vm.Process!;
         var before = (Swapped: host.Reclaim.Stats.Pswpout, Merges: host.Ksm.Stats.Merges, Migrated: host.Migration.Stats.PgmigrateSuccess);
@@ -122,14 +137,19 @@ public sealed class DmaDemo
                 SetStage($"{name} cache: the guest copies and verifies while the host swaps, merges, migrates and remaps its buffers");
                 var ram = vm.GuestMemory!;
                 pressure.Start(ram.Base + buffers.Start, _options.Buffers * 2, _options.PagesPerBuffer);
+                Volatile.Write(ref pacing, true);
                 while (runner.IsAlive && Stopwatch.GetTimestamp() < deadline)
                 {
                     pressure.Strike();
+                    credits.Release();
                     if (_options.PressureInterval > TimeSpan.Zero)
                     {
                         Thread.Sleep(_options.PressureInterval);
                     }
                 }
+
+                Volatile.Write(ref pacing, false);
+                credits.Release();
             }
 
             if (!runner.Join(TimeSpan.FromSeconds(Math.Max(1, (deadline - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency))))
