@@ -1,5 +1,5 @@
 /* dmatest: drives hv's DMA copy engine (hv run --dma-cache safe|unsafe|off; the device is at 0xFEB00000) and checks
- * every copy. Maps the engine's page (2 MiB uncached leaf in the 3-4 GiB PDPT entry, as timer.c maps the APIC), lays
+ * every copy. Rings the doorbell and polls the status while the engine's thread copies. Maps the engine's page (2 MiB uncached leaf in the 3-4 GiB PDPT entry, as timer.c maps the APIC), lays
  * out BUFS source and BUFS destination buffers of PAGES pages each at the first MiB boundary after the image, then for
  * each of ROUNDS rounds fills the sources with a pattern of (seed, round, buffer % KINDS, page, word) and makes PASSES
  * passes of "copy every source to its destination through the engine, then verify every destination word".
@@ -25,6 +25,7 @@
 #define DMA_STATUS 0x28
 #define DMA_MODE 0x38
 #define STATUS_DONE 1
+#define STATUS_BUSY 4
 
 static u64 dma_pd[512] __attribute__((aligned(4096)));
 
@@ -107,7 +108,9 @@ int guest_main(void)
 				REG(DMA_DST) = dst;
 				REG(DMA_LEN) = size;
 				REG(DMA_DOORBELL) = 1;
-				u64 status = REG(DMA_STATUS);
+				u64 status;
+				while ((status = REG(DMA_STATUS)) == STATUS_BUSY)
+					__asm__ volatile("pause");
 				if (status != STATUS_DONE) {
 					printf("dmatest: engine status %lu for the copy of buffer %lu in round %lu\n", status, i, round);
 					return 3;

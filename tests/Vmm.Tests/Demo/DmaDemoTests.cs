@@ -43,14 +43,14 @@ public sealed class DmaDemoTests
     [Category(TestCategories.Guest)]
     public void TheCommandPrintsBothPhasesAndExitsZero()
     {
-        var result = Hv.Run("demo", "dma", "-m", "16M", "--rounds", "6", "--passes", "2", "--guests", GuestsFolder());
+        var result = Hv.Run("demo", "dma", "-m", "16M", "--rounds", "4", "--passes", "2", "--guests", GuestsFolder());
 
         Assert.Multiple(() =>
         {
             Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
-            Assert.That(result.Stdout, Does.Contain("hv demo dma: the registration cache made 96 copies with 0 stale DMAs"));
+            Assert.That(result.Stdout, Does.Contain("hv demo dma: the registration cache made 64 copies with 0 stale DMAs"));
             Assert.That(result.StdoutLines.Any(l => l.StartsWith("stale DMAs", StringComparison.Ordinal)), Is.True, result.Stdout);
-            Assert.That(result.Stdout, Does.Contain("Safe: dmatest: OK, 96 copies verified"));
+            Assert.That(result.Stdout, Does.Contain("Safe: dmatest: OK, 64 copies verified"));
             Assert.That(result.Stderr, Is.Empty);
         });
     }

@@ -7,18 +7,19 @@ namespace Hypervisor.Vmm.Devices.Dma;
 
 /// <summary>
 /// A DMA copy engine at <see cref="BaseAddress"/>: the guest writes a guest-physical source, destination and length,
-/// rings the doorbell, and reads the status. The engine translates each buffer gpa → hva through the memslots and copies
-/// host frame to host frame through its <see cref="DmaRegistrationCache"/>, on the ringing vCPU's thread (the copy is
-/// complete when the doorbell write returns) while the host's daemons and other threads keep changing the process's
-/// mappings.
+/// rings the doorbell, and polls the status until it is no longer <see cref="DmaStatus.Busy"/>. The engine's own thread
+/// translates each buffer gpa → hva through the memslots and copies host frame to host frame through its
+/// <see cref="DmaRegistrationCache"/>, racing the vCPUs and the host's daemons, which keep changing the process's mappings.
 /// </summary>
 /// <remarks>
 /// <para>Registers, 64 bits each, little-endian, read and written whole or as aligned 32-bit halves: 0x00 ID
 /// (<see cref="Magic"/>, read-only), 0x08 source gpa, 0x10 destination gpa, 0x18 length, 0x20 doorbell (a write to its
-/// low byte starts the copy; reads 0), 0x28 status (<see cref="DmaStatus"/>, read-only), 0x30 copies completed
+/// low byte starts the copy unless one is in progress; reads 0), 0x28 status (<see cref="DmaStatus"/>, read-only), 0x30 copies completed
 /// (read-only), 0x38 the cache mode (<see cref="DmaCacheMode"/>, read-only). Other offsets read 0 and ignore writes.</para>
-/// <para>A buffer must lie in one memslot; the destination's must be writable. Threads: registers and copies are
-/// serialised by the engine's lock; counters may be read from any thread.</para>
+/// <para>A buffer must lie in one memslot; the destination's must be writable. Threads: the registers are guarded by
+/// the engine's lock, which a copy does not hold (a vCPU polling the status never waits for a copy); the copy runs on
+/// the engine's thread, never on a vCPU's, because the cache may wait for invalidations in flight to end and those may
+/// wait for every vCPU to acknowledge a TLB shootdown. Counters may be read from any thread.</para>
 /// </remarks>
 public sealed class DmaEngine : IMmioDevice, IDisposable
 {
@@ -63,6 +64,12 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
     private readonly Lock _lock = new();
     private readonly MemslotSet _memslots;
     private readonly ulong[] _registers = new ulong[RegisterCount];
+    private readonly SemaphoreSlim _doorbell = new(0);
+    private readonly Thread _worker;
+
+    // Guarded by _lock: the copy the doorbell started, taken by the engine's thread.
+    private (Gpa Source, Gpa Destination, ulong Length) _pending;
+    private volatile bool _stopping;
 
     /// <summary>Creates the engine over <paramref name="memslots"/>, whose slots are memory of <paramref name="process"/>.</summary>
     /// <param name="memslots">The VM's memslots (gpa → hva).</param>
@@ -75,6 +82,8 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
         Cache = new DmaRegistrationCache(process, mode);
         _registers[Slot(IdRegister)] = Magic;
         _registers[Slot(ModeRegister)] = (ulong)mode;
+        _worker = new Thread(Work) { IsBackground = true, Name = "dma-engine" };
+        _worker.Start();
     }
 
     /// <inheritdoc />
@@ -137,21 +146,28 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
                 case SourceRegister or DestinationRegister or LengthRegister:
                     _registers[index] = (_registers[index] & ~mask) | ((value << shift) & mask);
                     break;
-                case DoorbellRegister when shift == 0:
-                    var status = Run(new Gpa(_registers[Slot(SourceRegister)]), new Gpa(_registers[Slot(DestinationRegister)]), _registers[Slot(LengthRegister)]);
-                    _registers[Slot(StatusRegister)] = (ulong)status;
-                    if (status == DmaStatus.Done)
-                    {
-                        _registers[Slot(CompletedRegister)]++;
-                    }
-
+                case DoorbellRegister when shift == 0 && _registers[Slot(StatusRegister)] != (ulong)DmaStatus.Busy:
+                    _pending = (new Gpa(_registers[Slot(SourceRegister)]), new Gpa(_registers[Slot(DestinationRegister)]), _registers[Slot(LengthRegister)]);
+                    _registers[Slot(StatusRegister)] = (ulong)DmaStatus.Busy;
+                    _doorbell.Release();
                     break;
             }
         }
     }
 
-    /// <summary>Closes the cache (and its user channel).</summary>
-    public void Dispose() => Cache.Dispose();
+    /// <summary>Stops the engine's thread (after the copy in progress, if any) and closes the cache and its user channel. Idempotent.</summary>
+    public void Dispose()
+    {
+        if (!_stopping)
+        {
+            _stopping = true;
+            _doorbell.Release();
+            _worker.Join();
+            _doorbell.Dispose();
+        }
+
+        Cache.Dispose();
+    }
 
     /// <inheritdoc />
     public override string ToString() => $"DMA engine at 0x{BaseAddress:X} ({Cache.Mode} cache)";
@@ -166,7 +182,36 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
         return length is 4 or 8 && offset % (ulong)length == 0 && index < RegisterCount;
     }
 
-    /// <summary>One copy: the buffers translated to host addresses, then the cache's copy. Caller holds the lock.</summary>
+    /// <summary>The engine's thread: one copy per doorbell, its status published when it is done.</summary>
+    private void Work()
+    {
+        while (true)
+        {
+            _doorbell.Wait();
+            if (_stopping)
+            {
+                return;
+            }
+
+            (Gpa Source, Gpa Destination, ulong Length) copy;
+            lock (_lock)
+            {
+                copy = _pending;
+            }
+
+            var status = Run(copy.Source, copy.Destination, copy.Length);
+            lock (_lock)
+            {
+                _registers[Slot(StatusRegister)] = (ulong)status;
+                if (status == DmaStatus.Done)
+                {
+                    _registers[Slot(CompletedRegister)]++;
+                }
+            }
+        }
+    }
+
+    /// <summary>One copy: the buffers translated to host addresses, then the cache's copy. Runs on the engine's thread.</summary>
     private DmaStatus Run(Gpa source, Gpa destination, ulong length)
     {
         if (length == 0 || length > MaxLength

@@ -49,12 +49,10 @@ public readonly record struct DmaEngineCounters
     public long BlockedWrites { get; init; }
 
     /// <summary>
-    /// Translations resolved while the host held the frame's page lock, used for their copy only and not cached: every
-    /// host operation that replaces an anonymous page (reclaim, migration, KSM) locks it before the invalidation's start
-    /// and unlocks it after the PTE change, so a frame resolved locked may be about to leave the mapping with its event
-    /// already read (safe mode only).
+    /// Waits for the invalidations reported by the events just read to end before resolving again (the chain's grace
+    /// period; safe mode only).
     /// </summary>
-    public long LockedUncached { get; init; }
+    public long Barriers { get; init; }
 
     /// <summary>Copies refused or failed (<see cref="DmaStatus.BadRange"/> or <see cref="DmaStatus.Fault"/>).</summary>
     public long Failures { get; init; }

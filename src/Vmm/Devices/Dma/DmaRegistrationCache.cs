@@ -15,7 +15,9 @@ namespace Hypervisor.Vmm.Devices.Dma;
 /// </summary>
 /// <remarks>
 /// <para>The copy protocol (<see cref="DmaCacheMode.Safe"/>), KVM's <c>mmu_invalidate_seq</c> retry applied to a
-/// device: (1) read events if the counter moved and remember the counter; (2) take a short-term reference on each
+/// device: (1) if the counter moved, read the events, drop the translations they cover, wait for the invalidations they
+/// report to end (the chain's grace period: the channel reports only starts, and a page resolved between a start and
+/// its PTE change would be the old frame with no further event), and remember the counter; (2) take a short-term reference on each
 /// page's frame — a speculative one (<c>get_page_unless_zero</c>) on a cached frame, get-user-pages' own on a miss; (3)
 /// if the counter moved since (1), drop the references and start again; (4) copy frame to frame; (5) if the counter
 /// moved during the copy, drop the references and copy again (the racing invalidation may have left the frames
@@ -30,7 +32,9 @@ namespace Hypervisor.Vmm.Devices.Dma;
 /// independently of any check the guest makes.</para>
 /// <para>Threads and locks: copies are serialised by the cache's lock (one copy engine). Lock order: cache lock → the
 /// host's mmap lock (get-user-pages) → the channel's lock (register, read). The channel's start callback takes only the
-/// channel's lock, so an invalidation never waits for a copy. Counters are read from any thread.</para>
+/// channel's lock, so an invalidation never waits for a copy. The grace-period wait in (1) holds only the cache's lock,
+/// and must not run on a thread an invalidation in flight waits for (a vCPU a TLB shootdown waits on): the engine copies
+/// on its own thread. Counters are read from any thread.</para>
 /// </remarks>
 public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies between frames of the host arena through raw pointers.
 {
@@ -76,7 +80,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
     private long _staleFreeFrames;
     private long _blockedWrites;
     private long _failures;
-    private long _lockedUncached;
+    private long _barriers;
     private int _regionCount;
     private int _cachedCount;
 
@@ -124,7 +128,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
         StaleFreeFrames = Interlocked.Read(ref _staleFreeFrames),
         BlockedWrites = Interlocked.Read(ref _blockedWrites),
         Failures = Interlocked.Read(ref _failures),
-        LockedUncached = Interlocked.Read(ref _lockedUncached),
+        Barriers = Interlocked.Read(ref _barriers),
         Regions = Volatile.Read(ref _regionCount),
         CachedTranslations = Volatile.Read(ref _cachedCount),
     };
@@ -285,6 +289,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
         }
 
         int read;
+        var invalidates = 0;
         while ((read = _channel.Read(_events)) > 0)
         {
             foreach (var userEvent in _events.AsSpan(0, read))
@@ -296,6 +301,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
                 }
 
                 Interlocked.Increment(ref _eventsRead);
+                invalidates++;
                 for (var page = userEvent.HintStart.PageAligned; page < userEvent.HintEnd; page += Paging.PageSize)
                 {
                     if (_frames.Remove(page.Value))
@@ -307,6 +313,15 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
         }
 
         Volatile.Write(ref _cachedCount, _frames.Count);
+        if (invalidates > 0)
+        {
+            // ummunotify reports an invalidation at its start, before the host changes the PTE; a page resolved again now
+            // could still be the old frame, with no second event to come. Every start..end pair on the chain is one
+            // read-side section, so the chain's grace period ends only after every invalidation already reported has ended.
+            _process.Notifiers.Synchronize();
+            Interlocked.Increment(ref _barriers);
+        }
+
         return _seenGeneration;
     }
 
@@ -366,16 +381,9 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
             return false;
         }
 
-        if (mode == DmaCacheMode.Unsafe || (mode == DmaCacheMode.Safe && !_memory.Frame(resolved.Pfn).Has(FrameFlags.Locked)))
+        if (mode != DmaCacheMode.Off)
         {
             _frames[page.Value] = new CachedFrame(resolved.Pfn, resolved.Writable);
-        }
-        else if (mode == DmaCacheMode.Safe)
-        {
-            // Locked: the host may be between an invalidation's start (whose event this copy may already have read) and
-            // its PTE change, and no second event will come. Used for this copy only, under the reference.
-            _frames.Remove(page.Value);
-            Interlocked.Increment(ref _lockedUncached);
         }
 
         acquired = new Acquired(page, resolved.Pfn, write, Referenced: true);

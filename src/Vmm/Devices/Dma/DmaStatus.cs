@@ -17,4 +17,7 @@ public enum DmaStatus : ulong
 
     /// <summary>The host could not resolve a page of a buffer (unmapped, forbidden, out of memory or a memory failure): nothing was copied.</summary>
     Fault = 3,
+
+    /// <summary>The doorbell rang and the engine's thread is copying; a doorbell while busy is ignored.</summary>
+    Busy = 4,
 }

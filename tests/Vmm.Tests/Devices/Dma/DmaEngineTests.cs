@@ -7,8 +7,8 @@ namespace Hypervisor.Vmm.Tests.Devices.Dma;
 
 /// <summary>
 /// The DMA engine's register interface on a VM's bus: ID and mode, source/destination/length written whole or in
-/// 32-bit halves, the doorbell copying gpa to gpa and setting the status and the completed count, and the refusals
-/// (length 0, beyond 1 MiB, outside guest RAM) as status BadRange.
+/// 32-bit halves, the doorbell starting a copy on the engine's thread (status Busy, then Done and the completed count),
+/// and the refusals (length 0, beyond 1 MiB, outside guest RAM) as status BadRange.
 /// </summary>
 public sealed class DmaEngineTests
 {
@@ -40,14 +40,14 @@ public sealed class DmaEngineTests
         Write32(vm, DmaEngine.DestinationRegister, 0x00300456);
         Write32(vm, DmaEngine.DestinationRegister + 4, 0);
         Write64(vm, DmaEngine.LengthRegister, (ulong)data.Length);
-        Write64(vm, DmaEngine.DoorbellRegister, 1);
+        var status = Ring(vm);
 
         var copied = new byte[data.Length];
         vm.Ram.Read(0x300456, copied);
         Assert.Multiple(() =>
         {
             Assert.That(copied, Is.EqualTo(data));
-            Assert.That(Read64(vm, DmaEngine.StatusRegister), Is.EqualTo((ulong)DmaStatus.Done));
+            Assert.That(status, Is.EqualTo((ulong)DmaStatus.Done));
             Assert.That(Read64(vm, DmaEngine.CompletedRegister), Is.EqualTo(1UL));
             Assert.That(Read64(vm, DmaEngine.SourceRegister), Is.EqualTo(0x100123UL));
             Assert.That(Read64(vm, DmaEngine.DestinationRegister), Is.EqualTo(0x300456UL));
@@ -67,11 +67,11 @@ public sealed class DmaEngineTests
         Write64(vm, DmaEngine.SourceRegister, source);
         Write64(vm, DmaEngine.DestinationRegister, destination);
         Write64(vm, DmaEngine.LengthRegister, length);
-        Write64(vm, DmaEngine.DoorbellRegister, 1);
+        var status = Ring(vm);
 
         Assert.Multiple(() =>
         {
-            Assert.That(Read64(vm, DmaEngine.StatusRegister), Is.EqualTo((ulong)DmaStatus.BadRange));
+            Assert.That(status, Is.EqualTo((ulong)DmaStatus.BadRange));
             Assert.That(Read64(vm, DmaEngine.CompletedRegister), Is.Zero);
             Assert.That(vm.Dma!.Counters.Failures, Is.EqualTo(1));
             Assert.That(vm.Dma.Counters.Copies, Is.Zero);
@@ -107,6 +107,20 @@ public sealed class DmaEngineTests
             var error = Assert.Throws<VmOptionsException>(() => new VmOptions { Accelerator = Hypervisor.Vmm.Accel.AcceleratorKind.Kvm, DmaCache = DmaCacheMode.Safe }.Validate())!;
             Assert.That(error.Message, Does.Contain("DmaCache").And.Contain("emulated"));
         });
+    }
+
+    /// <summary>Rings the doorbell and polls the status, as a guest does, until the engine's thread is done.</summary>
+    private static ulong Ring(Vm vm)
+    {
+        Write64(vm, DmaEngine.DoorbellRegister, 1);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        ulong status;
+        while ((status = Read64(vm, DmaEngine.StatusRegister)) == (ulong)DmaStatus.Busy && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        return status;
     }
 
     private static Vm NewVm(DmaCacheMode mode) => new(new VmOptions { MemoryBytes = 16UL << 20, DmaCache = mode }, new GuestConsole());

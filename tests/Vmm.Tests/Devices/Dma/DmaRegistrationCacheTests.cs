@@ -145,6 +145,66 @@ public sealed class DmaRegistrationCacheTests
         });
     }
 
+    [TestCase(1)]
+    [TestCase(2)]
+    public void CopiesRacingSwapOutsAndMigrationsAreNeverStaleAndAlwaysRight(int seed)
+    {
+        // The host thread swaps and migrates random source pages while the test thread copies and checks; the
+        // invariants: no stale DMA, every destination equals its source, the host's own audit is clean after.
+        using var cache = new DmaRegistrationCache(_mm, DmaCacheMode.Safe);
+        using var stop = new CancellationTokenSource();
+        Exception? hostFailure = null;
+        var strikes = 0;
+        var host = new Thread(() =>
+        {
+            var random = new Random(seed);
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var page = _source + ((ulong)random.Next(Pages) * Page);
+                    if (random.Next(2) == 0)
+                    {
+                        _mm.Madvise(page, Page, Advice.PageOut);
+                    }
+                    else
+                    {
+                        _host.Migration.MovePages(_mm, [page], [random.Next(2)]);
+                    }
+
+                    strikes++;
+                }
+            }
+            catch (Exception exception)
+            {
+                hostFailure = exception;
+            }
+        }) { IsBackground = true, Name = "dma-test-host" };
+        host.Start();
+        var wrong = 0;
+        for (var i = 0; i < 200; i++)
+        {
+            Assert.That(Copy(cache), Is.EqualTo(DmaStatus.Done));
+            for (var p = 0; p < Pages; p++)
+            {
+                wrong += ReadPage(_destination + ((ulong)p * Page)).AsSpan().SequenceEqual(PageData(p)) ? 0 : 1;
+            }
+        }
+
+        stop.Cancel();
+        host.Join();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(hostFailure, Is.Null);
+            Assert.That(strikes, Is.Positive);
+            Assert.That(cache.Counters.StaleDmas, Is.Zero);
+            Assert.That(wrong, Is.Zero, "every destination page read back as its source");
+            Assert.That(cache.Counters.Invalidations, Is.Positive);
+            Assert.That(HostMmAuditor.Check(_host), Is.Empty);
+        });
+    }
+
     [Test]
     public void TheUnsafeCacheCopiesThroughTheStaleFrameAndTheDebugCheckCountsIt()
     {
@@ -245,6 +305,7 @@ public sealed class DmaRegistrationCacheTests
             Assert.That(after.Hits - before.Hits, Is.EqualTo((2 * Pages) - dropped), "every other page hit");
             Assert.That(cache.Channel.Stats.HitsCoalesced > 0, Is.EqualTo(dropped > changed.Length), "a whole region is dropped only when its hits coalesced");
             Assert.That(after.EventsRead, Is.Positive);
+            Assert.That(after.Barriers, Is.Positive, "the cache waited for the reported invalidation to end before resolving again");
             Assert.That(after.StaleDmas, Is.Zero);
             for (var i = 0; i < Pages; i++)
             {
