@@ -115,9 +115,10 @@ internal static class RunCommand
         var numa = RunNumaOptions.Create();
         var thp = RunThpOptions.Create();
         var tracing = RunTraceOptions.Create();
+        var dmaCache = DmaCacheOption.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
         {
             command.Options.Add(option);
         }
@@ -165,6 +166,13 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            var dma = parseResult.GetValue(dmaCache);
+            if (dma is not null && accelerator != AcceleratorKind.Emulated)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--dma-cache needs --accel emulated: the DMA engine copies frame to frame in the simulated host, and KVM keeps guest RAM outside it");
+                return ExitCodes.UsageError;
+            }
+
             var dirtyTracking = parseResult.GetValue(dirtyPolicy);
             if (DirtyPolicyOption.Refusal(dirtyTracking, accelerator) is { } refusal)
             {
@@ -197,6 +205,7 @@ internal static class RunCommand
                 InstructionLimit = instructionLimit,
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
                 DirtyTracking = dirtyTracking,
+                DmaCache = dma,
                 Timeout = seconds > 0 ? TimeSpan.FromSeconds(seconds) : accelerator == AcceleratorKind.Kvm ? KvmDefaultTimeout : null,
                 LoggerFactory = loggerFactory,
             };

@@ -107,6 +107,15 @@ internal static class RunGroupReport
             Row("migration-entry waits (gup)", (_, vm) => vm.Process is { } p ? $"{p.MigrationEntryWaits.ToString("N0", c)} ({p.GupMigrationEntryWaits.ToString("N0", c)})" : string.Empty, string.Empty);
         }
 
+        if (results[0].Dma is not null)
+        {
+            long DmaSum(Func<Hypervisor.Vmm.Devices.Dma.DmaEngineCounters, long> figure) => results.Sum(r => r.Dma is { } d ? figure(d) : 0);
+            Row("DMA copies", (r, _) => (r.Dma?.Copies ?? 0).ToString("N0", c), DmaSum(d => d.Copies).ToString("N0", c), emphasis: true);
+            Row("DMA cache hit rate", (r, _) => Percent(r.Dma?.HitRate ?? 0), string.Empty);
+            Row("DMA invalidations", (r, _) => (r.Dma?.Invalidations ?? 0).ToString("N0", c), DmaSum(d => d.Invalidations).ToString("N0", c));
+            Row("stale DMAs", (r, _) => (r.Dma?.StaleDmas ?? 0).ToString("N0", c), DmaSum(d => d.StaleDmas).ToString("N0", c), emphasis: true);
+        }
+
         if (vms[0].Options.LegacyChangePte)
         {
             Row("change_pte hits", (r, _) => $"{r.Mmu.ChangePteHits.ToString("N0", c)} / {(r.Mmu.ChangePteHits + r.Mmu.ChangePteMisses).ToString("N0", c)}", $"{Sum(r => r.Mmu.ChangePteHits).ToString("N0", c)} / {Sum(r => r.Mmu.ChangePteHits + r.Mmu.ChangePteMisses).ToString("N0", c)}", emphasis: true);

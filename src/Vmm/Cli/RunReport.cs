@@ -129,6 +129,11 @@ internal static class RunReport
             AddKsmRows(table, ksm);
         }
 
+        if (result.Dma is { } dma)
+        {
+            AddDmaRows(table, dma);
+        }
+
         if (vm.Options.LegacyChangePte)
         {
             AddChangePteRow(table, result.Mmu);
@@ -201,6 +206,30 @@ internal static class RunReport
         table.AddRow("full_scans", k.FullScans.ToString("N0", c), $"ksmd's passes over mergeable memory: {k.PagesScanned.ToString("N0", c)} pages scanned ({k.PagesSkipped.ToString("N0", c)} skipped by smart scan) in {ksm.KsmdSteps.ToString("N0", c)} batches of pages_to_scan={ksm.PagesToScan.ToString(c)}, sleep_millisecs={ksm.SleepMilliseconds.ToString(c)}");
         table.AddRow("stable_node_chains", k.StableNodeChains.ToString("N0", c), $"contents shared by more than max_page_sharing mappings, held as {k.StableNodeDups.ToString("N0", c)} dups");
         table.AddEmphasisedRow("cow_ksm", ksm.CowKsm.ToString("N0", c), "host-wide guest writes that broke a merged page copy-on-write");
+    }
+
+    /// <summary>The DMA engine's rows of a run under <c>--dma-cache</c>: copies, the cache's hit rate and invalidations, the debug check's stale DMAs.</summary>
+    /// <param name="table">The report table.</param>
+    /// <param name="dma">The engine's counters.</param>
+    internal static void AddDmaRows(ReportTable table, Hypervisor.Vmm.Devices.Dma.DmaEngineCounters dma)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var mode = DmaCacheOption.Name(dma.Mode);
+        table.AddEmphasisedRow("DMA copies", dma.Copies.ToString("N0", c), $"{Mib(dma.Bytes)} copied frame to frame by the DMA engine ({mode} cache); {dma.Failures.ToString("N0", c)} refused or failed");
+        table.AddEmphasisedRow(
+            "DMA cache hit rate",
+            Percent(dma.HitRate),
+            $"{dma.Hits.ToString("N0", c)} page translations from the cache, {dma.Misses.ToString("N0", c)} through get-user-pages; {dma.Regions.ToString("N0", c)} buffer ranges registered, {dma.CachedTranslations.ToString("N0", c)} translations cached now");
+        table.AddRow(
+            "DMA invalidations",
+            dma.Invalidations.ToString("N0", c),
+            dma.Mode == Hypervisor.Vmm.Devices.Dma.DmaCacheMode.Safe
+                ? $"cached translations dropped by {dma.EventsRead.ToString("N0", c)} user-channel events; {dma.Retries.ToString("N0", c)} copies redone because the generation counter moved under them, {dma.Barriers.ToString("N0", c)} waits for reported invalidations to end"
+                : "none: only the safe cache listens to the user channel");
+        table.AddEmphasisedRow(
+            "stale DMAs",
+            dma.StaleDmas.ToString("N0", c),
+            $"copies that used a frame the host PTE no longer mapped (debug check): {dma.StalePages.ToString("N0", c)} pages, {dma.StaleFreeFrames.ToString("N0", c)} of them free frames, {dma.BlockedWrites.ToString("N0", c)} writes into host page tables refused");
     }
 
     /// <summary>The change_pte row of a run under <c>--legacy-change-pte</c>: how often the EPT MMU had an spte to change.</summary>

@@ -17,6 +17,7 @@ using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Devices.Dma;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using HostProcess = Hypervisor.HostMm.Mm;
@@ -129,6 +130,12 @@ public sealed class Vm : IDisposable
 
             Machine = machine;
             Host = machine.Host;
+            if (options.DmaCache is { } dmaCache)
+            {
+                Dma = new DmaEngine(Mmu!.Memslots, Process!, dmaCache);
+                Dma.Attach(Bus);
+            }
+
             var emulated = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit, Devices.Interrupts);
             if (options.LoggerFactory is { } loggers)
             {
@@ -211,6 +218,9 @@ public sealed class Vm : IDisposable
     /// else null: the host machine's, shared with the other VMs on it.
     /// </summary>
     public ReclaimDaemon? ReclaimDaemon => Machine?.ReclaimDaemon;
+
+    /// <summary>The DMA copy engine (with <see cref="VmOptions.DmaCache"/>, emulated only); null otherwise.</summary>
+    public DmaEngine? Dma { get; }
 
     /// <summary>The stop signal devices post to.</summary>
     public VmStopSignal Stop { get; }
@@ -430,6 +440,7 @@ public sealed class Vm : IDisposable
         }
 
         Accelerator.Dispose();
+        Dma?.Dispose();
         Mmu?.Dispose();
         if (Process is { HasExited: false })
         {
@@ -606,6 +617,7 @@ public sealed class Vm : IDisposable
             HostForks = _forker?.Forks ?? 0,
             HostMemory = HostMemory(),
             Ksm = Ksm(),
+            Dma = Dma?.Counters,
         };
     }
 }

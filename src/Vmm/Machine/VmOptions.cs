@@ -177,6 +177,12 @@ public sealed record VmOptions
     /// </summary>
     public static string RealKsmRunPath { get; set; } = "/sys/kernel/mm/ksm/run";
 
+    /// <summary>
+    /// The DMA copy engine at <see cref="Devices.Dma.DmaEngine.BaseAddress"/> and how it caches translations
+    /// (<c>--dma-cache</c>); null: no engine. Emulated only (its copies go frame to frame in the simulated host).
+    /// </summary>
+    public Devices.Dma.DmaCacheMode? DmaCache { get; init; }
+
     /// <summary>Where the mechanisms log (one category each); null logs nothing.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
@@ -228,9 +234,15 @@ public sealed record VmOptions
         }
 
         ValidateKsm();
-        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null || DirtyTracking is not null || LegacyChangePte))
+        if (DmaCache is { } dma && !Enum.IsDefined(dma))
         {
-            var option = InstructionLimit > 0 ? nameof(InstructionLimit)
+            throw new VmOptionsException(VmOptionRule.EmulatedOnly, nameof(DmaCache), dma, $"the DMA cache mode must be Off, Safe or Unsafe, got {dma}");
+        }
+
+        if (Accelerator != AcceleratorKind.Emulated && (InstructionLimit > 0 || HostForkInterval is not null || HostMemoryBytes is not null || DirtyTracking is not null || LegacyChangePte || DmaCache is not null))
+        {
+            var option = DmaCache is not null ? nameof(DmaCache)
+                : InstructionLimit > 0 ? nameof(InstructionLimit)
                 : HostForkInterval is not null ? nameof(HostForkInterval)
                 : HostMemoryBytes is not null ? nameof(HostMemoryBytes)
                 : DirtyTracking is not null ? nameof(DirtyTracking)

@@ -68,6 +68,9 @@ public sealed record VmRunResult
     /// <summary>The KSM counters (host-wide and this VM's process); null unless the VM ran emulated under <see cref="VmOptions.Ksm"/>.</summary>
     public KsmSnapshot? Ksm { get; init; }
 
+    /// <summary>The DMA engine's counters; null unless the VM ran with one (<see cref="VmOptions.DmaCache"/>).</summary>
+    public Devices.Dma.DmaEngineCounters? Dma { get; init; }
+
     /// <summary>Stores that hit pages holding decoded code (zero on kvm).</summary>
     public long CodePageInvalidations { get; init; }
 
