@@ -39,8 +39,14 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static readonly MethodInfo ExecuteInterpretedMethod = typeof(X86Cpu).GetMethod(nameof(ExecuteInterpreted), Private)!;
     internal static readonly FieldInfo FlagCarryInField = typeof(X86Cpu).GetField(nameof(_flagCarryIn), Private)!;
     internal static readonly MethodInfo CarryFlagMethod = typeof(X86Cpu).GetMethod(nameof(CarryFlag), Private)!;
+    internal static readonly MethodInfo ReadableHostPointerMethod = typeof(X86Cpu).GetMethod(nameof(ReadableHostPointer), Private)!;
     internal static readonly MethodInfo WritableHostPointerMethod = typeof(X86Cpu).GetMethod(nameof(WritableHostPointer), Private)!;
-    internal static readonly MethodInfo ContinueCompiledLoopMethod = typeof(X86Cpu).GetMethod(nameof(ContinueCompiledLoop), Private)!;
+    internal static readonly MethodInfo PollCompiledLoopMethod = typeof(X86Cpu).GetMethod(nameof(PollCompiledLoop), Private)!;
+    internal static readonly FieldInfo InstructionsField = typeof(X86Cpu).GetField(nameof(_instructions), Private)!;
+    internal static readonly FieldInfo EventAtField = typeof(X86Cpu).GetField(nameof(_eventAt), Private)!;
+    internal static readonly FieldInfo PendingExitField = typeof(X86Cpu).GetField(nameof(_pendingExit), Private)!;
+    internal static readonly FieldInfo JitInstructionsField = typeof(X86Cpu).GetField(nameof(_jitInstructions), Private)!;
+    internal static readonly FieldInfo BlocksField = typeof(X86Cpu).GetField(nameof(_blocks), Private)!;
 
     /// <summary>The lazy-flags operation codes compiled code records (the values of the private enum).</summary>
     internal static int FlagOpAdd => (int)FlagOp.Add;
@@ -139,6 +145,14 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         return code;
     }
 
+    // The host address of an in-page operand the TLB allows reading, or null (the interpreter's path then handles the
+    // access).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* ReadableHostPointer(ulong linear, int size) =>
+        (linear & Paging.PageOffsetMask) <= Paging.PageSize - (uint)size && _tlb.TryLookup(new Gva(linear), GuestAccess.Read, out var host)
+            ? host
+            : null;
+
     // The host address of an in-page operand the TLB allows writing, or null (the interpreter's path then handles
     // the access: a miss, a page crossing, a watched code page or MMIO).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -151,27 +165,12 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void ExecuteInterpreted(ref DecodedInstruction d) => Execute(ref d);
 
-    // At the back edge of a compiled self-loop: whether another pass may run without returning to the block loop —
-    // the branch went back to the block's start, a whole pass fits the budget, no shootdown changed the TLB, no stop,
-    // interrupt or timer is due and the block's code is unchanged. Counts the finished pass when it says yes.
-    private bool ContinueCompiledLoop(CodeBlock block, long limit)
+    // Every few passes of a compiled self-loop: serves the port's shootdown requests, and says whether the loop may go
+    // on — no shootdown or flush changed the TLB since the block was entered, no stop was asked for and the block's
+    // code page is unchanged.
+    private bool PollCompiledLoop(CodeBlock block)
     {
-        var length = block.Instructions.Length;
-        if (_rip != block.StartRip || _instructions + length + length > limit)
-        {
-            return false;
-        }
-
         _mmu.Port.ServiceRequests();
-        if (_tlb.FlushEpoch != _loopEpoch || _stop.IsStopRequested || _pendingExit is not null || _instructions + length >= _eventAt
-            || _codeMap.VersionOf(block.Gfn) != block.Version)
-        {
-            return false;
-        }
-
-        _instructions += length;
-        _jitInstructions += length;
-        _blocks++;
-        return true;
+        return _tlb.FlushEpoch == _loopEpoch && !_stop.IsStopRequested && _codeMap.VersionOf(block.Gfn) == block.Version;
     }
 }

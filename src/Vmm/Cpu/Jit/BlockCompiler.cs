@@ -21,6 +21,9 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 /// </remarks>
 internal static class BlockCompiler
 {
+    /// <summary>Passes of a compiled self-loop between two polls of the vCPU's asynchronous requests.</summary>
+    internal const int PollEveryPasses = 64;
+
     private static readonly Type[] Parameters = [typeof(X86Cpu), typeof(CodeBlock), typeof(long)];
 
     /// <summary>Compiles <paramref name="block"/>, decoded in a <paramref name="bitness"/>-bit code segment.</summary>
@@ -101,6 +104,10 @@ internal static class BlockCompiler
         private FlagSource _flags;
         private int _flagBits;
         private int _written;
+        private int _pendingFlagOp = -1;
+        private int _pendingBits;
+        private bool _pendingCarry;
+        private LocalBuilder _passesToPoll = null!;
 
         public void EmitBlock()
         {
@@ -122,10 +129,14 @@ internal static class BlockCompiler
 
             DeclareRegisterLocals();
             Reload();
+            _passesToPoll = il.DeclareLocal(typeof(int));
+            il.Emit(OpCodes.Ldc_I4, PollEveryPasses);
+            il.Emit(OpCodes.Stloc, _passesToPoll);
             var top = il.DefineLabel();
             il.MarkLabel(top);
             _flags = FlagSource.Unknown;
             var last = _instructions.Length - 1;
+            var selfLoop = Classify(_instructions[last]) == Form.Branch && _instructions[last].Target == block.StartRip;
             for (var k = 0; k <= last; k++)
             {
                 ref var d = ref _instructions[k];
@@ -134,10 +145,12 @@ internal static class BlockCompiler
                     case Form.Nop:
                         break;
                     case Form.Register:
-                        EmitRegister(ref d, FlagsDead(k));
+                        EmitRegister(ref d);
                         break;
                     case Form.Memory:
                         EmitMemory(ref d, k);
+                        break;
+                    case Form.Branch when k == last && selfLoop:
                         break;
                     case Form.Branch:
                         EmitBranch(ref d);
@@ -150,54 +163,98 @@ internal static class BlockCompiler
 
             ref var end = ref _instructions[last];
             var form = Classify(end);
-            if (form is not (Form.Branch or Form.Interpreted or Form.Memory))
+            if (form is not (Form.Branch or Form.Interpreted))
             {
                 StoreRip(end.NextIp);
             }
 
             WriteBack();
-            if (form == Form.Branch && end.Target == block.StartRip)
+            FlushFlags();
+            if (selfLoop)
             {
-                il.Emit(OpCodes.Ldarg_0);
-                il.Emit(OpCodes.Ldarg_1);
-                il.Emit(OpCodes.Ldarg_2);
-                il.Emit(OpCodes.Call, X86Cpu.ContinueCompiledLoopMethod);
-                il.Emit(OpCodes.Brtrue, top);
+                EmitBackEdge(ref end, top);
+                return;
             }
 
             il.Emit(OpCodes.Ldc_I4, _instructions.Length);
             il.Emit(OpCodes.Ret);
         }
 
-        // The flags an instruction records are dead when the next instruction that is not a plain register move is
-        // a translated one that records a whole new set: nothing between reads them, and nothing between can fault
-        // (a guest exception handler would see RFLAGS).
-        private bool FlagsDead(int k)
+        // The block's last branch goes back to its start: another pass runs without leaving the method while the next
+        // pass fits the budget, no event is due and no exit is pending (checked every pass, as the block loop would),
+        // and, every PollEveryPasses passes, the vCPU's port has no shootdown that changed the TLB, no stop was asked
+        // for and the block's code is unchanged (asynchronous requests wait at most that many passes).
+        private void EmitBackEdge(ref DecodedInstruction end, System.Reflection.Emit.Label top)
         {
-            for (var j = k + 1; j < _instructions.Length; j++)
+            var length = _instructions.Length;
+            var leave = il.DefineLabel();
+            var again = il.DefineLabel();
+            var next = il.DeclareLocal(typeof(long));
+            if (end.Op == Op.Jcc)
             {
-                ref var next = ref _instructions[j];
-                if (next.Op is Op.MovRR or Op.MovRI or Op.Nop || (next.Op == Op.Lea && Classify(next) == Form.Register))
-                {
-                    continue;
-                }
-
-                return Classify(next) == Form.Register && RecordsAllFlags(next);
+                var taken = il.DefineLabel();
+                EmitCondition(end.Condition);
+                il.Emit(OpCodes.Brtrue, taken);
+                StoreRip(end.NextIp);
+                il.Emit(OpCodes.Ldc_I4, length);
+                il.Emit(OpCodes.Ret);
+                il.MarkLabel(taken);
             }
 
-            return false;
+            StoreRip(end.Target);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, X86Cpu.InstructionsField);
+            il.Emit(OpCodes.Ldc_I8, (long)length);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stloc, next);
+            il.Emit(OpCodes.Ldloc, next);
+            il.Emit(OpCodes.Ldc_I8, (long)length);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Bgt, leave);
+            il.Emit(OpCodes.Ldloc, next);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, X86Cpu.EventAtField);
+            il.Emit(OpCodes.Bge, leave);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldflda, X86Cpu.PendingExitField);
+            il.Emit(OpCodes.Call, typeof(CpuExit?).GetProperty(nameof(Nullable<CpuExit>.HasValue))!.GetMethod!);
+            il.Emit(OpCodes.Brtrue, leave);
+            il.Emit(OpCodes.Ldloc, _passesToPoll);
+            il.Emit(OpCodes.Ldc_I4_1);
+            il.Emit(OpCodes.Sub);
+            il.Emit(OpCodes.Dup);
+            il.Emit(OpCodes.Stloc, _passesToPoll);
+            il.Emit(OpCodes.Brtrue, again);
+            il.Emit(OpCodes.Ldc_I4, PollEveryPasses);
+            il.Emit(OpCodes.Stloc, _passesToPoll);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Call, X86Cpu.PollCompiledLoopMethod);
+            il.Emit(OpCodes.Brfalse, leave);
+
+            il.MarkLabel(again);
+            StoreField(X86Cpu.InstructionsField, () => il.Emit(OpCodes.Ldloc, next));
+            AddToField(X86Cpu.JitInstructionsField, length);
+            AddToField(X86Cpu.BlocksField, 1);
+            il.Emit(OpCodes.Br, top);
+
+            il.MarkLabel(leave);
+            il.Emit(OpCodes.Ldc_I4, length);
+            il.Emit(OpCodes.Ret);
         }
 
-        // Whether the instruction replaces the whole record without reading the one before: not ADC/INC/DEC (they
-        // read CF), not a shift whose count may be 0 (it leaves the flags as they were).
-        private static bool RecordsAllFlags(in DecodedInstruction d) => d.Op switch
+        private void AddToField(System.Reflection.FieldInfo field, long amount)
         {
-            Op.ShlRI or Op.ShrRI or Op.SarRI => d.Kind1 == OperandKind.Immediate && (d.Immediate & (d.Size == 8 ? 63UL : 31UL)) != 0,
-            Op.MovRR or Op.MovRI or Op.Lea or Op.AdcRI or Op.IncR or Op.DecR => false,
-            _ => true,
-        };
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, field);
+            il.Emit(OpCodes.Ldc_I8, amount);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stfld, field);
+        }
 
-        private void EmitRegister(ref DecodedInstruction d, bool flagsDead)
+        private void EmitRegister(ref DecodedInstruction d)
         {
             var slot = d.Reg0 & 0xF;
             var mask = d.Mask;
@@ -224,12 +281,12 @@ internal static class BlockCompiler
                     return;
                 case Op.AddRR: case Op.AddRI:
                 case Op.SubRR: case Op.SubRI: case Op.CmpRR: case Op.CmpRI:
-                    EmitArithmetic(ref d, flagsDead);
+                    EmitArithmetic(ref d);
                     return;
                 case Op.ShlRI: case Op.ShrRI: case Op.SarRI:
                     if (d.Kind1 == OperandKind.Immediate)
                     {
-                        EmitShift(ref d, flagsDead);
+                        EmitShift(ref d);
                     }
                     else
                     {
@@ -238,19 +295,19 @@ internal static class BlockCompiler
 
                     return;
                 case Op.AdcRI:
-                    EmitAdc(ref d, flagsDead);
+                    EmitAdc(ref d);
                     return;
                 case Op.IncR: case Op.DecR:
-                    EmitIncDec(ref d, flagsDead);
+                    EmitIncDec(ref d);
                     return;
                 default:
-                    EmitLogic(ref d, flagsDead);
+                    EmitLogic(ref d);
                     return;
             }
         }
 
         // ADD/SUB/CMP: a = dst & mask, b = src & mask, result = (a ± b) & mask; the record is (op, bits, a, b, result).
-        private void EmitArithmetic(ref DecodedInstruction d, bool flagsDead)
+        private void EmitArithmetic(ref DecodedInstruction d)
         {
             var slot = d.Reg0 & 0xF;
             var isAdd = d.Op is Op.AddRR or Op.AddRI;
@@ -280,11 +337,11 @@ internal static class BlockCompiler
                 StoreRegister(slot);
             }
 
-            RecordFlags(isAdd ? FlagSource.Add : FlagSource.Sub, isAdd ? X86Cpu.FlagOpAdd : X86Cpu.FlagOpSub, d.Size * 8, flagsDead);
+            RecordFlags(isAdd ? FlagSource.Add : FlagSource.Sub, isAdd ? X86Cpu.FlagOpAdd : X86Cpu.FlagOpSub, d.Size * 8);
         }
 
         // AND/OR/XOR/TEST: result = (dst op src) & mask; the record is (Logic, bits, 0, 0, result).
-        private void EmitLogic(ref DecodedInstruction d, bool flagsDead)
+        private void EmitLogic(ref DecodedInstruction d)
         {
             var slot = d.Reg0 & 0xF;
             var register = d.Op is Op.AndRR or Op.OrRR or Op.XorRR or Op.TestRR;
@@ -316,12 +373,12 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _flagA);
             il.Emit(OpCodes.Ldc_I8, 0L);
             il.Emit(OpCodes.Stloc, _flagB);
-            RecordFlags(FlagSource.Logic, X86Cpu.FlagOpLogic, d.Size * 8, flagsDead);
+            RecordFlags(FlagSource.Logic, X86Cpu.FlagOpLogic, d.Size * 8);
         }
 
         // SHL/SHR/SAR by an immediate: a masked count of 0 changes no flag but still writes (zero-extends) the
         // destination; otherwise the record is (op, bits, value, count, result).
-        private void EmitShift(ref DecodedInstruction d, bool flagsDead)
+        private void EmitShift(ref DecodedInstruction d)
         {
             var slot = d.Reg0 & 0xF;
             var bits = d.Size * 8;
@@ -372,13 +429,16 @@ internal static class BlockCompiler
                 Op.ShrRI => X86Cpu.FlagOpShr,
                 _ => X86Cpu.FlagOpSar,
             };
-            RecordFlags(FlagSource.Unknown, op, bits, flagsDead);
+            RecordFlags(FlagSource.Unknown, op, bits);
         }
 
         // SHL/SHR/SAR by CL: the count is known only at run time, so a count of 0 (which keeps the flags and still
         // writes the destination) is a branch; the record is then the interpreter's, read back through it.
         private void EmitShiftByCl(ref DecodedInstruction d)
         {
+            // A count of 0 keeps the record before it: that record goes to the vCPU first, and the other arm stores its
+            // own, so both arms leave the record in the vCPU.
+            FlushFlags();
             var slot = d.Reg0 & 0xF;
             var bits = d.Size * 8;
             var count = il.DeclareLocal(typeof(int));
@@ -422,13 +482,13 @@ internal static class BlockCompiler
                 Op.ShrRI => X86Cpu.FlagOpShr,
                 _ => X86Cpu.FlagOpSar,
             };
-            RecordFlags(FlagSource.Unknown, op, bits, dead: false);
+            RecordFlags(FlagSource.Unknown, op, bits, eager: true);
             il.MarkLabel(done);
             _flags = FlagSource.Unknown;
         }
 
         // ADC r, imm: CF in, then the record (Adc, bits, a, b, result) with the carry-in beside it.
-        private void EmitAdc(ref DecodedInstruction d, bool flagsDead)
+        private void EmitAdc(ref DecodedInstruction d)
         {
             var slot = d.Reg0 & 0xF;
             EmitCarry();
@@ -448,15 +508,11 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _flagResult);
             il.Emit(OpCodes.Ldloc, _flagResult);
             StoreRegister(slot);
-            RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpAdc, d.Size * 8, flagsDead);
-            if (!flagsDead)
-            {
-                StoreField(X86Cpu.FlagCarryInField, () => il.Emit(OpCodes.Ldloc, _carry));
-            }
+            RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpAdc, d.Size * 8, carry: true);
         }
 
         // INC/DEC r: CF is kept (carried in the record's carry-in), the rest is recorded from the result.
-        private void EmitIncDec(ref DecodedInstruction d, bool flagsDead)
+        private void EmitIncDec(ref DecodedInstruction d)
         {
             var slot = d.Reg0 & 0xF;
             EmitCarry();
@@ -473,11 +529,7 @@ internal static class BlockCompiler
             StoreRegister(slot);
             Constant(1);
             il.Emit(OpCodes.Stloc, _flagB);
-            RecordFlags(FlagSource.IncDec, d.Op == Op.IncR ? X86Cpu.FlagOpInc : X86Cpu.FlagOpDec, d.Size * 8, flagsDead);
-            if (!flagsDead)
-            {
-                StoreField(X86Cpu.FlagCarryInField, () => il.Emit(OpCodes.Ldloc, _carry));
-            }
+            RecordFlags(FlagSource.IncDec, d.Op == Op.IncR ? X86Cpu.FlagOpInc : X86Cpu.FlagOpDec, d.Size * 8, carry: true);
         }
 
         // Pushes CF (0 or 1) as the interpreter's CarryFlag computes it: from the locals when the last flag-setting
@@ -503,6 +555,7 @@ internal static class BlockCompiler
                     il.Emit(OpCodes.Ldloc, _carry);
                     return;
                 default:
+                    FlushFlags();
                     il.Emit(OpCodes.Ldarg_0);
                     il.Emit(OpCodes.Call, X86Cpu.CarryFlagMethod);
                     return;
@@ -525,7 +578,7 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _pointer);
             il.Emit(OpCodes.Ldloc, _pointer);
             il.Emit(OpCodes.Brtrue, fast);
-            EmitInterpreted(k);
+            EmitInterpreted(k, slowPath: true);
             il.Emit(OpCodes.Br, done);
 
             il.MarkLabel(fast);
@@ -572,7 +625,7 @@ internal static class BlockCompiler
             il.Emit(d.Size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
             if (d.Op is Op.AddMR or Op.SubMR)
             {
-                RecordFlags(FlagSource.Unknown, d.Op == Op.AddMR ? X86Cpu.FlagOpAdd : X86Cpu.FlagOpSub, d.Size * 8, dead: false);
+                RecordFlags(FlagSource.Unknown, d.Op == Op.AddMR ? X86Cpu.FlagOpAdd : X86Cpu.FlagOpSub, d.Size * 8, eager: true);
             }
             else
             {
@@ -580,66 +633,140 @@ internal static class BlockCompiler
                 il.Emit(OpCodes.Stloc, _flagA);
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Stloc, _flagB);
-                RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpLogic, d.Size * 8, dead: false);
+                RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpLogic, d.Size * 8, eager: true);
             }
 
             il.MarkLabel(done);
             _flags = FlagSource.Unknown;
+            _pendingFlagOp = -1;
         }
 
-        private void RecordFlags(FlagSource source, int flagOp, int bits, bool dead)
+        // A flag-setting instruction's lazy-flags record stays in the flag locals (pending) until a point where the
+        // vCPU's record must be current — the same points as the registers' write-back, and before the interpreter's
+        // flag evaluation is called — so of a run of flag-setting instructions only the last one's record is stored.
+        private void RecordFlags(FlagSource source, int flagOp, int bits, bool eager = false, bool carry = false)
         {
             _flags = source;
             _flagBits = bits;
-            if (dead)
+            _pendingFlagOp = flagOp;
+            _pendingBits = bits;
+            _pendingCarry = carry;
+            if (eager)
+            {
+                FlushFlags();
+            }
+        }
+
+        private void FlushFlags(bool forget = true)
+        {
+            if (_pendingFlagOp < 0)
             {
                 return;
             }
 
-            StoreField(X86Cpu.FlagOpField, () => il.Emit(OpCodes.Ldc_I4, flagOp));
+            var op = _pendingFlagOp;
+            var bits = _pendingBits;
+            StoreField(X86Cpu.FlagOpField, () => il.Emit(OpCodes.Ldc_I4, op));
             StoreField(X86Cpu.FlagBitsField, () => il.Emit(OpCodes.Ldc_I4, bits));
             StoreField(X86Cpu.FlagAField, () => il.Emit(OpCodes.Ldloc, _flagA));
             StoreField(X86Cpu.FlagBField, () => il.Emit(OpCodes.Ldloc, _flagB));
             StoreField(X86Cpu.FlagResultField, () => il.Emit(OpCodes.Ldloc, _flagResult));
+            if (_pendingCarry)
+            {
+                StoreField(X86Cpu.FlagCarryInField, () => il.Emit(OpCodes.Ldloc, _carry));
+            }
+
+            if (forget)
+            {
+                _pendingFlagOp = -1;
+            }
         }
 
         // MOV r, m / MOV m, r / CMP r, m through the interpreter's TLB fast path (a miss takes its slow path, which
         // may fault or reach MMIO); RIP is stored first and the block's early end is checked after.
         private void EmitMemory(ref DecodedInstruction d, int k)
         {
-            WriteBack();
             if (d.Op is Op.AddMR or Op.OrMR or Op.AndMR or Op.XorMR or Op.SubMR)
             {
-                StoreRip(d.NextIp);
                 EmitMemoryAlu(ref d, k);
                 return;
             }
 
-            StoreRip(d.NextIp);
             var slot = d.Reg0 & 0xF;
+            var store = d.Op == Op.MovMR;
+            var linear = il.DeclareLocal(typeof(ulong));
+            var slow = il.DefineLabel();
+            var done = il.DefineLabel();
+            Linear(ref d);
+            il.Emit(OpCodes.Stloc, linear);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, linear);
+            il.Emit(OpCodes.Ldc_I4, (int)d.Size);
+            il.Emit(OpCodes.Call, store ? X86Cpu.WritableHostPointerMethod : X86Cpu.ReadableHostPointerMethod);
+            il.Emit(OpCodes.Stloc, _pointer);
+            il.Emit(OpCodes.Ldloc, _pointer);
+            il.Emit(OpCodes.Brfalse, slow);
+
+            // The TLB hit: a plain host access, which cannot fault or reach the interpreter.
+            il.Emit(OpCodes.Ldloc, _pointer);
+            if (store)
+            {
+                LoadRegister(d.Reg1 & 0xF);
+                if (d.Size == 4)
+                {
+                    il.Emit(OpCodes.Conv_U4);
+                }
+
+                il.Emit(OpCodes.Unaligned, (byte)1);
+                il.Emit(d.Size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
+            }
+            else
+            {
+                il.Emit(OpCodes.Unaligned, (byte)1);
+                if (d.Size == 8)
+                {
+                    il.Emit(OpCodes.Ldind_I8);
+                }
+                else
+                {
+                    il.Emit(OpCodes.Ldind_U4);
+                    il.Emit(OpCodes.Conv_U8);
+                }
+
+                il.Emit(OpCodes.Stloc, _temp);
+            }
+
+            il.Emit(OpCodes.Br, done);
+
+            // The interpreter's path (a miss, a page crossing, MMIO, a watched code page): it may fault, so the register
+            // file and RIP are made current first.
+            il.MarkLabel(slow);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            StoreRip(d.NextIp);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, linear);
+            il.Emit(OpCodes.Ldc_I4, (int)d.Size);
+            if (store)
+            {
+                LoadRegister(d.Reg1 & 0xF);
+                il.Emit(OpCodes.Call, X86Cpu.WriteMemoryMethod);
+            }
+            else
+            {
+                il.Emit(OpCodes.Call, X86Cpu.ReadMemoryMethod);
+                il.Emit(OpCodes.Stloc, _temp);
+            }
+
+            il.MarkLabel(done);
             switch (d.Op)
             {
                 case Op.MovRM:
-                    il.Emit(OpCodes.Ldarg_0);
-                    Linear(ref d);
-                    il.Emit(OpCodes.Ldc_I4, (int)d.Size);
-                    il.Emit(OpCodes.Call, X86Cpu.ReadMemoryMethod);
-                    il.Emit(OpCodes.Stloc, _temp);
                     il.Emit(OpCodes.Ldloc, _temp);
                     StoreRegister(slot);
                     break;
-                case Op.MovMR:
-                    il.Emit(OpCodes.Ldarg_0);
-                    Linear(ref d);
-                    il.Emit(OpCodes.Ldc_I4, (int)d.Size);
-                    LoadRegister(d.Reg1 & 0xF);
-                    il.Emit(OpCodes.Call, X86Cpu.WriteMemoryMethod);
-                    break;
-                default:
-                    il.Emit(OpCodes.Ldarg_0);
-                    Linear(ref d);
-                    il.Emit(OpCodes.Ldc_I4, (int)d.Size);
-                    il.Emit(OpCodes.Call, X86Cpu.ReadMemoryMethod);
+                case Op.CmpRM:
+                    il.Emit(OpCodes.Ldloc, _temp);
                     il.Emit(OpCodes.Stloc, _flagB);
                     LoadRegister(slot);
                     Mask(d.Mask);
@@ -649,11 +776,30 @@ internal static class BlockCompiler
                     il.Emit(OpCodes.Sub);
                     Mask(d.Mask);
                     il.Emit(OpCodes.Stloc, _flagResult);
-                    RecordFlags(FlagSource.Sub, X86Cpu.FlagOpSub, d.Size * 8, dead: false);
+                    RecordFlags(FlagSource.Sub, X86Cpu.FlagOpSub, d.Size * 8);
                     break;
             }
 
-            EndIfBroken(k);
+            // Only the interpreter's path can end the block early (a store to a watched code page): the instruction has
+            // completed, as the block loop would have let it.
+            StoreRipIfBroken(d.NextIp, k);
+        }
+
+        private void StoreRipIfBroken(ulong nextIp, int k)
+        {
+            var next = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, X86Cpu.BlockBrokenField);
+            il.Emit(OpCodes.Brfalse, next);
+            StoreRip(nextIp);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Stfld, X86Cpu.BlockBrokenField);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            il.Emit(OpCodes.Ldc_I4, k + 1);
+            il.Emit(OpCodes.Ret);
+            il.MarkLabel(next);
         }
 
         private void EmitBranch(ref DecodedInstruction d)
@@ -712,6 +858,7 @@ internal static class BlockCompiler
                     Negate(code == ConditionCode.ae);
                     return;
                 default:
+                    FlushFlags();
                     il.Emit(OpCodes.Ldarg_0);
                     il.Emit(OpCodes.Ldc_I4, (int)code);
                     il.Emit(OpCodes.Call, X86Cpu.ConditionMethod);
@@ -762,9 +909,12 @@ internal static class BlockCompiler
 
         // An instruction the translator leaves to the interpreter: RIP as the block loop sets it, the handler
         // through the instruction's slot in the block, then the block loop's early-end check.
-        private void EmitInterpreted(int k)
+        private void EmitInterpreted(int k, bool slowPath = false)
         {
-            WriteBack();
+            // On one arm of a branch (slowPath) the registers written before stay marked: the other arm did not write
+            // them back.
+            WriteBack(forget: !slowPath);
+            FlushFlags(forget: !slowPath);
             StoreRip(_instructions[k].NextIp);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _instructionArray);
@@ -786,6 +936,7 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Ldc_I4_0);
             il.Emit(OpCodes.Stfld, X86Cpu.BlockBrokenField);
             WriteBack(forget: false);
+            FlushFlags(forget: false);
             il.Emit(OpCodes.Ldc_I4, k + 1);
             il.Emit(OpCodes.Ret);
             il.MarkLabel(next);
