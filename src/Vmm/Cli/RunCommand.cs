@@ -171,6 +171,12 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            if (accelerator != AcceleratorKind.Emulated && parseResult.GetResult(tier) is { Implicit: false })
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--tier needs --accel emulated: under KVM the guest's code runs on the host CPU");
+                return ExitCodes.UsageError;
+            }
+
             var dirtyTracking = parseResult.GetValue(dirtyPolicy);
             if (DirtyPolicyOption.Refusal(dirtyTracking, accelerator) is { } refusal)
             {
