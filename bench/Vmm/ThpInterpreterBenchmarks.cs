@@ -57,7 +57,7 @@ public class ThpInterpreterBenchmarks
     [IterationSetup]
     public void BootVm()
     {
-        _vm = new Vm(new VmOptions { MemoryBytes = GuestBytes, TransparentHugePages = Mode, CommandLine = CommandLine }, new GuestConsole());
+        _vm = new Vm(new VmOptions { MemoryBytes = GuestBytes, TransparentHugePages = Mode, CommandLine = CommandLine, Tier = Hypervisor.Vmm.Cpu.ExecutionTier.Interp }, new GuestConsole());
         _vm.Boot(_image);
     }
 

@@ -3,6 +3,7 @@ using System.Globalization;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Accel.Kvm;
 using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
@@ -82,6 +83,11 @@ internal static class RunCommand
             HelpName = "FILE",
         };
         var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
+        var tier = CliOptions.Enum(
+            "--tier",
+            "Emulated only: Interp runs every block on the interpreter; Jit (the default) compiles blocks that ran more than "
+            + $"{X86Cpu.DefaultJitThreshold} times to IL, run by the .NET JIT.",
+            ExecutionTier.Jit);
         var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: Linux for a bzImage; for ELF the PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
         var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
@@ -118,7 +124,7 @@ internal static class RunCommand
         var dmaCache = DmaCacheOption.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, tier, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
         {
             command.Options.Add(option);
         }
@@ -166,6 +172,12 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            if (accelerator != AcceleratorKind.Emulated && parseResult.GetResult(tier) is { Implicit: false })
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--tier needs --accel emulated: under KVM the guest's code runs on the host CPU");
+                return ExitCodes.UsageError;
+            }
+
             var dma = parseResult.GetValue(dmaCache);
             if (dma is not null && accelerator != AcceleratorKind.Emulated)
             {
@@ -203,6 +215,7 @@ internal static class RunCommand
                 InitialRamDisk = initialRamDisk,
                 Protocol = parseResult.GetValue(protocol),
                 InstructionLimit = instructionLimit,
+                Tier = parseResult.GetValue(tier),
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
                 DirtyTracking = dirtyTracking,
                 DmaCache = dma,

@@ -3,6 +3,7 @@ using Hypervisor.HostMm.Reclaim;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Devices;
+using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Machine;
 
 namespace Hypervisor.Vmm.Cli;
@@ -86,12 +87,25 @@ internal static class RunReport
         _ => "still running",
     };
 
+    private static string TierValue(ExecutionTier tier, CpuStats cpu) =>
+        tier == ExecutionTier.Interp ? "interp" : $"jit {Percent(cpu.Instructions == 0 ? 0 : (double)cpu.Jit.Instructions / cpu.Instructions)}";
+
+    private static string TierText(ExecutionTier tier, CpuStats cpu)
+    {
+        var c = CultureInfo.InvariantCulture;
+        return tier == ExecutionTier.Interp
+            ? "every block on the interpreter (--tier interp)"
+            : $"of instructions retired in compiled code, the rest on the interpreter; {cpu.Jit.BlocksCompiled.ToString("N0", c)} blocks compiled "
+              + $"(after {X86Cpu.DefaultJitThreshold} runs each) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms";
+    }
+
     private static void AddEmulatedRows(ReportTable table, VmRunResult result, Vm vm)
     {
         var c = CultureInfo.InvariantCulture;
-        table.AddEmphasisedRow("instructions", result.Cpu.Instructions.ToString("N0", c), "retired by the interpreter");
+        table.AddEmphasisedRow("instructions", result.Cpu.Instructions.ToString("N0", c), "retired by the vCPUs");
         table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "running guest code");
         table.AddEmphasisedRow("MIPS", result.Mips >= 10 ? result.Mips.ToString("N1", c) : result.Mips.ToString("G3", c), "million guest instructions per second (a short guest mostly measures first-use JIT compilation)");
+        table.AddRow("tier", TierValue(vm.Options.Tier, result.Cpu), TierText(vm.Options.Tier, result.Cpu));
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
         table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries ({result.Mmu.InvalidationWaits.ToString("N0", c)} waited for an invalidation to end), {result.Mmu.HostFaults.ToString("N0", c)} host faults");

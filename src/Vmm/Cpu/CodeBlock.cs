@@ -44,4 +44,10 @@ internal sealed class CodeBlock(ulong startRip, DecodedInstruction[] instruction
 
     /// <summary>Second successor.</summary>
     public CodeBlock? Other;
+
+    /// <summary>How many times the interpreter has run the block (counted until it is compiled).</summary>
+    public int Executions;
+
+    /// <summary>The block's translation, once it has become hot (dropped with the block when its page changes).</summary>
+    public Jit.CompiledBlockCode? Compiled;
 }

@@ -42,6 +42,9 @@ public readonly record struct CpuStats
     /// <summary>TSC ticks skipped while halted.</summary>
     public long HaltedTicks { get; init; }
 
+    /// <summary>The translating tier's counters.</summary>
+    public JitStats Jit { get; init; }
+
     /// <summary>Fraction of block lookups served from the cache (0 when none happened).</summary>
     public double DecodeCacheHitRate =>
         DecodeCacheHits + DecodeCacheMisses == 0 ? 0 : (double)DecodeCacheHits / (DecodeCacheHits + DecodeCacheMisses);
@@ -62,5 +65,6 @@ public readonly record struct CpuStats
         InterruptsDelivered = a.InterruptsDelivered + b.InterruptsDelivered,
         HaltWakeups = a.HaltWakeups + b.HaltWakeups,
         HaltedTicks = a.HaltedTicks + b.HaltedTicks,
+        Jit = a.Jit + b.Jit,
     };
 }

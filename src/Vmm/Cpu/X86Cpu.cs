@@ -122,6 +122,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         InterruptsDelivered = _interruptsDelivered,
         HaltWakeups = _haltWakeups,
         HaltedTicks = _haltedTicks,
+        Jit = JitStats,
     };
 
     /// <summary>
@@ -324,6 +325,12 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     {
         _blocks++;
         _runningBlock = block;
+        if (TryRunCompiled(block, budget))
+        {
+            _runningBlock = null;
+            return;
+        }
+
         var instructions = block.Instructions;
         var count = budget < instructions.Length ? (int)budget : instructions.Length;
         ref var first = ref MemoryMarshal.GetArrayDataReference(instructions);

@@ -137,6 +137,11 @@ public sealed class Vm : IDisposable
             }
 
             var emulated = new EmulatedAccelerator(GuestMemory, Mmu, Bus, Stop, options.CpuCount, options.InstructionLimit, Devices.Interrupts);
+            foreach (var vcpu in emulated.Cpus)
+            {
+                vcpu.Cpu.Tier = options.Tier;
+            }
+
             if (options.LoggerFactory is { } loggers)
             {
                 foreach (var vcpu in emulated.Cpus)

@@ -54,6 +54,9 @@ public sealed record VmOptions
     /// <summary>The boot protocol (Auto picks PVH, then 64-bit entry, then multiboot).</summary>
     public BootProtocol Protocol { get; init; } = BootProtocol.Auto;
 
+    /// <summary>How the interpreter's vCPUs execute guest code: tier 0 only, or hot blocks compiled (emulated only).</summary>
+    public Hypervisor.Vmm.Cpu.ExecutionTier Tier { get; init; } = Hypervisor.Vmm.Cpu.ExecutionTier.Jit;
+
     /// <summary>Stop after this many instructions (0: no limit; emulated only).</summary>
     public long InstructionLimit { get; init; }
 

@@ -91,6 +91,7 @@ public sealed class RunCommandTests
 
     [TestCase("--max-instructions", "1000")]
     [TestCase("--host-fork-every", "5")]
+    [TestCase("--tier", "Interp")]
     [Category(TestCategories.Kvm)]
     public void EmulatedOnlyOptionsAreRefusedUnderKvm(string option, string value)
     {
@@ -102,6 +103,37 @@ public sealed class RunCommandTests
             Assert.That(result.ExitCode, Is.EqualTo(2));
             Assert.That(result.Stderr, Does.StartWith($"hv: error: {option} needs --accel emulated"));
             Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    [Test]
+    public void BothTiersRunSieveToTheSameTranscriptAndCountAndTheReportSaysWhichRan()
+    {
+        var interpreted = Hv.Run("run", GuestImages.ImagePath("sieve"), "--tier", "Interp");
+        var compiled = Hv.Run("run", GuestImages.ImagePath("sieve"), "--tier", "Jit");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(interpreted.ExitCode, Is.Zero, interpreted.Stdout + interpreted.Stderr);
+            Assert.That(compiled.ExitCode, Is.Zero, compiled.Stdout + compiled.Stderr);
+            Assert.That(compiled.Stdout, Does.Contain("sieve: 78498 primes below 1000000"));
+            Assert.That(Figure(compiled.StdoutLines, "instructions"), Is.EqualTo(Figure(interpreted.StdoutLines, "instructions")).And.Not.Empty, "the retired count is exact under both tiers");
+            Assert.That(Row(interpreted.StdoutLines, "tier"), Does.Match(@"^tier\s+interp\s"));
+            Assert.That(Row(compiled.StdoutLines, "tier"), Does.Match(@"^tier\s+jit (9\d|100)\.\d\d %\s+of instructions retired in compiled code.* [1-9][0-9]* blocks compiled"),
+                "sieve spends nearly all its time in a few hot loops");
+        });
+    }
+
+    [Test]
+    public void AnUnknownTierIsAUsageError()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--tier", "fast");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(result.Stderr, Does.Contain("--tier").And.Contain("fast"));
         });
     }
 
@@ -569,6 +601,9 @@ public sealed class RunCommandTests
 
     private static string Row(IReadOnlyList<string> rows, string figure) =>
         rows.FirstOrDefault(r => r.StartsWith(figure + " ", StringComparison.Ordinal)) ?? string.Empty;
+
+    private static string Figure(IReadOnlyList<string> rows, string figure) =>
+        System.Text.RegularExpressions.Regex.Match(Row(rows, figure), $@"^{figure}\s+(\S+)").Groups[1].Value;
 
     private static void RequireKvm()
     {

@@ -1,0 +1,22 @@
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>A snapshot of one vCPU's translating-tier counters.</summary>
+public readonly record struct JitStats
+{
+    /// <summary>Blocks compiled to IL.</summary>
+    public long BlocksCompiled { get; init; }
+
+    /// <summary>Time spent compiling them (IL emission and the delegate's creation; the .NET JIT's own work happens at first call).</summary>
+    public TimeSpan CompileTime { get; init; }
+
+    /// <summary>Instructions retired in compiled code.</summary>
+    public long Instructions { get; init; }
+
+    /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
+    public static JitStats operator +(JitStats a, JitStats b) => new()
+    {
+        BlocksCompiled = a.BlocksCompiled + b.BlocksCompiled,
+        CompileTime = a.CompileTime + b.CompileTime,
+        Instructions = a.Instructions + b.Instructions,
+    };
+}

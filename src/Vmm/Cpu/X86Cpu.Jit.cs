@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.GuestMmu.Walker;
+using Hypervisor.Notifier;
+using Hypervisor.Vmm.Cpu.Jit;
+
+namespace Hypervisor.Vmm.Cpu;
+
+/// <summary>
+/// The translating tier's side of the vCPU: when a block becomes hot it is compiled (<see cref="BlockCompiler"/>),
+/// and the compiled code reaches the vCPU's state through the members named here.
+/// </summary>
+/// <remarks>
+/// Invariant: compiled code leaves exactly the state the interpreter would — registers, lazy flags, RIP, the retired
+/// count and <c>_blockBroken</c> — at its return and at every exception it lets through (RIP is stored before each
+/// instruction that can fault or calls back into the interpreter, so <c>RetireBeforeFault</c> finds the faulting one).
+/// </remarks>
+public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands use TLB host pointers.
+{
+    /// <summary>The default number of executions after which a block is compiled.</summary>
+    public const int DefaultJitThreshold = 50;
+
+    private const BindingFlags Private = BindingFlags.Instance | BindingFlags.NonPublic;
+
+    internal static readonly FieldInfo GprField = typeof(X86Cpu).GetField(nameof(_gpr), Private)!;
+    internal static readonly FieldInfo RipField = typeof(X86Cpu).GetField(nameof(_rip), Private)!;
+    internal static readonly FieldInfo BlockBrokenField = typeof(X86Cpu).GetField(nameof(_blockBroken), Private)!;
+    internal static readonly FieldInfo FlagOpField = typeof(X86Cpu).GetField(nameof(_flagOp), Private)!;
+    internal static readonly FieldInfo FlagBitsField = typeof(X86Cpu).GetField(nameof(_flagBits), Private)!;
+    internal static readonly FieldInfo FlagAField = typeof(X86Cpu).GetField(nameof(_flagA), Private)!;
+    internal static readonly FieldInfo FlagBField = typeof(X86Cpu).GetField(nameof(_flagB), Private)!;
+    internal static readonly FieldInfo FlagResultField = typeof(X86Cpu).GetField(nameof(_flagResult), Private)!;
+    internal static readonly MethodInfo ReadMemoryMethod = typeof(X86Cpu).GetMethod(nameof(ReadMemory), Private, [typeof(ulong), typeof(int)])!;
+    internal static readonly MethodInfo WriteMemoryMethod = typeof(X86Cpu).GetMethod(nameof(WriteMemory), Private, [typeof(ulong), typeof(int), typeof(ulong)])!;
+    internal static readonly MethodInfo ToLinearMethod = typeof(X86Cpu).GetMethod(nameof(ToLinear), Private, [typeof(ulong), typeof(int)])!;
+    internal static readonly MethodInfo ConditionMethod = typeof(X86Cpu).GetMethod(nameof(Condition), Private)!;
+    internal static readonly MethodInfo ExecuteInterpretedMethod = typeof(X86Cpu).GetMethod(nameof(ExecuteInterpreted), Private)!;
+    internal static readonly FieldInfo FlagCarryInField = typeof(X86Cpu).GetField(nameof(_flagCarryIn), Private)!;
+    internal static readonly MethodInfo CarryFlagMethod = typeof(X86Cpu).GetMethod(nameof(CarryFlag), Private)!;
+    internal static readonly MethodInfo ReadableHostPointerMethod = typeof(X86Cpu).GetMethod(nameof(ReadableHostPointer), Private)!;
+    internal static readonly MethodInfo WritableHostPointerMethod = typeof(X86Cpu).GetMethod(nameof(WritableHostPointer), Private)!;
+    internal static readonly MethodInfo PollCompiledLoopMethod = typeof(X86Cpu).GetMethod(nameof(PollCompiledLoop), Private)!;
+    internal static readonly FieldInfo InstructionsField = typeof(X86Cpu).GetField(nameof(_instructions), Private)!;
+    internal static readonly FieldInfo EventAtField = typeof(X86Cpu).GetField(nameof(_eventAt), Private)!;
+    internal static readonly FieldInfo PendingExitField = typeof(X86Cpu).GetField(nameof(_pendingExit), Private)!;
+    internal static readonly FieldInfo JitInstructionsField = typeof(X86Cpu).GetField(nameof(_jitInstructions), Private)!;
+    internal static readonly FieldInfo BlocksField = typeof(X86Cpu).GetField(nameof(_blocks), Private)!;
+
+    /// <summary>The lazy-flags operation codes compiled code records (the values of the private enum).</summary>
+    internal static int FlagOpAdd => (int)FlagOp.Add;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpSub => (int)FlagOp.Sub;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpLogic => (int)FlagOp.Logic;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpAdc => (int)FlagOp.Adc;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpInc => (int)FlagOp.Inc;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpDec => (int)FlagOp.Dec;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpShl => (int)FlagOp.Shl;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpShr => (int)FlagOp.Shr;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpSar => (int)FlagOp.Sar;
+
+    private ExecutionTier _tier = ExecutionTier.Jit;
+    private int _jitThreshold = DefaultJitThreshold;
+    private long _loopEpoch;
+    private long _jitBlocksCompiled;
+    private long _jitCompileTicks;
+    private long _jitInstructions;
+
+    /// <summary>How this vCPU executes guest code (default <see cref="ExecutionTier.Jit"/>); set between runs.</summary>
+    public ExecutionTier Tier
+    {
+        get => _tier;
+        set => _tier = Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "not an execution tier");
+    }
+
+    /// <summary>The number of executions after which a block is compiled (at least 1); set between runs.</summary>
+    public int JitThreshold
+    {
+        get => _jitThreshold;
+        set => _jitThreshold = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the JIT threshold must be at least 1");
+    }
+
+    /// <summary>A snapshot of the translating tier's counters.</summary>
+    public JitStats JitStats => new()
+    {
+        BlocksCompiled = _jitBlocksCompiled,
+        CompileTime = Stopwatch.GetElapsedTime(0, _jitCompileTicks),
+        Instructions = _jitInstructions,
+    };
+
+    // Runs a block through its compiled code when it has some (and the budget covers a whole pass), compiling it when
+    // it has become hot; returns false when the interpreter must run it.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool TryRunCompiled(CodeBlock block, long budget)
+    {
+        var code = block.Compiled;
+        if (code is null)
+        {
+            if (_tier != ExecutionTier.Jit || ++block.Executions < _jitThreshold)
+            {
+                return false;
+            }
+
+            code = Compile(block);
+        }
+
+        var length = block.Instructions.Length;
+        if (budget < length)
+        {
+            return false;
+        }
+
+        _loopEpoch = _tlb.FlushEpoch;
+        var limit = _instructions + budget;
+        var executed = code(this, block, limit);
+        _instructions += executed;
+        _jitInstructions += executed;
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private CompiledBlockCode Compile(CodeBlock block)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var code = BlockCompiler.Compile(block, _bitness);
+        block.Compiled = code;
+        _jitBlocksCompiled++;
+        _jitCompileTicks += Stopwatch.GetTimestamp() - started;
+        return code;
+    }
+
+    // The host address of an in-page operand the TLB allows reading, or null (the interpreter's path then handles the
+    // access).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* ReadableHostPointer(ulong linear, int size) =>
+        (linear & Paging.PageOffsetMask) <= Paging.PageSize - (uint)size && _tlb.TryLookup(new Gva(linear), GuestAccess.Read, out var host)
+            ? host
+            : null;
+
+    // The host address of an in-page operand the TLB allows writing, or null (the interpreter's path then handles
+    // the access: a miss, a page crossing, a watched code page or MMIO).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private byte* WritableHostPointer(ulong linear, int size) =>
+        (linear & Paging.PageOffsetMask) <= Paging.PageSize - (uint)size && _tlb.TryLookup(new Gva(linear), GuestAccess.Write, out var host)
+            ? host
+            : null;
+
+    // The interpreter's handler for one instruction, called by compiled code for what it does not translate.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ExecuteInterpreted(ref DecodedInstruction d) => Execute(ref d);
+
+    // Every few passes of a compiled self-loop: serves the port's shootdown requests, and says whether the loop may go
+    // on — no shootdown or flush changed the TLB since the block was entered, no stop was asked for and the block's
+    // code page is unchanged.
+    private bool PollCompiledLoop(CodeBlock block)
+    {
+        _mmu.Port.ServiceRequests();
+        return _tlb.FlushEpoch == _loopEpoch && !_stop.IsStopRequested && _codeMap.VersionOf(block.Gfn) == block.Version;
+    }
+}
