@@ -158,6 +158,8 @@ public sealed class MmuNotifierChain
     /// release runs exactly once). Returns only when no callback of the subscription is running or can start.
     /// Because a start..end pair holds the read side until its end, this also waits for every pair in
     /// flight: never call it from inside a callback or from a thread that has a range started and not ended.
+    /// In the historical eras (<see cref="Era"/>) the subscription is unlisted before its release; under
+    /// <see cref="NotifierEra.UnlinkClaimsRelease"/> that release also runs outside the read side.
     /// </summary>
     /// <exception cref="SubscriptionStateException">The subscription belongs to another chain, came from <see cref="Get"/>, or was already unregistered.</exception>
     public void Unregister(MmuNotifierSubscription subscription)
@@ -481,7 +483,8 @@ public sealed class MmuNotifierChain
     /// invalidation over the whole address space for every interval subscription; then every listed
     /// subscriber's <see cref="IMmuNotifier.Release"/> while it is still listed; then all are unlisted; then
     /// the chain synchronizes. Afterwards start/end still work (the host's final unmap), but only interval
-    /// subscribers see them, and registrations are refused.
+    /// subscribers see them, and registrations are refused. In the historical eras <see cref="NotifierEra.ReleaseAfterUnlink"/>
+    /// and <see cref="NotifierEra.UnlinkClaimsRelease"/> each subscriber is unlisted first and released after.
     /// </summary>
     /// <exception cref="MmExitedException">Exit was already issued for this mm.</exception>
     public void Release()
