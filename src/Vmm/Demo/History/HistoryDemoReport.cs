@@ -117,7 +117,7 @@ internal static class HistoryDemoReport
         }
 
         writer.Paragraph(Invariant(
-            $"At the end: {(run.FinalViolations.Count == 0 ? "nothing stale" : $"{run.FinalViolations.Count} violations")}; release called {run.Releases} time{(run.Releases == 1 ? string.Empty : "s")}; the MMU retried {run.MmuStats.Retries} fault{(run.MmuStats.Retries == 1 ? string.Empty : "s")} and zapped {run.MmuStats.Zapped} sptes."));
+            $"At the end: {(run.FinalViolations.Count == 0 ? "nothing stale" : $"{run.FinalViolations.Count} violations")}; release called {run.Releases} time{(run.Releases == 1 ? string.Empty : "s")}; the MMU retried {run.MmuStats.Retries} fault{(run.MmuStats.Retries == 1 ? string.Empty : "s")} and zapped {run.MmuStats.Zapped} spte{(run.MmuStats.Zapped == 1 ? string.Empty : "s")}."));
     }
 
     private static void WriteSummary(HistoryDemoResult result, ReportWriter writer)
@@ -145,14 +145,14 @@ internal static class HistoryDemoReport
     private static string Findings(HistoryRunResult run) =>
         Invariant($"{run.CheckpointViolations.Count} at the checkpoint, {run.FinalViolations.Count} at the end, {run.Releases} releases");
 
-    /// <summary>Breaks a long sentence into lines of about 100 characters, at spaces.</summary>
+    /// <summary>Breaks a long sentence into lines of at most 78 characters, at spaces, as the other paragraphs are written.</summary>
     private static string[] Wrap(string text)
     {
         var lines = new List<string>();
         var line = string.Empty;
         foreach (var word in text.Split(' '))
         {
-            if (line.Length > 0 && line.Length + 1 + word.Length > 100)
+            if (line.Length > 0 && line.Length + 1 + word.Length > 78)
             {
                 lines.Add(line);
                 line = word;
