@@ -16,6 +16,15 @@ public sealed record HostOptions
     /// </summary>
     public bool LegacyChangePte { get; init; }
 
+    /// <summary>
+    /// The notifier contract every process's chain and this host's invalidations follow: <see cref="NotifierEra.Current"/>
+    /// (the default) or a historical era that re-creates a race the current contract closed, for demonstrations
+    /// (<c>hv demo history</c>). Under <see cref="NotifierEra.NoRangeStartEnd"/> the host issues no range start: it
+    /// announces each change once, after it (<see cref="MmuNotifierChain.InvalidateRange"/>), and a zap's announcement
+    /// comes after its frames were freed.
+    /// </summary>
+    public NotifierEra NotifierEra { get; init; }
+
     /// <summary>The swap device, or null (the default) for a host without swap.</summary>
     public SwapOptions? Swap { get; init; }
 

@@ -27,6 +27,11 @@ internal ref struct Invalidation
     private NotifierRange _range;
     private MmuNotifierChain? _chain;
 
+    // NotifierEra.NoRangeStartEnd only: no start was sent; the disposal sends the post-change invalidate, or hands it to
+    // the zap's gather so that it follows the frees.
+    private bool _postChange;
+    private TlbGather? _gather;
+
     private Invalidation(MmuNotifierChain chain, scoped in NotifierRange range)
     {
         _range = range;
@@ -56,8 +61,30 @@ internal ref struct Invalidation
     {
         var range = new NotifierRange(mm, start, end, notifierEvent, blockable: true, owner);
         var chain = mm.Notifiers;
+        if (chain.Era == NotifierEra.NoRangeStartEnd)
+        {
+            return PostChange(chain, in range, gather: null);
+        }
+
         chain.InvalidateRangeStart(ref range);
         return new Invalidation(chain, in range);
+    }
+
+    /// <summary>
+    /// <see cref="Begin(Mm, Hva, Hva, NotifierEvent, object?)"/> for a zap whose frames <paramref name="gather"/> frees
+    /// after the end. Identical in today's era; under <see cref="NotifierEra.NoRangeStartEnd"/> the post-change
+    /// invalidate goes to the gather and is sent after the frees, as the 2008 designs announced a zap.
+    /// </summary>
+    public static Invalidation Begin(Mm mm, Hva start, Hva end, NotifierEvent notifierEvent, TlbGather gather)
+    {
+        var chain = mm.Notifiers;
+        if (chain.Era != NotifierEra.NoRangeStartEnd)
+        {
+            return Begin(mm, start, end, notifierEvent);
+        }
+
+        var range = new NotifierRange(mm, start, end, notifierEvent, blockable: true);
+        return PostChange(chain, in range, gather);
     }
 
     /// <summary>
@@ -77,17 +104,42 @@ internal ref struct Invalidation
     {
         var range = new NotifierRange(mm, start, end, notifierEvent, blockable: false, owner);
         var chain = mm.Notifiers;
+        if (chain.Era == NotifierEra.NoRangeStartEnd)
+        {
+            return PostChange(chain, in range, gather: null);
+        }
+
         return chain.InvalidateRangeStart(ref range) ? new Invalidation(chain, in range) : default;
     }
 
-    /// <summary>Sends the end if the start succeeded and the end was not sent yet; a second call does nothing.</summary>
+    /// <summary>
+    /// Sends the end if the start succeeded and the end was not sent yet; a second call does nothing. Under
+    /// <see cref="NotifierEra.NoRangeStartEnd"/> sends the post-change invalidate instead (or leaves it to the gather).
+    /// </summary>
     public void Dispose()
     {
         var chain = _chain;
-        if (chain is not null)
+        if (chain is null)
         {
-            _chain = null;
+            return;
+        }
+
+        _chain = null;
+        if (!_postChange)
+        {
             chain.InvalidateRangeEnd(ref _range);
         }
+        else if (_gather is { } gather)
+        {
+            gather.DeferPostChangeInvalidate(in _range);
+        }
+        else
+        {
+            chain.InvalidateRange(ref _range);
+        }
     }
+
+    /// <summary>A scope of the 2008 era: no start now; the change is announced when the scope ends.</summary>
+    private static Invalidation PostChange(MmuNotifierChain chain, scoped in NotifierRange range, TlbGather? gather) =>
+        new(chain, in range) { _postChange = true, _gather = gather };
 }

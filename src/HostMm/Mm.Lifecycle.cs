@@ -58,13 +58,20 @@ public sealed partial class Mm
     /// tables freed → TLB flush → frames freed → VMAs removed. Afterwards every operation throws
     /// <see cref="MmExitedException"/>.
     /// </summary>
+    /// <remarks>
+    /// The release runs before the mmap lock is taken, as Linux's <c>mmu_notifier_release</c> runs with only the
+    /// notifier read side held (<c>reference/mmu-notifier.md</c> §1.2): reverse-map walkers (reclaim, migration) may
+    /// still unmap this process's pages meanwhile, and their invalidations reach every subscriber whose release has
+    /// not finished. The chain refuses a second exit.
+    /// </remarks>
     /// <exception cref="MmExitedException">The process has already exited.</exception>
     public void Exit()
     {
+        ThrowIfExited("exit");
+        Notifiers.Release();
         EnterWrite("exit");
         try
         {
-            Notifiers.Release();
             var gather = new TlbGather();
             ZapRange(Hva.Zero, UserSpaceEnd, NotifierEvent.Unmap, gather);
             FlushTlb(Hva.Zero, UserSpaceEnd);

@@ -198,7 +198,7 @@ public sealed partial class Mm
     private void ZapRange(Hva start, Hva end, NotifierEvent notifierEvent, TlbGather gather)
     {
         SplitHugeEdges(start, end); // a huge leaf only partly inside is split first, in its own start/end
-        using var invalidation = Invalidation.Begin(this, start, end, notifierEvent);
+        using var invalidation = Invalidation.Begin(this, start, end, notifierEvent, gather);
         var hugeResident = ZapHugeLeaves(start, end, gather.Pages);
         var visitor = new ZapVisitor(this, gather.Pages, gather.SwapSlots);
         _pageTable.Walk(start, end, allocate: false, ref visitor);

@@ -69,7 +69,7 @@ public sealed partial class Mm : IMm, IDisposable
         Id = id;
         PreferredNode = preferredNode;
         Cgroup = cgroup;
-        Notifiers = new MmuNotifierChain(this);
+        Notifiers = new MmuNotifierChain(this, host.Options.NotifierEra);
         _pageTable = new HostPageTable(host.Memory, preferredNode);
     }
 

@@ -16,6 +16,15 @@ internal sealed class TlbGather
     /// <summary>Swap slots whose entries were cleared (one reference each).</summary>
     public List<ulong> SwapSlots { get; } = [];
 
+    // NotifierEra.NoRangeStartEnd only (null otherwise): the zap's post-change invalidates, sent after the frees.
+    private List<NotifierRange>? _postChange;
+
+    /// <summary>
+    /// Under <see cref="NotifierEra.NoRangeStartEnd"/>: keeps the zap's post-change invalidate for <see cref="Finish"/>
+    /// to send once the frames are freed (the 2008 designs announced a zap after <c>tlb_finish_mmu</c>).
+    /// </summary>
+    public void DeferPostChangeInvalidate(in NotifierRange range) => (_postChange ??= []).Add(range);
+
     /// <summary>
     /// Releases everything gathered (Linux's <c>tlb_finish_mmu</c> with <c>free_pages_and_swap_cache</c>): an unmapped
     /// swap-cache page whose slot no PTE names any more leaves the cache, then the references go; then the swap slots'
@@ -40,5 +49,14 @@ internal sealed class TlbGather
         }
 
         SwapSlots.Clear();
+        if (_postChange is { } ranges)
+        {
+            _postChange = null;
+            foreach (var pending in ranges)
+            {
+                var range = pending;
+                mm.Notifiers.InvalidateRange(ref range);
+            }
+        }
     }
 }

@@ -56,18 +56,43 @@ public sealed class MmuNotifierChain
     private long _secondaryTlbInvalidations;
     private long _releases;
 
-    /// <summary>Creates the (empty) chain of <paramref name="mm"/>.</summary>
+    /// <summary>Creates the (empty) chain of <paramref name="mm"/>, following today's contract.</summary>
     public MmuNotifierChain(IMm mm)
+        : this(mm, NotifierEra.Current)
+    {
+    }
+
+    /// <summary>
+    /// Creates the (empty) chain of <paramref name="mm"/> following the contract of <paramref name="era"/>: a historical
+    /// era re-creates a race the current contract closed, for demonstrations (<see cref="NotifierEra"/>).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="era"/> is not a defined era.</exception>
+    public MmuNotifierChain(IMm mm, NotifierEra era)
     {
         ArgumentNullException.ThrowIfNull(mm);
+        if (!Enum.IsDefined(era))
+        {
+            throw new ArgumentOutOfRangeException(nameof(era), era, $"notifier era {(int)era} does not exist: use one of {string.Join(", ", Enum.GetNames<NotifierEra>())}");
+        }
+
         Mm = mm;
+        Era = era;
     }
 
     /// <summary>The mm this chain belongs to.</summary>
     public IMm Mm { get; }
 
+    /// <summary>The contract this chain follows: <see cref="NotifierEra.Current"/> unless a demonstration asked for another.</summary>
+    public NotifierEra Era { get; }
+
     /// <summary>True once exit (<see cref="Release"/>) has started: registrations and interval inserts are refused.</summary>
     public bool IsExiting => _exiting;
+
+    /// <summary>
+    /// True while register, unregister, exit or synchronize waits for a read-side section in flight (a callback, or a
+    /// start..end pair) to end. Lets a demonstration's scheduler see that a thread is blocked there.
+    /// </summary>
+    public bool IsWaitingForGracePeriod => _srcu.IsWaitingForReaders;
 
     /// <summary>Number of listed subscriptions.</summary>
     public int SubscriberCount => Volatile.Read(ref _list).Length;
@@ -133,6 +158,8 @@ public sealed class MmuNotifierChain
     /// release runs exactly once). Returns only when no callback of the subscription is running or can start.
     /// Because a start..end pair holds the read side until its end, this also waits for every pair in
     /// flight: never call it from inside a callback or from a thread that has a range started and not ended.
+    /// In the historical eras (<see cref="Era"/>) the subscription is unlisted before its release; under
+    /// <see cref="NotifierEra.UnlinkClaimsRelease"/> that release also runs outside the read side.
     /// </summary>
     /// <exception cref="SubscriptionStateException">The subscription belongs to another chain, came from <see cref="Get"/>, or was already unregistered.</exception>
     public void Unregister(MmuNotifierSubscription subscription)
@@ -145,6 +172,7 @@ public sealed class MmuNotifierChain
         }
 
         bool listed;
+        var unlinkFirst = Era is NotifierEra.ReleaseAfterUnlink or NotifierEra.UnlinkClaimsRelease;
         lock (_lock)
         {
             if (subscription.Retired)
@@ -154,23 +182,27 @@ public sealed class MmuNotifierChain
 
             subscription.Retired = true;
             listed = subscription.IsListed;
+            if (listed && unlinkFirst)
+            {
+                // Historical eras: the unlink comes first, so an invalidation issued from here on misses the subscriber.
+                Unlist(subscription);
+            }
         }
 
-        if (listed)
+        if (listed && Era == NotifierEra.UnlinkClaimsRelease)
         {
-            var token = _srcu.ReadLock();
-            try
+            // 3.9-rc: the release is called outside any read-side section, so an exit's synchronize does not wait for it.
+            ReleaseOnce(subscription);
+        }
+        else if (listed)
+        {
+            ReleaseInReadSide(subscription);
+            if (!unlinkFirst)
             {
-                ReleaseOnce(subscription);
-            }
-            finally
-            {
-                _srcu.ReadUnlock(token);
-            }
-
-            lock (_lock)
-            {
-                Unlist(subscription);
+                lock (_lock)
+                {
+                    Unlist(subscription);
+                }
             }
         }
 
@@ -451,7 +483,8 @@ public sealed class MmuNotifierChain
     /// invalidation over the whole address space for every interval subscription; then every listed
     /// subscriber's <see cref="IMmuNotifier.Release"/> while it is still listed; then all are unlisted; then
     /// the chain synchronizes. Afterwards start/end still work (the host's final unmap), but only interval
-    /// subscribers see them, and registrations are refused.
+    /// subscribers see them, and registrations are refused. In the historical eras <see cref="NotifierEra.ReleaseAfterUnlink"/>
+    /// and <see cref="NotifierEra.UnlinkClaimsRelease"/> each subscriber is unlisted first and released after.
     /// </summary>
     /// <exception cref="MmExitedException">Exit was already issued for this mm.</exception>
     public void Release()
@@ -476,17 +509,24 @@ public sealed class MmuNotifierChain
                 IntervalInvalidateEnd();
             }
 
-            var release = new ReleaseVisitor(this);
-            ForEachSubscriber(Volatile.Read(ref _list), ref release);
-
-            lock (_lock)
+            if (Era is NotifierEra.ReleaseAfterUnlink or NotifierEra.UnlinkClaimsRelease)
             {
-                foreach (var subscription in _list)
-                {
-                    subscription.Unlist();
-                }
+                ReleaseUnlinkingFirst();
+            }
+            else
+            {
+                var release = new ReleaseVisitor(this);
+                ForEachSubscriber(Volatile.Read(ref _list), ref release);
 
-                Volatile.Write(ref _list, []);
+                lock (_lock)
+                {
+                    foreach (var subscription in _list)
+                    {
+                        subscription.Unlist();
+                    }
+
+                    Volatile.Write(ref _list, []);
+                }
             }
         }
         finally
@@ -838,6 +878,66 @@ public sealed class MmuNotifierChain
 
             _hasIntervals = true;
             _srcu.Synchronize();
+        }
+    }
+
+    /// <summary>
+    /// The 2008 post-change invalidate (<see cref="NotifierEra.NoRangeStartEnd"/> only): the host announces
+    /// <c>[range.Start, range.End)</c> once the change is complete, and each subscriber receives it as a start followed at
+    /// once by its end, inside one read-side section. There is no window in which the change is "in progress".
+    /// </summary>
+    /// <exception cref="NotifierContractException">The chain follows another era, or <paramref name="range"/> already had a start.</exception>
+    public void InvalidateRange(ref NotifierRange range)
+    {
+        if (Era != NotifierEra.NoRangeStartEnd)
+        {
+            throw new NotifierContractException($"{range}: a post-change invalidate belongs to the {NotifierEra.NoRangeStartEnd} era, but this chain follows {Era}: bracket the change with start and end");
+        }
+
+        if (InvalidateRangeStart(ref range))
+        {
+            InvalidateRangeEnd(ref range);
+        }
+    }
+
+    /// <summary>
+    /// Exit's release in the eras before the 2012 fix and in 3.9-rc: each subscriber in list order is unlisted first and
+    /// released after, so between the two an invalidation from another thread no longer reaches it. The caller holds a
+    /// read-side section.
+    /// </summary>
+    private void ReleaseUnlinkingFirst()
+    {
+        while (true)
+        {
+            MmuNotifierSubscription subscription;
+            lock (_lock)
+            {
+                if (_list.Length == 0)
+                {
+                    return;
+                }
+
+                subscription = _list[0];
+                Unlist(subscription);
+            }
+
+            ReleaseOnce(subscription);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ReleaseOnce"/> inside a read-side section of its own, so exit's and everyone's synchronize waits for it.
+    /// </summary>
+    private void ReleaseInReadSide(MmuNotifierSubscription subscription)
+    {
+        var token = _srcu.ReadLock();
+        try
+        {
+            ReleaseOnce(subscription);
+        }
+        finally
+        {
+            _srcu.ReadUnlock(token);
         }
     }
 

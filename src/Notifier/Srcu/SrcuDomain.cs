@@ -25,6 +25,7 @@ public sealed class SrcuDomain
     private int _epoch;
     private long _gracePeriods;
     private int _pendingCallbacks;
+    private volatile bool _waitingForReaders;
 
     /// <summary>Creates a domain with one stripe per processor (rounded up to a power of two).</summary>
     public SrcuDomain()
@@ -39,6 +40,12 @@ public sealed class SrcuDomain
 
     /// <summary>The active epoch (0 or 1); it flips at the start of every grace period. For tests.</summary>
     internal int Epoch => Volatile.Read(ref _epoch);
+
+    /// <summary>
+    /// True while a <see cref="Synchronize"/> is waiting for a read-side section that began before it (not while it only
+    /// flips the epoch and finds the old one already empty). For demonstrations that must see a writer blocked.
+    /// </summary>
+    public bool IsWaitingForReaders => _waitingForReaders;
 
     /// <summary>Callbacks queued with <see cref="CallAfterGracePeriod"/> that have not run yet.</summary>
     public int PendingCallbacks => Volatile.Read(ref _pendingCallbacks);
@@ -77,9 +84,11 @@ public sealed class SrcuDomain
             var spinner = default(SpinWait);
             while (!IsDrained(old))
             {
+                _waitingForReaders = true;
                 spinner.SpinOnce(sleep1Threshold: 64);
             }
 
+            _waitingForReaders = false;
             Interlocked.Increment(ref _gracePeriods);
         }
     }

@@ -10,7 +10,8 @@ namespace Hypervisor.Vmm.Cli;
 /// <c>hv demo ksm</c> merges several running guests' pages (<see cref="KsmDemoCommand"/>); <c>hv demo migrate</c> migrates a
 /// running guest's memory between NUMA nodes (<see cref="MigrateDemoCommand"/>); <c>hv demo thp</c> compares a guest with and
 /// without transparent huge pages, then splits and collapses them under it (<see cref="ThpDemoCommand"/>); <c>hv demo dma</c> runs a
-/// DMA engine's registration cache on the user event channel under host pressure, then without it (<see cref="DmaDemoCommand"/>).
+/// DMA engine's registration cache on the user event channel under host pressure, then without it (<see cref="DmaDemoCommand"/>);
+/// <c>hv demo history</c> replays the notifier races of 2008-2013 in their eras and today (<see cref="HistoryDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -26,6 +27,7 @@ internal static class DemoCommand
         demo.Subcommands.Add(MigrateDemoCommand.Create(context));
         demo.Subcommands.Add(ThpDemoCommand.Create(context));
         demo.Subcommands.Add(DmaDemoCommand.Create(context));
+        demo.Subcommands.Add(HistoryDemoCommand.Create(context));
         return demo;
     }
 }

@@ -1,4 +1,5 @@
 using Hypervisor.HostMm.Frames;
+using Hypervisor.Notifier;
 using Hypervisor.Notifier.Tracing;
 
 namespace Hypervisor.HostMm.Tests.Processes;
@@ -8,10 +9,11 @@ internal static class TestHosts
 {
     public const ulong Page = 4096;
 
-    public static Host Create(ulong megabytes = 64, bool legacyChangePte = false) => new(new HostOptions
+    public static Host Create(ulong megabytes = 64, bool legacyChangePte = false, NotifierEra era = NotifierEra.Current) => new(new HostOptions
     {
         Memory = new HostMemoryOptions { TotalBytes = megabytes << 20, AuditFreedFrames = true },
         LegacyChangePte = legacyChangePte,
+        NotifierEra = era,
     });
 
     /// <summary>Registers a recorder on <paramref name="mm"/> and routes the host's steps into the same timeline.</summary>

@@ -7,6 +7,8 @@ public sealed class TestMm : IMm
 
     public TestMm() => Notifiers = new MmuNotifierChain(this);
 
+    public TestMm(NotifierEra era) => Notifiers = new MmuNotifierChain(this, era);
+
     public int Id { get; } = Interlocked.Increment(ref s_nextId);
 
     public MmuNotifierChain Notifiers { get; }
