@@ -53,6 +53,9 @@ public sealed class CpuTestMachine : IDisposable
     /// <summary>A 64-bit code selector (in the 32-bit machine's GDT, for the long-mode switch).</summary>
     public const ushort LongCodeSelector = 0x20;
 
+    /// <summary>The environment variable that forces the instruction tests' tier (see <see cref="ApplyTestTier"/>).</summary>
+    public const string TierVariable = "HV_TEST_TIER";
+
     private const ulong GdtAddress = 0x500;
 
     private readonly Host _host;
@@ -91,6 +94,7 @@ public sealed class CpuTestMachine : IDisposable
         Devices = PcDevices.Attach(Bus, Console, Stop, 1, RamBytes);
         CodeMap = new CodePageMap(RamBytes);
         Cpu = new X86Cpu(_context, Bus, CodeMap, Stop, 0, platformDevices ? Devices.LocalApic : null);
+        ApplyTestTier(Cpu);
         if (platformDevices)
         {
             Cpu.PlatformTimers = Devices.Timers;
@@ -151,8 +155,33 @@ public sealed class CpuTestMachine : IDisposable
         var context = new MmuContext(_mmu, id);
         _extraContexts.Add(context);
         var cpu = new X86Cpu(context, Bus, CodeMap, Stop, id);
+        ApplyTestTier(cpu);
         cpu.Load(_initialState);
         return cpu;
+    }
+
+    /// <summary>
+    /// The tier the instruction tests run under, from the environment variable <see cref="TierVariable"/>:
+    /// <c>interp</c> runs every block on the interpreter, <c>jit</c> compiles every block on its first run (so each
+    /// instruction form runs in compiled code); unset, a vCPU keeps its default (the JIT after 50 runs of a block).
+    /// </summary>
+    public static void ApplyTestTier(X86Cpu cpu)
+    {
+        ArgumentNullException.ThrowIfNull(cpu);
+        switch (Environment.GetEnvironmentVariable(TierVariable))
+        {
+            case null or "":
+                return;
+            case "interp":
+                cpu.Tier = ExecutionTier.Interp;
+                return;
+            case "jit":
+                cpu.Tier = ExecutionTier.Jit;
+                cpu.JitThreshold = 1;
+                return;
+            case var other:
+                throw new InvalidOperationException($"{TierVariable}={other}: expected interp or jit");
+        }
     }
 
     /// <summary>The size of an IDT gate in the starting mode (8 or 16 bytes).</summary>
