@@ -7,7 +7,8 @@ namespace Hypervisor.Vmm.Cli.Output;
 
 /// <summary>
 /// Writes a <see cref="ReportSession"/> as one self-contained HTML page: inline CSS, inline SVG charts rendered here,
-/// one small inline script that only counts the charts, and no reference to anything outside the file. Per VM two
+/// one small inline script that only counts the charts, and no reference to anything outside the file. The markup is
+/// also well-formed XML (void elements closed, text encoded), so tests and tools can parse it without an HTML parser. Per VM two
 /// charts over the run: its resident, swapped and KSM-merged pages and present sptes; its EPT violations and sptes
 /// zapped per second. Then the report's sections, tables and paragraphs as the text report has them.
 /// </summary>
@@ -44,8 +45,8 @@ internal static class ReportHtmlWriter
         ArgumentNullException.ThrowIfNull(session);
         var html = new StringBuilder();
         var title = session.Document.Title ?? session.Command;
-        html.Append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-        html.Append(C, $"<meta name=\"generator\" content=\"hv {ReportSession.Schema}\">\n<title>{E(title)}</title>\n<style>\n{Style}</style>\n</head>\n<body>\n");
+        html.Append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n");
+        html.Append(C, $"<meta name=\"generator\" content=\"hv {ReportSession.Schema}\"/>\n<title>{E(title)}</title>\n<style>\n{Style}</style>\n</head>\n<body>\n");
         html.Append(C, $"<header><h1>{E(title)}</h1><p class=\"meta\">kind <code>{E(session.Kind)}</code> · exit status {exitCode} · <code>{E(session.Command)}</code> · schema {ReportSession.Schema}</p></header>\n<main>\n");
         WriteCharts(html, session, series);
         html.Append("<section id=\"report\">\n<h2>Report</h2>\n");
@@ -64,7 +65,7 @@ internal static class ReportHtmlWriter
                 }
                 else
                 {
-                    html.Append("<p>").Append(string.Join("<br>", block.Lines!.Select(E))).Append("</p>\n");
+                    html.Append("<p>").Append(string.Join("<br/>", block.Lines!.Select(E))).Append("</p>\n");
                 }
             }
         }
