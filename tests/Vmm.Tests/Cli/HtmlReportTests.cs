@@ -44,7 +44,8 @@ public sealed class HtmlReportTests
                 Assert.That(charts.Select(c => (string?)c.Attribute("data-chart")), Is.EqualTo(new[] { "pages", "rates" }));
                 var resident = charts[0].Descendants().Where(e => (string?)e.Attribute("data-series") == "resident pages").ToList();
                 Assert.That(resident, Has.Count.EqualTo(1), "the resident pages are drawn");
-                Assert.That(charts[1].Descendants("polyline").Select(p => (string?)p.Attribute("data-series")), Does.Contain("EPT violations per second"));
+                // A line, or a dot when the short guest gave a single rate point.
+                Assert.That(charts[1].Descendants().Select(e => (string?)e.Attribute("data-series")), Does.Contain("EPT violations per second"));
             }
 
             // The report's table, a column per VM and one for the host, as the text report has it.

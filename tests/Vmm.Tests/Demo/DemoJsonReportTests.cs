@@ -34,7 +34,7 @@ public sealed class DemoJsonReportTests
     [Category(TestCategories.Guest)]
     public void TheKsmDemoHasAnEntryPerVmWithItsMergedPages()
     {
-        var result = Hv.Run("demo", "ksm", "--vms", "2", "-m", "16M", "--pages", "256", "--sleep", "0", "--guests", Guests, "--json");
+        var result = Hv.Run("demo", "ksm", "--vms", "2", "-m", "8M", "--pages", "128", "--sleep", "0", "--guests", Guests, "--json");
 
         Assert.That(result.ExitCode, Is.Zero, result.Stderr);
         var report = JsonReport.Parse(result.Stdout);
@@ -43,7 +43,7 @@ public sealed class DemoJsonReportTests
             Assert.That(report.Problems, Is.Empty, string.Join(Environment.NewLine, report.Problems));
             Assert.That(report.Root.GetProperty("kind").GetString(), Is.EqualTo("demo.ksm"));
             Assert.That(report.Vms, Has.Count.EqualTo(2));
-            Assert.That(report.Vms.Select(v => v.GetProperty("label").GetString()), Has.All.Contains("16 MiB, ksm"));
+            Assert.That(report.Vms.Select(v => v.GetProperty("label").GetString()), Has.All.Contains("8 MiB, ksm"));
             foreach (var vm in report.Vms)
             {
                 Assert.That(Max(vm, "ksm_merging_pages"), Is.Positive, "each VM's pages were merged while it ran");
@@ -60,7 +60,19 @@ public sealed class DemoJsonReportTests
     [Category(TestCategories.Guest)]
     public void TheSwapDemoChartsEachPhasesVmAndTheHotSet()
     {
-        var result = Hv.Run("demo", "swap", "-m", "16M", "--host-mem", "4M", "--hot", "2", "--cold", "6", "--rounds", "2", "--ws-host-mem", "5M", "--swap", "zram", "--guests", Guests, "--json");
+        // The smallest sizes the demo takes (memtest needs 4x its 4 MiB minimum host limit): its three phases, five VMs.
+        var page = Path.Combine(Path.GetTempPath(), "hv-swap-report-" + Guid.NewGuid().ToString("N") + ".html");
+        CliResult result;
+        string html;
+        try
+        {
+            result = Hv.Run("demo", "swap", "-m", "16M", "--host-mem", "4M", "--hot", "2", "--cold", "6", "--rounds", "2", "--ws-host-mem", "5M", "--swap", "zram", "--guests", Guests, "--json", "--report", page);
+            html = File.Exists(page) ? File.ReadAllText(page) : string.Empty;
+        }
+        finally
+        {
+            File.Delete(page);
+        }
 
         Assert.That(result.ExitCode, Is.Zero, result.Stderr);
         var report = JsonReport.Parse(result.Stdout);
@@ -83,6 +95,9 @@ public sealed class DemoJsonReportTests
             }
 
             Assert.That(report.Figure("pswpout").GetInt64(), Is.Positive);
+
+            // The page draws the hot set in the working-set VMs' charts (the picture of aging on and off), in no other.
+            Assert.That(html.Split("<article ").Skip(1).Select(a => a.Contains("data-series=\"hot set resident\"", StringComparison.Ordinal)), Is.EqualTo(new[] { false, true, true, false, false }));
         });
     }
 
@@ -90,7 +105,7 @@ public sealed class DemoJsonReportTests
     [Category(TestCategories.Guest)]
     public void TheMigrateDemoHasItsVmOnTwoNodes()
     {
-        var result = Hv.Run("demo", "migrate", "-m", "8M", "--pages", "512", "--kinds", "4", "--every", "4", "--passes", "3", "--trips", "4", "--guests", Guests, "--json");
+        var result = Hv.Run("demo", "migrate", "-m", "8M", "--pages", "256", "--kinds", "4", "--every", "4", "--passes", "2", "--trips", "4", "--guests", Guests, "--json");
 
         Assert.That(result.ExitCode, Is.Zero, result.Stderr);
         var report = JsonReport.Parse(result.Stdout);
@@ -108,7 +123,7 @@ public sealed class DemoJsonReportTests
     [Category(TestCategories.Guest)]
     public void TheThpDemoHasAVmWithoutAndTwoWithHugePages()
     {
-        var result = Hv.Run("demo", "thp", "-m", "8M", "--pages", "512", "--kinds", "4", "--every", "4", "--passes", "1", "--guests", Guests, "--json");
+        var result = Hv.Run("demo", "thp", "-m", "8M", "--pages", "256", "--kinds", "4", "--every", "4", "--passes", "1", "--guests", Guests, "--json");
 
         Assert.That(result.ExitCode, Is.Zero, result.Stderr);
         var report = JsonReport.Parse(result.Stdout);
