@@ -34,7 +34,7 @@ internal sealed class HvCli
 
         // --json and --report on the demo itself and on every demo (kind "demo.NAME"), every bench and run.
         JsonReportOptions.AddTo(demo, context, "demo." + HostDemoCommand.Name);
-        foreach (var sub in demo.Subcommands)
+        foreach (var sub in demo.Subcommands.Where(c => c.Action is not null))
         {
             JsonReportOptions.AddTo(sub, context, "demo." + sub.Name);
         }

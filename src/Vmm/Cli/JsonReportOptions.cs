@@ -12,16 +12,20 @@ namespace Hypervisor.Vmm.Cli;
 internal static class JsonReportOptions
 {
     /// <summary>
-    /// Adds the two options to <paramref name="command"/> (which must already have its synchronous action) and wraps its
-    /// action; returns the command. <paramref name="kind"/> is the documents' <c>kind</c> (<c>demo.swap</c>, …).
+    /// Adds the two options to <paramref name="command"/> (which must already have its action, synchronous or not) and
+    /// wraps its action; returns the command. <paramref name="kind"/> is the documents' <c>kind</c> (<c>demo.swap</c>, …).
     /// </summary>
     public static Command AddTo(Command command, CliContext context, string kind)
     {
         ArgumentNullException.ThrowIfNull(command);
         ArgumentNullException.ThrowIfNull(context);
         ArgumentException.ThrowIfNullOrEmpty(kind);
-        var inner = command.Action as SynchronousCommandLineAction
-            ?? throw new ArgumentException($"'{command.Name}' has no synchronous action to wrap", nameof(command));
+        Func<ParseResult, int> inner = command.Action switch
+        {
+            SynchronousCommandLineAction action => action.Invoke,
+            AsynchronousCommandLineAction action => parseResult => action.InvokeAsync(parseResult, CancellationToken.None).GetAwaiter().GetResult(),
+            _ => throw new ArgumentException($"'{command.Name}' has no action to wrap", nameof(command)),
+        };
         var json = new Option<bool>("--json")
         {
             Description = "Write the final report to standard output as one JSON document (schema hv-report/1, see docs/report-schema.md) and nothing else: the guest's console and progress lines go to standard error.",
@@ -39,7 +43,7 @@ internal static class JsonReportOptions
             var path = parseResult.GetValue(report);
             if (!asJson && path is null)
             {
-                return inner.Invoke(parseResult);
+                return inner(parseResult);
             }
 
             var line = "hv " + string.Join(' ', parseResult.Tokens.Select(t => t.Value));
@@ -53,7 +57,7 @@ internal static class JsonReportOptions
             context.Report = session;
             try
             {
-                return session.Finish(inner.Invoke(parseResult), context.StandardOutput, context.Error);
+                return session.Finish(inner(parseResult), context.StandardOutput, context.Error);
             }
             finally
             {

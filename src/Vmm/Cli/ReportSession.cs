@@ -68,7 +68,7 @@ internal sealed class ReportSession : IDisposable
         {
             if (htmlPath.Length == 0 || Directory.Exists(htmlPath))
             {
-                reason = "it is a folder";
+                reason = htmlPath.Length == 0 ? "the path is empty" : "it is a folder";
                 return false;
             }
 

@@ -1,3 +1,6 @@
+using System.CommandLine;
+using Hypervisor.Vmm.Cli;
+using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Tests.Support;
 
 namespace Hypervisor.Vmm.Tests.Cli;
@@ -166,6 +169,45 @@ public sealed class JsonReportTests
         {
             File.Delete(path);
         }
+    }
+
+    [Test]
+    public void OneCallGivesACommandBothOptionsWhetherItsActionIsSynchronousOrNot()
+    {
+        // What a new demo needs: its report through ReportWriter.Create, and JsonReportOptions.AddTo (which hv does for
+        // every 'hv demo' subcommand).
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var context = new CliContext(stdout, stderr, isTerminal: false);
+        var cli = new HvCli(context);
+        var probe = new Command("probe");
+        probe.SetAction(async (_, _) =>
+        {
+            await Task.Yield();
+            context.Output.WriteLine("progress ...");
+            var writer = ReportWriter.Create(context, plain: true);
+            writer.Title("probe: done");
+            var table = new ReportTable(new ReportColumn("figure"), new ReportColumn("value", AlignRight: true));
+            table.AddRow("pswpout", "1,234");
+            writer.Table(table);
+            return 3;
+        });
+        cli.Root.Subcommands.Add(JsonReportOptions.AddTo(probe, context, "demo.probe"));
+
+        var exitCode = cli.Invoke(["probe", "--json"]);
+
+        var report = JsonReport.Parse(stdout.ToString());
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.EqualTo(3));
+            Assert.That(report.Problems, Is.Empty, string.Join(Environment.NewLine, report.Problems));
+            Assert.That(report.Root.GetProperty("kind").GetString(), Is.EqualTo("demo.probe"));
+            Assert.That(report.Root.GetProperty("exitCode").GetInt32(), Is.EqualTo(3));
+            Assert.That(report.Root.GetProperty("succeeded").GetBoolean(), Is.False);
+            Assert.That(report.Root.GetProperty("command").GetString(), Is.EqualTo("hv probe --json"));
+            Assert.That(report.Figure("pswpout").GetInt64(), Is.EqualTo(1234));
+            Assert.That(stderr.ToString(), Is.EqualTo("progress ..." + Environment.NewLine), "progress goes to standard error, the text report nowhere");
+        });
     }
 
     // The value column of the text report's row named figure: "EPT violations  24  ...".

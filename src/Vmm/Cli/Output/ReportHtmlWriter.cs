@@ -83,7 +83,7 @@ internal static class ReportHtmlWriter
         html.Append("<section id=\"charts\">\n<h2>Counters over time</h2>\n");
         if (series.Count == 0)
         {
-            html.Append("<p>No VM ran in this command: nothing to chart. <span id=\"chart-count\"></span></p>\n</section>\n");
+            html.Append("<p>No VM was sampled in this command (a bench builds none; a run under --accel kvm is not sampled): nothing to chart. <span id=\"chart-count\"></span></p>\n</section>\n");
             return;
         }
 
