@@ -137,6 +137,12 @@ public sealed class TdpMmu : IMmuNotifier, IDisposable
         set => _trace = value;
     }
 
+    /// <summary>EPT violations handled so far (<see cref="TdpMmuStats.Faults"/>), read without the table walk <see cref="Stats"/> does: for samplers.</summary>
+    public long FaultCount => Volatile.Read(ref _faults);
+
+    /// <summary>Sptes zapped so far (<see cref="TdpMmuStats.Zapped"/>), read without the table walk <see cref="Stats"/> does: for samplers.</summary>
+    public long ZappedCount => Volatile.Read(ref _zapped);
+
     /// <summary>A snapshot of the counters.</summary>
     public TdpMmuStats Stats => new()
     {

@@ -70,6 +70,7 @@ internal static class BenchCommand
             };
             var result = run(parseResult.GetValue(size).Bytes, withDirty && parseResult.GetValue(dirty), width, parseResult.GetValue(repeat));
             Write(result, ReportWriter.Create(context, parseResult.GetValue(plain)));
+            context.Report?.AddCounters(Counters(result));
             return ExitCodes.Success;
         });
         return command;
@@ -98,6 +99,20 @@ internal static class BenchCommand
         }
 
         writer.Paragraph([.. lines]);
+    }
+
+    /// <summary>The figures of <c>--json</c>: the measure's and (when there is one) its baseline's.</summary>
+    private static IEnumerable<ReportCounter> Counters(QuickBenchResult result)
+    {
+        yield return new("ns_per_item", result.NanosecondsPerItem);
+        yield return new("items_per_second", result.ItemsPerSecond);
+        yield return new("items", result.Items);
+        yield return new("calls", result.Calls);
+        if (result.BaselineName is not null)
+        {
+            yield return new("baseline_ns_per_item", result.BaselineNanosecondsPerItem);
+            yield return new("ratio_to_baseline", result.RatioToBaseline);
+        }
     }
 
     private static string Format(double nanoseconds) => nanoseconds.ToString(nanoseconds < 10 ? "0.000" : "0.0", CultureInfo.InvariantCulture);

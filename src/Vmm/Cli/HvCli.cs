@@ -31,9 +31,23 @@ internal sealed class HvCli
         Root.Options.Add(new VersionOption { Action = new VersionAction() });
         Root.Options.Add(LogLevelOption);
         var demo = DemoCommand.Create(context, LogLevelOption);
+
+        // --json and --report on the demo itself and on every demo (kind "demo.NAME"), every bench and run.
+        JsonReportOptions.AddTo(demo, context, "demo." + HostDemoCommand.Name);
+        foreach (var sub in demo.Subcommands.Where(c => c.Action is not null))
+        {
+            JsonReportOptions.AddTo(sub, context, "demo." + sub.Name);
+        }
+
         Root.Subcommands.Add(demo);
-        Root.Subcommands.Add(BenchCommand.Create(context));
-        var run = RunCommand.Create(context, LogLevelOption);
+        var bench = BenchCommand.Create(context);
+        foreach (var sub in bench.Subcommands)
+        {
+            JsonReportOptions.AddTo(sub, context, "bench." + sub.Name);
+        }
+
+        Root.Subcommands.Add(bench);
+        var run = JsonReportOptions.AddTo(RunCommand.Create(context, LogLevelOption), context, "run");
         Root.Subcommands.Add(run);
 
         // A command's own help ends with its details, when it has any (command lists show only the description).

@@ -296,6 +296,8 @@ internal static class RunCommand
             }
 
             RunReport.Write(result, vm, file.Name, ReportWriter.Create(context, plain: !live));
+            context.Report?.AddVmCounters(vm, file.Name, RunReportCounters.OfVm(result, vm));
+            context.Report?.AddCounters(RunReportCounters.OfHost(result.HostMemory, result.Ksm));
             return result.ExitCode;
         });
         return command;
@@ -371,6 +373,19 @@ internal static class RunCommand
             }
 
             RunGroupReport.Write(results, vms, machine, names, copies, wallClock, ReportWriter.Create(context, plain: !live));
+            if (context.Report is { } report)
+            {
+                for (var i = 0; i < vms.Count; i++)
+                {
+                    report.AddVmCounters(vms[i], PrefixedLineWriter.PrefixOf(i) + names[i], RunReportCounters.OfVm(results[i], vms[i]));
+                }
+
+                report.AddCounter("vms", vms.Count);
+                report.AddCounter("wall_clock_ms", Math.Round(wallClock.TotalMilliseconds, 3));
+                report.AddCounter("host_frames_in_use", machine.Stats.Memory.AllocatedFrames);
+                report.AddCounters(RunReportCounters.OfHost(results[^1].HostMemory, results[^1].Ksm));
+            }
+
             return RunGroupReport.ExitCode(results);
         }
         finally

@@ -47,6 +47,7 @@ public sealed class Vm : IDisposable
 
     private readonly ILogger _logger;
     private readonly bool _ownsMachine;
+    private readonly Tracing.CounterHistory? _history;
     private HostForkScenario? _forker;
     private long _runStart;
     private long _elapsedTicks;
@@ -162,11 +163,18 @@ public sealed class Vm : IDisposable
                 vcpu.Cpu.BootWallClock = bootWallClock;
             }
             Accelerator = emulated;
+
+            // Charted by a command's --report / --json when it runs under one (the ambient history flows into demos).
+            _history = Tracing.CounterHistory.Current;
+            _history?.Attach(this);
         }
     }
 
     /// <summary>The options the VM was built with.</summary>
     public VmOptions Options { get; }
+
+    /// <summary>The counter history sampling this VM (the one current when it was built); null when none was.</summary>
+    public Tracing.CounterHistory? History => _history;
 
     /// <summary>What runs the vCPUs.</summary>
     public IAccelerator Accelerator { get; }
@@ -439,6 +447,8 @@ public sealed class Vm : IDisposable
     /// </summary>
     public void Dispose()
     {
+        // The history's last sample, while the process and the MMU are whole.
+        _history?.Detach(this);
         if (_ownsMachine)
         {
             Machine?.StopDaemons();

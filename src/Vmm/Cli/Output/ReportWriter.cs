@@ -8,14 +8,16 @@ internal abstract class ReportWriter
 {
     /// <summary>
     /// Styled output when standard output is a terminal and <paramref name="plain"/> is false; plain aligned
-    /// text otherwise (redirected output, tests, <c>--plain</c>).
+    /// text otherwise (redirected output, tests, <c>--plain</c>). Under <c>--json</c> or <c>--report</c> the report is
+    /// also captured for them (<see cref="ReportSession.Capture"/>), and under <c>--json</c> only captured.
     /// </summary>
     public static ReportWriter Create(CliContext context, bool plain)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return context.IsTerminal && !plain
+        ReportWriter text = context.IsTerminal && !plain
             ? new SpectreReportWriter(context.Output)
             : new PlainReportWriter(context.Output);
+        return context.Report is { } report ? report.Capture(text) : text;
     }
 
     /// <summary>The report's title.</summary>

@@ -257,6 +257,11 @@ public sealed partial class SwapDemo
             if (WorkingSetHot().Match(line) is { Success: true } m)
             {
                 hot = (ulong.Parse(m.Groups[2].ValueSpan, NumberStyles.HexNumber, CultureInfo.InvariantCulture), long.Parse(m.Groups[1].ValueSpan, CultureInfo.InvariantCulture));
+
+                // --report charts the hot set's resident pages over the run: aging on keeps them, aging off loses them.
+                var hotStart = ((GuestRam)vm.Ram).Base + hot.Value.Start;
+                var hotEnd = hotStart + ((ulong)hot.Value.Pages * Paging.PageSize);
+                vm.History?.Watch(vm, "hot set resident", () => vm.Process!.PageTable.CountEntries(hotStart, hotEnd).Present);
             }
             else if (line.StartsWith("workingset: round ", StringComparison.Ordinal) && hot is { } h)
             {
