@@ -28,7 +28,14 @@ namespace Hypervisor.Vmm.Cpu;
 public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and written through TLB host pointers.
 {
     private const int MaxBlockInstructions = 64;
-    private const int RepChunk = 4096;
+    /// <summary>Element iterations of a repeated string instruction per execution.</summary>
+    internal const int RepChunk = 4096;
+
+    /// <summary>Device accesses (port I/O, MMIO exits) of a repeated string instruction per execution.</summary>
+    internal const int RepDeviceChunk = 64;
+
+    /// <summary>Bulk pages of a REP MOVS/STOS per execution.</summary>
+    internal const int RepBulkChunkPages = 64;
 
     private readonly MmuContext _mmu;
     private readonly SoftTlb _tlb;
