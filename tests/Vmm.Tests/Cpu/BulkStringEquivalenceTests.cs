@@ -25,7 +25,7 @@ public sealed class BulkStringEquivalenceTests
     private const ulong Alias = 0x21_E000;
     private const ulong AliasOf = 0x21_0000;
     private const ulong Handler = 0x10_0800;
-    private const int Cases = 200;
+    private const int Cases = 120;
 
     private static readonly (ulong Start, ulong End)[] Compared = [(0x7_0000, 0x8_0000), (Window, WindowEnd)];
 

@@ -56,8 +56,8 @@ public sealed class DemoTraceTests
         var recorder = new TraceRecorder();
         var memtest = new SwapDemo(new SwapDemoOptions
         {
-            MemtestGuestBytes = 32UL << 20,
-            MemtestHostBytes = 8UL << 20,
+            MemtestGuestBytes = 16UL << 20,
+            MemtestHostBytes = 4UL << 20,
             SwapDevice = SwapDeviceKind.Zram,
             GuestsFolder = Guests,
             AuditEveryBatch = false,
