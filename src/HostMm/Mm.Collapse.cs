@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Huge;
 using Hypervisor.HostMm.PageTables;
@@ -85,6 +86,16 @@ public sealed partial class Mm
             return scan;
         }
 
+        var trace = Host.Trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
+        var result = CollapseScanned(hugeAddress, maxPtesNone);
+        trace?.HugeCollapse(this, hugeAddress, result, started);
+        return result;
+    }
+
+    /// <summary>The rest of <see cref="TryCollapse"/> once its first scan found the range collapsible: allocation, the scan again, the copy and the huge leaf.</summary>
+    private CollapseResult CollapseScanned(Hva hugeAddress, int maxPtesNone)
+    {
         var vmaPolicy = default(Migration.NumaPolicy);
         var firstIndex = 0UL;
         EnterRead("khugepaged allocation");

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.PageTables;
 using Hypervisor.HostMm.Vmas;
@@ -298,6 +299,8 @@ public sealed partial class Mm
             return false;
         }
 
+        var trace = Host.Trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var end = hugeAddress + HugeSize;
         HostPte split;
         using (Invalidation.Begin(this, hugeAddress, end, NotifierEvent.Clear))
@@ -333,6 +336,7 @@ public sealed partial class Mm
         }
 
         Interlocked.Increment(ref _thpSplitPmd);
+        trace?.HugeSplit(this, hugeAddress, started);
         return true;
     }
 

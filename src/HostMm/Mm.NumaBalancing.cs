@@ -136,7 +136,7 @@ public sealed partial class Mm
 
         if (target >= 0 && Host.Reclaim.TryIsolate(pfn))
         {
-            balancer.CountMigration(Host.Migration.MigrateIsolated(pfn, target) == MigrationFailure.None);
+            balancer.CountMigration(Host.Migration.MigrateIsolated(this, pfn, target) == MigrationFailure.None);
         }
 
         return FaultResult.NumaHint;

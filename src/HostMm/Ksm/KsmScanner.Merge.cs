@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Vmas;
 
@@ -182,6 +183,8 @@ public sealed partial class KsmScanner
     /// </summary>
     private bool ReplacePage(Mm mm, Vma vma, Hva address, Pfn pfn, Pfn kpfn, HostPte original)
     {
+        var trace = _host.Trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var end = address + Paging.PageSize;
         var toZero = kpfn == _host.ZeroPfn;
         using (Invalidation.Begin(mm, address, end, NotifierEvent.Clear))
@@ -232,6 +235,7 @@ public sealed partial class KsmScanner
         }
 
         Interlocked.Increment(ref _merges);
+        trace?.KsmMerged(mm, address, pfn, kpfn, started);
         return true;
     }
 

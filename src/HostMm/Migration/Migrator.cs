@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
 
 namespace Hypervisor.HostMm.Migration;
@@ -139,7 +140,7 @@ public sealed partial class Migrator
             pending.Add(new Pending(i, pfn, target));
         }
 
-        Run(pending, (index, node, failure) => status[index] = new PageMoveStatus(node, failure));
+        Run(mm, pending, (index, node, failure) => status[index] = new PageMoveStatus(node, failure));
         return status;
     }
 
@@ -187,10 +188,10 @@ public sealed partial class Migrator
     }
 
     /// <summary>
-    /// Migrates one isolated frame <paramref name="pfn"/> to <paramref name="node"/>, retrying -EAGAIN as
-    /// <see cref="MovePages"/> does; the isolation is consumed. For NUMA balancing.
+    /// Migrates one isolated frame <paramref name="pfn"/> of <paramref name="mm"/> to <paramref name="node"/>, retrying
+    /// -EAGAIN as <see cref="MovePages"/> does; the isolation is consumed. For NUMA balancing.
     /// </summary>
-    internal MigrationFailure MigrateIsolated(Pfn pfn, int node)
+    internal MigrationFailure MigrateIsolated(Mm mm, Pfn pfn, int node)
     {
         var result = MigrationFailure.None;
         var early = Precheck(pfn, node, moveShared: false);
@@ -201,7 +202,7 @@ public sealed partial class Migrator
             return done.Failure;
         }
 
-        Run([new Pending(0, pfn, node)], (_, _, failure) => result = failure);
+        Run(mm, [new Pending(0, pfn, node)], (_, _, failure) => result = failure);
         return result; // NUMA balancing counts numa_pages_migrated itself
     }
 
@@ -239,7 +240,7 @@ public sealed partial class Migrator
             pending.Add(new Pending(pending.Count, pfn, toNode));
         }
 
-        var passes = Run(pending, (_, _, failure) => Tally(failure));
+        var passes = Run(mm, pending, (_, _, failure) => Tally(failure));
         return new MigrationSummary
         {
             Migrated = migrated + huge.Migrated,
@@ -285,7 +286,10 @@ public sealed partial class Migrator
             for (var pass = 1; pass <= MaxPasses; pass++)
             {
                 passes = Math.Max(passes, pass);
+                var trace = _host.Trace;
+                var started = trace is null ? 0 : Stopwatch.GetTimestamp();
                 var failure = mm.MigrateHugeLeaf(address, node, out var moved);
+                trace?.PageMigrated(mm, leaf.Pfn, trace is null ? 0 : _memory.NodeOf(leaf.Pfn), node, frames, failure, started);
                 if (failure == MigrationFailure.None)
                 {
                     if (moved)
@@ -355,10 +359,12 @@ public sealed partial class Migrator
     /// <summary>
     /// Linux's <c>migrate_pages</c> loop over isolated frames: up to <see cref="MaxPasses"/> passes, each trying every
     /// frame still pending; a permanent failure or the last pass's -EAGAIN puts the frame back on its LRU. Reports every
-    /// frame once through <paramref name="report"/> (its index, the node it is on, the failure). Returns the passes run.
+    /// frame once through <paramref name="report"/> (its index, the node it is on, the failure), and each attempt to the
+    /// host's trace as done for <paramref name="mm"/>. Returns the passes run.
     /// </summary>
-    private int Run(List<Pending> pending, Action<int, int, MigrationFailure> report)
+    private int Run(Mm mm, List<Pending> pending, Action<int, int, MigrationFailure> report)
     {
+        var trace = _host.Trace;
         var passes = 0;
         while (pending.Count > 0 && passes < MaxPasses)
         {
@@ -366,7 +372,10 @@ public sealed partial class Migrator
             var again = new List<Pending>();
             foreach (var item in pending)
             {
+                var started = trace is null ? 0 : Stopwatch.GetTimestamp();
+                var fromNode = trace is null ? 0 : _memory.NodeOf(item.Pfn);
                 var failure = MigrateOne(item.Pfn, item.Node);
+                trace?.PageMigrated(mm, item.Pfn, fromNode, item.Node, 1, failure, started);
                 if (failure is MigrationFailure.Busy or MigrationFailure.Referenced && passes < MaxPasses)
                 {
                     Interlocked.Increment(ref _retries);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Swap;
 
@@ -306,6 +307,8 @@ public sealed partial class Reclaimer
                 end++;
             }
 
+            var trace = _host.Trace;
+            var started = trace is null ? 0 : Stopwatch.GetTimestamp();
             SwapIoResult written;
             if (end - start == 1)
             {
@@ -320,6 +323,8 @@ public sealed partial class Reclaimer
 
                 written = Area!.WriteFrames(firstSlot, frames[..(end - start)]);
             }
+
+            trace?.SwapIo(write: true, firstSlot, end - start, written.Status == SwapIoStatus.Ok, started);
 
             for (var j = start; j < end; j++)
             {

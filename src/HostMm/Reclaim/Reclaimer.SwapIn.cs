@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Swap;
 
@@ -279,7 +280,10 @@ public sealed partial class Reclaimer
         }
 
         // The frames are new, locked swap-cache pages nobody maps: a failed read leaves poison in them, and they are freed.
+        var trace = _host.Trace;
+        var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var result = Area!.ReadFrames(slots[0], addresses);
+        trace?.SwapIo(write: false, slots[0], slots.Length, result.IsOk, started);
         var firstBad = result.IsOk ? slots.Length : (int)(result.Slot - slots[0]);
         var targetStatus = SwapIoStatus.Ok;
         for (var i = 0; i < slots.Length; i++)

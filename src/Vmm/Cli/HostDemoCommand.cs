@@ -72,13 +72,22 @@ internal static class HostDemoCommand
         command.Options.Add(seed);
         command.Options.Add(ranges);
         command.Options.Add(plain);
+        var tracing = RunTraceOptions.AddTo(command);
         command.SetAction(parseResult =>
         {
+            if (!tracing.TryOpenForDemo(parseResult, context, out var opened))
+            {
+                return ExitCodes.UsageError;
+            }
+
+            using var trace = opened;
             HostDemoResult result;
             using (var loggerFactory = CliLogging.CreateFactory(parseResult.GetValue(logLevel)))
             {
-                result = HostDemo.Run(parseResult.GetValue(seed), parseResult.GetValue(ranges), loggerFactory);
+                result = HostDemo.Run(parseResult.GetValue(seed), parseResult.GetValue(ranges), loggerFactory, trace?.Recorder);
             }
+
+            trace?.WriteFor(context, "hv demo host");
 
             return Report(result, context, parseResult.GetValue(plain));
         });

@@ -49,8 +49,15 @@ internal static class MigrateDemoCommand
             command.Options.Add(option);
         }
 
+        var tracing = RunTraceOptions.AddTo(command);
         command.SetAction(parseResult =>
         {
+            if (!tracing.TryOpenForDemo(parseResult, context, out var opened))
+            {
+                return ExitCodes.UsageError;
+            }
+
+            using var trace = opened;
             var linux = parseResult.GetValue(guest) == "linux";
             var guestBytes = linux && parseResult.GetResult(memory) is null or { Implicit: true } ? LinuxGuestBytes : parseResult.GetValue(memory).Bytes;
             if (linux && guestBytes < MigrateDemo.LinuxReserveBytes + (64UL << 20))
@@ -70,6 +77,7 @@ internal static class MigrateDemoCommand
                 BalanceBudget = parseResult.GetValue(budget),
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,
                 AuditEveryStep = !parseResult.GetValue(noAudit),
+                Trace = trace?.Recorder,
             };
 
             MigrateDemo demo;
@@ -86,10 +94,11 @@ internal static class MigrateDemoCommand
             var live = context.IsTerminal && !parseResult.GetValue(plain);
             if (linux)
             {
-                return RunLinux(context, demo, live);
+                return RunLinux(context, demo, live, trace);
             }
 
             var result = live ? MigrateDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "migrate-demo");
+            trace?.WriteFor(context, "hv demo migrate");
             MigrateDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
             {
@@ -106,7 +115,7 @@ internal static class MigrateDemoCommand
     /// <summary>Guest RAM of <c>--guest linux</c> when -m is not given.</summary>
     public const ulong LinuxGuestBytes = 384UL << 20;
 
-    private static int RunLinux(CliContext context, MigrateDemo demo, bool live)
+    private static int RunLinux(CliContext context, MigrateDemo demo, bool live, TraceSession? trace)
     {
         LinuxMigrateResult result;
         try
@@ -119,6 +128,7 @@ internal static class MigrateDemoCommand
             return ExitCodes.InputError;
         }
 
+        trace?.WriteFor(context, "hv demo migrate --guest linux");
         MigrateDemoReport.WriteLinux(result, ReportWriter.Create(context, plain: !live));
         if (result.Succeeded)
         {

@@ -15,12 +15,12 @@ internal sealed class RunTraceOptions
     {
         Trace = new Option<string?>("--trace")
         {
-            Description = "Emulated only: write a timeline of the run to FILE in the Chrome trace-event format (open it in Perfetto or chrome://tracing): a track per vCPU and host thread, spans for EPT violations, notifier invalidations, zaps, TLB shootdowns, kswapd and ksmd batches, host forks; counter tracks of resident, swapped and merged pages and present sptes.",
+            Description = "Emulated only: write a timeline of the run to FILE in the Chrome trace-event format (open it in Perfetto or chrome://tracing): a track per vCPU and host thread, spans for EPT violations, notifier invalidations, zaps, TLB shootdowns, kswapd and ksmd batches, swap I/O, KSM merges, page migrations, huge page splits and collapses, host forks; counter tracks of resident, swapped and merged pages, present sptes, huge leaves, KSM sharing and migrations.",
             HelpName = "FILE",
         };
         TraceSize = CliOptions.BoundedInt(
             "--trace-size",
-            "With --trace: how many events the trace keeps (a ring: when it is full the oldest are dropped, and the file says how many).",
+            "With --trace: how many events the trace keeps (a ring of 80 bytes an event, allocated as it fills: when it is full the oldest are dropped, and the file says how many).",
             TraceRecorder.DefaultCapacity,
             TraceRecorder.MinCapacity,
             TraceRecorder.MaxCapacity);
@@ -34,6 +34,35 @@ internal sealed class RunTraceOptions
 
     /// <summary>Every option, in help order.</summary>
     public IEnumerable<Option> All => [Trace, TraceSize];
+
+    /// <summary>Creates the options and adds them to <paramref name="command"/> (a demo's).</summary>
+    public static RunTraceOptions AddTo(Command command)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var options = new RunTraceOptions();
+        foreach (var option in options.All)
+        {
+            command.Options.Add(option);
+        }
+
+        return options;
+    }
+
+    /// <summary>
+    /// <see cref="TryOpen"/> for a demo (always emulated): false after writing the one error line to
+    /// <paramref name="context"/>'s standard error, for the caller to exit with <see cref="ExitCodes.UsageError"/>.
+    /// </summary>
+    public bool TryOpenForDemo(ParseResult parseResult, CliContext context, out TraceSession? session)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (TryOpen(parseResult, AcceleratorKind.Emulated, out session, out var error))
+        {
+            return true;
+        }
+
+        context.Error.WriteLine($"{CliErrorHandler.Prefix}{error}");
+        return false;
+    }
 
     /// <summary>Creates the options.</summary>
     public static RunTraceOptions Create() => new();

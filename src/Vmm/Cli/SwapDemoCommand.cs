@@ -56,8 +56,15 @@ internal static class SwapDemoCommand
             command.Options.Add(option);
         }
 
+        var tracing = RunTraceOptions.AddTo(command);
         command.SetAction(parseResult =>
         {
+            if (!tracing.TryOpenForDemo(parseResult, context, out var opened))
+            {
+                return ExitCodes.UsageError;
+            }
+
+            using var trace = opened;
             var device = parseResult.GetValue(swap) ?? "file";
             var linux = parseResult.GetValue(guest) == "linux";
             var guestBytes = linux && parseResult.GetResult(memory) is null or { Implicit: true } ? LinuxGuestBytes : parseResult.GetValue(memory).Bytes;
@@ -82,6 +89,7 @@ internal static class SwapDemoCommand
                 Seed = (ulong)parseResult.GetValue(seed),
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,
                 AuditEveryBatch = !parseResult.GetValue(noAudit),
+                Trace = trace?.Recorder,
             };
 
             SwapDemo demo;
@@ -98,10 +106,11 @@ internal static class SwapDemoCommand
             var live = context.IsTerminal && !parseResult.GetValue(plain);
             if (linux)
             {
-                return RunLinux(context, demo, live);
+                return RunLinux(context, demo, live, trace);
             }
 
             var result = live ? SwapDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "swap-demo");
+            trace?.WriteFor(context, "hv demo swap");
             SwapDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
             {
@@ -121,7 +130,7 @@ internal static class SwapDemoCommand
     /// <summary>The host limit of <c>--guest linux</c> when --host-mem is not given.</summary>
     public const ulong LinuxHostBytes = 128UL << 20;
 
-    private static int RunLinux(CliContext context, SwapDemo demo, bool live)
+    private static int RunLinux(CliContext context, SwapDemo demo, bool live, TraceSession? trace)
     {
         LinuxSwapResult result;
         try
@@ -134,6 +143,7 @@ internal static class SwapDemoCommand
             return ExitCodes.InputError;
         }
 
+        trace?.WriteFor(context, "hv demo swap --guest linux");
         SwapDemoReport.WriteLinux(result, ReportWriter.Create(context, plain: !live));
         if (result.Succeeded)
         {

@@ -40,8 +40,15 @@ internal static class ThpDemoCommand
             command.Options.Add(option);
         }
 
+        var tracing = RunTraceOptions.AddTo(command);
         command.SetAction(parseResult =>
         {
+            if (!tracing.TryOpenForDemo(parseResult, context, out var opened))
+            {
+                return ExitCodes.UsageError;
+            }
+
+            using var trace = opened;
             var options = new ThpDemoOptions
             {
                 GuestBytes = parseResult.GetValue(memory).Bytes,
@@ -52,6 +59,7 @@ internal static class ThpDemoCommand
                 CollapseBudget = parseResult.GetValue(budget),
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,
                 AuditEveryStep = !parseResult.GetValue(noAudit),
+                Trace = trace?.Recorder,
             };
 
             ThpDemo demo;
@@ -67,6 +75,7 @@ internal static class ThpDemoCommand
 
             var live = context.IsTerminal && !parseResult.GetValue(plain);
             var result = live ? ThpDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "thp-demo");
+            trace?.WriteFor(context, "hv demo thp");
             ThpDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
             if (result.Succeeded)
             {

@@ -70,6 +70,13 @@ internal sealed class TraceSession : IDisposable
             $"hv: trace: {snapshot.Events.Count} events written to {Path}{(snapshot.Dropped > 0 ? $" ({snapshot.Dropped} older ones dropped: --trace-size {snapshot.Capacity})" : string.Empty)}"));
     }
 
+    /// <summary>Writes the trace of the demo <paramref name="command"/> (its <c>otherData.command</c>), saying so on <paramref name="context"/>'s standard error.</summary>
+    public void WriteFor(CliContext context, string command)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        Write(context.Error, new Dictionary<string, string> { ["command"] = command });
+    }
+
     /// <summary>Closes the file; removes it when nothing was written.</summary>
     public void Dispose()
     {

@@ -3,10 +3,12 @@ using System.Runtime.CompilerServices;
 namespace Hypervisor.Vmm.Cpu;
 
 /// <summary>
-/// MOVS/STOS/LODS/CMPS/SCAS/INS/OUTS with REP/REPE/REPNE. A repeated instruction runs at most
-/// <see cref="RepChunk"/> iterations per execution and then leaves RIP on itself (as an interrupt window would),
-/// so shootdown requests are still serviced at block boundaries during a long copy; each such chunk counts as an
-/// instruction against the run's budget.
+/// MOVS/STOS/LODS/CMPS/SCAS/INS/OUTS with REP/REPE/REPNE. One execution of a repeated instruction does at most
+/// <see cref="RepChunk"/> element iterations, <see cref="RepDeviceChunk"/> device accesses (port I/O or MMIO exits) or
+/// <see cref="RepBulkChunkPages"/> bulk pages, and then leaves RIP on itself with RCX/RSI/RDI exact (as an interrupt
+/// window would), so shootdown requests are still serviced at block boundaries during a long copy; each such chunk
+/// counts as an instruction against the run's budget, so that Run(budget) returns within a time bounded by the
+/// budget whatever the count (a REP MOVS into MMIO costs a device exit per element).
 /// </summary>
 public sealed partial class X86Cpu
 {
@@ -22,16 +24,32 @@ public sealed partial class X86Cpu
         var conditional = d.Op is Op.Cmps or Op.Scas;
         var sourceSegment = d.Segment;
         var iterations = 0;
-        if (repeated && TryBulkString(ref d, size))
-        {
-            return;
-        }
-
+        var bulkPages = 0;
+        var exitsBefore = _mmio + _portIo;
+        var bulk = repeated && BulkStrings && d.Op is Op.Movs or Op.Stos;
         while (true)
         {
             if (repeated && ReadCounter(addressSize) == 0)
             {
                 return;
+            }
+
+            if (bulk)
+            {
+                if (TryBulkPage(ref d, size, out var retryAfterElement))
+                {
+                    if (++bulkPages >= RepBulkChunkPages && ReadCounter(addressSize) != 0)
+                    {
+                        LeaveStringUnfinished();
+                        return;
+                    }
+
+                    continue;
+                }
+
+                // An element straddling a page or an offset wrapping goes through the element path, then bulk resumes;
+                // a fault, MMIO or an unmapped page leaves the rest of this chunk to the element path.
+                bulk = retryAfterElement;
             }
 
             var rsi = ReadCounterLike(addressSize, 6);
@@ -104,13 +122,20 @@ public sealed partial class X86Cpu
             }
 
             // Each unfinished chunk counts against the run's budget as one instruction: REP INS/OUTS, which no end of
-            // RAM stops, may repeat 2^32 (2^64) times, and Run(budget) must still return within its budget.
-            if (++iterations >= RepChunk && ReadCounter(addressSize) != 0)
+            // RAM stops, may repeat 2^32 (2^64) times, and Run(budget) must still return within its budget; a chunk of
+            // device accesses is shorter, as each is a VM exit (about a microsecond against tens of nanoseconds).
+            if ((++iterations >= RepChunk || _mmio + _portIo - exitsBefore >= RepDeviceChunk) && ReadCounter(addressSize) != 0)
             {
-                _rip = _currentIp;
-                _blockBroken = true;
+                LeaveStringUnfinished();
                 return;
             }
         }
+    }
+
+    /// <summary>Ends this execution of an unfinished repeated instruction: it runs again as the next block, so shootdowns are served in between.</summary>
+    private void LeaveStringUnfinished()
+    {
+        _rip = _currentIp;
+        _blockBroken = true;
     }
 }

@@ -28,7 +28,14 @@ namespace Hypervisor.Vmm.Cpu;
 public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and written through TLB host pointers.
 {
     private const int MaxBlockInstructions = 64;
-    private const int RepChunk = 4096;
+    /// <summary>Element iterations of a repeated string instruction per execution.</summary>
+    internal const int RepChunk = 1024;
+
+    /// <summary>Device accesses (port I/O, MMIO exits) of a repeated string instruction per execution.</summary>
+    internal const int RepDeviceChunk = 64;
+
+    /// <summary>Bulk pages of a REP MOVS/STOS per execution.</summary>
+    internal const int RepBulkChunkPages = 64;
 
     private readonly MmuContext _mmu;
     private readonly SoftTlb _tlb;
@@ -245,7 +252,12 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
                 RetireBeforeFault();
                 previous = null;
                 _rip = _currentIp;
-                DeliverException(exception);
+
+                // Delivery reads the IDT, the GDT and the stack: it may fail the VM too, which is a report, as above.
+                if (DeliverOrReport(exception) is { } failed)
+                {
+                    return failed;
+                }
             }
             catch (VmFailureException failure)
             {
@@ -262,6 +274,20 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         }
 
         return null;
+    }
+
+    /// <summary>Delivers a guest exception; null when delivered, else the exit for the VM failure that delivery met (e.g. an IDT behind MMIO).</summary>
+    private CpuExit? DeliverOrReport(GuestException exception)
+    {
+        try
+        {
+            DeliverException(exception);
+            return null;
+        }
+        catch (VmFailureException failure)
+        {
+            return new CpuExit(failure.Reason, $"{failure.Message} at RIP 0x{_currentIp:x}");
+        }
     }
 
     /// <summary>The vCPU's registers, for a stop report (call between runs, on the owning thread).</summary>

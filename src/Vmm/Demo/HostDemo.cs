@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
@@ -6,6 +7,7 @@ using Hypervisor.Notifier;
 using Hypervisor.Notifier.Tracing;
 using Hypervisor.Notifier.UserEvents;
 using Hypervisor.Vmm.Cli;
+using Hypervisor.Vmm.Tracing;
 using Microsoft.Extensions.Logging;
 
 namespace Hypervisor.Vmm.Demo;
@@ -31,6 +33,9 @@ internal sealed class HostDemo
     /// <summary>Host RAM: the smallest the host accepts.</summary>
     public const ulong HostBytes = HostMemoryOptions.MinTotalBytes;
 
+    /// <summary>The trace process of the demo's host process (<c>--trace</c>).</summary>
+    private const int TracePid = TraceRecorder.HostPid + 1;
+
     /// <summary>Pages 0 up to this one (exclusive) get the pattern; the rest stay untouched at first.</summary>
     public const int WrittenPages = 60;
 
@@ -51,28 +56,45 @@ internal sealed class HostDemo
     private readonly ILogger _scriptLog;
     private readonly ILogger _hostLog;
     private readonly NotifierEventRecorder _recorder = new();
+    private readonly TraceRecorder? _trace;
     private readonly List<AuditFinding> _findings = [];
     private readonly Host _host;
     private readonly Mm _mm;
     private HostDemoLayout _layout = new(Hva.Zero);
     private int _auditedSteps;
 
-    private HostDemo(int seed, int randomOperations, ILoggerFactory loggerFactory, Host host)
+    private HostDemo(int seed, int randomOperations, ILoggerFactory loggerFactory, Host host, TraceRecorder? trace)
     {
         _seed = seed;
         _randomOperations = randomOperations;
         _scriptLog = loggerFactory.CreateLogger(LogCategories.Demo);
         _hostLog = loggerFactory.CreateLogger(LogCategories.HostMm);
         _host = host;
-        _host.Trace = new RecorderHostTrace(_recorder);
+        _trace = trace;
+        var timeline = new RecorderHostTrace(_recorder);
         _mm = host.CreateMm();
+        if (trace is null)
+        {
+            _host.Trace = timeline;
+            return;
+        }
+
+        var file = new TracingHostTrace(trace);
+        file.MapProcess(_mm, TracePid);
+        _host.Trace = new FanOutHostTrace(timeline, file);
+        trace.NameProcess(TracePid, "process");
+        trace.NameCurrentThread("host-demo");
     }
 
     /// <summary>Runs the script once on a new host.</summary>
     /// <param name="seed">Seed of the random operations.</param>
     /// <param name="randomOperations">How many random operations to issue (0 or more).</param>
     /// <param name="loggerFactory">Where the steps (Information) and the audits (Debug, Warning) are logged.</param>
-    public static HostDemoResult Run(int seed, int randomOperations, ILoggerFactory loggerFactory)
+    /// <param name="trace">
+    /// Where the run's timeline is recorded (<c>--trace FILE</c>): each script step as a span, the process's notifier
+    /// invalidations (a passive subscriber, registered first) and the host's TLB flushes; null for none.
+    /// </param>
+    public static HostDemoResult Run(int seed, int randomOperations, ILoggerFactory loggerFactory, TraceRecorder? trace = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(randomOperations);
         ArgumentNullException.ThrowIfNull(loggerFactory);
@@ -81,7 +103,7 @@ internal sealed class HostDemo
             Memory = new HostMemoryOptions { TotalBytes = HostBytes },
             LegacyChangePte = false,
         });
-        var demo = new HostDemo(seed, randomOperations, loggerFactory, host);
+        var demo = new HostDemo(seed, randomOperations, loggerFactory, host, trace);
         try
         {
             return demo.Execute();
@@ -106,7 +128,12 @@ internal sealed class HostDemo
         var chain = mm.Notifiers;
 
         // Registration, oldest first: the list is walked newest first, so the recorder sees every start
-        // first and the sleeper last.
+        // first and the sleeper last (and the trace file's subscriber, with --trace, after them all).
+        if (_trace is { } trace)
+        {
+            new TracingNotifier(trace, TracePid, chain).Register();
+        }
+
         chain.Register(new SleepingNotifier(_recorder));
         using var channel = UserEventChannel.Open(mm);
         chain.Register(_recorder);
@@ -307,7 +334,9 @@ internal sealed class HostDemo
     private void Step(string label, Hva start, Hva end, Action action)
     {
         Note(label, start, end);
+        var started = _trace is null ? 0 : Stopwatch.GetTimestamp();
         action();
+        _trace?.Complete(TraceEventTypes.DemoStep, TracePid, started, text0: label);
         Audit(label);
     }
 

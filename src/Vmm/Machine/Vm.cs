@@ -492,6 +492,7 @@ public sealed class Vm : IDisposable
 
             // Ahead of the MMU's own subscription, so each invalidation's span encloses the MMU's zap.
             new TracingNotifier(recorder, pid, process.Notifiers).Register();
+            (machine.Host.Trace as TracingHostTrace)?.MapProcess(process, pid);
         }
 
         mmu.Trace = FanOutMmuTrace.Of(logging, timeline);

@@ -45,6 +45,27 @@ public static class TraceEventTypes
     /// <summary><c>host_fork</c>: the host forked the VM's process and reaped the child.</summary>
     public static readonly TraceEventType HostFork = new("host_fork", "mm", TracePhase.Complete);
 
+    /// <summary><c>swap_writepage</c>: one swap write request, a run of contiguous slots (pageout of a reclaim batch); zero-filled pages in it are kept by the swap area without device I/O.</summary>
+    public static readonly TraceEventType SwapWrite = new("swap_writepage", "swap", TracePhase.Complete, ["slot", "pages", "bytes"], textNames: ["result"]);
+
+    /// <summary><c>swap_readpage</c>: one swap read request, a run of contiguous slots (the faulting page and its read-ahead).</summary>
+    public static readonly TraceEventType SwapRead = new("swap_readpage", "swap", TracePhase.Complete, ["slot", "pages", "bytes"], textNames: ["result"]);
+
+    /// <summary><c>ksm_merge_one_page</c>: one page's mapping replaced by the KSM page (or the zero page), from the invalidation's start to the end of the merge.</summary>
+    public static readonly TraceEventType KsmMerge = new("ksm_merge_one_page", "ksm", TracePhase.Complete, ["hva", "pfn", "kpfn"], hexMask: 0b111);
+
+    /// <summary><c>mm_migrate_pages</c>: one migration attempt of a page (or a huge page), node from → to, and its result.</summary>
+    public static readonly TraceEventType MigratePage = new("mm_migrate_pages", "migrate", TracePhase.Complete, ["pfn", "from", "to"], hexMask: 0b001, textNames: ["result", "size"]);
+
+    /// <summary><c>split_huge_pmd</c>: a huge leaf split into 512 PTEs.</summary>
+    public static readonly TraceEventType HugeSplit = new("split_huge_pmd", "thp", TracePhase.Complete, ["hva"], hexMask: 0b001);
+
+    /// <summary><c>mm_collapse_huge_page</c>: khugepaged's collapse of a 2 MiB range past its first scan, and its result.</summary>
+    public static readonly TraceEventType HugeCollapse = new("mm_collapse_huge_page", "thp", TracePhase.Complete, ["hva"], hexMask: 0b001, textNames: ["result"]);
+
+    /// <summary><c>demo_step</c>: one step of <c>hv demo host</c>'s script, from its start to its end (the audit excluded).</summary>
+    public static readonly TraceEventType DemoStep = new("demo_step", "demo", TracePhase.Complete, textNames: ["step"]);
+
     /// <summary>Counter track <c>memory</c> of a VM's process: pages resident, swapped out and merged by KSM.</summary>
     public static readonly TraceEventType MemoryCounter = new("memory", "counter", TracePhase.Counter, ["resident", "swapped", "merged"]);
 
@@ -53,4 +74,13 @@ public static class TraceEventTypes
 
     /// <summary>Counter track <c>swap</c> of the host: pages swapped in and out so far.</summary>
     public static readonly TraceEventType SwapCounter = new("swap", "counter", TracePhase.Counter, ["pswpin", "pswpout"]);
+
+    /// <summary>Counter track <c>thp</c> of a VM's process: huge leaves mapped by the host.</summary>
+    public static readonly TraceEventType ThpCounter = new("thp", "counter", TracePhase.Counter, ["huge_leaves"]);
+
+    /// <summary>Counter track <c>ksm</c> of the host: KSM pages shared and the mappings sharing them.</summary>
+    public static readonly TraceEventType KsmCounter = new("ksm", "counter", TracePhase.Counter, ["pages_shared", "pages_sharing"]);
+
+    /// <summary>Counter track <c>migrate</c> of the host: pages migrated and failed so far.</summary>
+    public static readonly TraceEventType MigrateCounter = new("migrate", "counter", TracePhase.Counter, ["pgmigrate_success", "pgmigrate_fail"]);
 }

@@ -12,10 +12,10 @@ namespace Hypervisor.Vmm.Tracing;
 /// </summary>
 public sealed class TraceRecorder
 {
-    /// <summary>The default ring size, in events.</summary>
+    /// <summary>The default ring size, in events (its memory is allocated as it fills, <see cref="TraceRing.DefaultChunkSize"/> events at a time).</summary>
     public const int DefaultCapacity = 1_000_000;
 
-    /// <summary>The largest ring size accepted (about 72 bytes an event).</summary>
+    /// <summary>The largest ring size accepted (80 bytes an event once used: 1.6 GB when full).</summary>
     public const int MaxCapacity = 20_000_000;
 
     /// <summary>The smallest ring size accepted.</summary>
@@ -52,6 +52,9 @@ public sealed class TraceRecorder
 
     /// <summary>The ring's size in events.</summary>
     public int Capacity => _ring.Capacity;
+
+    /// <summary>Event slots allocated so far (the ring grows a chunk at a time up to <see cref="Capacity"/>).</summary>
+    public long AllocatedEvents => _ring.AllocatedSlots;
 
     /// <summary>The names given to trace processes, by pid.</summary>
     public IReadOnlyDictionary<int, string> ProcessNames => _processNames;

@@ -5,8 +5,9 @@ namespace Hypervisor.Vmm.Tracing;
 
 /// <summary>
 /// A thread (<c>trace-sampler</c>) that samples counter tracks into a <see cref="TraceRecorder"/> every
-/// <see cref="Interval"/> while VMs run: per VM its process's resident, swapped and KSM-merged pages and its present
-/// sptes; for the host, pages swapped in and out. A last sample is taken when it stops.
+/// <see cref="Interval"/> while VMs run: per VM its process's resident, swapped and KSM-merged pages, its present
+/// sptes and (with THP) its huge leaves; for the host, pages swapped in and out (with swap), KSM's shared and sharing
+/// pages (with KSM) and pages migrated and failed (once any was). A last sample is taken when it stops.
 /// </summary>
 public sealed class TraceSampler : IDisposable
 {
@@ -35,6 +36,10 @@ public sealed class TraceSampler : IDisposable
 
     /// <summary>The time between samples.</summary>
     public TimeSpan Interval { get; }
+
+    /// <summary>Starts sampling <paramref name="vms"/> into <paramref name="recorder"/>; null (nothing to stop) without a recorder.</summary>
+    public static TraceSampler? Start(TraceRecorder? recorder, params IReadOnlyList<Vm> vms) =>
+        recorder is null ? null : new TraceSampler(recorder, vms);
 
     /// <summary>Takes the last sample and stops the thread. Call before the VMs' processes exit.</summary>
     public void Dispose()
@@ -78,12 +83,34 @@ public sealed class TraceSampler : IDisposable
             {
                 _recorder.Instant(TraceEventTypes.SptesCounter, pid, mmu.Ept.PresentLeaves);
             }
+
+            if (vm.Options.TransparentHugePages != ThpMode.Never)
+            {
+                _recorder.Instant(TraceEventTypes.ThpCounter, pid, process.ThpStats.HugeLeaves);
+            }
         }
 
-        if (_host is { Reclaim.Area: not null } swapping)
+        if (_host is null)
         {
-            var reclaim = swapping.Reclaim.Stats;
+            return;
+        }
+
+        if (_host.Reclaim.Area is not null)
+        {
+            var reclaim = _host.Reclaim.Stats;
             _recorder.Instant(TraceEventTypes.SwapCounter, TraceRecorder.HostPid, reclaim.Pswpin, reclaim.Pswpout);
+        }
+
+        if (_vms.Any(v => v.Options.Ksm))
+        {
+            var ksm = _host.Ksm.Stats;
+            _recorder.Instant(TraceEventTypes.KsmCounter, TraceRecorder.HostPid, ksm.PagesShared, ksm.PagesSharing);
+        }
+
+        var migration = _host.Migration.Stats;
+        if (migration.PgmigrateSuccess + migration.PgmigrateFail > 0)
+        {
+            _recorder.Instant(TraceEventTypes.MigrateCounter, TraceRecorder.HostPid, migration.PgmigrateSuccess, migration.PgmigrateFail);
         }
     }
 }

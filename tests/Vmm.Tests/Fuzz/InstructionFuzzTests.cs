@@ -19,6 +19,9 @@ public sealed class InstructionFuzzTests
     public const ulong LongRunFirstSeed = 1_000_000;
 
     // Generous: an input is 10 000 instructions (a few milliseconds), but the machine has two cores shared with other work.
+    // The worst budget unit is one chunk of a repeated string instruction: X86Cpu.RepChunk element iterations,
+    // RepDeviceChunk MMIO or port exits or RepBulkChunkPages bulk pages, a fraction of a millisecond each, so an input
+    // stays within seconds.
     private static readonly TimeSpan PerInputLimit = TimeSpan.FromSeconds(20);
 
     [Test]

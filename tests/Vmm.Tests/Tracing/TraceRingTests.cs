@@ -43,13 +43,15 @@ public sealed class TraceRingTests
         Assert.That(snapshot.Dropped, Is.Zero);
     }
 
-    [TestCase(1 << 20, Description = "room for all")]
-    [TestCase(1000, Description = "wraps many times")]
-    public void ThreadsRecordingAtOnceKeepEachThreadsOrder(int capacity)
+    [TestCase(1 << 20, TraceRing.DefaultChunkSize, Description = "room for all")]
+    [TestCase(1000, TraceRing.DefaultChunkSize, Description = "wraps many times")]
+    [TestCase(1 << 20, 1000, Description = "room for all, threads allocating chunks at once")]
+    [TestCase(1000, 7, Description = "wraps many times over chunks of 7 and a last one of 6")]
+    public void ThreadsRecordingAtOnceKeepEachThreadsOrder(int capacity, int chunkSize)
     {
         const int threads = 4;
         const int perThread = 50_000;
-        var ring = new TraceRing(capacity);
+        var ring = new TraceRing(capacity, chunkSize);
         using var start = new Barrier(threads);
         var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
         {
@@ -80,6 +82,48 @@ public sealed class TraceRingTests
                 Assert.That(indices, Is.Ordered.Ascending.And.Unique, $"thread {group.Key}");
                 Assert.That(group.All(e => e.Tid == group.Key && e.Type == Kind), Is.True, "no event mixes two writers' fields");
             }
+        });
+    }
+
+    [Test]
+    public void ARingAllocatesItsSlotsAChunkAtATimeAsItFills()
+    {
+        var ring = new TraceRing(100, chunkSize: 16);
+        var allocated = new List<long> { ring.AllocatedSlots };
+        foreach (var count in new[] { 1, 39, 160 })
+        {
+            for (var i = 0; i < count; i++)
+            {
+                ring.Record(new TraceEvent { Type = Kind, Arg1 = ring.Recorded });
+            }
+
+            allocated.Add(ring.AllocatedSlots);
+        }
+
+        var snapshot = ring.Snapshot();
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(allocated, Is.EqualTo(new long[] { 0, 16, 48, 100 }), "nothing up front, then a chunk as each is first reached, the last one 4 long");
+            Assert.That(snapshot.Events.Select(e => e.Arg1), Is.EqualTo(Enumerable.Range(100, 100).Select(i => (long)i)));
+            Assert.That(snapshot.Dropped, Is.EqualTo(100));
+        });
+    }
+
+    [Test]
+    public void ADefaultRecorderOfAShortRunAllocatesOneChunkNotItsWholeCapacity()
+    {
+        var recorder = new TraceRecorder();
+        for (var i = 0; i < 1000; i++)
+        {
+            recorder.Instant(Kind, TraceRecorder.HostPid, i);
+        }
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(recorder.Capacity, Is.EqualTo(TraceRecorder.DefaultCapacity));
+            Assert.That(recorder.AllocatedEvents, Is.EqualTo(TraceRing.DefaultChunkSize));
+            Assert.That(recorder.Snapshot().Events, Has.Count.EqualTo(1000));
         });
     }
 

@@ -4,6 +4,7 @@ using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Demo.Swap;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Demo.Migrate;
 
@@ -35,10 +36,12 @@ public sealed partial class MigrateDemo
             VcpuNode = 0,
             CommandLine = string.Create(CultureInfo.InvariantCulture, $"console=ttyS0 memtest.mib={mib}"),
             InitialRamDisk = InitialRamDisk.Load(initrd),
+            Trace = _options.Trace,
         };
         var gate = new Lock();
         using var vm = new Vm(options, new GuestConsole(console));
         vm.Boot(ElfImage.Parse(File.ReadAllBytes(kernel)));
+        using var sampler = TraceSampler.Start(_options.Trace, vm);
         var vcpu = vm.Emulated!.Cpus[0];
         vcpu.SliceInstructions = SliceInstructions;
         vcpu.SliceGate = gate;

@@ -9,6 +9,7 @@ using Hypervisor.Vmm.Demo.Ksm;
 using Hypervisor.Vmm.Demo.Swap;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Demo.Migrate;
 
@@ -78,12 +79,14 @@ public sealed partial class MigrateDemo
             NumaNodes = 2,
             VcpuNode = 0,
             CommandLine = string.Create(CultureInfo.InvariantCulture, $"pages={_options.Pages} kinds={_options.Kinds} every={_options.Every} passes={_options.Passes}"),
+            Trace = _options.Trace,
         };
 
         var guest = new GuestState();
         var gate = new Lock();
         using var vm = new Vm(options, new GuestConsole(new ConsoleLineWatcher(guest.OnLine)));
         vm.Boot(image);
+        using var sampler = TraceSampler.Start(_options.Trace, vm);
         var vcpu = vm.Emulated!.Cpus[0];
         vcpu.SliceInstructions = SliceInstructions;
         vcpu.SliceGate = gate;

@@ -50,6 +50,9 @@ public sealed record MigrateDemoOptions
     /// <summary>Where the sample guest images are (null: <c>guests/build</c> of the repository).</summary>
     public string? GuestsFolder { get; init; }
 
+    /// <summary>Where the demo's timeline is recorded (<c>--trace FILE</c>), or null.</summary>
+    public Hypervisor.Vmm.Tracing.TraceRecorder? Trace { get; init; }
+
     /// <summary>Checks every rule.</summary>
     /// <exception cref="MigrateDemoOptionsException">A value breaks its rule (the message names it).</exception>
     public void Validate()

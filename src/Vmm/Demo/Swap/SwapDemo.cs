@@ -7,6 +7,7 @@ using Hypervisor.Notifier;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Demo.Swap;
 
@@ -104,6 +105,7 @@ public sealed partial class SwapDemo
     private VmRunResult RunShown(Vm vm)
     {
         Volatile.Write(ref _current, vm);
+        using var sampler = TraceSampler.Start(_options.Trace, vm);
         try
         {
             return vm.Run();
@@ -127,6 +129,7 @@ public sealed partial class SwapDemo
         LruPolicy = _options.LruPolicy,
         SecondaryAging = secondaryAging,
         CommandLine = commandLine,
+        Trace = _options.Trace,
     };
 
     private MemtestPhaseResult RunMemtestPhase()

@@ -42,6 +42,9 @@ public sealed record SwapDemoOptions
     /// <summary>Where the sample guest images are (null: <c>guests/build</c> of the repository).</summary>
     public string? GuestsFolder { get; init; }
 
+    /// <summary>Where the demo's timeline is recorded (<c>--trace FILE</c>), or null.</summary>
+    public Hypervisor.Vmm.Tracing.TraceRecorder? Trace { get; init; }
+
     /// <summary>Audit the host and the secondary MMU after every reclaim batch of phase 1 (the default); off only to time the phase.</summary>
     public bool AuditEveryBatch { get; init; } = true;
 

@@ -9,6 +9,7 @@ using Hypervisor.Vmm.Demo.Ksm;
 using Hypervisor.Vmm.Demo.Swap;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Demo.Thp;
 
@@ -92,6 +93,7 @@ public sealed partial class ThpDemo
         MemoryBytes = _options.GuestBytes,
         TransparentHugePages = mode,
         Timeout = _options.PhaseTimeout,
+        Trace = _options.Trace,
         CommandLine = string.Create(CultureInfo.InvariantCulture, $"pages={_options.Pages} kinds={_options.Kinds} every={_options.Every} passes={_options.Passes}"),
     };
 
@@ -102,6 +104,7 @@ public sealed partial class ThpDemo
         using var vm = new Vm(OptionsFor(mode), new GuestConsole(new ConsoleLineWatcher(guest.OnLine)));
         vm.Boot(image);
         Volatile.Write(ref _vm, vm);
+        using var sampler = TraceSampler.Start(_options.Trace, vm);
         try
         {
             var result = vm.Run();
@@ -137,6 +140,7 @@ public sealed partial class ThpDemo
         var gate = new Lock();
         using var vm = new Vm(OptionsFor(ThpMode.Always), new GuestConsole(new ConsoleLineWatcher(guest.OnLine)));
         vm.Boot(image);
+        using var sampler = TraceSampler.Start(_options.Trace, vm);
         var vcpu = vm.Emulated!.Cpus[0];
         vcpu.SliceInstructions = SliceInstructions;
         vcpu.SliceGate = gate;

@@ -38,6 +38,9 @@ public sealed record ThpDemoOptions
     /// <summary>Where the sample guest images are (null: <c>guests/build</c> of the repository).</summary>
     public string? GuestsFolder { get; init; }
 
+    /// <summary>Where the demo's timeline is recorded (<c>--trace FILE</c>), or null.</summary>
+    public Hypervisor.Vmm.Tracing.TraceRecorder? Trace { get; init; }
+
     /// <summary>Checks every rule.</summary>
     /// <exception cref="ThpDemoOptionsException">A value breaks its rule (the message names it).</exception>
     public void Validate()
