@@ -9,7 +9,8 @@ namespace Hypervisor.Vmm.Cli;
 /// former name, is an alias of <c>host</c>; <c>hv demo swap</c> swaps a running guest's memory (<see cref="SwapDemoCommand"/>);
 /// <c>hv demo ksm</c> merges several running guests' pages (<see cref="KsmDemoCommand"/>); <c>hv demo migrate</c> migrates a
 /// running guest's memory between NUMA nodes (<see cref="MigrateDemoCommand"/>); <c>hv demo thp</c> compares a guest with and
-/// without transparent huge pages, then splits and collapses them under it (<see cref="ThpDemoCommand"/>).
+/// without transparent huge pages, then splits and collapses them under it (<see cref="ThpDemoCommand"/>); <c>hv demo stress</c> runs every
+/// host mechanism at once under a guest that verifies its memory (<see cref="StressDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -24,6 +25,7 @@ internal static class DemoCommand
         demo.Subcommands.Add(KsmDemoCommand.Create(context));
         demo.Subcommands.Add(MigrateDemoCommand.Create(context));
         demo.Subcommands.Add(ThpDemoCommand.Create(context));
+        demo.Subcommands.Add(StressDemoCommand.Create(context));
         return demo;
     }
 }
