@@ -8,8 +8,9 @@
  *              data page, written by the host) and each CPU's snapshot of them (written by the guest); the data
  *              regions start at the next 2 MiB boundary, mib=N MiB per CPU (default 4), CPU k's region k-th.
  *   pass       CPU k writes every page of its region (a 64-bit pattern of cpu, pass, page and word; every
- *              kinds-th page instead a pattern of the page's kind alone, the same in every CPU and pass, so the
- *              host's KSM finds equal pages: kinds=K, default 8, 0 for none), then reads every page back.
+ *              kinds-th page of the even 2 MiB chunks of the region instead a pattern of the page's kind alone, the
+ *              same in every CPU and pass, so the host's KSM finds equal pages, while the odd chunks stay private and
+ *              can collapse into huge pages: kinds=K, default 8, 0 for none), then reads every page back.
  *   discards   the host may drop a data page (MADV_DONTNEED) at any time: it bumps the page's discard counter to an
  *              odd value first and to the next even value after, and the page then reads as zeros. A page that
  *              reads as all zeros is accepted (counted as discarded, not corrupted) only when its counter was odd
@@ -57,7 +58,7 @@ static void unlock_print(void) { __atomic_store_n(&print_lock, 0, __ATOMIC_RELEA
 static u64 pattern(u32 cpu, u64 pass, u64 page, u64 word)
 {
 	u64 x;
-	if (kinds && page % kinds == 0)
+	if (kinds && page % kinds == 0 && page / (HUGE / PAGE) % 2 == 0)
 		x = (page / kinds % 4 + 1) * 0x9E3779B97F4A7C15ul ^ (seed + word * 0x100000001B3ul);
 	else
 		x = (((u64)cpu << 56) ^ (pass << 32) ^ (page << 9) ^ word) * 0xD6E8FEB86659FD93ul ^ seed;

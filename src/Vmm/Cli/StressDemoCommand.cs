@@ -45,11 +45,17 @@ internal static class StressDemoCommand
         };
         var smp = CliOptions.BoundedInt("--smp", "vCPUs, each writing and verifying its own region of guest memory.", defaults.Vcpus, 1, StressDemoOptions.MaxVcpus);
         var memory = CliOptions.Size("--mem", "-m", "Guest RAM", defaults.GuestBytes, StressDemoOptions.MinGuestBytes, StressDemoOptions.MaxGuestBytes, Hypervisor.Notifier.Paging.LargePageSize);
+        var without = new Option<StressMechanismKind[]>("--without")
+        {
+            Description = $"Leave scheduled mechanisms out, to narrow a failing seed down: any of {string.Join(", ", StressSchedule.Scheduled)}.",
+            AllowMultipleArgumentsPerToken = true,
+            HelpName = "MECHANISM",
+        };
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
         var tracing = RunTraceOptions.Create();
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { duration, seed, smp, memory, guests, plain }.Concat(tracing.All))
+        foreach (var option in new Option[] { duration, seed, smp, memory, without, guests, plain }.Concat(tracing.All))
         {
             command.Options.Add(option);
         }
@@ -63,6 +69,7 @@ internal static class StressDemoCommand
                 Vcpus = parseResult.GetValue(smp),
                 GuestBytes = parseResult.GetValue(memory).Bytes,
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,
+                Without = (parseResult.GetValue(without) ?? []).ToHashSet(),
             };
 
             StressDemo demo;

@@ -34,7 +34,7 @@ internal static class StressDemoReport
         foreach (var m in result.Mechanisms)
         {
             string[] cells = [m.Name, N(m.Operations), m.OperationsPerSecond.ToString("N1", C), N(m.Effect), $"{m.OperationName}; effect: {m.EffectName}{(m.Detail.Length > 0 ? "; " + m.Detail : string.Empty)}"];
-            if (m.Active)
+            if (m.Active || o.Without.Contains(m.Kind))
             {
                 table.AddRow(cells);
             }
@@ -100,7 +100,7 @@ internal static class StressDemoReport
             reasons.Add("no audit ran");
         }
 
-        foreach (var m in result.Mechanisms.Where(m => !m.Active))
+        foreach (var m in result.Mechanisms.Where(m => !m.Active && !result.Options.Without.Contains(m.Kind)))
         {
             reasons.Add($"{m.Name}: {N(m.Operations)} {m.OperationName}, {N(m.Effect)} {m.EffectName}");
         }

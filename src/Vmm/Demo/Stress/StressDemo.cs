@@ -184,7 +184,7 @@ public sealed class StressDemo
                 auditor.Start();
                 Volatile.Write(ref _auditor, auditor);
                 var schedule = new StressSchedule(_options.Seed, layout);
-                foreach (var mechanism in mechanisms.Where(m => StressSchedule.Scheduled.Contains(m.Kind)))
+                foreach (var mechanism in mechanisms.Where(m => StressSchedule.Scheduled.Contains(m.Kind) && !_options.Without.Contains(m.Kind)))
                 {
                     mechanism.Start(schedule.For(mechanism.Kind), operationGate, stopMechanisms.Token);
                 }

@@ -59,11 +59,11 @@ public sealed class StressSchedule
         return kind switch
         {
             StressMechanismKind.Migration => new(kind, number, chunk, 0, pages, random.Next(2), 0, random.Next(5, 30)),
-            StressMechanismKind.NumaBalancing => new(kind, number, 0, 0, random.Next(256, 2048), 0, 0, random.Next(5, 20)),
+            StressMechanismKind.NumaBalancing => new(kind, number, 0, 0, random.Next(256, 1024), 0, 0, random.Next(20, 60)),
             StressMechanismKind.ThpSplit => new(kind, number, chunk, random.Next(pages), 1, 0, 0, random.Next(10, 40)),
             StressMechanismKind.ThpCollapse => new(kind, number, 0, 0, random.Next(512, 4096), 0, 0, random.Next(10, 40)),
             StressMechanismKind.Fork => new(kind, number, 0, 0, 0, 0, random.Next(2, 20), random.Next(20, 80)),
-            StressMechanismKind.MprotectStorm => Range(kind, number, chunk, random, 64, pages, random.Next(1, 9), random.Next(5, 30)),
+            StressMechanismKind.MprotectStorm => Range(kind, number, chunk, random, 128, pages, random.Next(1, 9), random.Next(2, 15)),
             StressMechanismKind.MemslotRemap => new(kind, number, chunk, 0, pages, 0, 0, random.Next(50, 200)),
             StressMechanismKind.DontNeed => Range(kind, number, chunk, random, 1, 16, 0, random.Next(5, 30)),
             _ => throw new ArgumentException($"{kind} has no schedule", nameof(kind)),

@@ -18,7 +18,8 @@ internal sealed class ThpCollapseMechanism(StressContext context) : StressMechan
         get
         {
             var stats = context.Host.Khugepaged.Stats;
-            return string.Create(CultureInfo.InvariantCulture, $"{stats.RangesScanned:N0} ranges scanned, {stats.FullScans:N0} full scans, {stats.CollapseAllocFailed:N0} allocations failed");
+            var skipped = string.Join(", ", stats.Skipped.Where(s => s.Value > 0).OrderByDescending(s => s.Value).Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.Key} {s.Value:N0}")));
+            return string.Create(CultureInfo.InvariantCulture, $"{stats.RangesScanned:N0} ranges scanned in {stats.FullScans:N0} full scans; skipped: {(skipped.Length > 0 ? skipped : "none")}");
         }
     }
 
