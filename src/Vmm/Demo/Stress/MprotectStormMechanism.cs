@@ -7,8 +7,7 @@ using Hypervisor.Notifier;
 namespace Hypervisor.Vmm.Demo.Stress;
 
 /// <summary>
-/// Storms of mprotect: a range of the guest's data made read-only in the host for a few milliseconds, then read-write
-/// again. A guest write into the window cannot be mapped writable (the EPT follows the host PTE), so the vCPU exits to
+/// Storms of mprotect: a vCPU's whole region made read-only in the host for a few milliseconds, then read-write again. A guest write into the window cannot be mapped writable (the EPT follows the host PTE), so the vCPU exits to
 /// the VMM with a memory fault (<see cref="Accel.Emulated.EmulatedVcpu.MemoryFaultHandler"/>); <see cref="Resolve"/>
 /// waits for the window to close, or, when it stays closed too long, restores write permission on the page itself, and
 /// the vCPU runs the write again — as KVM's mmu_stress_test does with KVM_EXIT_MEMORY_FAULT.
@@ -95,13 +94,13 @@ internal sealed class MprotectStormMechanism(StressContext context) : StressMech
             _open.Reset();
         }
 
-        context.Process.Mprotect(context.Memory.HvaOf(start), length, Protection.Read);
+        context.Memory.ForEachHostRange(start, length, (hva, bytes) => context.Process.Mprotect(hva, bytes, Protection.Read));
     }
 
     protected override void EndHold(in StressOperation operation)
     {
         var (start, length) = Range(operation);
-        context.Process.Mprotect(context.Memory.HvaOf(start), length, Protection.Read | Protection.Write);
+        context.Memory.ForEachHostRange(start, length, (hva, bytes) => context.Process.Mprotect(hva, bytes, Protection.Read | Protection.Write));
         lock (_windowLock)
         {
             _window = null;

@@ -75,6 +75,22 @@ internal sealed class StressGuestMemory
         return slot.GfnToHva(new Gpa(gpa).Gfn) + (gpa & (Paging.PageSize - 1));
     }
 
+    /// <summary>
+    /// Calls <paramref name="action"/> with each host range behind guest-physical <c>[gpa, gpa + length)</c>, one per
+    /// memslot it crosses (a remapped chunk lies elsewhere in the host than its neighbours).
+    /// </summary>
+    public void ForEachHostRange(ulong gpa, ulong length, Action<Hva, ulong> action)
+    {
+        var end = gpa + length;
+        while (gpa < end)
+        {
+            var slot = _mmu.Memslots.FindByGfn(new Gpa(gpa).Gfn) ?? throw new InvalidOperationException($"no memslot covers gpa 0x{gpa:x}");
+            var piece = Math.Min(end, slot.BaseGpa.Value + slot.Size) - gpa;
+            action(HvaOf(gpa), piece);
+            gpa += piece;
+        }
+    }
+
     /// <summary>The host address of chunk <paramref name="chunk"/> now.</summary>
     public Hva ChunkHva(int chunk) => HvaOf(Layout.ChunkGpa(chunk));
 

@@ -59,16 +59,20 @@ public sealed class StressSchedule
         return kind switch
         {
             StressMechanismKind.Migration => new(kind, number, chunk, 0, pages, random.Next(2), 0, random.Next(5, 30)),
-            StressMechanismKind.NumaBalancing => new(kind, number, 0, 0, random.Next(256, 1024), 0, 0, random.Next(20, 60)),
+            StressMechanismKind.NumaBalancing => new(kind, number, 0, 0, random.Next(64, 256), 0, 0, random.Next(50, 150)),
             StressMechanismKind.ThpSplit => new(kind, number, chunk, random.Next(pages), 1, 0, 0, random.Next(10, 40)),
-            StressMechanismKind.ThpCollapse => new(kind, number, 0, 0, random.Next(512, 4096), 0, 0, random.Next(10, 40)),
+            StressMechanismKind.ThpCollapse => new(kind, number, 0, 0, random.Next(4096, 8192), 0, 0, random.Next(10, 40)),
             StressMechanismKind.Fork => new(kind, number, 0, 0, 0, 0, random.Next(2, 20), random.Next(20, 80)),
-            StressMechanismKind.MprotectStorm => Range(kind, number, chunk, random, 128, pages, random.Next(1, 9), random.Next(2, 15)),
+            StressMechanismKind.MprotectStorm => Region(kind, number, layout, random.Next(layout.Vcpus), random.Next(2, 30), random.Next(5, 40)),
             StressMechanismKind.MemslotRemap => new(kind, number, chunk, 0, pages, 0, 0, random.Next(50, 200)),
             StressMechanismKind.DontNeed => Range(kind, number, chunk, random, 1, 16, 0, random.Next(5, 30)),
             _ => throw new ArgumentException($"{kind} has no schedule", nameof(kind)),
         };
     }
+
+    /// <summary>A whole vCPU's region: its writes fault wherever it is in its pass.</summary>
+    private static StressOperation Region(StressMechanismKind kind, long number, StressGuestLayout layout, int vcpu, int hold, int pause) =>
+        new(kind, number, vcpu * layout.PagesPerVcpu / StressGuestLayout.ChunkPages, 0, layout.PagesPerVcpu, 0, hold, pause);
 
     private static StressOperation Range(StressMechanismKind kind, long number, int chunk, Random random, int minPages, int maxPages, int hold, int pause)
     {
