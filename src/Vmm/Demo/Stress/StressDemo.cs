@@ -234,7 +234,7 @@ public sealed class StressDemo
 
         SetStage("final audit");
         auditor.AuditNow("after the guest exited");
-        var result = Result(vm, mechanisms, progress, auditor, latency, run!, stressElapsed, problem, Stopwatch.GetElapsedTime(start));
+        var result = Result(vm, layout, mechanisms, progress, auditor, latency, run!, stressElapsed, problem, Stopwatch.GetElapsedTime(start));
         Volatile.Write(ref _vm, null);
         SetStage("done");
         return result;
@@ -274,6 +274,7 @@ public sealed class StressDemo
 
     private StressDemoResult Result(
         Vm vm,
+        StressGuestLayout layout,
         IReadOnlyList<StressMechanism> mechanisms,
         StressGuestProgress progress,
         StressAuditor auditor,
@@ -289,6 +290,7 @@ public sealed class StressDemo
         return new StressDemoResult
         {
             Options = _options,
+            Layout = layout,
             Mechanisms = [.. mechanisms.Select(m => m.Snapshot(stressElapsed))],
             StressElapsed = stressElapsed,
             EptViolations = mmu.Faults,

@@ -39,7 +39,7 @@ public sealed record StressDemoOptions
     public ulong RegionBytes { get; init; }
 
     /// <summary>The memory cgroup limit as a share of the memory the guest touches: below 1, so reclaim swaps all along.</summary>
-    public double HostMemoryShare { get; init; } = 0.75;
+    public double HostMemoryShare { get; init; } = 0.8;
 
     /// <summary>How often the auditor runs a pass.</summary>
     public TimeSpan AuditInterval { get; init; } = TimeSpan.FromMilliseconds(150);

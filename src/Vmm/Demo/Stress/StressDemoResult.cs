@@ -10,6 +10,9 @@ public sealed record StressDemoResult
     /// <summary>The options the demo ran with (the seed among them).</summary>
     public required StressDemoOptions Options { get; init; }
 
+    /// <summary>Where the guest's control page and data were (the schedule's operations are drawn over it).</summary>
+    public required StressGuestLayout Layout { get; init; }
+
     /// <summary>Each mechanism, in <see cref="StressMechanismKind"/> order.</summary>
     public required IReadOnlyList<StressMechanismResult> Mechanisms { get; init; }
 
