@@ -12,8 +12,9 @@
  *              same in every CPU and pass, so the host's KSM finds equal pages, while the odd chunks stay private and
  *              can collapse into huge pages: kinds=K, default 8, 0 for none), then reads every page back.
  *   discards   the host may drop a data page (MADV_DONTNEED) at any time: it bumps the page's discard counter to an
- *              odd value first and to the next even value after, and the page then reads as zeros. A page that
- *              reads as all zeros is accepted (counted as discarded, not corrupted) only when its counter was odd
+ *              odd value first and to the next even value after, and the page then reads as zeros (or, dropped
+ *              while the CPU was writing it, zeros where it wrote before the drop). A page whose every word is zero
+ *              or what the CPU wrote is accepted (counted as discarded, not corrupted) only when its counter was odd
  *              when the CPU wrote it or has moved since: no other page may differ from what the CPU wrote.
  *   stop       the host sets the control page's stop word; each CPU finishes its pass and stops.
  *   passes=P   stop after P passes instead (0, the default: run until stopped).
@@ -77,10 +78,12 @@ static u64 write_pass(u32 cpu, u64 pass)
 	return pages_per_cpu;
 }
 
-static int all_zero(volatile u64 *p)
+/* What a discard can leave: the page dropped between two of the CPU's stores holds zeros before the drop and the
+ * pattern after it, so every word is either zero or what the CPU wrote. */
+static int discard_shaped(volatile u64 *p, u32 cpu, u64 pass, u64 page)
 {
 	for (u64 w = 0; w < WORDS; w++)
-		if (p[w])
+		if (p[w] && p[w] != pattern(cpu, pass, page, w))
 			return 0;
 	return 1;
 }
@@ -102,7 +105,7 @@ static void verify_pass(u32 cpu, u64 pass, u64 *corrupted, u64 *discarded, u64 *
 		/* The counter is read after the page: a discard that zeroed the page moved it before (to odd) or is over. */
 		u32 now = __atomic_load_n(&discards[first + i], __ATOMIC_ACQUIRE);
 		u32 then = snapshots[first + i];
-		if (all_zero(p) && ((then & 1) || now != then)) {
+		if (discard_shaped(p, cpu, pass, i) && ((then & 1) || now != then)) {
 			(*discarded)++;
 			continue;
 		}

@@ -1,6 +1,8 @@
 using Hypervisor.Vmm.Cli;
 using Hypervisor.Vmm.Demo.Stress;
 using Hypervisor.Vmm.Tests.Support;
+using Hypervisor.Vmm.Tests.Tracing;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Tests.Demo;
 
@@ -14,6 +16,7 @@ public sealed class StressDemoTests
     {
         Duration = TimeSpan.FromSeconds(8),
         AuditInterval = TimeSpan.FromMilliseconds(400),
+        HostMemoryShare = 0.5, // reclaim from the first pass on, however slow the build
         Seed = seed,
         Vcpus = 2,
         GuestBytes = 32UL << 20,
@@ -27,15 +30,17 @@ public sealed class StressDemoTests
     [Category(TestCategories.Guest)]
     public void EveryMechanismRunsUnderTheGuestWithCleanAuditsAndNoCorruptedPage()
     {
-        var result = new StressDemo(Short(seed: 7)).Run();
+        var trace = new TraceRecorder();
+        var result = new StressDemo(Short(seed: 7) with { Trace = trace }).Run();
         TestContext.Out.WriteLine(string.Join(Environment.NewLine, result.Mechanisms.Select(m => $"{m.Name}: {m.Operations} {m.OperationName}, {m.Effect} {m.EffectName}; {m.Detail}")));
+        TestContext.Out.WriteLine(string.Join(Environment.NewLine, result.CorruptionLines));
 
         Assert.Multiple(() =>
         {
             Assert.That(result.Problem, Is.Null);
             Assert.That(result.AuditViolations, Is.Empty);
             Assert.That(result.AuditPasses, Is.Positive);
-            Assert.That(result.CorruptedPages, Is.Zero, string.Join(Environment.NewLine, result.CorruptionLines));
+            Assert.That(result.CorruptedPages, Is.Zero, string.Join(Environment.NewLine, result.CorruptionLines.Append(result.Verdict)));
             Assert.That(result.GuestExitCode, Is.Zero, result.Verdict);
             Assert.That(result.PagesVerified, Is.Positive);
             Assert.That(result.Mechanisms.Select(m => m.Kind), Is.EqualTo(Enum.GetValues<StressMechanismKind>()), "one row per mechanism, in order");
@@ -56,6 +61,25 @@ public sealed class StressDemoTests
             {
                 Assert.That(mechanism.Sample, Is.Not.Empty, mechanism.Name);
                 Assert.That(mechanism.Sample, Is.EqualTo(schedule.Take(mechanism.Kind, mechanism.Sample.Count)), $"{mechanism.Name} ran its schedule");
+            }
+
+            // --trace: a well-formed timeline with the mechanisms' threads as tracks (those whose operations always record events).
+            var path = Path.Combine(Path.GetTempPath(), "hv-stress-trace-" + Guid.NewGuid().ToString("N") + ".json");
+            try
+            {
+                using (var file = File.Create(path))
+                {
+                    ChromeTraceWriter.Write(file, trace);
+                }
+
+                var timeline = TraceFile.Load(path);
+                Assert.That(timeline.Problems, Is.Empty, string.Join(Environment.NewLine, timeline.Problems.Take(10)));
+                var tracks = timeline.Named("thread_name").Select(e => e.GetProperty("args").GetProperty("name").GetString()).ToHashSet();
+                Assert.That(tracks, Is.SupersetOf(new[] { "stress-Migration", "stress-Fork", "stress-MprotectStorm" }));
+            }
+            finally
+            {
+                File.Delete(path);
             }
         });
     }

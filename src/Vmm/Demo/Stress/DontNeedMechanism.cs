@@ -5,11 +5,12 @@ namespace Hypervisor.Vmm.Demo.Stress;
 
 /// <summary>
 /// madvise(MADV_DONTNEED) of a few guest data pages. DONTNEED drops the contents by definition (the pages read as zeros
-/// afterwards), so the verifier is told: the rule is that the host bumps each page's discard counter in the guest's
-/// control area to an odd value before the madvise and to the next even value after it, and the guest accepts a page
-/// that reads as all zeros only when its counter was odd when it wrote the page or has moved since (a seqcount: a
-/// discard that could have hit the page after the write moved the counter before it zeroed anything). Every other
-/// difference is a corrupted page.
+/// afterwards; one dropped while the guest was writing it holds zeros where it was written before the drop), so the
+/// verifier is told: the rule is that the host bumps each page's discard counter in the guest's control area to an odd
+/// value before the madvise and to the next even value after it, and the guest accepts a page whose every word is zero
+/// or what it wrote only when its counter was odd when it wrote the page or has moved since (a seqcount: a discard that
+/// could have hit the page after the write moved the counter before it zeroed anything). Every other difference is a
+/// corrupted page.
 /// </summary>
 internal sealed class DontNeedMechanism(StressContext context) : StressMechanism
 {

@@ -22,16 +22,16 @@ internal sealed class NumaBalancingMechanism : StressMechanism
 
     public override string OperationName => "scan steps";
 
-    public override string EffectName => "pages migrated by hinting faults";
+    public override string EffectName => "hinting faults";
 
-    public override long Effect => _context.Host.NumaBalancing.Stats.NumaPagesMigrated;
+    public override long Effect => _context.Host.NumaBalancing.Stats.NumaHintFaults;
 
     public override string Detail
     {
         get
         {
             var stats = _context.Host.NumaBalancing.Stats;
-            return string.Create(CultureInfo.InvariantCulture, $"{stats.NumaPteUpdates:N0} PTEs made PROT_NONE, {stats.NumaHintFaults:N0} hinting faults ({stats.NumaHintFaultsLocal:N0} local)");
+            return string.Create(CultureInfo.InvariantCulture, $"{stats.NumaPteUpdates:N0} PTEs made PROT_NONE; {stats.NumaHintFaultsLocal:N0} of the faults local, {stats.NumaPagesMigrated:N0} pages migrated to the faulting vCPU's node");
         }
     }
 

@@ -65,10 +65,15 @@ internal sealed class StressAuditor : IDisposable
         }
     }
 
-    /// <summary>Starts the audit thread.</summary>
-    public void Start()
+    /// <summary>Starts the audit thread (a track of <paramref name="trace"/>, if any).</summary>
+    public void Start(Tracing.TraceRecorder? trace)
     {
-        _thread = new Thread(Loop) { IsBackground = true, Name = "stress-auditor" };
+        _thread = new Thread(() =>
+        {
+            trace?.NameCurrentThread("stress-auditor");
+            Loop();
+        })
+        { IsBackground = true, Name = "stress-auditor" };
         _thread.Start();
     }
 

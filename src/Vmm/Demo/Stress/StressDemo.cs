@@ -181,12 +181,12 @@ public sealed class StressDemo
             if (problem is null)
             {
                 Volatile.Write(ref _mechanisms, mechanisms);
-                auditor.Start();
+                auditor.Start(_options.Trace);
                 Volatile.Write(ref _auditor, auditor);
                 var schedule = new StressSchedule(_options.Seed, layout);
                 foreach (var mechanism in mechanisms.Where(m => StressSchedule.Scheduled.Contains(m.Kind) && !_options.Without.Contains(m.Kind)))
                 {
-                    mechanism.Start(schedule.For(mechanism.Kind), operationGate, stopMechanisms.Token);
+                    mechanism.Start(schedule.For(mechanism.Kind), operationGate, stopMechanisms.Token, _options.Trace);
                 }
 
                 started = true;

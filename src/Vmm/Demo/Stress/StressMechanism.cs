@@ -52,10 +52,16 @@ internal abstract class StressMechanism
         }
     }
 
-    /// <summary>Starts the mechanism's thread over <paramref name="operations"/> (none for a daemon).</summary>
-    public void Start(IEnumerable<StressOperation> operations, HostOperationGate gate, CancellationToken stop)
+    /// <summary>Starts the mechanism's thread over <paramref name="operations"/> (none for a daemon); it is a track of <paramref name="trace"/>, if any.</summary>
+    public void Start(IEnumerable<StressOperation> operations, HostOperationGate gate, CancellationToken stop, Tracing.TraceRecorder? trace)
     {
-        _thread = new Thread(() => Loop(operations, gate, stop)) { IsBackground = true, Name = $"stress-{Kind}" };
+        var name = $"stress-{Kind}";
+        _thread = new Thread(() =>
+        {
+            trace?.NameCurrentThread(name);
+            Loop(operations, gate, stop);
+        })
+        { IsBackground = true, Name = name };
         _thread.Start();
     }
 
