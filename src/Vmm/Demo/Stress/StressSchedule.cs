@@ -59,7 +59,7 @@ public sealed class StressSchedule
         return kind switch
         {
             StressMechanismKind.Migration => new(kind, number, chunk, 0, pages, random.Next(2), 0, random.Next(5, 30)),
-            StressMechanismKind.NumaBalancing => new(kind, number, 0, 0, random.Next(128, 512), 0, 0, random.Next(30, 90)),
+            StressMechanismKind.NumaBalancing => new(kind, number, 0, 0, random.Next(1024, 4096), 0, 0, random.Next(100, 300)),
             StressMechanismKind.ThpSplit => new(kind, number, chunk, random.Next(pages), 1, 0, 0, random.Next(10, 40)),
             StressMechanismKind.ThpCollapse => new(kind, number, 0, 0, random.Next(8192, 16384), 0, 0, random.Next(10, 40)),
             StressMechanismKind.Fork => new(kind, number, 0, 0, 0, 0, random.Next(2, 20), random.Next(20, 80)),
