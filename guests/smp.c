@@ -3,8 +3,7 @@
  * the new page.
  *
  *   CPUs       fw_cfg NB_CPUS (QEMU -smp N, hv --smp N); APIC ids 0..N-1; the boot CPU is id 0.
- *   trampoline copied to TRAMPOLINE (SIPI vector TRAMPOLINE >> 12): 16-bit real mode -> 32-bit protected mode
- *              -> long mode on the boot page tables, each AP on its own stack, into ap_main.
+ *   start-up   lib/smpboot.h (the trampoline, INIT-SIPI-SIPI, the barrier); each AP enters ap_main.
  *   local APIC xAPIC MMIO at 0xFEE00000, mapped here with a 2 MiB uncached page.
  *   memtest    mib=N MiB after the image (default 8): CPU k fills part k, then verifies part k+1 (another
  *              CPU's writes), so every word crosses CPUs once.
@@ -15,22 +14,10 @@
  *
  * Prints the same lines under QEMU and hv (no timings). Exit 0 when every check passes, 1 otherwise, 2 when the
  * memory does not fit or the machine has one CPU. */
-#include "rt.h"
+#include "smpboot.h"
 
 #define MIB (1ul << 20)
 #define PAGE 4096ul
-#define MAX_CPUS 64
-#define TRAMPOLINE 0x8000ul
-#define APIC_BASE 0xFEE00000ul
-#define APIC_ID 0x20
-#define APIC_EOI 0xB0
-#define APIC_SVR 0xF0
-#define APIC_ICR_LOW 0x300
-#define APIC_ICR_HIGH 0x310
-#define ICR_BUSY (1u << 12)
-#define ICR_INIT 0x4500u              /* INIT, level assert, edge */
-#define ICR_STARTUP 0x4600u           /* SIPI | vector */
-#define ICR_FIXED_ALL_BUT_SELF 0xC4000u /* fixed, assert, shorthand all excluding self */
 #define IPI_VECTOR 0xF0
 #define VA_TEST 0x40000000ul          /* 1 GiB: PML4[0], PDPT[1] */
 #define PTE_P 0x001ul
@@ -39,128 +26,25 @@
 #define PTE_PCD 0x010ul
 #define PTE_PS 0x080ul
 #define IDENTITY_LIMIT (1ul << 30)
-#define SPIN_LIMIT 200000000ul
 
 typedef u64 table_t[512] __attribute__((aligned(4096)));
 static table_t apic_pd, test_pd, test_pt;
 static u8 test_frames[2][PAGE] __attribute__((aligned(4096)));
-static u8 ap_stacks[MAX_CPUS][16384] __attribute__((aligned(16)));
 
 struct idt_gate { u16 off0, sel; u8 ist, type; u16 off1; u32 off2, zero; } __attribute__((packed));
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 static struct { u16 limit; u64 base; } __attribute__((packed)) idt_ptr;
 
 extern u64 boot_pml4[512];
-extern char tramp_start[], tramp_end[];
-/* Written by the boot CPU before each start-up, read by the trampoline at its final address. */
-extern u64 tramp_stack, tramp_entry;
 
-static volatile u32 started;          /* APs that reached ap_main */
 static volatile u32 cpu_count;
-static volatile u32 barrier_count, barrier_generation;
 static volatile u64 verified_words, bad_words;
 static volatile u64 shoot_tag, shoot_acks, shoot_stale;
 static volatile u32 shoot_done, parked;
 static u64 region_start, region_words, seed;
 
-/* The trampoline, assembled into .rodata and copied to TRAMPOLINE; its labels are used as offsets from
- * tramp_start, so it runs wherever CS points (CS = TRAMPOLINE >> 4, IP = 0). GDT: 0x08 64-bit code, 0x10 flat
- * data (as the boot GDT, so interrupt gates with selector 0x08 work on every CPU), 0x18 32-bit code. */
-__asm__(
-	"	.section .rodata.trampoline, \"a\"\n"
-	"	.balign 16\n"
-	"	.globl tramp_start, tramp_end, tramp_stack, tramp_entry\n"
-	"	.code16\n"
-	"tramp_start:\n"
-	"	cli\n"
-	"	cld\n"
-	"	movw %cs, %ax\n"
-	"	movw %ax, %ds\n"
-	"	lgdtl tramp_gdt_ptr - tramp_start\n"
-	"	movl %cr0, %eax\n"
-	"	orl $1, %eax\n"
-	"	movl %eax, %cr0\n"
-	"	ljmpl $0x18, $(0x8000 + tramp32 - tramp_start)\n"
-	"	.code32\n"
-	"tramp32:\n"
-	"	movl $0x10, %eax\n"
-	"	movl %eax, %ds\n"
-	"	movl %eax, %es\n"
-	"	movl %eax, %ss\n"
-	"	movl %cr4, %eax\n"
-	"	orl $0x20, %eax\n"                 /* PAE */
-	"	movl %eax, %cr4\n"
-	"	movl $boot_pml4, %eax\n"
-	"	movl %eax, %cr3\n"
-	"	movl $0xC0000080, %ecx\n"
-	"	rdmsr\n"
-	"	orl $0x100, %eax\n"                /* EFER.LME */
-	"	wrmsr\n"
-	"	movl %cr0, %eax\n"
-	"	orl $0x80000001, %eax\n"
-	"	movl %eax, %cr0\n"
-	"	ljmpl $0x08, $(0x8000 + tramp64 - tramp_start)\n"
-	"	.code64\n"
-	"tramp64:\n"
-	"	movl $0x10, %eax\n"
-	"	movl %eax, %ds\n"
-	"	movl %eax, %es\n"
-	"	movl %eax, %ss\n"
-	"	movl %eax, %fs\n"
-	"	movl %eax, %gs\n"
-	"	movq (0x8000 + tramp_stack - tramp_start), %rsp\n"
-	"	movq (0x8000 + tramp_entry - tramp_start), %rax\n"
-	"	xorl %ebp, %ebp\n"
-	"	callq *%rax\n"
-	"1:	cli\n"
-	"	hlt\n"
-	"	jmp 1b\n"
-	"	.balign 8\n"
-	"tramp_gdt:\n"
-	"	.quad 0\n"
-	"	.quad 0x00af9a000000ffff\n"
-	"	.quad 0x00cf92000000ffff\n"
-	"	.quad 0x00cf9a000000ffff\n"
-	"tramp_gdt_ptr:\n"
-	"	.word 31\n"
-	"	.long 0x8000 + tramp_gdt - tramp_start\n"
-	"	.balign 8\n"
-	"tramp_stack:\n"
-	"	.quad 0\n"
-	"tramp_entry:\n"
-	"	.quad 0\n"
-	"tramp_end:\n"
-	"	.text\n");
-
-static inline u32 apic_read(u32 reg) { return *(volatile u32 *)(APIC_BASE + reg); }
-static inline void apic_write(u32 reg, u32 v) { *(volatile u32 *)(APIC_BASE + reg) = v; }
-static inline void pause(void) { __asm__ volatile("pause"); }
 static inline void invlpg(u64 va) { __asm__ volatile("invlpg (%0)" : : "r"(va) : "memory"); }
 static inline void write_cr3(u64 v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory"); }
-static inline u32 this_cpu(void) { return apic_read(APIC_ID) >> 24; }
-
-static int send_ipi(u32 dest, u32 icr)
-{
-	apic_write(APIC_ICR_HIGH, dest << 24);
-	apic_write(APIC_ICR_LOW, icr);
-	for (u64 n = 0; n < SPIN_LIMIT; n++)
-		if (!(apic_read(APIC_ICR_LOW) & ICR_BUSY))
-			return 1;
-	return 0;
-}
-
-/* A sense-reversing barrier over every started CPU. */
-static void barrier(void)
-{
-	u32 generation = barrier_generation;
-	if (__atomic_add_fetch(&barrier_count, 1, __ATOMIC_ACQ_REL) == cpu_count) {
-		barrier_count = 0;
-		__atomic_store_n(&barrier_generation, generation + 1, __ATOMIC_RELEASE);
-	} else {
-		while (__atomic_load_n(&barrier_generation, __ATOMIC_ACQUIRE) == generation)
-			pause();
-	}
-}
 
 static u64 pattern(u64 i) { return (i * 0x9E3779B97F4A7C15ul) ^ (seed + (i >> 9)); }
 
@@ -233,31 +117,6 @@ static void map_apic_and_test_page(void)
 	write_cr3((u64)boot_pml4);          /* the 64-bit entry may arrive on the loader's tables; the APs use these */
 }
 
-static int start_aps(u32 cpus)
-{
-	memcpy((void *)TRAMPOLINE, tramp_start, (size_t)(tramp_end - tramp_start));
-	u64 *stack = (u64 *)(TRAMPOLINE + ((u64)&tramp_stack - (u64)tramp_start));
-	u64 *entry = (u64 *)(TRAMPOLINE + ((u64)&tramp_entry - (u64)tramp_start));
-	*entry = (u64)ap_main;
-	for (u32 id = 1; id < cpus; id++) {
-		*(volatile u64 *)stack = (u64)&ap_stacks[id][sizeof ap_stacks[id]];
-		u32 before = started;
-		if (!send_ipi(id, ICR_INIT) || !send_ipi(id, ICR_STARTUP | (TRAMPOLINE >> 12))
-		    || !send_ipi(id, ICR_STARTUP | (TRAMPOLINE >> 12))) {
-			printf("smp: the IPI to CPU %u was never sent\n", id);
-			return 0;
-		}
-		u64 n = 0;
-		while (__atomic_load_n(&started, __ATOMIC_ACQUIRE) == before && n++ < SPIN_LIMIT)
-			pause();
-		if (started == before) {
-			printf("smp: CPU %u did not start\n", id);
-			return 0;
-		}
-	}
-	return 1;
-}
-
 static u64 shootdown(u64 rounds)
 {
 	volatile u64 *pte = &test_pt[0];
@@ -315,7 +174,8 @@ int guest_main(void)
 	}
 
 	cpu_count = cpus;
-	if (!start_aps(cpus))
+	smp_cpu_count = cpus;
+	if (!start_aps("smp", cpus, ap_main))
 		return 1;
 	printf("smp: %u application processors started\n", started);
 	barrier();

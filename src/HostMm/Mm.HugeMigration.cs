@@ -100,6 +100,10 @@ public sealed partial class Mm
                 to.SetFlags(from.Flags & HugeCarriedFlags);
                 to.SetAnonRmap(from.RmapOwner, from.RmapIndex);
                 to.SetMemoryCgroup(from.MemoryCgroupId);
+
+                // Off its list while its lruvec is still its cgroup's: with the cgroup cleared, the release below would
+                // unlink it and fix the counts of the root's lruvec instead (the stress demo's auditor caught that).
+                Host.Reclaim.LruRemove(old + i);
                 from.SetMemoryCgroup(0); // the charge moved with the page
                 memory.IncrementMapCount(target + i);
                 var active = to.Has(FrameFlags.Active);

@@ -88,6 +88,12 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
     /// </summary>
     public string? LastFailureDetail { get; private set; }
 
+    /// <summary>
+    /// The access of the last <see cref="WalkError.HostFault"/>: the gpa the host mapping refused and how it was accessed
+    /// (what a memory-fault exit reports to the VMM); null before any.
+    /// </summary>
+    public MemoryFault? LastMemoryFault { get; private set; }
+
     /// <summary>A snapshot of the counters.</summary>
     public WalkerStats Stats => new()
     {
@@ -628,6 +634,7 @@ public sealed unsafe class TwoDimensionalWalker // unsafe: guest page-table entr
                     LastFailureDetail = $"gpa 0x{gpa.Value:x} in memslot {result.Slot?.Id}: {result.Detail}";
                     return Step.MemoryFailure;
                 default:
+                    LastMemoryFault = new MemoryFault(gpa, access, result.Slot?.Id ?? -1);
                     return Step.HostFault;
             }
         }

@@ -11,7 +11,8 @@ namespace Hypervisor.Vmm.Cli;
 /// running guest's memory between NUMA nodes (<see cref="MigrateDemoCommand"/>); <c>hv demo thp</c> compares a guest with and
 /// without transparent huge pages, then splits and collapses them under it (<see cref="ThpDemoCommand"/>); <c>hv demo dma</c> runs a
 /// DMA engine's registration cache on the user event channel under host pressure, then without it (<see cref="DmaDemoCommand"/>);
-/// <c>hv demo history</c> replays the notifier races of 2008-2013 in their eras and today (<see cref="HistoryDemoCommand"/>).
+/// <c>hv demo history</c> replays the notifier races of 2008-2013 in their eras and today (<see cref="HistoryDemoCommand"/>);
+/// <c>hv demo stress</c> runs every host mechanism at once under a guest that verifies its memory (<see cref="StressDemoCommand"/>).
 /// </summary>
 internal static class DemoCommand
 {
@@ -28,6 +29,7 @@ internal static class DemoCommand
         demo.Subcommands.Add(ThpDemoCommand.Create(context));
         demo.Subcommands.Add(DmaDemoCommand.Create(context));
         demo.Subcommands.Add(HistoryDemoCommand.Create(context));
+        demo.Subcommands.Add(StressDemoCommand.Create(context));
         return demo;
     }
 }

@@ -23,4 +23,11 @@ public enum CpuExitReason
 
     /// <summary>A guest page could not be read back from swap (an I/O error or a checksum mismatch); no data was returned.</summary>
     MemoryFailure,
+
+    /// <summary>
+    /// A guest access was refused by the host mapping behind its memslot (KVM's <c>KVM_EXIT_MEMORY_FAULT</c>, e.g. a write
+    /// to guest RAM the VMM made read-only): RIP still points at the faulting instruction, which runs again when the vCPU
+    /// is run again; <see cref="X86Cpu.LastMemoryFault"/> says which access.
+    /// </summary>
+    MemoryFault,
 }

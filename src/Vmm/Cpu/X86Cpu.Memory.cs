@@ -200,6 +200,9 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
             case TranslationStatus.Error when failure.Error == WalkError.HostOutOfMemory:
                 FailVm($"no frame for the guest's access at linear 0x{linear:x}, even after reclaim ({_mmu.Walker.LastFailureDetail})", CpuExitReason.HostOutOfMemory);
                 break;
+            case TranslationStatus.Error when failure.Error == WalkError.HostFault:
+                FailVm($"memory fault: the guest's access at linear 0x{linear:x} was refused by the host ({_mmu.Walker.LastMemoryFault})", CpuExitReason.MemoryFault);
+                break;
             case TranslationStatus.Error when failure.Error == WalkError.MemoryFailure:
                 FailVm($"the guest's page at linear 0x{linear:x} could not be read back from swap ({_mmu.Walker.LastFailureDetail})", CpuExitReason.MemoryFailure);
                 break;

@@ -113,6 +113,9 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     /// <summary>Instructions retired so far.</summary>
     public long InstructionsRetired => _instructions;
 
+    /// <summary>The access behind the last <see cref="CpuExitReason.MemoryFault"/> exit (null before any).</summary>
+    public Hypervisor.GuestMmu.Walker.MemoryFault? LastMemoryFault => _mmu.Walker.LastMemoryFault;
+
     /// <summary>A snapshot of the counters.</summary>
     public CpuStats Stats => new()
     {

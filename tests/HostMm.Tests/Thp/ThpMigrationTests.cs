@@ -52,6 +52,31 @@ public class ThpMigrationTests
     }
 
     [Test]
+    public void A_huge_page_of_a_limited_cgroup_leaves_its_own_lruvec_when_it_moves()
+    {
+        // Regression (found by hv demo stress): the old frames' cgroup was cleared before their release took them off
+        // the LRU, so the release fixed the root's lruvec counts: the cgroup's list kept counting 512 frames it no longer
+        // held and the root's went to -512.
+        using var host = new Host(new HostOptions
+        {
+            Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, NodeCount = 2, AuditFreedFrames = true },
+            TransparentHugePages = ThpMode.Always,
+        });
+        var mm = host.CreateMm(0, host.Reclaim.CreateCgroup("vm", 4096));
+        var start = MapAligned(mm, 1);
+        Stamp(mm, start, Frames, seed: 5);
+        Assert.That(mm.PageTable.IsHugeMapped(start), Is.True);
+
+        var summary = host.Migration.MigrateRange(mm, start, start + HugeBytes, toNode: 1);
+
+        Assert.That(summary.HugePages, Is.EqualTo(1));
+        Assert.That(HostMmAuditor.Check(host), Is.Empty);
+        Assert.That(Unstamped(mm, start, Frames, seed: 5), Is.Empty);
+        mm.Exit();
+        Assert.That(HostMmAuditor.Check(host), Is.Empty);
+    }
+
+    [Test]
     public void Move_pages_on_one_subpage_moves_the_whole_huge_page()
     {
         using var host = TwoNodes();

@@ -19,6 +19,7 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     public const long DefaultSliceInstructions = 1 << 20;
 
     private readonly long _instructionLimit;
+    private long _memoryFaultsResolved;
 
     /// <summary>Creates vCPU <paramref name="id"/> over <paramref name="context"/>.</summary>
     /// <param name="context">The vCPU's memory view (owned: disposed with the vCPU).</param>
@@ -84,6 +85,18 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
     /// <see cref="Run"/>; an exception it throws ends the run as an internal error naming it.
     /// </summary>
     public Action? BetweenSlices { get; set; }
+
+    /// <summary>
+    /// The VMM's answer to a memory-fault exit (KVM's <c>KVM_EXIT_MEMORY_FAULT</c>: a guest access the host mapping behind
+    /// its memslot refused, e.g. a write to guest RAM made read-only). Called on the vCPU's thread outside guest mode and
+    /// outside <see cref="SliceGate"/>, with the run's stop token; true when the VMM resolved the fault (restored the
+    /// permission, or waited until whoever removed it restored it): the vCPU runs on and restarts the faulting
+    /// instruction. False, or no handler, stops the vCPU with an internal error naming the access. Set before <see cref="Run"/>.
+    /// </summary>
+    public Func<MemoryFault, CancellationToken, bool>? MemoryFaultHandler { get; set; }
+
+    /// <summary>Memory-fault exits the <see cref="MemoryFaultHandler"/> resolved (the vCPU ran on).</summary>
+    public long MemoryFaultsResolved => Interlocked.Read(ref _memoryFaultsResolved);
 
     /// <summary>
     /// When set, held by the vCPU's thread while each slice runs (and released between slices): another thread that
@@ -170,6 +183,13 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
                     return new VcpuExit(VmStopKind.HostOutOfMemory, exit.Detail);
                 case CpuExitReason.MemoryFailure:
                     return new VcpuExit(VmStopKind.MemoryFailure, exit.Detail);
+                case CpuExitReason.MemoryFault:
+                    if (!ResolveMemoryFault(stop))
+                    {
+                        return new VcpuExit(VmStopKind.InternalError, exit.Detail);
+                    }
+
+                    break;
             }
 
             if (stop.IsCancellationRequested)
@@ -189,6 +209,18 @@ public sealed class EmulatedVcpu : IVcpu, IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>Hands a memory-fault exit to <see cref="MemoryFaultHandler"/>; true when the vCPU may run on.</summary>
+    private bool ResolveMemoryFault(CancellationToken stop)
+    {
+        if (MemoryFaultHandler is not { } handler || Cpu.LastMemoryFault is not { } fault || !handler(fault, stop))
+        {
+            return false;
+        }
+
+        Interlocked.Increment(ref _memoryFaultsResolved);
+        return true;
     }
 
     /// <summary>

@@ -1,0 +1,168 @@
+using Hypervisor.Vmm.Cli;
+using Hypervisor.Vmm.Demo.Stress;
+using Hypervisor.Vmm.Tests.Support;
+using Hypervisor.Vmm.Tests.Tracing;
+using Hypervisor.Vmm.Tracing;
+
+namespace Hypervisor.Vmm.Tests.Demo;
+
+/// <summary>
+/// <see cref="StressDemo"/>: every mechanism runs under the guest and reaches its memory, no page is corrupted and every
+/// continuous audit is clean; the run executes its seed's schedule in order, and the same seed draws the same schedule.
+/// </summary>
+public sealed class StressDemoTests
+{
+    private static StressDemoOptions Short(int seed) => new()
+    {
+        Duration = TimeSpan.FromSeconds(8),
+        AuditInterval = TimeSpan.FromMilliseconds(400),
+        HostMemoryShare = 0.65, // reclaim early in the first pass, however slow the build, with room left for a collapse
+        Seed = seed,
+        Vcpus = 2,
+        GuestBytes = 32UL << 20,
+        RegionBytes = 4UL << 20,
+        GuestsFolder = Path.GetDirectoryName(GuestImages.ImagePath("stress")),
+    };
+
+    private static StressGuestLayout Layout() => StressGuestLayout.For(0x230000, 2, 8UL << 20);
+
+    [Test]
+    [Category(TestCategories.Guest)]
+    public void EveryMechanismRunsUnderTheGuestWithCleanAuditsAndNoCorruptedPage()
+    {
+        var trace = new TraceRecorder();
+        var result = new StressDemo(Short(seed: 7) with { Trace = trace }).Run();
+        TestContext.Out.WriteLine(string.Join(Environment.NewLine, result.Mechanisms.Select(m => $"{m.Name}: {m.Operations} {m.OperationName}, {m.Effect} {m.EffectName}; {m.Detail}")));
+        TestContext.Out.WriteLine(string.Join(Environment.NewLine, result.CorruptionLines));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Problem, Is.Null);
+            Assert.That(result.AuditViolations, Is.Empty);
+            Assert.That(result.AuditPasses, Is.Positive);
+            Assert.That(result.CorruptedPages, Is.Zero, string.Join(Environment.NewLine, result.CorruptionLines.Append(result.Verdict)));
+            Assert.That(result.GuestExitCode, Is.Zero, result.Verdict);
+            Assert.That(result.PagesVerified, Is.Positive);
+            Assert.That(result.Mechanisms.Select(m => m.Kind), Is.EqualTo(Enum.GetValues<StressMechanismKind>()), "one row per mechanism, in order");
+            foreach (var mechanism in result.Mechanisms)
+            {
+                Assert.That(mechanism.Operations, Is.Positive, $"{mechanism.Name}: {mechanism.OperationName}");
+                Assert.That(mechanism.Effect, Is.Positive, $"{mechanism.Name}: {mechanism.EffectName} ({mechanism.Detail})");
+            }
+
+            Assert.That(result.MemoryFaultExits, Is.Positive, "guest writes into read-only windows exited to the VMM");
+            Assert.That(result.SptesZapped, Is.Positive);
+            Assert.That(result.WorstInvalidation, Is.GreaterThan(TimeSpan.Zero));
+            Assert.That(result.Succeeded, Is.True, StressDemoReport.Failure(result));
+
+            // The run executed its seed's schedule in order: each scheduled mechanism's operations are the schedule's prefix.
+            var schedule = new StressSchedule(7, result.Layout);
+            foreach (var mechanism in result.Mechanisms.Where(m => StressSchedule.Scheduled.Contains(m.Kind)))
+            {
+                Assert.That(mechanism.Sample, Is.Not.Empty, mechanism.Name);
+                Assert.That(mechanism.Sample, Is.EqualTo(schedule.Take(mechanism.Kind, mechanism.Sample.Count)), $"{mechanism.Name} ran its schedule");
+            }
+
+            // --trace: a well-formed timeline with the mechanisms' threads as tracks (those whose operations always record events).
+            var path = Path.Combine(Path.GetTempPath(), "hv-stress-trace-" + Guid.NewGuid().ToString("N") + ".json");
+            try
+            {
+                using (var file = File.Create(path))
+                {
+                    ChromeTraceWriter.Write(file, trace);
+                }
+
+                var timeline = TraceFile.Load(path);
+                Assert.That(timeline.Problems, Is.Empty, string.Join(Environment.NewLine, timeline.Problems.Take(10)));
+                var tracks = timeline.Named("thread_name").Select(e => e.GetProperty("args").GetProperty("name").GetString()).ToHashSet();
+                Assert.That(tracks, Is.SupersetOf(new[] { "stress-Migration", "stress-Fork", "stress-MprotectStorm" }));
+            }
+            finally
+            {
+                File.Delete(path);
+            }
+        });
+    }
+
+    [Test]
+    public void TheSameSeedDrawsTheSameScheduleAndAnotherSeedAnother()
+    {
+        foreach (var kind in StressSchedule.Scheduled)
+        {
+            var first = new StressSchedule(42, Layout()).Take(kind, 200);
+            var again = new StressSchedule(42, Layout()).Take(kind, 200);
+            var other = new StressSchedule(43, Layout()).Take(kind, 200);
+            Assert.That(again, Is.EqualTo(first), $"{kind}: same seed");
+            Assert.That(other, Is.Not.EqualTo(first), $"{kind}: another seed");
+            Assert.That(first.Select(o => o.Number), Is.EqualTo(Enumerable.Range(1, 200).Select(n => (long)n)));
+            Assert.That(first.Select(o => o.Chunk), Is.All.InRange(0, Layout().Chunks - 1), $"{kind}: inside the data area");
+            if (kind is not (StressMechanismKind.NumaBalancing or StressMechanismKind.ThpCollapse))
+            {
+                // Their Pages is a range (the others' a scan budget): it lies in the data area.
+                Assert.That(first.Select(o => Layout().ChunkGpa(o.Chunk) + ((ulong)(o.Page + o.Pages) * 4096)), Is.All.LessThanOrEqualTo(Layout().DataEndGpa), $"{kind}: ranges inside the data area");
+            }
+        }
+    }
+
+    [Test]
+    public void DaemonsHaveNoSchedule()
+    {
+        Assert.That(() => new StressSchedule(1, Layout()).For(StressMechanismKind.Ksm), Throws.ArgumentException.With.Message.Contains("host daemon"));
+    }
+
+    [Test]
+    public void TheLayoutIsTheGuestsOwn()
+    {
+        // guests/stress.c: control page at the first MiB after the image, 4 bytes of discard counter and 4 of snapshot
+        // per data page after it, data at the next 2 MiB boundary.
+        var layout = StressGuestLayout.For(0x230000, 2, 8UL << 20);
+        Assert.Multiple(() =>
+        {
+            Assert.That(layout.ControlGpa, Is.EqualTo(0x300000));
+            Assert.That(layout.DiscardGpa, Is.EqualTo(0x301000));
+            Assert.That(layout.DataGpa, Is.EqualTo(0x400000));
+            Assert.That(layout.Chunks, Is.EqualTo(8));
+            Assert.That(layout.DiscardCounterGpa(3), Is.EqualTo(0x30100C));
+        });
+    }
+
+    [TestCase("--duration 0", "--duration")]
+    [TestCase("--smp 9", "--smp")]
+    [TestCase("--seed -1", "--seed")]
+    [TestCase("--seed abc", "--seed")]
+    [TestCase("-m 8M", "--mem")]
+    [TestCase("-m 33M", "--mem")]
+    [TestCase("--smp 8 -m 16M", "needs a region")]
+    [TestCase("--without Ksm", "host daemon")]
+    [TestCase("--without Nothing", "--without")]
+    public void BadOptionsPrintOneErrorLineAndExitTwo(string options, string message)
+    {
+        var result = Hv.Run(["demo", "stress", "--plain", .. options.Split(' ')]);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError), result.Stdout + result.Stderr);
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
+            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain(message));
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Stress)]
+    [Explicit("a 10-minute soak: dotnet test tests/Vmm.Tests -c Release --filter \"TestCategory=Stress&FullyQualifiedName~StressDemoTests\"")]
+    public void TenMinutesOfEveryMechanismStayClean()
+    {
+        var seed = Environment.TickCount & int.MaxValue;
+        TestContext.Out.WriteLine($"seed {seed}");
+        var result = new StressDemo(new StressDemoOptions
+        {
+            Duration = TimeSpan.FromMinutes(10),
+            Seed = seed,
+            Vcpus = 2,
+            GuestsFolder = Path.GetDirectoryName(GuestImages.ImagePath("stress")),
+        }).Run();
+        TestContext.Out.WriteLine(string.Join(Environment.NewLine, result.Mechanisms.Select(m => $"{m.Name}: {m.Operations} {m.OperationName}, {m.Effect} {m.EffectName}; {m.Detail}")));
+
+        Assert.That(result.Succeeded, Is.True, $"seed {seed}: {StressDemoReport.Failure(result)}");
+    }
+}
