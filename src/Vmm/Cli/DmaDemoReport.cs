@@ -52,7 +52,7 @@ internal static class DmaDemoReport
         Row("invalidations", p => N(p.Dma.Invalidations), "cached translations dropped because a user-channel event covered them", emphasis: true);
         Row("events read", p => N(p.Dma.EventsRead), "invalidate events read from the user channel after the generation counter moved");
         Row("retries", p => N(p.Dma.Retries), "copies redone because the counter moved during their acquire or copy");
-        Row("grace periods", p => N(p.Dma.Barriers), "waits for the invalidations just reported to end before resolving again (the channel reports starts only)");
+        Row("grace periods", p => N(p.Dma.Barriers), "waits for invalidations in flight to end before resolving again: after reading events (the channel reports starts only) and when a buffer is first registered");
         Row("regions", p => N(p.Dma.Regions), "buffer ranges registered by cookie on the channel");
         Row("page-outs", p => $"{N(p.Pressure.PageOuts)} ({N(p.Pressure.PagesSwappedOut)} pages)", "MADV_PAGEOUT calls on a buffer (pages written to swap)");
         Row("KSM scans", p => $"{N(p.Pressure.KsmSteps)} ({N(p.Pressure.PagesMerged)} merged)", "scanner steps over the buffers (pages merged into KSM pages)");

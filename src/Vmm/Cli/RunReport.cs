@@ -238,7 +238,7 @@ internal static class RunReport
             "DMA invalidations",
             dma.Invalidations.ToString("N0", c),
             dma.Mode == Hypervisor.Vmm.Devices.Dma.DmaCacheMode.Safe
-                ? $"cached translations dropped by {dma.EventsRead.ToString("N0", c)} user-channel events; {dma.Retries.ToString("N0", c)} copies redone because the generation counter moved under them, {dma.Barriers.ToString("N0", c)} waits for reported invalidations to end"
+                ? $"cached translations dropped by {dma.EventsRead.ToString("N0", c)} user-channel events; {dma.Retries.ToString("N0", c)} copies redone because the generation counter moved under them, {dma.Barriers.ToString("N0", c)} waits for invalidations in flight to end (after events, and at each new registration)"
                 : "none: only the safe cache listens to the user channel");
         table.AddEmphasisedRow(
             "stale DMAs",

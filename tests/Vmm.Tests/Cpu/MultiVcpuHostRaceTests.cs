@@ -182,8 +182,10 @@ public sealed class MultiVcpuHostRaceTests
                     return;
                 case CpuExitReason.BudgetExhausted:
                     continue;
+                case CpuExitReason.MemoryFault:
                 case CpuExitReason.InternalError when exit.Detail.Contains("failed", StringComparison.Ordinal):
-                    // The page is unmapped for a moment: the access restarts once the host maps it again.
+                    // The page is unmapped for a moment (the host refuses the access: a memory-fault exit, as KVM's
+                    // KVM_EXIT_MEMORY_FAULT): the access restarts once the host maps it again.
                     memoryFaultExits[id]++;
                     Thread.Yield();
                     continue;

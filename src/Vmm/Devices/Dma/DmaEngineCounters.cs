@@ -49,8 +49,9 @@ public readonly record struct DmaEngineCounters
     public long BlockedWrites { get; init; }
 
     /// <summary>
-    /// Waits for the invalidations reported by the events just read to end before resolving again (the chain's grace
-    /// period; safe mode only).
+    /// Waits for the invalidations in flight to end before resolving again (the chain's grace period; safe mode only):
+    /// after reading events, which report only an invalidation's start, and when a buffer is first registered, since an
+    /// invalidation that started before it sent it no event.
     /// </summary>
     public long Barriers { get; init; }
 

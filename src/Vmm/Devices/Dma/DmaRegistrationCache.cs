@@ -44,7 +44,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
     /// <summary>The most buffer ranges registered at once; past it every registration and translation is dropped (a cache flush).</summary>
     public const int MaxRegions = 4096;
 
-    /// <summary>Times a copy is tried against a moving generation counter before it falls back to an uncached copy.</summary>
+    /// <summary>Times a copy is tried through the cache against a moving generation counter before it resolves every page afresh (still checked against the counter).</summary>
     public const int MaxAttempts = 64;
 
     private const int EventBatch = 64;
@@ -179,7 +179,10 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
             {
                 if (attempt == MaxAttempts)
                 {
-                    // The counter kept moving: an uncached copy, with get-user-pages' references held throughout, is always right.
+                    // The counter kept moving: resolve every page afresh from now on (nothing cached to drop). The counter is
+                    // still checked around the copy: get-user-pages' references keep a frame from being freed, not the host
+                    // from replacing it in the page table (a migration or a swap-out under the copy), and a copy into a
+                    // replaced frame would be lost.
                     mode = DmaCacheMode.Off;
                 }
 
@@ -191,7 +194,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
                     return DmaStatus.Fault;
                 }
 
-                if (mode == DmaCacheMode.Safe && GenerationMoved(seen))
+                if (Mode == DmaCacheMode.Safe && GenerationMoved(seen))
                 {
                     ReleaseAll(acquired);
                     Interlocked.Increment(ref _retries);
@@ -200,7 +203,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
 
                 var stalePages = CheckStale(acquired, out var staleFree);
                 CopyFrames(mode, source, destination, length, sourcePages, acquired);
-                if (mode == DmaCacheMode.Safe && GenerationMoved(seen))
+                if (Mode == DmaCacheMode.Safe && GenerationMoved(seen))
                 {
                     ReleaseAll(acquired);
                     Interlocked.Increment(ref _retries);
@@ -274,6 +277,12 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
         _channel!.RegisterRegion(next, new Hva(key.Item1), new Hva(key.Item2));
         _regions.Add(key, next);
         Volatile.Write(ref _regionCount, _regions.Count);
+
+        // An invalidation that started before the region existed sent it no event, and its PTE change may still be to
+        // come: a page of the region resolved now could be the old frame with no event ever. Wait for every invalidation
+        // in flight to end (the chain's grace period, as after reading events) before anything of the region is resolved.
+        _process.Notifiers.Synchronize();
+        Interlocked.Increment(ref _barriers);
     }
 
     /// <summary>
