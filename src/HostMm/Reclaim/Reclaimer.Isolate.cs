@@ -39,7 +39,7 @@ public sealed partial class Reclaimer
     internal void PutBackIsolated(Pfn pfn)
     {
         ref var frame = ref _memory.Frame(pfn);
-        PutBack(LruvecOf(ref frame), pfn, frame.Has(FrameFlags.Active) ? LruList.Active : LruList.Inactive);
+        PutBack(pfn, frame.Has(FrameFlags.Active) ? LruList.Active : LruList.Inactive);
     }
 
     /// <summary>

@@ -112,7 +112,7 @@ public sealed partial class Reclaimer
                     case FolioOutcome.Activate:
                         Interlocked.Increment(ref _pgactivate);
                         lruvec.AgeNonresident();
-                        PutBack(lruvec, pfn, LruList.Active);
+                        PutBack(pfn, LruList.Active);
                         break;
                     default:
                         PutBackKept(lruvec, pfn);

@@ -96,7 +96,7 @@ public sealed partial class Reclaimer
         {
             var pfn = new Pfn(index);
             _memory.Frame(pfn).SetFlags(FrameFlags.Workingset);
-            PutBack(lruvec, pfn, LruList.Inactive);
+            PutBack(pfn, LruList.Inactive);
         }
 
         Interlocked.Add(ref _pgdeactivate, count);
@@ -127,10 +127,10 @@ public sealed partial class Reclaimer
                 case FolioOutcome.Activate:
                     Interlocked.Increment(ref _pgactivate);
                     lruvec.AgeNonresident();
-                    PutBack(lruvec, pfn, LruList.Active);
+                    PutBack(pfn, LruList.Active);
                     break;
                 default:
-                    PutBack(lruvec, pfn, LruList.Inactive);
+                    PutBack(pfn, LruList.Inactive);
                     break;
             }
         }
@@ -188,9 +188,27 @@ public sealed partial class Reclaimer
     /// multi-gen policy <see cref="LruList.Active"/> means the youngest generation and <see cref="LruList.Inactive"/> the
     /// oldest (Linux's <c>lru_gen_add_folio</c> for an activated and for a reclaiming put-back).
     /// </summary>
-    private void PutBack(Lruvec lruvec, Pfn pfn, LruList list)
+    /// <remarks>
+    /// The frame goes to the lruvec its cgroup names now, the one it was isolated from — unless its charge moved away
+    /// while it was isolated (a huge page migration hands the old frames' charge to the copy): then it goes on no list.
+    /// Put back on the old list, its release would later unlink it from the root's list (an uncharged frame's lruvec)
+    /// under the root's lock — another list's node — and splice the cgroup's frames into the root's list (the stress
+    /// demo's auditor caught that).
+    /// </remarks>
+    internal void PutBack(Pfn pfn, LruList list)
     {
         ref var frame = ref _memory.Frame(pfn);
+        if (frame.MemoryCgroupId == 0)
+        {
+            // Uncharged while isolated: its charge went with its contents to a copy, and the frame is on its way to the
+            // free list; no LRU holds an uncharged frame.
+            frame.ClearFlags(FrameFlags.Isolated);
+            Interlocked.Decrement(ref _isolated);
+            _memory.Put(pfn);
+            return;
+        }
+
+        var lruvec = LruvecOf(ref frame);
         lock (lruvec.Lock)
         {
             frame.ClearFlags(FrameFlags.Isolated);
@@ -661,7 +679,7 @@ public sealed partial class Reclaimer
             // The caller's reference is now the isolation reference.
             if (!CanReclaimAnon && frame.Has(FrameFlags.SwapBacked))
             {
-                PutBack(lruvec, pfn, LruList.Inactive);
+                PutBack(pfn, LruList.Inactive);
                 continue;
             }
 
@@ -697,10 +715,10 @@ public sealed partial class Reclaimer
                     reclaimed++;
                     break;
                 case FolioOutcome.Activate:
-                    PutBack(lruvec, pfn, LruList.Active);
+                    PutBack(pfn, LruList.Active);
                     break;
                 default:
-                    PutBack(lruvec, pfn, LruList.Inactive);
+                    PutBack(pfn, LruList.Inactive);
                     break;
             }
         }
