@@ -36,9 +36,6 @@ internal static class BlockCompiler
         return method.CreateDelegate<CompiledBlockCode>();
     }
 
-    /// <summary>True when <paramref name="d"/> is translated inline (not through the interpreter's handler).</summary>
-    internal static bool IsTranslated(in DecodedInstruction d) => Classify(d) != Form.Interpreted;
-
     private static Form Classify(in DecodedInstruction d)
     {
         switch (d.Op)
@@ -315,17 +312,7 @@ internal static class BlockCompiler
             LoadRegister(slot);
             Mask(d.Mask);
             il.Emit(OpCodes.Stloc, _flagA);
-            if (d.Op is Op.AddRR or Op.SubRR or Op.CmpRR)
-            {
-                LoadRegister(d.Reg1 & 0xF);
-                Mask(d.Mask);
-            }
-            else
-            {
-                Constant(d.Immediate & d.Mask);
-            }
-
-            il.Emit(OpCodes.Stloc, _flagB);
+            StoreSourceOperand(ref d);
             il.Emit(OpCodes.Ldloc, _flagA);
             il.Emit(OpCodes.Ldloc, _flagB);
             il.Emit(isAdd ? OpCodes.Add : OpCodes.Sub);
@@ -596,17 +583,7 @@ internal static class BlockCompiler
             }
 
             il.Emit(OpCodes.Stloc, _flagA);
-            if (d.Kind1 == OperandKind.Register)
-            {
-                LoadRegister(d.Reg1 & 0xF);
-                Mask(d.Mask);
-            }
-            else
-            {
-                Constant(d.Immediate & d.Mask);
-            }
-
-            il.Emit(OpCodes.Stloc, _flagB);
+            StoreSourceOperand(ref d);
             il.Emit(OpCodes.Ldloc, _flagA);
             il.Emit(OpCodes.Ldloc, _flagB);
             il.Emit(d.Op switch
@@ -644,6 +621,22 @@ internal static class BlockCompiler
         // A flag-setting instruction's lazy-flags record stays in the flag locals (pending) until a point where the
         // vCPU's record must be current — the same points as the registers' write-back, and before the interpreter's
         // flag evaluation is called — so of a run of flag-setting instructions only the last one's record is stored.
+        // The second operand of a register or immediate form, masked to the operation size, into the flag record's b.
+        private void StoreSourceOperand(ref DecodedInstruction d)
+        {
+            if (d.Kind1 == OperandKind.Register)
+            {
+                LoadRegister(d.Reg1 & 0xF);
+                Mask(d.Mask);
+            }
+            else
+            {
+                Constant(d.Immediate & d.Mask);
+            }
+
+            il.Emit(OpCodes.Stloc, _flagB);
+        }
+
         private void RecordFlags(FlagSource source, int flagOp, int bits, bool eager = false, bool carry = false)
         {
             _flags = source;

@@ -311,26 +311,7 @@ public sealed partial class ThpDemo
     private void SetStage(string stage) => Volatile.Write(ref _stage, stage);
 
     /// <summary>Waits until <paramref name="reached"/> (or the VM stopped, or the phase timeout); returns what went wrong, or null.</summary>
-    private string? WaitFor(Vm vm, Func<bool> reached, string what)
-    {
-        var deadline = Stopwatch.GetTimestamp() + (long)(_options.PhaseTimeout.TotalSeconds * Stopwatch.Frequency);
-        while (!reached())
-        {
-            if (vm.Progress().Kind != VmStopKind.Running)
-            {
-                return $"the VM stopped before the guest {what}: {vm.Progress().Detail}";
-            }
-
-            if (Stopwatch.GetTimestamp() > deadline)
-            {
-                return string.Create(CultureInfo.InvariantCulture, $"the guest had not {what} after {_options.PhaseTimeout.TotalSeconds:0} s");
-            }
-
-            Thread.Sleep(PollInterval);
-        }
-
-        return null;
-    }
+    private string? WaitFor(Vm vm, Func<bool> reached, string what) => GuestWait.Until(vm, reached, what, _options.PhaseTimeout, PollInterval);
 
     /// <summary>
     /// Audits where the vCPU has no memory access in flight: held at a console line (a port write), stopped, or between
