@@ -435,7 +435,7 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
     /// <summary>
     /// Copies frame to frame, chunk by chunk, then marks the destination frames dirty (<c>set_page_dirty</c> after DMA).
     /// A stale destination frame that became a host page table or reserved frame is not written (counted instead), and
-    /// a stale frame is never marked dirty: its flags are no longer this mapping's to set.
+    /// a stale frame the copy holds no reference on is never marked dirty: its flags are no longer this mapping's to set.
     /// </summary>
     private void CopyFrames(DmaCacheMode mode, Hva source, Hva destination, int length, int sourcePages, int count)
     {
@@ -477,7 +477,12 @@ public sealed unsafe class DmaRegistrationCache : IDisposable // unsafe: copies 
 
         for (var i = sourcePages; i < count; i++)
         {
-            if (!_acquired[i].Stale)
+            // A referenced frame is still the folio the copy wrote even when the host has unmapped it since (a swap-out
+            // between the counter check and the copy): it is marked dirty like any DMA target (set_page_dirty after
+            // DMA), so a pageout whose checksum was taken before the copy landed keeps the frame and writes it again
+            // instead of freeing it behind a slot whose data no longer matches its checksum. An unreferenced stale frame
+            // (the unsafe cache's) may be free or another owner's: its flags are not this copy's to set.
+            if (_acquired[i].Referenced || !_acquired[i].Stale)
             {
                 _memory.SetFlags(_acquired[i].Pfn, FrameFlags.Dirty);
             }

@@ -149,8 +149,10 @@ public sealed class DmaRegistrationCacheTests
     [TestCase(2)]
     public void CopiesRacingSwapOutsAndMigrationsAreNeverStaleAndAlwaysRight(int seed)
     {
-        // The host thread swaps and migrates random source pages while the test thread copies and checks; the
-        // invariants: no stale DMA, every destination equals its source, the host's own audit is clean after.
+        // The host thread swaps and migrates random source and destination pages while the test thread copies and
+        // checks; the invariants: no stale DMA, every destination equals its source (a copy landing in a destination
+        // frame between pageout's checksum and its write must leave the frame dirty, or the swap slot's checksum fails
+        // on the next read), the host's own audit is clean after.
         using var cache = new DmaRegistrationCache(_mm, DmaCacheMode.Safe);
         using var stop = new CancellationTokenSource();
         Exception? hostFailure = null;
@@ -162,7 +164,7 @@ public sealed class DmaRegistrationCacheTests
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    var page = _source + ((ulong)random.Next(Pages) * Page);
+                    var page = _source + ((ulong)random.Next(2 * Pages) * Page);
                     if (random.Next(2) == 0)
                     {
                         _mm.Madvise(page, Page, Advice.PageOut);
