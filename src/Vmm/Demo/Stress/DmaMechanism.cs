@@ -66,7 +66,7 @@ internal sealed class DmaMechanism : StressMechanism
             var d = Counters ?? default;
             return string.Create(
                 CultureInfo.InvariantCulture,
-                $"{d.Copies:N0} copies, {d.Bytes:N0} bytes; hit rate {d.HitRate:P1} ({d.Hits:N0} hits, {d.Misses:N0} resolved); {d.EventsRead:N0} invalidation events read, {d.Retries:N0} copies redone after the generation moved, {d.Barriers:N0} grace-period waits; {d.StaleDmas:N0} stale DMAs, {CorruptedPages:N0} wrong pages, {DroppedPages:N0} found dropped by an announced DONTNEED, {Faults:N0} faults");
+                $"{d.Bytes:N0} bytes, hit rate {d.HitRate:P1}; {d.StaleDmas:N0} stale DMAs, {CorruptedPages:N0} wrong pages, {DroppedPages:N0} found dropped by an announced DONTNEED, {Faults:N0} faults");
         }
     }
 
