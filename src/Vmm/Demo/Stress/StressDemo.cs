@@ -85,8 +85,8 @@ public sealed class StressDemo
         var region = _options.EffectiveRegionBytes;
         var c = CultureInfo.InvariantCulture;
 
-        // The cgroup limit is below what the guest touches (its image and control area, about 4 MiB, and its regions),
-        // so kswapd and direct reclaim swap all along.
+        // The cgroup limit is below what the guest touches (its image and control area, about 4 MiB, and its regions) and
+        // the DMA buffers' chunk, so kswapd and direct reclaim swap all along, the DMA buffers too.
         var dma = !_options.Without.Contains(StressMechanismKind.Dma);
         var touched = (4UL << 20) + (region * (ulong)_options.Vcpus) + (dma ? StressGuestLayout.ChunkBytes : 0);
         var limit = Math.Max(4UL << 20, (ulong)(touched * _options.HostMemoryShare) & ~(Paging.PageSize - 1));
