@@ -16,9 +16,14 @@ public sealed partial class Mm
     /// 2 MiB block (Linux migrates a huge folio whole). It must be this process's alone (each frame mapped once, with no
     /// other reference: a shared huge page is split and migrated 4 KiB at a time by the caller). Under the mmap lock for
     /// write, which stands in for the PMD migration entry (no fault or get-user-pages of this process can run, and the
-    /// reverse-map walkers skip it): every frame locked → start (Clear, the 2 MiB) → leaf cleared and flushed → end → the
-    /// 2 MiB copied with each frame's state, reverse-map index and cgroup charge → new leaf installed with no notifier →
-    /// old frames freed. Returns <see cref="MigrationFailure.None"/> also when the page is already there.
+    /// reverse-map walkers skip it). As <c>migrate_pages</c> does, every frame is first locked and isolated from its LRU
+    /// (<see cref="Reclaim.Reclaimer.TryIsolate"/>, the isolation's reference taken off the list its cgroup names), then
+    /// its references are frozen at the mapping's and the isolation's (<c>folio_ref_freeze</c>: a speculative reference,
+    /// e.g. a device's cached translation, makes the attempt <see cref="MigrationFailure.Referenced"/>); then start
+    /// (Clear, the 2 MiB) → leaf cleared and flushed → end → the 2 MiB copied with each frame's state, reverse-map index
+    /// and cgroup charge → the new frames on their LRU → new leaf installed with no notifier → old frames freed (their
+    /// isolation ends with them). A failed attempt puts every frame back on its list. Returns
+    /// <see cref="MigrationFailure.None"/> also when the page is already there.
     /// </summary>
     internal MigrationFailure MigrateHugeLeaf(Hva hugeAddress, int node, out bool migrated)
     {
@@ -48,25 +53,7 @@ public sealed partial class Mm
                 return MigrationFailure.None;
             }
 
-            var locked = 0;
-            var failure = MigrationFailure.None;
-            for (; locked < HugeFrames; locked++)
-            {
-                ref var frame = ref memory.Frame(old + (ulong)locked);
-                if (frame.TestAndSetFlag(FrameFlags.Locked))
-                {
-                    failure = MigrationFailure.Busy;
-                    break;
-                }
-
-                if (frame.MapCount != 1 || frame.RefCount != 1 || frame.Has(FrameFlags.Isolated) || frame.Has(FrameFlags.SwapCache))
-                {
-                    frame.ClearFlags(FrameFlags.Locked);
-                    failure = frame.MapCount != 1 ? MigrationFailure.Shared : MigrationFailure.Referenced;
-                    break;
-                }
-            }
-
+            var failure = IsolateHugeForMigration(old, out var isolated, out var frozen);
             var target = default(Pfn);
             if (failure == MigrationFailure.None && !memory.TryAllocateBlock(node, AllocationFlags.ExactNode, out target))
             {
@@ -75,14 +62,11 @@ public sealed partial class Mm
 
             if (failure != MigrationFailure.None)
             {
-                for (var i = 0; i < locked; i++)
-                {
-                    memory.ClearFlags(old + (ulong)i, FrameFlags.Locked);
-                }
-
+                PutBackHuge(old, isolated, frozen);
                 return failure;
             }
 
+            Host.Migration.AfterHugeIsolate?.Invoke(old);
             var end = hugeAddress + HugeSize;
             using (Invalidation.Begin(this, hugeAddress, end, NotifierEvent.Clear))
             {
@@ -96,15 +80,14 @@ public sealed partial class Mm
             {
                 ref var from = ref memory.Frame(old + i);
                 ref var to = ref memory.Frame(target + i);
-                memory.FrameBytes(old + i).CopyTo(memory.FrameBytes(target + i));
+                memory.FrameBytes(old + i).CopyTo(memory.FrameBytes(target + i)); // not CopyFrame: the frozen source has refcount 0
                 to.SetFlags(from.Flags & HugeCarriedFlags);
                 to.SetAnonRmap(from.RmapOwner, from.RmapIndex);
                 to.SetMemoryCgroup(from.MemoryCgroupId);
 
-                // Off its list while its lruvec is still its cgroup's: with the cgroup cleared, the release below would
-                // unlink it and fix the counts of the root's lruvec instead (the stress demo's auditor caught that).
-                Host.Reclaim.LruRemove(old + i);
-                from.SetMemoryCgroup(0); // the charge moved with the page
+                // The charge moves with the page. The old frame has been off every list since its isolation, so neither this
+                // nor its release below touches an lruvec.
+                from.SetMemoryCgroup(0);
                 memory.IncrementMapCount(target + i);
                 var active = to.Has(FrameFlags.Active);
                 to.ClearFlags(FrameFlags.Active);
@@ -122,10 +105,10 @@ public sealed partial class Mm
             {
                 ref var from = ref memory.Frame(old + i);
                 from.ClearRmap();
-                from.ClearFlags(HugeCarriedFlags);
+                from.ClearFlags(HugeCarriedFlags | FrameFlags.Locked | FrameFlags.Isolated);
                 memory.DecrementMapCount(old + i);
-                from.ClearFlags(FrameFlags.Locked);
-                memory.Put(old + i);
+                Host.Reclaim.ForgetIsolated();
+                memory.FreeFrozen(old + i);
             }
 
             migrated = true;
@@ -134,6 +117,69 @@ public sealed partial class Mm
         finally
         {
             _mmapLock.ExitWriteLock();
+        }
+    }
+
+    /// <summary>
+    /// Locks, isolates and freezes the huge page's frames from <paramref name="old"/> on, in order, stopping at the first
+    /// that cannot be: <paramref name="isolated"/> frames are then locked and isolated, the first <paramref name="frozen"/>
+    /// of them frozen. The caller holds the mmap lock for write.
+    /// </summary>
+    private MigrationFailure IsolateHugeForMigration(Pfn old, out int isolated, out int frozen)
+    {
+        var memory = Host.Memory;
+        frozen = 0;
+        for (isolated = 0; isolated < HugeFrames; isolated++)
+        {
+            var pfn = old + (ulong)isolated;
+            ref var frame = ref memory.Frame(pfn);
+            if (frame.TestAndSetFlag(FrameFlags.Locked))
+            {
+                return MigrationFailure.Busy;
+            }
+
+            if (frame.MapCount != 1 || frame.Has(FrameFlags.SwapCache))
+            {
+                frame.ClearFlags(FrameFlags.Locked);
+                return frame.MapCount != 1 ? MigrationFailure.Shared : MigrationFailure.Referenced;
+            }
+
+            // folio_isolate_lru: false when reclaim or another migration isolated it first, or it is on no list yet.
+            if (!Host.Reclaim.TryIsolate(pfn))
+            {
+                frame.ClearFlags(FrameFlags.Locked);
+                return MigrationFailure.Busy;
+            }
+        }
+
+        // folio_ref_freeze at the mapping's and the isolation's references: anyone else's (a get-user-pages caller that
+        // has not released yet, a speculative reference through a cached translation) makes the attempt -EAGAIN, and once
+        // frozen no speculative reference can be taken.
+        for (; frozen < HugeFrames; frozen++)
+        {
+            if (!memory.TryFreeze(old + (ulong)frozen, 2))
+            {
+                return MigrationFailure.Referenced;
+            }
+        }
+
+        return MigrationFailure.None;
+    }
+
+    /// <summary>Undoes <see cref="IsolateHugeForMigration"/>: references given back, every frame back on its list and unlocked.</summary>
+    private void PutBackHuge(Pfn old, int isolated, int frozen)
+    {
+        var memory = Host.Memory;
+        for (var i = 0; i < isolated; i++)
+        {
+            var pfn = old + (ulong)i;
+            if (i < frozen)
+            {
+                memory.Unfreeze(pfn, 2);
+            }
+
+            Host.Reclaim.PutBackIsolated(pfn);
+            memory.ClearFlags(pfn, FrameFlags.Locked);
         }
     }
 

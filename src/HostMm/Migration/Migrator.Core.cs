@@ -18,6 +18,12 @@ public sealed partial class Migrator
     internal Action<Pfn>? AfterUnmap { get; set; }
 
     /// <summary>
+    /// Test seam: called on the migrating thread once every frame of a huge page migrating whole is locked, isolated from
+    /// its LRU and frozen (the mmap lock held for write), before its leaf is cleared; given the first frame.
+    /// </summary>
+    internal Action<Pfn>? AfterHugeIsolate { get; set; }
+
+    /// <summary>
     /// Migrates one isolated frame (the caller's isolation reference) to <paramref name="node"/>. On success the old frame
     /// is freed and the isolation consumed; on failure the frame is still isolated, mapped as before, and the caller puts
     /// it back (or retries a <see cref="MigrationFailure.Busy"/>/<see cref="MigrationFailure.Referenced"/>).

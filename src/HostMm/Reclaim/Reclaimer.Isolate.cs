@@ -43,29 +43,6 @@ public sealed partial class Reclaimer
     }
 
     /// <summary>
-    /// Takes <paramref name="pfn"/> off its LRU list for good, with no reference (a frame whose cgroup is about to change
-    /// hands, e.g. a huge page's old frames whose charge moves with the copy): its lruvec is its cgroup's, so it must
-    /// leave the list before the cgroup is cleared — the release would otherwise fix the counts of the root's lruvec.
-    /// </summary>
-    internal void LruRemove(Pfn pfn)
-    {
-        ref var frame = ref _memory.Frame(pfn);
-        if (!frame.Has(FrameFlags.Lru))
-        {
-            return;
-        }
-
-        var lruvec = LruvecOf(ref frame);
-        lock (lruvec.Lock)
-        {
-            if (frame.Has(FrameFlags.Lru))
-            {
-                lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
-            }
-        }
-    }
-
-    /// <summary>
     /// The isolation of a migrated frame ends with the frame itself (its references were frozen and it is about to be
     /// freed): only the count of isolated frames changes.
     /// </summary>

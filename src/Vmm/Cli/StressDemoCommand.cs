@@ -20,7 +20,8 @@ internal static class StressDemoCommand
     public const string Description =
         "Run every host mechanism at once under a guest that writes and verifies its memory on every vCPU (KVM's mmu_stress_test): "
         + "reclaim with swap, KSM, migration and NUMA balancing, THP split and collapse, fork snapshots, mprotect storms (memory-fault exits), "
-        + "memslot remaps, MADV_DONTNEED; the host MM and MMU auditors run all the time. The host's operations are drawn from --seed.";
+        + "memslot remaps, MADV_DONTNEED, and DMA copies through the engine's safe registration cache over buffers they all strike, each copy verified; "
+        + "the host MM and MMU auditors run all the time. The host's operations are drawn from --seed.";
 
     /// <summary>Creates <c>demo stress</c>.</summary>
     public static Command Create(CliContext context)

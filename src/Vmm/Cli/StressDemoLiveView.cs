@@ -44,6 +44,11 @@ internal static class StressDemoLiveView
         var (passes, verified, corrupted, discarded) = demo.Guest();
         figures.AddRow("guest passes / pages verified", $"{passes.ToString("N0", c)} / {verified.ToString("N0", c)}");
         figures.AddRow("corrupted / discarded pages", $"{corrupted.ToString("N0", c)} / {discarded.ToString("N0", c)}");
+        if (demo.Vm?.Dma?.Counters is { } dma)
+        {
+            figures.AddRow("DMA copies / hit rate / stale", $"{dma.Copies.ToString("N0", c)} / {dma.HitRate.ToString("P1", c)} / {dma.StaleDmas.ToString("N0", c)}");
+        }
+
         var (audits, violations) = demo.Audits();
         figures.AddRow("audit passes / violations", $"{audits.ToString("N0", c)} / {violations.ToString("N0", c)}");
         grid.AddRow(figures);

@@ -6,8 +6,9 @@ namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
 /// The closing report of <c>hv demo stress</c>: each mechanism's operations per second and effect, the secondary MMU's
-/// zaps, refaults, retries and waits with the worst invalidation and shootdown latencies, the guest's verification and
-/// the audits, ending with the line "N auditor violations, M corrupted pages".
+/// zaps, refaults, retries and waits with the worst invalidation and shootdown latencies, the guest's verification, the
+/// DMA engine's copies and cache, and the audits, ending with the line "N auditor violations, M corrupted pages" (the
+/// guest's corrupted pages and the DMA destinations' together).
 /// </summary>
 internal static class StressDemoReport
 {
@@ -15,7 +16,7 @@ internal static class StressDemoReport
 
     /// <summary>The last line of the report.</summary>
     public static string Verdict(StressDemoResult result) =>
-        $"{N(result.AuditViolationCount)} auditor violations, {N(result.CorruptedPages)} corrupted pages";
+        $"{N(result.AuditViolationCount)} auditor violations, {N(result.AllCorruptedPages)} corrupted pages";
 
     /// <summary>Writes the report of <paramref name="result"/>.</summary>
     public static void Write(StressDemoResult result, ReportWriter writer)
@@ -55,6 +56,14 @@ internal static class StressDemoReport
         mmu.AddEmphasisedRow("worst shootdown", Ms(result.WorstShootdown), $"request to last acknowledgement (mean {Ms(result.MeanShootdown)})");
         mmu.AddRow("memory-fault exits", N(result.MemoryFaultExits), "guest writes into a read-only window, resolved by the VMM; the vCPU ran on");
         mmu.AddRow("guest passes", N(result.GuestPasses), $"{N(result.PagesVerified)} pages written and verified, {N(result.DiscardedPages)} found dropped by an announced DONTNEED");
+        if (result.Dma is { } dma)
+        {
+            mmu.AddRow("DMA copies verified", N(dma.Copies), string.Create(C, $"{N(dma.Bytes)} bytes; {N(result.DmaVerifiedPages)} destination pages read back intact, {N(result.DmaCorruptedPages)} wrong"));
+            mmu.AddRow("DMA cache hit rate", dma.HitRate.ToString("P1", C), $"{N(dma.Hits)} translations from the cache, {N(dma.Misses)} resolved through get-user-pages");
+            mmu.AddRow("DMA invalidations", N(dma.Invalidations), $"cached translations dropped by {N(dma.EventsRead)} user-channel events; {N(dma.Retries)} copies redone after the generation moved, {N(dma.Barriers)} grace-period waits");
+            mmu.AddEmphasisedRow("stale DMAs", N(dma.StaleDmas), "copies that used a frame the host no longer mapped there (the engine's own check)");
+        }
+
         mmu.AddRow("audit passes", N(result.AuditPasses), $"host MM and MMU auditors with everything stopped; the longest stop {Ms(result.LongestAuditPause)}");
         writer.Table(mmu);
         var lines = new List<string>();
@@ -65,6 +74,7 @@ internal static class StressDemoReport
 
         lines.AddRange(result.AuditViolations.Select(v => $"Violation: {v}"));
         lines.AddRange(result.CorruptionLines.Select(l => $"Guest: {l}"));
+        lines.AddRange(result.DmaCorruptionLines.Select(l => $"DMA: {l}"));
         lines.Add($"Guest: {result.Verdict}");
         lines.Add(string.Create(C, $"Time: {result.Elapsed.TotalSeconds:0.0} s. Rerun with --seed {o.Seed} for the same host operations."));
         lines.Add(Verdict(result));
@@ -80,9 +90,14 @@ internal static class StressDemoReport
             reasons.Add(problem);
         }
 
-        if (result.AuditViolationCount > 0 || result.CorruptedPages > 0)
+        if (result.AuditViolationCount > 0 || result.AllCorruptedPages > 0)
         {
             reasons.Add(Verdict(result));
+        }
+
+        if (result.StaleDmas > 0)
+        {
+            reasons.Add($"{N(result.StaleDmas)} stale DMAs");
         }
 
         if (result.AuditViolations.Count > 0)

@@ -77,6 +77,88 @@ public class ThpMigrationTests
     }
 
     [Test]
+    public void A_huge_page_migrating_whole_is_isolated_from_its_lru_and_frozen_before_its_leaf_is_cleared()
+    {
+        // migrate_pages isolates a folio before migrating it: while the copy is prepared reclaim cannot take a frame off
+        // its list (it is on none), and no reference can be taken through a cached translation (the refcount is frozen).
+        using var host = LimitedTwoNodes(out var mm);
+        var start = MapAligned(mm, 1);
+        Stamp(mm, start, Frames, seed: 8);
+        var seen = new List<string>();
+        host.Migration.AfterHugeIsolate = first =>
+        {
+            for (var i = 0UL; i < Frames; i += 97)
+            {
+                var frame = host.Memory.Frame(first + i);
+                if (frame.Has(FrameFlags.Lru) || !frame.Has(FrameFlags.Isolated) || !frame.Has(FrameFlags.Locked) || frame.RefCount != 0)
+                {
+                    seen.Add($"frame {i}: flags {frame.Flags}, refcount {frame.RefCount}");
+                }
+
+                if (host.Memory.TryGet(first + i) || host.Reclaim.TryIsolate(first + i))
+                {
+                    seen.Add($"frame {i}: a reference or an isolation was taken during the migration");
+                }
+            }
+
+            Assert.That(mm.PageTable.IsHugeMapped(start), Is.True, "still mapped: the leaf is cleared after the isolation");
+        };
+
+        var summary = host.Migration.MigrateRange(mm, start, start + HugeBytes, toNode: 1);
+
+        Assert.That(seen, Is.Empty);
+        Assert.That(summary.HugePages, Is.EqualTo(1));
+        Assert.That(host.Memory.NodeOf(mm.PageTable.ReadPmd(start).Pfn), Is.EqualTo(1));
+        Assert.That(Unstamped(mm, start, Frames, seed: 8), Is.Empty);
+        AssertConsistent(host);
+    }
+
+    [Test]
+    public void A_huge_page_with_a_reference_held_elsewhere_stays_on_its_lists_and_moves_once_it_is_dropped()
+    {
+        // A device's speculative reference through a cached translation (the DMA engine's registration cache takes them
+        // without the mmap lock): the freeze fails, the attempt is -EAGAIN, and every frame goes back on its cgroup's list.
+        using var host = LimitedTwoNodes(out var mm);
+        var start = MapAligned(mm, 1);
+        Stamp(mm, start, Frames, seed: 9);
+        var old = mm.PageTable.ReadPmd(start).Pfn;
+        Assert.That(host.Memory.TryGet(old + 300), Is.True);
+
+        var refused = host.Migration.MigrateRange(mm, start, start + HugeBytes, toNode: 1);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused.HugePages, Is.Zero);
+            Assert.That(refused.Referenced, Is.EqualTo(Frames));
+            Assert.That(mm.PageTable.ReadPmd(start).Pfn, Is.EqualTo(old), "the huge page stayed where it was");
+            Assert.That(host.Memory.Frame(old + 300).RefCount, Is.EqualTo(2), "the mapping's reference and the one held");
+            Assert.That(Enumerable.Range(0, Frames).Count(i => host.Memory.Frame(old + (ulong)i).Has(FrameFlags.Lru)), Is.EqualTo(Frames), "every frame back on a list");
+            Assert.That(Enumerable.Range(0, Frames).Count(i => (host.Memory.Frame(old + (ulong)i).Flags & (FrameFlags.Isolated | FrameFlags.Locked)) != 0), Is.Zero, "none left isolated or locked");
+        });
+
+        host.Memory.Put(old + 300);
+        AssertConsistent(host);
+        var moved = host.Migration.MigrateRange(mm, start, start + HugeBytes, toNode: 1);
+
+        Assert.That(moved.HugePages, Is.EqualTo(1));
+        Assert.That(Unstamped(mm, start, Frames, seed: 9), Is.Empty);
+        AssertConsistent(host);
+        mm.Exit();
+        AssertConsistent(host);
+    }
+
+    private static Host LimitedTwoNodes(out Mm mm)
+    {
+        var host = new Host(new HostOptions
+        {
+            Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, NodeCount = 2, AuditFreedFrames = true },
+            TransparentHugePages = ThpMode.Always,
+        });
+        mm = host.CreateMm(0, host.Reclaim.CreateCgroup("vm", 4096));
+        return host;
+    }
+
+    [Test]
     public void Move_pages_on_one_subpage_moves_the_whole_huge_page()
     {
         using var host = TwoNodes();

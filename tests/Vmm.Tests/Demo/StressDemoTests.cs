@@ -24,7 +24,7 @@ public sealed class StressDemoTests
         GuestsFolder = Path.GetDirectoryName(GuestImages.ImagePath("stress")),
     };
 
-    private static StressGuestLayout Layout() => StressGuestLayout.For(0x230000, 2, 8UL << 20);
+    private static StressGuestLayout Layout(int dmaChunks = 0) => StressGuestLayout.For(0x230000, 2, 8UL << 20) with { DmaChunks = dmaChunks };
 
     [Test]
     [Category(TestCategories.Guest)]
@@ -54,6 +54,15 @@ public sealed class StressDemoTests
             Assert.That(result.SptesZapped, Is.Positive);
             Assert.That(result.WorstInvalidation, Is.GreaterThan(TimeSpan.Zero));
             Assert.That(result.Succeeded, Is.True, StressDemoReport.Failure(result));
+
+            // The DMA engine copied under every mechanism, its cache was invalidated by them, and no copy was stale or wrong.
+            Assert.That(result.Dma, Is.Not.Null);
+            Assert.That(result.Dma!.Value.Copies, Is.Positive, "DMA copies");
+            Assert.That(result.DmaVerifiedPages, Is.Positive, "DMA destination pages verified");
+            Assert.That(result.StaleDmas, Is.Zero, "stale DMAs");
+            Assert.That(result.DmaCorruptedPages, Is.Zero, string.Join(Environment.NewLine, result.DmaCorruptionLines));
+            Assert.That(result.Dma.Value.Hits, Is.Positive, "the cache served translations");
+            Assert.That(result.Dma.Value.Invalidations, Is.Positive, "the host's events invalidated cached translations");
 
             // The run executed its seed's schedule in order: each scheduled mechanism's operations are the schedule's prefix.
             var schedule = new StressSchedule(7, result.Layout);
@@ -102,6 +111,32 @@ public sealed class StressDemoTests
                 Assert.That(first.Select(o => Layout().ChunkGpa(o.Chunk) + ((ulong)(o.Page + o.Pages) * 4096)), Is.All.LessThanOrEqualTo(Layout().DataEndGpa), $"{kind}: ranges inside the data area");
             }
         }
+    }
+
+    [Test]
+    public void WithTheDmaEngineTheMechanismsStrikeItsBuffersAndItsCopiesStayInThem()
+    {
+        var layout = Layout(dmaChunks: 1);
+        var schedule = new StressSchedule(42, layout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(layout.HostChunks, Is.EqualTo(layout.Chunks + 1));
+            Assert.That(layout.DmaGpa, Is.EqualTo(layout.DataEndGpa));
+            Assert.That(layout.HostEndGpa, Is.EqualTo(layout.DataEndGpa + StressGuestLayout.ChunkBytes));
+            foreach (var kind in new[] { StressMechanismKind.Migration, StressMechanismKind.MemslotRemap, StressMechanismKind.DontNeed, StressMechanismKind.ThpSplit })
+            {
+                var operations = schedule.Take(kind, 200);
+                Assert.That(operations.Select(o => o.Chunk), Is.All.InRange(0, layout.HostChunks - 1), $"{kind}: inside the data area or the DMA chunk");
+                Assert.That(operations.Count(o => layout.IsDmaChunk(o.Chunk)), Is.Positive, $"{kind} strikes the DMA buffers");
+                Assert.That(operations.Select(o => layout.ChunkGpa(o.Chunk) + ((ulong)(o.Page + o.Pages) * 4096)), Is.All.LessThanOrEqualTo(layout.HostEndGpa), $"{kind}: ranges inside");
+            }
+
+            var copies = schedule.Take(StressMechanismKind.Dma, 200);
+            Assert.That(copies.Select(o => o.Page % DmaMechanism.MaxPages), Is.All.Zero, "copies start on a slot, so the cache sees buffers again");
+            Assert.That(copies.Select(o => o.Pages).Distinct().Order(), Is.EqualTo(new[] { 4, 8, 16 }));
+            Assert.That(copies.Select(o => o.Page + o.Pages), Is.All.LessThanOrEqualTo(StressGuestLayout.ChunkPages / 2), "sources in the chunk's first half");
+            Assert.That(copies.Select(o => o.Chunk), Is.All.Zero);
+        });
     }
 
     [Test]

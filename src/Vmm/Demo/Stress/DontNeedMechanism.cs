@@ -10,7 +10,8 @@ namespace Hypervisor.Vmm.Demo.Stress;
 /// value before the madvise and to the next even value after it, and the guest accepts a page whose every word is zero
 /// or what it wrote only when its counter was odd when it wrote the page or has moved since (a seqcount: a discard that
 /// could have hit the page after the write moved the counter before it zeroed anything). Every other difference is a
-/// corrupted page.
+/// corrupted page. In the DMA buffers' chunk the rule is the same with one counter for the whole chunk
+/// (<see cref="StressContext.DmaDiscards"/>), which the DMA mechanism's verifier reads.
 /// </summary>
 internal sealed class DontNeedMechanism(StressContext context) : StressMechanism
 {
@@ -27,17 +28,30 @@ internal sealed class DontNeedMechanism(StressContext context) : StressMechanism
         var layout = context.Memory.Layout;
         var firstPage = ((long)operation.Chunk * StressGuestLayout.ChunkPages) + operation.Page;
         var start = layout.ChunkGpa(operation.Chunk) + ((ulong)operation.Page * Paging.PageSize);
-        Bump(layout, firstPage, operation.Pages);
+        var dma = layout.IsDmaChunk(operation.Chunk);
+        Announce(dma, layout, firstPage, operation.Pages);
         try
         {
             context.Process.Madvise(context.Memory.HvaOf(start), (ulong)operation.Pages * Paging.PageSize, Advice.DontNeed);
         }
         finally
         {
-            Bump(layout, firstPage, operation.Pages);
+            Announce(dma, layout, firstPage, operation.Pages);
         }
 
         AddEffect(operation.Pages);
+    }
+
+    private void Announce(bool dma, StressGuestLayout layout, long firstPage, int pages)
+    {
+        if (dma)
+        {
+            context.DmaDiscards.Bump();
+        }
+        else
+        {
+            Bump(layout, firstPage, pages);
+        }
     }
 
     /// <summary>Moves each page's counter on by one (only this thread writes them).</summary>

@@ -15,4 +15,7 @@ internal sealed record StressContext(Vm Vm, StressGuestMemory Memory, HostOperat
 
     /// <summary>The VM's host process.</summary>
     public HostProcess Process => Vm.Process!;
+
+    /// <summary>The MADV_DONTNEED announcements for the DMA buffers' chunk (the guest's data pages have their own counters).</summary>
+    public DmaDiscardSequence DmaDiscards { get; } = new();
 }

@@ -17,7 +17,9 @@ namespace Hypervisor.Vmm.Demo.Stress;
 /// zram), merges (ksmd), migrates 2 MiB chunks between two NUMA nodes and balances them back (hinting faults from vCPUs on
 /// both nodes), splits and collapses huge pages, forks snapshots, storms mprotect read-only and back (guest writes into a
 /// window exit to the VMM as memory faults, which it resolves), unmaps and re-maps chunks through memslot changes, and
-/// drops pages with MADV_DONTNEED (announced to the guest's verifier). The host MM auditor and the MMU auditor run all the
+/// drops pages with MADV_DONTNEED (announced to the guest's verifier); a VMM thread drives the DMA engine, its safe
+/// registration cache on the user event channel, over buffers those mechanisms strike too, and verifies every copy
+/// (<see cref="DmaMechanism"/>). The host MM auditor and the MMU auditor run all the
 /// time on a thread of their own (<see cref="StressAuditor"/>). Every scheduled operation is drawn from
 /// <see cref="StressDemoOptions.Seed"/> (<see cref="StressSchedule"/>).
 /// </summary>
@@ -83,9 +85,10 @@ public sealed class StressDemo
         var region = _options.EffectiveRegionBytes;
         var c = CultureInfo.InvariantCulture;
 
-        // The cgroup limit is below what the guest touches (its image and control area, about 4 MiB, and its regions),
-        // so kswapd and direct reclaim swap all along.
-        var touched = (4UL << 20) + (region * (ulong)_options.Vcpus);
+        // The cgroup limit is below what the guest touches (its image and control area, about 4 MiB, and its regions) and
+        // the DMA buffers' chunk, so kswapd and direct reclaim swap all along, the DMA buffers too.
+        var dma = !_options.Without.Contains(StressMechanismKind.Dma);
+        var touched = (4UL << 20) + (region * (ulong)_options.Vcpus) + (dma ? StressGuestLayout.ChunkBytes : 0);
         var limit = Math.Max(4UL << 20, (ulong)(touched * _options.HostMemoryShare) & ~(Paging.PageSize - 1));
         var options = new VmOptions
         {
@@ -100,16 +103,17 @@ public sealed class StressDemo
             KsmSleepMilliseconds = 10,
             CommandLine = string.Create(c, $"mib={region >> 20} kinds=8 seed={_options.Seed}"),
             Trace = _options.Trace,
+            DmaCache = dma ? Devices.Dma.DmaCacheMode.Safe : null,
         };
 
         var progress = new StressGuestProgress();
         Volatile.Write(ref _progress, progress);
         using var vm = new Vm(options, new GuestConsole(new ConsoleLineWatcher(progress.OnLine)));
         var loaded = vm.Boot(image);
-        var layout = StressGuestLayout.For(loaded.EndGpa, _options.Vcpus, region);
-        if (layout.DataEndGpa > _options.GuestBytes)
+        var layout = StressGuestLayout.For(loaded.EndGpa, _options.Vcpus, region) with { DmaChunks = dma ? 1 : 0 };
+        if (layout.HostEndGpa > _options.GuestBytes)
         {
-            throw new StressDemoOptionsException(nameof(StressDemoOptions.GuestBytes), string.Create(c, $"the guest's data area ends at {layout.DataEndGpa >> 20} MiB, beyond guest RAM of {_options.GuestBytes >> 20} MiB: give more guest RAM"));
+            throw new StressDemoOptionsException(nameof(StressDemoOptions.GuestBytes), string.Create(c, $"the guest's data area{(dma ? " and the DMA buffers" : string.Empty)} end at {layout.HostEndGpa >> 20} MiB, beyond guest RAM of {_options.GuestBytes >> 20} MiB: give more guest RAM"));
         }
 
         var cpus = vm.Emulated!.Cpus;
@@ -144,6 +148,7 @@ public sealed class StressDemo
             storm,
             new MemslotRemapMechanism(context),
             new DontNeedMechanism(context),
+            new DmaMechanism(context),
         ];
 
         using var auditor = new StressAuditor(vm, operationGate, memory, _options.AuditInterval, MaxViolationsKept);
@@ -285,6 +290,7 @@ public sealed class StressDemo
         TimeSpan elapsed)
     {
         var mmu = vm.Mmu!.Stats;
+        var dma = mechanisms.OfType<DmaMechanism>().Single();
         var shootdown = vm.Shootdown!;
         var waits = shootdown.Waits;
         return new StressDemoResult
@@ -311,6 +317,10 @@ public sealed class StressDemo
             CorruptedPages = progress.CorruptedPages,
             DiscardedPages = progress.DiscardedPages,
             CorruptionLines = progress.CorruptionLines,
+            Dma = dma.Counters,
+            DmaVerifiedPages = dma.VerifiedPages,
+            DmaCorruptedPages = dma.CorruptedPages,
+            DmaCorruptionLines = dma.CorruptionLines,
             GuestExitCode = run.Kind == VmStopKind.GuestExit ? run.GuestExitCode : null,
             Verdict = progress.Verdict ?? $"{run.Kind}: {run.Detail}",
             AuditPasses = auditor.Passes,

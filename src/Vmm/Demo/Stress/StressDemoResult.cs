@@ -64,7 +64,7 @@ public sealed record StressDemoResult
     /// <summary>Pages the guest verified.</summary>
     public required long PagesVerified { get; init; }
 
-    /// <summary>Pages that read back as neither what the guest wrote nor an announced discard.</summary>
+    /// <summary>Pages the guest found that read back as neither what it wrote nor an announced discard.</summary>
     public required long CorruptedPages { get; init; }
 
     /// <summary>Pages that read back as zeros after an announced MADV_DONTNEED (not corruption).</summary>
@@ -94,11 +94,32 @@ public sealed record StressDemoResult
     /// <summary>What went wrong outside the checks (a mechanism's failure, a guest that did not boot or stop), or null.</summary>
     public string? Problem { get; init; }
 
+    /// <summary>The DMA engine's counters at the end, or null when the run left it out (<c>--without Dma</c>).</summary>
+    public Devices.Dma.DmaEngineCounters? Dma { get; init; }
+
+    /// <summary>DMA destination pages read back and found as their copy's source was written.</summary>
+    public long DmaVerifiedPages { get; init; }
+
+    /// <summary>DMA destination pages with a wrong byte (each a stale DMA or a lost write).</summary>
+    public long DmaCorruptedPages { get; init; }
+
+    /// <summary>The first wrong DMA pages, one line each.</summary>
+    public IReadOnlyList<string> DmaCorruptionLines { get; init; } = [];
+
+    /// <summary>Copies through a stale translation, by the engine's own check (0 without the engine).</summary>
+    public long StaleDmas => Dma?.StaleDmas ?? 0;
+
+    /// <summary>Corrupted pages of every verifier: the guest's and the DMA mechanism's.</summary>
+    public long AllCorruptedPages => CorruptedPages + DmaCorruptedPages;
+
     /// <summary>The whole demo's wall-clock time.</summary>
     public required TimeSpan Elapsed { get; init; }
 
-    /// <summary>Everything held: every mechanism (not left out) ran and reached guest memory, no page corrupted, every audit clean.</summary>
+    /// <summary>
+    /// Everything held: every mechanism (not left out) ran and reached guest memory, no page corrupted (the guest's or a
+    /// DMA destination's), no stale DMA, every audit clean.
+    /// </summary>
     public bool Succeeded =>
-        Problem is null && AuditViolationCount == 0 && CorruptedPages == 0 && GuestExitCode == 0 && AuditPasses > 0
+        Problem is null && AuditViolationCount == 0 && AllCorruptedPages == 0 && StaleDmas == 0 && GuestExitCode == 0 && AuditPasses > 0
         && Mechanisms.Count > 0 && Mechanisms.All(m => m.Active || Options.Without.Contains(m.Kind));
 }

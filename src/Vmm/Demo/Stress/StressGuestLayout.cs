@@ -7,6 +7,8 @@ namespace Hypervisor.Vmm.Demo.Stress;
 /// control page at the first MiB boundary after the image, then one u32 discard counter per data page (written by the
 /// host), then the guest's snapshot of them; the data area at the next 2 MiB boundary, <see cref="PagesPerVcpu"/> pages
 /// per vCPU, vCPU k's region k-th. The data area is cut into 2 MiB chunks, each its own memslot (so one can be remapped).
+/// With the DMA engine, one more chunk right after the data area holds its buffers (<see cref="DmaChunks"/>): the guest
+/// never touches it, the host's mechanisms strike it as they strike the data area (<see cref="HostChunks"/>).
 /// </summary>
 public sealed record StressGuestLayout
 {
@@ -37,6 +39,9 @@ public sealed record StressGuestLayout
     /// <summary>Pages of each vCPU's region (a whole number of chunks).</summary>
     public required int PagesPerVcpu { get; init; }
 
+    /// <summary>Chunks of the DMA engine's buffers after the data area: 1 when the run drives the engine, else 0.</summary>
+    public int DmaChunks { get; init; }
+
     /// <summary>Pages of the data area.</summary>
     public long DataPages => (long)PagesPerVcpu * Vcpus;
 
@@ -46,7 +51,19 @@ public sealed record StressGuestLayout
     /// <summary>One past the data area's last byte.</summary>
     public ulong DataEndGpa => DataGpa + ((ulong)DataPages * Paging.PageSize);
 
-    /// <summary>The gpa of chunk <paramref name="chunk"/>.</summary>
+    /// <summary>Chunks the host's mechanisms strike: the data area's, then the DMA buffers' (chunk numbers from <see cref="Chunks"/> on).</summary>
+    public int HostChunks => Chunks + DmaChunks;
+
+    /// <summary>The gpa of the DMA buffers' chunk (meaningful when <see cref="DmaChunks"/> is 1).</summary>
+    public ulong DmaGpa => DataEndGpa;
+
+    /// <summary>One past the last byte the host's mechanisms strike (the DMA buffers' end, or the data area's).</summary>
+    public ulong HostEndGpa => DataEndGpa + ((ulong)DmaChunks * ChunkBytes);
+
+    /// <summary>Whether <paramref name="chunk"/> holds the DMA buffers rather than guest data.</summary>
+    public bool IsDmaChunk(int chunk) => chunk >= Chunks;
+
+    /// <summary>The gpa of chunk <paramref name="chunk"/> (of the data area, or from <see cref="Chunks"/> on the DMA buffers').</summary>
     public ulong ChunkGpa(int chunk) => DataGpa + ((ulong)chunk * ChunkBytes);
 
     /// <summary>The gpa of data page <paramref name="page"/>'s discard counter.</summary>

@@ -15,7 +15,8 @@ namespace Hypervisor.Vmm.Demo.Stress;
 /// chunk can be unmapped and mapped again), gpa → hva through them, the host's writes into the guest's control page
 /// and discard counters, pausing every vCPU, and the remap itself.
 /// </summary>
-/// <remarks>Memslots: slot 0 covers [0, data area), slot 1 + k chunk k, the last one the RAM above the data area. A
+/// <remarks>Memslots: slot 0 covers [0, data area), slot 1 + k chunk k (the DMA buffers' chunk too), the last one the
+/// RAM above them. A
 /// chunk's hva changes with every remap: read it through <see cref="ChunkHva"/> at the time of use, inside the
 /// <see cref="HostOperationGate"/> (a remap holds it exclusively).</remarks>
 internal sealed class StressGuestMemory
@@ -49,15 +50,15 @@ internal sealed class StressGuestMemory
         var ramBase = whole.UserspaceAddress;
         mmu.DeleteMemoryRegion(0);
         mmu.SetMemoryRegion(0, MemslotFlags.None, new Gpa(0), layout.DataGpa, ramBase, _backing);
-        for (var chunk = 0; chunk < layout.Chunks; chunk++)
+        for (var chunk = 0; chunk < layout.HostChunks; chunk++)
         {
             var gpa = layout.ChunkGpa(chunk);
             mmu.SetMemoryRegion(ChunkSlot(chunk), MemslotFlags.None, new Gpa(gpa), StressGuestLayout.ChunkBytes, ramBase + gpa, _backing);
         }
 
-        if (_ramBytes > layout.DataEndGpa)
+        if (_ramBytes > layout.HostEndGpa)
         {
-            mmu.SetMemoryRegion(layout.Chunks + 1, MemslotFlags.None, new Gpa(layout.DataEndGpa), _ramBytes - layout.DataEndGpa, ramBase + layout.DataEndGpa, _backing);
+            mmu.SetMemoryRegion(layout.HostChunks + 1, MemslotFlags.None, new Gpa(layout.HostEndGpa), _ramBytes - layout.HostEndGpa, ramBase + layout.HostEndGpa, _backing);
         }
     }
 

@@ -36,4 +36,10 @@ public enum StressMechanismKind
 
     /// <summary>madvise(MADV_DONTNEED) of guest pages the guest's verifier is told about.</summary>
     DontNeed,
+
+    /// <summary>
+    /// The DMA copy engine with its ummunotify registration cache, driven from a VMM thread over buffers that every other
+    /// mechanism strikes too; every copy is read back and verified.
+    /// </summary>
+    Dma,
 }

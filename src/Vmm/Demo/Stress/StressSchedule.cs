@@ -24,6 +24,7 @@ public sealed class StressSchedule
     [
         StressMechanismKind.Migration, StressMechanismKind.NumaBalancing, StressMechanismKind.ThpSplit, StressMechanismKind.ThpCollapse,
         StressMechanismKind.Fork, StressMechanismKind.MprotectStorm, StressMechanismKind.MemslotRemap, StressMechanismKind.DontNeed,
+        StressMechanismKind.Dma,
     ];
 
     /// <summary>The operations of <paramref name="kind"/>, in order, without end.</summary>
@@ -54,7 +55,7 @@ public sealed class StressSchedule
     /// <summary>Draws operation <paramref name="number"/> of <paramref name="kind"/>.</summary>
     internal static StressOperation Draw(StressMechanismKind kind, Random random, long number, StressGuestLayout layout)
     {
-        var chunk = random.Next(layout.Chunks);
+        var chunk = random.Next(layout.HostChunks);
         const int pages = StressGuestLayout.ChunkPages;
         return kind switch
         {
@@ -66,6 +67,7 @@ public sealed class StressSchedule
             StressMechanismKind.MprotectStorm => Region(kind, number, layout, random.Next(layout.Vcpus), random.Next(2, 30), random.Next(5, 40)),
             StressMechanismKind.MemslotRemap => new(kind, number, chunk, 0, pages, 0, 0, random.Next(50, 200)),
             StressMechanismKind.DontNeed => Range(kind, number, chunk, random, 1, 16, 0, random.Next(5, 30)),
+            StressMechanismKind.Dma => DmaCopy(kind, number, random),
             _ => throw new ArgumentException($"{kind} has no schedule", nameof(kind)),
         };
     }
@@ -73,6 +75,18 @@ public sealed class StressSchedule
     /// <summary>A whole vCPU's region: its writes fault wherever it is in its pass.</summary>
     private static StressOperation Region(StressMechanismKind kind, long number, StressGuestLayout layout, int vcpu, int hold, int pause) =>
         new(kind, number, vcpu * layout.PagesPerVcpu / StressGuestLayout.ChunkPages, 0, layout.PagesPerVcpu, 0, hold, pause);
+
+    /// <summary>
+    /// A copy inside the DMA buffers' chunk: <see cref="StressOperation.Pages"/> pages (4, 8 or 16) from page
+    /// <see cref="StressOperation.Page"/> of its first half (a multiple of 16, so the engine's cache sees the same buffers
+    /// again) to the same page of its second half. <see cref="StressOperation.Chunk"/> is unused (0).
+    /// </summary>
+    private static StressOperation DmaCopy(StressMechanismKind kind, long number, Random random)
+    {
+        const int slots = StressGuestLayout.ChunkPages / 2 / DmaMechanism.MaxPages;
+        var pages = DmaMechanism.MaxPages >> random.Next(3);
+        return new StressOperation(kind, number, 0, random.Next(slots) * DmaMechanism.MaxPages, pages, 0, 0, random.Next(1, 6));
+    }
 
     private static StressOperation Range(StressMechanismKind kind, long number, int chunk, Random random, int minPages, int maxPages, int hold, int pause)
     {

@@ -24,7 +24,7 @@ internal sealed class ThpSplitMechanism(StressContext context) : StressMechanism
     /// <summary>Splits the first huge-mapped chunk from the drawn one on (in chunk order, wrapping), if any is.</summary>
     protected override void Execute(in StressOperation operation, CancellationToken stop)
     {
-        var chunks = context.Memory.Layout.Chunks;
+        var chunks = context.Memory.Layout.HostChunks;
         for (var i = 0; i < chunks; i++)
         {
             var chunk = context.Memory.ChunkHva((operation.Chunk + i) % chunks);
