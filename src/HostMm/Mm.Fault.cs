@@ -150,6 +150,11 @@ public sealed partial class Mm
                     if (pte.IsPresent && (access != FaultAccess.Write || pte.IsWritable))
                     {
                         Host.Memory.Get(pte.Pfn);
+                        if (pte.Pfn != Host.ZeroPfn)
+                        {
+                            Host.Reclaim.MarkAccessed(pte.Pfn); // FOLL_TOUCH's mark_page_accessed: a multi-gen reference
+                        }
+
                         var touched = pte.With(HostPte.AccessedBit | (access == FaultAccess.Write ? HostPte.DirtyBit : 0));
                         if (touched != pte)
                         {

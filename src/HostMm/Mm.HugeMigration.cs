@@ -8,7 +8,7 @@ namespace Hypervisor.HostMm;
 public sealed partial class Mm
 {
     /// <summary>The frame state a huge page's migration carries to each new frame (<c>folio_migrate_flags</c>).</summary>
-    private const FrameFlags HugeCarriedFlags = FrameFlags.Dirty | FrameFlags.Accessed | FrameFlags.Active | FrameFlags.SwapBacked
+    private const FrameFlags HugeCarriedFlags = FrameFlags.Dirty | FrameFlags.Accessed | FrameFlags.LruRefsMask | FrameFlags.Active | FrameFlags.SwapBacked
         | FrameFlags.Workingset | FrameFlags.PmdMapped | FrameFlags.PmdYoung;
 
     /// <summary>

@@ -103,4 +103,12 @@ public enum FrameFlags : uint
     /// bit (Linux ages a huge page as one folio; here each frame ages on its own, so the first frame's look is shared).
     /// </summary>
     PmdYoung = 1u << 26,
+
+    /// <summary>
+    /// Not a flag but a 2-bit field (bits 27–28, Linux's <c>LRU_REFS_MASK</c>): under the multi-gen LRU, the accesses
+    /// through references (get-user-pages) counted after the first, which <see cref="Accessed"/> records; it saturates at 3,
+    /// after which a further access sets <see cref="Workingset"/>. Read with <c>FrameInfo.LruRefs</c>; the access count
+    /// picks the page's tier (<see cref="Reclaim.LruTiers"/>).
+    /// </summary>
+    LruRefsMask = 3u << 27,
 }

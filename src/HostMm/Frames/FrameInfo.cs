@@ -36,6 +36,9 @@ public struct FrameInfo
     /// <summary>The <see cref="RmapOwner"/> of a frame no mm owns (free, KSM, or not yet mapped).</summary>
     public const int NoOwner = -1;
 
+    /// <summary>The lowest bit of <see cref="FrameFlags.LruRefsMask"/>.</summary>
+    public const int LruRefsShift = 27;
+
     /// <summary>The lowest bit of <see cref="FrameFlags.GenerationMask"/>.</summary>
     public const int GenerationShift = 22;
 
@@ -105,6 +108,9 @@ public struct FrameInfo
     /// </summary>
     public readonly int Generation => (int)(((uint)Flags & (uint)FrameFlags.GenerationMask) >> GenerationShift);
 
+    /// <summary>The multi-gen LRU's reference counter (<see cref="FrameFlags.LruRefsMask"/>, 0–3).</summary>
+    public readonly int LruRefs => (int)(((uint)Flags & (uint)FrameFlags.LruRefsMask) >> LruRefsShift);
+
     /// <summary>True when every bit of <paramref name="flags"/> is set.</summary>
     public readonly bool Has(FrameFlags flags) => (Flags & flags) == flags;
 
@@ -165,6 +171,58 @@ public struct FrameInfo
         while (true)
         {
             var seen = Interlocked.CompareExchange(ref _flags, (old & ~mask) | bits, old);
+            if (seen == old)
+            {
+                return;
+            }
+
+            old = seen;
+        }
+    }
+
+    /// <summary>
+    /// Atomically clears the bits of <paramref name="mask"/> and sets <paramref name="bits"/> (Linux's
+    /// <c>set_mask_bits</c>), leaving every other bit as it is.
+    /// </summary>
+    internal void ReplaceFlags(FrameFlags mask, FrameFlags bits)
+    {
+        var old = Volatile.Read(ref _flags);
+        while (true)
+        {
+            var seen = Interlocked.CompareExchange(ref _flags, (old & ~(uint)mask) | (uint)bits, old);
+            if (seen == old)
+            {
+                return;
+            }
+
+            old = seen;
+        }
+    }
+
+    /// <summary>
+    /// One access through a reference under the multi-gen LRU (Linux's <c>lru_gen_inc_refs</c>): the first sets
+    /// <see cref="FrameFlags.Accessed"/> and zeroes the counter; later ones count up to 3 in
+    /// <see cref="FrameFlags.LruRefsMask"/>; once it is full, <see cref="FrameFlags.Workingset"/> is set.
+    /// </summary>
+    internal void IncrementLruRefs()
+    {
+        if (!Has(FrameFlags.Accessed))
+        {
+            ReplaceFlags(FrameFlags.LruRefsMask, FrameFlags.Accessed);
+            return;
+        }
+
+        const uint mask = (uint)FrameFlags.LruRefsMask;
+        var old = Volatile.Read(ref _flags);
+        while (true)
+        {
+            if ((old & mask) == mask)
+            {
+                SetFlags(FrameFlags.Workingset);
+                return;
+            }
+
+            var seen = Interlocked.CompareExchange(ref _flags, old + (1u << LruRefsShift), old);
             if (seen == old)
             {
                 return;

@@ -7,7 +7,7 @@ namespace Hypervisor.HostMm.Migration;
 public sealed partial class Migrator
 {
     /// <summary>The frame state a migration carries to the new frame (<c>folio_migrate_flags</c>; the KSM bit moves with the stable node).</summary>
-    private const FrameFlags CarriedFlags = FrameFlags.Dirty | FrameFlags.Accessed | FrameFlags.Active | FrameFlags.SwapBacked
+    private const FrameFlags CarriedFlags = FrameFlags.Dirty | FrameFlags.Accessed | FrameFlags.LruRefsMask | FrameFlags.Active | FrameFlags.SwapBacked
         | FrameFlags.Workingset | FrameFlags.Uptodate | FrameFlags.SwapCache;
 
     /// <summary>

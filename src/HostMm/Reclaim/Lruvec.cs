@@ -51,6 +51,9 @@ internal sealed class Lruvec
     /// <summary>The lock that guards the lists (the <c>lru_lock</c>).</summary>
     public Lock Lock { get; } = new();
 
+    /// <summary>The multi-gen LRU's per-tier refault counters and controller for this lruvec.</summary>
+    public RefaultController Tiers { get; } = new();
+
     /// <summary>Serialises multi-gen aging of this lruvec (one page-table walk per new generation).</summary>
     public Lock AgingLock { get; } = new();
 
@@ -210,6 +213,7 @@ internal sealed class Lruvec
                 frames[(int)index].SetGeneration(generation);
             }
 
+            Tiers.CarryOver();
             Volatile.Write(ref _minSeq, _minSeq + 1);
         }
 
@@ -219,7 +223,8 @@ internal sealed class Lruvec
 
     /// <summary>
     /// Drops the oldest generations while they are empty and more than <see cref="MinGenerations"/> remain (Linux's
-    /// <c>try_to_inc_min_seq</c>). True when <see cref="MinSeq"/> advanced. Hold <see cref="Lock"/>.
+    /// <c>try_to_inc_min_seq</c>), carrying the tiers' refault counts over into their averages. True when
+    /// <see cref="MinSeq"/> advanced. Hold <see cref="Lock"/>.
     /// </summary>
     public bool TryIncrementMinSeqLocked()
     {
@@ -228,6 +233,11 @@ internal sealed class Lruvec
         {
             Volatile.Write(ref _minSeq, _minSeq + 1);
             advanced = true;
+        }
+
+        if (advanced)
+        {
+            Tiers.CarryOver(); // once per retirement, as Linux's try_to_inc_min_seq carries over once for its whole advance
         }
 
         return advanced;

@@ -96,6 +96,12 @@ public readonly record struct ReclaimStats
     /// <summary>Neighbouring pages the multi-gen look-around found young and moved to the youngest generation.</summary>
     public long MglruLookAroundPromotions { get; init; }
 
+    /// <summary>
+    /// Pages of the oldest generation that multi-gen eviction kept, moving them up a generation, because the refault
+    /// controller protects their tier (or they are workingset pages with a full reference counter).
+    /// </summary>
+    public long MglruTierProtections { get; init; }
+
     /// <summary>Pages in the swap cache now (<c>SwapCached</c>).</summary>
     public long SwapCachedPages { get; init; }
 

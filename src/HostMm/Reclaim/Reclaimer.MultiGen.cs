@@ -1,6 +1,7 @@
 using System.Buffers;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.PageTables;
+using Hypervisor.HostMm.Swap;
 
 namespace Hypervisor.HostMm.Reclaim;
 
@@ -28,6 +29,7 @@ public sealed partial class Reclaimer
     private long _mglruAgings;
     private long _mglruWalkPromotions;
     private long _mglruLookAroundPromotions;
+    private long _mglruTierProtections;
 
     private bool MultiGen => _options.Policy == LruPolicy.MultiGen;
 
@@ -130,7 +132,8 @@ public sealed partial class Reclaimer
 
     /// <summary>
     /// Takes up to <c>batch.Length</c> frames off the oldest generation's tail, each with one reference and
-    /// <see cref="FrameFlags.Isolated"/>, after dropping empty old generations. Isolates nothing, with
+    /// <see cref="FrameFlags.Isolated"/>, after dropping empty old generations; frames of a tier the refault controller
+    /// protects move up a generation instead (<see cref="SortOldestLocked"/>). Isolates nothing, with
     /// <paramref name="needsAging"/> set, when only <see cref="Lruvec.MinGenerations"/> remain: the two youngest are
     /// never evicted from — except by last-resort reclaim (<paramref name="force"/>, references ignored), which goes on to
     /// the younger generations when the older ones are empty, as the classic policy's last rounds take referenced pages (a falling
@@ -151,9 +154,15 @@ public sealed partial class Reclaimer
             }
 
             // From the oldest generation on, moving to the next only when nothing could be taken from this one (its
-            // frames all being freed right now): never the two youngest, unless forced.
+            // frames all being freed right now, or protected by their tier): never the two youngest, unless forced.
+            // Last-resort reclaim protects no tier.
             var last = force ? lruvec.MaxSeq : lruvec.MaxSeq - Lruvec.MinGenerations;
             var looked = 0;
+            if (!force)
+            {
+                SortOldestLocked(lruvec, lruvec.Tiers.TierIndex(), batch, ref count, ref looked);
+            }
+
             for (var seq = lruvec.MinSeq; seq <= last && count == 0 && looked < batch.Length * 4; seq++)
             {
                 IsolateFromTailLocked(lruvec, lruvec.GenerationTailLocked(seq), batch, ref count, ref looked);
@@ -162,6 +171,126 @@ public sealed partial class Reclaimer
 
         Interlocked.Add(ref _isolated, count);
         return count;
+    }
+
+    /// <summary>
+    /// The scan of the oldest generation's tail (Linux's <c>scan_folios</c> with <c>sort_folio</c> and
+    /// <c>isolate_folio</c>): a frame whose tier is above <paramref name="tierIndex"/> (or a workingset frame with a full
+    /// counter) is protected — moved to the head of the next generation with its reference counts spent, and counted to
+    /// its tier — and any other frame whose reference can still be got is isolated into <paramref name="batch"/>, its
+    /// counter zeroed unless <see cref="FrameFlags.Accessed"/> says it holds accesses. Stops when the batch is full or
+    /// <c>4 × batch.Length</c> frames were looked at. Hold <see cref="Lruvec.Lock"/>, with more than
+    /// <see cref="Lruvec.MinGenerations"/> generations.
+    /// </summary>
+    private void SortOldestLocked(Lruvec lruvec, int tierIndex, Span<uint> batch, ref int count, ref int looked)
+    {
+        var frames = _memory.FrameTable;
+        var minSeq = lruvec.MinSeq;
+        var index = lruvec.GenerationTailLocked(minSeq);
+        while (index != FrameInfo.NoFrame && count < batch.Length && looked < batch.Length * 4)
+        {
+            looked++;
+            ref var frame = ref frames[(int)index];
+            var previous = frame.LruPrev;
+            var flags = frame.Flags;
+            if (LruTiers.IsProtected(flags, tierIndex))
+            {
+                lruvec.RemoveLocked(frames, index);
+                frame.ClearFlags(FrameFlags.Accessed | FrameFlags.LruRefsMask);
+                lruvec.AddToGenerationLocked(frames, index, minSeq + 1);
+                if (!LruTiers.IsSaturated(flags))
+                {
+                    lruvec.Tiers.CountProtected(LruTiers.TierOf(flags));
+                }
+
+                Interlocked.Increment(ref _mglruTierProtections);
+            }
+            else if (_memory.TryGet(new Pfn(index)))
+            {
+                lruvec.RemoveLocked(frames, index);
+                frame.SetFlags(FrameFlags.Isolated);
+                if ((flags & FrameFlags.Accessed) == 0)
+                {
+                    frame.ClearFlags(FrameFlags.LruRefsMask);
+                }
+
+                batch[count++] = index;
+            }
+
+            index = previous;
+        }
+    }
+
+    /// <summary>
+    /// One access to <paramref name="pfn"/> through a reference — get-user-pages, Linux's FOLL_TOUCH and its
+    /// <c>folio_mark_accessed</c>. Under the multi-gen LRU it counts towards the page's tier
+    /// (<see cref="FrameInfo.IncrementLruRefs"/>); the classic policy ages through accessed bits only.
+    /// </summary>
+    internal void MarkAccessed(Pfn pfn)
+    {
+        if (!MultiGen)
+        {
+            return;
+        }
+
+        ref var frame = ref _memory.Frame(pfn);
+        if (!frame.Has(FrameFlags.Unevictable))
+        {
+            frame.IncrementLruRefs();
+        }
+    }
+
+    /// <summary>
+    /// The multi-gen shadow of a page evicted from <paramref name="lruvec"/> (Linux's <c>lru_gen_eviction</c>): counts
+    /// the page to its tier's evictions and records the oldest generation, the page's accesses and its workingset mark.
+    /// </summary>
+    private static ulong LruGenEviction(Lruvec lruvec, FrameFlags flags)
+    {
+        var refs = LruTiers.Refs(flags);
+        var workingset = (flags & FrameFlags.Workingset) != 0;
+        lruvec.Tiers.CountEvicted(LruTiers.TierFromRefs(refs, workingset));
+        return ShadowEntry.MakeGenerational(lruvec.Index, lruvec.MinSeq, refs, workingset);
+    }
+
+    /// <summary>
+    /// Linux's <c>lru_gen_refault</c> for the page read into <paramref name="pfn"/>: counts <c>workingset_refault_anon</c>
+    /// when the shadow's lruvec is the page's; a refault within <see cref="Lruvec.MaxGenerations"/> generations of the
+    /// eviction is recent — counted to its tier's refaults and, the swap-in running inside a fault, as
+    /// <c>workingset_activate_anon</c>; a workingset page gets its mark back (<c>workingset_restore_anon</c>), any other
+    /// its reference counter. True for a recent refault.
+    /// </summary>
+    private bool LruGenRefault(ulong shadow, Pfn pfn)
+    {
+        var lruvecs = Volatile.Read(ref _lruvecs);
+        var index = ShadowEntry.LruvecOf(shadow);
+        ref var frame = ref _memory.Frame(pfn);
+        if (index >= lruvecs.Length || !ReferenceEquals(lruvecs[index], LruvecOf(ref frame)))
+        {
+            return false;
+        }
+
+        var lruvec = lruvecs[index];
+        Interlocked.Increment(ref _workingsetRefault);
+        if (!ShadowEntry.IsRecentGeneration(shadow, lruvec.MaxSeq, Lruvec.MaxGenerations))
+        {
+            return false;
+        }
+
+        var refs = ShadowEntry.RefsOf(shadow);
+        var workingset = ShadowEntry.WasWorkingset(shadow);
+        lruvec.Tiers.CountRefaulted(LruTiers.TierFromRefs(refs, workingset));
+        Interlocked.Increment(ref _workingsetActivate);
+        if (workingset)
+        {
+            frame.SetFlags(FrameFlags.Workingset);
+            Interlocked.Increment(ref _workingsetRestore);
+        }
+        else
+        {
+            frame.ReplaceFlags(FrameFlags.LruRefsMask, (FrameFlags)((uint)(refs - 1) << FrameInfo.LruRefsShift));
+        }
+
+        return true;
     }
 
     /// <summary>
@@ -334,6 +463,8 @@ public sealed partial class Reclaimer
                 ref var frame = ref frames[(int)index];
                 if (frame.Has(FrameFlags.Lru) && BelongsTo(ref frame, lruvec) && lruvec.PromoteLocked(frames, index))
                 {
+                    // Promoted through its page tables: workingset, its reference counts spent (Linux's folio_update_gen).
+                    frame.ReplaceFlags(FrameFlags.Accessed | FrameFlags.LruRefsMask, FrameFlags.Workingset);
                     promoted++;
                 }
             }

@@ -536,7 +536,9 @@ public sealed partial class Reclaimer
             return false;
         }
 
-        var shadow = ShadowEntry.Make(lruvec.Index, lruvec.AgeNonresident(), frame.Has(FrameFlags.Workingset));
+        var shadow = MultiGen
+            ? LruGenEviction(lruvec, frame.Flags)
+            : ShadowEntry.Make(lruvec.Index, lruvec.AgeNonresident(), frame.Has(FrameFlags.Workingset));
         Cache!.Remove(slot, pfn, shadow);
         frame.SwapSlot = FrameInfo.NoSwapSlot;
         frame.ClearRmap();
@@ -597,15 +599,17 @@ public sealed partial class Reclaimer
     /// <summary>
     /// The multi-gen decision for a page of the oldest generation: a page found young in any mapping (accessed bit or
     /// secondary MMU, through <c>clear_young</c>; each young mapping also looks around its neighbours) has been used since
-    /// it entered its generation and is promoted to the youngest; an unreferenced one is reclaimed; a walk that could not
-    /// visit every mapping keeps the page.
+    /// it entered its generation and is promoted to the youngest, as workingset; an unreferenced one is reclaimed (its
+    /// reference counts go into its shadow); a walk that could not visit every mapping keeps the page.
     /// </summary>
     private FolioOutcome CheckReferencesMultiGen(Lruvec lruvec, Pfn pfn)
     {
         var references = FolioReferenced(pfn, out var complete, lookAround: lruvec);
-        _memory.Frame(pfn).ClearFlags(FrameFlags.Accessed);
         if (references > 0)
         {
+            // Used through its page tables since it entered the generation: workingset from now on, its reference
+            // counts spent (Linux's lru_gen_set_refs); an unreferenced page keeps them for its shadow.
+            _memory.Frame(pfn).ReplaceFlags(FrameFlags.Accessed | FrameFlags.LruRefsMask, FrameFlags.Workingset);
             return FolioOutcome.Activate;
         }
 
@@ -653,7 +657,9 @@ public sealed partial class Reclaimer
             {
                 if (frame.Has(FrameFlags.Lru))
                 {
-                    frame.ClearFlags(FrameFlags.Accessed);
+                    // PG_referenced goes (its counter means nothing without it); MADV_COLD under the multi-gen LRU also
+                    // drops the counter and the workingset mark (lru_gen_clear_refs).
+                    frame.ClearFlags(MultiGen && !pageOut ? FrameFlags.Accessed | FrameFlags.LruRefsMask | FrameFlags.Workingset : FrameFlags.Accessed);
                     if (pageOut)
                     {
                         lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);

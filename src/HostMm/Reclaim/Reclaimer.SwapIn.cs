@@ -227,7 +227,12 @@ public sealed partial class Reclaimer
                 continue;
             }
 
-            PublishLocked(extra, candidate);
+            var extraShadow = PublishLocked(extra, candidate);
+            if (MultiGen && extraShadow != 0)
+            {
+                LruGenRefault(extraShadow, extra); // read ahead inside the fault, as Linux's swap-in counts each page it adds
+            }
+
             _memory.Frame(extra).SetFlags(FrameFlags.Readahead);
             pages[count] = candidate;
             frames[count++] = (uint)extra.Value;
@@ -337,6 +342,11 @@ public sealed partial class Reclaimer
     /// </summary>
     private bool WorkingsetRefault(ulong shadow, Pfn pfn)
     {
+        if (MultiGen)
+        {
+            return LruGenRefault(shadow, pfn);
+        }
+
         Interlocked.Increment(ref _workingsetRefault);
         var lruvecs = Volatile.Read(ref _lruvecs);
         var index = ShadowEntry.LruvecOf(shadow);

@@ -157,6 +157,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 MglruAgings = Volatile.Read(ref _mglruAgings),
                 MglruWalkPromotions = Volatile.Read(ref _mglruWalkPromotions),
                 MglruLookAroundPromotions = Volatile.Read(ref _mglruLookAroundPromotions),
+                MglruTierProtections = Volatile.Read(ref _mglruTierProtections),
                 SwapCachedPages = Cache?.Pages ?? 0,
                 ActiveAnonPages = active,
                 InactiveAnonPages = inactive,
@@ -357,7 +358,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             frame.SetMemoryCgroup(0);
         }
 
-        frame.ClearFlags(FrameFlags.Readahead | FrameFlags.Workingset | FrameFlags.Accessed);
+        frame.ClearFlags(FrameFlags.Readahead | FrameFlags.Workingset | FrameFlags.Accessed | FrameFlags.LruRefsMask);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Hypervisor.HostMm.Reclaim;
 using Hypervisor.Vmm.Cli.Output;
 using Hypervisor.Vmm.Demo.Swap;
 
@@ -101,7 +102,10 @@ internal static class SwapDemoReport
             writer.Table(table);
             writer.Paragraph(
             [
-                .. result.Aging.Select(row => $"secondary aging {(row.SecondaryAging ? "on" : "off")}: {row.GuestVerdict}; {N(row.Reclaim.WorkingsetRefaultAnon)} workingset refaults"),
+                .. result.Aging.Select(row => $"secondary aging {(row.SecondaryAging ? "on" : "off")}: {row.GuestVerdict}; {N(row.Reclaim.WorkingsetRefaultAnon)} workingset refaults"
+                    + (result.Options.LruPolicy == LruPolicy.MultiGen
+                        ? $" ({N(row.Reclaim.WorkingsetRestoreAnon)} of workingset pages); {N(row.Reclaim.MglruTierProtections)} evictions skipped for a protected tier"
+                        : string.Empty)),
                 "on: the host's aging asks the secondary MMU (clear_flush_young / clear_young) and counts the EPT accessed bits the guest set;",
                 "off: the answers are ignored, so the host sees only its own PTEs' accessed bits, which guest accesses through the EPT never set.",
             ]);

@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.PageTables;
 using Hypervisor.HostMm.Swap;
 using Hypervisor.HostMm.Vmas;
+using Hypervisor.Notifier;
 using static Hypervisor.HostMm.Tests.Reclaim.SwapHosts;
 
 namespace Hypervisor.HostMm.Tests.Reclaim;
@@ -101,6 +103,8 @@ public sealed class SwapRealDiskFullTests
             Assert.That(host.Reclaim.Stats.Pswpout, Is.Zero);
             Assert.That(host.Reclaim.Stats.MemoryFailures, Is.Zero, "a full disk is not a memory failure");
             Assert.That(mm.Cgroup.UsagePages, Is.EqualTo(16), "every page still resident and charged");
+            Assert.That(DirtyResidentPages(host, mm, start, 16), Is.EqualTo(16), "every page in memory (mapped or in the swap cache) and still dirty");
+            Assert.That(host.Reclaim.Area!.GetStats().WriteErrors, Is.GreaterThan(0), "the swap area counts the refused writes");
         });
         AssertConsistent(host);
         Assert.That(CorruptPages(mm, start, 16, seed: 11), Is.Empty, "nothing was lost while the disk was full");
@@ -117,6 +121,32 @@ public sealed class SwapRealDiskFullTests
         mm.Cgroup.MaxPages = 1024;
         Assert.That(CorruptPages(mm, start, 16, seed: 11), Is.Empty, "and came back intact");
         AssertConsistent(host);
+    }
+
+    /// <summary>Pages of the range whose data is in memory and dirty: mapped (PTE or frame dirty) or unmapped into the swap cache.</summary>
+    private static int DirtyResidentPages(Host host, Mm mm, Hva start, int pages)
+    {
+        var dirty = 0;
+        for (var page = 0; page < pages; page++)
+        {
+            var pte = mm.PageTable.Read(start + ((ulong)page * Page));
+            Pfn pfn;
+            if (pte.IsPresent)
+            {
+                pfn = pte.Pfn;
+            }
+            else if (HostPteEncoding.Classify(pte) != HostPteKind.Swap || !host.Reclaim.Cache!.TryGetFrame(HostPteEncoding.SwapSlotOf(pte), out pfn))
+            {
+                continue;
+            }
+
+            if (host.Memory.Frame(pfn).Has(FrameFlags.Dirty) || (pte.IsPresent && pte.IsDirty))
+            {
+                dirty++;
+            }
+        }
+
+        return dirty;
     }
 
     /// <summary>Writes a file until the file system refuses a byte more; returns its path.</summary>
