@@ -247,8 +247,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
                 }
 
                 var block = NextBlock(previous);
-                previous = block;
-                ExecuteBlock(block, limit - _instructions);
+                previous = ExecuteBlock(block, limit - _instructions);
             }
             catch (GuestException exception)
             {
@@ -348,16 +347,18 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     };
 
     // Inlined into RunBlocks (no exception handling here, so the JIT can): a fault unwinds past it and the
-    // catch counts the instructions retired before the faulting one from _runningBlock.
+    // catch counts the instructions retired before the faulting one from _runningBlock. Returns the block that ran
+    // last (compiled code may have chained into successors), the one the next block is linked from.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ExecuteBlock(CodeBlock block, long budget)
+    private CodeBlock ExecuteBlock(CodeBlock block, long budget)
     {
         _blocks++;
         _runningBlock = block;
         if (TryRunCompiled(block, budget))
         {
+            var last = _runningBlock!;
             _runningBlock = null;
-            return;
+            return last;
         }
 
         var instructions = block.Instructions;
@@ -379,6 +380,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
 
         _runningBlock = null;
         _instructions += executed;
+        return block;
     }
 
     /// <summary>

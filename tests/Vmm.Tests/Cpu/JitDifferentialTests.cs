@@ -256,7 +256,15 @@ public sealed class JitDifferentialTests
             }
 
             case 21: a.mov(r14, (ulong)random.Next(0, 64)); break;
-            case 22: if (wide) { a.imul(d64, s64); } else { a.cmovb(d32, s32); } break;
+            case 22:
+                switch (random.Next(3))
+                {
+                    case 0: if (wide) { a.imul(d64, s64); } else { a.cmovb(d32, s32); } break;
+                    case 1: if (wide) { a.imul(d64, s64, imm); } else { a.imul(d32, s32); } break;
+                    default: if (wide) { a.imul(d64, __qword_ptr[r15 + disp]); } else { a.imul(d32, s32, imm); } break;
+                }
+
+                break;
             default: if (wide) { a.sub(d64, s64); } else { a.cmp(d32, s32); } break;
         }
     }

@@ -5,7 +5,7 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 
 /// <summary>
 /// Translates a decoded basic block to IL (<see cref="DynamicMethod"/>) that the .NET JIT compiles to native code.
-/// The hot register forms (MOV, ADD, SUB, CMP, AND, OR, XOR, TEST, shifts by an immediate, LEA, and the 32/64-bit
+/// The hot register forms (MOV, ADD, SUB, CMP, AND, OR, XOR, TEST, shifts, IMUL, LEA, and the 32/64-bit
 /// loads, stores and compares through the soft TLB) are translated inline; a Jcc after a translated compare or
 /// logic instruction tests the operands directly; every other instruction calls the interpreter's handler, so the
 /// translation covers any block.
@@ -17,7 +17,8 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 /// interpreter; the interpreter's early end of a block (<c>_blockBroken</c>) checked after each of them. A block
 /// whose last branch goes back to its start loops inside the method (QEMU's chaining of a block to itself), asking
 /// the vCPU at each back edge whether the block-boundary checks (shootdowns, stops, interrupts, timers, code
-/// changes, budget) allow another pass.
+/// changes, budget) allow another pass. A block that may be linked ends by continuing, as a tail call, into the
+/// compiled code of its linked successor when the vCPU allows chaining (QEMU's <c>goto_tb</c>).
 /// </remarks>
 internal static class BlockCompiler
 {
@@ -25,6 +26,10 @@ internal static class BlockCompiler
     internal const int PollEveryPasses = 64;
 
     private static readonly Type[] Parameters = [typeof(X86Cpu), typeof(CodeBlock), typeof(long)];
+    private static readonly System.Reflection.FieldInfo CompiledField = typeof(CodeBlock).GetField(nameof(CodeBlock.Compiled))!;
+    private static readonly System.Reflection.MethodInfo BigMulMethod =
+        typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
+    private static readonly System.Reflection.MethodInfo InvokeMethod = typeof(CompiledBlockCode).GetMethod(nameof(CompiledBlockCode.Invoke))!;
 
     /// <summary>Compiles <paramref name="block"/>, decoded in a <paramref name="bitness"/>-bit code segment.</summary>
     public static CompiledBlockCode Compile(CodeBlock block, int bitness)
@@ -55,6 +60,8 @@ internal static class BlockCompiler
                 return Form.Memory;
             case Op.Lea:
                 return (d.Reg0 >> 8) is 4 or 8 ? Form.Register : Form.Interpreted;
+            case Op.Imul2: case Op.Imul3:
+                return d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Register : Form.Interpreted;
             case Op.Jcc: case Op.Jmp:
                 return Form.Branch;
             default:
@@ -173,6 +180,36 @@ internal static class BlockCompiler
                 return;
             }
 
+            EmitEnd();
+        }
+
+        // The normal end of the block (every instruction retired, RIP at the successor, registers and flags in the
+        // vCPU): a block that may be linked continues into its compiled successor when the vCPU allows it, as a tail
+        // call (the chain does not grow the stack); otherwise, or when it does not, the block's length is returned.
+        private void EmitEnd()
+        {
+            if (block.Linkable)
+            {
+                var successor = il.DeclareLocal(typeof(CodeBlock));
+                var plain = il.DefineLabel();
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldarg_2);
+                il.Emit(OpCodes.Call, X86Cpu.ChainSuccessorMethod);
+                il.Emit(OpCodes.Stloc, successor);
+                il.Emit(OpCodes.Ldloc, successor);
+                il.Emit(OpCodes.Brfalse, plain);
+                il.Emit(OpCodes.Ldloc, successor);
+                il.Emit(OpCodes.Ldfld, CompiledField);
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, successor);
+                il.Emit(OpCodes.Ldarg_2);
+                il.Emit(OpCodes.Tailcall);
+                il.Emit(OpCodes.Callvirt, InvokeMethod);
+                il.Emit(OpCodes.Ret);
+                il.MarkLabel(plain);
+            }
+
             il.Emit(OpCodes.Ldc_I4, _instructions.Length);
             il.Emit(OpCodes.Ret);
         }
@@ -193,8 +230,7 @@ internal static class BlockCompiler
                 EmitCondition(end.Condition);
                 il.Emit(OpCodes.Brtrue, taken);
                 StoreRip(end.NextIp);
-                il.Emit(OpCodes.Ldc_I4, length);
-                il.Emit(OpCodes.Ret);
+                EmitEnd();
                 il.MarkLabel(taken);
             }
 
@@ -296,6 +332,9 @@ internal static class BlockCompiler
                     return;
                 case Op.IncR: case Op.DecR:
                     EmitIncDec(ref d);
+                    return;
+                case Op.Imul2: case Op.Imul3:
+                    EmitMultiply(ref d);
                     return;
                 default:
                     EmitLogic(ref d);
@@ -517,6 +556,82 @@ internal static class BlockCompiler
             Constant(1);
             il.Emit(OpCodes.Stloc, _flagB);
             RecordFlags(FlagSource.IncDec, d.Op == Op.IncR ? X86Cpu.FlagOpInc : X86Cpu.FlagOpDec, d.Size * 8, carry: true);
+        }
+
+        // IMUL r, r and IMUL r, r, imm (32/64-bit): the signed product truncated to the destination; the record is
+        // (Mul, bits, 0, overflowed ? 1 : 0, result), CF = OF = the product did not fit.
+        private void EmitMultiply(ref DecodedInstruction d)
+        {
+            var slot = d.Reg0 & 0xF;
+            var source = d.Reg1 & 0xF;
+            var three = d.Op == Op.Imul3;
+            var immediate = d.Immediate;
+            void LoadFactors(bool narrow)
+            {
+                LoadRegister(three ? source : slot);
+                if (narrow)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+
+                if (three)
+                {
+                    Constant(immediate);
+                }
+                else
+                {
+                    LoadRegister(source);
+                }
+
+                if (narrow)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+            }
+
+            if (d.Size == 8)
+            {
+                var low = il.DeclareLocal(typeof(long));
+                LoadFactors(narrow: false);
+                il.Emit(OpCodes.Ldloca, low);
+                il.Emit(OpCodes.Call, BigMulMethod);
+                il.Emit(OpCodes.Ldloc, low);
+                il.Emit(OpCodes.Ldc_I4, 63);
+                il.Emit(OpCodes.Shr);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Ldc_I4_0);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(OpCodes.Stloc, _flagB);
+                il.Emit(OpCodes.Ldloc, low);
+                il.Emit(OpCodes.Stloc, _flagResult);
+            }
+            else
+            {
+                LoadFactors(narrow: true);
+                il.Emit(OpCodes.Mul);
+                il.Emit(OpCodes.Stloc, _temp);
+                il.Emit(OpCodes.Ldloc, _temp);
+                il.Emit(OpCodes.Ldloc, _temp);
+                il.Emit(OpCodes.Conv_I4);
+                il.Emit(OpCodes.Conv_I8);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Ldc_I4_0);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(OpCodes.Stloc, _flagB);
+                il.Emit(OpCodes.Ldloc, _temp);
+                Mask(d.Mask);
+                il.Emit(OpCodes.Stloc, _flagResult);
+            }
+
+            il.Emit(OpCodes.Ldloc, _flagResult);
+            StoreRegister(slot);
+            il.Emit(OpCodes.Ldc_I8, 0L);
+            il.Emit(OpCodes.Stloc, _flagA);
+            RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpMul, d.Size * 8);
         }
 
         // Pushes CF (0 or 1) as the interpreter's CarryFlag computes it: from the locals when the last flag-setting
