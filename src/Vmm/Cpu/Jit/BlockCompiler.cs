@@ -112,6 +112,8 @@ internal static class BlockCompiler
         private int _pendingBits;
         private bool _pendingCarry;
         private LocalBuilder _passesToPoll = null!;
+        private int _everWritten;
+        private (int PendingFlagOp, int PendingBits, bool PendingCarry, FlagSource Flags, int FlagBits, int Written) _steady;
 
         public void EmitBlock()
         {
@@ -141,6 +143,37 @@ internal static class BlockCompiler
             _flags = FlagSource.Unknown;
             var last = _instructions.Length - 1;
             var selfLoop = Classify(_instructions[last]) == Form.Branch && _instructions[last].Target == block.StartRip;
+            EmitBody(selfLoop);
+            ref var end = ref _instructions[last];
+            if (selfLoop)
+            {
+                // The first pass is entered with the registers and flags in the vCPU; the steady pass is entered from a
+                // back edge in the state a pass ends in: registers written in the loop maybe only in their locals and
+                // the last flag record pending in the flag locals. They reach the vCPU where the loop is left, or where
+                // something in it needs them.
+                var steady = il.DefineLabel();
+                EmitBackEdge(ref end, top, steady, first: true);
+                il.MarkLabel(steady);
+                RestoreSteadyState();
+                EmitBody(selfLoop);
+                EmitBackEdge(ref end, top, steady, first: false);
+                return;
+            }
+
+            var form = Classify(end);
+            if (form is not (Form.Branch or Form.Interpreted))
+            {
+                StoreRip(end.NextIp);
+            }
+
+            WriteBack();
+            FlushFlags();
+            EmitEnd();
+        }
+
+        private void EmitBody(bool selfLoop)
+        {
+            var last = _instructions.Length - 1;
             for (var k = 0; k <= last; k++)
             {
                 ref var d = ref _instructions[k];
@@ -164,24 +197,21 @@ internal static class BlockCompiler
                         break;
                 }
             }
-
-            ref var end = ref _instructions[last];
-            var form = Classify(end);
-            if (form is not (Form.Branch or Form.Interpreted))
-            {
-                StoreRip(end.NextIp);
-            }
-
-            WriteBack();
-            FlushFlags();
-            if (selfLoop)
-            {
-                EmitBackEdge(ref end, top);
-                return;
-            }
-
-            EmitEnd();
         }
+
+        // The emitter's state at the first pass's back edge, which the steady pass starts from.
+        private void CaptureSteadyState() =>
+            _steady = (_pendingFlagOp, _pendingBits, _pendingCarry, _flags, _flagBits, _written | _everWritten);
+
+        private void RestoreSteadyState() =>
+            (_pendingFlagOp, _pendingBits, _pendingCarry, _flags, _flagBits, _written) = _steady;
+
+        // True when the emitter is in the steady pass's starting state, but for registers written since the last
+        // write-back: the steady start marks every register the loop writes (a superset).
+        private bool InSteadyState() =>
+            (_pendingFlagOp, _pendingBits, _pendingCarry, _flags, _flagBits)
+            == (_steady.PendingFlagOp, _steady.PendingBits, _steady.PendingCarry, _steady.Flags, _steady.FlagBits)
+            && (_written & ~_steady.Written) == 0;
 
         // The normal end of the block (every instruction retired, RIP at the successor, registers and flags in the
         // vCPU): a block that may be linked continues into its compiled successor when the vCPU allows it, as a tail
@@ -218,7 +248,10 @@ internal static class BlockCompiler
         // pass fits the budget, no event is due and no exit is pending (checked every pass, as the block loop would),
         // and, every PollEveryPasses passes, the vCPU's port has no shootdown that changed the TLB, no stop was asked
         // for and the block's code is unchanged (asynchronous requests wait at most that many passes).
-        private void EmitBackEdge(ref DecodedInstruction end, System.Reflection.Emit.Label top)
+        // The first pass's back edge goes to the steady pass in the state it captures; the steady pass's goes back to
+        // itself when its end state is that state, else (registers and flags written back) to the first pass. Where the
+        // loop is left, the registers and the flag record are written back.
+        private void EmitBackEdge(ref DecodedInstruction end, System.Reflection.Emit.Label top, System.Reflection.Emit.Label steady, bool first)
         {
             var length = _instructions.Length;
             var leave = il.DefineLabel();
@@ -230,8 +263,22 @@ internal static class BlockCompiler
                 EmitCondition(end.Condition);
                 il.Emit(OpCodes.Brtrue, taken);
                 StoreRip(end.NextIp);
+                WriteBack(forget: false);
+                FlushFlags(forget: false);
                 EmitEnd();
                 il.MarkLabel(taken);
+            }
+
+            var target = steady;
+            if (first)
+            {
+                CaptureSteadyState();
+            }
+            else if (!InSteadyState())
+            {
+                WriteBack();
+                FlushFlags();
+                target = top;
             }
 
             StoreRip(end.Target);
@@ -270,9 +317,11 @@ internal static class BlockCompiler
             StoreField(X86Cpu.InstructionsField, () => il.Emit(OpCodes.Ldloc, next));
             AddToField(X86Cpu.JitInstructionsField, length);
             AddToField(X86Cpu.BlocksField, 1);
-            il.Emit(OpCodes.Br, top);
+            il.Emit(OpCodes.Br, target);
 
             il.MarkLabel(leave);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
             il.Emit(OpCodes.Ldc_I4, length);
             il.Emit(OpCodes.Ret);
         }
@@ -462,9 +511,8 @@ internal static class BlockCompiler
         // writes the destination) is a branch; the record is then the interpreter's, read back through it.
         private void EmitShiftByCl(ref DecodedInstruction d)
         {
-            // A count of 0 keeps the record before it: that record goes to the vCPU first, and the other arm stores its
-            // own, so both arms leave the record in the vCPU.
-            FlushFlags();
+            // A count of 0 keeps the record before it: that arm stores it to the vCPU, and the other arm stores its own,
+            // so both arms leave the record in the vCPU.
             var slot = d.Reg0 & 0xF;
             var bits = d.Size * 8;
             var count = il.DeclareLocal(typeof(int));
@@ -477,6 +525,7 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Dup);
             il.Emit(OpCodes.Stloc, count);
             il.Emit(OpCodes.Brtrue, nonZero);
+            FlushFlags(forget: false);
             LoadRegister(slot);
             Mask(d.Mask);
             StoreRegister(slot);
@@ -680,7 +729,30 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _pointer);
             il.Emit(OpCodes.Ldloc, _pointer);
             il.Emit(OpCodes.Brtrue, fast);
-            EmitInterpreted(k, slowPath: true);
+
+            // The interpreter's path (a miss, a page crossing, a watched page): it records the same operation's flags in
+            // the vCPU, which are copied to the flag locals, so both arms leave this instruction's record pending there.
+            // The registers written before stay marked (the other arm did not write them back).
+            var (source, flagOp) = d.Op switch
+            {
+                Op.AddMR => (FlagSource.Add, X86Cpu.FlagOpAdd),
+                Op.SubMR => (FlagSource.Sub, X86Cpu.FlagOpSub),
+                _ => (FlagSource.Logic, X86Cpu.FlagOpLogic),
+            };
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            StoreRip(d.NextIp);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, _instructionArray);
+            il.Emit(OpCodes.Ldc_I4, k);
+            il.Emit(OpCodes.Ldelema, typeof(DecodedInstruction));
+            il.Emit(OpCodes.Call, X86Cpu.ExecuteInterpretedMethod);
+            LoadField(X86Cpu.FlagAField, _flagA);
+            LoadField(X86Cpu.FlagBField, _flagB);
+            LoadField(X86Cpu.FlagResultField, _flagResult);
+            RecordFlags(source, flagOp, d.Size * 8);
+            EndIfBroken(k);
+            Reload();
             il.Emit(OpCodes.Br, done);
 
             il.MarkLabel(fast);
@@ -715,22 +787,23 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Ldloc, _flagResult);
             il.Emit(OpCodes.Unaligned, (byte)1);
             il.Emit(d.Size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
-            if (d.Op is Op.AddMR or Op.SubMR)
-            {
-                RecordFlags(FlagSource.Unknown, d.Op == Op.AddMR ? X86Cpu.FlagOpAdd : X86Cpu.FlagOpSub, d.Size * 8, eager: true);
-            }
-            else
+            if (source == FlagSource.Logic)
             {
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Stloc, _flagA);
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Stloc, _flagB);
-                RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpLogic, d.Size * 8, eager: true);
             }
 
+            RecordFlags(source, flagOp, d.Size * 8);
             il.MarkLabel(done);
-            _flags = FlagSource.Unknown;
-            _pendingFlagOp = -1;
+        }
+
+        private void LoadField(System.Reflection.FieldInfo field, LocalBuilder local)
+        {
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, field);
+            il.Emit(OpCodes.Stloc, local);
         }
 
         // A flag-setting instruction's lazy-flags record stays in the flag locals (pending) until a point where the
@@ -1017,12 +1090,10 @@ internal static class BlockCompiler
 
         // An instruction the translator leaves to the interpreter: RIP as the block loop sets it, the handler
         // through the instruction's slot in the block, then the block loop's early-end check.
-        private void EmitInterpreted(int k, bool slowPath = false)
+        private void EmitInterpreted(int k)
         {
-            // On one arm of a branch (slowPath) the registers written before stay marked: the other arm did not write
-            // them back.
-            WriteBack(forget: !slowPath);
-            FlushFlags(forget: !slowPath);
+            WriteBack();
+            FlushFlags();
             StoreRip(_instructions[k].NextIp);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _instructionArray);
@@ -1120,6 +1191,7 @@ internal static class BlockCompiler
         {
             il.Emit(OpCodes.Stloc, _cached[slot]!);
             _written |= 1 << slot;
+            _everWritten |= 1 << slot;
         }
 
         // The registers written since the last write-back go to the register file.
