@@ -96,7 +96,8 @@ internal static class RunReport
         return tier == ExecutionTier.Interp
             ? "every block on the interpreter (--tier interp)"
             : $"of instructions retired in compiled code, the rest on the interpreter; {cpu.Jit.BlocksCompiled.ToString("N0", c)} blocks compiled "
-              + $"(after {X86Cpu.DefaultJitThreshold} runs each) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms";
+              + $"(after {X86Cpu.DefaultJitThreshold} runs each) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms"
+              + $"; {cpu.Jit.ChainedBlocks.ToString("N0", c)} blocks entered chained from the compiled block before";
     }
 
     private static void AddEmulatedRows(ReportTable table, VmRunResult result, Vm vm)

@@ -12,11 +12,15 @@ public readonly record struct JitStats
     /// <summary>Instructions retired in compiled code.</summary>
     public long Instructions { get; init; }
 
+    /// <summary>Blocks entered straight from the compiled block before them, without the dispatcher (chaining).</summary>
+    public long ChainedBlocks { get; init; }
+
     /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
     public static JitStats operator +(JitStats a, JitStats b) => new()
     {
         BlocksCompiled = a.BlocksCompiled + b.BlocksCompiled,
         CompileTime = a.CompileTime + b.CompileTime,
         Instructions = a.Instructions + b.Instructions,
+        ChainedBlocks = a.ChainedBlocks + b.ChainedBlocks,
     };
 }

@@ -645,12 +645,7 @@ public sealed unsafe partial class X86Cpu // unsafe: TLB hits are host pointers 
     private void SetMultiplyFlags(int bits, ulong low, bool overflow)
     {
         // CF = OF = overflow; SF/ZF/PF follow the low half and AF is clear (architecturally undefined).
-        SetFlags(FlagOp.Logic, bits, 0, 0, low & MaskOf(bits));
-        MaterializeFlags();
-        if (overflow)
-        {
-            _rflags |= FlagCf | FlagOf;
-        }
+        SetFlags(FlagOp.Mul, bits, 0, overflow ? 1UL : 0, low & MaskOf(bits));
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

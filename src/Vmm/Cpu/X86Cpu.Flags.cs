@@ -52,6 +52,9 @@ public sealed partial class X86Cpu
         Shl,
         Shr,
         Sar,
+
+        /// <summary>A multiply: the record's b is 1 when the product overflowed the destination (CF = OF), the result its low half.</summary>
+        Mul,
     }
 
     /// <summary>RFLAGS with the arithmetic flags computed.</summary>
@@ -137,6 +140,7 @@ public sealed partial class X86Cpu
         FlagOp.Shl => ((_flagA >> (_flagBits - (int)_flagB)) & 1) != 0,
         FlagOp.Shr => ((_flagA >> ((int)_flagB - 1)) & 1) != 0,
         FlagOp.Sar => ((SignExtend(_flagA, _flagBits) >> ((int)_flagB - 1)) & 1) != 0,
+        FlagOp.Mul => _flagB != 0,
         _ => false,
     };
 
@@ -168,6 +172,7 @@ public sealed partial class X86Cpu
             FlagOp.Sub or FlagOp.Sbb or FlagOp.Dec => ((((_flagA ^ _flagB) & (_flagA ^ _flagResult)) >> top) & 1) != 0,
             FlagOp.Shl => (((_flagResult >> top) & 1) != 0) != CarryFlag(),
             FlagOp.Shr => ((_flagA >> top) & 1) != 0,
+            FlagOp.Mul => _flagB != 0,
             _ => false,
         };
     }

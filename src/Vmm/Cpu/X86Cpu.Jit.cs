@@ -47,6 +47,14 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static readonly FieldInfo PendingExitField = typeof(X86Cpu).GetField(nameof(_pendingExit), Private)!;
     internal static readonly FieldInfo JitInstructionsField = typeof(X86Cpu).GetField(nameof(_jitInstructions), Private)!;
     internal static readonly FieldInfo BlocksField = typeof(X86Cpu).GetField(nameof(_blocks), Private)!;
+    internal static readonly MethodInfo ChainSuccessorMethod = typeof(X86Cpu).GetMethod(nameof(ChainSuccessor), Private)!;
+
+    /// <summary>
+    /// The most blocks compiled code runs chained one into the next (QEMU's <c>goto_tb</c>) before it returns to the
+    /// dispatcher, whose loop serves shootdowns and stop requests: a request waits at most this many blocks (and
+    /// <see cref="BlockCompiler.PollEveryPasses"/> passes of a self-loop inside one of them).
+    /// </summary>
+    internal const int MaxChainedBlocks = 64;
 
     /// <summary>The lazy-flags operation codes compiled code records (the values of the private enum).</summary>
     internal static int FlagOpAdd => (int)FlagOp.Add;
@@ -75,12 +83,17 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     /// <inheritdoc cref="FlagOpAdd"/>
     internal static int FlagOpSar => (int)FlagOp.Sar;
 
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpMul => (int)FlagOp.Mul;
+
     private ExecutionTier _tier = ExecutionTier.Jit;
     private int _jitThreshold = DefaultJitThreshold;
     private long _loopEpoch;
     private long _jitBlocksCompiled;
     private long _jitCompileTicks;
     private long _jitInstructions;
+    private int _chainedBlocksLeft;
+    private long _jitChainedBlocks;
 
     /// <summary>How this vCPU executes guest code (default <see cref="ExecutionTier.Jit"/>); set between runs.</summary>
     public ExecutionTier Tier
@@ -102,6 +115,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         BlocksCompiled = _jitBlocksCompiled,
         CompileTime = Stopwatch.GetElapsedTime(0, _jitCompileTicks),
         Instructions = _jitInstructions,
+        ChainedBlocks = _jitChainedBlocks,
     };
 
     // Runs a block through its compiled code when it has some (and the budget covers a whole pass), compiling it when
@@ -127,6 +141,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         }
 
         _loopEpoch = _tlb.FlushEpoch;
+        _chainedBlocksLeft = MaxChainedBlocks;
         var limit = _instructions + budget;
         var executed = code(this, block, limit);
         _instructions += executed;
@@ -143,6 +158,44 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         _jitBlocksCompiled++;
         _jitCompileTicks += Stopwatch.GetTimestamp() - started;
         return code;
+    }
+
+    // At the normal end of a compiled block that may be linked: the compiled successor at RIP to continue into
+    // without returning to the dispatcher, with the block boundary's accounting done (the ending block retired, the
+    // successor running), or null when the dispatcher must look first. Chained only when the dispatcher would go
+    // straight on to the same block: the link is current (no TLB flush since it was made, the successor's code page
+    // unchanged), no event is due and no exit is pending, the successor's whole pass fits the budget, and fewer than
+    // MaxChainedBlocks blocks have been chained since the dispatcher last ran its shootdown and stop checks.
+    // Inlined into the compiled code (a call from it would start on the unoptimised tier).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private CodeBlock? ChainSuccessor(CodeBlock from, long limit)
+    {
+        if (--_chainedBlocksLeft < 0 || from.LinkEpoch != _tlb.FlushEpoch || _pendingExit.HasValue)
+        {
+            return null;
+        }
+
+        var next = from.NextRip == _rip ? from.Next : from.OtherRip == _rip ? from.Other : null;
+        if (next?.Compiled is null || next.Version != _codeMap.VersionOf(next.Gfn))
+        {
+            return null;
+        }
+
+        var length = from.Instructions.Length;
+        var retired = _instructions + length;
+        if (retired >= _eventAt || retired + next.Instructions.Length > limit)
+        {
+            return null;
+        }
+
+        _instructions = retired;
+        _jitInstructions += length;
+        _blocks++;
+        _decodeHits++;
+        _jitChainedBlocks++;
+        _loopEpoch = _tlb.FlushEpoch;
+        _runningBlock = next;
+        return next;
     }
 
     // The host address of an in-page operand the TLB allows reading, or null (the interpreter's path then handles the

@@ -6,6 +6,7 @@ using Hypervisor.GuestMmu.Walker;
 using Hypervisor.Notifier;
 using Hypervisor.Vmm.Accel;
 using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Cpu.Jit;
 using Hypervisor.Vmm.Devices;
 using Iced.Intel;
 
@@ -160,8 +161,56 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         }
 
         GC.KeepAlive(RegisterInfo);
+
+        // The translator's own methods and Reflection.Emit are compiled on their first use as well: translate one
+        // small loop now (its code is never run; each guest block's native code is still compiled at its first call).
+        BlockCompiler.Compile(WarmUpBlock(), 64);
         return true;
     });
+
+    // A self-loop of translated forms: MOV r, r; ADD r, imm; MOV r, [r + disp]; OR [r], r; IMUL r, r; CMP r, r; JNE.
+    private static CodeBlock WarmUpBlock()
+    {
+        const ulong Start = 0x1000;
+        var rax = RegisterInfo[(int)Register.RAX];
+        var rcx = RegisterInfo[(int)Register.RCX];
+        var rdx = RegisterInfo[(int)Register.RDX];
+        static DecodedInstruction Form(Op op, ushort reg0, ushort reg1, OperandKind kind0, OperandKind kind1) => new()
+        {
+            Op = op,
+            Reg0 = reg0,
+            Reg1 = reg1,
+            Kind0 = kind0,
+            Kind1 = kind1,
+            Size = 8,
+            Mask = ulong.MaxValue,
+            Immediate = 1,
+            Displacement = 8,
+            AddressSize = 8,
+            MemorySize = kind0 == OperandKind.Memory || kind1 == OperandKind.Memory ? (byte)8 : (byte)0,
+            Segment = (byte)SegmentRegister.Ds,
+            Base = 6,
+            Index = DecodedInstruction.NoRegister,
+            ImmediateOperand = 0xFF,
+        };
+
+        DecodedInstruction[] instructions =
+        [
+            Form(Op.MovRR, rax, rcx, OperandKind.Register, OperandKind.Register),
+            Form(Op.AddRI, rax, 0, OperandKind.Register, OperandKind.Immediate),
+            Form(Op.MovRM, rdx, 0, OperandKind.Register, OperandKind.Memory),
+            Form(Op.OrMR, 0, rdx, OperandKind.Memory, OperandKind.Register),
+            Form(Op.Imul2, rax, rdx, OperandKind.Register, OperandKind.Register),
+            Form(Op.CmpRR, rax, rdx, OperandKind.Register, OperandKind.Register),
+            Form(Op.Jcc, 0, 0, OperandKind.Other, OperandKind.Other) with { Condition = ConditionCode.ne, Target = Start },
+        ];
+        for (var k = 0; k < instructions.Length; k++)
+        {
+            instructions[k].NextIp = Start + (ulong)(k + 1) * 4;
+        }
+
+        return new CodeBlock(Start, instructions, new Gfn(1), 0, linkable: true);
+    }
 
     /// <summary>Loads the state a boot protocol hands over (registers, control registers, segment caches, descriptor tables).</summary>
     public void Load(in InitialCpuState state)
@@ -247,8 +296,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
                 }
 
                 var block = NextBlock(previous);
-                previous = block;
-                ExecuteBlock(block, limit - _instructions);
+                previous = ExecuteBlock(block, limit - _instructions);
             }
             catch (GuestException exception)
             {
@@ -348,16 +396,18 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     };
 
     // Inlined into RunBlocks (no exception handling here, so the JIT can): a fault unwinds past it and the
-    // catch counts the instructions retired before the faulting one from _runningBlock.
+    // catch counts the instructions retired before the faulting one from _runningBlock. Returns the block that ran
+    // last (compiled code may have chained into successors), the one the next block is linked from.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void ExecuteBlock(CodeBlock block, long budget)
+    private CodeBlock ExecuteBlock(CodeBlock block, long budget)
     {
         _blocks++;
         _runningBlock = block;
         if (TryRunCompiled(block, budget))
         {
+            var last = _runningBlock!;
             _runningBlock = null;
-            return;
+            return last;
         }
 
         var instructions = block.Instructions;
@@ -379,6 +429,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
 
         _runningBlock = null;
         _instructions += executed;
+        return block;
     }
 
     /// <summary>

@@ -100,6 +100,56 @@ public sealed class JitDifferentialTests
         Assert.That(compiled.Cpu.JitStats.Instructions, Is.GreaterThan(0));
     }
 
+    [Test]
+    public void AMemoryAddIntoDecodedCodeEndsTheBlockWithItsOwnFlagsUnderBothTiers()
+    {
+        // The ADD to memory writes into the code page (after the HLT, never run), which holds decoded code: the write
+        // takes the interpreter's path and ends the block there. The flags after it are the ADD's (CF set: 0xFFFFFFFF +
+        // 1 wraps), not the CMP's before it (CF clear), under both tiers.
+        var scratch = default(Label);
+        void Program(Assembler a)
+        {
+            var loop = a.CreateLabel();
+            scratch = a.CreateLabel();
+            a.mov(r13, 3);
+            a.Label(ref loop);
+            a.mov(__dword_ptr[rsi], 0xFFFF_FFFF);
+            a.cmp(rax, rbx);
+            a.add(__dword_ptr[rsi], ecx);
+            a.setb(dl);
+            a.add(r8, rdx);
+            a.dec(r13);
+            a.jnz(loop);
+            a.hlt();
+            a.Label(ref scratch);
+            a.dd(0);
+        }
+
+        var finals = new List<CpuTestMachine>();
+        try
+        {
+            foreach (var tier in new[] { ExecutionTier.Interp, ExecutionTier.Jit })
+            {
+                var m = CpuTestMachine.With(64, Program);
+                finals.Add(m);
+                m.Cpu.Tier = tier;
+                m.Cpu.JitThreshold = 1;
+                m[Register.RSI] = m.AddressOf(scratch);
+                m[Register.RAX] = 5;
+                m[Register.RBX] = 1;
+                m[Register.RCX] = 1;
+                m.RunToHalt();
+                Assert.That(m[Register.R8], Is.EqualTo(3), $"{tier}: SETB saw the ADD's carry in every pass");
+            }
+
+            AssertSameState(finals[0], finals[1], "at HLT");
+        }
+        finally
+        {
+            finals.ForEach(m => m.Dispose());
+        }
+    }
+
     private static string Disassemble(CpuTestMachine machine)
     {
         var bytes = machine.ReadBytes(CpuTestMachine.CodeAddress, 512);
@@ -256,7 +306,15 @@ public sealed class JitDifferentialTests
             }
 
             case 21: a.mov(r14, (ulong)random.Next(0, 64)); break;
-            case 22: if (wide) { a.imul(d64, s64); } else { a.cmovb(d32, s32); } break;
+            case 22:
+                switch (random.Next(3))
+                {
+                    case 0: if (wide) { a.imul(d64, s64); } else { a.cmovb(d32, s32); } break;
+                    case 1: if (wide) { a.imul(d64, s64, imm); } else { a.imul(d32, s32); } break;
+                    default: if (wide) { a.imul(d64, __qword_ptr[r15 + disp]); } else { a.imul(d32, s32, imm); } break;
+                }
+
+                break;
             default: if (wide) { a.sub(d64, s64); } else { a.cmp(d32, s32); } break;
         }
     }

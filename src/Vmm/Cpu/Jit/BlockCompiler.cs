@@ -5,7 +5,7 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 
 /// <summary>
 /// Translates a decoded basic block to IL (<see cref="DynamicMethod"/>) that the .NET JIT compiles to native code.
-/// The hot register forms (MOV, ADD, SUB, CMP, AND, OR, XOR, TEST, shifts by an immediate, LEA, and the 32/64-bit
+/// The hot register forms (MOV, ADD, SUB, CMP, AND, OR, XOR, TEST, shifts, IMUL, LEA, and the 32/64-bit
 /// loads, stores and compares through the soft TLB) are translated inline; a Jcc after a translated compare or
 /// logic instruction tests the operands directly; every other instruction calls the interpreter's handler, so the
 /// translation covers any block.
@@ -17,7 +17,8 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 /// interpreter; the interpreter's early end of a block (<c>_blockBroken</c>) checked after each of them. A block
 /// whose last branch goes back to its start loops inside the method (QEMU's chaining of a block to itself), asking
 /// the vCPU at each back edge whether the block-boundary checks (shootdowns, stops, interrupts, timers, code
-/// changes, budget) allow another pass.
+/// changes, budget) allow another pass. A block that may be linked ends by continuing, as a tail call, into the
+/// compiled code of its linked successor when the vCPU allows chaining (QEMU's <c>goto_tb</c>).
 /// </remarks>
 internal static class BlockCompiler
 {
@@ -25,6 +26,10 @@ internal static class BlockCompiler
     internal const int PollEveryPasses = 64;
 
     private static readonly Type[] Parameters = [typeof(X86Cpu), typeof(CodeBlock), typeof(long)];
+    private static readonly System.Reflection.FieldInfo CompiledField = typeof(CodeBlock).GetField(nameof(CodeBlock.Compiled))!;
+    private static readonly System.Reflection.MethodInfo BigMulMethod =
+        typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
+    private static readonly System.Reflection.MethodInfo InvokeMethod = typeof(CompiledBlockCode).GetMethod(nameof(CompiledBlockCode.Invoke))!;
 
     /// <summary>Compiles <paramref name="block"/>, decoded in a <paramref name="bitness"/>-bit code segment.</summary>
     public static CompiledBlockCode Compile(CodeBlock block, int bitness)
@@ -55,6 +60,8 @@ internal static class BlockCompiler
                 return Form.Memory;
             case Op.Lea:
                 return (d.Reg0 >> 8) is 4 or 8 ? Form.Register : Form.Interpreted;
+            case Op.Imul2: case Op.Imul3:
+                return d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Register : Form.Interpreted;
             case Op.Jcc: case Op.Jmp:
                 return Form.Branch;
             default:
@@ -105,6 +112,8 @@ internal static class BlockCompiler
         private int _pendingBits;
         private bool _pendingCarry;
         private LocalBuilder _passesToPoll = null!;
+        private int _everWritten;
+        private (int PendingFlagOp, int PendingBits, bool PendingCarry, FlagSource Flags, int FlagBits, int Written) _steady;
 
         public void EmitBlock()
         {
@@ -134,6 +143,37 @@ internal static class BlockCompiler
             _flags = FlagSource.Unknown;
             var last = _instructions.Length - 1;
             var selfLoop = Classify(_instructions[last]) == Form.Branch && _instructions[last].Target == block.StartRip;
+            EmitBody(selfLoop);
+            ref var end = ref _instructions[last];
+            if (selfLoop)
+            {
+                // The first pass is entered with the registers and flags in the vCPU; the steady pass is entered from a
+                // back edge in the state a pass ends in: registers written in the loop maybe only in their locals and
+                // the last flag record pending in the flag locals. They reach the vCPU where the loop is left, or where
+                // something in it needs them.
+                var steady = il.DefineLabel();
+                EmitBackEdge(ref end, top, steady, first: true);
+                il.MarkLabel(steady);
+                RestoreSteadyState();
+                EmitBody(selfLoop);
+                EmitBackEdge(ref end, top, steady, first: false);
+                return;
+            }
+
+            var form = Classify(end);
+            if (form is not (Form.Branch or Form.Interpreted))
+            {
+                StoreRip(end.NextIp);
+            }
+
+            WriteBack();
+            FlushFlags();
+            EmitEnd();
+        }
+
+        private void EmitBody(bool selfLoop)
+        {
+            var last = _instructions.Length - 1;
             for (var k = 0; k <= last; k++)
             {
                 ref var d = ref _instructions[k];
@@ -157,20 +197,47 @@ internal static class BlockCompiler
                         break;
                 }
             }
+        }
 
-            ref var end = ref _instructions[last];
-            var form = Classify(end);
-            if (form is not (Form.Branch or Form.Interpreted))
-            {
-                StoreRip(end.NextIp);
-            }
+        // The emitter's state at the first pass's back edge, which the steady pass starts from.
+        private void CaptureSteadyState() =>
+            _steady = (_pendingFlagOp, _pendingBits, _pendingCarry, _flags, _flagBits, _written | _everWritten);
 
-            WriteBack();
-            FlushFlags();
-            if (selfLoop)
+        private void RestoreSteadyState() =>
+            (_pendingFlagOp, _pendingBits, _pendingCarry, _flags, _flagBits, _written) = _steady;
+
+        // True when the emitter is in the steady pass's starting state, but for registers written since the last
+        // write-back: the steady start marks every register the loop writes (a superset).
+        private bool InSteadyState() =>
+            (_pendingFlagOp, _pendingBits, _pendingCarry, _flags, _flagBits)
+            == (_steady.PendingFlagOp, _steady.PendingBits, _steady.PendingCarry, _steady.Flags, _steady.FlagBits)
+            && (_written & ~_steady.Written) == 0;
+
+        // The normal end of the block (every instruction retired, RIP at the successor, registers and flags in the
+        // vCPU): a block that may be linked continues into its compiled successor when the vCPU allows it, as a tail
+        // call (the chain does not grow the stack); otherwise, or when it does not, the block's length is returned.
+        private void EmitEnd()
+        {
+            if (block.Linkable)
             {
-                EmitBackEdge(ref end, top);
-                return;
+                var successor = il.DeclareLocal(typeof(CodeBlock));
+                var plain = il.DefineLabel();
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldarg_1);
+                il.Emit(OpCodes.Ldarg_2);
+                il.Emit(OpCodes.Call, X86Cpu.ChainSuccessorMethod);
+                il.Emit(OpCodes.Stloc, successor);
+                il.Emit(OpCodes.Ldloc, successor);
+                il.Emit(OpCodes.Brfalse, plain);
+                il.Emit(OpCodes.Ldloc, successor);
+                il.Emit(OpCodes.Ldfld, CompiledField);
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, successor);
+                il.Emit(OpCodes.Ldarg_2);
+                il.Emit(OpCodes.Tailcall);
+                il.Emit(OpCodes.Callvirt, InvokeMethod);
+                il.Emit(OpCodes.Ret);
+                il.MarkLabel(plain);
             }
 
             il.Emit(OpCodes.Ldc_I4, _instructions.Length);
@@ -181,7 +248,10 @@ internal static class BlockCompiler
         // pass fits the budget, no event is due and no exit is pending (checked every pass, as the block loop would),
         // and, every PollEveryPasses passes, the vCPU's port has no shootdown that changed the TLB, no stop was asked
         // for and the block's code is unchanged (asynchronous requests wait at most that many passes).
-        private void EmitBackEdge(ref DecodedInstruction end, System.Reflection.Emit.Label top)
+        // The first pass's back edge goes to the steady pass in the state it captures; the steady pass's goes back to
+        // itself when its end state is that state, else (registers and flags written back) to the first pass. Where the
+        // loop is left, the registers and the flag record are written back.
+        private void EmitBackEdge(ref DecodedInstruction end, System.Reflection.Emit.Label top, System.Reflection.Emit.Label steady, bool first)
         {
             var length = _instructions.Length;
             var leave = il.DefineLabel();
@@ -193,9 +263,22 @@ internal static class BlockCompiler
                 EmitCondition(end.Condition);
                 il.Emit(OpCodes.Brtrue, taken);
                 StoreRip(end.NextIp);
-                il.Emit(OpCodes.Ldc_I4, length);
-                il.Emit(OpCodes.Ret);
+                WriteBack(forget: false);
+                FlushFlags(forget: false);
+                EmitEnd();
                 il.MarkLabel(taken);
+            }
+
+            var target = steady;
+            if (first)
+            {
+                CaptureSteadyState();
+            }
+            else if (!InSteadyState())
+            {
+                WriteBack();
+                FlushFlags();
+                target = top;
             }
 
             StoreRip(end.Target);
@@ -234,9 +317,11 @@ internal static class BlockCompiler
             StoreField(X86Cpu.InstructionsField, () => il.Emit(OpCodes.Ldloc, next));
             AddToField(X86Cpu.JitInstructionsField, length);
             AddToField(X86Cpu.BlocksField, 1);
-            il.Emit(OpCodes.Br, top);
+            il.Emit(OpCodes.Br, target);
 
             il.MarkLabel(leave);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
             il.Emit(OpCodes.Ldc_I4, length);
             il.Emit(OpCodes.Ret);
         }
@@ -296,6 +381,9 @@ internal static class BlockCompiler
                     return;
                 case Op.IncR: case Op.DecR:
                     EmitIncDec(ref d);
+                    return;
+                case Op.Imul2: case Op.Imul3:
+                    EmitMultiply(ref d);
                     return;
                 default:
                     EmitLogic(ref d);
@@ -423,9 +511,8 @@ internal static class BlockCompiler
         // writes the destination) is a branch; the record is then the interpreter's, read back through it.
         private void EmitShiftByCl(ref DecodedInstruction d)
         {
-            // A count of 0 keeps the record before it: that record goes to the vCPU first, and the other arm stores its
-            // own, so both arms leave the record in the vCPU.
-            FlushFlags();
+            // A count of 0 keeps the record before it: that arm stores it to the vCPU, and the other arm stores its own,
+            // so both arms leave the record in the vCPU.
             var slot = d.Reg0 & 0xF;
             var bits = d.Size * 8;
             var count = il.DeclareLocal(typeof(int));
@@ -438,6 +525,7 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Dup);
             il.Emit(OpCodes.Stloc, count);
             il.Emit(OpCodes.Brtrue, nonZero);
+            FlushFlags(forget: false);
             LoadRegister(slot);
             Mask(d.Mask);
             StoreRegister(slot);
@@ -519,6 +607,82 @@ internal static class BlockCompiler
             RecordFlags(FlagSource.IncDec, d.Op == Op.IncR ? X86Cpu.FlagOpInc : X86Cpu.FlagOpDec, d.Size * 8, carry: true);
         }
 
+        // IMUL r, r and IMUL r, r, imm (32/64-bit): the signed product truncated to the destination; the record is
+        // (Mul, bits, 0, overflowed ? 1 : 0, result), CF = OF = the product did not fit.
+        private void EmitMultiply(ref DecodedInstruction d)
+        {
+            var slot = d.Reg0 & 0xF;
+            var source = d.Reg1 & 0xF;
+            var three = d.Op == Op.Imul3;
+            var immediate = d.Immediate;
+            void LoadFactors(bool narrow)
+            {
+                LoadRegister(three ? source : slot);
+                if (narrow)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+
+                if (three)
+                {
+                    Constant(immediate);
+                }
+                else
+                {
+                    LoadRegister(source);
+                }
+
+                if (narrow)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+            }
+
+            if (d.Size == 8)
+            {
+                var low = il.DeclareLocal(typeof(long));
+                LoadFactors(narrow: false);
+                il.Emit(OpCodes.Ldloca, low);
+                il.Emit(OpCodes.Call, BigMulMethod);
+                il.Emit(OpCodes.Ldloc, low);
+                il.Emit(OpCodes.Ldc_I4, 63);
+                il.Emit(OpCodes.Shr);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Ldc_I4_0);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(OpCodes.Stloc, _flagB);
+                il.Emit(OpCodes.Ldloc, low);
+                il.Emit(OpCodes.Stloc, _flagResult);
+            }
+            else
+            {
+                LoadFactors(narrow: true);
+                il.Emit(OpCodes.Mul);
+                il.Emit(OpCodes.Stloc, _temp);
+                il.Emit(OpCodes.Ldloc, _temp);
+                il.Emit(OpCodes.Ldloc, _temp);
+                il.Emit(OpCodes.Conv_I4);
+                il.Emit(OpCodes.Conv_I8);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Ldc_I4_0);
+                il.Emit(OpCodes.Ceq);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(OpCodes.Stloc, _flagB);
+                il.Emit(OpCodes.Ldloc, _temp);
+                Mask(d.Mask);
+                il.Emit(OpCodes.Stloc, _flagResult);
+            }
+
+            il.Emit(OpCodes.Ldloc, _flagResult);
+            StoreRegister(slot);
+            il.Emit(OpCodes.Ldc_I8, 0L);
+            il.Emit(OpCodes.Stloc, _flagA);
+            RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpMul, d.Size * 8);
+        }
+
         // Pushes CF (0 or 1) as the interpreter's CarryFlag computes it: from the locals when the last flag-setting
         // instruction was translated, else from the record.
         private void EmitCarry()
@@ -565,7 +729,30 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _pointer);
             il.Emit(OpCodes.Ldloc, _pointer);
             il.Emit(OpCodes.Brtrue, fast);
-            EmitInterpreted(k, slowPath: true);
+
+            // The interpreter's path (a miss, a page crossing, a watched page): it records the same operation's flags in
+            // the vCPU, which are copied to the flag locals, so both arms leave this instruction's record pending there.
+            // The registers written before stay marked (the other arm did not write them back).
+            var (source, flagOp) = d.Op switch
+            {
+                Op.AddMR => (FlagSource.Add, X86Cpu.FlagOpAdd),
+                Op.SubMR => (FlagSource.Sub, X86Cpu.FlagOpSub),
+                _ => (FlagSource.Logic, X86Cpu.FlagOpLogic),
+            };
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            StoreRip(d.NextIp);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, _instructionArray);
+            il.Emit(OpCodes.Ldc_I4, k);
+            il.Emit(OpCodes.Ldelema, typeof(DecodedInstruction));
+            il.Emit(OpCodes.Call, X86Cpu.ExecuteInterpretedMethod);
+            LoadField(X86Cpu.FlagAField, _flagA);
+            LoadField(X86Cpu.FlagBField, _flagB);
+            LoadField(X86Cpu.FlagResultField, _flagResult);
+            RecordFlags(source, flagOp, d.Size * 8);
+            EndIfBroken(k);
+            Reload();
             il.Emit(OpCodes.Br, done);
 
             il.MarkLabel(fast);
@@ -600,22 +787,23 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Ldloc, _flagResult);
             il.Emit(OpCodes.Unaligned, (byte)1);
             il.Emit(d.Size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
-            if (d.Op is Op.AddMR or Op.SubMR)
-            {
-                RecordFlags(FlagSource.Unknown, d.Op == Op.AddMR ? X86Cpu.FlagOpAdd : X86Cpu.FlagOpSub, d.Size * 8, eager: true);
-            }
-            else
+            if (source == FlagSource.Logic)
             {
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Stloc, _flagA);
                 il.Emit(OpCodes.Ldc_I8, 0L);
                 il.Emit(OpCodes.Stloc, _flagB);
-                RecordFlags(FlagSource.Unknown, X86Cpu.FlagOpLogic, d.Size * 8, eager: true);
             }
 
+            RecordFlags(source, flagOp, d.Size * 8);
             il.MarkLabel(done);
-            _flags = FlagSource.Unknown;
-            _pendingFlagOp = -1;
+        }
+
+        private void LoadField(System.Reflection.FieldInfo field, LocalBuilder local)
+        {
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, field);
+            il.Emit(OpCodes.Stloc, local);
         }
 
         // A flag-setting instruction's lazy-flags record stays in the flag locals (pending) until a point where the
@@ -902,12 +1090,10 @@ internal static class BlockCompiler
 
         // An instruction the translator leaves to the interpreter: RIP as the block loop sets it, the handler
         // through the instruction's slot in the block, then the block loop's early-end check.
-        private void EmitInterpreted(int k, bool slowPath = false)
+        private void EmitInterpreted(int k)
         {
-            // On one arm of a branch (slowPath) the registers written before stay marked: the other arm did not write
-            // them back.
-            WriteBack(forget: !slowPath);
-            FlushFlags(forget: !slowPath);
+            WriteBack();
+            FlushFlags();
             StoreRip(_instructions[k].NextIp);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _instructionArray);
@@ -1005,6 +1191,7 @@ internal static class BlockCompiler
         {
             il.Emit(OpCodes.Stloc, _cached[slot]!);
             _written |= 1 << slot;
+            _everWritten |= 1 << slot;
         }
 
         // The registers written since the last write-back go to the register file.
