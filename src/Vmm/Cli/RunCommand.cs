@@ -85,12 +85,12 @@ internal static class RunCommand
         var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
         var tier = CliOptions.Enum(
             "--tier",
-            "Emulated only: Interp runs every block on the interpreter; Jit (the default) compiles blocks that ran more than "
-            + $"{X86Cpu.DefaultJitThreshold} times to IL, run by the .NET JIT.",
+            "Emulated only: Interp runs every block on the interpreter; Jit (the default) compiles a block to IL on its "
+            + $"{X86Cpu.DefaultJitThreshold}th run (--jit-threshold), run from then on by the .NET JIT.",
             ExecutionTier.Jit);
         var jitThreshold = CliOptions.BoundedInt(
             "--jit-threshold",
-            $"Emulated, --tier jit: compile a block once it has run N times (1: on its first run; default {X86Cpu.DefaultJitThreshold}).",
+            $"Emulated, --tier jit: compile a block on its Nth run (1: its first; default {X86Cpu.DefaultJitThreshold}).",
             X86Cpu.DefaultJitThreshold,
             1,
             int.MaxValue);

@@ -101,7 +101,7 @@ internal static class RunReport
         var blocks = cpu.Jit.BlocksCompiled;
         var perBlock = blocks == 0 ? string.Empty : $", mean {(cpu.Jit.CompileTime.TotalMicroseconds / blocks).ToString("N1", c)} µs per block";
         return $"of instructions retired in compiled code, the rest on the interpreter; {blocks.ToString("N0", c)} blocks compiled "
-               + $"(after {options.JitThreshold.ToString(c)} runs each) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms{perBlock}";
+               + $"(--jit-threshold {options.JitThreshold.ToString(c)}) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms{perBlock}";
     }
 
     private static void AddEmulatedRows(ReportTable table, VmRunResult result, Vm vm)
