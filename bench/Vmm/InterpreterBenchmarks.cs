@@ -26,19 +26,7 @@ public class InterpreterBenchmarks
     [GlobalSetup]
     public void LoadImage()
     {
-        var root = AppContext.BaseDirectory;
-        while (root is not null && !File.Exists(Path.Combine(root, "Hypervisor.sln")))
-        {
-            root = Path.GetDirectoryName(root);
-        }
-
-        var path = Path.Combine(root ?? throw new InvalidOperationException("Hypervisor.sln not found above " + AppContext.BaseDirectory), "guests", "build", "sieve.elf");
-        if (!File.Exists(path))
-        {
-            throw new InvalidOperationException($"{path} is missing: build the guests with 'make -C guests'");
-        }
-
-        _image = ElfImage.Parse(File.ReadAllBytes(path));
+        _image = ElfImage.Parse(File.ReadAllBytes(SampleGuest.ImagePath("sieve")));
         BootVm(ExecutionTier.Interp);
         var result = _vm.Run();
         if (result.Cpu.Instructions != SieveInstructions || !_vm.Console.Transcript().Contains("78498 primes", StringComparison.Ordinal))

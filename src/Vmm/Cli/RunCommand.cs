@@ -85,9 +85,15 @@ internal static class RunCommand
         var accel = CliOptions.Enum("--accel", "Where the guest runs.", AcceleratorKind.Emulated);
         var tier = CliOptions.Enum(
             "--tier",
-            "Emulated only: Interp runs every block on the interpreter; Jit (the default) compiles blocks that ran more than "
-            + $"{X86Cpu.DefaultJitThreshold} times to IL, run by the .NET JIT.",
+            "Emulated only: Interp runs every block on the interpreter; Jit (the default) compiles a block to IL on its "
+            + $"{X86Cpu.DefaultJitThreshold}th run (--jit-threshold), run from then on by the .NET JIT.",
             ExecutionTier.Jit);
+        var jitThreshold = CliOptions.BoundedInt(
+            "--jit-threshold",
+            $"Emulated, --tier jit: compile a block on its Nth run (1: its first; default {X86Cpu.DefaultJitThreshold}).",
+            X86Cpu.DefaultJitThreshold,
+            1,
+            int.MaxValue);
         var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: Linux for a bzImage; for ELF the PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
         var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
@@ -124,7 +130,7 @@ internal static class RunCommand
         var dmaCache = DmaCacheOption.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, tier, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, tier, jitThreshold, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
         {
             command.Options.Add(option);
         }
@@ -178,6 +184,22 @@ internal static class RunCommand
                 return ExitCodes.UsageError;
             }
 
+            var threshold = parseResult.GetValue(jitThreshold);
+            if (parseResult.GetResult(jitThreshold) is { Implicit: false })
+            {
+                if (accelerator != AcceleratorKind.Emulated)
+                {
+                    context.Error.WriteLine($"{CliErrorHandler.Prefix}--jit-threshold needs --accel emulated: under KVM the guest's code runs on the host CPU");
+                    return ExitCodes.UsageError;
+                }
+
+                if (parseResult.GetValue(tier) != ExecutionTier.Jit)
+                {
+                    context.Error.WriteLine($"{CliErrorHandler.Prefix}--jit-threshold {threshold} needs --tier jit: the interpreter tier compiles no block");
+                    return ExitCodes.UsageError;
+                }
+            }
+
             var dma = parseResult.GetValue(dmaCache);
             if (dma is not null && accelerator != AcceleratorKind.Emulated)
             {
@@ -216,6 +238,7 @@ internal static class RunCommand
                 Protocol = parseResult.GetValue(protocol),
                 InstructionLimit = instructionLimit,
                 Tier = parseResult.GetValue(tier),
+                JitThreshold = threshold,
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
                 DirtyTracking = dirtyTracking,
                 DmaCache = dma,

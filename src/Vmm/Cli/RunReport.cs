@@ -90,14 +90,19 @@ internal static class RunReport
     private static string TierValue(ExecutionTier tier, CpuStats cpu) =>
         tier == ExecutionTier.Interp ? "interp" : $"jit {Percent(cpu.Instructions == 0 ? 0 : (double)cpu.Jit.Instructions / cpu.Instructions)}";
 
-    private static string TierText(ExecutionTier tier, CpuStats cpu)
+    private static string TierText(VmOptions options, CpuStats cpu)
     {
         var c = CultureInfo.InvariantCulture;
-        return tier == ExecutionTier.Interp
-            ? "every block on the interpreter (--tier interp)"
-            : $"of instructions retired in compiled code, the rest on the interpreter; {cpu.Jit.BlocksCompiled.ToString("N0", c)} blocks compiled "
-              + $"(after {X86Cpu.DefaultJitThreshold} runs each) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms"
-              + $"; {cpu.Jit.ChainedBlocks.ToString("N0", c)} blocks entered chained from the compiled block before";
+        if (options.Tier == ExecutionTier.Interp)
+        {
+            return "every block on the interpreter (--tier interp)";
+        }
+
+        var blocks = cpu.Jit.BlocksCompiled;
+        var perBlock = blocks == 0 ? string.Empty : $", mean {(cpu.Jit.CompileTime.TotalMicroseconds / blocks).ToString("N1", c)} µs per block";
+        return $"of instructions retired in compiled code, the rest on the interpreter; {blocks.ToString("N0", c)} blocks compiled "
+               + $"(--jit-threshold {options.JitThreshold.ToString(c)}) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms{perBlock}"
+               + $"; {cpu.Jit.ChainedBlocks.ToString("N0", c)} blocks entered chained from the compiled block before";
     }
 
     private static void AddEmulatedRows(ReportTable table, VmRunResult result, Vm vm)
@@ -106,7 +111,7 @@ internal static class RunReport
         table.AddEmphasisedRow("instructions", result.Cpu.Instructions.ToString("N0", c), "retired by the vCPUs");
         table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "running guest code");
         table.AddEmphasisedRow("MIPS", result.Mips >= 10 ? result.Mips.ToString("N1", c) : result.Mips.ToString("G3", c), "million guest instructions per second (a short guest mostly measures first-use JIT compilation)");
-        table.AddRow("tier", TierValue(vm.Options.Tier, result.Cpu), TierText(vm.Options.Tier, result.Cpu));
+        table.AddRow("tier", TierValue(vm.Options.Tier, result.Cpu), TierText(vm.Options, result.Cpu));
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
         table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries ({result.Mmu.InvalidationWaits.ToString("N0", c)} waited for an invalidation to end), {result.Mmu.HostFaults.ToString("N0", c)} host faults");

@@ -42,6 +42,14 @@ internal static class RunReportCounters
         yield return new("tlb_hit_rate", Math.Round(result.TlbHitRate, 6));
         yield return new("exceptions", result.Cpu.ExceptionsDelivered);
         yield return new("interrupts", result.Cpu.InterruptsDelivered);
+        if (vm.Options.Tier == Hypervisor.Vmm.Cpu.ExecutionTier.Jit)
+        {
+            yield return new("jit_threshold", vm.Options.JitThreshold);
+            yield return new("jit_blocks_compiled", result.Cpu.Jit.BlocksCompiled);
+            yield return new("jit_compile_ms", Math.Round(result.Cpu.Jit.CompileTime.TotalMilliseconds, 3));
+            yield return new("jit_instructions", result.Cpu.Jit.Instructions);
+        }
+
         if (vm.Options.HostForkInterval is not null)
         {
             yield return new("host_forks", result.HostForks);

@@ -141,6 +141,7 @@ public sealed class Vm : IDisposable
             foreach (var vcpu in emulated.Cpus)
             {
                 vcpu.Cpu.Tier = options.Tier;
+                vcpu.Cpu.JitThreshold = options.JitThreshold;
             }
 
             if (options.LoggerFactory is { } loggers)

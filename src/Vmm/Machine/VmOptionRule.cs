@@ -62,4 +62,7 @@ public enum VmOptionRule
     /// the emulated accelerator (the real kernel's THP is not the simulated host's).
     /// </summary>
     Thp,
+
+    /// <summary>The JIT threshold is at least 1 (a block compiles on its first run at 1).</summary>
+    JitThreshold,
 }

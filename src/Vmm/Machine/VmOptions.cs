@@ -57,6 +57,12 @@ public sealed record VmOptions
     /// <summary>How the interpreter's vCPUs execute guest code: tier 0 only, or hot blocks compiled (emulated only).</summary>
     public Hypervisor.Vmm.Cpu.ExecutionTier Tier { get; init; } = Hypervisor.Vmm.Cpu.ExecutionTier.Jit;
 
+    /// <summary>
+    /// The number of runs after which each vCPU compiles a block under <see cref="Hypervisor.Vmm.Cpu.ExecutionTier.Jit"/>
+    /// (at least 1; default <see cref="Hypervisor.Vmm.Cpu.X86Cpu.DefaultJitThreshold"/>).
+    /// </summary>
+    public int JitThreshold { get; init; } = Hypervisor.Vmm.Cpu.X86Cpu.DefaultJitThreshold;
+
     /// <summary>Stop after this many instructions (0: no limit; emulated only).</summary>
     public long InstructionLimit { get; init; }
 
@@ -221,6 +227,11 @@ public sealed record VmOptions
         if (InstructionLimit < 0)
         {
             throw new VmOptionsException(VmOptionRule.InstructionLimit, nameof(InstructionLimit), InstructionLimit, $"the instruction limit must be 0 (none) or positive, got {InstructionLimit}");
+        }
+
+        if (JitThreshold < 1)
+        {
+            throw new VmOptionsException(VmOptionRule.JitThreshold, nameof(JitThreshold), JitThreshold, $"the JIT threshold must be at least 1, got {JitThreshold}");
         }
 
         if (Timeout is { } timeout && timeout <= TimeSpan.Zero)

@@ -47,6 +47,25 @@ public sealed class JsonReportTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void RunUnderTheJitTierHasItsThresholdAndCompileCounters()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "1", "--json");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        var report = JsonReport.Parse(result.Stdout);
+        var vm = report.Vms.Single().GetProperty("counters");
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.Problems, Is.Empty, string.Join(Environment.NewLine, report.Problems));
+            Assert.That(vm.GetProperty("jit_threshold").GetInt32(), Is.EqualTo(1));
+            Assert.That(vm.GetProperty("jit_blocks_compiled").GetInt64(), Is.Positive, "at 1 every block hello runs is compiled");
+            Assert.That(vm.GetProperty("jit_compile_ms").GetDouble(), Is.Positive);
+            Assert.That(vm.GetProperty("jit_instructions").GetInt64(), Is.Positive.And.LessThanOrEqualTo(vm.GetProperty("instructions").GetInt64()));
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void RunUnderHostMemHasLinuxsReclaimCountersPerHostAndSwapPerVm()
     {
         var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "-m", "16M", "--host-mem", "4M", "--cmdline", "mib=8", "--json");

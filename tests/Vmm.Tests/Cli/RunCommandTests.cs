@@ -92,6 +92,7 @@ public sealed class RunCommandTests
     [TestCase("--max-instructions", "1000")]
     [TestCase("--host-fork-every", "5")]
     [TestCase("--tier", "Interp")]
+    [TestCase("--jit-threshold", "5")]
     [Category(TestCategories.Kvm)]
     public void EmulatedOnlyOptionsAreRefusedUnderKvm(string option, string value)
     {
@@ -121,6 +122,54 @@ public sealed class RunCommandTests
             Assert.That(Row(interpreted.StdoutLines, "tier"), Does.Match(@"^tier\s+interp\s"));
             Assert.That(Row(compiled.StdoutLines, "tier"), Does.Match(@"^tier\s+jit (9\d|100)\.\d\d %\s+of instructions retired in compiled code.* [1-9][0-9]* blocks compiled"),
                 "sieve spends nearly all its time in a few hot loops");
+        });
+    }
+
+    [Test]
+    public void TheJitThresholdReachesTheVcpuAndTheReportShowsItWithTheCompileCostPerBlock()
+    {
+        var eager = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "1");
+        var lazy = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "100000");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(eager.ExitCode, Is.Zero, eager.Stdout + eager.Stderr);
+            Assert.That(lazy.ExitCode, Is.Zero, lazy.Stdout + lazy.Stderr);
+            Assert.That(Row(eager.StdoutLines, "tier"), Does.Match(@" [1-9][0-9,]* blocks compiled \(--jit-threshold 1\) in [0-9.,]+ ms, mean [0-9.,]+ µs per block"),
+                "at 1 every block hello runs is compiled on its first run");
+            Assert.That(Row(lazy.StdoutLines, "tier"), Does.Match(@"^tier\s+jit 0\.00 %.* 0 blocks compiled \(--jit-threshold 100000\)"),
+                "hello runs no block 100 000 times");
+            Assert.That(Figure(eager.StdoutLines, "instructions"), Is.EqualTo(Figure(lazy.StdoutLines, "instructions")).And.Not.Empty);
+        });
+    }
+
+    [TestCase("0")]
+    [TestCase("-5")]
+    [TestCase("often")]
+    public void AJitThresholdBelowOneIsAUsageError(string value)
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", value);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(result.Stderr, Does.StartWith("hv: error: --jit-threshold expects a whole number from 1").And.Contain($"'{value}'"));
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    [Test]
+    public void AJitThresholdWithTheInterpreterTierIsAUsageError()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--tier", "Interp", "--jit-threshold", "5");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(result.Stderr, Does.StartWith("hv: error: --jit-threshold 5 needs --tier jit"));
+            Assert.That(result.Stdout, Is.Empty);
         });
     }
 
