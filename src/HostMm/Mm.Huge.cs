@@ -373,6 +373,19 @@ public sealed partial class Mm
         }
     }
 
+    /// <summary>Whether a huge leaf maps part of <c>[start, end)</c> and part of what lies outside it.</summary>
+    private bool HugeLeafStraddles(Hva start, Hva end)
+    {
+        if (!HugePagesPossible)
+        {
+            return false;
+        }
+
+        var straddles = false;
+        _pageTable.ForEachHuge(start, end, (address, _) => straddles |= address < start || address + HugeSize > end);
+        return straddles;
+    }
+
     /// <summary>
     /// <c>zap_huge_pmd</c> for every huge leaf inside <c>[start, end)</c> (2 MiB-aligned leaves wholly inside; the caller
     /// split the edges and has issued notifier start): clears each leaf, drops its 512 mapcounts (moving the dirty bit to
@@ -387,7 +400,13 @@ public sealed partial class Mm
         }
 
         var leaves = new List<Hva>();
-        _pageTable.ForEachHuge(start, end, (address, _) => leaves.Add(address));
+        _pageTable.ForEachHuge(start, end, (address, _) =>
+        {
+            if (address >= start && address + HugeSize <= end)
+            {
+                leaves.Add(address); // a leaf straddling an edge is the caller's to split (see ZapRange)
+            }
+        });
         long resident = 0;
         var memory = Host.Memory;
         foreach (var address in leaves)

@@ -195,20 +195,32 @@ public sealed partial class Mm
     /// Notifier start → clear every PTE in the range, gathering frames and swap slots → end. The caller flushes the
     /// TLB and then finishes the gather.
     /// </summary>
+    /// <remarks>
+    /// A huge leaf only partly inside is split first, in its own start/end over its 2 MiB, and only leaves wholly inside
+    /// are zapped whole. Under the mmap lock for read (MADV_DONTNEED) a huge demand fault may fill an edge's empty PD entry
+    /// after that split: the leaf is then left alone by this pass (its 2 MiB is wider than this start/end, so a secondary
+    /// MMU may have mapped it whole meanwhile, and data outside the range is not the caller's to drop), and the split and
+    /// the zap run again, as Linux's zap_pmd_range splits a huge PMD it finds straddling the range. A split edge stays a
+    /// PTE table, so the second pass finds none.
+    /// </remarks>
     private void ZapRange(Hva start, Hva end, NotifierEvent notifierEvent, TlbGather gather)
     {
-        SplitHugeEdges(start, end); // a huge leaf only partly inside is split first, in its own start/end
-        using var invalidation = Invalidation.Begin(this, start, end, notifierEvent, gather);
-        var hugeResident = ZapHugeLeaves(start, end, gather.Pages);
-        var visitor = new ZapVisitor(this, gather.Pages, gather.SwapSlots);
-        _pageTable.Walk(start, end, allocate: false, ref visitor);
-        AddRss(-(visitor.Resident + hugeResident));
-        AddSwapEntries(-visitor.SwapEntries);
-        CountZapped(visitor.Zapped);
-        if (visitor.KsmZeroPages != 0)
+        do
         {
-            AddKsmZeroPages(-visitor.KsmZeroPages);
+            SplitHugeEdges(start, end);
+            using var invalidation = Invalidation.Begin(this, start, end, notifierEvent, gather);
+            var hugeResident = ZapHugeLeaves(start, end, gather.Pages);
+            var visitor = new ZapVisitor(this, gather.Pages, gather.SwapSlots);
+            _pageTable.Walk(start, end, allocate: false, ref visitor);
+            AddRss(-(visitor.Resident + hugeResident));
+            AddSwapEntries(-visitor.SwapEntries);
+            CountZapped(visitor.Zapped);
+            if (visitor.KsmZeroPages != 0)
+            {
+                AddKsmZeroPages(-visitor.KsmZeroPages);
+            }
         }
+        while (HugeLeafStraddles(start, end));
     }
 
     /// <summary>mremap's move; the caller holds the mmap lock for write and has cleared the destination.</summary>

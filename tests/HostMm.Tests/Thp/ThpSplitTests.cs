@@ -1,5 +1,6 @@
 using Hypervisor.HostMm.PageTables;
 using Hypervisor.HostMm.Vmas;
+using Hypervisor.Notifier;
 using Hypervisor.Notifier.Tracing;
 using static Hypervisor.HostMm.Tests.Thp.ThpHosts;
 
@@ -163,6 +164,36 @@ public class ThpSplitTests
         Assert.That(BitConverter.ToInt64(bytes), Is.Zero);
         mm.Read(start + (5 * Page), bytes);
         Assert.That(BitConverter.ToInt64(bytes), Is.EqualTo((7 * 1_000_003L) + 5));
+        AssertConsistent(host);
+    }
+
+    [Test]
+    public void A_huge_fault_racing_a_partial_dontneed_is_split_in_its_own_range_and_keeps_the_data_outside()
+    {
+        // MADV_DONTNEED holds the mmap lock for read, so a huge demand fault elsewhere in the same 2 MiB can fill the empty
+        // PD entry after the DONTNEED split its edges and between its notifier start and its zap. That leaf is wider than the
+        // DONTNEED's range: zapping it whole dropped the racing write and freed 512 frames behind a range a secondary MMU
+        // was told about only in part (it may have mapped the new leaf whole meanwhile).
+        using var host = ThpHosts.Create();
+        var mm = host.CreateMm();
+        var start = MapAligned(mm, 1);
+        var dropStart = start + (100 * Page);
+        var dropEnd = dropStart + (16 * Page);
+        const long written = 0x5EED_5EED;
+        var racer = new RaceOnStartNotifier(dropStart, dropEnd, () => mm.Write(start, BitConverter.GetBytes(written)));
+        mm.Notifiers.Register(racer);
+
+        mm.Madvise(dropStart, dropEnd - dropStart, Advice.DontNeed);
+
+        Assert.That(racer.Ran, Is.True, "the fault ran between the DONTNEED's start and its zap");
+        var bytes = new byte[8];
+        mm.Read(start, bytes);
+        Assert.That(BitConverter.ToInt64(bytes), Is.EqualTo(written), "the racing write outside the dropped range survives");
+        Assert.That(mm.PageTable.IsHugeMapped(start), Is.False, "the leaf straddling the range was split");
+        Assert.That(racer.Ranges, Does.Contain((start, start + HugeBytes, NotifierEvent.Clear)), "the split's start covers the whole 2 MiB");
+        Assert.That(mm.Stats.RssPages, Is.EqualTo(Frames - 16), "only the 16 pages asked for were dropped");
+        mm.Read(dropStart, bytes);
+        Assert.That(BitConverter.ToInt64(bytes), Is.Zero, "the dropped range reads as zeroes");
         AssertConsistent(host);
     }
 
