@@ -88,6 +88,8 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
 
     private ExecutionTier _tier = ExecutionTier.Jit;
     private int _jitThreshold = DefaultJitThreshold;
+    private bool _backgroundCompilation;
+    private Action<BlockCompilation>? _compileQueue;
     private long _loopEpoch;
     private long _jitBlocksCompiled;
     private long _jitCompileTicks;
@@ -109,6 +111,28 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         set => _jitThreshold = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the JIT threshold must be at least 1");
     }
 
+    /// <summary>
+    /// True: a hot block is translated on a background thread while this vCPU goes on interpreting it, and runs compiled
+    /// from the first execution after the translation is done (the retired count, state and output are the same either
+    /// way; only the share of instructions retired in compiled code depends on the timing). False (the default): it is
+    /// translated on the vCPU thread when it becomes hot and runs compiled at once. Set between runs.
+    /// </summary>
+    public bool BackgroundCompilation
+    {
+        get => _backgroundCompilation;
+        set => _backgroundCompilation = value;
+    }
+
+    /// <summary>
+    /// Where background compilations go instead of <see cref="BackgroundCompiler"/> (tests: to run them at a chosen
+    /// point); null for the compiler thread.
+    /// </summary>
+    internal Action<BlockCompilation>? CompileQueue
+    {
+        get => _compileQueue;
+        set => _compileQueue = value;
+    }
+
     /// <summary>A snapshot of the translating tier's counters.</summary>
     public JitStats JitStats => new()
     {
@@ -126,12 +150,32 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         var code = block.Compiled;
         if (code is null)
         {
-            if (_tier != ExecutionTier.Jit || ++block.Executions < _jitThreshold)
+            if (_tier != ExecutionTier.Jit)
             {
                 return false;
             }
 
-            code = Compile(block);
+            if (block.Compilation is { } compilation)
+            {
+                code = Publish(block, compilation);
+                if (code is null)
+                {
+                    return false;
+                }
+            }
+            else if (++block.Executions < _jitThreshold)
+            {
+                return false;
+            }
+            else if (_backgroundCompilation)
+            {
+                Queue(block);
+                return false;
+            }
+            else
+            {
+                code = Compile(block);
+            }
         }
 
         var length = block.Instructions.Length;
@@ -157,6 +201,40 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         block.Compiled = code;
         _jitBlocksCompiled++;
         _jitCompileTicks += Stopwatch.GetTimestamp() - started;
+        return code;
+    }
+
+    // A block has become hot under background compilation: its translation is queued and the interpreter goes on
+    // running it until the translation is published.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Queue(CodeBlock block)
+    {
+        var compilation = new BlockCompilation(block, _bitness);
+        block.Compilation = compilation;
+        (_compileQueue ?? BackgroundCompiler.Enqueue)(compilation);
+    }
+
+    // A hot block whose translation was queued: the translation once it is done, published into the block on this
+    // (the vCPU's) thread — only while the block's code page is unchanged, so code compiled from instructions that
+    // have since been overwritten never runs (the block itself is then no longer found: lookups check the version
+    // too) — or null while the interpreter must still run it.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private CompiledBlockCode? Publish(CodeBlock block, BlockCompilation compilation)
+    {
+        if (!compilation.IsDone || block.Version != _codeMap.VersionOf(block.Gfn))
+        {
+            return null;
+        }
+
+        if (compilation.Error is { } error)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        var code = compilation.Code!;
+        block.Compiled = code;
+        _jitBlocksCompiled++;
+        _jitCompileTicks += compilation.Ticks;
         return code;
     }
 
