@@ -45,7 +45,6 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static readonly FieldInfo InstructionsField = typeof(X86Cpu).GetField(nameof(_instructions), Private)!;
     internal static readonly FieldInfo EventAtField = typeof(X86Cpu).GetField(nameof(_eventAt), Private)!;
     internal static readonly FieldInfo PendingExitField = typeof(X86Cpu).GetField(nameof(_pendingExit), Private)!;
-    internal static readonly FieldInfo JitInstructionsField = typeof(X86Cpu).GetField(nameof(_jitInstructions), Private)!;
     internal static readonly FieldInfo BlocksField = typeof(X86Cpu).GetField(nameof(_blocks), Private)!;
     internal static readonly MethodInfo ChainSuccessorMethod = typeof(X86Cpu).GetMethod(nameof(ChainSuccessor), Private)!;
 
@@ -94,6 +93,13 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     private long _jitBlocksCompiled;
     private long _jitCompileTicks;
     private long _jitInstructions;
+
+    // The retired count where the running compiled code was entered (NoCompiledRun outside it): every instruction
+    // retired until it returns — a self-loop's passes, chained blocks, its interpreter fallbacks — is counted as
+    // retired in compiled code then, or, when a fault ends it, by RetireBeforeFault (so compiled code keeps no count
+    // of its own per pass).
+    private long _jitRunStart = NoCompiledRun;
+    private const long NoCompiledRun = -1;
     private int _chainedBlocksLeft;
     private long _jitChainedBlocks;
 
@@ -187,9 +193,11 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         _loopEpoch = _tlb.FlushEpoch;
         _chainedBlocksLeft = MaxChainedBlocks;
         var limit = _instructions + budget;
+        _jitRunStart = _instructions;
         var executed = code(this, block, limit);
         _instructions += executed;
-        _jitInstructions += executed;
+        _jitInstructions += _instructions - _jitRunStart;
+        _jitRunStart = NoCompiledRun;
         return true;
     }
 
@@ -267,7 +275,6 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         }
 
         _instructions = retired;
-        _jitInstructions += length;
         _blocks++;
         _decodeHits++;
         _jitChainedBlocks++;

@@ -440,6 +440,12 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     /// </summary>
     private void RetireBeforeFault()
     {
+        if (_jitRunStart != NoCompiledRun)
+        {
+            _jitInstructions += _instructions - _jitRunStart;
+            _jitRunStart = NoCompiledRun;
+        }
+
         var block = _runningBlock;
         _runningBlock = null;
         if (block is null)

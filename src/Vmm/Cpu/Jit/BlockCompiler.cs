@@ -328,7 +328,6 @@ internal static class BlockCompiler
 
             il.MarkLabel(again);
             StoreField(X86Cpu.InstructionsField, () => il.Emit(OpCodes.Ldloc, next));
-            AddToField(X86Cpu.JitInstructionsField, length);
             AddToField(X86Cpu.BlocksField, 1);
             il.Emit(OpCodes.Br, target);
 
