@@ -19,6 +19,13 @@ namespace Hypervisor.Vmm.Cpu;
 /// </remarks>
 public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands use TLB host pointers.
 {
+    /// <summary>
+    /// Under background compilation, the instructions a hot block retires on the interpreter while its translation has
+    /// not been started, after which the vCPU translates it itself (about what the interpreter retires in the time one
+    /// translation takes).
+    /// </summary>
+    internal const long JitStealInstructions = 300_000;
+
     /// <summary>The default number of executions after which a block is compiled.</summary>
     public const int DefaultJitThreshold = 50;
 
@@ -227,9 +234,19 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     // have since been overwritten never runs (the block itself is then no longer found: lookups check the version
     // too) — or null while the interpreter must still run it.
     [MethodImpl(MethodImplOptions.NoInlining)]
+    // A block that keeps running while its translation has not been started (the compiler thread is busy or not
+    // scheduled) is translated by the vCPU itself once it has retired JitStealInstructions on the interpreter: about
+    // what the interpreter retires in the time a translation takes, so a short-lived block never stalls the vCPU and
+    // a long-running one does not wait on a starved compiler thread.
     private CompiledBlockCode? Publish(CodeBlock block, BlockCompilation compilation)
     {
-        if (!compilation.IsDone || block.Version != _codeMap.VersionOf(block.Gfn))
+        if (!compilation.IsDone
+            && (++block.Executions * (long)block.Instructions.Length < JitStealInstructions || !compilation.TryRun()))
+        {
+            return null;
+        }
+
+        if (block.Version != _codeMap.VersionOf(block.Gfn))
         {
             return null;
         }

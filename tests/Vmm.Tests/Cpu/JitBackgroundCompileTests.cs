@@ -9,7 +9,8 @@ namespace Hypervisor.Vmm.Tests.Cpu;
 /// Background compilation (<see cref="X86Cpu.BackgroundCompilation"/>): the vCPU interprets a hot block until its
 /// translation is done, and the result does not depend on when that is; a translation made from code that has since
 /// been overwritten is never run. The compilations are captured (<see cref="X86Cpu.CompileQueue"/>) and run by the test
-/// at chosen points, so every interleaving is reproducible.
+/// at chosen points, so every interleaving is reproducible; a block whose translation is not started while it runs
+/// long is translated by the vCPU itself.
 /// </summary>
 public sealed class JitBackgroundCompileTests
 {
@@ -37,14 +38,14 @@ public sealed class JitBackgroundCompileTests
         Assert.That(m.Run(1 + (10 * 4)).Reason, Is.EqualTo(CpuExitReason.BudgetExhausted));
         Assert.That(queued, Has.Count.EqualTo(1), "the block was queued when it became hot");
         m.WriteCode(m.AddressOf(loop) + 1, BitConverter.GetBytes(7));
-        queued[0].Run();
+        Assert.That(queued[0].TryRun(), Is.True);
         Assert.That(queued[0].Code, Is.Not.Null, "the stale translation exists");
 
         // 40 passes on the rewritten block, whose own translation is then let finish.
         Assert.That(m.Run(40 * 4).Reason, Is.EqualTo(CpuExitReason.BudgetExhausted));
         Assert.That(queued, Has.Count.EqualTo(2), "the rewritten block was decoded anew and queued on its own");
         Assert.That(m.Cpu.JitStats.BlocksCompiled, Is.Zero, "the stale translation was not published");
-        queued[1].Run();
+        Assert.That(queued[1].TryRun(), Is.True);
         m.RunToHalt();
 
         Assert.Multiple(() =>
@@ -105,7 +106,7 @@ public sealed class JitBackgroundCompileTests
 
             while (finished < queued.Count && random.Next(4) == 0)
             {
-                queued[finished++].Run();
+                queued[finished++].TryRun();
             }
         }
 
@@ -115,6 +116,39 @@ public sealed class JitBackgroundCompileTests
             Assert.That(queued.Select(compilation => compilation.Block).Distinct().Count(), Is.EqualTo(queued.Count), "each block once");
             Assert.That(compiled.Cpu.JitStats.Instructions, Is.Positive, "blocks ran compiled once their translations were done");
             Assert.That(compiled.Cpu.JitStats.Instructions, Is.LessThan(compiled.Cpu.Stats.Instructions), "and interpreted before");
+        });
+    }
+
+    [Test]
+    public void AVcpuTranslatesABlockItselfWhenItsTranslationIsNotStartedWhileItRunsLong()
+    {
+        // A 4-instruction self-loop run 200 000 times; its queued translation is never started by the test.
+        static void Program(Assembler a)
+        {
+            var loop = a.CreateLabel();
+            a.mov(r13, 200_000);
+            a.Label(ref loop);
+            a.add(rax, 3);
+            a.xor(rbx, rax);
+            a.dec(r13);
+            a.jnz(loop);
+            a.hlt();
+        }
+
+        using var m = Start(Program, out var queued);
+        m.RunToHalt(2_000_000);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(queued, Has.Count.EqualTo(1));
+            Assert.That(queued[0].IsDone, Is.True, "the vCPU ran the translation");
+            Assert.That(queued[0].TryRun(), Is.False, "and the compiler thread would not run it again");
+            Assert.That(m.Cpu.JitStats.BlocksCompiled, Is.EqualTo(1));
+            var interpreted = m.Cpu.Stats.Instructions - m.Cpu.JitStats.Instructions;
+            Assert.That(interpreted, Is.InRange(X86Cpu.JitStealInstructions - 100, X86Cpu.JitStealInstructions + 100),
+                "the loop was interpreted until it had retired the steal threshold");
+            Assert.That(m[Register.RAX], Is.EqualTo(3UL * 200_000));
+            Assert.That(m.Cpu.Stats.Instructions, Is.EqualTo(1 + (4 * 200_000) + 1));
         });
     }
 

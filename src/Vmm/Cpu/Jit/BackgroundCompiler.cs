@@ -28,7 +28,7 @@ internal static class BackgroundCompiler
     {
         foreach (var compilation in Queue.GetConsumingEnumerable())
         {
-            compilation.Run();
+            compilation.TryRun();
         }
     }
 }

@@ -8,12 +8,13 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 /// into <see cref="CodeBlock.Compiled"/> itself, on its own thread, after checking the block's code page is unchanged.
 /// </summary>
 /// <remarks>
-/// Written by the compiling thread only (<see cref="Run"/>), read by the vCPU after <see cref="IsDone"/> (a volatile
+/// Written by the compiling thread only (<see cref="TryRun"/>), read by the vCPU after <see cref="IsDone"/> (a volatile
 /// read that orders the other fields' reads after their writes).
 /// </remarks>
 internal sealed class BlockCompilation(CodeBlock block, int bitness)
 {
     private volatile bool _done;
+    private int _started;
 
     /// <summary>The block to translate.</summary>
     public CodeBlock Block { get; } = block;
@@ -21,7 +22,7 @@ internal sealed class BlockCompilation(CodeBlock block, int bitness)
     /// <summary>The code size the block was decoded in.</summary>
     public int Bitness { get; } = bitness;
 
-    /// <summary>True once <see cref="Run"/> has finished (the other members are then final).</summary>
+    /// <summary>True once <see cref="TryRun"/> has finished (the other members are then final).</summary>
     public bool IsDone => _done;
 
     /// <summary>The translation (null before <see cref="IsDone"/>, or when it failed).</summary>
@@ -33,9 +34,17 @@ internal sealed class BlockCompilation(CodeBlock block, int bitness)
     /// <summary>The <see cref="Stopwatch"/> ticks the translation took, native code included.</summary>
     public long Ticks { get; private set; }
 
-    /// <summary>Translates the block and compiles its native code (on the calling thread).</summary>
-    public void Run()
+    /// <summary>
+    /// Translates the block and compiles its native code on the calling thread, unless another thread has started to:
+    /// the compiler thread, or the vCPU that stopped waiting for it. True when this call did the work.
+    /// </summary>
+    public bool TryRun()
     {
+        if (Interlocked.Exchange(ref _started, 1) != 0)
+        {
+            return false;
+        }
+
         var started = Stopwatch.GetTimestamp();
         try
         {
@@ -48,5 +57,6 @@ internal sealed class BlockCompilation(CodeBlock block, int bitness)
 
         Ticks = Stopwatch.GetTimestamp() - started;
         _done = true;
+        return true;
     }
 }
