@@ -94,6 +94,11 @@ internal static class RunCommand
             X86Cpu.DefaultJitThreshold,
             1,
             int.MaxValue);
+        var jitCompile = CliOptions.Enum(
+            "--jit-compile",
+            "Emulated, --tier jit: Background (the default) compiles a hot block on a background thread while the vCPU goes on "
+            + "interpreting it; Sync compiles it on the vCPU thread at once (the share retired in compiled code is then the same every run).",
+            JitCompileMode.Background);
         var protocol = CliOptions.Enum("--boot", "Boot protocol (Auto: Linux for a bzImage; for ELF the PVH note, else 64-bit entry, else multiboot).", BootProtocol.Auto);
         var plain = new Option<bool>("--plain") { Description = "No live panel; plain text even on a terminal (always so when output is redirected)." };
         var timeout = CliOptions.BoundedInt("--timeout", "Stop the guest after this many seconds (0: never).", 0, 0, 86_400);
@@ -130,7 +135,7 @@ internal static class RunCommand
         var dmaCache = DmaCacheOption.Create();
         var command = new Command("run", Description);
         command.Arguments.Add(image);
-        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, tier, jitThreshold, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
+        foreach (var option in new Option[] { vms, memory, smp, commandLine, initrd, accel, tier, jitThreshold, jitCompile, protocol, plain, timeout, maxInstructions, hostForks, dirtyPolicy, dmaCache }.Concat(hostMemory.All).Concat(ksm.All).Concat(numa.All).Concat(thp.All).Concat(tracing.All))
         {
             command.Options.Add(option);
         }
@@ -200,6 +205,12 @@ internal static class RunCommand
                 }
             }
 
+            if (parseResult.GetResult(jitCompile) is { Implicit: false } && (accelerator != AcceleratorKind.Emulated || parseResult.GetValue(tier) != ExecutionTier.Jit))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--jit-compile {parseResult.GetValue(jitCompile)} needs --accel emulated and --tier jit: only the translating tier compiles blocks");
+                return ExitCodes.UsageError;
+            }
+
             var dma = parseResult.GetValue(dmaCache);
             if (dma is not null && accelerator != AcceleratorKind.Emulated)
             {
@@ -239,6 +250,7 @@ internal static class RunCommand
                 InstructionLimit = instructionLimit,
                 Tier = parseResult.GetValue(tier),
                 JitThreshold = threshold,
+                JitCompile = parseResult.GetValue(jitCompile),
                 HostForkInterval = forkMs > 0 ? TimeSpan.FromMilliseconds(forkMs) : null,
                 DirtyTracking = dirtyTracking,
                 DmaCache = dma,

@@ -50,4 +50,7 @@ internal sealed class CodeBlock(ulong startRip, DecodedInstruction[] instruction
 
     /// <summary>The block's translation, once it has become hot (dropped with the block when its page changes).</summary>
     public Jit.CompiledBlockCode? Compiled;
+
+    /// <summary>The block's translation under way off the vCPU thread, once it has become hot (null before).</summary>
+    public Jit.BlockCompilation? Compilation;
 }

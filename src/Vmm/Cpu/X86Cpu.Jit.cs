@@ -19,6 +19,13 @@ namespace Hypervisor.Vmm.Cpu;
 /// </remarks>
 public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands use TLB host pointers.
 {
+    /// <summary>
+    /// Under background compilation, the instructions a hot block retires on the interpreter while its translation has
+    /// not been started, after which the vCPU translates it itself (about what the interpreter retires in the time one
+    /// translation takes).
+    /// </summary>
+    internal const long JitStealInstructions = 300_000;
+
     /// <summary>The default number of executions after which a block is compiled.</summary>
     public const int DefaultJitThreshold = 50;
 
@@ -45,7 +52,6 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static readonly FieldInfo InstructionsField = typeof(X86Cpu).GetField(nameof(_instructions), Private)!;
     internal static readonly FieldInfo EventAtField = typeof(X86Cpu).GetField(nameof(_eventAt), Private)!;
     internal static readonly FieldInfo PendingExitField = typeof(X86Cpu).GetField(nameof(_pendingExit), Private)!;
-    internal static readonly FieldInfo JitInstructionsField = typeof(X86Cpu).GetField(nameof(_jitInstructions), Private)!;
     internal static readonly FieldInfo BlocksField = typeof(X86Cpu).GetField(nameof(_blocks), Private)!;
     internal static readonly MethodInfo ChainSuccessorMethod = typeof(X86Cpu).GetMethod(nameof(ChainSuccessor), Private)!;
 
@@ -88,10 +94,19 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
 
     private ExecutionTier _tier = ExecutionTier.Jit;
     private int _jitThreshold = DefaultJitThreshold;
+    private bool _backgroundCompilation;
+    private Action<BlockCompilation>? _compileQueue;
     private long _loopEpoch;
     private long _jitBlocksCompiled;
     private long _jitCompileTicks;
     private long _jitInstructions;
+
+    // The retired count where the running compiled code was entered (NoCompiledRun outside it): every instruction
+    // retired until it returns — a self-loop's passes, chained blocks, its interpreter fallbacks — is counted as
+    // retired in compiled code then, or, when a fault ends it, by RetireBeforeFault (so compiled code keeps no count
+    // of its own per pass).
+    private long _jitRunStart = NoCompiledRun;
+    private const long NoCompiledRun = -1;
     private int _chainedBlocksLeft;
     private long _jitChainedBlocks;
 
@@ -107,6 +122,28 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     {
         get => _jitThreshold;
         set => _jitThreshold = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the JIT threshold must be at least 1");
+    }
+
+    /// <summary>
+    /// True: a hot block is translated on a background thread while this vCPU goes on interpreting it, and runs compiled
+    /// from the first execution after the translation is done (the retired count, state and output are the same either
+    /// way; only the share of instructions retired in compiled code depends on the timing). False (the default): it is
+    /// translated on the vCPU thread when it becomes hot and runs compiled at once. Set between runs.
+    /// </summary>
+    public bool BackgroundCompilation
+    {
+        get => _backgroundCompilation;
+        set => _backgroundCompilation = value;
+    }
+
+    /// <summary>
+    /// Where background compilations go instead of <see cref="BackgroundCompiler"/> (tests: to run them at a chosen
+    /// point); null for the compiler thread.
+    /// </summary>
+    internal Action<BlockCompilation>? CompileQueue
+    {
+        get => _compileQueue;
+        set => _compileQueue = value;
     }
 
     /// <summary>A snapshot of the translating tier's counters.</summary>
@@ -126,12 +163,32 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         var code = block.Compiled;
         if (code is null)
         {
-            if (_tier != ExecutionTier.Jit || ++block.Executions < _jitThreshold)
+            if (_tier != ExecutionTier.Jit)
             {
                 return false;
             }
 
-            code = Compile(block);
+            if (block.Compilation is { } compilation)
+            {
+                code = Publish(block, compilation);
+                if (code is null)
+                {
+                    return false;
+                }
+            }
+            else if (++block.Executions < _jitThreshold)
+            {
+                return false;
+            }
+            else if (_backgroundCompilation)
+            {
+                Queue(block);
+                return false;
+            }
+            else
+            {
+                code = Compile(block);
+            }
         }
 
         var length = block.Instructions.Length;
@@ -143,9 +200,11 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         _loopEpoch = _tlb.FlushEpoch;
         _chainedBlocksLeft = MaxChainedBlocks;
         var limit = _instructions + budget;
+        _jitRunStart = _instructions;
         var executed = code(this, block, limit);
         _instructions += executed;
-        _jitInstructions += executed;
+        _jitInstructions += _instructions - _jitRunStart;
+        _jitRunStart = NoCompiledRun;
         return true;
     }
 
@@ -157,6 +216,50 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         block.Compiled = code;
         _jitBlocksCompiled++;
         _jitCompileTicks += Stopwatch.GetTimestamp() - started;
+        return code;
+    }
+
+    // A block has become hot under background compilation: its translation is queued and the interpreter goes on
+    // running it until the translation is published.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void Queue(CodeBlock block)
+    {
+        var compilation = new BlockCompilation(block, _bitness);
+        block.Compilation = compilation;
+        (_compileQueue ?? BackgroundCompiler.Enqueue)(compilation);
+    }
+
+    // A hot block whose translation was queued: the translation once it is done, published into the block on this
+    // (the vCPU's) thread — only while the block's code page is unchanged, so code compiled from instructions that
+    // have since been overwritten never runs (the block itself is then no longer found: lookups check the version
+    // too) — or null while the interpreter must still run it.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    // A block that keeps running while its translation has not been started (the compiler thread is busy or not
+    // scheduled) is translated by the vCPU itself once it has retired JitStealInstructions on the interpreter: about
+    // what the interpreter retires in the time a translation takes, so a short-lived block never stalls the vCPU and
+    // a long-running one does not wait on a starved compiler thread.
+    private CompiledBlockCode? Publish(CodeBlock block, BlockCompilation compilation)
+    {
+        if (!compilation.IsDone
+            && (++block.Executions * (long)block.Instructions.Length < JitStealInstructions || !compilation.TryRun()))
+        {
+            return null;
+        }
+
+        if (block.Version != _codeMap.VersionOf(block.Gfn))
+        {
+            return null;
+        }
+
+        if (compilation.Error is { } error)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        var code = compilation.Code!;
+        block.Compiled = code;
+        _jitBlocksCompiled++;
+        _jitCompileTicks += compilation.Ticks;
         return code;
     }
 
@@ -189,7 +292,6 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         }
 
         _instructions = retired;
-        _jitInstructions += length;
         _blocks++;
         _decodeHits++;
         _jitChainedBlocks++;

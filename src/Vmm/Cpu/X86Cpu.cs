@@ -163,7 +163,7 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
         GC.KeepAlive(RegisterInfo);
 
         // The translator's own methods and Reflection.Emit are compiled on their first use as well: translate one
-        // small loop now (its code is never run; each guest block's native code is still compiled at its first call).
+        // small loop now (its code returns at once: Compile has the .NET JIT compile it, as it does for every guest block).
         BlockCompiler.Compile(WarmUpBlock(), 64);
         return true;
     });
@@ -440,6 +440,12 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
     /// </summary>
     private void RetireBeforeFault()
     {
+        if (_jitRunStart != NoCompiledRun)
+        {
+            _jitInstructions += _instructions - _jitRunStart;
+            _jitRunStart = NoCompiledRun;
+        }
+
         var block = _runningBlock;
         _runningBlock = null;
         if (block is null)

@@ -142,6 +142,7 @@ public sealed class Vm : IDisposable
             {
                 vcpu.Cpu.Tier = options.Tier;
                 vcpu.Cpu.JitThreshold = options.JitThreshold;
+                vcpu.Cpu.BackgroundCompilation = options.JitCompile == JitCompileMode.Background;
             }
 
             if (options.LoggerFactory is { } loggers)

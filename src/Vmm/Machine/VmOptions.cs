@@ -63,6 +63,12 @@ public sealed record VmOptions
     /// </summary>
     public int JitThreshold { get; init; } = Hypervisor.Vmm.Cpu.X86Cpu.DefaultJitThreshold;
 
+    /// <summary>
+    /// Where a hot block is compiled under <see cref="Hypervisor.Vmm.Cpu.ExecutionTier.Jit"/>: on a background thread
+    /// while the vCPU interprets it (the default), or on the vCPU thread at once.
+    /// </summary>
+    public Hypervisor.Vmm.Cpu.JitCompileMode JitCompile { get; init; } = Hypervisor.Vmm.Cpu.JitCompileMode.Background;
+
     /// <summary>Stop after this many instructions (0: no limit; emulated only).</summary>
     public long InstructionLimit { get; init; }
 

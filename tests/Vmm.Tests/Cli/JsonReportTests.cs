@@ -49,7 +49,7 @@ public sealed class JsonReportTests
     [Category(TestCategories.Guest)]
     public void RunUnderTheJitTierHasItsThresholdAndCompileCounters()
     {
-        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "1", "--json");
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "1", "--jit-compile", "Sync", "--json");
 
         Assert.That(result.ExitCode, Is.Zero, result.Stderr);
         var report = JsonReport.Parse(result.Stdout);

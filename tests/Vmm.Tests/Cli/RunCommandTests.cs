@@ -111,14 +111,20 @@ public sealed class RunCommandTests
     public void BothTiersRunSieveToTheSameTranscriptAndCountAndTheReportSaysWhichRan()
     {
         var interpreted = Hv.Run("run", GuestImages.ImagePath("sieve"), "--tier", "Interp");
-        var compiled = Hv.Run("run", GuestImages.ImagePath("sieve"), "--tier", "Jit");
+        var compiled = Hv.Run("run", GuestImages.ImagePath("sieve"), "--tier", "Jit", "--jit-compile", "Sync");
+        var background = Hv.Run("run", GuestImages.ImagePath("sieve"));
 
         Assert.Multiple(() =>
         {
             Assert.That(interpreted.ExitCode, Is.Zero, interpreted.Stdout + interpreted.Stderr);
             Assert.That(compiled.ExitCode, Is.Zero, compiled.Stdout + compiled.Stderr);
+            Assert.That(background.ExitCode, Is.Zero, background.Stdout + background.Stderr);
             Assert.That(compiled.Stdout, Does.Contain("sieve: 78498 primes below 1000000"));
+            Assert.That(background.Stdout, Does.Contain("sieve: 78498 primes below 1000000"));
             Assert.That(Figure(compiled.StdoutLines, "instructions"), Is.EqualTo(Figure(interpreted.StdoutLines, "instructions")).And.Not.Empty, "the retired count is exact under both tiers");
+            Assert.That(Figure(background.StdoutLines, "instructions"), Is.EqualTo(Figure(interpreted.StdoutLines, "instructions")),
+                "the retired count does not depend on when the background compilations finish");
+            Assert.That(Row(background.StdoutLines, "tier"), Does.Match(@"^tier\s+jit .*--jit-compile background\)"), "background compilation is the default");
             Assert.That(Row(interpreted.StdoutLines, "tier"), Does.Match(@"^tier\s+interp\s"));
             Assert.That(Row(compiled.StdoutLines, "tier"), Does.Match(@"^tier\s+jit (9\d|100)\.\d\d %\s+of instructions retired in compiled code.* [1-9][0-9]* blocks compiled"),
                 "sieve spends nearly all its time in a few hot loops");
@@ -128,16 +134,16 @@ public sealed class RunCommandTests
     [Test]
     public void TheJitThresholdReachesTheVcpuAndTheReportShowsItWithTheCompileCostPerBlock()
     {
-        var eager = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "1");
+        var eager = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "1", "--jit-compile", "Sync");
         var lazy = Hv.Run("run", GuestImages.ImagePath("hello"), "--jit-threshold", "100000");
 
         Assert.Multiple(() =>
         {
             Assert.That(eager.ExitCode, Is.Zero, eager.Stdout + eager.Stderr);
             Assert.That(lazy.ExitCode, Is.Zero, lazy.Stdout + lazy.Stderr);
-            Assert.That(Row(eager.StdoutLines, "tier"), Does.Match(@" [1-9][0-9,]* blocks compiled \(--jit-threshold 1\) in [0-9.,]+ ms, mean [0-9.,]+ µs per block"),
+            Assert.That(Row(eager.StdoutLines, "tier"), Does.Match(@" [1-9][0-9,]* blocks compiled \(--jit-threshold 1, --jit-compile sync\) in [0-9.,]+ ms, mean [0-9.,]+ µs per block"),
                 "at 1 every block hello runs is compiled on its first run");
-            Assert.That(Row(lazy.StdoutLines, "tier"), Does.Match(@"^tier\s+jit 0\.00 %.* 0 blocks compiled \(--jit-threshold 100000\)"),
+            Assert.That(Row(lazy.StdoutLines, "tier"), Does.Match(@"^tier\s+jit 0\.00 %.* 0 blocks compiled \(--jit-threshold 100000, --jit-compile background\)"),
                 "hello runs no block 100 000 times");
             Assert.That(Figure(eager.StdoutLines, "instructions"), Is.EqualTo(Figure(lazy.StdoutLines, "instructions")).And.Not.Empty);
         });
@@ -155,6 +161,20 @@ public sealed class RunCommandTests
             Assert.That(result.ExitCode, Is.EqualTo(2));
             Assert.That(result.StderrLines, Has.Count.EqualTo(1));
             Assert.That(result.Stderr, Does.StartWith("hv: error: --jit-threshold expects a whole number from 1").And.Contain($"'{value}'"));
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    [Test]
+    public void AJitCompileModeWithTheInterpreterTierIsAUsageError()
+    {
+        var result = Hv.Run("run", GuestImages.ImagePath("hello"), "--tier", "Interp", "--jit-compile", "Sync");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(result.Stderr, Does.StartWith("hv: error: --jit-compile Sync needs --accel emulated and --tier jit"));
             Assert.That(result.Stdout, Is.Empty);
         });
     }

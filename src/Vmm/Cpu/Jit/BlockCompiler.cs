@@ -38,7 +38,12 @@ internal static class BlockCompiler
             $"block_{block.StartRip:x}", typeof(int), Parameters, typeof(X86Cpu).Module, skipVisibility: true);
         var emitter = new Emitter(method.GetILGenerator(), block, bitness);
         emitter.EmitBlock();
-        return method.CreateDelegate<CompiledBlockCode>();
+        var code = method.CreateDelegate<CompiledBlockCode>();
+
+        // The .NET JIT compiles a DynamicMethod at its first call: make that call now, on this thread, with no block
+        // (the code returns at once), so the cost is paid here and counted as the block's compile time.
+        code(null!, null!, 0);
+        return code;
     }
 
     private static Form Classify(in DecodedInstruction d)
@@ -126,6 +131,13 @@ internal static class BlockCompiler
             _carry = il.DeclareLocal(typeof(int));
             _pointer = il.DeclareLocal(typeof(nint));
 
+            // Called with no block by Compile, to have the native code compiled: return before touching anything.
+            var body = il.DefineLabel();
+            il.Emit(OpCodes.Ldarg_1);
+            il.Emit(OpCodes.Brtrue, body);
+            il.Emit(OpCodes.Ldc_I4_0);
+            il.Emit(OpCodes.Ret);
+            il.MarkLabel(body);
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldflda, X86Cpu.GprField);
             il.Emit(OpCodes.Stloc, _registers);
@@ -182,7 +194,7 @@ internal static class BlockCompiler
                     case Form.Nop:
                         break;
                     case Form.Register:
-                        EmitRegister(ref d);
+                        EmitRegister(ref d, k);
                         break;
                     case Form.Memory:
                         EmitMemory(ref d, k);
@@ -281,7 +293,8 @@ internal static class BlockCompiler
                 target = top;
             }
 
-            StoreRip(end.Target);
+            // RIP is not stored per pass: nothing in the loop reads it before an instruction that can fault or runs
+            // interpreter code stores its own; it is stored where the loop is left.
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldfld, X86Cpu.InstructionsField);
             il.Emit(OpCodes.Ldc_I8, (long)length);
@@ -315,11 +328,11 @@ internal static class BlockCompiler
 
             il.MarkLabel(again);
             StoreField(X86Cpu.InstructionsField, () => il.Emit(OpCodes.Ldloc, next));
-            AddToField(X86Cpu.JitInstructionsField, length);
             AddToField(X86Cpu.BlocksField, 1);
             il.Emit(OpCodes.Br, target);
 
             il.MarkLabel(leave);
+            StoreRip(end.Target);
             WriteBack(forget: false);
             FlushFlags(forget: false);
             il.Emit(OpCodes.Ldc_I4, length);
@@ -336,7 +349,35 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stfld, field);
         }
 
-        private void EmitRegister(ref DecodedInstruction d)
+        // True when the flags after instruction k are dead: a later instruction of the block overwrites the whole
+        // lazy-flags record (op, bits, a, b, result) and none between reads the flags, can fault or runs interpreter
+        // code (only MOV r, r / MOV r, imm / LEA / NOP lie between).
+        private bool FlagsDeadAfter(int k)
+        {
+            for (var j = k + 1; j < _instructions.Length; j++)
+            {
+                ref var d = ref _instructions[j];
+                switch (d.Op)
+                {
+                    case Op.Nop: case Op.MovRR: case Op.MovRI:
+                        continue;
+                    case Op.Lea when Classify(d) == Form.Register:
+                        continue;
+                    case Op.AddRR: case Op.AddRI: case Op.SubRR: case Op.SubRI: case Op.CmpRR: case Op.CmpRI:
+                    case Op.AndRR: case Op.AndRI: case Op.OrRR: case Op.OrRI: case Op.XorRR: case Op.XorRI:
+                    case Op.TestRR: case Op.TestRI:
+                        return true;
+                    case Op.ShlRI: case Op.ShrRI: case Op.SarRI:
+                        return d.Kind1 == OperandKind.Immediate && (d.Immediate & (d.Size == 8 ? 63UL : 31UL)) != 0;
+                    default:
+                        return false;
+                }
+            }
+
+            return false;
+        }
+
+        private void EmitRegister(ref DecodedInstruction d, int k)
         {
             var slot = d.Reg0 & 0xF;
             var mask = d.Mask;
@@ -372,7 +413,7 @@ internal static class BlockCompiler
                     }
                     else
                     {
-                        EmitShiftByCl(ref d);
+                        EmitShiftByCl(ref d, k);
                     }
 
                     return;
@@ -509,7 +550,7 @@ internal static class BlockCompiler
 
         // SHL/SHR/SAR by CL: the count is known only at run time, so a count of 0 (which keeps the flags and still
         // writes the destination) is a branch; the record is then the interpreter's, read back through it.
-        private void EmitShiftByCl(ref DecodedInstruction d)
+        private void EmitShiftByCl(ref DecodedInstruction d, int k)
         {
             // A count of 0 keeps the record before it: that arm stores it to the vCPU, and the other arm stores its own,
             // so both arms leave the record in the vCPU.
@@ -522,6 +563,28 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Conv_I4);
             il.Emit(OpCodes.Ldc_I4, d.Size == 8 ? 63 : 31);
             il.Emit(OpCodes.And);
+            if (FlagsDeadAfter(k))
+            {
+                // Whichever arm runs, the record it would leave is overwritten before anything reads it or can fault:
+                // only the result is computed, and the record before it is dropped as dead too.
+                il.Emit(OpCodes.Stloc, count);
+                LoadRegister(slot);
+                Mask(d.Mask);
+                if (d.Op == Op.SarRI && bits == 32)
+                {
+                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(OpCodes.Conv_I8);
+                }
+
+                il.Emit(OpCodes.Ldloc, count);
+                il.Emit(d.Op switch { Op.ShlRI => OpCodes.Shl, Op.ShrRI => OpCodes.Shr_Un, _ => OpCodes.Shr });
+                Mask(d.Mask);
+                StoreRegister(slot);
+                _pendingFlagOp = -1;
+                _flags = FlagSource.Unknown;
+                return;
+            }
+
             il.Emit(OpCodes.Dup);
             il.Emit(OpCodes.Stloc, count);
             il.Emit(OpCodes.Brtrue, nonZero);
