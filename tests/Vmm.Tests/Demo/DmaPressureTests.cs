@@ -66,7 +66,7 @@ public sealed class DmaPressureTests
     {
         var process = vm.Process!;
         var buffer = vm.GuestMemory!.Base + (1UL << 20);
-        var pressure = new DmaPressure(process, vm.Host!, new Lock(), new Random(1), toleratesMemoryFailures);
+        var pressure = new DmaPressure(process, vm.Host!, new Lock(), vm.Dma, new Random(1), toleratesMemoryFailures);
         pressure.Start(buffer, 1, Pages);
         var pattern = new byte[Pages * (int)Paging.PageSize];
         pattern.AsSpan().Fill(0x5a);

@@ -18,9 +18,9 @@ namespace Hypervisor.Vmm.Demo.Dma;
 /// guest), then with the cache that never listens (unsafe: the engine's debug check counts the stale DMAs, the guest
 /// finds the corruption).
 /// </summary>
-/// <remarks>Threads: the demo's thread is the pressure thread; the VM's vCPU runs on a thread of its own and makes
-/// every copy on it (the doorbell write). A remap holds the vCPU's slice gate, so no guest instruction and no copy runs
-/// while the buffer is unmapped; swap-out, KSM and migration race the copies freely. Once the pressure begins, the vCPU
+/// <remarks>Threads: the demo's thread is the pressure thread; the VM's vCPU runs on a thread of its own and starts
+/// every copy (the doorbell write), which the engine makes on its own thread. A remap holds the vCPU's slice gate and
+/// waits for the engine to be idle, so no guest instruction and no copy runs while the buffer is unmapped; swap-out, KSM and migration race the copies freely. Once the pressure begins, the vCPU
 /// waits between two slices (64 Ki instructions) for the next strike, so every phase meets the pressure between its
 /// copies however fast either thread runs.</remarks>
 public sealed class DmaDemo
@@ -116,7 +116,7 @@ public sealed class DmaDemo
         })
         { IsBackground = true, Name = "dma-demo-vcpu0" };
 
-        var pressure = new DmaPressure(process, host, gate, new Random(_options.Seed), toleratesMemoryFailures: mode == DmaCacheMode.Unsafe);
+        var pressure = new DmaPressure(process, host, gate, vm.Dma, new Random(_options.Seed), toleratesMemoryFailures: mode == DmaCacheMode.Unsafe);
         try
         {
             Volatile.Write(ref _vm, vm);

@@ -2,6 +2,7 @@ using Hypervisor.HostMm;
 using Hypervisor.HostMm.Ksm;
 using Hypervisor.HostMm.Vmas;
 using Hypervisor.Notifier;
+using Hypervisor.Vmm.Devices.Dma;
 using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.Vmm.Demo.Dma;
@@ -18,8 +19,10 @@ namespace Hypervisor.Vmm.Demo.Dma;
 /// remap counts such a page in <see cref="UnreadablePages"/> and restores it as zeros; otherwise (the safe phase, where
 /// no stale write exists) the failure is a host bug and propagates.
 /// </remarks>
-internal sealed class DmaPressure(HostProcess process, Host host, Lock gate, Random random, bool toleratesMemoryFailures)
+internal sealed class DmaPressure(HostProcess process, Host host, Lock gate, DmaEngine? engine, Random random, bool toleratesMemoryFailures)
 {
+    private static readonly TimeSpan EngineTimeout = TimeSpan.FromSeconds(30);
+
     private Hva _start;
     private int _buffers;
     private int _pages;
@@ -75,12 +78,21 @@ internal sealed class DmaPressure(HostProcess process, Host host, Lock gate, Ran
         }
     }
 
-    /// <summary>munmap and MAP_FIXED mmap of one buffer, its contents copied out and back, with the vCPU held between two slices.</summary>
+    /// <summary>
+    /// munmap and MAP_FIXED mmap of one buffer, its contents copied out and back, with the vCPU held between two slices
+    /// and the engine idle: the engine copies on its own thread, and a copy the guest started before the slice ended
+    /// would otherwise fault on the unmapped buffer or land between the read and the munmap and be lost.
+    /// </summary>
     public void Remap(Hva buffer)
     {
         var contents = new byte[BufferBytes];
         lock (gate)
         {
+            if (engine is not null && !engine.WaitIdle(EngineTimeout))
+            {
+                throw new TimeoutException($"the DMA engine stayed busy for {EngineTimeout.TotalSeconds:0} s with the vCPU held");
+            }
+
             for (var page = 0; page < _pages; page++)
             {
                 var offset = page * (int)Paging.PageSize;
