@@ -57,7 +57,7 @@ internal static class DmaDemoReport
         Row("page-outs", p => $"{N(p.Pressure.PageOuts)} ({N(p.Pressure.PagesSwappedOut)} pages)", "MADV_PAGEOUT calls on a buffer (pages written to swap)");
         Row("KSM scans", p => $"{N(p.Pressure.KsmSteps)} ({N(p.Pressure.PagesMerged)} merged)", "scanner steps over the buffers (pages merged into KSM pages)");
         Row("migrations", p => $"{N(p.Pressure.Migrations)} ({N(p.Pressure.PagesMigrated)} pages)", "move_pages calls to the other NUMA node (pages moved)");
-        Row("remaps", p => N(p.Pressure.Remaps), "buffers unmapped and mapped again (MAP_FIXED), contents restored, with the vCPU held");
+        Row("remaps", p => $"{N(p.Pressure.Remaps)} ({N(p.Pressure.UnreadablePages)} unreadable)", "buffers unmapped and mapped again (MAP_FIXED), contents restored, with the vCPU held (pages whose swap slot failed its checksum, restored as zeros)");
         Row("time", p => p.Elapsed.TotalSeconds.ToString("0.0", C) + " s", "wall time of the phase");
         writer.Table(table);
         writer.Paragraph(

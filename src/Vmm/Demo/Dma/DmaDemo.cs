@@ -2,15 +2,11 @@ using System.Diagnostics;
 using System.Globalization;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
-using Hypervisor.HostMm.Ksm;
-using Hypervisor.HostMm.Vmas;
-using Hypervisor.Notifier;
 using Hypervisor.Vmm.Boot;
 using Hypervisor.Vmm.Demo.Swap;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Devices.Dma;
 using Hypervisor.Vmm.Machine;
-using HostProcess = Hypervisor.HostMm.Mm;
 
 namespace Hypervisor.Vmm.Demo.Dma;
 
@@ -22,9 +18,9 @@ namespace Hypervisor.Vmm.Demo.Dma;
 /// guest), then with the cache that never listens (unsafe: the engine's debug check counts the stale DMAs, the guest
 /// finds the corruption).
 /// </summary>
-/// <remarks>Threads: the demo's thread is the pressure thread; the VM's vCPU runs on a thread of its own and makes
-/// every copy on it (the doorbell write). A remap holds the vCPU's slice gate, so no guest instruction and no copy runs
-/// while the buffer is unmapped; swap-out, KSM and migration race the copies freely. Once the pressure begins, the vCPU
+/// <remarks>Threads: the demo's thread is the pressure thread; the VM's vCPU runs on a thread of its own and starts
+/// every copy (the doorbell write), which the engine makes on its own thread. A remap holds the vCPU's slice gate and
+/// waits for the engine to be idle, so no guest instruction and no copy runs while the buffer is unmapped; swap-out, KSM and migration race the copies freely. Once the pressure begins, the vCPU
 /// waits between two slices (64 Ki instructions) for the next strike, so every phase meets the pressure between its
 /// copies however fast either thread runs.</remarks>
 public sealed class DmaDemo
@@ -120,7 +116,7 @@ public sealed class DmaDemo
         })
         { IsBackground = true, Name = "dma-demo-vcpu0" };
 
-        var pressure = new Pressure(process, host, gate, new Random(_options.Seed));
+        var pressure = new DmaPressure(process, host, gate, vm.Dma, new Random(_options.Seed), toleratesMemoryFailures: mode == DmaCacheMode.Unsafe);
         try
         {
             Volatile.Write(ref _vm, vm);
@@ -184,6 +180,7 @@ public sealed class DmaDemo
                     Migrations = pressure.Migrations,
                     PagesMigrated = host.Migration.Stats.PgmigrateSuccess - before.Migrated,
                     Remaps = pressure.Remaps,
+                    UnreadablePages = pressure.UnreadablePages,
                 },
                 AuditViolations = audit,
                 Elapsed = Stopwatch.GetElapsedTime(clock),
@@ -262,89 +259,5 @@ public sealed class DmaDemo
 
         private static ulong ParseHex(string text) =>
             ulong.Parse(text.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>
-    /// The host's operations on the guest's buffers, one per <see cref="Strike"/>, in turn: swap-out, a KSM scan, a
-    /// migration to the other node, a remap. Runs on the demo's thread only.
-    /// </summary>
-    private sealed class Pressure(HostProcess process, Host host, Lock gate, Random random)
-    {
-        private Hva _start;
-        private int _buffers;
-        private int _pages;
-        private int _turn;
-
-        public long PageOuts { get; private set; }
-
-        public long KsmSteps { get; private set; }
-
-        public long Migrations { get; private set; }
-
-        public long Remaps { get; private set; }
-
-        private ulong BufferBytes => (ulong)_pages * Paging.PageSize;
-
-        public void Start(Hva start, int buffers, int pages)
-        {
-            (_start, _buffers, _pages) = (start, buffers, pages);
-
-            // Only the buffers are mergeable, so each scanner step is over them alone.
-            process.Madvise(start, (ulong)buffers * BufferBytes, Advice.Mergeable);
-            host.Ksm.Run = KsmRunMode.Merge;
-        }
-
-        public void Strike()
-        {
-            var buffer = _start + ((ulong)random.Next(_buffers) * BufferBytes);
-            switch (_turn++ % 4)
-            {
-                case 0:
-                    process.Madvise(buffer, BufferBytes, Advice.PageOut);
-                    PageOuts++;
-                    break;
-                case 1:
-                    host.Ksm.Step(_buffers * _pages);
-                    KsmSteps++;
-                    break;
-                case 2:
-                    Migrate(buffer);
-                    break;
-                default:
-                    Remap(buffer);
-                    break;
-            }
-        }
-
-        private void Migrate(Hva buffer)
-        {
-            var pages = new Hva[_pages];
-            var nodes = new int[_pages];
-            var target = (int)(Migrations % 2 == 0 ? 1 : 0);
-            for (var i = 0; i < _pages; i++)
-            {
-                pages[i] = buffer + ((ulong)i * Paging.PageSize);
-                nodes[i] = target;
-            }
-
-            host.Migration.MovePages(process, pages, nodes);
-            Migrations++;
-        }
-
-        /// <summary>munmap and MAP_FIXED mmap of one buffer, its contents copied out and back, with the vCPU held between two slices.</summary>
-        private void Remap(Hva buffer)
-        {
-            var contents = new byte[BufferBytes];
-            lock (gate)
-            {
-                process.Read(buffer, contents);
-                process.Munmap(buffer, BufferBytes);
-                process.Mmap(BufferBytes, Protection.Read | Protection.Write, MmapFlags.Fixed, buffer);
-                process.Write(buffer, contents);
-                process.Madvise(buffer, BufferBytes, Advice.Mergeable);
-            }
-
-            Remaps++;
-        }
     }
 }

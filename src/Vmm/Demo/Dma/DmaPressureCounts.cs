@@ -23,4 +23,10 @@ public sealed record DmaPressureCounts
 
     /// <summary>Buffers unmapped and mapped again (MAP_FIXED) with their contents restored, with the vCPU held.</summary>
     public long Remaps { get; init; }
+
+    /// <summary>
+    /// Pages a remap could not read back because their swap slot failed its checksum, restored as zeros: only the unsafe
+    /// cache causes them (a stale write into a frame while pageout wrote it to swap); in the safe phase such a failure stops the demo.
+    /// </summary>
+    public long UnreadablePages { get; init; }
 }

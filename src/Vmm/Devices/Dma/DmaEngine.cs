@@ -65,6 +65,9 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
     private readonly MemslotSet _memslots;
     private readonly ulong[] _registers = new ulong[RegisterCount];
     private readonly SemaphoreSlim _doorbell = new(0);
+
+    // Set while no copy is pending or running: reset with the status set to Busy, set once the status is published (both under _lock).
+    private readonly ManualResetEventSlim _idle = new(true);
     private readonly Thread _worker;
 
     // Guarded by _lock: the copy the doorbell started, taken by the engine's thread.
@@ -149,11 +152,20 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
                 case DoorbellRegister when shift == 0 && _registers[Slot(StatusRegister)] != (ulong)DmaStatus.Busy:
                     _pending = (new Gpa(_registers[Slot(SourceRegister)]), new Gpa(_registers[Slot(DestinationRegister)]), _registers[Slot(LengthRegister)]);
                     _registers[Slot(StatusRegister)] = (ulong)DmaStatus.Busy;
+                    _idle.Reset();
                     _doorbell.Release();
                     break;
             }
         }
     }
+
+    /// <summary>
+    /// Waits until no copy is pending or running (the status is no longer <see cref="DmaStatus.Busy"/>), at most
+    /// <paramref name="timeout"/>. Only the guest starts copies, so a caller that keeps every vCPU out of the guest
+    /// (between two slices) sees the engine stay idle until it lets them run again.
+    /// </summary>
+    /// <returns>True when the engine is idle; false when the timeout passed first.</returns>
+    public bool WaitIdle(TimeSpan timeout) => _idle.Wait(timeout);
 
     /// <summary>Stops the engine's thread (after the copy in progress, if any) and closes the cache and its user channel. Idempotent.</summary>
     public void Dispose()
@@ -164,6 +176,7 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
             _doorbell.Release();
             _worker.Join();
             _doorbell.Dispose();
+            _idle.Dispose();
         }
 
         Cache.Dispose();
@@ -207,6 +220,8 @@ public sealed class DmaEngine : IMmioDevice, IDisposable
                 {
                     _registers[Slot(CompletedRegister)]++;
                 }
+
+                _idle.Set();
             }
         }
     }

@@ -57,6 +57,34 @@ public sealed class DmaEngineTests
         });
     }
 
+    [Test]
+    public void WaitIdleReturnsOnceTheCopyTheDoorbellStartedHasLanded()
+    {
+        using var vm = NewVm(DmaCacheMode.Safe);
+        var data = Enumerable.Range(0, (int)DmaEngine.MaxLength).Select(i => (byte)(i * 13)).ToArray();
+        vm.Ram.Write(0x100000, data);
+        Assert.That(vm.Dma!.WaitIdle(TimeSpan.Zero), Is.True, "idle before any doorbell");
+
+        Write64(vm, DmaEngine.SourceRegister, 0x100000);
+        Write64(vm, DmaEngine.DestinationRegister, 0x400000);
+        Write64(vm, DmaEngine.LengthRegister, (ulong)data.Length);
+        Write64(vm, DmaEngine.DoorbellRegister, 1);
+        var idle = vm.Dma.WaitIdle(TimeSpan.FromSeconds(10));
+
+        // Read before anything else can finish the copy: WaitIdle must not have returned while it was in flight.
+        var status = Read64(vm, DmaEngine.StatusRegister);
+        var copies = vm.Dma.Counters.Copies;
+        var copied = new byte[data.Length];
+        vm.Ram.Read(0x400000, copied);
+        Assert.Multiple(() =>
+        {
+            Assert.That(idle, Is.True);
+            Assert.That(status, Is.EqualTo((ulong)DmaStatus.Done));
+            Assert.That(copies, Is.EqualTo(1));
+            Assert.That(copied, Is.EqualTo(data));
+        });
+    }
+
     [TestCase(0x1000UL, 0x2000UL, 0UL, TestName = "LengthZeroIsRefused")]
     [TestCase(0x1000UL, 0x200000UL, (1UL << 20) + 1, TestName = "LengthAboveOneMibIsRefused")]
     [TestCase(0x1000UL, (16UL << 20) - 0x800, 0x1000UL, TestName = "ADestinationRunningPastRamIsRefused")]
