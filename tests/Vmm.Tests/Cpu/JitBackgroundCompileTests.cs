@@ -164,18 +164,6 @@ public sealed class JitBackgroundCompileTests
         return machine;
     }
 
-    private static void AssertSameState(CpuTestMachine expected, CpuTestMachine actual, string when)
-    {
-        Assert.Multiple(() =>
-        {
-            foreach (var register in Compared)
-            {
-                Assert.That(actual[register], Is.EqualTo(expected[register]), $"{register} {when}");
-            }
-
-            Assert.That(actual.Rflags, Is.EqualTo(expected.Rflags), $"RFLAGS {when}");
-            Assert.That(actual.Cpu.Rip, Is.EqualTo(expected.Cpu.Rip), $"RIP {when}");
-            Assert.That(actual.Cpu.Stats.Instructions, Is.EqualTo(expected.Cpu.Stats.Instructions), $"retired instructions {when}");
-        });
-    }
+    private static void AssertSameState(CpuTestMachine expected, CpuTestMachine actual, string when) =>
+        TierStateAssert.Same(expected, actual, Compared, when);
 }
