@@ -570,15 +570,7 @@ internal static class BlockCompiler
                 il.Emit(OpCodes.Stloc, count);
                 LoadRegister(slot);
                 Mask(d.Mask);
-                if (d.Op == Op.SarRI && bits == 32)
-                {
-                    il.Emit(OpCodes.Conv_I4);
-                    il.Emit(OpCodes.Conv_I8);
-                }
-
-                il.Emit(OpCodes.Ldloc, count);
-                il.Emit(d.Op switch { Op.ShlRI => OpCodes.Shl, Op.ShrRI => OpCodes.Shr_Un, _ => OpCodes.Shr });
-                Mask(d.Mask);
+                ShiftByLocal(ref d, bits, count);
                 StoreRegister(slot);
                 _pendingFlagOp = -1;
                 _flags = FlagSource.Unknown;
@@ -599,15 +591,7 @@ internal static class BlockCompiler
             Mask(d.Mask);
             il.Emit(OpCodes.Stloc, _flagA);
             il.Emit(OpCodes.Ldloc, _flagA);
-            if (d.Op == Op.SarRI && bits == 32)
-            {
-                il.Emit(OpCodes.Conv_I4);
-                il.Emit(OpCodes.Conv_I8);
-            }
-
-            il.Emit(OpCodes.Ldloc, count);
-            il.Emit(d.Op switch { Op.ShlRI => OpCodes.Shl, Op.ShrRI => OpCodes.Shr_Un, _ => OpCodes.Shr });
-            Mask(d.Mask);
+            ShiftByLocal(ref d, bits, count);
             il.Emit(OpCodes.Stloc, _flagResult);
             il.Emit(OpCodes.Ldloc, _flagResult);
             StoreRegister(slot);
@@ -623,6 +607,21 @@ internal static class BlockCompiler
             RecordFlags(FlagSource.Unknown, op, bits, eager: true);
             il.MarkLabel(done);
             _flags = FlagSource.Unknown;
+        }
+
+        // Shifts the masked operand on the stack by the count in `count` (SAR of 32 bits sign-extends first) and masks
+        // the result to the operand size.
+        private void ShiftByLocal(ref DecodedInstruction d, int bits, LocalBuilder count)
+        {
+            if (d.Op == Op.SarRI && bits == 32)
+            {
+                il.Emit(OpCodes.Conv_I4);
+                il.Emit(OpCodes.Conv_I8);
+            }
+
+            il.Emit(OpCodes.Ldloc, count);
+            il.Emit(d.Op switch { Op.ShlRI => OpCodes.Shl, Op.ShrRI => OpCodes.Shr_Un, _ => OpCodes.Shr });
+            Mask(d.Mask);
         }
 
         // ADC r, imm: CF in, then the record (Adc, bits, a, b, result) with the carry-in beside it.
