@@ -9,7 +9,9 @@
 # (instructions(N2) - instructions(N1)) / (time(N2) - time(N1)), with instructions counted by hv (QEMU counts none;
 # both run the same image). hv's time is its report's guest time; QEMU's is its whole process (start-up, firmware and
 # exit cancel in the difference). The figures of TierComparisonBenchmarks, without BenchmarkDotNet; from the
-# repository root after `dotnet build -c Release`. HV overrides the hv binary; QEMU=0 skips QEMU.
+# repository root after `dotnet build -c Release`. HV overrides the hv binary; QEMU=0 skips QEMU. CLOCK=cpu times hv
+# by its process's CPU time (user + system, from /usr/bin/time; start-up cancels in the difference, the background
+# compiler thread is included) instead of the report's guest time: steadier than wall time on a loaded machine.
 set -eu
 hv=${HV:-src/Vmm/bin/Release/net10.0/hv}
 guest=${GUEST:-sieve}
@@ -18,19 +20,27 @@ image=guests/build/$guest.elf
 n1=${1:-10000000}; n2=${2:-30000000}; repeat=${3:-3}
 [ -x "$hv" ] || { echo "tier-marginal: $hv not built (dotnet build -c Release)" >&2; exit 1; }
 [ -f "$image" ] || { echo "tier-marginal: $image not built (make -C guests)" >&2; exit 1; }
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs; $guest $arg=$n1 and $arg=$n2, best of $repeat"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs; $guest $arg=$n1 and $arg=$n2, best of $repeat, ${CLOCK:-wall} time"
 # hv: "instructions ms" of one run; a guest exit code other than 0 is reported on stderr
+clock=${CLOCK:-wall}
+cpufile=$(mktemp)
 hvrun() {
-	"$hv" run "$image" --plain --cmdline "$arg=$2" --tier "$1" | awk '$1 == "instructions" { gsub(",", "", $2); i = $2 }
+	if [ "$clock" = cpu ]; then
+		/usr/bin/time -f "%U %S" -o "$cpufile" "$hv" run "$image" --plain --cmdline "$arg=$2" --tier "$1"
+	else
+		"$hv" run "$image" --plain --cmdline "$arg=$2" --tier "$1"
+	fi | awk -v cpu="$clock" -v cpufile="$cpufile" '$1 == "instructions" { gsub(",", "", $2); i = $2 }
 		$1 == "time" { gsub(",", "", $2); t = $2 } $1 == "guest" && $2 == "exit" { code = $4 } END {
-		if (code != 0) print "tier-marginal: the guest exited with code " code " (--tier '"$1"', '"$arg=$2"')" > "/dev/stderr"; print i, t }'
+		if (code != 0) print "tier-marginal: the guest exited with code " code " (--tier '"$1"', '"$arg=$2"')" > "/dev/stderr"
+		if (cpu == "cpu") { close(cpufile); getline line < cpufile; split(line, f, " "); t = (f[1] + f[2]) * 1000 }
+		print i, t }'
 }
 best() { sort -n | head -1; }
 i1=$(hvrun jit "$n1" | cut -d' ' -f1); i2=$(hvrun jit "$n2" | cut -d' ' -f1)
 echo "instructions (hv, exact under both tiers): $arg=$n1 $i1, $arg=$n2 $i2"
 rate() { awk -v i1="$i1" -v i2="$i2" -v t1="$2" -v t2="$3" -v name="$1" 'BEGIN {
 	printf "%-12s %s %8.1f ms   %s %8.1f ms   marginal %7.0f MIPS\n", name, "'"$arg=$n1"'", t1, "'"$arg=$n2"'", t2, (t2 > t1 ? (i2 - i1) / ((t2 - t1) * 1000) : 0) }'; }
-times=$(mktemp -d); trap 'rm -rf "$times"' EXIT
+times=$(mktemp -d); trap 'rm -rf "$times" "$cpufile"' EXIT
 for _ in $(seq "$repeat"); do
 	for tier in interp jit; do
 		hvrun $tier "$n1" | cut -d' ' -f2 >>"$times/$tier.1"
