@@ -15,6 +15,13 @@ public readonly record struct JitStats
     /// <summary>Blocks entered straight from the compiled block before them, without the dispatcher (chaining).</summary>
     public long ChainedBlocks { get; init; }
 
+    /// <summary>
+    /// Of <see cref="BlocksCompiled"/>, those compiled together with their loop partner as one two-block loop (a loop
+    /// body split by a conditional branch, run without leaving the compiled method; its inner block boundary counts as
+    /// a chained block).
+    /// </summary>
+    public long LoopTraces { get; init; }
+
     /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
     public static JitStats operator +(JitStats a, JitStats b) => new()
     {
@@ -22,5 +29,6 @@ public readonly record struct JitStats
         CompileTime = a.CompileTime + b.CompileTime,
         Instructions = a.Instructions + b.Instructions,
         ChainedBlocks = a.ChainedBlocks + b.ChainedBlocks,
+        LoopTraces = a.LoopTraces + b.LoopTraces,
     };
 }
