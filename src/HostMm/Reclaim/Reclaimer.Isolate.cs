@@ -29,9 +29,9 @@ public sealed partial class Reclaimer
 
             lruvec.RemoveLocked(_memory.FrameTable, (uint)pfn.Value);
             frame.SetFlags(FrameFlags.Isolated);
+            Interlocked.Increment(ref _isolated); // before the lock goes: on a list or counted isolated, never neither
         }
 
-        Interlocked.Increment(ref _isolated);
         return true;
     }
 

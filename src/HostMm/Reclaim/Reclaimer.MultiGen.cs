@@ -167,9 +167,11 @@ public sealed partial class Reclaimer
             {
                 IsolateFromTailLocked(lruvec, lruvec.GenerationTailLocked(seq), batch, ref count, ref looked);
             }
+
+            // Counted before the lock goes (see Isolate): a frame is on a list or counted isolated, never neither.
+            Interlocked.Add(ref _isolated, count);
         }
 
-        Interlocked.Add(ref _isolated, count);
         return count;
     }
 

@@ -151,9 +151,13 @@ public sealed partial class Reclaimer
         {
             var looked = 0;
             IsolateFromTailLocked(lruvec, lruvec.TailLocked(list), batch, ref count, ref looked);
+
+            // Counted before the lock goes: a direct reclaimer that finds the lists empty must also see these frames
+            // isolated (and wait for them), or a reclaimer preempted between the two would leave it to declare the
+            // cgroup out of memory while its pages are merely in another reclaimer's hands.
+            Interlocked.Add(ref _isolated, count);
         }
 
-        Interlocked.Add(ref _isolated, count);
         return count;
     }
 

@@ -38,6 +38,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
     // Frames isolated by reclaimers right now: a reclaimer that finds nothing to isolate while others hold pages
     // waits for them rather than declaring the cgroup out of memory (Linux's too_many_isolated throttling).
+    // Invariant: a charged frame off every LRU list is counted here from before its list's lock is released until after
+    // it is back on a list or uncharged, so no reader sees it in neither place.
     private long _isolated;
 
     private long _pgscanKswapd;
@@ -390,10 +392,24 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
         var flags = zero ? AllocationFlags.Zero : AllocationFlags.None;
         var failures = 0;
-        var waits = 0;
+        var retries = default(RetryBudget);
         var stalled = false;
-        for (var round = 0; round <= _options.DirectReclaimRetries; round++)
+        for (var round = 0; ; round++)
         {
+            if (round > _options.DirectReclaimRetries)
+            {
+                // Out of counted rounds. Fast failed rounds can use them up within one scheduler tick of a preempted
+                // thread that holds the pages' locks or references; while pages remain to reclaim, sleep and go on in
+                // last-resort mode, up to the throttle bound, rather than fail.
+                failures = 0;
+                if (!mayReclaim || !ThrottleBeforeOom(cgroup.MaxPages == MemoryCgroup.Unlimited ? null : cgroup, ref failures, ref retries))
+                {
+                    break;
+                }
+
+                round = _options.DirectReclaimRetries / 2;
+            }
+
             // The last rounds reclaim even referenced pages: an allocation that swap can satisfy must not fail just
             // because everything was touched recently (Linux's falling scan priority).
             var control = new ScanControl(Direct: true, IgnoreReferences: round >= _options.DirectReclaimRetries / 2);
@@ -406,8 +422,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 }
 
                 CountStall(ref stalled);
-                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
-                if (failures >= 3 && !ThrottleBeforeOom(cgroup, ref failures, ref waits))
+                failures = ReclaimOrWait(cgroup, -1, control, ref round, ref retries) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
+                if (failures >= 3 && !ThrottleBeforeOom(cgroup, ref failures, ref retries))
                 {
                     break;
                 }
@@ -444,8 +460,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             }
 
             CountStall(ref stalled);
-            failures = ReclaimOrWait(null, -1, control, ref round, ref waits) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
-            if (failures >= 3 && !ThrottleBeforeOom(null, ref failures, ref waits))
+            failures = ReclaimOrWait(null, -1, control, ref round, ref retries) ? 0 : failures + (control.IgnoreReferences ? 1 : 0);
+            if (failures >= 3 && !ThrottleBeforeOom(null, ref failures, ref retries))
             {
                 break;
             }
@@ -471,15 +487,16 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     }
 
     /// <summary>
-    /// Three last-resort rounds in a row freed nothing. While the pages that reclaim could take (those of
-    /// <paramref name="cgroup"/>, or any when null) are still on the LRU lists and swap has room, the failure may be a
-    /// moment's contention — other allocators' reclaim holding or racing for the same few pages on an oversubscribed
-    /// machine — so the allocation sleeps a millisecond and tries again (Linux throttles reclaim before it invokes the
-    /// OOM killer), up to the shared bound on uncounted rounds. True to go on; false to declare out of memory.
+    /// Three last-resort rounds in a row, or all the counted rounds, freed nothing. While the pages that reclaim could
+    /// take (those of <paramref name="cgroup"/>, or any when null) are still on the LRU lists, isolated or in flight,
+    /// and swap has room, the failure may be a moment's contention — other allocators' reclaim or faults holding the
+    /// same few pages on an oversubscribed machine — so the allocation sleeps a millisecond and tries again (Linux
+    /// throttles reclaim before it invokes the OOM killer), up to <see cref="MaxThrottles"/> times. True to go on;
+    /// false to declare out of memory.
     /// </summary>
-    private bool ThrottleBeforeOom(MemoryCgroup? cgroup, ref int failures, ref int waits)
+    private bool ThrottleBeforeOom(MemoryCgroup? cgroup, ref int failures, ref RetryBudget retries)
     {
-        if (waits >= MaxProgressRetries || !CanReclaimAnon)
+        if (retries.Throttles >= MaxThrottles || !CanReclaimAnon)
         {
             return false;
         }
@@ -493,12 +510,15 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             }
         }
 
-        if (onLists == 0)
+        // Pages a cgroup is charged for but that are on no list and not isolated are in flight — faulted or read in
+        // (a swap-in's readahead window, up to eight pages per faulting thread) and not yet added to a list, or being
+        // freed — and come back to a list or leave the charge by themselves.
+        if (onLists == 0 && Volatile.Read(ref _isolated) == 0 && (cgroup is null || cgroup.UsagePages == 0))
         {
             return false;
         }
 
-        waits++;
+        retries.Throttles++;
         failures = 0;
         Thread.Sleep(1);
         return true;
@@ -509,7 +529,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// other reclaimers hold the pages isolated — then it waits for them (a millisecond, up to a bound) and the round
     /// does not count, so two threads reclaiming a small cgroup at once cannot make each other fail.
     /// </summary>
-    private bool ReclaimOrWait(MemoryCgroup? cgroup, int node, ScanControl control, ref int round, ref int waits)
+    private bool ReclaimOrWait(MemoryCgroup? cgroup, int node, ScanControl control, ref int round, ref RetryBudget retries)
     {
         var freedBefore = FreedByReclaim;
 
@@ -519,10 +539,11 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             // Progress — this thread's, or another reclaimer's meanwhile (whose isolated pages this round could not
             // take): retry without using up a round (memcg's try_charge retries while reclaim frees anything), so a
             // thread whose freed pages another allocating thread keeps taking does not run out of rounds — bounded, so
-            // that thread cannot starve this one forever.
-            if (waits < MaxProgressRetries)
+            // that thread cannot starve this one forever. Its own bound: the waits below are a different budget, and a
+            // busy cgroup spends this one in moments, long before a preempted reclaimer gives its pages back.
+            if (retries.Progress < MaxProgressRetries)
             {
-                waits++;
+                retries.Progress++;
                 round--;
             }
 
@@ -531,12 +552,12 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
         // Nothing freed. A failure only when nothing will come back by itself: no pages isolated by other reclaimers, and
         // no mapping left in place because its process's mmap lock was busy (a fork, an exit, an mprotect: a moment).
-        if ((Volatile.Read(ref _isolated) == 0 && Volatile.Read(ref _rmapBusy) == busyBefore) || waits >= MaxProgressRetries)
+        if ((Volatile.Read(ref _isolated) == 0 && Volatile.Read(ref _rmapBusy) == busyBefore) || retries.Waits >= MaxIsolationWaits)
         {
             return false;
         }
 
-        waits++;
+        retries.Waits++;
         Thread.Sleep(1);
         round--; // this round waited rather than failed: the loop's increment gives it back
         return true;
@@ -617,10 +638,25 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     }
 
     /// <summary>
-    /// Most rounds an allocation retries without counting them: rounds that freed something but lost the room to another
-    /// thread, and rounds that waited for other reclaimers' isolated pages (about a millisecond each).
+    /// Most rounds an allocation retries without counting them because reclaim (its own or another thread's) freed
+    /// something that another allocating thread took first. Each is a reclaim pass, microseconds: the bound only keeps
+    /// a thread that loses every race from retrying forever (Linux's memcg charge retries without bound while reclaim
+    /// makes progress).
     /// </summary>
-    private const int MaxProgressRetries = 200;
+    private const int MaxProgressRetries = 10_000;
+
+    /// <summary>
+    /// Most rounds an allocation sleeps (about a millisecond each) because the pages reclaim could take are isolated by
+    /// other reclaimers or mapped by a process whose mmap lock is busy: at least two seconds, so a reclaimer preempted
+    /// on an oversubscribed machine in the middle of writing its batch is waited for, not mistaken for exhaustion.
+    /// </summary>
+    private const int MaxIsolationWaits = 2_000;
+
+    /// <summary>
+    /// Most times an allocation sleeps in <see cref="ThrottleBeforeOom"/> before it declares out of memory: a genuine
+    /// exhaustion of a limited cgroup with swap room left (its pages pinned) costs this many milliseconds.
+    /// </summary>
+    private const int MaxThrottles = 500;
 
     /// <summary>Most pages reclaim writes to the swap device in one call (Linux's swap bios carry up to a cluster's worth; 128 KiB here).</summary>
     private const int MaxWriteRunPages = 32;

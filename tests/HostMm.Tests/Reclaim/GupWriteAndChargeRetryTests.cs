@@ -104,4 +104,31 @@ public class GupWriteAndChargeRetryTests
         Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "the threads did reclaim one another's pages");
         AssertConsistent(host);
     }
+
+    [Test]
+    public void An_allocation_waits_for_the_pages_a_preempted_reclaimer_holds_isolated([Values] LruPolicy policy)
+    {
+        using var host = Create(swapMegabytes: 32, reclaim: new ReclaimOptions { Policy = policy });
+        var mm = LimitedProcess(host, limitPages: 16);
+        var start = mm.Mmap(17 * Page, Protection.Read | Protection.Write);
+        WritePattern(mm, start, 16, seed: 3);
+        var held = Enumerable.Range(0, 16).Select(i => mm.PageTable.Read(start + ((ulong)i * Page)).Pfn).ToList();
+
+        // Every page of the full cgroup off its list, as a reclaimer preempted in the middle of its batch holds them, for
+        // longer than the fast retries last: the allocation must wait for them rather than declare out of memory.
+        Assert.That(held.All(host.Reclaim.TryIsolate), Is.True);
+        var release = new Thread(() =>
+        {
+            Thread.Sleep(500);
+            held.ForEach(host.Reclaim.PutBackIsolated);
+        });
+        release.Start();
+        mm.Write(start + (16 * Page), new byte[] { 0x5A });
+        release.Join();
+
+        Assert.That(host.Reclaim.Stats.OomFailures, Is.Zero);
+        Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "the seventeenth page took the room of a swapped-out one");
+        Assert.That(CorruptPages(mm, start, 16, seed: 3), Is.Empty);
+        AssertConsistent(host);
+    }
 }
