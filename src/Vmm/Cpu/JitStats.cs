@@ -15,6 +15,13 @@ public readonly record struct JitStats
     /// <summary>Blocks entered straight from the compiled block before them, without the dispatcher (chaining).</summary>
     public long ChainedBlocks { get; init; }
 
+    /// <summary>
+    /// With <c>HV_JIT_INTERPRETED=1</c> in the environment when the blocks were compiled: per form (Iced's mnemonic, with
+    /// <c>rep</c> for a repeated string instruction), the executions that compiled blocks left to the interpreter's
+    /// handler, most frequent first; null otherwise.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, long>>? InterpretedForms { get; init; }
+
     /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
     public static JitStats operator +(JitStats a, JitStats b) => new()
     {
@@ -22,5 +29,8 @@ public readonly record struct JitStats
         CompileTime = a.CompileTime + b.CompileTime,
         Instructions = a.Instructions + b.Instructions,
         ChainedBlocks = a.ChainedBlocks + b.ChainedBlocks,
+        InterpretedForms = a.InterpretedForms is null ? b.InterpretedForms : b.InterpretedForms is null ? a.InterpretedForms
+            : a.InterpretedForms.Concat(b.InterpretedForms).GroupBy(p => p.Key)
+                .Select(g => KeyValuePair.Create(g.Key, g.Sum(p => p.Value))).OrderByDescending(p => p.Value).ToList(),
     };
 }

@@ -20,8 +20,16 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 /// changes, budget) allow another pass. A block that may be linked ends by continuing, as a tail call, into the
 /// compiled code of its linked successor when the vCPU allows chaining (QEMU's <c>goto_tb</c>).
 /// </remarks>
-internal static class BlockCompiler
+internal static partial class BlockCompiler
 {
+    /// <summary>
+    /// The environment variable that, set to 1, has compiled blocks count per form the instructions they leave to the
+    /// interpreter (<see cref="JitStats.InterpretedForms"/>); off, nothing is emitted for it.
+    /// </summary>
+    public const string ProfileVariable = "HV_JIT_INTERPRETED";
+
+    private static readonly bool ProfileInterpreted = Environment.GetEnvironmentVariable(ProfileVariable) == "1";
+
     /// <summary>Passes of a compiled self-loop between two polls of the vCPU's asynchronous requests.</summary>
     internal const int PollEveryPasses = 64;
 
@@ -69,6 +77,10 @@ internal static class BlockCompiler
                 return d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Register : Form.Interpreted;
             case Op.Jcc: case Op.Jmp:
                 return Form.Branch;
+            case Op.Sse:
+                return IsTranslatedSse(d) ? Form.Sse : Form.Interpreted;
+            case Op.Movs: case Op.Stos: case Op.Lods:
+                return Form.String;
             default:
                 return Form.Interpreted;
         }
@@ -82,6 +94,12 @@ internal static class BlockCompiler
         Register,
         Memory,
         Branch,
+
+        /// <summary>An SSE form translated inline, with the interpreter's handler as its other arm.</summary>
+        Sse,
+
+        /// <summary>MOVS/STOS/LODS: the vCPU's in-page path, else the interpreter's handler.</summary>
+        String,
     }
 
     /// <summary>What the last translated flag-setting instruction left in the flag locals.</summary>
@@ -98,7 +116,7 @@ internal static class BlockCompiler
     }
 
     /// <summary>The IL emission state of one block.</summary>
-    private sealed class Emitter(ILGenerator il, CodeBlock block, int bitness)
+    private sealed partial class Emitter(ILGenerator il, CodeBlock block, int bitness)
     {
         private readonly DecodedInstruction[] _instructions = block.Instructions;
         private LocalBuilder _registers = null!;
@@ -146,6 +164,7 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _instructionArray);
 
             DeclareRegisterLocals();
+            DeclareXmmLocal();
             Reload();
             _passesToPoll = il.DeclareLocal(typeof(int));
             il.Emit(OpCodes.Ldc_I4, PollEveryPasses);
@@ -203,6 +222,12 @@ internal static class BlockCompiler
                         break;
                     case Form.Branch:
                         EmitBranch(ref d);
+                        break;
+                    case Form.Sse:
+                        EmitSse(ref d, k);
+                        break;
+                    case Form.String:
+                        EmitString(k);
                         break;
                     default:
                         EmitInterpreted(k);
@@ -1157,14 +1182,29 @@ internal static class BlockCompiler
             WriteBack();
             FlushFlags();
             StoreRip(_instructions[k].NextIp);
+            CallInterpreter(k);
+            _flags = FlagSource.Unknown;
+            EndIfBroken(k);
+            Reload();
+        }
+
+        // The interpreter's handler for instruction k (counted first when the profile is on).
+        private void CallInterpreter(int k)
+        {
+            if (ProfileInterpreted)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, _instructionArray);
+                il.Emit(OpCodes.Ldc_I4, k);
+                il.Emit(OpCodes.Ldelema, typeof(DecodedInstruction));
+                il.Emit(OpCodes.Call, X86Cpu.CountInterpretedMethod);
+            }
+
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _instructionArray);
             il.Emit(OpCodes.Ldc_I4, k);
             il.Emit(OpCodes.Ldelema, typeof(DecodedInstruction));
             il.Emit(OpCodes.Call, X86Cpu.ExecuteInterpretedMethod);
-            _flags = FlagSource.Unknown;
-            EndIfBroken(k);
-            Reload();
         }
 
         private void EndIfBroken(int k)
