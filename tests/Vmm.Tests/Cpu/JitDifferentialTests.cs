@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Hypervisor.Vmm.Cpu;
 using Iced.Intel;
 using static Iced.Intel.AssemblerRegisters;
@@ -33,8 +34,9 @@ public sealed class JitDifferentialTests
         random.NextBytes(data);
         var budget = random.Next(20, 300);
 
-        using var interpreted = Start(ExecutionTier.Interp, program, registers, data);
-        using var compiled = Start(ExecutionTier.Jit, program, registers, data);
+        var xmm = Enumerable.Range(0, 16).Select(_ => Vector128.Create((ulong)random.NextInt64(), (ulong)random.NextInt64()).AsByte()).ToArray();
+        using var interpreted = Start(ExecutionTier.Interp, program, registers, data, xmm);
+        using var compiled = Start(ExecutionTier.Jit, program, registers, data, xmm);
         var first = (interpreted.Run(budget), compiled.Run(budget));
         AssertSameState(interpreted, compiled, $"seed {seed}, after a budget of {budget}");
         Assert.That(first.Item2.Reason, Is.EqualTo(first.Item1.Reason), $"seed {seed}: exit after the budget");
@@ -98,6 +100,81 @@ public sealed class JitDifferentialTests
         Assert.That(compiled.ReadUInt64(compiled[Register.RSP] + 8), Is.EqualTo(CpuTestMachine.CodeAddress + 3),
             "the fault's return address is the load (after the 3-byte ADD)");
         Assert.That(compiled.Cpu.JitStats.Instructions, Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void AFaultPartWayThroughACompiledRepStringLeavesTheInterpretersState([Values] bool down, [Values(1, 8)] int size, [Values] bool store)
+    {
+        // Each pass of the loop copies (or fills) 64 bytes with REP MOVS/STOS, its destination 0x100 bytes further
+        // each pass (lower with DF=1). The first passes stay inside one page (the compiled in-page path); the last one
+        // runs after 32 bytes into a 2 MiB page that is not present (PDE 2), so the instruction faults part-way with
+        // RCX/RSI/RDI at the faulting element, and the #PF handler halts. Going down, the passes run in PDE 3, which
+        // maps the data page's 2 MiB frame, and fall into PDE 2 below it.
+        const ulong present2M = 0x83;
+        var handler = default(Label);
+        var repeated = default(Label);
+        void Program(Assembler a)
+        {
+            var loop = a.CreateLabel();
+            handler = a.CreateLabel();
+            repeated = a.CreateLabel();
+            a.mov(r13, 4);
+            if (down)
+            {
+                a.std();
+            }
+
+            a.Label(ref loop);
+            a.mov(rcx, 64 / size);
+            a.mov(rsi, r9);
+            a.mov(rdi, r10);
+            a.Label(ref repeated);
+            switch (store, size)
+            {
+                case (true, 1): a.rep.stosb(); break;
+                case (true, _): a.rep.stosq(); break;
+                case (false, 1): a.rep.movsb(); break;
+                default: a.rep.movsq(); break;
+            }
+
+            a.add(r10, r11);
+            a.dec(r13);
+            a.jnz(loop);
+            a.hlt();
+            a.Label(ref handler);
+            a.hlt();
+        }
+
+        var machines = new List<CpuTestMachine>();
+        try
+        {
+            foreach (var tier in new[] { ExecutionTier.Interp, ExecutionTier.Jit })
+            {
+                var m = CpuTestMachine.With(64, Program);
+                machines.Add(m);
+                m.Cpu.Tier = tier;
+                m.Cpu.JitThreshold = 1;
+                m.SetGate(14, m.AddressOf(handler));
+                m.WriteUInt64(Hypervisor.Vmm.Boot.LongModeBoot.PdAddress + (2 * 8), 0);
+                m.WriteUInt64(Hypervisor.Vmm.Boot.LongModeBoot.PdAddress + (3 * 8), 0x20_0000 | present2M);
+                m[Register.RAX] = 0x1122_3344_5566_7788;
+                m[Register.R9] = Data + 0x800;
+                m[Register.R10] = down ? 0x60_0000 + 0x20 - (ulong)size + 0x300 : 0x40_0000 - 0x20 - 0x300;
+                m[Register.R11] = down ? unchecked((ulong)-0x100) : 0x100;
+                m.WriteBytes(Data + 0x700, Enumerable.Range(0, 0x200).Select(k => (byte)(k * 7)).ToArray());
+                m.RunToHalt();
+                Assert.That(m.Cpu.Rip, Is.EqualTo(m.AddressOf(handler) + 1), $"{tier}: the #PF handler ran");
+                Assert.That(m.ReadUInt64(m[Register.RSP] + 8), Is.EqualTo(m.AddressOf(repeated)), $"{tier}: the fault's return address is the REP instruction");
+                Assert.That(m[Register.RCX], Is.EqualTo(32UL / (ulong)size), $"{tier}: the elements left when the fault came");
+            }
+
+            AssertSameState(machines[0], machines[1], "at the #PF handler's HLT");
+            Assert.That(machines[1].Cpu.JitStats.Instructions, Is.GreaterThan(0), "the loop ran compiled");
+        }
+        finally
+        {
+            machines.ForEach(m => m.Dispose());
+        }
     }
 
     [Test]
@@ -171,9 +248,17 @@ public sealed class JitDifferentialTests
         return string.Join(Environment.NewLine, lines);
     }
 
-    private static CpuTestMachine Start(ExecutionTier tier, Action<Assembler> program, (Register, ulong)[] registers, byte[] data)
+    private static CpuTestMachine Start(ExecutionTier tier, Action<Assembler> program, (Register, ulong)[] registers, byte[] data, Vector128<byte>[] xmm)
     {
-        var machine = CpuTestMachine.With(64, program);
+        var machine = new CpuTestMachine(64, X86Cpu.Cr4Osfxsr | X86Cpu.Cr4Osxmmexcpt);
+        var assembler = new Assembler(64);
+        program(assembler);
+        machine.Load(assembler);
+        for (var k = 0; k < xmm.Length; k++)
+        {
+            machine.Cpu.SetXmm(k, xmm[k]);
+        }
+
         machine.Cpu.Tier = tier;
         machine.Cpu.JitThreshold = 1;
         foreach (var (register, value) in registers)
@@ -200,6 +285,12 @@ public sealed class JitDifferentialTests
             Assert.That(actual.Cpu.Rip, Is.EqualTo(expected.Cpu.Rip), $"RIP {when}");
             Assert.That(actual.Cpu.Stats.Instructions, Is.EqualTo(expected.Cpu.Stats.Instructions), $"retired instructions {when}");
             Assert.That(actual.ReadBytes(Data, 4096), Is.EqualTo(expected.ReadBytes(Data, 4096)), $"the data page {when}");
+            for (var k = 0; k < 16; k++)
+            {
+                Assert.That(actual.Cpu.GetXmm(k), Is.EqualTo(expected.Cpu.GetXmm(k)), $"XMM{k} {when}");
+            }
+
+            Assert.That(actual.Cpu.Mxcsr, Is.EqualTo(expected.Cpu.Mxcsr), $"MXCSR {when}");
         });
     }
 
@@ -235,8 +326,14 @@ public sealed class JitDifferentialTests
         var imm = random.Next(3) == 0 ? random.Next(-4, 4) : random.Next();
         var disp = random.Next(0, 4096 / 8 - 1) * 8;
         var wide = random.Next(2) == 0;
-        switch (random.Next(24))
+        switch (random.Next(30))
         {
+            case 24: case 25: case 26:
+                EmitRandomSse(a, random);
+                break;
+            case 27: case 28:
+                EmitRandomString(a, random);
+                break;
             case 0: if (wide) { a.mov(d64, s64); } else { a.mov(d32, s32); } break;
             case 1: if (wide) { a.mov(d64, (ulong)random.NextInt64()); } else { a.mov(d32, (uint)imm); } break;
             case 2: if (wide) { a.add(d64, s64); } else { a.add(d32, imm); } break;
@@ -316,6 +413,174 @@ public sealed class JitDifferentialTests
 
                 break;
             default: if (wide) { a.sub(d64, s64); } else { a.cmp(d32, s32); } break;
+        }
+    }
+
+    private static readonly AssemblerRegisterXMM[] Xmm = [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm15];
+
+    // An SSE form the translator covers (or its interpreter fallback: an operand that crosses into the next page),
+    // with a register or an in-page memory operand in the data page (16-byte aligned for the aligned forms).
+    private static void EmitRandomSse(Assembler a, Random random)
+    {
+        var x = Xmm[random.Next(Xmm.Length)];
+        var y = Xmm[random.Next(Xmm.Length)];
+        var r64 = Destinations64[random.Next(Destinations64.Length)];
+        var r32 = Destinations32[random.Next(Destinations32.Length)];
+        var aligned = __xmmword_ptr[r15 + (random.Next(0, 4096 / 16) * 16)];
+        var unaligned = __xmmword_ptr[r15 + random.Next(0, 4096 - 16)];
+        var q = __qword_ptr[r15 + random.Next(0, 4096 - 8)];
+        var dw = __dword_ptr[r15 + random.Next(0, 4096 - 4)];
+        var memory = random.Next(3) == 0;
+        switch (random.Next(16))
+        {
+            case 0:
+                switch (random.Next(3))
+                {
+                    case 0: a.movdqa(x, y); break;
+                    case 1: a.movdqa(x, aligned); break;
+                    default: a.movdqa(aligned, x); break;
+                }
+
+                break;
+            case 1:
+                switch (random.Next(3))
+                {
+                    case 0: a.movdqu(x, unaligned); break;
+                    case 1: a.movdqu(unaligned, x); break;
+                    default: a.movups(unaligned, x); break;
+                }
+
+                break;
+            case 2:
+                switch (random.Next(3))
+                {
+                    case 0: if (memory) { a.movaps(x, aligned); } else { a.movaps(x, y); } break;
+                    case 1: a.movups(x, unaligned); break;
+                    default: a.movaps(aligned, x); break;
+                }
+
+                break;
+            case 3:
+                switch (random.Next(4))
+                {
+                    case 0: a.movq(x, r64); break;
+                    case 1: a.movd(x, r32); break;
+                    case 2: a.movq(r64, x); break;
+                    default: a.movd(r32, x); break;
+                }
+
+                break;
+            case 4:
+                switch (random.Next(5))
+                {
+                    case 0: a.movq(x, q); break;
+                    case 1: a.movq(q, x); break;
+                    case 2: a.movd(x, dw); break;
+                    case 3: a.movd(dw, x); break;
+                    default: a.movq(x, y); break;
+                }
+
+                break;
+            case 5:
+                switch (random.Next(6))
+                {
+                    case 0: a.movss(x, y); break;
+                    case 1: a.movsd(x, y); break;
+                    case 2: a.movss(x, dw); break;
+                    case 3: a.movsd(x, q); break;
+                    case 4: a.movss(dw, x); break;
+                    default: a.movsd(q, x); break;
+                }
+
+                break;
+            case 6: if (memory) { a.pxor(x, aligned); } else { a.pxor(x, y); } break;
+            case 7: if (memory) { a.pand(x, aligned); } else if (random.Next(2) == 0) { a.pandn(x, y); } else { a.por(x, y); } break;
+            case 8:
+                switch (random.Next(4))
+                {
+                    case 0: if (memory) { a.paddb(x, aligned); } else { a.paddb(x, y); } break;
+                    case 1: a.paddw(x, y); break;
+                    case 2: a.paddd(x, y); break;
+                    default: a.paddq(x, y); break;
+                }
+
+                break;
+            case 9:
+                switch (random.Next(4))
+                {
+                    case 0: a.psubb(x, y); break;
+                    case 1: if (memory) { a.psubw(x, aligned); } else { a.psubw(x, y); } break;
+                    case 2: a.psubd(x, y); break;
+                    default: a.psubq(x, y); break;
+                }
+
+                break;
+            case 10:
+                switch (random.Next(3))
+                {
+                    case 0: if (memory) { a.pcmpeqb(x, aligned); } else { a.pcmpeqb(x, y); } break;
+                    case 1: a.pcmpeqw(x, y); break;
+                    default: a.pcmpeqd(x, y); break;
+                }
+
+                break;
+            case 11:
+                switch (random.Next(3))
+                {
+                    case 0: a.pcmpgtb(x, y); break;
+                    case 1: a.pcmpgtw(x, y); break;
+                    default: a.pcmpgtd(x, y); break;
+                }
+
+                break;
+            case 12: if (random.Next(2) == 0) { a.pminub(x, y); } else { a.pmaxsw(x, y); } break;
+            case 13: a.pmovmskb(r32, x); break;
+            case 14: if (memory) { a.xorps(x, aligned); } else { a.andnps(x, y); } break;
+            default:
+                // Crosses from the data page into the next: the interpreter's arm.
+                a.movdqu(x, __xmmword_ptr[r15 + (4096 - 8)]);
+                break;
+        }
+    }
+
+    // MOVS/STOS/LODS, repeated or not, with a small count (0 included) in either direction, operands in the data page
+    // (overlapping ones too); now and then a copy that leaves the page, which the interpreter's arm does.
+    private static void EmitRandomString(Assembler a, Random random)
+    {
+        var size = 1 << random.Next(4);
+        var count = random.Next(5) == 0 ? 0 : random.Next(1, 24);
+        var leaves = random.Next(8) == 0;
+        var span = 24 * 8;
+        a.mov(ecx, leaves ? 400 : count);
+        a.lea(rsi, __[r15 + random.Next(span, 4096 - span)]);
+        a.lea(rdi, leaves ? __[r15 + 4096 - 64] : __[r15 + random.Next(span, 4096 - span)]);
+        var down = !leaves && random.Next(2) == 0;
+        if (down)
+        {
+            a.std();
+        }
+
+        var repeated = leaves || random.Next(4) != 0;
+        var prefix = repeated ? a.rep : a;
+        switch (random.Next(leaves ? 2 : 3), size)
+        {
+            case (0, 1): prefix.movsb(); break;
+            case (0, 2): prefix.movsw(); break;
+            case (0, 4): prefix.movsd(); break;
+            case (0, _): prefix.movsq(); break;
+            case (1, 1): prefix.stosb(); break;
+            case (1, 2): prefix.stosw(); break;
+            case (1, 4): prefix.stosd(); break;
+            case (1, _): prefix.stosq(); break;
+            case (_, 1): prefix.lodsb(); break;
+            case (_, 2): prefix.lodsw(); break;
+            case (_, 4): prefix.lodsd(); break;
+            default: prefix.lodsq(); break;
+        }
+
+        if (down)
+        {
+            a.cld();
         }
     }
 
