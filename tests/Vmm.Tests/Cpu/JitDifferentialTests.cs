@@ -326,8 +326,22 @@ public sealed class JitDifferentialTests
         var imm = random.Next(3) == 0 ? random.Next(-4, 4) : random.Next();
         var disp = random.Next(0, 4096 / 8 - 1) * 8;
         var wide = random.Next(2) == 0;
-        switch (random.Next(30))
+        switch (random.Next(33))
         {
+            case 29: case 30:
+                EmitRandomWidening(a, random, d64, d32, disp);
+                break;
+            case 31:
+            {
+                var code = random.Next(16);
+                a.AddInstruction(Instruction.Create(Code.Seto_rm8 + code, random.Next(2) == 0 ? Register.BH : Register.DL));
+                break;
+            }
+
+            case 32:
+                a.AddInstruction(Instruction.Create((wide ? Code.Cmovo_r64_rm64 : Code.Cmovo_r32_rm32) + (3 * random.Next(16)),
+                    wide ? (Register)d64 : (Register)d32, wide ? (Register)s64 : (Register)s32));
+                break;
             case 24: case 25: case 26:
                 EmitRandomSse(a, random);
                 break;
@@ -581,6 +595,34 @@ public sealed class JitDifferentialTests
         if (down)
         {
             a.cld();
+        }
+    }
+
+    // MOVZX/MOVSX from a byte (AH..BH included) or word register or memory, MOVSXD from a dword, into a 32/64-bit
+    // destination.
+    private static void EmitRandomWidening(Assembler a, Random random, AssemblerRegister64 d64, AssemblerRegister32 d32, int disp)
+    {
+        var wide = random.Next(2) == 0;
+        var signed = random.Next(2) == 0;
+        switch (random.Next(5))
+        {
+            case 0:
+                // A high-byte source takes no REX prefix: a legacy 32-bit destination.
+                if (random.Next(2) == 0) { if (signed) { a.movsx(esi, ch); } else { a.movzx(edx, bh); } }
+                else if (signed) { if (wide) { a.movsx(d64, sil); } else { a.movsx(d32, sil); } }
+                else if (wide) { a.movzx(d64, sil); } else { a.movzx(d32, sil); }
+                break;
+
+            case 1:
+                if (signed) { if (wide) { a.movsx(d64, bx); } else { a.movsx(d32, r9w); } }
+                else if (wide) { a.movzx(d64, r10w); } else { a.movzx(d32, dx); }
+                break;
+            case 2:
+                if (signed) { if (wide) { a.movsx(d64, __byte_ptr[r15 + disp + 3]); } else { a.movsx(d32, __word_ptr[r15 + disp + 1]); } }
+                else if (wide) { a.movzx(d64, __word_ptr[r15 + disp + 6]); } else { a.movzx(d32, __byte_ptr[r15 + disp + 5]); }
+                break;
+            case 3: a.movsxd(d64, random.Next(2) == 0 ? ebp : r11d); break;
+            default: a.movsxd(d64, __dword_ptr[r15 + disp + 4]); break;
         }
     }
 

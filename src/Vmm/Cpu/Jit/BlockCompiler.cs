@@ -81,6 +81,12 @@ internal static partial class BlockCompiler
                 return IsTranslatedSse(d) ? Form.Sse : Form.Interpreted;
             case Op.Movs: case Op.Stos: case Op.Lods:
                 return Form.String;
+            case Op.Movzx: case Op.Movsx:
+                return IsTranslatedWidening(d) ? Form.Widening : Form.Interpreted;
+            case Op.Setcc:
+                return d.Kind0 == OperandKind.Register ? Form.Setcc : Form.Interpreted;
+            case Op.Cmovcc:
+                return d.Kind0 == OperandKind.Register && d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Cmov : Form.Interpreted;
             default:
                 return Form.Interpreted;
         }
@@ -100,6 +106,15 @@ internal static partial class BlockCompiler
 
         /// <summary>MOVS/STOS/LODS: the vCPU's in-page path, else the interpreter's handler.</summary>
         String,
+
+        /// <summary>MOVZX/MOVSX/MOVSXD into a 32/64-bit register.</summary>
+        Widening,
+
+        /// <summary>SETcc of a byte register.</summary>
+        Setcc,
+
+        /// <summary>CMOVcc between 32/64-bit registers.</summary>
+        Cmov,
     }
 
     /// <summary>What the last translated flag-setting instruction left in the flag locals.</summary>
@@ -228,6 +243,15 @@ internal static partial class BlockCompiler
                         break;
                     case Form.String:
                         EmitString(k);
+                        break;
+                    case Form.Widening:
+                        EmitWidening(ref d, k);
+                        break;
+                    case Form.Setcc:
+                        EmitSetcc(ref d);
+                        break;
+                    case Form.Cmov:
+                        EmitCmov(ref d);
                         break;
                     default:
                         EmitInterpreted(k);

@@ -1,0 +1,142 @@
+using System.Reflection.Emit;
+
+namespace Hypervisor.Vmm.Cpu.Jit;
+
+/// <summary>
+/// The widening moves and the conditional forms of the translation: MOVZX/MOVSX/MOVSXD into a 32/64-bit register from a
+/// register (the high-byte ones included) or memory, SETcc of a byte register and CMOVcc between 32/64-bit registers.
+/// None reads memory but through the soft TLB's fast path (its miss through the interpreter's read), none writes the
+/// flags, and the conditions are read as a Jcc reads them.
+/// </summary>
+internal static partial class BlockCompiler
+{
+    private static bool IsTranslatedWidening(in DecodedInstruction d) =>
+        (d.Reg0 >> 8) is 4 or 8 && d.Kind0 == OperandKind.Register && !d.Instruction.HasLockPrefix
+        && (d.Kind1 == OperandKind.Register || (d.Kind1 == OperandKind.Memory && d.MemorySize is 1 or 2 or 4));
+
+    private sealed partial class Emitter
+    {
+        // The source of a widening move, zero- or sign-extended to 64 bits, into the destination (a 32-bit one
+        // zero-extended): WriteGpr(Reg0, SignExtend(ReadOperand(1), SourceBits)) as the interpreter does it.
+        private void EmitWidening(ref DecodedInstruction d, int k)
+        {
+            var signed = d.Op == Op.Movsx;
+            var size = d.Kind1 == OperandKind.Register ? d.Reg1 >> 8 : d.MemorySize;
+            if (d.Kind1 == OperandKind.Register)
+            {
+                LoadRegister(d.Reg1 & 0xF);
+                if ((d.Reg1 & 0x10) != 0)
+                {
+                    il.Emit(OpCodes.Ldc_I4_8);
+                    il.Emit(OpCodes.Shr_Un);
+                }
+            }
+            else
+            {
+                LoadThroughTlb(ref d, size);
+                il.Emit(OpCodes.Ldloc, _temp);
+            }
+
+            switch (size, signed)
+            {
+                case (1, false): il.Emit(OpCodes.Conv_U1); il.Emit(OpCodes.Conv_U8); break;
+                case (2, false): il.Emit(OpCodes.Conv_U2); il.Emit(OpCodes.Conv_U8); break;
+                case (4, false): il.Emit(OpCodes.Conv_U4); il.Emit(OpCodes.Conv_U8); break;
+                case (1, true): il.Emit(OpCodes.Conv_I1); il.Emit(OpCodes.Conv_I8); break;
+                case (2, true): il.Emit(OpCodes.Conv_I2); il.Emit(OpCodes.Conv_I8); break;
+                case (4, true): il.Emit(OpCodes.Conv_I4); il.Emit(OpCodes.Conv_I8); break;
+            }
+
+            if ((d.Reg0 >> 8) == 4)
+            {
+                il.Emit(OpCodes.Conv_U4);
+                il.Emit(OpCodes.Conv_U8);
+            }
+
+            StoreRegister(d.Reg0 & 0xF);
+            if (d.Kind1 == OperandKind.Memory)
+            {
+                StoreRipIfBroken(d.NextIp, k);
+            }
+        }
+
+        // `size` bytes at the memory operand into _temp (zero-extended): the TLB's host pointer, else the interpreter's
+        // read (which may fault or reach MMIO: the register file, flags and RIP are made current first).
+        private void LoadThroughTlb(ref DecodedInstruction d, int size)
+        {
+            var linear = il.DeclareLocal(typeof(ulong));
+            var slow = il.DefineLabel();
+            var done = il.DefineLabel();
+            Linear(ref d);
+            il.Emit(OpCodes.Stloc, linear);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, linear);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(OpCodes.Call, X86Cpu.ReadableHostPointerMethod);
+            il.Emit(OpCodes.Stloc, _pointer);
+            il.Emit(OpCodes.Ldloc, _pointer);
+            il.Emit(OpCodes.Brfalse, slow);
+            il.Emit(OpCodes.Ldloc, _pointer);
+            il.Emit(OpCodes.Unaligned, (byte)1);
+            switch (size)
+            {
+                case 1: il.Emit(OpCodes.Ldind_U1); il.Emit(OpCodes.Conv_U8); break;
+                case 2: il.Emit(OpCodes.Ldind_U2); il.Emit(OpCodes.Conv_U8); break;
+                case 4: il.Emit(OpCodes.Ldind_U4); il.Emit(OpCodes.Conv_U8); break;
+                default: il.Emit(OpCodes.Ldind_I8); break;
+            }
+
+            il.Emit(OpCodes.Stloc, _temp);
+            il.Emit(OpCodes.Br, done);
+            il.MarkLabel(slow);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            StoreRip(d.NextIp);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, linear);
+            il.Emit(OpCodes.Ldc_I4, size);
+            il.Emit(OpCodes.Call, X86Cpu.ReadMemoryMethod);
+            il.Emit(OpCodes.Stloc, _temp);
+            il.MarkLabel(done);
+        }
+
+        // SETcc of a byte register: the low (or AH..BH: the second) byte of its slot set to the condition, the rest kept.
+        private void EmitSetcc(ref DecodedInstruction d)
+        {
+            var slot = d.Reg0 & 0xF;
+            var shift = (d.Reg0 & 0x10) != 0 ? 8 : 0;
+            EmitCondition(d.Condition);
+            il.Emit(OpCodes.Conv_U8);
+            if (shift != 0)
+            {
+                il.Emit(OpCodes.Ldc_I4, shift);
+                il.Emit(OpCodes.Shl);
+            }
+
+            LoadRegister(slot);
+            Constant(~(0xFFUL << shift));
+            il.Emit(OpCodes.And);
+            il.Emit(OpCodes.Or);
+            StoreRegister(slot);
+        }
+
+        // CMOVcc r, r (32/64-bit): the source when the condition holds; a 32-bit destination is zero-extended either way.
+        private void EmitCmov(ref DecodedInstruction d)
+        {
+            var slot = d.Reg0 & 0xF;
+            var taken = il.DefineLabel();
+            var done = il.DefineLabel();
+            EmitCondition(d.Condition);
+            il.Emit(OpCodes.Brtrue, taken);
+            LoadRegister(slot);
+            Mask(d.Mask);
+            StoreRegister(slot);
+            il.Emit(OpCodes.Br, done);
+            il.MarkLabel(taken);
+            LoadRegister(d.Reg1 & 0xF);
+            Mask(d.Mask);
+            StoreRegister(slot);
+            il.MarkLabel(done);
+        }
+    }
+}
