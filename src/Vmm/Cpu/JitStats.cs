@@ -16,8 +16,8 @@ public readonly record struct JitStats
     public long ChainedBlocks { get; init; }
 
     /// <summary>
-    /// With <c>HV_JIT_INTERPRETED=1</c> in the environment when the blocks were compiled: per form (Iced's mnemonic, with
-    /// <c>rep</c> for a repeated string instruction), the executions that compiled blocks left to the interpreter's
+    /// With <c>HV_JIT_INTERPRETED=1</c> in the environment when the blocks were compiled: per form (Iced's code, such as
+    /// <c>cmp_rm8_r8</c>, with <c>rep</c> for a repeated string instruction), the executions that compiled blocks left to the interpreter's
     /// handler, most frequent first; null otherwise.
     /// </summary>
     public IReadOnlyList<KeyValuePair<string, long>>? InterpretedForms { get; init; }

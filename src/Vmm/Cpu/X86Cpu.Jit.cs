@@ -160,10 +160,10 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         InterpretedForms = InterpretedFormCounts(),
     };
 
-    // Per (mnemonic, repeated) the executions compiled code left to the interpreter, counted only when the blocks were
+    // Per (Iced code, repeated) the executions compiled code left to the interpreter, counted only when the blocks were
     // compiled with the profile on (BlockCompiler.ProfileInterpreted): null until the first count.
     private long[]? _interpretedInBlock;
-    private static readonly int MnemonicSlots = (Enum.GetValues<Iced.Intel.Mnemonic>().Max(m => (int)m) + 1) * 2;
+    private static readonly int CodeSlots = (Enum.GetValues<Iced.Intel.Code>().Max(m => (int)m) + 1) * 2;
 
     private List<KeyValuePair<string, long>>? InterpretedFormCounts()
     {
@@ -177,8 +177,8 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         {
             if (counts[k] != 0)
             {
-                var mnemonic = ((Iced.Intel.Mnemonic)(k >> 1)).ToString().ToLowerInvariant();
-                forms.Add(KeyValuePair.Create((k & 1) != 0 ? "rep " + mnemonic : mnemonic, counts[k]));
+                var code = ((Iced.Intel.Code)(k >> 1)).ToString().ToLowerInvariant();
+                forms.Add(KeyValuePair.Create((k & 1) != 0 ? "rep " + code : code, counts[k]));
             }
         }
 
@@ -191,7 +191,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     {
         ref var i = ref d.Instruction;
         var repeated = (i.HasRepPrefix || i.HasRepnePrefix) && d.Op is Op.Movs or Op.Stos or Op.Lods or Op.Cmps or Op.Scas or Op.Ins or Op.Outs;
-        (_interpretedInBlock ??= new long[MnemonicSlots])[((int)i.Mnemonic * 2) + (repeated ? 1 : 0)]++;
+        (_interpretedInBlock ??= new long[CodeSlots])[((int)i.Code * 2) + (repeated ? 1 : 0)]++;
     }
 
     // Runs a block through its compiled code when it has some (and the budget covers a whole pass), compiling it when

@@ -326,8 +326,19 @@ public sealed class JitDifferentialTests
         var imm = random.Next(3) == 0 ? random.Next(-4, 4) : random.Next();
         var disp = random.Next(0, 4096 / 8 - 1) * 8;
         var wide = random.Next(2) == 0;
-        switch (random.Next(33))
+        switch (random.Next(36))
         {
+            case 33: case 34:
+                EmitRandomNarrowCompare(a, random, disp);
+                if (random.Next(2) == 0)
+                {
+                    a.AddInstruction(Instruction.Create(Code.Seto_rm8 + random.Next(16), Register.DL));
+                }
+
+                break;
+            case 35:
+                if (wide) { a.cmp(__qword_ptr[r15 + disp], s64); } else { a.test(__dword_ptr[r15 + disp], s32); }
+                break;
             case 29: case 30:
                 EmitRandomWidening(a, random, d64, d32, disp);
                 break;
@@ -623,6 +634,25 @@ public sealed class JitDifferentialTests
                 break;
             case 3: a.movsxd(d64, random.Next(2) == 0 ? ebp : r11d); break;
             default: a.movsxd(d64, __dword_ptr[r15 + disp + 4]); break;
+        }
+    }
+
+    // CMP/TEST of bytes and words: register, memory (either side) or immediate operands, high-byte registers too.
+    private static void EmitRandomNarrowCompare(Assembler a, Random random, int disp)
+    {
+        var imm = random.Next(3) == 0 ? random.Next(-3, 3) : random.Next(-128, 128);
+        switch (random.Next(10))
+        {
+            case 0: a.cmp(al, dl); break;
+            case 1: a.cmp(bh, cl); break;
+            case 2: a.cmp(__byte_ptr[r15 + disp + 1], sil); break;
+            case 3: a.cmp(r9b, __byte_ptr[r15 + disp + 2]); break;
+            case 4: a.cmp(__byte_ptr[r15 + disp], imm); break;
+            case 5: a.test(bl, r10b); break;
+            case 6: a.test(__byte_ptr[r15 + disp + 3], (byte)imm); break;
+            case 7: a.cmp(dx, r8w); break;
+            case 8: a.cmp(__word_ptr[r15 + disp + 2], imm); break;
+            default: a.test(__word_ptr[r15 + disp + 4], si); break;
         }
     }
 

@@ -14,8 +14,70 @@ internal static partial class BlockCompiler
         (d.Reg0 >> 8) is 4 or 8 && d.Kind0 == OperandKind.Register && !d.Instruction.HasLockPrefix
         && (d.Kind1 == OperandKind.Register || (d.Kind1 == OperandKind.Memory && d.MemorySize is 1 or 2 or 4));
 
+    private static bool IsTranslatedCompare(in DecodedInstruction d) =>
+        !d.Instruction.HasLockPrefix && d.Size is 1 or 2 or 4 or 8
+        && d.Kind0 is OperandKind.Register or OperandKind.Memory
+        && d.Kind1 is OperandKind.Register or OperandKind.Memory or OperandKind.Immediate;
+
     private sealed partial class Emitter
     {
+        // CMP/TEST of any size with a register, memory or immediate operand (the forms the specialised ones leave: 8 and
+        // 16 bits, memory first): the interpreter's record, (Sub, bits, a, b, a - b) or (Logic, bits, a, b, a & b),
+        // pending in the flag locals. The memory operand is read first (its read may fault: nothing is changed before).
+        private void EmitCompare(ref DecodedInstruction d)
+        {
+            var size = d.Size;
+            var mask = size == 8 ? ulong.MaxValue : (1UL << (size * 8)) - 1;
+            if (d.Kind0 == OperandKind.Memory || d.Kind1 == OperandKind.Memory)
+            {
+                LoadThroughTlb(ref d, size);
+            }
+
+            var immediate = d.Immediate & mask;
+            void Operand(OperandKind kind, ushort register)
+            {
+                switch (kind)
+                {
+                    case OperandKind.Register:
+                        LoadRegister(register & 0xF);
+                        if ((register & 0x10) != 0)
+                        {
+                            il.Emit(OpCodes.Ldc_I4_8);
+                            il.Emit(OpCodes.Shr_Un);
+                        }
+
+                        Mask(mask);
+                        break;
+                    case OperandKind.Memory:
+                        il.Emit(OpCodes.Ldloc, _temp);
+                        break;
+                    default:
+                        Constant(immediate);
+                        break;
+                }
+            }
+
+            Operand(d.Kind0, d.Reg0);
+            il.Emit(OpCodes.Stloc, _flagA);
+            Operand(d.Kind1, d.Reg1);
+            il.Emit(OpCodes.Stloc, _flagB);
+            il.Emit(OpCodes.Ldloc, _flagA);
+            il.Emit(OpCodes.Ldloc, _flagB);
+            if (d.Op == Op.Cmp)
+            {
+                il.Emit(OpCodes.Sub);
+                Mask(mask);
+                il.Emit(OpCodes.Stloc, _flagResult);
+                RecordFlags(FlagSource.Sub, X86Cpu.FlagOpSub, size * 8);
+            }
+            else
+            {
+                il.Emit(OpCodes.And);
+                il.Emit(OpCodes.Stloc, _flagResult);
+                RecordFlags(FlagSource.Logic, X86Cpu.FlagOpLogic, size * 8);
+            }
+        }
+
         // The source of a widening move, zero- or sign-extended to 64 bits, into the destination (a 32-bit one
         // zero-extended): WriteGpr(Reg0, SignExtend(ReadOperand(1), SourceBits)) as the interpreter does it.
         private void EmitWidening(ref DecodedInstruction d, int k)

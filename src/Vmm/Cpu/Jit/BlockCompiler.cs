@@ -85,6 +85,8 @@ internal static partial class BlockCompiler
                 return IsTranslatedWidening(d) ? Form.Widening : Form.Interpreted;
             case Op.Setcc:
                 return d.Kind0 == OperandKind.Register ? Form.Setcc : Form.Interpreted;
+            case Op.Cmp: case Op.Test:
+                return IsTranslatedCompare(d) ? Form.Compare : Form.Interpreted;
             case Op.Cmovcc:
                 return d.Kind0 == OperandKind.Register && d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Cmov : Form.Interpreted;
             default:
@@ -115,6 +117,9 @@ internal static partial class BlockCompiler
 
         /// <summary>CMOVcc between 32/64-bit registers.</summary>
         Cmov,
+
+        /// <summary>CMP/TEST of the sizes and operand orders the specialised forms leave.</summary>
+        Compare,
     }
 
     /// <summary>What the last translated flag-setting instruction left in the flag locals.</summary>
@@ -252,6 +257,9 @@ internal static partial class BlockCompiler
                         break;
                     case Form.Cmov:
                         EmitCmov(ref d);
+                        break;
+                    case Form.Compare:
+                        EmitCompare(ref d);
                         break;
                     default:
                         EmitInterpreted(k);
@@ -1163,9 +1171,9 @@ internal static partial class BlockCompiler
             void Load(LocalBuilder value)
             {
                 il.Emit(OpCodes.Ldloc, value);
-                if (signed && _flagBits == 32)
+                if (signed && _flagBits < 64)
                 {
-                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(_flagBits switch { 8 => OpCodes.Conv_I1, 16 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
                     il.Emit(OpCodes.Conv_I8);
                 }
             }
