@@ -79,6 +79,9 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static int FlagOpAdc => (int)FlagOp.Adc;
 
     /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpSbb => (int)FlagOp.Sbb;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
     internal static int FlagOpInc => (int)FlagOp.Inc;
 
     /// <inheritdoc cref="FlagOpAdd"/>

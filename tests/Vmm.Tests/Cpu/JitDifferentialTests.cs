@@ -326,8 +326,40 @@ public sealed class JitDifferentialTests
         var imm = random.Next(3) == 0 ? random.Next(-4, 4) : random.Next();
         var disp = random.Next(0, 4096 / 8 - 1) * 8;
         var wide = random.Next(2) == 0;
-        switch (random.Next(36))
+        switch (random.Next(39))
         {
+            case 36:
+                switch (random.Next(4))
+                {
+                    case 0: if (wide) { a.adc(d64, s64); } else { a.sbb(d32, s32); } break;
+                    case 1: if (wide) { a.sbb(d64, __qword_ptr[r15 + disp]); } else { a.adc(d32, __dword_ptr[r15 + disp]); } break;
+                    case 2: if (wide) { a.sbb(d64, imm); } else { a.sbb(d32, imm); } break;
+                    default: a.AddInstruction(Instruction.Create(Code.Stc)); a.adc(d64, s64); break;
+                }
+
+                break;
+            case 37:
+                switch (random.Next(5))
+                {
+                    case 0: if (wide) { a.add(d64, __qword_ptr[r15 + disp]); } else { a.add(d32, __dword_ptr[r15 + disp]); } break;
+                    case 1: if (wide) { a.sub(d64, __qword_ptr[r15 + disp]); } else { a.sub(d32, __dword_ptr[r15 + disp]); } break;
+                    case 2: if (wide) { a.and(d64, __qword_ptr[r15 + disp]); } else { a.and(d32, __dword_ptr[r15 + disp]); } break;
+                    case 3: if (wide) { a.or(d64, __qword_ptr[r15 + disp]); } else { a.or(d32, __dword_ptr[r15 + disp]); } break;
+                    default: if (wide) { a.xor(d64, __qword_ptr[r15 + disp]); } else { a.xor(d32, __dword_ptr[r15 + disp]); } break;
+                }
+
+                break;
+            case 38:
+                // PUSH/POP of 64-bit registers (RSP itself now and then); the stack drifts by at most a few KiB.
+                switch (random.Next(4))
+                {
+                    case 0: a.push(s64); a.pop(d64); break;
+                    case 1: a.push(s64); break;
+                    case 2: a.pop(d64); break;
+                    default: if (wide) { a.push(rsp); } else { a.pop(rsp); a.mov(rsp, (ulong)CpuTestMachine.StackTop - 0x800); } break;
+                }
+
+                break;
             case 33: case 34:
                 EmitRandomNarrowCompare(a, random, disp);
                 if (random.Next(2) == 0)

@@ -19,8 +19,131 @@ internal static partial class BlockCompiler
         && d.Kind0 is OperandKind.Register or OperandKind.Memory
         && d.Kind1 is OperandKind.Register or OperandKind.Memory or OperandKind.Immediate;
 
+    // ADD/SUB/AND/OR/XOR r, m and ADC/SBB r, r/m/imm into a 32/64-bit register (the specialised forms cover the rest).
+    private static bool IsTranslatedArithmetic(in DecodedInstruction d) =>
+        d.Kind0 == OperandKind.Register && (d.Reg0 >> 8) is 4 or 8
+        && (d.Op is Op.Adc or Op.Sbb ? d.Kind1 is OperandKind.Register or OperandKind.Memory or OperandKind.Immediate : d.Kind1 == OperandKind.Memory);
+
+    // PUSH/POP of a 64-bit register in 64-bit code (the stack segment's base ignored, RSP wrapping at 64 bits).
+    private static bool IsTranslatedStack(in DecodedInstruction d, int bitness) =>
+        bitness == 64 && d.Kind0 == OperandKind.Register && (d.Reg0 >> 8) == 8 && d.Instruction.StackPointerIncrement is 8 or -8;
+
     private sealed partial class Emitter
     {
+        // The interpreter's Arith/Logic on a register destination: the memory source read first (it may fault: nothing
+        // is changed before), the carry in for ADC/SBB, then the record (op, bits, a, b, result) with the carry beside it.
+        private void EmitArithmeticGeneral(ref DecodedInstruction d)
+        {
+            var slot = d.Reg0 & 0xF;
+            var bits = d.Size * 8;
+            var withCarry = d.Op is Op.Adc or Op.Sbb;
+            if (d.Kind1 == OperandKind.Memory)
+            {
+                LoadThroughTlb(ref d, d.Size);
+            }
+
+            if (withCarry)
+            {
+                EmitCarry();
+                il.Emit(OpCodes.Stloc, _carry);
+            }
+
+            LoadRegister(slot);
+            Mask(d.Mask);
+            il.Emit(OpCodes.Stloc, _flagA);
+            switch (d.Kind1)
+            {
+                case OperandKind.Memory: il.Emit(OpCodes.Ldloc, _temp); break;
+                case OperandKind.Register: LoadRegister(d.Reg1 & 0xF); Mask(d.Mask); break;
+                default: Constant(d.Immediate & d.Mask); break;
+            }
+
+            il.Emit(OpCodes.Stloc, _flagB);
+            il.Emit(OpCodes.Ldloc, _flagA);
+            il.Emit(OpCodes.Ldloc, _flagB);
+            il.Emit(d.Op switch
+            {
+                Op.Add or Op.Adc => OpCodes.Add,
+                Op.Sub or Op.Sbb => OpCodes.Sub,
+                Op.And => OpCodes.And,
+                Op.Or => OpCodes.Or,
+                _ => OpCodes.Xor,
+            });
+            if (withCarry)
+            {
+                il.Emit(OpCodes.Ldloc, _carry);
+                il.Emit(OpCodes.Conv_U8);
+                il.Emit(d.Op == Op.Adc ? OpCodes.Add : OpCodes.Sub);
+            }
+
+            Mask(d.Mask);
+            il.Emit(OpCodes.Stloc, _flagResult);
+            il.Emit(OpCodes.Ldloc, _flagResult);
+            StoreRegister(slot);
+            var (source, op) = d.Op switch
+            {
+                Op.Add => (FlagSource.Add, X86Cpu.FlagOpAdd),
+                Op.Sub => (FlagSource.Sub, X86Cpu.FlagOpSub),
+                Op.Adc => (FlagSource.Unknown, X86Cpu.FlagOpAdc),
+                Op.Sbb => (FlagSource.Unknown, X86Cpu.FlagOpSbb),
+                _ => (FlagSource.Logic, X86Cpu.FlagOpLogic),
+            };
+            RecordFlags(source, op, bits, carry: withCarry);
+        }
+
+        // PUSH r64 / POP r64 through the TLB's host pointer for the stack slot; otherwise (a miss, a page crossing, a
+        // watched page) the whole instruction through the interpreter's handler, nothing changed before. PUSH RSP
+        // stores the value before the decrement; POP RSP leaves the popped value.
+        private void EmitStack(ref DecodedInstruction d, int k)
+        {
+            var slow = il.DefineLabel();
+            var done = il.DefineLabel();
+            var top = il.DeclareLocal(typeof(ulong));
+            var push = d.Op == Op.Push;
+            LoadRegister(4);
+            if (push)
+            {
+                Constant(8);
+                il.Emit(OpCodes.Sub);
+            }
+
+            il.Emit(OpCodes.Stloc, top);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, top);
+            il.Emit(OpCodes.Ldc_I4_8);
+            il.Emit(OpCodes.Call, push ? X86Cpu.WritableHostPointerMethod : X86Cpu.ReadableHostPointerMethod);
+            il.Emit(OpCodes.Stloc, _pointer);
+            il.Emit(OpCodes.Ldloc, _pointer);
+            il.Emit(OpCodes.Brfalse, slow);
+            if (push)
+            {
+                il.Emit(OpCodes.Ldloc, _pointer);
+                LoadRegister(d.Reg0 & 0xF);
+                il.Emit(OpCodes.Unaligned, (byte)1);
+                il.Emit(OpCodes.Stind_I8);
+                il.Emit(OpCodes.Ldloc, top);
+                StoreRegister(4);
+            }
+            else
+            {
+                il.Emit(OpCodes.Ldloc, _pointer);
+                il.Emit(OpCodes.Unaligned, (byte)1);
+                il.Emit(OpCodes.Ldind_I8);
+                il.Emit(OpCodes.Stloc, _temp);
+                il.Emit(OpCodes.Ldloc, top);
+                Constant(8);
+                il.Emit(OpCodes.Add);
+                StoreRegister(4);
+                il.Emit(OpCodes.Ldloc, _temp);
+                StoreRegister(d.Reg0 & 0xF);
+            }
+
+            il.Emit(OpCodes.Br, done);
+            il.MarkLabel(slow);
+            EmitInterpreterArm(k);
+            il.MarkLabel(done);
+        }
+
         // CMP/TEST of any size with a register, memory or immediate operand (the forms the specialised ones leave: 8 and
         // 16 bits, memory first): the interpreter's record, (Sub, bits, a, b, a - b) or (Logic, bits, a, b, a & b),
         // pending in the flag locals. The memory operand is read first (its read may fault: nothing is changed before).

@@ -104,7 +104,7 @@ internal static partial class BlockCompiler
         {
             foreach (ref var d in _instructions.AsSpan())
             {
-                if (Classify(d) == Form.Sse)
+                if (Classify(d, bitness) == Form.Sse)
                 {
                     _xmm = il.DeclareLocal(typeof(Vector128<byte>).MakeByRefType());
                     _vector = il.DeclareLocal(typeof(Vector128<byte>));

@@ -54,7 +54,7 @@ internal static partial class BlockCompiler
         return code;
     }
 
-    private static Form Classify(in DecodedInstruction d)
+    private static Form Classify(in DecodedInstruction d, int bitness)
     {
         switch (d.Op)
         {
@@ -87,6 +87,10 @@ internal static partial class BlockCompiler
                 return d.Kind0 == OperandKind.Register ? Form.Setcc : Form.Interpreted;
             case Op.Cmp: case Op.Test:
                 return IsTranslatedCompare(d) ? Form.Compare : Form.Interpreted;
+            case Op.Add: case Op.Sub: case Op.And: case Op.Or: case Op.Xor: case Op.Adc: case Op.Sbb:
+                return IsTranslatedArithmetic(d) ? Form.Arithmetic : Form.Interpreted;
+            case Op.Push: case Op.Pop:
+                return IsTranslatedStack(d, bitness) ? Form.Stack : Form.Interpreted;
             case Op.Cmovcc:
                 return d.Kind0 == OperandKind.Register && d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Cmov : Form.Interpreted;
             default:
@@ -120,6 +124,12 @@ internal static partial class BlockCompiler
 
         /// <summary>CMP/TEST of the sizes and operand orders the specialised forms leave.</summary>
         Compare,
+
+        /// <summary>ADD/SUB/AND/OR/XOR r, m and ADC/SBB into a 32/64-bit register.</summary>
+        Arithmetic,
+
+        /// <summary>PUSH/POP of a 64-bit register in 64-bit code.</summary>
+        Stack,
     }
 
     /// <summary>What the last translated flag-setting instruction left in the flag locals.</summary>
@@ -193,7 +203,7 @@ internal static partial class BlockCompiler
             il.MarkLabel(top);
             _flags = FlagSource.Unknown;
             var last = _instructions.Length - 1;
-            var selfLoop = Classify(_instructions[last]) == Form.Branch && _instructions[last].Target == block.StartRip;
+            var selfLoop = Classify(_instructions[last], bitness) == Form.Branch && _instructions[last].Target == block.StartRip;
             EmitBody(selfLoop);
             ref var end = ref _instructions[last];
             if (selfLoop)
@@ -211,7 +221,7 @@ internal static partial class BlockCompiler
                 return;
             }
 
-            var form = Classify(end);
+            var form = Classify(end, bitness);
             if (form is not (Form.Branch or Form.Interpreted))
             {
                 StoreRip(end.NextIp);
@@ -228,7 +238,7 @@ internal static partial class BlockCompiler
             for (var k = 0; k <= last; k++)
             {
                 ref var d = ref _instructions[k];
-                switch (Classify(d))
+                switch (Classify(d, bitness))
                 {
                     case Form.Nop:
                         break;
@@ -260,6 +270,12 @@ internal static partial class BlockCompiler
                         break;
                     case Form.Compare:
                         EmitCompare(ref d);
+                        break;
+                    case Form.Arithmetic:
+                        EmitArithmeticGeneral(ref d);
+                        break;
+                    case Form.Stack:
+                        EmitStack(ref d, k);
                         break;
                     default:
                         EmitInterpreted(k);
@@ -418,7 +434,7 @@ internal static partial class BlockCompiler
                 {
                     case Op.Nop: case Op.MovRR: case Op.MovRI:
                         continue;
-                    case Op.Lea when Classify(d) == Form.Register:
+                    case Op.Lea when Classify(d, bitness) == Form.Register:
                         continue;
                     case Op.AddRR: case Op.AddRI: case Op.SubRR: case Op.SubRI: case Op.CmpRR: case Op.CmpRI:
                     case Op.AndRR: case Op.AndRI: case Op.OrRR: case Op.OrRI: case Op.XorRR: case Op.XorRI:
@@ -1366,9 +1382,15 @@ internal static partial class BlockCompiler
             void Use(int slot) => _cached[slot] ??= il.DeclareLocal(typeof(ulong));
             foreach (ref var d in _instructions.AsSpan())
             {
-                if (Classify(d) == Form.Interpreted)
+                var form = Classify(d, bitness);
+                if (form == Form.Interpreted)
                 {
                     continue;
+                }
+
+                if (form == Form.Stack)
+                {
+                    Use(4);
                 }
 
                 if (d.Kind0 == OperandKind.Register || d.Op == Op.Lea)
