@@ -29,6 +29,12 @@ internal static class ExitCodes
     /// <summary><c>hv run</c>: the guest halted with nothing that could wake it (<see cref="VmExitStatus.Halted"/>).</summary>
     public const int Halted = VmExitStatus.Halted;
 
+    /// <summary>
+    /// A demonstration whose checks all held but which ran too briefly to show what it is for (<c>hv demo stress</c>: some
+    /// mechanism never acted in <c>--duration</c>); running it longer, or leaving that part out, decides it.
+    /// </summary>
+    public const int Inconclusive = 6;
+
     /// <summary>An internal error: a bug in <c>hv</c> (EX_SOFTWARE of sysexits.h). The stack is shown at <c>--log-level Debug</c>.</summary>
     public const int InternalError = 70;
 }

@@ -102,7 +102,8 @@ internal static class RunReport
         var perBlock = blocks == 0 ? string.Empty : $", mean {(cpu.Jit.CompileTime.TotalMicroseconds / blocks).ToString("N1", c)} µs per block";
         return $"of instructions retired in compiled code, the rest on the interpreter; {blocks.ToString("N0", c)} blocks compiled "
                + $"(--jit-threshold {options.JitThreshold.ToString(c)}, --jit-compile {options.JitCompile.ToString().ToLowerInvariant()}) in {cpu.Jit.CompileTime.TotalMilliseconds.ToString("N1", c)} ms{perBlock}"
-               + $"; {cpu.Jit.ChainedBlocks.ToString("N0", c)} blocks entered chained from the compiled block before";
+               + $"; {cpu.Jit.ChainedBlocks.ToString("N0", c)} blocks entered chained from the compiled block before"
+               + $"; {cpu.Jit.LoopTraces.ToString("N0", c)} two-block loops compiled as one";
     }
 
     private static void AddEmulatedRows(ReportTable table, VmRunResult result, Vm vm)

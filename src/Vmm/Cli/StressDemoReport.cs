@@ -22,7 +22,7 @@ internal static class StressDemoReport
     public static void Write(StressDemoResult result, ReportWriter writer)
     {
         var o = result.Options;
-        writer.Title($"hv demo stress: {(result.Succeeded ? "every mechanism ran under the guest, no stale translation seen" : "FAILED: " + Failure(result))}");
+        writer.Title($"hv demo stress: {(result.Succeeded ? "every mechanism ran under the guest, no stale translation seen" : result.ChecksHeld ? "INCONCLUSIVE: " + Inconclusive(result) : "FAILED: " + Failure(result))}");
         writer.Section(string.Create(
             C,
             $"seed {o.Seed}: {o.Vcpus} vCPU(s) writing and verifying {o.EffectiveRegionBytes >> 20} MiB each in {o.GuestBytes >> 20} MiB of guest RAM, {result.StressElapsed.TotalSeconds:0.0} s of stress on a 2-node host"));
@@ -79,6 +79,21 @@ internal static class StressDemoReport
         lines.Add(string.Create(C, $"Time: {result.Elapsed.TotalSeconds:0.0} s. Rerun with --seed {o.Seed} for the same host operations."));
         lines.Add(Verdict(result));
         writer.Paragraph([.. lines]);
+    }
+
+    /// <summary>
+    /// Why a run whose checks all held proves less than it should, in one line: the mechanisms that never acted, and what
+    /// to do about it.
+    /// </summary>
+    public static string Inconclusive(StressDemoResult result)
+    {
+        var idle = result.IdleMechanisms;
+        var what = string.Join("; ", idle.Select(m => $"{m.Name}: {N(m.Operations)} {m.OperationName}, {N(m.Effect)} {m.EffectName}"));
+        var names = string.Join(' ', idle.Select(m => StressMechanismNames.Of(m.Kind)));
+        var leaveOut = idle.All(m => StressSchedule.Scheduled.Contains(m.Kind)) ? $", or leave them out with --without {names}" : string.Empty;
+        return string.Create(
+            C,
+            $"inconclusive: every check held, but in {result.StressElapsed.TotalSeconds:0.0} s some mechanisms never reached guest memory ({what}); run longer with --duration{leaveOut}");
     }
 
     /// <summary>What went wrong, in one line (empty when the run succeeded).</summary>

@@ -45,6 +45,14 @@ internal sealed class CodeBlock(ulong startRip, DecodedInstruction[] instruction
     /// <summary>Second successor.</summary>
     public CodeBlock? Other;
 
+    /// <summary>
+    /// The block's instructions followed by those of its loop partner — a successor on the same page, decoded in the
+    /// same version, whose last branch goes back to this block's start — when the two are compiled as one loop (a
+    /// two-block loop then runs without leaving its compiled method); null when the block is compiled alone. Set once,
+    /// on the vCPU thread, before the block's translation starts; never cleared (compiled code reads it).
+    /// </summary>
+    public DecodedInstruction[]? LoopTrace;
+
     /// <summary>How many times the interpreter has run the block (counted until it is compiled).</summary>
     public int Executions;
 

@@ -22,6 +22,13 @@ public readonly record struct JitStats
     /// </summary>
     public IReadOnlyList<KeyValuePair<string, long>>? InterpretedForms { get; init; }
 
+    /// <summary>
+    /// Of <see cref="BlocksCompiled"/>, those compiled together with their loop partner as one two-block loop (a loop
+    /// body split by a conditional branch, run without leaving the compiled method; its inner block boundary counts as
+    /// a chained block).
+    /// </summary>
+    public long LoopTraces { get; init; }
+
     /// <summary>Field-by-field sum (the counters of several vCPUs together).</summary>
     public static JitStats operator +(JitStats a, JitStats b) => new()
     {
@@ -32,5 +39,6 @@ public readonly record struct JitStats
         InterpretedForms = a.InterpretedForms is null ? b.InterpretedForms : b.InterpretedForms is null ? a.InterpretedForms
             : a.InterpretedForms.Concat(b.InterpretedForms).GroupBy(p => p.Key)
                 .Select(g => KeyValuePair.Create(g.Key, g.Sum(p => p.Value))).OrderByDescending(p => p.Value).ToList(),
+        LoopTraces = a.LoopTraces + b.LoopTraces,
     };
 }

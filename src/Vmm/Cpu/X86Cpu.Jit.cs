@@ -57,6 +57,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static readonly FieldInfo Cr4Field = typeof(X86Cpu).GetField(nameof(_cr4), Private)!;
     internal static readonly MethodInfo TryStringInPageMethod = typeof(X86Cpu).GetMethod(nameof(TryStringInPage), Private)!;
     internal static readonly MethodInfo CountInterpretedMethod = typeof(X86Cpu).GetMethod(nameof(CountInterpreted), Private)!;
+    internal static readonly FieldInfo JitChainedBlocksField = typeof(X86Cpu).GetField(nameof(_jitChainedBlocks), Private)!;
     internal static readonly MethodInfo ChainSuccessorMethod = typeof(X86Cpu).GetMethod(nameof(ChainSuccessor), Private)!;
 
     /// <summary>
@@ -116,6 +117,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     private const long NoCompiledRun = -1;
     private int _chainedBlocksLeft;
     private long _jitChainedBlocks;
+    private long _jitLoopTraces;
 
     /// <summary>How this vCPU executes guest code (default <see cref="ExecutionTier.Jit"/>); set between runs.</summary>
     public ExecutionTier Tier
@@ -161,6 +163,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         Instructions = _jitInstructions,
         ChainedBlocks = _jitChainedBlocks,
         InterpretedForms = InterpretedFormCounts(),
+        LoopTraces = _jitLoopTraces,
     };
 
     // Per (Iced code, repeated) the executions compiled code left to the interpreter, counted only when the blocks were
@@ -253,10 +256,12 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     [MethodImpl(MethodImplOptions.NoInlining)]
     private CompiledBlockCode Compile(CodeBlock block)
     {
+        block.LoopTrace ??= LoopTrace(block);
         var started = Stopwatch.GetTimestamp();
         var code = BlockCompiler.Compile(block, _bitness);
         block.Compiled = code;
         _jitBlocksCompiled++;
+        _jitLoopTraces += block.LoopTrace is null ? 0 : 1;
         _jitCompileTicks += Stopwatch.GetTimestamp() - started;
         return code;
     }
@@ -266,6 +271,7 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     [MethodImpl(MethodImplOptions.NoInlining)]
     private void Queue(CodeBlock block)
     {
+        block.LoopTrace ??= LoopTrace(block);
         var compilation = new BlockCompilation(block, _bitness);
         block.Compilation = compilation;
         (_compileQueue ?? BackgroundCompiler.Enqueue)(compilation);
@@ -301,8 +307,56 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         var code = compilation.Code!;
         block.Compiled = code;
         _jitBlocksCompiled++;
+        _jitLoopTraces += block.LoopTrace is null ? 0 : 1;
         _jitCompileTicks += compilation.Ticks;
         return code;
+    }
+
+    // A hot block that ends in a branch to a linked successor whose own last branch jumps back to the block's start
+    // (the two blocks of a loop body split by a conditional): the two instruction arrays, concatenated, for the
+    // translation to compile as one loop (BlockCompiler), or null. Only where the successor cannot be anything but
+    // what the link says for as long as the block itself is current: both linkable, ending in a direct branch (no
+    // instruction that changes paging or the mode lies in either), on the same guest-virtual page, decoded from the
+    // same frame in the same version, not overlapping (a fault's RIP names one instruction of the trace), and the
+    // link made in the current TLB epoch.
+    private DecodedInstruction[]? LoopTrace(CodeBlock block)
+    {
+        if (!block.Linkable || block.LinkEpoch != _tlb.FlushEpoch)
+        {
+            return null;
+        }
+
+        ref var end = ref block.Instructions[^1];
+        if (end.Op is not (Op.Jcc or Op.Jmp) || end.Target == block.StartRip)
+        {
+            return null;
+        }
+
+        var partner = block.NextRip == end.Target || (end.Op == Op.Jcc && block.NextRip == end.NextIp) ? block.Next : null;
+        if (!IsLoopPartner(block, partner))
+        {
+            partner = block.OtherRip == end.Target || (end.Op == Op.Jcc && block.OtherRip == end.NextIp) ? block.Other : null;
+            if (!IsLoopPartner(block, partner))
+            {
+                return null;
+            }
+        }
+
+        return [.. block.Instructions, .. partner!.Instructions];
+    }
+
+    private static bool IsLoopPartner(CodeBlock block, CodeBlock? partner)
+    {
+        if (partner is null || partner == block || !partner.Linkable || partner.Gfn != block.Gfn || partner.Version != block.Version
+            || (partner.StartRip ^ block.StartRip) >> Paging.PageShift != 0)
+        {
+            return false;
+        }
+
+        ref var end = ref partner.Instructions[^1];
+        var blockEnd = block.Instructions[^1].NextIp;
+        return end.Op is Op.Jcc or Op.Jmp && end.Target == block.StartRip
+            && (partner.StartRip >= blockEnd || end.NextIp <= block.StartRip);
     }
 
     // At the normal end of a compiled block that may be linked: the compiled successor at RIP to continue into

@@ -453,8 +453,10 @@ public sealed unsafe partial class X86Cpu // unsafe: guest memory is read and wr
             return;
         }
 
+        // A loop trace's second block follows the first in its LoopTrace: a fault in either part is found (the parts do
+        // not overlap, so a fault in the first is found there even when the block ran alone on the interpreter).
         var retired = 0;
-        foreach (ref var d in block.Instructions.AsSpan())
+        foreach (ref var d in (block.LoopTrace ?? block.Instructions).AsSpan())
         {
             if (d.NextIp == _rip)
             {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Hypervisor.Notifier;
 
 namespace Hypervisor.Vmm.Tracing;
@@ -11,18 +10,11 @@ namespace Hypervisor.Vmm.Tracing;
 /// </summary>
 /// <remarks>
 /// Start and end of one range run on the same thread and nest (an invalidation inside another is ended first), so
-/// each thread keeps its open starts on a small stack; a start beyond its depth is not timed (its end records nothing).
+/// each thread keeps its open starts on a small stack (<see cref="InvalidationStartStack{TOwner}"/>); a start beyond its
+/// depth is not timed (its end records nothing).
 /// </remarks>
 public sealed class TracingNotifier : IMmuNotifier
 {
-    private const int MaxDepth = 8;
-
-    [ThreadStatic]
-    private static long[]? t_starts;
-
-    [ThreadStatic]
-    private static int t_depth;
-
     private readonly TraceRecorder _recorder;
     private readonly int _pid;
     private readonly MmuNotifierChain _chain;
@@ -43,31 +35,19 @@ public sealed class TracingNotifier : IMmuNotifier
     /// <inheritdoc />
     public bool InvalidateRangeStart(in NotifierRange range)
     {
-        var starts = t_starts ??= new long[MaxDepth];
-        if (t_depth < MaxDepth)
-        {
-            starts[t_depth] = Stopwatch.GetTimestamp();
-        }
-
-        t_depth++;
+        InvalidationStartStack<TracingNotifier>.Push();
         return true;
     }
 
     /// <inheritdoc />
     public void InvalidateRangeEnd(in NotifierRange range)
     {
-        if (t_depth == 0)
-        {
-            return;
-        }
-
-        t_depth--;
-        if (t_depth < MaxDepth && t_starts is { } starts)
+        if (InvalidationStartStack<TracingNotifier>.TryPop(out var start))
         {
             _recorder.Complete(
                 TraceEventTypes.MmuNotifierInvalidateRange,
                 _pid,
-                starts[t_depth],
+                start,
                 (long)range.Start.Value,
                 (long)range.End.Value,
                 _chain.SubscriberCount - 1,

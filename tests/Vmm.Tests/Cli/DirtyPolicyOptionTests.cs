@@ -118,8 +118,9 @@ public sealed class DirtyPolicyOptionTests
     [Category(TestCategories.Guest)]
     public void HvRunReportsThePolicyAndWhatEachSideMarked(string policy, string row)
     {
-        // Host forks zap the guest's dirty sptes, so the zap side has something to propagate.
-        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--cmdline", "mib=2", "--host-fork-every", "1", "--dirty-policy", policy);
+        // Host forks zap the guest's dirty sptes, so the zap side has something to propagate; 8 MiB keeps the guest running
+        // for many fork periods even when a loaded machine starts the fork thread late.
+        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--cmdline", "mib=8", "--host-fork-every", "1", "--dirty-policy", policy);
 
         Assert.Multiple(() =>
         {

@@ -64,6 +64,18 @@ public sealed class StressDemoTests
             Assert.That(result.Dma.Value.Hits, Is.Positive, "the cache served translations");
             Assert.That(result.Dma.Value.Invalidations, Is.Positive, "the host's events invalidated cached translations");
 
+            // The same run with one mechanism idle is inconclusive, not a failure: every check held, and the line says
+            // what to do (run longer or leave it out).
+            Assert.That(result.Succeeded, Is.True, StressDemoReport.Failure(result));
+            var idle = result with
+            {
+                Mechanisms = [.. result.Mechanisms.Select(m => m.Kind == StressMechanismKind.ThpSplit ? m with { Operations = 0 } : m)],
+            };
+            Assert.That(idle.Succeeded, Is.False, "a mechanism that never acted");
+            Assert.That(idle.ChecksHeld, Is.True, "the checks held");
+            Assert.That(StressDemoReport.Inconclusive(idle), Does.StartWith("inconclusive: ").And.EndWith("--without thp-split"));
+            Assert.That((idle with { AuditViolationCount = 1 }).ChecksHeld, Is.False, "a violation is a failure whatever ran");
+
             // The run executed its seed's schedule in order: each scheduled mechanism's operations are the schedule's prefix.
             var schedule = new StressSchedule(7, result.Layout);
             foreach (var mechanism in result.Mechanisms.Where(m => StressSchedule.Scheduled.Contains(m.Kind)))
@@ -170,6 +182,8 @@ public sealed class StressDemoTests
     [TestCase("--smp 8 -m 16M", "needs a region")]
     [TestCase("--without Ksm", "host daemon")]
     [TestCase("--without Nothing", "--without")]
+    [TestCase("--without ksm", "ksm is a host daemon")]
+    [TestCase("--without thp-split bogus", "got 'bogus'")]
     public void BadOptionsPrintOneErrorLineAndExitTwo(string options, string message)
     {
         var result = Hv.Run(["demo", "stress", "--plain", .. options.Split(' ')]);
@@ -180,6 +194,31 @@ public sealed class StressDemoTests
             Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
             Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain(message));
         });
+    }
+
+    [TestCase("thp-split", StressMechanismKind.ThpSplit)]
+    [TestCase("ThpSplit", StressMechanismKind.ThpSplit)]
+    [TestCase("THP_SPLIT", StressMechanismKind.ThpSplit)]
+    [TestCase("dontneed", StressMechanismKind.DontNeed)]
+    [TestCase("mprotect-storm", StressMechanismKind.MprotectStorm)]
+    public void MechanismNamesParseInKebabOrEnumSpelling(string text, StressMechanismKind expected)
+    {
+        Assert.That(StressMechanismNames.TryParse(text, out var kind), Is.True, text);
+        Assert.That(kind, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void EveryMechanismsKebabNameParsesBackToIt()
+    {
+        foreach (var kind in Enum.GetValues<StressMechanismKind>())
+        {
+            var name = StressMechanismNames.Of(kind);
+            Assert.That(name, Does.Match("^[a-z]+(-[a-z]+)*$"), kind.ToString());
+            Assert.That(StressMechanismNames.TryParse(name, out var parsed) && parsed == kind, Is.True, name);
+        }
+
+        Assert.That(StressMechanismNames.TryParse("", out _), Is.False);
+        Assert.That(StressMechanismNames.TryParse("thp", out _), Is.False);
     }
 
     [Test]

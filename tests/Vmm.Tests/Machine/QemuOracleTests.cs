@@ -25,6 +25,7 @@ public sealed partial class QemuOracleTests
         ("memtest", "mib=2 seed=7", 1),
         ("memtest", "mib=2000", 1),
         ("pagetables", "ad=1", 1),
+        ("pagetables", "rounds=3 ad=1", 1),
         ("timer", string.Empty, 1),   // QEMU TCG's APIC has no TSC-deadline mode (CPUID.1:ECX[24] clear): the guest skips that silent phase there
         ("timer", "ticks=20000 periods=3", 1),
         ("ksm", "pages=256 kinds=3 every=4", 1),

@@ -1,5 +1,6 @@
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.Vmm.Boot;
+using Hypervisor.Vmm.Cpu;
 using Hypervisor.Vmm.Devices;
 using Hypervisor.Vmm.Machine;
 using Hypervisor.Vmm.Tests.Support;
@@ -73,6 +74,36 @@ public sealed class VmGuestTests
 
     [Test]
     [Category(TestCategories.Guest)]
+    public void PagetablesRoundsPrintTheSameTranscriptAndFlushTheSameOnBothTiers()
+    {
+        // Compiled synchronously at the default threshold, so the fill and verify loops of every round after the
+        // first run as compiled blocks, with the CR3 writes and INVLPGs between them.
+        var (interp, interpOutput, interpAudit) = Boot("pagetables", "rounds=3 ad=1", tier: ExecutionTier.Interp);
+        var (jit, jitOutput, jitAudit) = Boot("pagetables", "rounds=3 ad=1", tier: ExecutionTier.Jit, compile: JitCompileMode.Sync);
+        const string Transcript =
+            "pagetables: 3 rounds, tables at 0x11f000, frames at 0x107000\n" +
+            "pagetables: 3 rounds: 98304 words verified, 9 CR3 loads, 3 INVLPGs, 0 failed checks\n" +
+            "pagetables: OK\n";
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(interpOutput, Is.EqualTo(Transcript), "the interpreter's transcript");
+            Assert.That(jitOutput, Is.EqualTo(Transcript), "the JIT tier's transcript");
+            Assert.That(jit.GuestExitCode, Is.Zero);
+            Assert.That(interp.GuestExitCode, Is.Zero);
+            Assert.That(jit.Cpu.Instructions, Is.EqualTo(interp.Cpu.Instructions), "both tiers retire the same instructions");
+            Assert.That(interp.Cpu.Jit.Instructions, Is.Zero);
+            Assert.That((double)jit.Cpu.Jit.Instructions / jit.Cpu.Instructions, Is.GreaterThan(0.5), "most of the rounds ran compiled");
+            // The boot's own CR3 load, then 3 per round; one INVLPG per round; on either tier every one reaches the TLB.
+            Assert.That(jit.Tlb.NonGlobalFlushes, Is.EqualTo(interp.Tlb.NonGlobalFlushes).And.EqualTo(1 + (3 * 3)));
+            Assert.That(jit.Tlb.PageFlushes, Is.EqualTo(interp.Tlb.PageFlushes).And.EqualTo(3));
+            Assert.That(interpAudit, Is.Empty);
+            Assert.That(jitAudit, Is.Empty);
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
     public void HelloGivesTheGuestCodeAndQemusStatusAndTheMmuCounters()
     {
         var (result, output, audit) = Boot("hello", string.Empty);
@@ -129,11 +160,13 @@ public sealed class VmGuestTests
         });
     }
 
-    private static (VmRunResult Result, string Output, IReadOnlyList<string> Audit) Boot(string guest, string commandLine, int cpus = 1)
+    private static (VmRunResult Result, string Output, IReadOnlyList<string> Audit) Boot(
+        string guest, string commandLine, int cpus = 1, ExecutionTier tier = ExecutionTier.Jit, JitCompileMode compile = JitCompileMode.Background)
     {
         var image = ElfImage.Parse(File.ReadAllBytes(GuestImages.ImagePath(guest)));
         var console = new GuestConsole();
-        using var vm = new Vm(new VmOptions { CommandLine = commandLine, Timeout = Limit, CpuCount = cpus }, console);
+        var options = new VmOptions { CommandLine = commandLine, Timeout = Limit, CpuCount = cpus, Tier = tier, JitCompile = compile };
+        using var vm = new Vm(options, console);
         vm.Boot(image);
         var result = vm.Run();
         return (result, console.Transcript(), MmuAuditor.Check(vm.Mmu!));

@@ -35,6 +35,7 @@ internal static partial class BlockCompiler
 
     private static readonly Type[] Parameters = [typeof(X86Cpu), typeof(CodeBlock), typeof(long)];
     private static readonly System.Reflection.FieldInfo CompiledField = typeof(CodeBlock).GetField(nameof(CodeBlock.Compiled))!;
+    private static readonly System.Reflection.FieldInfo LoopTraceField = typeof(CodeBlock).GetField(nameof(CodeBlock.LoopTrace))!;
     private static readonly System.Reflection.MethodInfo BigMulMethod =
         typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
     private static readonly System.Reflection.MethodInfo InvokeMethod = typeof(CompiledBlockCode).GetMethod(nameof(CompiledBlockCode.Invoke))!;
@@ -148,7 +149,10 @@ internal static partial class BlockCompiler
     /// <summary>The IL emission state of one block.</summary>
     private sealed partial class Emitter(ILGenerator il, CodeBlock block, int bitness)
     {
-        private readonly DecodedInstruction[] _instructions = block.Instructions;
+        // A loop trace (CodeBlock.LoopTrace) is emitted as one self-loop whose first block's branch goes on into the
+        // second block's instructions; _split is the first block's length (0: no trace).
+        private readonly DecodedInstruction[] _instructions = block.LoopTrace ?? block.Instructions;
+        private readonly int _split = block.LoopTrace is null ? 0 : block.Instructions.Length;
         private LocalBuilder _registers = null!;
         private LocalBuilder _instructionArray = null!;
         private LocalBuilder _flagA = null!;
@@ -190,7 +194,15 @@ internal static partial class BlockCompiler
             il.Emit(OpCodes.Ldflda, X86Cpu.GprField);
             il.Emit(OpCodes.Stloc, _registers);
             il.Emit(OpCodes.Ldarg_1);
-            il.Emit(OpCodes.Call, typeof(CodeBlock).GetProperty(nameof(CodeBlock.Instructions))!.GetMethod!);
+            if (_split > 0)
+            {
+                il.Emit(OpCodes.Ldfld, LoopTraceField);
+            }
+            else
+            {
+                il.Emit(OpCodes.Call, typeof(CodeBlock).GetProperty(nameof(CodeBlock.Instructions))!.GetMethod!);
+            }
+
             il.Emit(OpCodes.Stloc, _instructionArray);
 
             DeclareRegisterLocals();
@@ -229,7 +241,7 @@ internal static partial class BlockCompiler
 
             WriteBack();
             FlushFlags();
-            EmitEnd();
+            EmitEnd(_instructions.Length);
         }
 
         private void EmitBody(bool selfLoop)
@@ -249,6 +261,9 @@ internal static partial class BlockCompiler
                         EmitMemory(ref d, k);
                         break;
                     case Form.Branch when k == last && selfLoop:
+                        break;
+                    case Form.Branch when k == _split - 1:
+                        EmitLoopLink(ref d);
                         break;
                     case Form.Branch:
                         EmitBranch(ref d);
@@ -300,10 +315,12 @@ internal static partial class BlockCompiler
 
         // The normal end of the block (every instruction retired, RIP at the successor, registers and flags in the
         // vCPU): a block that may be linked continues into its compiled successor when the vCPU allows it, as a tail
-        // call (the chain does not grow the stack); otherwise, or when it does not, the block's length is returned.
-        private void EmitEnd()
+        // call (the chain does not grow the stack); otherwise, or when it does not, the retired count is returned.
+        // ChainSuccessor accounts for the block's own length and links: a loop trace chains only where its first block
+        // ends (retired == that length), and returns its whole pass where its second block ends.
+        private void EmitEnd(int retired)
         {
-            if (block.Linkable)
+            if (block.Linkable && retired == block.Instructions.Length)
             {
                 var successor = il.DeclareLocal(typeof(CodeBlock));
                 var plain = il.DefineLabel();
@@ -325,8 +342,68 @@ internal static partial class BlockCompiler
                 il.MarkLabel(plain);
             }
 
-            il.Emit(OpCodes.Ldc_I4, _instructions.Length);
+            il.Emit(OpCodes.Ldc_I4, retired);
             il.Emit(OpCodes.Ret);
+        }
+
+        // The end of a loop trace's first block: its branch goes on into the second block's instructions, emitted in
+        // line after it, where the vCPU would chain into that block — the next block fits the budget, no event is due
+        // and no exit is pending (the checks of ChainSuccessor; the TLB and code-version checks are the loop's polls,
+        // the two blocks sharing one page) — else the trace is left there with the first block retired. Where the
+        // branch leads elsewhere the trace is left as the first block alone would end, chaining to its successor.
+        private void EmitLoopLink(ref DecodedInstruction end)
+        {
+            var second = _instructions[_split].Instruction.IP;
+            var leave = il.DefineLabel();
+            var inLine = il.DefineLabel();
+            var exit = il.DefineLabel();
+            var isJcc = end.Op == Op.Jcc;
+            if (isJcc)
+            {
+                EmitCondition(end.Condition);
+                il.Emit(end.Target == second ? OpCodes.Brfalse : OpCodes.Brtrue, exit);
+            }
+
+            var retired = il.DeclareLocal(typeof(long));
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, X86Cpu.InstructionsField);
+            il.Emit(OpCodes.Ldc_I8, (long)_split);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Stloc, retired);
+            il.Emit(OpCodes.Ldloc, retired);
+            il.Emit(OpCodes.Ldc_I8, (long)(_instructions.Length - _split));
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Bgt, leave);
+            il.Emit(OpCodes.Ldloc, retired);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, X86Cpu.EventAtField);
+            il.Emit(OpCodes.Bge, leave);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldflda, X86Cpu.PendingExitField);
+            il.Emit(OpCodes.Call, typeof(CpuExit?).GetProperty(nameof(Nullable<CpuExit>.HasValue))!.GetMethod!);
+            il.Emit(OpCodes.Brtrue, leave);
+            AddToField(X86Cpu.BlocksField, 1);
+            AddToField(X86Cpu.JitChainedBlocksField, 1);
+            il.Emit(OpCodes.Br, inLine);
+
+            il.MarkLabel(leave);
+            StoreRip(second);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            il.Emit(OpCodes.Ldc_I4, _split);
+            il.Emit(OpCodes.Ret);
+
+            if (isJcc)
+            {
+                il.MarkLabel(exit);
+                StoreRip(end.Target == second ? end.NextIp : end.Target);
+                WriteBack(forget: false);
+                FlushFlags(forget: false);
+                EmitEnd(_split);
+            }
+
+            il.MarkLabel(inLine);
         }
 
         // The block's last branch goes back to its start: another pass runs without leaving the method while the next
@@ -350,7 +427,7 @@ internal static partial class BlockCompiler
                 StoreRip(end.NextIp);
                 WriteBack(forget: false);
                 FlushFlags(forget: false);
-                EmitEnd();
+                EmitEnd(_instructions.Length);
                 il.MarkLabel(taken);
             }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Hypervisor.Notifier;
+using Hypervisor.Vmm.Tracing;
 
 namespace Hypervisor.Vmm.Demo.Stress;
 
@@ -10,14 +11,6 @@ namespace Hypervisor.Vmm.Demo.Stress;
 /// </summary>
 internal sealed class InvalidationLatencyNotifier : IMmuNotifier
 {
-    private const int MaxDepth = 8;
-
-    [ThreadStatic]
-    private static long[]? t_starts;
-
-    [ThreadStatic]
-    private static int t_depth;
-
     private long _count;
     private long _totalTicks;
     private long _maxTicks;
@@ -34,31 +27,19 @@ internal sealed class InvalidationLatencyNotifier : IMmuNotifier
     /// <inheritdoc />
     public bool InvalidateRangeStart(in NotifierRange range)
     {
-        var starts = t_starts ??= new long[MaxDepth];
-        if (t_depth < MaxDepth)
-        {
-            starts[t_depth] = Stopwatch.GetTimestamp();
-        }
-
-        t_depth++;
+        InvalidationStartStack<InvalidationLatencyNotifier>.Push();
         return true;
     }
 
     /// <inheritdoc />
     public void InvalidateRangeEnd(in NotifierRange range)
     {
-        if (t_depth == 0)
+        if (!InvalidationStartStack<InvalidationLatencyNotifier>.TryPop(out var start))
         {
             return;
         }
 
-        t_depth--;
-        if (t_depth >= MaxDepth || t_starts is null)
-        {
-            return;
-        }
-
-        var ticks = Stopwatch.GetTimestamp() - t_starts[t_depth];
+        var ticks = Stopwatch.GetTimestamp() - start;
         Interlocked.Increment(ref _count);
         Interlocked.Add(ref _totalTicks, ticks);
         var max = Interlocked.Read(ref _maxTicks);

@@ -97,7 +97,7 @@ public sealed record StressDemoOptions
 
         if (Without.Where(kind => !StressSchedule.Scheduled.Contains(kind)).Select(kind => (StressMechanismKind?)kind).FirstOrDefault() is { } daemon)
         {
-            throw new StressDemoOptionsException(nameof(Without), $"{daemon} is a host daemon and always runs; only the scheduled mechanisms can be left out: {string.Join(", ", StressSchedule.Scheduled)}");
+            throw new StressDemoOptionsException(nameof(Without), $"--without {StressMechanismNames.Of(daemon)}: {StressMechanismNames.Of(daemon)} is a host daemon and always runs; only the scheduled mechanisms can be left out: {string.Join(", ", StressSchedule.Scheduled.Select(StressMechanismNames.Of))}");
         }
 
         if (AuditInterval <= TimeSpan.Zero || PhaseTimeout <= TimeSpan.Zero)

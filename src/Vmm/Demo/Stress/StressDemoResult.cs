@@ -116,10 +116,16 @@ public sealed record StressDemoResult
     public required TimeSpan Elapsed { get; init; }
 
     /// <summary>
-    /// Everything held: every mechanism (not left out) ran and reached guest memory, no page corrupted (the guest's or a
-    /// DMA destination's), no stale DMA, every audit clean.
+    /// Every check held: no page corrupted (the guest's or a DMA destination's), no stale DMA, every audit clean, at least
+    /// one audit ran, the guest passed and nothing failed outside the checks.
     /// </summary>
-    public bool Succeeded =>
+    public bool ChecksHeld =>
         Problem is null && AuditViolationCount == 0 && AllCorruptedPages == 0 && StaleDmas == 0 && GuestExitCode == 0 && AuditPasses > 0
-        && Mechanisms.Count > 0 && Mechanisms.All(m => m.Active || Options.Without.Contains(m.Kind));
+        && Mechanisms.Count > 0;
+
+    /// <summary>The mechanisms that were not left out and yet never acted on guest memory in the run.</summary>
+    public IReadOnlyList<StressMechanismResult> IdleMechanisms => [.. Mechanisms.Where(m => !m.Active && !Options.Without.Contains(m.Kind))];
+
+    /// <summary>Everything held (<see cref="ChecksHeld"/>) and every mechanism not left out ran and reached guest memory.</summary>
+    public bool Succeeded => ChecksHeld && IdleMechanisms.Count == 0;
 }
