@@ -27,7 +27,22 @@ public sealed class JitDifferentialTests
     public void RandomLoopsEndInTheSameStateUnderBothTiers([Range(1, 200)] int seed)
     {
         var random = new Random(seed);
-        var program = RandomProgram(random);
+        RunUnderBothTiers(seed, random, RandomProgram(random));
+    }
+
+    [Test]
+    public void RandomTwoBlockLoopsEndInTheSameStateUnderBothTiers([Range(1, 60)] int seed)
+    {
+        var random = new Random(seed);
+        var compiled = RunUnderBothTiers(seed, random, RandomTwoBlockProgram(random), threshold: 3);
+        Assert.That(compiled.LoopTraces, Is.GreaterThan(0), $"seed {seed}: the loop's two blocks were compiled as one trace");
+    }
+
+    // Runs the program under both tiers with the same seeded registers, data page and XMM file, a random budget first
+    // (cutting a pass), then to HLT, comparing full state at both points; returns the compiled run's JIT counters. A
+    // threshold above 1 lets the blocks link before they are compiled (a loop trace is formed from the links).
+    private static JitStats RunUnderBothTiers(int seed, Random random, Action<Assembler> program, int threshold = 1)
+    {
         var registers = Compared.Where(r => r is not (Register.RSP or Register.R13 or Register.R15))
             .Select(r => (r, (ulong)random.NextInt64() ^ ((ulong)random.Next() << 40))).ToArray();
         var data = new byte[4096];
@@ -35,8 +50,8 @@ public sealed class JitDifferentialTests
         var budget = random.Next(20, 300);
 
         var xmm = Enumerable.Range(0, 16).Select(_ => Vector128.Create((ulong)random.NextInt64(), (ulong)random.NextInt64()).AsByte()).ToArray();
-        using var interpreted = Start(ExecutionTier.Interp, program, registers, data, xmm);
-        using var compiled = Start(ExecutionTier.Jit, program, registers, data, xmm);
+        using var interpreted = Start(ExecutionTier.Interp, program, registers, data, xmm, threshold);
+        using var compiled = Start(ExecutionTier.Jit, program, registers, data, xmm, threshold);
         var first = (interpreted.Run(budget), compiled.Run(budget));
         AssertSameState(interpreted, compiled, $"seed {seed}, after a budget of {budget}");
         Assert.That(first.Item2.Reason, Is.EqualTo(first.Item1.Reason), $"seed {seed}: exit after the budget");
@@ -56,6 +71,7 @@ public sealed class JitDifferentialTests
         Assert.That(compiled.Cpu.Stats.Instructions, Is.GreaterThan(100), "the loop ran long enough to be worth comparing");
         Assert.That(compiled.Cpu.JitStats.BlocksCompiled, Is.GreaterThan(0), "the JIT run compiled the loop");
         Assert.That(compiled.Cpu.JitStats.Instructions, Is.GreaterThan(compiled.Cpu.Stats.Instructions / 2), "most instructions retired in compiled code");
+        return compiled.Cpu.JitStats;
     }
 
     [Test]
@@ -248,7 +264,7 @@ public sealed class JitDifferentialTests
         return string.Join(Environment.NewLine, lines);
     }
 
-    private static CpuTestMachine Start(ExecutionTier tier, Action<Assembler> program, (Register, ulong)[] registers, byte[] data, Vector128<byte>[] xmm)
+    private static CpuTestMachine Start(ExecutionTier tier, Action<Assembler> program, (Register, ulong)[] registers, byte[] data, Vector128<byte>[] xmm, int threshold)
     {
         var machine = new CpuTestMachine(64, X86Cpu.Cr4Osfxsr | X86Cpu.Cr4Osxmmexcpt);
         var assembler = new Assembler(64);
@@ -260,7 +276,7 @@ public sealed class JitDifferentialTests
         }
 
         machine.Cpu.Tier = tier;
-        machine.Cpu.JitThreshold = 1;
+        machine.Cpu.JitThreshold = threshold;
         foreach (var (register, value) in registers)
         {
             machine[register] = value;
@@ -317,7 +333,34 @@ public sealed class JitDifferentialTests
         };
     }
 
-    private static void EmitRandom(Assembler a, Random random)
+    // mov r13, passes; loop: <A>; test r13, mask; jnz second; <C>; second: <B>; dec r13; jnz loop; hlt. A loop body split
+    // by a conditional branch (two blocks, compiled as one trace: A with B, or A with C+B), the bodies drawn from the
+    // same forms without forward branches of their own.
+    private static Action<Assembler> RandomTwoBlockProgram(Random random)
+    {
+        var passes = random.Next(20, 80);
+        var mask = random.Next(1, 4);
+        int[] Steps(int min, int max) => Enumerable.Range(0, random.Next(min, max)).Select(_ => random.Next()).ToArray();
+        var (first, skipped, second) = (Steps(2, 12), Steps(0, 4), Steps(2, 12));
+        return a =>
+        {
+            a.mov(r13, passes);
+            var loop = a.CreateLabel();
+            var join = a.CreateLabel();
+            a.Label(ref loop);
+            Array.ForEach(first, step => EmitRandom(a, new Random(step), branches: false));
+            a.test(r13, mask);
+            a.jnz(join);
+            Array.ForEach(skipped, step => EmitRandom(a, new Random(step), branches: false));
+            a.Label(ref join);
+            Array.ForEach(second, step => EmitRandom(a, new Random(step), branches: false));
+            a.dec(r13);
+            a.jnz(loop);
+            a.hlt();
+        };
+    }
+
+    private static void EmitRandom(Assembler a, Random random, bool branches = true)
     {
         var d64 = Destinations64[random.Next(Destinations64.Length)];
         var s64 = Destinations64[random.Next(Destinations64.Length)];
@@ -326,7 +369,8 @@ public sealed class JitDifferentialTests
         var imm = random.Next(3) == 0 ? random.Next(-4, 4) : random.Next();
         var disp = random.Next(0, 4096 / 8 - 1) * 8;
         var wide = random.Next(2) == 0;
-        switch (random.Next(39))
+        var form = random.Next(39);
+        switch (form == 20 && !branches ? 0 : form)
         {
             case 36:
                 switch (random.Next(4))
