@@ -113,6 +113,15 @@ internal static class RunReport
         table.AddRow("time", $"{result.Elapsed.TotalMilliseconds.ToString("N1", c)} ms", "running guest code");
         table.AddEmphasisedRow("MIPS", result.Mips >= 10 ? result.Mips.ToString("N1", c) : result.Mips.ToString("G3", c), "million guest instructions per second (a short guest mostly measures first-use JIT compilation)");
         table.AddRow("tier", TierValue(vm.Options.Tier, result.Cpu), TierText(vm.Options, result.Cpu));
+        if (result.Cpu.Jit.InterpretedForms is { Count: > 0 } forms)
+        {
+            var total = forms.Sum(f => f.Value);
+            table.AddRow(
+                "interpreted in blocks",
+                total.ToString("N0", c),
+                "by form (HV_JIT_INTERPRETED=1): " + string.Join(", ", forms.Take(16).Select(f => $"{f.Key} {f.Value.ToString("N0", c)}")));
+        }
+
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
         table.AddRow("code-page invalidations", result.CodePageInvalidations.ToString("N0", c), "stores that hit a page holding decoded code");
         table.AddEmphasisedRow("EPT violations", result.Mmu.Faults.ToString("N0", c), $"{result.Mmu.Installs.ToString("N0", c)} sptes installed, {result.Mmu.Retries.ToString("N0", c)} invalidation retries ({result.Mmu.InvalidationWaits.ToString("N0", c)} waited for an invalidation to end), {result.Mmu.HostFaults.ToString("N0", c)} host faults");

@@ -16,6 +16,13 @@ public readonly record struct JitStats
     public long ChainedBlocks { get; init; }
 
     /// <summary>
+    /// With <c>HV_JIT_INTERPRETED=1</c> in the environment when the blocks were compiled: per form (Iced's code, such as
+    /// <c>cmp_rm8_r8</c>, with <c>rep</c> for a repeated string instruction), the executions that compiled blocks left to the interpreter's
+    /// handler, most frequent first; null otherwise.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, long>>? InterpretedForms { get; init; }
+
+    /// <summary>
     /// Of <see cref="BlocksCompiled"/>, those compiled together with their loop partner as one two-block loop (a loop
     /// body split by a conditional branch, run without leaving the compiled method; its inner block boundary counts as
     /// a chained block).
@@ -29,6 +36,9 @@ public readonly record struct JitStats
         CompileTime = a.CompileTime + b.CompileTime,
         Instructions = a.Instructions + b.Instructions,
         ChainedBlocks = a.ChainedBlocks + b.ChainedBlocks,
+        InterpretedForms = a.InterpretedForms is null ? b.InterpretedForms : b.InterpretedForms is null ? a.InterpretedForms
+            : a.InterpretedForms.Concat(b.InterpretedForms).GroupBy(p => p.Key)
+                .Select(g => KeyValuePair.Create(g.Key, g.Sum(p => p.Value))).OrderByDescending(p => p.Value).ToList(),
         LoopTraces = a.LoopTraces + b.LoopTraces,
     };
 }

@@ -53,6 +53,10 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
     internal static readonly FieldInfo EventAtField = typeof(X86Cpu).GetField(nameof(_eventAt), Private)!;
     internal static readonly FieldInfo PendingExitField = typeof(X86Cpu).GetField(nameof(_pendingExit), Private)!;
     internal static readonly FieldInfo BlocksField = typeof(X86Cpu).GetField(nameof(_blocks), Private)!;
+    internal static readonly FieldInfo Cr0Field = typeof(X86Cpu).GetField(nameof(_cr0), Private)!;
+    internal static readonly FieldInfo Cr4Field = typeof(X86Cpu).GetField(nameof(_cr4), Private)!;
+    internal static readonly MethodInfo TryStringInPageMethod = typeof(X86Cpu).GetMethod(nameof(TryStringInPage), Private)!;
+    internal static readonly MethodInfo CountInterpretedMethod = typeof(X86Cpu).GetMethod(nameof(CountInterpreted), Private)!;
     internal static readonly FieldInfo JitChainedBlocksField = typeof(X86Cpu).GetField(nameof(_jitChainedBlocks), Private)!;
     internal static readonly MethodInfo ChainSuccessorMethod = typeof(X86Cpu).GetMethod(nameof(ChainSuccessor), Private)!;
 
@@ -74,6 +78,9 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
 
     /// <inheritdoc cref="FlagOpAdd"/>
     internal static int FlagOpAdc => (int)FlagOp.Adc;
+
+    /// <inheritdoc cref="FlagOpAdd"/>
+    internal static int FlagOpSbb => (int)FlagOp.Sbb;
 
     /// <inheritdoc cref="FlagOpAdd"/>
     internal static int FlagOpInc => (int)FlagOp.Inc;
@@ -155,8 +162,43 @@ public sealed unsafe partial class X86Cpu // unsafe: compiled memory operands us
         CompileTime = Stopwatch.GetElapsedTime(0, _jitCompileTicks),
         Instructions = _jitInstructions,
         ChainedBlocks = _jitChainedBlocks,
+        InterpretedForms = InterpretedFormCounts(),
         LoopTraces = _jitLoopTraces,
     };
+
+    // Per (Iced code, repeated) the executions compiled code left to the interpreter, counted only when the blocks were
+    // compiled with the profile on (BlockCompiler.ProfileInterpreted): null until the first count.
+    private long[]? _interpretedInBlock;
+    private static readonly int CodeSlots = (Enum.GetValues<Iced.Intel.Code>().Max(m => (int)m) + 1) * 2;
+
+    private List<KeyValuePair<string, long>>? InterpretedFormCounts()
+    {
+        if (_interpretedInBlock is not { } counts)
+        {
+            return null;
+        }
+
+        var forms = new List<KeyValuePair<string, long>>();
+        for (var k = 0; k < counts.Length; k++)
+        {
+            if (counts[k] != 0)
+            {
+                var code = ((Iced.Intel.Code)(k >> 1)).ToString().ToLowerInvariant();
+                forms.Add(KeyValuePair.Create((k & 1) != 0 ? "rep " + code : code, counts[k]));
+            }
+        }
+
+        forms.Sort((a, b) => b.Value.CompareTo(a.Value));
+        return forms;
+    }
+
+    // Called by compiled code (profile on) before it hands an instruction to the interpreter.
+    private void CountInterpreted(ref DecodedInstruction d)
+    {
+        ref var i = ref d.Instruction;
+        var repeated = (i.HasRepPrefix || i.HasRepnePrefix) && d.Op is Op.Movs or Op.Stos or Op.Lods or Op.Cmps or Op.Scas or Op.Ins or Op.Outs;
+        (_interpretedInBlock ??= new long[CodeSlots])[((int)i.Code * 2) + (repeated ? 1 : 0)]++;
+    }
 
     // Runs a block through its compiled code when it has some (and the budget covers a whole pass), compiling it when
     // it has become hot; returns false when the interpreter must run it.

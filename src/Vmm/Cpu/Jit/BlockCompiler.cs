@@ -20,8 +20,16 @@ namespace Hypervisor.Vmm.Cpu.Jit;
 /// changes, budget) allow another pass. A block that may be linked ends by continuing, as a tail call, into the
 /// compiled code of its linked successor when the vCPU allows chaining (QEMU's <c>goto_tb</c>).
 /// </remarks>
-internal static class BlockCompiler
+internal static partial class BlockCompiler
 {
+    /// <summary>
+    /// The environment variable that, set to 1, has compiled blocks count per form the instructions they leave to the
+    /// interpreter (<see cref="JitStats.InterpretedForms"/>); off, nothing is emitted for it.
+    /// </summary>
+    public const string ProfileVariable = "HV_JIT_INTERPRETED";
+
+    private static readonly bool ProfileInterpreted = Environment.GetEnvironmentVariable(ProfileVariable) == "1";
+
     /// <summary>Passes of a compiled self-loop between two polls of the vCPU's asynchronous requests.</summary>
     internal const int PollEveryPasses = 64;
 
@@ -47,7 +55,7 @@ internal static class BlockCompiler
         return code;
     }
 
-    private static Form Classify(in DecodedInstruction d)
+    private static Form Classify(in DecodedInstruction d, int bitness)
     {
         switch (d.Op)
         {
@@ -70,6 +78,22 @@ internal static class BlockCompiler
                 return d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Register : Form.Interpreted;
             case Op.Jcc: case Op.Jmp:
                 return Form.Branch;
+            case Op.Sse:
+                return IsTranslatedSse(d) ? Form.Sse : Form.Interpreted;
+            case Op.Movs: case Op.Stos: case Op.Lods:
+                return Form.String;
+            case Op.Movzx: case Op.Movsx:
+                return IsTranslatedWidening(d) ? Form.Widening : Form.Interpreted;
+            case Op.Setcc:
+                return d.Kind0 == OperandKind.Register ? Form.Setcc : Form.Interpreted;
+            case Op.Cmp: case Op.Test:
+                return IsTranslatedCompare(d) ? Form.Compare : Form.Interpreted;
+            case Op.Add: case Op.Sub: case Op.And: case Op.Or: case Op.Xor: case Op.Adc: case Op.Sbb:
+                return IsTranslatedArithmetic(d) ? Form.Arithmetic : Form.Interpreted;
+            case Op.Push: case Op.Pop:
+                return IsTranslatedStack(d, bitness) ? Form.Stack : Form.Interpreted;
+            case Op.Cmovcc:
+                return d.Kind0 == OperandKind.Register && d.Kind1 == OperandKind.Register && d.Size is 4 or 8 ? Form.Cmov : Form.Interpreted;
             default:
                 return Form.Interpreted;
         }
@@ -83,6 +107,30 @@ internal static class BlockCompiler
         Register,
         Memory,
         Branch,
+
+        /// <summary>An SSE form translated inline, with the interpreter's handler as its other arm.</summary>
+        Sse,
+
+        /// <summary>MOVS/STOS/LODS: the vCPU's in-page path, else the interpreter's handler.</summary>
+        String,
+
+        /// <summary>MOVZX/MOVSX/MOVSXD into a 32/64-bit register.</summary>
+        Widening,
+
+        /// <summary>SETcc of a byte register.</summary>
+        Setcc,
+
+        /// <summary>CMOVcc between 32/64-bit registers.</summary>
+        Cmov,
+
+        /// <summary>CMP/TEST of the sizes and operand orders the specialised forms leave.</summary>
+        Compare,
+
+        /// <summary>ADD/SUB/AND/OR/XOR r, m and ADC/SBB into a 32/64-bit register.</summary>
+        Arithmetic,
+
+        /// <summary>PUSH/POP of a 64-bit register in 64-bit code.</summary>
+        Stack,
     }
 
     /// <summary>What the last translated flag-setting instruction left in the flag locals.</summary>
@@ -99,7 +147,7 @@ internal static class BlockCompiler
     }
 
     /// <summary>The IL emission state of one block.</summary>
-    private sealed class Emitter(ILGenerator il, CodeBlock block, int bitness)
+    private sealed partial class Emitter(ILGenerator il, CodeBlock block, int bitness)
     {
         // A loop trace (CodeBlock.LoopTrace) is emitted as one self-loop whose first block's branch goes on into the
         // second block's instructions; _split is the first block's length (0: no trace).
@@ -158,6 +206,7 @@ internal static class BlockCompiler
             il.Emit(OpCodes.Stloc, _instructionArray);
 
             DeclareRegisterLocals();
+            DeclareXmmLocal();
             Reload();
             _passesToPoll = il.DeclareLocal(typeof(int));
             il.Emit(OpCodes.Ldc_I4, PollEveryPasses);
@@ -166,7 +215,7 @@ internal static class BlockCompiler
             il.MarkLabel(top);
             _flags = FlagSource.Unknown;
             var last = _instructions.Length - 1;
-            var selfLoop = Classify(_instructions[last]) == Form.Branch && _instructions[last].Target == block.StartRip;
+            var selfLoop = Classify(_instructions[last], bitness) == Form.Branch && _instructions[last].Target == block.StartRip;
             EmitBody(selfLoop);
             ref var end = ref _instructions[last];
             if (selfLoop)
@@ -184,7 +233,7 @@ internal static class BlockCompiler
                 return;
             }
 
-            var form = Classify(end);
+            var form = Classify(end, bitness);
             if (form is not (Form.Branch or Form.Interpreted))
             {
                 StoreRip(end.NextIp);
@@ -201,7 +250,7 @@ internal static class BlockCompiler
             for (var k = 0; k <= last; k++)
             {
                 ref var d = ref _instructions[k];
-                switch (Classify(d))
+                switch (Classify(d, bitness))
                 {
                     case Form.Nop:
                         break;
@@ -218,6 +267,30 @@ internal static class BlockCompiler
                         break;
                     case Form.Branch:
                         EmitBranch(ref d);
+                        break;
+                    case Form.Sse:
+                        EmitSse(ref d, k);
+                        break;
+                    case Form.String:
+                        EmitString(k);
+                        break;
+                    case Form.Widening:
+                        EmitWidening(ref d, k);
+                        break;
+                    case Form.Setcc:
+                        EmitSetcc(ref d);
+                        break;
+                    case Form.Cmov:
+                        EmitCmov(ref d);
+                        break;
+                    case Form.Compare:
+                        EmitCompare(ref d);
+                        break;
+                    case Form.Arithmetic:
+                        EmitArithmeticGeneral(ref d);
+                        break;
+                    case Form.Stack:
+                        EmitStack(ref d, k);
                         break;
                     default:
                         EmitInterpreted(k);
@@ -438,7 +511,7 @@ internal static class BlockCompiler
                 {
                     case Op.Nop: case Op.MovRR: case Op.MovRI:
                         continue;
-                    case Op.Lea when Classify(d) == Form.Register:
+                    case Op.Lea when Classify(d, bitness) == Form.Register:
                         continue;
                     case Op.AddRR: case Op.AddRI: case Op.SubRR: case Op.SubRI: case Op.CmpRR: case Op.CmpRI:
                     case Op.AndRR: case Op.AndRI: case Op.OrRR: case Op.OrRI: case Op.XorRR: case Op.XorRI:
@@ -1191,9 +1264,9 @@ internal static class BlockCompiler
             void Load(LocalBuilder value)
             {
                 il.Emit(OpCodes.Ldloc, value);
-                if (signed && _flagBits == 32)
+                if (signed && _flagBits < 64)
                 {
-                    il.Emit(OpCodes.Conv_I4);
+                    il.Emit(_flagBits switch { 8 => OpCodes.Conv_I1, 16 => OpCodes.Conv_I2, _ => OpCodes.Conv_I4 });
                     il.Emit(OpCodes.Conv_I8);
                 }
             }
@@ -1234,14 +1307,29 @@ internal static class BlockCompiler
             WriteBack();
             FlushFlags();
             StoreRip(_instructions[k].NextIp);
+            CallInterpreter(k);
+            _flags = FlagSource.Unknown;
+            EndIfBroken(k);
+            Reload();
+        }
+
+        // The interpreter's handler for instruction k (counted first when the profile is on).
+        private void CallInterpreter(int k)
+        {
+            if (ProfileInterpreted)
+            {
+                il.Emit(OpCodes.Ldarg_0);
+                il.Emit(OpCodes.Ldloc, _instructionArray);
+                il.Emit(OpCodes.Ldc_I4, k);
+                il.Emit(OpCodes.Ldelema, typeof(DecodedInstruction));
+                il.Emit(OpCodes.Call, X86Cpu.CountInterpretedMethod);
+            }
+
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, _instructionArray);
             il.Emit(OpCodes.Ldc_I4, k);
             il.Emit(OpCodes.Ldelema, typeof(DecodedInstruction));
             il.Emit(OpCodes.Call, X86Cpu.ExecuteInterpretedMethod);
-            _flags = FlagSource.Unknown;
-            EndIfBroken(k);
-            Reload();
         }
 
         private void EndIfBroken(int k)
@@ -1371,9 +1459,15 @@ internal static class BlockCompiler
             void Use(int slot) => _cached[slot] ??= il.DeclareLocal(typeof(ulong));
             foreach (ref var d in _instructions.AsSpan())
             {
-                if (Classify(d) == Form.Interpreted)
+                var form = Classify(d, bitness);
+                if (form == Form.Interpreted)
                 {
                     continue;
+                }
+
+                if (form == Form.Stack)
+                {
+                    Use(4);
                 }
 
                 if (d.Kind0 == OperandKind.Register || d.Op == Op.Lea)
