@@ -19,6 +19,13 @@ public sealed record ReclaimOptions
     /// <summary>Pages reclaim isolates and processes at a time (Linux's <c>SWAP_CLUSTER_MAX</c>, 32).</summary>
     public int BatchPages { get; init; } = 32;
 
+    /// <summary>
+    /// True (the default) when <c>madvise(MADV_PAGEOUT)</c> of more than one batch (<see cref="BatchPages"/>) writes its runs on an I/O thread
+    /// while it unmaps and checksums the next batches (Linux's <c>pageout</c> submits and goes on), waiting for every
+    /// write before it returns; false writes each run on the calling thread before the next batch.
+    /// </summary>
+    public bool AsyncWriteback { get; init; } = true;
+
     /// <summary>Direct-reclaim rounds before an allocation is refused.</summary>
     public int DirectReclaimRetries { get; init; } = DefaultDirectReclaimRetries;
 

@@ -232,8 +232,11 @@ public sealed partial class Reclaimer
     /// unmapped and in the swap cache with <see cref="FrameFlags.Dirty"/> clear, so nothing can redirty it and a fault
     /// on its swap entry waits on the lock. A failed run write keeps every page of the run resident, dirty and in
     /// the swap cache (Linux's <c>__end_swap_bio_write</c>), each counted as a write error; a later pass writes it.
+    /// With <paramref name="writeback"/> each run's checksums are taken here and the run goes to the I/O thread
+    /// (<see cref="SwapWriteback"/>) with its pages' locks and isolation references; their outcome is
+    /// <see cref="FolioOutcome.Writeback"/> and the completion frees or puts them back.
     /// </remarks>
-    private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
+    private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes, WritebackTicket? writeback = null)
     {
         // Phase 1, per frame: references, the swap cache. Phase 2: the mapped ones are unmapped together (runs of one
         // process's consecutive PTEs under one notifier range, see UnmapBatch). Phase 3, per frame: the rest of the
@@ -323,6 +326,18 @@ public sealed partial class Reclaimer
                    && (ulong)_memory.Frame(new Pfn(batch[pending[end]])).SwapSlot == firstSlot + (ulong)(end - start))
             {
                 end++;
+            }
+
+            if (writeback is not null)
+            {
+                SubmitWriteback(lruvec, batch, pending, start, end, firstSlot, writeback);
+                for (var j = start; j < end; j++)
+                {
+                    outcomes[pending[j]] = FolioOutcome.Writeback;
+                }
+
+                start = end;
+                continue;
             }
 
             var trace = _host.Trace;
@@ -640,7 +655,29 @@ public sealed partial class Reclaimer
     /// </summary>
     internal long AdviseCold(List<Pfn> pages, bool pageOut)
     {
+        // A call of several batches overlaps the writes with the next batches' unmap and checksums (SwapWriteback); it
+        // waits for all of them before it returns, so madvise's caller finds every page written or kept, as with
+        // synchronous writes.
+        var writeback = _options.AsyncWriteback && Writeback is not null && pageOut && pages.Count > _options.BatchPages ? SwapWriteback.Open() : null;
         long reclaimed = 0;
+        try
+        {
+            reclaimed = AdviseColdBatches(pages, pageOut, writeback);
+        }
+        finally
+        {
+            if (writeback is not null)
+            {
+                reclaimed += Writeback!.Drain(writeback);
+            }
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>The loop of <see cref="AdviseCold"/>: returns the pages it freed itself (not those its writeback frees).</summary>
+    private long AdviseColdBatches(List<Pfn> pages, bool pageOut, WritebackTicket? writeback)
+    {
         var control = new ScanControl(Direct: false, IgnoreReferences: true);
 
         // Isolated pages of one lruvec wait in the batch, so their writes gather into runs (ShrinkFolios).
@@ -648,6 +685,7 @@ public sealed partial class Reclaimer
         Span<FolioOutcome> outcomes = stackalloc FolioOutcome[_options.BatchPages];
         var count = 0;
         Lruvec? batchLruvec = null;
+        long reclaimed = 0;
         foreach (var pfn in pages)
         {
             ref var frame = ref _memory.Frame(pfn);
@@ -691,7 +729,7 @@ public sealed partial class Reclaimer
 
             if (count > 0 && (count == batch.Length || !ReferenceEquals(lruvec, batchLruvec)))
             {
-                reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count]);
+                reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count], writeback);
                 count = 0;
             }
 
@@ -701,17 +739,17 @@ public sealed partial class Reclaimer
 
         if (count > 0)
         {
-            reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count]);
+            reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count], writeback);
         }
 
         return reclaimed;
     }
 
     /// <summary>Reclaims a batch of pages isolated by <see cref="AdviseCold"/> and puts back the ones it keeps; returns the pages freed.</summary>
-    private long ShrinkAdvised(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
+    private long ShrinkAdvised(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes, WritebackTicket? writeback)
     {
         long reclaimed = 0;
-        ShrinkFolios(lruvec, batch, control, outcomes);
+        ShrinkFolios(lruvec, batch, control, outcomes, writeback);
         for (var i = 0; i < batch.Length; i++)
         {
             var pfn = new Pfn(batch[i]);
@@ -723,6 +761,8 @@ public sealed partial class Reclaimer
                 case FolioOutcome.Activate:
                     PutBack(pfn, LruList.Active);
                     break;
+                case FolioOutcome.Writeback:
+                    break; // its completion frees or puts it back
                 default:
                     PutBack(pfn, LruList.Inactive);
                     break;

@@ -88,6 +88,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             Area = SwapFactory.CreateArea(swap);
             Cache = new SwapCache(Area.SlotCount);
             Readahead = SwapFactory.CreateReadahead(swap);
+            Writeback = new SwapWriteback(this);
         }
 
         _memory.ReleaseHook = this;
@@ -110,6 +111,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
     /// <summary>The swap readahead state of <see cref="Area"/>.</summary>
     internal SwapReadahead? Readahead { get; }
+
+    /// <summary>The asynchronous writeback of <see cref="Area"/> (null without swap).</summary>
+    internal SwapWriteback? Writeback { get; }
 
     /// <summary>The anonymous reverse map.</summary>
     internal ReverseMap Rmap { get; }
@@ -158,6 +162,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 MglruWalkPromotions = Volatile.Read(ref _mglruWalkPromotions),
                 MglruLookAroundPromotions = Volatile.Read(ref _mglruLookAroundPromotions),
                 MglruTierProtections = Volatile.Read(ref _mglruTierProtections),
+                NrWriteback = Writeback?.PagesInFlight ?? 0,
+                WritebackAsyncPages = Writeback?.PagesSubmitted ?? 0,
                 SwapCachedPages = Cache?.Pages ?? 0,
                 ActiveAnonPages = active,
                 InactiveAnonPages = inactive,
@@ -331,6 +337,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             _memory.ReleaseHook = null;
         }
 
+        Writeback?.Dispose();
         Cache?.Dispose();
         Area?.Dispose();
         _kswapdWake.Dispose();

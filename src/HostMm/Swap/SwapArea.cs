@@ -396,7 +396,44 @@ public sealed unsafe class SwapArea : IDisposable
         return WriteCore(firstSlot, new FramePageRun(pages));
     }
 
+    /// <summary>
+    /// The first half of <see cref="WriteFrames"/>, for a write the caller hands to another thread (reclaim's
+    /// asynchronous writeback): checks the run and takes each page's zero test and CRC-32C now, from frames the caller
+    /// holds locked, unmapped and clean (so they cannot change before <see cref="WriteChecksummedFrames"/>). The slots
+    /// hold no data until then.
+    /// </summary>
+    /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set.</exception>
+    /// <exception cref="ArgumentException"><paramref name="pages"/> is empty or holds a null address.</exception>
+    public void ChecksumFrames(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        CheckFrames(pages, firstSlot);
+        ChecksumCore(firstSlot, new FramePageRun(pages));
+    }
+
+    /// <summary>
+    /// The second half of <see cref="WriteFrames"/>: writes the run whose checksums <see cref="ChecksumFrames"/> took
+    /// (same slots, same frames, unchanged since). Results as <see cref="WriteRun"/>.
+    /// </summary>
+    /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set.</exception>
+    /// <exception cref="ArgumentException"><paramref name="pages"/> is empty or holds a null address.</exception>
+    public SwapIoResult WriteChecksummedFrames(ulong firstSlot, ReadOnlySpan<nint> pages)
+    {
+        CheckFrames(pages, firstSlot);
+        return CommitCore(firstSlot, new FramePageRun(pages));
+    }
+
     private SwapIoResult WriteCore<TRun>(ulong firstSlot, TRun pages)
+        where TRun : ISwapPageRun, allows ref struct
+    {
+        ChecksumCore(firstSlot, pages);
+        return CommitCore(firstSlot, pages);
+    }
+
+    /// <summary>
+    /// Takes each page's zero test and CRC-32C into its check word without <see cref="CheckValid"/>: a zero page as
+    /// <see cref="CheckZero"/>, any other as its CRC. <see cref="CommitCore"/> sets the valid bit once the device has it.
+    /// </summary>
+    private void ChecksumCore<TRun>(ulong firstSlot, TRun pages)
         where TRun : ISwapPageRun, allows ref struct
     {
         var count = pages.Count;
@@ -406,13 +443,28 @@ public sealed unsafe class SwapArea : IDisposable
             CheckOwned(firstSlot + (ulong)i, "write");
         }
 
-        new Span<ulong>(_check + firstSlot, count).Clear();
+        for (var i = 0; i < count; i++)
+        {
+            var page = pages.Page(i);
+            _check[firstSlot + (ulong)i] = IsZero(page) ? CheckZero : Crc32C.Compute(page);
+        }
+    }
+
+    /// <summary>Writes a run <see cref="ChecksumCore"/> prepared: zero pages go to the zero map, each run of non-zero pages to the device in one call.</summary>
+    private SwapIoResult CommitCore<TRun>(ulong firstSlot, TRun pages)
+        where TRun : ISwapPageRun, allows ref struct
+    {
+        var count = pages.Count;
+        CheckRunSlots(firstSlot, count);
+        for (var i = 0; i < count; i++)
+        {
+            CheckOwned(firstSlot + (ulong)i, "write");
+        }
 
         var start = 0;
         while (start < count)
         {
-            var page = pages.Page(start);
-            if (IsZero(page))
+            if ((_check[firstSlot + (ulong)start] & CheckZero) != 0)
             {
                 _check[firstSlot + (ulong)start] = CheckValid | CheckZero;
                 _device.Discard(firstSlot + (ulong)start);
@@ -421,12 +473,10 @@ public sealed unsafe class SwapArea : IDisposable
                 continue;
             }
 
-            // The CRC waits in the check word without the valid bit until the device has the page.
-            _check[firstSlot + (ulong)start] = Crc32C.Compute(page);
+            // The CRCs wait in the check words without the valid bit until the device has the pages.
             var end = start + 1;
-            while (end < count && !IsZero(pages.Page(end)))
+            while (end < count && (_check[firstSlot + (ulong)end] & CheckZero) == 0)
             {
-                _check[firstSlot + (ulong)end] = Crc32C.Compute(pages.Page(end));
                 end++;
             }
 
@@ -440,6 +490,11 @@ public sealed unsafe class SwapArea : IDisposable
             Interlocked.Add(ref _pswpout, written - start);
             if (!result.IsOk)
             {
+                for (var i = end; i < count; i++)
+                {
+                    _check[firstSlot + (ulong)i] = 0; // not reached: these slots hold no data
+                }
+
                 Interlocked.Increment(ref _writeErrors);
                 return result;
             }
