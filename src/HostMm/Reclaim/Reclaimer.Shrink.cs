@@ -264,6 +264,23 @@ public sealed partial class Reclaimer
             FolioReferencedBatch(batch, aged, references, complete);
         }
 
+        // When references are ignored every locked anonymous page outside the swap cache gets a slot: they are taken in
+        // one allocation (one cluster lock, ascending slots) rather than one per page.
+        Span<ulong> reserved = stackalloc ulong[control.IgnoreReferences ? batch.Length : 0];
+        var reservedCount = 0;
+        if (control.IgnoreReferences && Area is not null)
+        {
+            var needed = 0;
+            for (var i = 0; i < batch.Length; i++)
+            {
+                ref var frame = ref _memory.Frame(new Pfn(batch[i]));
+                needed += locked[i] && frame.Has(FrameFlags.SwapBacked) && !frame.Has(FrameFlags.SwapCache) ? 1 : 0;
+            }
+
+            reservedCount = needed == 0 ? 0 : Area.AllocateBatch(reserved[..needed]);
+        }
+
+        var nextReserved = 0;
         for (var i = 0; i < batch.Length; i++)
         {
             if (!locked[i])
@@ -272,8 +289,13 @@ public sealed partial class Reclaimer
                 continue;
             }
 
-            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, aged[i] ? references[i] : -1, complete[i], out unmap[i], out pageout[i]);
+            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, aged[i] ? references[i] : -1, complete[i], reserved[..reservedCount], ref nextReserved, out unmap[i], out pageout[i]);
             unmapCount += unmap[i] ? 1 : 0;
+        }
+
+        for (; nextReserved < reservedCount; nextReserved++)
+        {
+            Area!.ClearCache(reserved[nextReserved]); // not needed after all: the slot is free again
         }
 
         // A subpage of a transparent huge page is unmapped as a 4 KiB page: its huge mappings are split first (Linux splits
@@ -381,7 +403,7 @@ public sealed partial class Reclaimer
     /// <paramref name="agedReferences"/> is the frame's young mappings when the caller already aged it
     /// (<see cref="FolioReferencedBatch"/>, with <paramref name="agedComplete"/>), or -1 to age it here.
     /// </summary>
-    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, int agedReferences, bool agedComplete, out bool unmap, out bool pageout)
+    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, int agedReferences, bool agedComplete, ReadOnlySpan<ulong> reserved, ref int nextReserved, out bool unmap, out bool pageout)
     {
         unmap = false;
         pageout = false;
@@ -409,7 +431,12 @@ public sealed partial class Reclaimer
             if (frame.Has(FrameFlags.SwapBacked) && !frame.Has(FrameFlags.SwapCache))
             {
                 // No swap, or swap full: an anonymous page cannot go anywhere (Linux activates it).
-                if (Area is null || Cache is null || !Area.TryAllocate(out var newSlot))
+                ulong newSlot;
+                if (nextReserved < reserved.Length)
+                {
+                    newSlot = reserved[nextReserved++];
+                }
+                else if (Area is null || Cache is null || !Area.TryAllocate(out newSlot))
                 {
                     return FolioOutcome.Activate;
                 }

@@ -583,37 +583,43 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// </summary>
     internal void LruAdd(Pfn pfn, bool active = false, bool inFault = false)
     {
-        ref var frame = ref _memory.Frame(pfn);
-        var lruvec = LruvecOf(ref frame);
+        var lruvec = LruvecOf(ref _memory.Frame(pfn));
         lock (lruvec.Lock)
         {
-            if (frame.Has(FrameFlags.Lru) || frame.Has(FrameFlags.Isolated))
-            {
-                return;
-            }
-
-            if (!MultiGen)
-            {
-                lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
-                return;
-            }
-
-            long seq;
-            if (active || inFault)
-            {
-                seq = lruvec.MaxSeq;
-            }
-            else if (!frame.Has(FrameFlags.SwapCache))
-            {
-                seq = lruvec.MaxSeq - 1;
-            }
-            else
-            {
-                seq = lruvec.Generations <= Lruvec.MinGenerations ? lruvec.MinSeq : lruvec.MinSeq + 1;
-            }
-
-            lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
+            LruAddLocked(lruvec, pfn, active, inFault);
         }
+    }
+
+    /// <summary><see cref="LruAdd"/> with <paramref name="lruvec"/> (the frame's) locked by the caller.</summary>
+    private void LruAddLocked(Lruvec lruvec, Pfn pfn, bool active, bool inFault)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        if (frame.Has(FrameFlags.Lru) || frame.Has(FrameFlags.Isolated))
+        {
+            return;
+        }
+
+        if (!MultiGen)
+        {
+            lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
+            return;
+        }
+
+        long seq;
+        if (active || inFault)
+        {
+            seq = lruvec.MaxSeq;
+        }
+        else if (!frame.Has(FrameFlags.SwapCache))
+        {
+            seq = lruvec.MaxSeq - 1;
+        }
+        else
+        {
+            seq = lruvec.Generations <= Lruvec.MinGenerations ? lruvec.MinSeq : lruvec.MinSeq + 1;
+        }
+
+        lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
     }
 
     /// <summary>The lruvec <paramref name="frame"/> belongs on (its node and its charge; the root's when uncharged).</summary>
