@@ -20,11 +20,13 @@ public sealed record ReclaimOptions
     public int BatchPages { get; init; } = 32;
 
     /// <summary>
-    /// True (the default) when <c>madvise(MADV_PAGEOUT)</c> of more than one batch (<see cref="BatchPages"/>) writes its runs on an I/O thread
-    /// while it unmaps and checksums the next batches (Linux's <c>pageout</c> submits and goes on), waiting for every
-    /// write before it returns; false writes each run on the calling thread before the next batch.
+    /// True when <c>madvise(MADV_PAGEOUT)</c> of more than one batch (<see cref="BatchPages"/>) hands its write runs to
+    /// an I/O thread (which checksums, writes and frees them) while it isolates and unmaps the next batches (Linux's
+    /// <c>pageout</c> submits and goes on), waiting for every write before it returns. False (the default) writes each
+    /// run on the calling thread before the next batch: on the 2-core development machine shared with other builds
+    /// the second core was rarely free and the hand-off made swap-out slower, not faster.
     /// </summary>
-    public bool AsyncWriteback { get; init; } = true;
+    public bool AsyncWriteback { get; init; }
 
     /// <summary>Direct-reclaim rounds before an allocation is refused.</summary>
     public int DirectReclaimRetries { get; init; } = DefaultDirectReclaimRetries;

@@ -232,7 +232,7 @@ public sealed partial class Reclaimer
     /// unmapped and in the swap cache with <see cref="FrameFlags.Dirty"/> clear, so nothing can redirty it and a fault
     /// on its swap entry waits on the lock. A failed run write keeps every page of the run resident, dirty and in
     /// the swap cache (Linux's <c>__end_swap_bio_write</c>), each counted as a write error; a later pass writes it.
-    /// With <paramref name="writeback"/> each run's checksums are taken here and the run goes to the I/O thread
+    /// With <paramref name="writeback"/> each run goes to the I/O thread
     /// (<see cref="SwapWriteback"/>) with its pages' locks and isolation references; their outcome is
     /// <see cref="FolioOutcome.Writeback"/> and the completion frees or puts them back.
     /// </remarks>
@@ -682,7 +682,7 @@ public sealed partial class Reclaimer
     /// </summary>
     internal long AdviseCold(List<Pfn> pages, bool pageOut)
     {
-        // A call of several batches overlaps the writes with the next batches' unmap and checksums (SwapWriteback); it
+        // A call of several batches overlaps the writes with the next batches' isolation and unmap (SwapWriteback); it
         // waits for all of them before it returns, so madvise's caller finds every page written or kept, as with
         // synchronous writes.
         var writeback = _options.AsyncWriteback && Writeback is not null && pageOut && pages.Count > _options.BatchPages ? SwapWriteback.Open() : null;

@@ -3,32 +3,30 @@ using Hypervisor.HostMm.Swap;
 
 namespace Hypervisor.HostMm.Reclaim;
 
-/// <summary>Asynchronous swap writeback: submitting a checksummed run, and its completion on the I/O thread.</summary>
+/// <summary>Asynchronous swap writeback: submitting a run, and its checksums, write and completion on the I/O thread.</summary>
 public sealed partial class Reclaimer
 {
     /// <summary>
     /// Hands one run of pending pageouts (<paramref name="pending"/>[<paramref name="start"/>..<paramref name="end"/>),
-    /// indices into <paramref name="batch"/>, contiguous slots from <paramref name="firstSlot"/>) to the I/O thread:
-    /// their checksums are taken here, from the locked, unmapped, clean frames, and the frames' page locks and
-    /// isolation references go with the run.
+    /// indices into <paramref name="batch"/>, contiguous slots from <paramref name="firstSlot"/>) to the I/O thread with
+    /// the frames' page locks and isolation references.
     /// </summary>
     private void SubmitWriteback(Lruvec lruvec, ReadOnlySpan<uint> batch, ReadOnlySpan<int> pending, int start, int end, ulong firstSlot, WritebackTicket ticket)
     {
         var run = new WritebackRun { FirstSlot = firstSlot, Count = end - start, Lruvec = lruvec, Ticket = ticket };
-        Span<nint> frames = stackalloc nint[end - start];
         for (var j = start; j < end; j++)
         {
-            var index = batch[pending[j]];
-            run.Frames[j - start] = index;
-            frames[j - start] = FrameAddress(new Pfn(index));
+            run.Frames[j - start] = batch[pending[j]];
         }
 
-        Area!.ChecksumFrames(firstSlot, frames);
         Writeback!.Submit(run);
     }
 
     /// <summary>
-    /// The I/O thread's half of a run: writes it and ends each page's pageout as the synchronous path does
+    /// The I/O thread's half of a run: takes the pages' checksums and writes them (<see cref="SwapArea.WriteFrames"/>:
+    /// the CRC-32C reads each frame from memory and the write then copies it from this core's cache, where a checksum
+    /// taken on the submitting thread left the copy to fetch it from the other core's), then ends each page's pageout
+    /// as the synchronous path does
     /// (<see cref="FinishPageout"/>), then puts back the pages it keeps as <c>madvise</c>'s reclaim does. Returns the
     /// pages freed.
     /// </summary>
@@ -42,7 +40,7 @@ public sealed partial class Reclaimer
 
         var trace = _host.Trace;
         var started = trace is null ? 0 : Stopwatch.GetTimestamp();
-        var written = Area!.WriteChecksummedFrames(run.FirstSlot, frames);
+        var written = Area!.WriteFrames(run.FirstSlot, frames);
         trace?.SwapIo(write: true, run.FirstSlot, run.Count, written.Status == SwapIoStatus.Ok, started);
 
         long reclaimed = 0;

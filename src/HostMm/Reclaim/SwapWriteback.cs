@@ -4,7 +4,7 @@ namespace Hypervisor.HostMm.Reclaim;
 /// Reclaim's asynchronous swap writeback (Linux's <c>pageout</c> submitting the bio and going on): a bounded FIFO of
 /// write runs and one I/O thread that writes each run and completes it (<see cref="Reclaimer.CompleteWriteback"/>:
 /// each page freed when still clean and unmapped, else put back; a failed write redirties the pages and keeps them).
-/// The submitting reclaim call goes on to unmap and checksum its next batch meanwhile, and waits for its own runs with
+/// The submitting reclaim call goes on to isolate and unmap its next batch meanwhile, and waits for its own runs with
 /// <see cref="Drain"/> before it returns.
 /// </summary>
 /// <remarks>
@@ -23,8 +23,11 @@ namespace Hypervisor.HostMm.Reclaim;
 /// </remarks>
 internal sealed class SwapWriteback : IDisposable
 {
-    /// <summary>Runs queued or being written at most (8 × 32 pages: 1 MiB in flight).</summary>
-    public const int Capacity = 8;
+    /// <summary>Runs queued or being written at most (16 × 32 pages: 2 MiB in flight).</summary>
+    public const int Capacity = 16;
+
+    /// <summary>A submitter that found the queue full sleeps until it is down to this many runs (so it sleeps once per several runs, not per run).</summary>
+    private const int ResumeAt = Capacity / 2;
 
     /// <summary>How long the I/O thread waits for a run before it ends.</summary>
     private static readonly TimeSpan IdleTimeout = TimeSpan.FromMilliseconds(200);
@@ -36,6 +39,9 @@ internal sealed class SwapWriteback : IDisposable
     private int _count;
     private long _pages;
     private long _submitted;
+    private int _submittersWaiting;
+    private int _drainersWaiting;
+    private bool _workerWaiting;
     private bool _disposed;
     private Thread? _thread;
 
@@ -62,9 +68,15 @@ internal sealed class SwapWriteback : IDisposable
     {
         lock (_gate)
         {
-            while (_count == Capacity)
+            if (_count == Capacity)
             {
-                Monitor.Wait(_gate);
+                _submittersWaiting++;
+                while (_count > ResumeAt)
+                {
+                    Monitor.Wait(_gate);
+                }
+
+                _submittersWaiting--;
             }
 
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -78,8 +90,10 @@ internal sealed class SwapWriteback : IDisposable
                 _thread = new Thread(Work) { IsBackground = true, Name = "swap-writeback" };
                 _thread.Start();
             }
-
-            Monitor.PulseAll(_gate);
+            else if (_workerWaiting)
+            {
+                Monitor.PulseAll(_gate);
+            }
         }
     }
 
@@ -91,9 +105,15 @@ internal sealed class SwapWriteback : IDisposable
     {
         lock (_gate)
         {
-            while (ticket.Pending > 0)
+            if (ticket.Pending > 0)
             {
-                Monitor.Wait(_gate);
+                _drainersWaiting++;
+                while (ticket.Pending > 0)
+                {
+                    Monitor.Wait(_gate);
+                }
+
+                _drainersWaiting--;
             }
         }
 
@@ -128,7 +148,10 @@ internal sealed class SwapWriteback : IDisposable
             {
                 while (_count == 0)
                 {
-                    if (_disposed || (!Monitor.Wait(_gate, IdleTimeout) && _count == 0))
+                    _workerWaiting = true;
+                    var woken = !_disposed && Monitor.Wait(_gate, IdleTimeout);
+                    _workerWaiting = false;
+                    if (!woken && _count == 0)
                     {
                         _thread = null;
                         return;
@@ -158,7 +181,10 @@ internal sealed class SwapWriteback : IDisposable
                 run.Ticket.Reclaimed += reclaimed;
                 run.Ticket.Failure ??= failure;
                 run.Ticket.Pending--;
-                Monitor.PulseAll(_gate);
+                if ((_drainersWaiting > 0 && run.Ticket.Pending == 0) || (_submittersWaiting > 0 && _count <= ResumeAt))
+                {
+                    Monitor.PulseAll(_gate);
+                }
             }
         }
     }

@@ -2,7 +2,7 @@ namespace Hypervisor.HostMm.Reclaim;
 
 /// <summary>
 /// One run of contiguous swap slots handed to <see cref="SwapWriteback"/>: the frames (each locked, isolated, unmapped,
-/// clean and in the swap cache, its checksum already taken) in slot order, the lruvec they were isolated from, and the
+/// clean and in the swap cache) in slot order, the lruvec they were isolated from, and the
 /// reclaim call that waits for them.
 /// </summary>
 internal struct WritebackRun

@@ -396,32 +396,6 @@ public sealed unsafe class SwapArea : IDisposable
         return WriteCore(firstSlot, new FramePageRun(pages));
     }
 
-    /// <summary>
-    /// The first half of <see cref="WriteFrames"/>, for a write the caller hands to another thread (reclaim's
-    /// asynchronous writeback): checks the run and takes each page's zero test and CRC-32C now, from frames the caller
-    /// holds locked, unmapped and clean (so they cannot change before <see cref="WriteChecksummedFrames"/>). The slots
-    /// hold no data until then.
-    /// </summary>
-    /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set.</exception>
-    /// <exception cref="ArgumentException"><paramref name="pages"/> is empty or holds a null address.</exception>
-    public void ChecksumFrames(ulong firstSlot, ReadOnlySpan<nint> pages)
-    {
-        CheckFrames(pages, firstSlot);
-        ChecksumCore(firstSlot, new FramePageRun(pages));
-    }
-
-    /// <summary>
-    /// The second half of <see cref="WriteFrames"/>: writes the run whose checksums <see cref="ChecksumFrames"/> took
-    /// (same slots, same frames, unchanged since). Results as <see cref="WriteRun"/>.
-    /// </summary>
-    /// <exception cref="SwapSlotStateException">A slot of the run does not have HAS_CACHE set.</exception>
-    /// <exception cref="ArgumentException"><paramref name="pages"/> is empty or holds a null address.</exception>
-    public SwapIoResult WriteChecksummedFrames(ulong firstSlot, ReadOnlySpan<nint> pages)
-    {
-        CheckFrames(pages, firstSlot);
-        return CommitCore(firstSlot, new FramePageRun(pages));
-    }
-
     private SwapIoResult WriteCore<TRun>(ulong firstSlot, TRun pages)
         where TRun : ISwapPageRun, allows ref struct
     {
