@@ -232,9 +232,9 @@ public sealed partial class Reclaimer
     /// unmapped and in the swap cache with <see cref="FrameFlags.Dirty"/> clear, so nothing can redirty it and a fault
     /// on its swap entry waits on the lock. A failed run write keeps every page of the run resident, dirty and in
     /// the swap cache (Linux's <c>__end_swap_bio_write</c>), each counted as a write error; a later pass writes it.
-    /// With <paramref name="writeback"/> each run goes to the I/O thread
-    /// (<see cref="SwapWriteback"/>) with its pages' locks and isolation references; their outcome is
-    /// <see cref="FolioOutcome.Writeback"/> and the completion frees or puts them back.
+    /// With <paramref name="writeback"/> each run goes to the I/O thread (<see cref="SwapWriteback"/>) with its pages'
+    /// locks and isolation references; their outcome is <see cref="FolioOutcome.Writeback"/> and the completion frees
+    /// or puts them back.
     /// </remarks>
     private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes, WritebackTicket? writeback = null)
     {

@@ -25,10 +25,9 @@ public sealed partial class Reclaimer
     /// <summary>
     /// The I/O thread's half of a run: takes the pages' checksums and writes them (<see cref="SwapArea.WriteFrames"/>:
     /// the CRC-32C reads each frame from memory and the write then copies it from this core's cache, where a checksum
-    /// taken on the submitting thread left the copy to fetch it from the other core's), then ends each page's pageout
-    /// as the synchronous path does
-    /// (<see cref="FinishPageout"/>), then puts back the pages it keeps as <c>madvise</c>'s reclaim does. Returns the
-    /// pages freed.
+    /// taken on the submitting thread left the copy to fetch it from the other core's), ends each page's pageout as the
+    /// synchronous path does (<see cref="FinishPageout"/>) and puts back the pages it keeps as <c>madvise</c>'s reclaim
+    /// does. Returns the pages freed.
     /// </summary>
     internal long CompleteWriteback(ref WritebackRun run)
     {

@@ -399,17 +399,6 @@ public sealed unsafe class SwapArea : IDisposable
     private SwapIoResult WriteCore<TRun>(ulong firstSlot, TRun pages)
         where TRun : ISwapPageRun, allows ref struct
     {
-        ChecksumCore(firstSlot, pages);
-        return CommitCore(firstSlot, pages);
-    }
-
-    /// <summary>
-    /// Takes each page's zero test and CRC-32C into its check word without <see cref="CheckValid"/>: a zero page as
-    /// <see cref="CheckZero"/>, any other as its CRC. <see cref="CommitCore"/> sets the valid bit once the device has it.
-    /// </summary>
-    private void ChecksumCore<TRun>(ulong firstSlot, TRun pages)
-        where TRun : ISwapPageRun, allows ref struct
-    {
         var count = pages.Count;
         CheckRunSlots(firstSlot, count);
         for (var i = 0; i < count; i++)
@@ -417,28 +406,13 @@ public sealed unsafe class SwapArea : IDisposable
             CheckOwned(firstSlot + (ulong)i, "write");
         }
 
-        for (var i = 0; i < count; i++)
-        {
-            var page = pages.Page(i);
-            _check[firstSlot + (ulong)i] = IsZero(page) ? CheckZero : Crc32C.Compute(page);
-        }
-    }
-
-    /// <summary>Writes a run <see cref="ChecksumCore"/> prepared: zero pages go to the zero map, each run of non-zero pages to the device in one call.</summary>
-    private SwapIoResult CommitCore<TRun>(ulong firstSlot, TRun pages)
-        where TRun : ISwapPageRun, allows ref struct
-    {
-        var count = pages.Count;
-        CheckRunSlots(firstSlot, count);
-        for (var i = 0; i < count; i++)
-        {
-            CheckOwned(firstSlot + (ulong)i, "write");
-        }
+        new Span<ulong>(_check + firstSlot, count).Clear();
 
         var start = 0;
         while (start < count)
         {
-            if ((_check[firstSlot + (ulong)start] & CheckZero) != 0)
+            var page = pages.Page(start);
+            if (IsZero(page))
             {
                 _check[firstSlot + (ulong)start] = CheckValid | CheckZero;
                 _device.Discard(firstSlot + (ulong)start);
@@ -447,10 +421,12 @@ public sealed unsafe class SwapArea : IDisposable
                 continue;
             }
 
-            // The CRCs wait in the check words without the valid bit until the device has the pages.
+            // The CRC waits in the check word without the valid bit until the device has the page.
+            _check[firstSlot + (ulong)start] = Crc32C.Compute(page);
             var end = start + 1;
-            while (end < count && (_check[firstSlot + (ulong)end] & CheckZero) == 0)
+            while (end < count && !IsZero(pages.Page(end)))
             {
+                _check[firstSlot + (ulong)end] = Crc32C.Compute(pages.Page(end));
                 end++;
             }
 
@@ -464,11 +440,6 @@ public sealed unsafe class SwapArea : IDisposable
             Interlocked.Add(ref _pswpout, written - start);
             if (!result.IsOk)
             {
-                for (var i = end; i < count; i++)
-                {
-                    _check[firstSlot + (ulong)i] = 0; // not reached: these slots hold no data
-                }
-
                 Interlocked.Increment(ref _writeErrors);
                 return result;
             }
