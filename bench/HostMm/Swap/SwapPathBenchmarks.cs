@@ -12,15 +12,19 @@ namespace Hypervisor.Bench.HostMm.Swap;
 
 /// <summary>
 /// Swap per page end to end on the file device, beside plain file I/O of the same pages in the same run (the
-/// baseline of each category; Ratio = swap path / plain file). 16 MiB of memtest-like guest memory per invocation;
-/// means are per page. Targets (issue 11): swap-out ≤ 1.5 µs and swap-in ≤ 5 µs per page, each within 1.5× of
-/// plain file I/O.
+/// baseline of each category; Ratio = swap path / plain file). 64 MiB (16 384 pages) of memtest-like guest memory
+/// per invocation, one invocation per iteration and 15 iterations whatever the job (the attributes are job mutators,
+/// so they apply to <c>--job short</c> too): with 4096 pages and 3 iterations two runs of the same code differed by
+/// 2× in the swap rows' ratios. Means are per page; the Min and Median columns are the figures to compare on a loaded
+/// machine (an iteration another process slowed only raises the mean). Targets (issue 11): swap-out ≤ 1.5 µs and
+/// swap-in ≤ 5 µs per page, each within 1.5× of plain file I/O.
 /// </summary>
 /// <remarks>
 /// <para>Swap-out: <c>madvise(MADV_PAGEOUT)</c> over resident dirty pages: per page, isolation, a slot, the swap
 /// cache, <c>try_to_unmap_one</c> in §3's order (notifier start — which zaps the spte when
 /// <see cref="ThroughEpt"/> — swap PTE, TLB flush, end), the CRC-32C, the gathered write (one per run of contiguous
-/// slots, 32 pages: reclaim's batch; on Linux one <c>pwritev</c> straight from the frames), the free. Baseline: one
+/// slots, 32 pages: reclaim's batch; on Linux one <c>pwritev</c> straight from the frames), the free, all on the
+/// calling thread (the default; <see cref="SwapWritebackBenchmarks"/> compares the asynchronous writeback). Baseline: one
 /// <see cref="RandomAccess.Write(SafeFileHandle, ReadOnlySpan{byte}, long)"/> per 32 pages of one contiguous buffer,
 /// as many system calls as the swap path makes; a second row writes one page per call.</para>
 /// <para>Swap-in: a sequential read fault per page (through the EPT fault path and get-user-pages when
@@ -32,9 +36,13 @@ namespace Hypervisor.Bench.HostMm.Swap;
 /// </remarks>
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory, BenchmarkLogicalGroupRule.ByParams)]
 [CategoriesColumn]
+[MinColumn]
+[MedianColumn]
+[WarmupCount(2)]
+[IterationCount(15)]
 public class SwapPathBenchmarks
 {
-    private const int Pages = 4096;
+    private const int Pages = 16384;
 
     /// <summary>The pages reclaim writes per device call (its batch, 32 pages, whose slots come from one cluster).</summary>
     private const int WriteRunPages = 32;
@@ -59,7 +67,7 @@ public class SwapPathBenchmarks
         _read = new byte[_data.Length];
         _host = new Host(new HostOptions
         {
-            Memory = new HostMemoryOptions { TotalBytes = 256UL << 20 },
+            Memory = new HostMemoryOptions { TotalBytes = 4 * Bytes },
             Swap = new SwapOptions { Kind = SwapDeviceKind.File, SizeBytes = 4 * Bytes },
         });
         _vm = new BenchVm(_host, Bytes);

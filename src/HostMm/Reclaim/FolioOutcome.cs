@@ -11,4 +11,7 @@ internal enum FolioOutcome
 
     /// <summary>Referenced once, or busy: back to the head of the inactive list.</summary>
     Keep,
+
+    /// <summary>Handed to the asynchronous writeback with its page lock and isolation reference: its completion frees or puts it back.</summary>
+    Writeback,
 }

@@ -19,6 +19,15 @@ public sealed record ReclaimOptions
     /// <summary>Pages reclaim isolates and processes at a time (Linux's <c>SWAP_CLUSTER_MAX</c>, 32).</summary>
     public int BatchPages { get; init; } = 32;
 
+    /// <summary>
+    /// True when <c>madvise(MADV_PAGEOUT)</c> of more than one batch (<see cref="BatchPages"/>) hands its write runs to
+    /// an I/O thread (which checksums, writes and frees them) while it isolates and unmaps the next batches (Linux's
+    /// <c>pageout</c> submits and goes on), waiting for every write before it returns. False (the default) writes each
+    /// run on the calling thread before the next batch: on the 2-core development machine shared with other builds
+    /// the second core was rarely free and the hand-off made swap-out slower, not faster.
+    /// </summary>
+    public bool AsyncWriteback { get; init; }
+
     /// <summary>Direct-reclaim rounds before an allocation is refused.</summary>
     public int DirectReclaimRetries { get; init; } = DefaultDirectReclaimRetries;
 

@@ -102,6 +102,12 @@ public readonly record struct ReclaimStats
     /// </summary>
     public long MglruTierProtections { get; init; }
 
+    /// <summary>Pages under asynchronous writeback now (<c>nr_writeback</c>): 0 whenever no <c>madvise(MADV_PAGEOUT)</c> is running.</summary>
+    public long NrWriteback { get; init; }
+
+    /// <summary>Pages whose pageout went through the asynchronous writeback (written, or failed and kept).</summary>
+    public long WritebackAsyncPages { get; init; }
+
     /// <summary>Pages in the swap cache now (<c>SwapCached</c>).</summary>
     public long SwapCachedPages { get; init; }
 

@@ -236,8 +236,11 @@ public sealed partial class Reclaimer
     /// unmapped and in the swap cache with <see cref="FrameFlags.Dirty"/> clear, so nothing can redirty it and a fault
     /// on its swap entry waits on the lock. A failed run write keeps every page of the run resident, dirty and in
     /// the swap cache (Linux's <c>__end_swap_bio_write</c>), each counted as a write error; a later pass writes it.
+    /// With <paramref name="writeback"/> each run goes to the I/O thread (<see cref="SwapWriteback"/>) with its pages'
+    /// locks and isolation references; their outcome is <see cref="FolioOutcome.Writeback"/> and the completion frees
+    /// or puts them back.
     /// </remarks>
-    private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
+    private void ShrinkFolios(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes, WritebackTicket? writeback = null)
     {
         // Phase 1, per frame: references, the swap cache. Phase 2: the mapped ones are unmapped together (runs of one
         // process's consecutive PTEs under one notifier range, see UnmapBatch). Phase 3, per frame: the rest of the
@@ -265,6 +268,23 @@ public sealed partial class Reclaimer
             FolioReferencedBatch(batch, aged, references, complete);
         }
 
+        // When references are ignored every locked anonymous page outside the swap cache gets a slot: they are taken in
+        // one allocation (one cluster lock, ascending slots) rather than one per page.
+        Span<ulong> reserved = stackalloc ulong[control.IgnoreReferences ? batch.Length : 0];
+        var reservedCount = 0;
+        if (control.IgnoreReferences && Area is not null)
+        {
+            var needed = 0;
+            for (var i = 0; i < batch.Length; i++)
+            {
+                ref var frame = ref _memory.Frame(new Pfn(batch[i]));
+                needed += locked[i] && frame.Has(FrameFlags.SwapBacked) && !frame.Has(FrameFlags.SwapCache) ? 1 : 0;
+            }
+
+            reservedCount = needed == 0 ? 0 : Area.AllocateBatch(reserved[..needed]);
+        }
+
+        var nextReserved = 0;
         for (var i = 0; i < batch.Length; i++)
         {
             if (!locked[i])
@@ -273,8 +293,13 @@ public sealed partial class Reclaimer
                 continue;
             }
 
-            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, aged[i] ? references[i] : -1, complete[i], out unmap[i], out pageout[i]);
+            outcomes[i] = ShrinkFolioPrepare(lruvec, new Pfn(batch[i]), control, aged[i] ? references[i] : -1, complete[i], reserved[..reservedCount], ref nextReserved, out unmap[i], out pageout[i]);
             unmapCount += unmap[i] ? 1 : 0;
+        }
+
+        for (; nextReserved < reservedCount; nextReserved++)
+        {
+            Area!.ClearCache(reserved[nextReserved]); // not needed after all: the slot is free again
         }
 
         // A subpage of a transparent huge page is unmapped as a 4 KiB page: its huge mappings are split first (Linux splits
@@ -329,6 +354,18 @@ public sealed partial class Reclaimer
                 end++;
             }
 
+            if (writeback is not null)
+            {
+                SubmitWriteback(lruvec, batch, pending, start, end, firstSlot, writeback);
+                for (var j = start; j < end; j++)
+                {
+                    outcomes[pending[j]] = FolioOutcome.Writeback;
+                }
+
+                start = end;
+                continue;
+            }
+
             var trace = _host.Trace;
             var started = trace is null ? 0 : Stopwatch.GetTimestamp();
             SwapIoResult written;
@@ -370,7 +407,7 @@ public sealed partial class Reclaimer
     /// <paramref name="agedReferences"/> is the frame's young mappings when the caller already aged it
     /// (<see cref="FolioReferencedBatch"/>, with <paramref name="agedComplete"/>), or -1 to age it here.
     /// </summary>
-    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, int agedReferences, bool agedComplete, out bool unmap, out bool pageout)
+    private FolioOutcome ShrinkFolioPrepare(Lruvec lruvec, Pfn pfn, ScanControl control, int agedReferences, bool agedComplete, ReadOnlySpan<ulong> reserved, ref int nextReserved, out bool unmap, out bool pageout)
     {
         unmap = false;
         pageout = false;
@@ -398,7 +435,12 @@ public sealed partial class Reclaimer
             if (frame.Has(FrameFlags.SwapBacked) && !frame.Has(FrameFlags.SwapCache))
             {
                 // No swap, or swap full: an anonymous page cannot go anywhere (Linux activates it).
-                if (Area is null || Cache is null || !Area.TryAllocate(out var newSlot))
+                ulong newSlot;
+                if (nextReserved < reserved.Length)
+                {
+                    newSlot = reserved[nextReserved++];
+                }
+                else if (Area is null || Cache is null || !Area.TryAllocate(out newSlot))
                 {
                     return FolioOutcome.Activate;
                 }
@@ -644,7 +686,29 @@ public sealed partial class Reclaimer
     /// </summary>
     internal long AdviseCold(List<Pfn> pages, bool pageOut)
     {
+        // A call of several batches overlaps the writes with the next batches' isolation and unmap (SwapWriteback); it
+        // waits for all of them before it returns, so madvise's caller finds every page written or kept, as with
+        // synchronous writes.
+        var writeback = _options.AsyncWriteback && Writeback is not null && pageOut && pages.Count > _options.BatchPages ? SwapWriteback.Open() : null;
         long reclaimed = 0;
+        try
+        {
+            reclaimed = AdviseColdBatches(pages, pageOut, writeback);
+        }
+        finally
+        {
+            if (writeback is not null)
+            {
+                reclaimed += Writeback!.Drain(writeback);
+            }
+        }
+
+        return reclaimed;
+    }
+
+    /// <summary>The loop of <see cref="AdviseCold"/>: returns the pages it freed itself (not those its writeback frees).</summary>
+    private long AdviseColdBatches(List<Pfn> pages, bool pageOut, WritebackTicket? writeback)
+    {
         var control = new ScanControl(Direct: false, IgnoreReferences: true);
 
         // Isolated pages of one lruvec wait in the batch, so their writes gather into runs (ShrinkFolios).
@@ -652,6 +716,7 @@ public sealed partial class Reclaimer
         Span<FolioOutcome> outcomes = stackalloc FolioOutcome[_options.BatchPages];
         var count = 0;
         Lruvec? batchLruvec = null;
+        long reclaimed = 0;
         foreach (var pfn in pages)
         {
             ref var frame = ref _memory.Frame(pfn);
@@ -695,7 +760,7 @@ public sealed partial class Reclaimer
 
             if (count > 0 && (count == batch.Length || !ReferenceEquals(lruvec, batchLruvec)))
             {
-                reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count]);
+                reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count], writeback);
                 count = 0;
             }
 
@@ -705,17 +770,17 @@ public sealed partial class Reclaimer
 
         if (count > 0)
         {
-            reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count]);
+            reclaimed += ShrinkAdvised(batchLruvec!, batch[..count], control, outcomes[..count], writeback);
         }
 
         return reclaimed;
     }
 
     /// <summary>Reclaims a batch of pages isolated by <see cref="AdviseCold"/> and puts back the ones it keeps; returns the pages freed.</summary>
-    private long ShrinkAdvised(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes)
+    private long ShrinkAdvised(Lruvec lruvec, ReadOnlySpan<uint> batch, ScanControl control, Span<FolioOutcome> outcomes, WritebackTicket? writeback)
     {
         long reclaimed = 0;
-        ShrinkFolios(lruvec, batch, control, outcomes);
+        ShrinkFolios(lruvec, batch, control, outcomes, writeback);
         for (var i = 0; i < batch.Length; i++)
         {
             var pfn = new Pfn(batch[i]);
@@ -727,6 +792,8 @@ public sealed partial class Reclaimer
                 case FolioOutcome.Activate:
                     PutBack(pfn, LruList.Active);
                     break;
+                case FolioOutcome.Writeback:
+                    break; // its completion frees or puts it back
                 default:
                     PutBack(pfn, LruList.Inactive);
                     break;

@@ -291,6 +291,10 @@ public sealed partial class Reclaimer
         trace?.SwapIo(write: false, slots[0], slots.Length, result.IsOk, started);
         var firstBad = result.IsOk ? slots.Length : (int)(result.Slot - slots[0]);
         var targetStatus = SwapIoStatus.Ok;
+
+        // Read ahead inside the fault: the multi-gen LRU's youngest, as Linux's lru_gen_in_fault. The run's pages go on
+        // their lists together (one LRU lock for the run, as Linux's per-CPU folio batch), before any is unlocked.
+        LruAddReadahead(frames[..firstBad], target);
         for (var i = 0; i < slots.Length; i++)
         {
             var pfn = new Pfn(frames[i]);
@@ -300,7 +304,6 @@ public sealed partial class Reclaimer
                 frame.SetFlags(FrameFlags.Uptodate);
                 if (pfn != target)
                 {
-                    LruAdd(pfn, inFault: true); // read ahead inside the fault: the multi-gen LRU's youngest, as Linux's lru_gen_in_fault
                     frame.ClearFlags(FrameFlags.Locked);
                     _memory.Put(pfn); // ours; the swap cache keeps its own
                 }
@@ -323,6 +326,44 @@ public sealed partial class Reclaimer
         }
 
         return targetStatus;
+    }
+
+    /// <summary>
+    /// <see cref="LruAdd"/> (in a fault) for the read-ahead pages of a run that read back intact, every frame but
+    /// <paramref name="target"/> (which the fault adds after its workingset test): consecutive frames of one lruvec are
+    /// added under one hold of its lock.
+    /// </summary>
+    private void LruAddReadahead(ReadOnlySpan<uint> frames, Pfn target)
+    {
+        var i = 0;
+        while (i < frames.Length)
+        {
+            if (frames[i] == target.Value)
+            {
+                i++;
+                continue;
+            }
+
+            var lruvec = LruvecOf(ref _memory.Frame(new Pfn(frames[i])));
+            lock (lruvec.Lock)
+            {
+                for (; i < frames.Length; i++)
+                {
+                    var pfn = new Pfn(frames[i]);
+                    if (pfn == target)
+                    {
+                        continue;
+                    }
+
+                    if (!ReferenceEquals(LruvecOf(ref _memory.Frame(pfn)), lruvec))
+                    {
+                        break;
+                    }
+
+                    LruAddLocked(lruvec, pfn, active: false, inFault: true);
+                }
+            }
+        }
     }
 
     /// <summary>Makes a new, locked frame the swap-cache page of <paramref name="slot"/> (whose HAS_CACHE the caller owns); returns the shadow it replaced.</summary>

@@ -90,6 +90,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             Area = SwapFactory.CreateArea(swap);
             Cache = new SwapCache(Area.SlotCount);
             Readahead = SwapFactory.CreateReadahead(swap);
+            Writeback = new SwapWriteback(this);
         }
 
         _memory.ReleaseHook = this;
@@ -112,6 +113,9 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
 
     /// <summary>The swap readahead state of <see cref="Area"/>.</summary>
     internal SwapReadahead? Readahead { get; }
+
+    /// <summary>The asynchronous writeback of <see cref="Area"/> (null without swap).</summary>
+    internal SwapWriteback? Writeback { get; }
 
     /// <summary>The anonymous reverse map.</summary>
     internal ReverseMap Rmap { get; }
@@ -160,6 +164,8 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
                 MglruWalkPromotions = Volatile.Read(ref _mglruWalkPromotions),
                 MglruLookAroundPromotions = Volatile.Read(ref _mglruLookAroundPromotions),
                 MglruTierProtections = Volatile.Read(ref _mglruTierProtections),
+                NrWriteback = Writeback?.PagesInFlight ?? 0,
+                WritebackAsyncPages = Writeback?.PagesSubmitted ?? 0,
                 SwapCachedPages = Cache?.Pages ?? 0,
                 ActiveAnonPages = active,
                 InactiveAnonPages = inactive,
@@ -333,6 +339,7 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
             _memory.ReleaseHook = null;
         }
 
+        Writeback?.Dispose();
         Cache?.Dispose();
         Area?.Dispose();
         _kswapdWake.Dispose();
@@ -597,37 +604,43 @@ public sealed partial class Reclaimer : IFrameReleaseHook, IDisposable
     /// </summary>
     internal void LruAdd(Pfn pfn, bool active = false, bool inFault = false)
     {
-        ref var frame = ref _memory.Frame(pfn);
-        var lruvec = LruvecOf(ref frame);
+        var lruvec = LruvecOf(ref _memory.Frame(pfn));
         lock (lruvec.Lock)
         {
-            if (frame.Has(FrameFlags.Lru) || frame.Has(FrameFlags.Isolated))
-            {
-                return;
-            }
-
-            if (!MultiGen)
-            {
-                lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
-                return;
-            }
-
-            long seq;
-            if (active || inFault)
-            {
-                seq = lruvec.MaxSeq;
-            }
-            else if (!frame.Has(FrameFlags.SwapCache))
-            {
-                seq = lruvec.MaxSeq - 1;
-            }
-            else
-            {
-                seq = lruvec.Generations <= Lruvec.MinGenerations ? lruvec.MinSeq : lruvec.MinSeq + 1;
-            }
-
-            lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
+            LruAddLocked(lruvec, pfn, active, inFault);
         }
+    }
+
+    /// <summary><see cref="LruAdd"/> with <paramref name="lruvec"/> (the frame's) locked by the caller.</summary>
+    private void LruAddLocked(Lruvec lruvec, Pfn pfn, bool active, bool inFault)
+    {
+        ref var frame = ref _memory.Frame(pfn);
+        if (frame.Has(FrameFlags.Lru) || frame.Has(FrameFlags.Isolated))
+        {
+            return;
+        }
+
+        if (!MultiGen)
+        {
+            lruvec.AddLocked(_memory.FrameTable, (uint)pfn.Value, active ? LruList.Active : LruList.Inactive);
+            return;
+        }
+
+        long seq;
+        if (active || inFault)
+        {
+            seq = lruvec.MaxSeq;
+        }
+        else if (!frame.Has(FrameFlags.SwapCache))
+        {
+            seq = lruvec.MaxSeq - 1;
+        }
+        else
+        {
+            seq = lruvec.Generations <= Lruvec.MinGenerations ? lruvec.MinSeq : lruvec.MinSeq + 1;
+        }
+
+        lruvec.AddToGenerationLocked(_memory.FrameTable, (uint)pfn.Value, seq);
     }
 
     /// <summary>The lruvec <paramref name="frame"/> belongs on (its node and its charge; the root's when uncharged).</summary>

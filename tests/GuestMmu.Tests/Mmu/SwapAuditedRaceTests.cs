@@ -55,6 +55,15 @@ public class SwapAuditedRaceTests
     public void The_same_races_on_the_swap_file([Values] bool throughWalker) =>
         Race(51, hostSteps: 150, throughWalker, LruPolicy.Classic, SwapDeviceKind.File);
 
+    /// <summary>
+    /// Whole-range MADV_PAGEOUTs with 8-page reclaim batches and <see cref="ReclaimOptions.AsyncWriteback"/>, so each
+    /// one's writes go to the asynchronous writeback while it unmaps the next batches: the vCPUs (walker or EPT fault
+    /// path and get-user-pages) fault on pages under writeback and write them.
+    /// </summary>
+    [Test]
+    public void Vcpus_against_asynchronous_writeback_with_both_auditors_after_every_step([Values] bool throughWalker) =>
+        Race(61, hostSteps: 100, throughWalker, LruPolicy.Classic, SwapDeviceKind.File, wholeRangePageouts: true);
+
     /// <summary>The same races, long: <c>dotnet test Hypervisor.sln --filter TestCategory=Stress</c>.</summary>
     [Test]
     [Explicit("long stress run; select with --filter TestCategory=Stress")]
@@ -64,13 +73,13 @@ public class SwapAuditedRaceTests
 
     private static bool IsVolatile(int page) => page % PagesPerVcpu < VolatilePerVcpu;
 
-    private static void Race(int seed, int hostSteps, bool throughWalker, LruPolicy policy, SwapDeviceKind device)
+    private static void Race(int seed, int hostSteps, bool throughWalker, LruPolicy policy, SwapDeviceKind device, bool wholeRangePageouts = false)
     {
         using var host = new Host(new HostOptions
         {
             Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true }, // the minimum: the host auditor reads every frame after every step
             Swap = new SwapOptions { Kind = device, SizeBytes = 16UL << 20 },
-            Reclaim = new ReclaimOptions { Policy = policy },
+            Reclaim = new ReclaimOptions { Policy = policy, BatchPages = wholeRangePageouts ? 8 : 32, AsyncWriteback = wholeRangePageouts },
         });
         var mm = host.CreateMm(0, host.Reclaim.CreateCgroup("guest", Pages / 3));
         var ram = mm.Mmap(Pages * Page, Protection.Read | Protection.Write);
@@ -110,7 +119,7 @@ public class SwapAuditedRaceTests
         var steps = 0;
         try
         {
-            steps = RunHost(host, mm, mmu, ram, race, hostSteps, throughWalker);
+            steps = RunHost(host, mm, mmu, ram, race, hostSteps, throughWalker, wholeRangePageouts);
         }
         finally
         {
@@ -124,6 +133,11 @@ public class SwapAuditedRaceTests
         Assert.That(mm.Stats.SwapInFaults + mm.Stats.SwapCacheFaults, Is.GreaterThan(0), "faults found pages swapped out");
         Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0));
         Assert.That(host.Reclaim.Stats.Pswpin + host.Reclaim.Stats.SwapCacheHits, Is.GreaterThan(0));
+        if (wholeRangePageouts)
+        {
+            Assert.That(host.Reclaim.Stats.WritebackAsyncPages, Is.GreaterThan(0), "pageouts went through the asynchronous writeback");
+        }
+
         mmu.Dispose();
         mm.Exit();
         Assert.That(HostMmAuditor.Check(host), Is.Empty, "after exit");
@@ -134,7 +148,7 @@ public class SwapAuditedRaceTests
     /// keeps going past <paramref name="hostSteps"/> (up to a deadline) until the vCPUs have made enough reads: on two
     /// cores they may start late.
     /// </summary>
-    private static int RunHost(Host host, Mm mm, TdpMmu mmu, Hva ram, RaceState race, int hostSteps, bool throughWalker)
+    private static int RunHost(Host host, Mm mm, TdpMmu mmu, Hva ram, RaceState race, int hostSteps, bool throughWalker, bool wholeRangePageouts)
     {
         var random = new Random(race.Seed);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
@@ -146,6 +160,9 @@ public class SwapAuditedRaceTests
             var at = ram + ((ulong)first * Page);
             switch (random.Next(7))
             {
+                case 0 when wholeRangePageouts:
+                    mm.Madvise(ram, Pages * Page, Advice.PageOut);
+                    break;
                 case 0:
                     mm.Madvise(at, 8 * Page, Advice.PageOut);
                     break;

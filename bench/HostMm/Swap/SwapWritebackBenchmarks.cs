@@ -1,0 +1,103 @@
+using BenchmarkDotNet.Attributes;
+using Hypervisor.HostMm;
+using Hypervisor.HostMm.Frames;
+using Hypervisor.HostMm.Reclaim;
+using Hypervisor.HostMm.Swap;
+using Hypervisor.Vmm.Bench;
+using Microsoft.Win32.SafeHandles;
+
+namespace Hypervisor.Bench.HostMm.Swap;
+
+/// <summary>
+/// Swap-out per page with the writes on the calling thread and on the writeback I/O thread
+/// (<see cref="ReclaimOptions.AsyncWriteback"/>), beside plain 32-page file writes of the same pages in the same run
+/// (Ratio = swap-out / plain). As <see cref="SwapPathBenchmarks"/>' swap-out row, host-only: <c>madvise(MADV_PAGEOUT)</c>
+/// of 64 MiB of dirty memtest-like pages, which returns only when every write has completed.
+/// </summary>
+/// <remarks>
+/// Asynchronous, the calling thread isolates and unmaps batch k+1 while the I/O thread checksums, writes and frees
+/// batch k: it gains only where the second core is free. On the 2-core development machine shared with other builds
+/// it was not (see the README's swap rows).
+/// </remarks>
+[MinColumn]
+[MedianColumn]
+[WarmupCount(2)]
+[IterationCount(15)]
+public class SwapWritebackBenchmarks
+{
+    private const int Pages = 16384;
+    private const int WriteRunPages = 32;
+    private const int PageSize = SwapBenchPages.PageSize;
+    private const ulong Bytes = (ulong)Pages * PageSize;
+
+    private Host _host = null!;
+    private BenchVm _vm = null!;
+    private SafeFileHandle _plain = null!;
+    private string _plainPath = null!;
+    private byte[] _data = null!;
+
+    /// <summary>True: the writes go to the writeback I/O thread.</summary>
+    [Params(false, true)]
+    public bool AsyncWriteback { get; set; }
+
+    [GlobalSetup]
+    public void GlobalSetup()
+    {
+        _data = SwapBenchPages.Make(SwapBenchData.Memtest, Pages);
+        _host = new Host(new HostOptions
+        {
+            Memory = new HostMemoryOptions { TotalBytes = 4 * Bytes },
+            Swap = new SwapOptions { Kind = SwapDeviceKind.File, SizeBytes = 4 * Bytes },
+            Reclaim = new ReclaimOptions { AsyncWriteback = AsyncWriteback },
+        });
+        _vm = new BenchVm(_host, Bytes);
+        _plainPath = Path.Combine(Path.GetTempPath(), $"hv-swap-writeback-bench-plain-{Guid.NewGuid():N}");
+        _plain = File.OpenHandle(_plainPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose, (long)(Pages + 1) * PageSize);
+        RandomAccess.SetLength(_plain, (long)(Pages + 1) * PageSize);
+        for (var round = 0; round < 3; round++)
+        {
+            MakeResidentAndDirty();
+            SwapOut();
+            PlainWrite();
+        }
+    }
+
+    [GlobalCleanup]
+    public void GlobalCleanup()
+    {
+        _vm.Dispose();
+        _host.Dispose();
+        _plain.Dispose();
+        File.Delete(_plainPath);
+    }
+
+    /// <summary>The plain row runs one invocation per iteration too, so it shares a job (and a Ratio) with the swap row.</summary>
+    [IterationSetup(Target = nameof(PlainWrite))]
+    public void NothingToPrepare()
+    {
+    }
+
+    /// <summary>Swaps back in whatever the last iteration left on swap, and dirties every page.</summary>
+    [IterationSetup(Target = nameof(SwapOut))]
+    public void MakeResidentAndDirty() => _vm.Mm.Write(_vm.Ram, _data);
+
+    [Benchmark(OperationsPerInvoke = Pages, Description = "swap-out: madvise(PAGEOUT) of dirty pages")]
+    public void SwapOut()
+    {
+        var before = _host.Reclaim.Stats.Pswpout;
+        _vm.Mm.Madvise(_vm.Ram, Bytes, Advice.PageOut);
+        if (_host.Reclaim.Stats.Pswpout - before != Pages)
+        {
+            throw new InvalidOperationException($"PAGEOUT wrote {_host.Reclaim.Stats.Pswpout - before} pages, expected {Pages}");
+        }
+    }
+
+    [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 32 pages per call")]
+    public void PlainWrite()
+    {
+        for (var i = 0; i < Pages; i += WriteRunPages)
+        {
+            RandomAccess.Write(_plain, _data.AsSpan(i * PageSize, WriteRunPages * PageSize), (long)(1 + i) * PageSize);
+        }
+    }
+}
