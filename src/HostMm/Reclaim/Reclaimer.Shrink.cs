@@ -783,23 +783,30 @@ public sealed partial class Reclaimer
         ShrinkFolios(lruvec, batch, control, outcomes, writeback);
         for (var i = 0; i < batch.Length; i++)
         {
-            var pfn = new Pfn(batch[i]);
-            switch (outcomes[i])
-            {
-                case FolioOutcome.Reclaimed:
-                    reclaimed++;
-                    break;
-                case FolioOutcome.Activate:
-                    PutBack(pfn, LruList.Active);
-                    break;
-                case FolioOutcome.Writeback:
-                    break; // its completion frees or puts it back
-                default:
-                    PutBack(pfn, LruList.Inactive);
-                    break;
-            }
+            reclaimed += SettleAdvised(new Pfn(batch[i]), outcomes[i]);
         }
 
         return reclaimed;
+    }
+
+    /// <summary>
+    /// Ends an advised page's reclaim by its outcome: 1 when it was freed; else 0, and it goes back to the active list
+    /// (activated) or the inactive one (kept), except one under writeback, whose completion frees or puts it back.
+    /// </summary>
+    private int SettleAdvised(Pfn pfn, FolioOutcome outcome)
+    {
+        switch (outcome)
+        {
+            case FolioOutcome.Reclaimed:
+                return 1;
+            case FolioOutcome.Activate:
+                PutBack(pfn, LruList.Active);
+                return 0;
+            case FolioOutcome.Writeback:
+                return 0;
+            default:
+                PutBack(pfn, LruList.Inactive);
+                return 0;
+        }
     }
 }

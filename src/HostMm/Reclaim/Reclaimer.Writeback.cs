@@ -46,18 +46,7 @@ public sealed partial class Reclaimer
         for (var i = 0; i < run.Count; i++)
         {
             var pfn = new Pfn(run.Frames[i]);
-            switch (FinishPageout(run.Lruvec, pfn, written.Status == SwapIoStatus.Ok))
-            {
-                case FolioOutcome.Reclaimed:
-                    reclaimed++;
-                    break;
-                case FolioOutcome.Activate:
-                    PutBack(pfn, LruList.Active);
-                    break;
-                default:
-                    PutBack(pfn, LruList.Inactive);
-                    break;
-            }
+            reclaimed += SettleAdvised(pfn, FinishPageout(run.Lruvec, pfn, written.Status == SwapIoStatus.Ok));
         }
 
         return reclaimed;
