@@ -352,7 +352,7 @@ public sealed unsafe class SwapArea : IDisposable
             return SwapIoResult.Success;
         }
 
-        var crc = Crc32C.Compute(page);
+        // As in WriteCore: the checksum is taken after the device's copy, from the page it left in the cache.
         _check[slot] = 0;
         var result = _device.Write(slot, page);
         if (!result.IsOk)
@@ -361,7 +361,7 @@ public sealed unsafe class SwapArea : IDisposable
             return result;
         }
 
-        _check[slot] = CheckValid | crc;
+        _check[slot] = CheckValid | Crc32C.Compute(page);
         Interlocked.Increment(ref _pswpout);
         return result;
     }
@@ -421,20 +421,21 @@ public sealed unsafe class SwapArea : IDisposable
                 continue;
             }
 
-            // The CRC waits in the check word without the valid bit until the device has the page.
-            _check[firstSlot + (ulong)start] = Crc32C.Compute(page);
             var end = start + 1;
             while (end < count && !IsZero(pages.Page(end)))
             {
-                _check[firstSlot + (ulong)end] = Crc32C.Compute(pages.Page(end));
                 end++;
             }
 
+            // The CRC-32C is taken after the device call, from the same bytes: the run's pages cannot change meanwhile
+            // (frames locked in the swap cache, or the caller's buffer), and the device's copy has just brought them into
+            // the cache, so the checksum reads them from there instead of being the first, cache-missing pass over cold
+            // pages. The check word stays 0 (no valid bit) until the device holds the page; a failed page gets none.
             var result = pages.Write(_device, firstSlot + (ulong)start, start, end);
             var written = result.IsOk ? end : (int)(result.Slot - firstSlot);
-            for (var i = start; i < end; i++)
+            for (var i = start; i < written; i++)
             {
-                _check[firstSlot + (ulong)i] = i < written ? _check[firstSlot + (ulong)i] | CheckValid : 0;
+                _check[firstSlot + (ulong)i] = CheckValid | Crc32C.Compute(pages.Page(i));
             }
 
             Interlocked.Add(ref _pswpout, written - start);
