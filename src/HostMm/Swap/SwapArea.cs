@@ -427,10 +427,13 @@ public sealed unsafe class SwapArea : IDisposable
                 end++;
             }
 
-            // The CRC-32C is taken after the device call, from the same bytes: the run's pages cannot change meanwhile
-            // (frames locked in the swap cache, or the caller's buffer), and the device's copy has just brought them into
-            // the cache, so the checksum reads them from there instead of being the first, cache-missing pass over cold
-            // pages. The check word stays 0 (no valid bit) until the device holds the page; a failed page gets none.
+            // The CRC-32C is taken after the device call, from the same bytes: the device's copy has just brought them
+            // into the cache, so the checksum reads them from there instead of being the first, cache-missing pass over
+            // cold pages. Frames are locked, unmapped swap-cache pages (or the caller's buffer); only a holder of a
+            // get-user-pages reference can still write one, and that write marks the frame dirty while its reference
+            // blocks the free, so reclaim keeps the page and rewrites the slot before any fault reads it — the same as
+            // when the checksum came first. The check word stays 0 (no valid bit) until the device holds the page; a
+            // failed page gets none.
             var result = pages.Write(_device, firstSlot + (ulong)start, start, end);
             var written = result.IsOk ? end : (int)(result.Slot - firstSlot);
             for (var i = start; i < written; i++)
