@@ -370,19 +370,7 @@ internal static partial class BlockCompiler
             il.Emit(OpCodes.Ldc_I8, (long)_split);
             il.Emit(OpCodes.Add);
             il.Emit(OpCodes.Stloc, retired);
-            il.Emit(OpCodes.Ldloc, retired);
-            il.Emit(OpCodes.Ldc_I8, (long)(_instructions.Length - _split));
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldarg_2);
-            il.Emit(OpCodes.Bgt, leave);
-            il.Emit(OpCodes.Ldloc, retired);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, X86Cpu.EventAtField);
-            il.Emit(OpCodes.Bge, leave);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldflda, X86Cpu.PendingExitField);
-            il.Emit(OpCodes.Call, typeof(CpuExit?).GetProperty(nameof(Nullable<CpuExit>.HasValue))!.GetMethod!);
-            il.Emit(OpCodes.Brtrue, leave);
+            EmitLeaveUnlessNextPassFits(retired, _instructions.Length - _split, leave);
             AddToField(X86Cpu.BlocksField, 1);
             AddToField(X86Cpu.JitChainedBlocksField, 1);
             il.Emit(OpCodes.Br, inLine);
@@ -450,19 +438,7 @@ internal static partial class BlockCompiler
             il.Emit(OpCodes.Ldc_I8, (long)length);
             il.Emit(OpCodes.Add);
             il.Emit(OpCodes.Stloc, next);
-            il.Emit(OpCodes.Ldloc, next);
-            il.Emit(OpCodes.Ldc_I8, (long)length);
-            il.Emit(OpCodes.Add);
-            il.Emit(OpCodes.Ldarg_2);
-            il.Emit(OpCodes.Bgt, leave);
-            il.Emit(OpCodes.Ldloc, next);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldfld, X86Cpu.EventAtField);
-            il.Emit(OpCodes.Bge, leave);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldflda, X86Cpu.PendingExitField);
-            il.Emit(OpCodes.Call, typeof(CpuExit?).GetProperty(nameof(Nullable<CpuExit>.HasValue))!.GetMethod!);
-            il.Emit(OpCodes.Brtrue, leave);
+            EmitLeaveUnlessNextPassFits(next, length, leave);
             il.Emit(OpCodes.Ldloc, _passesToPoll);
             il.Emit(OpCodes.Ldc_I4_1);
             il.Emit(OpCodes.Sub);
@@ -487,6 +463,29 @@ internal static partial class BlockCompiler
             FlushFlags(forget: false);
             il.Emit(OpCodes.Ldc_I4, length);
             il.Emit(OpCodes.Ret);
+        }
+
+        /// <summary>
+        /// The checks before another pass runs in line (a loop's back edge, a trace's inner boundary): leaves to
+        /// <paramref name="leave"/> when <paramref name="retired"/> plus the next pass's <paramref name="passLength"/>
+        /// instructions would pass the budget, when an event (timer, interrupt) is due at <paramref name="retired"/>, or
+        /// when an exit is pending — the dispatcher's own conditions for running a block, so budget cuts stay exact.
+        /// </summary>
+        private void EmitLeaveUnlessNextPassFits(LocalBuilder retired, long passLength, System.Reflection.Emit.Label leave)
+        {
+            il.Emit(OpCodes.Ldloc, retired);
+            il.Emit(OpCodes.Ldc_I8, passLength);
+            il.Emit(OpCodes.Add);
+            il.Emit(OpCodes.Ldarg_2);
+            il.Emit(OpCodes.Bgt, leave);
+            il.Emit(OpCodes.Ldloc, retired);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldfld, X86Cpu.EventAtField);
+            il.Emit(OpCodes.Bge, leave);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldflda, X86Cpu.PendingExitField);
+            il.Emit(OpCodes.Call, typeof(CpuExit?).GetProperty(nameof(Nullable<CpuExit>.HasValue))!.GetMethod!);
+            il.Emit(OpCodes.Brtrue, leave);
         }
 
         private void AddToField(System.Reflection.FieldInfo field, long amount)
