@@ -3,9 +3,6 @@ using BenchmarkDotNet.Configs;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
-using Hypervisor.HostMm.Frames;
-using Hypervisor.HostMm.Swap;
-using Hypervisor.Vmm.Bench;
 using Microsoft.Win32.SafeHandles;
 
 namespace Hypervisor.Bench.HostMm.Swap;
@@ -49,10 +46,7 @@ public class SwapPathBenchmarks
     private const int PageSize = SwapBenchPages.PageSize;
     private const ulong Bytes = (ulong)Pages * PageSize;
 
-    private Host _host = null!;
-    private BenchVm _vm = null!;
-    private SafeFileHandle _plain = null!;
-    private string _plainPath = null!;
+    private SwapBenchRig _rig = null!;
     private byte[] _data = null!;
     private byte[] _read = null!;
 
@@ -65,15 +59,7 @@ public class SwapPathBenchmarks
     {
         _data = SwapBenchPages.Make(SwapBenchData.Memtest, Pages);
         _read = new byte[_data.Length];
-        _host = new Host(new HostOptions
-        {
-            Memory = new HostMemoryOptions { TotalBytes = 4 * Bytes },
-            Swap = new SwapOptions { Kind = SwapDeviceKind.File, SizeBytes = 4 * Bytes },
-        });
-        _vm = new BenchVm(_host, Bytes);
-        _plainPath = Path.Combine(Path.GetTempPath(), $"hv-swap-path-bench-plain-{Guid.NewGuid():N}");
-        _plain = File.OpenHandle(_plainPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose, (long)(Pages + 1) * PageSize);
-        RandomAccess.SetLength(_plain, (long)(Pages + 1) * PageSize);
+        _rig = new SwapBenchRig(Bytes, "swap-path-bench");
         PlainWrite();
 
         // Both paths once through, so the measured iterations run optimised code.
@@ -83,10 +69,7 @@ public class SwapPathBenchmarks
     [GlobalCleanup]
     public void GlobalCleanup()
     {
-        _vm.Dispose();
-        _host.Dispose();
-        _plain.Dispose();
-        File.Delete(_plainPath);
+        _rig.Dispose();
     }
 
     /// <summary>The plain rows run one invocation per iteration too, so they share a job (and a Ratio) with the swap rows.</summary>
@@ -99,12 +82,12 @@ public class SwapPathBenchmarks
     public void MakeResidentAndDirty()
     {
         // Swaps back in whatever the last iteration left on swap, and dirties every page (a swap-cache copy is dropped).
-        _vm.Mm.Write(_vm.Ram, _data);
+        _rig.Vm.Mm.Write(_rig.Vm.Ram, _data);
         if (ThroughEpt)
         {
             for (ulong page = 0; page < Pages; page++)
             {
-                _vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Write);
+                _rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Write);
             }
         }
     }
@@ -120,11 +103,11 @@ public class SwapPathBenchmarks
     [BenchmarkCategory("swap-out")]
     public void SwapOut()
     {
-        var before = _host.Reclaim.Stats.Pswpout;
-        var callsBefore = _host.Reclaim.Area!.Device.GetStats().WriteCalls;
-        _vm.Mm.Madvise(_vm.Ram, Bytes, Advice.PageOut);
-        var written = _host.Reclaim.Stats.Pswpout - before;
-        var calls = _host.Reclaim.Area.Device.GetStats().WriteCalls - callsBefore;
+        var before = _rig.Host.Reclaim.Stats.Pswpout;
+        var callsBefore = _rig.Host.Reclaim.Area!.Device.GetStats().WriteCalls;
+        _rig.Vm.Mm.Madvise(_rig.Vm.Ram, Bytes, Advice.PageOut);
+        var written = _rig.Host.Reclaim.Stats.Pswpout - before;
+        var calls = _rig.Host.Reclaim.Area.Device.GetStats().WriteCalls - callsBefore;
         if (written != Pages || calls > Pages / 8)
         {
             throw new InvalidOperationException($"PAGEOUT wrote {written} pages in {calls} device calls, expected {Pages} in runs of up to {WriteRunPages}");
@@ -143,7 +126,7 @@ public class SwapPathBenchmarks
     {
         for (var i = 0; i < Pages; i += pagesPerCall)
         {
-            RandomAccess.Write(_plain, _data.AsSpan(i * PageSize, pagesPerCall * PageSize), (long)(1 + i) * PageSize);
+            RandomAccess.Write(_rig.Plain, _data.AsSpan(i * PageSize, pagesPerCall * PageSize), (long)(1 + i) * PageSize);
         }
     }
 
@@ -156,7 +139,7 @@ public class SwapPathBenchmarks
         {
             if (ThroughEpt)
             {
-                var result = _vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Read);
+                var result = _rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Read);
                 if (result.Outcome != EptFaultOutcome.Installed)
                 {
                     throw new InvalidOperationException($"EPT fault on page {page}: {result.Outcome} {result.Detail}");
@@ -164,7 +147,7 @@ public class SwapPathBenchmarks
             }
             else
             {
-                var result = _vm.Mm.HandleFault(_vm.Ram + (page * (ulong)PageSize), FaultAccess.Read);
+                var result = _rig.Vm.Mm.HandleFault(_rig.Vm.Ram + (page * (ulong)PageSize), FaultAccess.Read);
                 if (result is not (FaultResult.SwapIn or FaultResult.SwapCacheHit))
                 {
                     throw new InvalidOperationException($"fault on page {page}: {result}");
@@ -192,7 +175,7 @@ public class SwapPathBenchmarks
     {
         for (var i = 0; i < Pages; i += pagesPerCall)
         {
-            RandomAccess.Read(_plain, _read.AsSpan(i * PageSize, pagesPerCall * PageSize), (long)(1 + i) * PageSize);
+            RandomAccess.Read(_rig.Plain, _read.AsSpan(i * PageSize, pagesPerCall * PageSize), (long)(1 + i) * PageSize);
         }
     }
 

@@ -1,10 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using Hypervisor.HostMm;
-using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Reclaim;
-using Hypervisor.HostMm.Swap;
-using Hypervisor.Vmm.Bench;
-using Microsoft.Win32.SafeHandles;
 
 namespace Hypervisor.Bench.HostMm.Swap;
 
@@ -30,10 +26,7 @@ public class SwapWritebackBenchmarks
     private const int PageSize = SwapBenchPages.PageSize;
     private const ulong Bytes = (ulong)Pages * PageSize;
 
-    private Host _host = null!;
-    private BenchVm _vm = null!;
-    private SafeFileHandle _plain = null!;
-    private string _plainPath = null!;
+    private SwapBenchRig _rig = null!;
     private byte[] _data = null!;
 
     /// <summary>True: the writes go to the writeback I/O thread.</summary>
@@ -44,16 +37,7 @@ public class SwapWritebackBenchmarks
     public void GlobalSetup()
     {
         _data = SwapBenchPages.Make(SwapBenchData.Memtest, Pages);
-        _host = new Host(new HostOptions
-        {
-            Memory = new HostMemoryOptions { TotalBytes = 4 * Bytes },
-            Swap = new SwapOptions { Kind = SwapDeviceKind.File, SizeBytes = 4 * Bytes },
-            Reclaim = new ReclaimOptions { AsyncWriteback = AsyncWriteback },
-        });
-        _vm = new BenchVm(_host, Bytes);
-        _plainPath = Path.Combine(Path.GetTempPath(), $"hv-swap-writeback-bench-plain-{Guid.NewGuid():N}");
-        _plain = File.OpenHandle(_plainPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose, (long)(Pages + 1) * PageSize);
-        RandomAccess.SetLength(_plain, (long)(Pages + 1) * PageSize);
+        _rig = new SwapBenchRig(Bytes, "swap-writeback-bench", new ReclaimOptions { AsyncWriteback = AsyncWriteback });
         for (var round = 0; round < 3; round++)
         {
             MakeResidentAndDirty();
@@ -65,10 +49,7 @@ public class SwapWritebackBenchmarks
     [GlobalCleanup]
     public void GlobalCleanup()
     {
-        _vm.Dispose();
-        _host.Dispose();
-        _plain.Dispose();
-        File.Delete(_plainPath);
+        _rig.Dispose();
     }
 
     /// <summary>The plain row runs one invocation per iteration too, so it shares a job (and a Ratio) with the swap row.</summary>
@@ -79,16 +60,16 @@ public class SwapWritebackBenchmarks
 
     /// <summary>Swaps back in whatever the last iteration left on swap, and dirties every page.</summary>
     [IterationSetup(Target = nameof(SwapOut))]
-    public void MakeResidentAndDirty() => _vm.Mm.Write(_vm.Ram, _data);
+    public void MakeResidentAndDirty() => _rig.Vm.Mm.Write(_rig.Vm.Ram, _data);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "swap-out: madvise(PAGEOUT) of dirty pages")]
     public void SwapOut()
     {
-        var before = _host.Reclaim.Stats.Pswpout;
-        _vm.Mm.Madvise(_vm.Ram, Bytes, Advice.PageOut);
-        if (_host.Reclaim.Stats.Pswpout - before != Pages)
+        var before = _rig.Host.Reclaim.Stats.Pswpout;
+        _rig.Vm.Mm.Madvise(_rig.Vm.Ram, Bytes, Advice.PageOut);
+        if (_rig.Host.Reclaim.Stats.Pswpout - before != Pages)
         {
-            throw new InvalidOperationException($"PAGEOUT wrote {_host.Reclaim.Stats.Pswpout - before} pages, expected {Pages}");
+            throw new InvalidOperationException($"PAGEOUT wrote {_rig.Host.Reclaim.Stats.Pswpout - before} pages, expected {Pages}");
         }
     }
 
@@ -97,7 +78,7 @@ public class SwapWritebackBenchmarks
     {
         for (var i = 0; i < Pages; i += WriteRunPages)
         {
-            RandomAccess.Write(_plain, _data.AsSpan(i * PageSize, WriteRunPages * PageSize), (long)(1 + i) * PageSize);
+            RandomAccess.Write(_rig.Plain, _data.AsSpan(i * PageSize, WriteRunPages * PageSize), (long)(1 + i) * PageSize);
         }
     }
 }
