@@ -108,13 +108,7 @@ internal static partial class BlockCompiler
             }
 
             il.Emit(OpCodes.Stloc, top);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldloc, top);
-            il.Emit(OpCodes.Ldc_I4_8);
-            il.Emit(OpCodes.Call, push ? X86Cpu.WritableHostPointerMethod : X86Cpu.ReadableHostPointerMethod);
-            il.Emit(OpCodes.Stloc, _pointer);
-            il.Emit(OpCodes.Ldloc, _pointer);
-            il.Emit(OpCodes.Brfalse, slow);
+            HostPointer(top, 8, write: push, slow);
             if (push)
             {
                 il.Emit(OpCodes.Ldloc, _pointer);
@@ -249,18 +243,9 @@ internal static partial class BlockCompiler
         // read (which may fault or reach MMIO: the register file, flags and RIP are made current first).
         private void LoadThroughTlb(ref DecodedInstruction d, int size)
         {
-            var linear = il.DeclareLocal(typeof(ulong));
             var slow = il.DefineLabel();
             var done = il.DefineLabel();
-            Linear(ref d);
-            il.Emit(OpCodes.Stloc, linear);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldloc, linear);
-            il.Emit(OpCodes.Ldc_I4, size);
-            il.Emit(OpCodes.Call, X86Cpu.ReadableHostPointerMethod);
-            il.Emit(OpCodes.Stloc, _pointer);
-            il.Emit(OpCodes.Ldloc, _pointer);
-            il.Emit(OpCodes.Brfalse, slow);
+            var linear = MemoryPointer(ref d, size, write: false, aligned: false, slow);
             il.Emit(OpCodes.Ldloc, _pointer);
             il.Emit(OpCodes.Unaligned, (byte)1);
             switch (size)

@@ -190,10 +190,11 @@ internal static partial class BlockCompiler
             Reload();
         }
 
-        // Pushes the host pointer of the memory operand for `size` bytes (`write`: the TLB allows writing), or
-        // branches to `slow` (a 16-byte operand of an aligned form not 16-byte aligned; a TLB miss, a page crossing,
-        // MMIO or a watched code page). The IL stack is empty at the branch.
-        private void MemoryPointer(ref DecodedInstruction d, int size, bool write, bool aligned, System.Reflection.Emit.Label slow)
+        // Stores the host pointer of the memory operand for `size` bytes in _pointer (`write`: the TLB allows writing),
+        // or branches to `slow` (a 16-byte operand of an aligned form not 16-byte aligned; a TLB miss, a page crossing,
+        // MMIO or a watched code page). The IL stack is empty at the branch. Returns the local holding the operand's
+        // linear address, for the slow path.
+        private LocalBuilder MemoryPointer(ref DecodedInstruction d, int size, bool write, bool aligned, System.Reflection.Emit.Label slow)
         {
             var linear = il.DeclareLocal(typeof(ulong));
             Linear(ref d);
@@ -206,13 +207,33 @@ internal static partial class BlockCompiler
                 il.Emit(OpCodes.Brtrue, slow);
             }
 
+            HostPointer(linear, size, write, slow);
+            return linear;
+        }
+
+        // MOVSS/MOVSD/MOVD/MOVQ m, xmm: the low 4 or 8 bytes of the source XMM register to the memory operand through
+        // the TLB, or a branch to `slow`.
+        private void StoreXmmLowElement(ref DecodedInstruction d, int size, System.Reflection.Emit.Label slow)
+        {
+            MemoryPointer(ref d, size, write: true, aligned: false, slow);
+            il.Emit(OpCodes.Ldloc, _pointer);
+            XmmAddress(d.Instruction.Op1Register);
+            il.Emit(size == 4 ? OpCodes.Ldind_U4 : OpCodes.Ldind_I8);
+            il.Emit(OpCodes.Unaligned, (byte)1);
+            il.Emit(size == 4 ? OpCodes.Stind_I4 : OpCodes.Stind_I8);
+        }
+
+        // The soft TLB's host pointer for `size` bytes at the linear address in `linear` into _pointer, or a branch to
+        // `miss` when the TLB has none (a miss, a page crossing, MMIO, a watched code page for a write).
+        private void HostPointer(LocalBuilder linear, int size, bool write, System.Reflection.Emit.Label miss)
+        {
             il.Emit(OpCodes.Ldarg_0);
             il.Emit(OpCodes.Ldloc, linear);
             il.Emit(OpCodes.Ldc_I4, size);
             il.Emit(OpCodes.Call, write ? X86Cpu.WritableHostPointerMethod : X86Cpu.ReadableHostPointerMethod);
             il.Emit(OpCodes.Stloc, _pointer);
             il.Emit(OpCodes.Ldloc, _pointer);
-            il.Emit(OpCodes.Brfalse, slow);
+            il.Emit(OpCodes.Brfalse, miss);
         }
 
         // MOVAPS/MOVUPS/MOVAPD/MOVUPD/MOVDQA/MOVDQU/MOVNT*: 16 bytes, register or memory either side.
@@ -258,12 +279,7 @@ internal static partial class BlockCompiler
             var store = size == 4 ? OpCodes.Stind_I4 : OpCodes.Stind_I8;
             if (i.Op0Kind == OpKind.Memory)
             {
-                MemoryPointer(ref d, size, write: true, aligned: false, slow);
-                il.Emit(OpCodes.Ldloc, _pointer);
-                XmmAddress(i.Op1Register);
-                il.Emit(load);
-                il.Emit(OpCodes.Unaligned, (byte)1);
-                il.Emit(store);
+                StoreXmmLowElement(ref d, size, slow);
                 return;
             }
 
@@ -332,12 +348,7 @@ internal static partial class BlockCompiler
 
             if (i.Op0Kind == OpKind.Memory)
             {
-                MemoryPointer(ref d, size, write: true, aligned: false, slow);
-                il.Emit(OpCodes.Ldloc, _pointer);
-                XmmAddress(i.Op1Register);
-                il.Emit(load);
-                il.Emit(OpCodes.Unaligned, (byte)1);
-                il.Emit(size == 4 ? OpCodes.Stind_I4 : OpCodes.Stind_I8);
+                StoreXmmLowElement(ref d, size, slow);
                 return;
             }
 

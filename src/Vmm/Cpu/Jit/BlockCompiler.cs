@@ -1086,18 +1086,9 @@ internal static partial class BlockCompiler
 
             var slot = d.Reg0 & 0xF;
             var store = d.Op == Op.MovMR;
-            var linear = il.DeclareLocal(typeof(ulong));
             var slow = il.DefineLabel();
             var done = il.DefineLabel();
-            Linear(ref d);
-            il.Emit(OpCodes.Stloc, linear);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldloc, linear);
-            il.Emit(OpCodes.Ldc_I4, (int)d.Size);
-            il.Emit(OpCodes.Call, store ? X86Cpu.WritableHostPointerMethod : X86Cpu.ReadableHostPointerMethod);
-            il.Emit(OpCodes.Stloc, _pointer);
-            il.Emit(OpCodes.Ldloc, _pointer);
-            il.Emit(OpCodes.Brfalse, slow);
+            var linear = MemoryPointer(ref d, (int)d.Size, store, aligned: false, slow);
 
             // The TLB hit: a plain host access, which cannot fault or reach the interpreter.
             il.Emit(OpCodes.Ldloc, _pointer);
