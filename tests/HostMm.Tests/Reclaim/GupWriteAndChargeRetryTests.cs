@@ -117,14 +117,19 @@ public class GupWriteAndChargeRetryTests
         // Every page of the full cgroup off its list, as a reclaimer preempted in the middle of its batch holds them, for
         // longer than the fast retries last: the allocation must wait for them rather than declare out of memory.
         Assert.That(held.All(host.Reclaim.TryIsolate), Is.True);
+        var returning = 0;
         var release = new Thread(() =>
         {
             Thread.Sleep(500);
+            Volatile.Write(ref returning, 1); // before the first page goes back: nothing could be reclaimed until then
             held.ForEach(host.Reclaim.PutBackIsolated);
         });
         release.Start();
         mm.Write(start + (16 * Page), new byte[] { 0x5A });
+        var waited = Volatile.Read(ref returning) == 1;
         release.Join();
+
+        Assert.That(waited, Is.True, "the allocation completed only once the isolated pages were coming back");
 
         Assert.That(host.Reclaim.Stats.OomFailures, Is.Zero);
         Assert.That(host.Reclaim.Stats.Pswpout, Is.GreaterThan(0), "the seventeenth page took the room of a swapped-out one");
