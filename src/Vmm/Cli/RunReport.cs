@@ -119,7 +119,7 @@ internal static class RunReport
             table.AddRow(
                 "interpreted in blocks",
                 total.ToString("N0", c),
-                "by form (HV_JIT_INTERPRETED=1): " + string.Join(", ", forms.Take(16).Select(f => $"{f.Key} {f.Value.ToString("N0", c)}")));
+                $"by form ({Cpu.Jit.BlockCompiler.ProfileVariable}=1): " + string.Join(", ", forms.Take(16).Select(f => $"{f.Key} {f.Value.ToString("N0", c)}")));
         }
 
         table.AddRow("decode-cache hit rate", Percent(result.Cpu.DecodeCacheHitRate), $"{result.Cpu.DecodeCacheHits.ToString("N0", c)} block lookups hit, {result.Cpu.DecodeCacheMisses.ToString("N0", c)} decoded ({result.Cpu.InstructionsDecoded.ToString("N0", c)} instructions)");
