@@ -149,6 +149,26 @@ public sealed class RunCommandTests
         });
     }
 
+    [Test]
+    public void TheInterpretedFormsProfileIsOffByDefaultAndCountsWhatCompiledBlocksLeaveToTheInterpreterWhenSwitchedOn()
+    {
+        string[] args = ["run", GuestImages.ImagePath("hello"), "--plain", "--jit-threshold", "1", "--jit-compile", "sync"];
+        var profiled = Hv.RunProcess(new Dictionary<string, string> { [Hypervisor.Vmm.Cpu.Jit.BlockCompiler.ProfileVariable] = "1" }, args);
+        var plain = Hv.Run(args);
+        var row = Row(profiled.StdoutLines, "interpreted in blocks");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(profiled.ExitCode, Is.Zero, profiled.Stdout + profiled.Stderr);
+            Assert.That(plain.ExitCode, Is.Zero, plain.Stdout + plain.Stderr);
+            Assert.That(row, Does.Match(@"^interpreted in blocks\s+[1-9][0-9,]*\s+by form \(HV_JIT_INTERPRETED=1\): "), profiled.Stdout);
+            Assert.That(row, Does.Contain("out_imm8_al "), "hello's console writes are port I/O, which compiled blocks hand to the interpreter");
+            Assert.That(plain.Stdout, Does.Not.Contain("interpreted in blocks"), "off, compiled blocks count nothing");
+            Assert.That(Figure(profiled.StdoutLines, "instructions"), Is.EqualTo(Figure(plain.StdoutLines, "instructions")).And.Not.Empty,
+                "counting changes no guest behaviour");
+        });
+    }
+
     [TestCase("0")]
     [TestCase("-5")]
     [TestCase("often")]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Hypervisor.Vmm.Cli;
 
 namespace Hypervisor.Vmm.Tests.Support;
@@ -23,5 +24,35 @@ public static class Hv
         extend(cli);
         var exitCode = cli.Invoke(args);
         return new CliResult(exitCode, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>
+    /// Runs <c>hv</c> as a child process (<c>dotnet hv.dll</c>) with <paramref name="environment"/> added to this
+    /// process's, for what the process reads once at start-up (environment switches); fails the test after two minutes.
+    /// </summary>
+    public static CliResult RunProcess(IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(typeof(Program).Assembly.Location);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"hv {string.Join(' ', args)} did not exit within two minutes");
+        }
+
+        return new CliResult(process.ExitCode, stdout.Result, stderr.Result);
     }
 }
