@@ -3,6 +3,7 @@ using BenchmarkDotNet.Configs;
 using Hypervisor.GuestMmu.Addresses;
 using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
+using Hypervisor.Vmm.Bench;
 using Microsoft.Win32.SafeHandles;
 
 namespace Hypervisor.Bench.HostMm.Swap;

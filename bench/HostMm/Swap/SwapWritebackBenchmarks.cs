@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Reclaim;
+using Hypervisor.Vmm.Bench;
 
 namespace Hypervisor.Bench.HostMm.Swap;
 

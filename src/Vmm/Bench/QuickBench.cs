@@ -12,7 +12,7 @@ namespace Hypervisor.Vmm.Bench;
 /// the same run. BenchmarkDotNet in <c>bench/</c> is the rigorous version, on the same setup
 /// (<see cref="EptBenchTable"/>, <see cref="BenchVm"/>); this is for a glance.
 /// </summary>
-public static class QuickBench
+public static partial class QuickBench
 {
     /// <summary>
     /// Zaps a fully populated range of <paramref name="bytes"/> of guest memory (4 KiB sptes), clean or all

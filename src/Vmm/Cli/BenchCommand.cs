@@ -7,12 +7,18 @@ using Hypervisor.Vmm.Cli.Output;
 namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
-/// <c>hv bench zap|age|fault|tlb</c>: quick throughput figures of the secondary MMU, each beside its same-run
-/// baseline where one exists (memset or scan of the same table bytes). BenchmarkDotNet in <c>bench/</c>
-/// gives the rigorous numbers.
+/// <c>hv bench zap|age|fault|tlb|swap-out|swap-in</c>: quick throughput figures of the secondary MMU and the swap paths,
+/// each beside its same-run baseline where one exists (memset or scan of the same table bytes, plain file I/O of the same
+/// pages). BenchmarkDotNet in <c>bench/</c> gives the rigorous numbers.
 /// </summary>
 internal static class BenchCommand
 {
+    private enum SwapThrough
+    {
+        Host,
+        Ept,
+    }
+
     private enum VectorPath
     {
         Auto,
@@ -22,10 +28,10 @@ internal static class BenchCommand
         Vector512,
     }
 
-    /// <summary>Creates <c>bench</c> with its subcommands (zap, age, fault, tlb).</summary>
+    /// <summary>Creates <c>bench</c> with its subcommands (zap, age, fault, tlb, swap-out, swap-in).</summary>
     public static Command Create(CliContext context)
     {
-        var bench = new Command("bench", "Quick throughput figures of the secondary MMU (zap, age, fault-in, TLB).");
+        var bench = new Command("bench", "Quick throughput figures of the secondary MMU (zap, age, fault-in, TLB) and the swap paths (swap-out, swap-in).");
         bench.Subcommands.Add(Sub(context, "zap", "Zap a fully populated range of 4 KiB sptes; baseline: memset of the same table bytes.", withDirty: true, withPath: true,
             (size, dirty, path, repeat) => QuickBench.Zap(size, dirty, path, repeat)));
         bench.Subcommands.Add(Sub(context, "age", "Age (test and clear accessed) a fully populated, all-young range; baseline: a scan of the same table bytes.", withDirty: false, withPath: true,
@@ -34,7 +40,39 @@ internal static class BenchCommand
             (size, _, _, repeat) => QuickBench.Fault(size, repeat)));
         bench.Subcommands.Add(Sub(context, "tlb", "Soft-TLB hits of a vCPU (paging off); baseline: the same translations as misses, each a walk through EPT.", withDirty: false, withPath: false,
             (size, _, _, repeat) => QuickBench.Tlb(size, repeat)));
+        bench.Subcommands.Add(SwapSub(context, "swap-out", "MADV_PAGEOUT of resident dirty pages to a swap file, per page; baseline: plain 32-page writes of the same pages, timed right after each repetition.",
+            (size, ept, repeat) => QuickBench.SwapOut(size, ept, repeat)));
+        bench.Subcommands.Add(SwapSub(context, "swap-in", "Sequential read faults over paged-out memory (readahead, checksums), per page; baseline: plain 8-page reads of the same pages, timed right after each repetition.",
+            (size, ept, repeat) => QuickBench.SwapIn(size, ept, repeat)));
         return bench;
+    }
+
+    private static Command SwapSub(CliContext context, string name, string description, Func<ulong, bool, int, QuickBenchResult> run)
+    {
+        var command = new Command(name, description);
+        var size = CliOptions.Size("--size", null, "Guest memory swapped (a multiple of 128K: 32-page runs)", 64UL << 20, 128UL << 10, 1UL << 30);
+        var repeat = CliOptions.BoundedInt("--repeat", "Timed repetitions (after three untimed ones); the best and the median of the paired ratios are reported.", 7, 1, 100);
+        var through = CliOptions.Enum("--through", "host: the host's own faults and unmaps; ept: every page mapped by an spte (unmapping zaps it) and faulted in through the EPT fault path and get-user-pages.", SwapThrough.Host);
+        var plain = new Option<bool>("--plain") { Description = "Plain text even on a terminal." };
+        command.Options.Add(size);
+        command.Options.Add(repeat);
+        command.Options.Add(through);
+        command.Options.Add(plain);
+        command.SetAction(parseResult =>
+        {
+            var bytes = parseResult.GetValue(size).Bytes;
+            if (bytes % (128UL << 10) != 0)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--size for {name} must be a multiple of 128K (the swap runs are 32 pages), got {ByteSize.Format(bytes)} (see 'hv bench {name} --help')");
+                return ExitCodes.UsageError;
+            }
+
+            var result = run(bytes, parseResult.GetValue(through) == SwapThrough.Ept, parseResult.GetValue(repeat));
+            Write(result, ReportWriter.Create(context, parseResult.GetValue(plain)));
+            context.Report?.AddCounters(Counters(result));
+            return ExitCodes.Success;
+        });
+        return command;
     }
 
     private static Command Sub(CliContext context, string name, string description, bool withDirty, bool withPath, Func<ulong, bool, EptVectorWidth?, int, QuickBenchResult> run)
@@ -98,6 +136,11 @@ internal static class BenchCommand
             lines.Add($"ratio to the baseline: {result.RatioToBaseline.ToString("0.00", CultureInfo.InvariantCulture)}x");
         }
 
+        if (!double.IsNaN(result.PairedRatio))
+        {
+            lines.Add($"median of the repetitions' paired ratios: {result.PairedRatio.ToString("0.00", CultureInfo.InvariantCulture)}x (each repetition times both back to back; steadier than the ratio of the bests when the baseline moves between runs)");
+        }
+
         writer.Paragraph([.. lines]);
     }
 
@@ -112,6 +155,11 @@ internal static class BenchCommand
         {
             yield return new("baseline_ns_per_item", result.BaselineNanosecondsPerItem);
             yield return new("ratio_to_baseline", result.RatioToBaseline);
+        }
+
+        if (!double.IsNaN(result.PairedRatio))
+        {
+            yield return new("paired_ratio", result.PairedRatio);
         }
     }
 

@@ -72,4 +72,74 @@ public class BenchCommandTests
             $"hv: error: --size expects a size from 4K to 64G in whole 4K pages (a bare number is MiB), got '{size}' (see 'hv bench zap --help')",
         }));
     }
+
+    [TestCase("swap-out", "host", "host-only", "plain file: 32-page writes of the same pages")]
+    [TestCase("swap-out", "ept", "through the EPT", "plain file: 32-page writes of the same pages")]
+    [TestCase("swap-in", "host", "host-only", "plain file: 8-page reads of the same pages")]
+    [TestCase("swap-in", "ept", "through the EPT", "plain file: 8-page reads of the same pages")]
+    public void SwapPathsPrintTheirCostPerPageBesideThePlainFileBaselineAndThePairedRatio(string operation, string through, string named, string baseline)
+    {
+        var result = Hv.Run("bench", operation, "--size", "1M", "--repeat", "2", "--through", through, "--plain");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain($"{operation} 1 MiB {named}"));
+            Assert.That(result.Stdout, Does.Contain(baseline));
+            Assert.That(result.Stdout, Does.Contain("256 items per repetition"));
+            Assert.That(Figure(result.Stdout, @"ratio to the baseline: (\d+\.\d\d)x"), Is.Positive, result.Stdout);
+            Assert.That(Figure(result.Stdout, @"median of the repetitions' paired ratios: (\d+\.\d\d)x"), Is.Positive, result.Stdout);
+        });
+    }
+
+    [Test]
+    public void SwapInWritesItsFiguresAndThePairedRatioAsCounters()
+    {
+        var result = Hv.Run("bench", "swap-in", "--size", "512K", "--repeat", "3", "--through", "ept", "--json");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        var report = JsonReport.Parse(result.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.Problems, Is.Empty, string.Join(Environment.NewLine, report.Problems));
+            Assert.That(report.Root.GetProperty("kind").GetString(), Is.EqualTo("bench.swap-in"));
+            Assert.That(report.Counter("items"), Is.EqualTo(128), "512 KiB of 4 KiB pages");
+            Assert.That(report.Counter("ns_per_item"), Is.Positive);
+            Assert.That(report.Counter("baseline_ns_per_item"), Is.Positive);
+            Assert.That(report.Counter("paired_ratio"), Is.Positive);
+        });
+    }
+
+    [TestCase("swap-out", "192K", "hv: error: --size for swap-out must be a multiple of 128K (the swap runs are 32 pages), got 192K (see 'hv bench swap-out --help')")]
+    [TestCase("swap-in", "64K", "hv: error: --size expects a size from 128K to 1G in whole 4K pages (a bare number is MiB), got '64K' (see 'hv bench swap-in --help')")]
+    [TestCase("swap-in", "2G", "hv: error: --size expects a size from 128K to 1G in whole 4K pages (a bare number is MiB), got '2G' (see 'hv bench swap-in --help')")]
+    public void SwapSizesOutsideWholeRunsOrTheRangeAreOneLineUsageErrors(string operation, string size, string error)
+    {
+        var result = Hv.Run("bench", operation, "--size", size);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Is.EqualTo(new[] { error }));
+            Assert.That(result.Stdout, Is.Empty);
+        });
+    }
+
+    [Test]
+    public void AnUnknownSwapPathIsAOneLineUsageError()
+    {
+        var result = Hv.Run("bench", "swap-in", "--through", "disk");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Is.EqualTo(new[] { "hv: error: --through expects one of Host, Ept, got 'disk' (see 'hv bench swap-in --help')" }));
+        });
+    }
+
+    private static double Figure(string text, string pattern)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(text, pattern);
+        return match.Success ? double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : double.NaN;
+    }
 }

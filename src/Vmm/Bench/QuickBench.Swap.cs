@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.GuestMmu.Mmu;
+using Hypervisor.HostMm;
+using Hypervisor.Notifier;
+
+namespace Hypervisor.Vmm.Bench;
+
+/// <summary><c>hv bench swap-out|swap-in</c>: the file swap device's paths per page beside plain file I/O of the same pages.</summary>
+public static partial class QuickBench
+{
+    /// <summary>Pages reclaim writes per device call (one batch of contiguous slots), and the plain baseline's writes.</summary>
+    private const int SwapWriteRunPages = 32;
+
+    /// <summary>Pages of swap-in's full readahead window (page-cluster 3), and the plain baseline's reads.</summary>
+    private const int SwapReadRunPages = 8;
+
+    /// <summary>
+    /// Swap-out per page: <c>madvise(MADV_PAGEOUT)</c> of <paramref name="bytes"/> of resident, dirty guest memory on the
+    /// file device (unmap in <c>try_to_unmap_one</c>'s order, 32-page writes, checksums, frees), through the EPT (each
+    /// page mapped by an spte, so every unmap zaps) or host-only; baseline: plain 32-page file writes of the same pages,
+    /// timed right after in each repetition.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The pageout did not write every page in runs (the measurement would be of something else).</exception>
+    public static QuickBenchResult SwapOut(ulong bytes, bool throughEpt, int repetitions)
+    {
+        var pages = CheckSwapSize(bytes);
+        var data = SwapPattern(pages);
+        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-out");
+        var timings = RepeatPaired(
+            repetitions,
+            prepare: () => MakeResidentAndDirty(rig, data, throughEpt),
+            operation: () => PageOutAll(rig, bytes, pages),
+            baseline: () => PlainWrites(rig, data, pages));
+        return SwapResult($"swap-out {FormatSize(bytes)} {Through(throughEpt)}", pages, timings, $"plain file: {SwapWriteRunPages}-page writes of the same pages");
+    }
+
+    /// <summary>
+    /// Swap-in per page: sequential read faults over <paramref name="bytes"/> of guest memory that was just paged out
+    /// (a major fault reads each readahead window in one vectored read with its checksums, the window's other pages
+    /// hit the swap cache), through the EPT fault path and get-user-pages or as the host's own faults; baseline: plain
+    /// 8-page file reads of the same pages, timed right after in each repetition.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A fault did not swap its page in.</exception>
+    public static QuickBenchResult SwapIn(ulong bytes, bool throughEpt, int repetitions)
+    {
+        var pages = CheckSwapSize(bytes);
+        var data = SwapPattern(pages);
+        var read = new byte[data.Length];
+        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-in");
+        PlainWrites(rig, data, pages); // the baseline reads the same bytes the swap path does
+        var timings = RepeatPaired(
+            repetitions,
+            prepare: () =>
+            {
+                MakeResidentAndDirty(rig, data, throughEpt);
+                PageOutAll(rig, bytes, pages);
+            },
+            operation: () => FaultAllIn(rig, pages, throughEpt),
+            baseline: () => PlainReads(rig, read, pages));
+        return SwapResult($"swap-in {FormatSize(bytes)} {Through(throughEpt)}", pages, timings, $"plain file: {SwapReadRunPages}-page reads of the same pages");
+    }
+
+    private static string Through(bool throughEpt) => throughEpt ? "through the EPT" : "host-only";
+
+    /// <summary>
+    /// Three untimed rounds first, each followed by a pause for the runtime's background compiler (as
+    /// <see cref="TieringWarmup"/>: the timed rounds then run optimised code), then <paramref name="repetitions"/> rounds of
+    /// prepare, the timed operation and the timed baseline; returns each round's two costs in nanoseconds.
+    /// </summary>
+    private static (double Operation, double Baseline)[] RepeatPaired(int repetitions, Action prepare, Action operation, Action baseline)
+    {
+        const int warmupRounds = 3;
+        var timings = new (double, double)[repetitions];
+        for (var round = -warmupRounds; round < repetitions; round++)
+        {
+            prepare();
+            var watch = Stopwatch.StartNew();
+            operation();
+            var operationNs = watch.Elapsed.TotalNanoseconds;
+            watch.Restart();
+            baseline();
+            var baselineNs = watch.Elapsed.TotalNanoseconds;
+            if (round >= 0)
+            {
+                timings[round] = (operationNs, baselineNs);
+            }
+            else
+            {
+                Thread.Sleep(250);
+            }
+        }
+
+        return timings;
+    }
+
+    private static QuickBenchResult SwapResult(string name, int pages, (double Operation, double Baseline)[] timings, string baselineName)
+    {
+        var ratios = timings.Select(t => t.Operation / t.Baseline).Order().ToArray();
+        var median = ratios.Length % 2 == 1 ? ratios[ratios.Length / 2] : (ratios[(ratios.Length / 2) - 1] + ratios[ratios.Length / 2]) / 2;
+        return new QuickBenchResult(
+            name,
+            pages,
+            timings.Min(t => t.Operation) / pages,
+            baselineName,
+            timings.Min(t => t.Baseline) / pages,
+            PairedRatio: median);
+    }
+
+    private static int CheckSwapSize(ulong bytes)
+    {
+        var pages = CheckSize(bytes);
+        if (pages % SwapWriteRunPages != 0)
+        {
+            throw new ArgumentException($"size {bytes} is not a multiple of {SwapWriteRunPages} pages (the swap runs' length)");
+        }
+
+        return checked((int)pages);
+    }
+
+    /// <summary>Pseudo-random 64-bit words, as memtest writes: no page is zero-filled (those are not written to swap) and none compresses.</summary>
+    private static byte[] SwapPattern(int pages)
+    {
+        var data = new byte[pages * (int)Paging.PageSize];
+        var random = new Random(1);
+        var words = MemoryMarshal.Cast<byte, ulong>(data.AsSpan());
+        for (var i = 0; i < words.Length; i++)
+        {
+            words[i] = (ulong)random.NextInt64();
+        }
+
+        return data;
+    }
+
+    /// <summary>Makes every page resident and dirty (a swap-cache copy left by the last round is dropped); through the EPT, maps each with a writable spte.</summary>
+    private static void MakeResidentAndDirty(SwapBenchRig rig, byte[] data, bool throughEpt)
+    {
+        rig.Vm.Mm.Write(rig.Vm.Ram, data);
+        if (throughEpt)
+        {
+            for (ulong page = 0; page < (ulong)(data.Length / (int)Paging.PageSize); page++)
+            {
+                rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Write);
+            }
+        }
+    }
+
+    private static void PageOutAll(SwapBenchRig rig, ulong bytes, int pages)
+    {
+        var before = rig.Host.Reclaim.Stats.Pswpout;
+        rig.Vm.Mm.Madvise(rig.Vm.Ram, bytes, Advice.PageOut);
+        var written = rig.Host.Reclaim.Stats.Pswpout - before;
+        if (written != pages)
+        {
+            throw new InvalidOperationException($"MADV_PAGEOUT wrote {written} of {pages} pages to swap");
+        }
+    }
+
+    private static void FaultAllIn(SwapBenchRig rig, int pages, bool throughEpt)
+    {
+        for (ulong page = 0; page < (ulong)pages; page++)
+        {
+            if (throughEpt)
+            {
+                var result = rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Read);
+                if (result.Outcome != EptFaultOutcome.Installed)
+                {
+                    throw new InvalidOperationException($"EPT fault on gfn {page}: {result.Outcome} {result.Detail}");
+                }
+            }
+            else
+            {
+                var result = rig.Vm.Mm.HandleFault(rig.Vm.Ram + (page * Paging.PageSize), FaultAccess.Read);
+                if (result is not (FaultResult.SwapIn or FaultResult.SwapCacheHit))
+                {
+                    throw new InvalidOperationException($"fault on page {page}: {result}");
+                }
+            }
+        }
+    }
+
+    private static void PlainWrites(SwapBenchRig rig, byte[] data, int pages)
+    {
+        var run = SwapWriteRunPages * (int)Paging.PageSize;
+        for (var i = 0; i < pages; i += SwapWriteRunPages)
+        {
+            RandomAccess.Write(rig.Plain, data.AsSpan(i * (int)Paging.PageSize, run), (1L + i) * (long)Paging.PageSize);
+        }
+    }
+
+    private static void PlainReads(SwapBenchRig rig, byte[] read, int pages)
+    {
+        var run = SwapReadRunPages * (int)Paging.PageSize;
+        for (var i = 0; i < pages; i += SwapReadRunPages)
+        {
+            RandomAccess.Read(rig.Plain, read.AsSpan(i * (int)Paging.PageSize, run), (1L + i) * (long)Paging.PageSize);
+        }
+    }
+}
