@@ -1,8 +1,5 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
-using Hypervisor.GuestMmu.Addresses;
-using Hypervisor.GuestMmu.Mmu;
-using Hypervisor.HostMm;
 using Hypervisor.Vmm.Bench;
 using Microsoft.Win32.SafeHandles;
 
@@ -44,8 +41,7 @@ public class SwapPathBenchmarks
 
     /// <summary>The pages reclaim writes per device call (its batch, 32 pages, whose slots come from one cluster).</summary>
     private const int WriteRunPages = 32;
-    private const int PageSize = SwapBenchPages.PageSize;
-    private const ulong Bytes = (ulong)Pages * PageSize;
+    private const ulong Bytes = (ulong)Pages * SwapBenchPages.PageSize;
 
     private SwapBenchRig _rig = null!;
     private byte[] _data = null!;
@@ -80,18 +76,7 @@ public class SwapPathBenchmarks
     }
 
     [IterationSetup(Target = nameof(SwapOut))]
-    public void MakeResidentAndDirty()
-    {
-        // Swaps back in whatever the last iteration left on swap, and dirties every page (a swap-cache copy is dropped).
-        _rig.Vm.Mm.Write(_rig.Vm.Ram, _data);
-        if (ThroughEpt)
-        {
-            for (ulong page = 0; page < Pages; page++)
-            {
-                _rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Write);
-            }
-        }
-    }
+    public void MakeResidentAndDirty() => _rig.MakeResidentAndDirty(_data, ThroughEpt);
 
     [IterationSetup(Target = nameof(SwapIn))]
     public void PageEverythingOut()
@@ -102,62 +87,21 @@ public class SwapPathBenchmarks
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "swap-out: madvise(PAGEOUT) of dirty pages")]
     [BenchmarkCategory("swap-out")]
-    public void SwapOut()
-    {
-        var before = _rig.Host.Reclaim.Stats.Pswpout;
-        var callsBefore = _rig.Host.Reclaim.Area!.Device.GetStats().WriteCalls;
-        _rig.Vm.Mm.Madvise(_rig.Vm.Ram, Bytes, Advice.PageOut);
-        var written = _rig.Host.Reclaim.Stats.Pswpout - before;
-        var calls = _rig.Host.Reclaim.Area.Device.GetStats().WriteCalls - callsBefore;
-        if (written != Pages || calls > Pages / 8)
-        {
-            throw new InvalidOperationException($"PAGEOUT wrote {written} pages in {calls} device calls, expected {Pages} in runs of up to {WriteRunPages}");
-        }
-    }
+    public void SwapOut() => _rig.PageOut();
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 32 pages per call")]
     [BenchmarkCategory("swap-out")]
-    public void PlainWrite() => PlainWriteRuns(WriteRunPages);
+    public void PlainWrite() => _rig.PlainWrite(_data, WriteRunPages);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 1 page per call")]
     [BenchmarkCategory("swap-out")]
-    public void PlainWrite1() => PlainWriteRuns(1);
-
-    private void PlainWriteRuns(int pagesPerCall)
-    {
-        for (var i = 0; i < Pages; i += pagesPerCall)
-        {
-            RandomAccess.Write(_rig.Plain, _data.AsSpan(i * PageSize, pagesPerCall * PageSize), (long)(1 + i) * PageSize);
-        }
-    }
+    public void PlainWrite1() => _rig.PlainWrite(_data, 1);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "swap-in: sequential read faults, readahead")]
     [BenchmarkCategory("swap-in")]
     public void SwapIn()
     {
-        long major = 0;
-        for (ulong page = 0; page < Pages; page++)
-        {
-            if (ThroughEpt)
-            {
-                var result = _rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Read);
-                if (result.Outcome != EptFaultOutcome.Installed)
-                {
-                    throw new InvalidOperationException($"EPT fault on page {page}: {result.Outcome} {result.Detail}");
-                }
-            }
-            else
-            {
-                var result = _rig.Vm.Mm.HandleFault(_rig.Vm.Ram + (page * (ulong)PageSize), FaultAccess.Read);
-                if (result is not (FaultResult.SwapIn or FaultResult.SwapCacheHit))
-                {
-                    throw new InvalidOperationException($"fault on page {page}: {result}");
-                }
-
-                major += result == FaultResult.SwapIn ? 1 : 0;
-            }
-        }
-
+        var major = _rig.FaultIn(ThroughEpt);
         if (!ThroughEpt && major > Pages / 4)
         {
             throw new InvalidOperationException($"{major} major faults for {Pages} sequential pages: readahead did not work");
@@ -166,19 +110,11 @@ public class SwapPathBenchmarks
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Read, 8 pages per call")]
     [BenchmarkCategory("swap-in")]
-    public void PlainRead8() => PlainRead(8);
+    public void PlainRead8() => _rig.PlainRead(_read, 8);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Read, 1 page per call")]
     [BenchmarkCategory("swap-in")]
-    public void PlainRead1() => PlainRead(1);
-
-    private void PlainRead(int pagesPerCall)
-    {
-        for (var i = 0; i < Pages; i += pagesPerCall)
-        {
-            RandomAccess.Read(_rig.Plain, _read.AsSpan(i * PageSize, pagesPerCall * PageSize), (long)(1 + i) * PageSize);
-        }
-    }
+    public void PlainRead1() => _rig.PlainRead(_read, 1);
 
     private void TieringWarmupRound()
     {

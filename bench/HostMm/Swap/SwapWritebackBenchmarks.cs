@@ -1,5 +1,4 @@
 using BenchmarkDotNet.Attributes;
-using Hypervisor.HostMm;
 using Hypervisor.HostMm.Reclaim;
 using Hypervisor.Vmm.Bench;
 
@@ -24,8 +23,7 @@ public class SwapWritebackBenchmarks
 {
     private const int Pages = 16384;
     private const int WriteRunPages = 32;
-    private const int PageSize = SwapBenchPages.PageSize;
-    private const ulong Bytes = (ulong)Pages * PageSize;
+    private const ulong Bytes = (ulong)Pages * SwapBenchPages.PageSize;
 
     private SwapBenchRig _rig = null!;
     private byte[] _data = null!;
@@ -61,25 +59,11 @@ public class SwapWritebackBenchmarks
 
     /// <summary>Swaps back in whatever the last iteration left on swap, and dirties every page.</summary>
     [IterationSetup(Target = nameof(SwapOut))]
-    public void MakeResidentAndDirty() => _rig.Vm.Mm.Write(_rig.Vm.Ram, _data);
+    public void MakeResidentAndDirty() => _rig.MakeResidentAndDirty(_data, throughEpt: false);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "swap-out: madvise(PAGEOUT) of dirty pages")]
-    public void SwapOut()
-    {
-        var before = _rig.Host.Reclaim.Stats.Pswpout;
-        _rig.Vm.Mm.Madvise(_rig.Vm.Ram, Bytes, Advice.PageOut);
-        if (_rig.Host.Reclaim.Stats.Pswpout - before != Pages)
-        {
-            throw new InvalidOperationException($"PAGEOUT wrote {_rig.Host.Reclaim.Stats.Pswpout - before} pages, expected {Pages}");
-        }
-    }
+    public void SwapOut() => _rig.PageOut();
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 32 pages per call")]
-    public void PlainWrite()
-    {
-        for (var i = 0; i < Pages; i += WriteRunPages)
-        {
-            RandomAccess.Write(_rig.Plain, _data.AsSpan(i * PageSize, WriteRunPages * PageSize), (long)(1 + i) * PageSize);
-        }
-    }
+    public void PlainWrite() => _rig.PlainWrite(_data, WriteRunPages);
 }

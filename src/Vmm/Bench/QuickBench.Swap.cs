@@ -1,8 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using Hypervisor.GuestMmu.Addresses;
-using Hypervisor.GuestMmu.Mmu;
-using Hypervisor.HostMm;
 using Hypervisor.Notifier;
 
 namespace Hypervisor.Vmm.Bench;
@@ -30,9 +27,9 @@ public static partial class QuickBench
         using var rig = new SwapBenchRig(bytes, "hv-bench-swap-out");
         var timings = RepeatPaired(
             repetitions,
-            prepare: () => MakeResidentAndDirty(rig, data, throughEpt),
-            operation: () => PageOutAll(rig, bytes, pages),
-            baseline: () => PlainWrites(rig, data, pages));
+            prepare: () => rig.MakeResidentAndDirty(data, throughEpt),
+            operation: rig.PageOut,
+            baseline: () => rig.PlainWrite(data, SwapWriteRunPages));
         return SwapResult($"swap-out {FormatSize(bytes)} {Through(throughEpt)}", pages, timings, $"plain file: {SwapWriteRunPages}-page writes of the same pages");
     }
 
@@ -49,16 +46,16 @@ public static partial class QuickBench
         var data = SwapPattern(pages);
         var read = new byte[data.Length];
         using var rig = new SwapBenchRig(bytes, "hv-bench-swap-in");
-        PlainWrites(rig, data, pages); // the baseline reads the same bytes the swap path does
+        rig.PlainWrite(data, SwapWriteRunPages); // the baseline reads the same bytes the swap path does
         var timings = RepeatPaired(
             repetitions,
             prepare: () =>
             {
-                MakeResidentAndDirty(rig, data, throughEpt);
-                PageOutAll(rig, bytes, pages);
+                rig.MakeResidentAndDirty(data, throughEpt);
+                rig.PageOut();
             },
-            operation: () => FaultAllIn(rig, pages, throughEpt),
-            baseline: () => PlainReads(rig, read, pages));
+            operation: () => rig.FaultIn(throughEpt),
+            baseline: () => rig.PlainRead(read, SwapReadRunPages));
         return SwapResult($"swap-in {FormatSize(bytes)} {Through(throughEpt)}", pages, timings, $"plain file: {SwapReadRunPages}-page reads of the same pages");
     }
 
@@ -131,70 +128,5 @@ public static partial class QuickBench
         }
 
         return data;
-    }
-
-    /// <summary>Makes every page resident and dirty (a swap-cache copy left by the last round is dropped); through the EPT, maps each with a writable spte.</summary>
-    private static void MakeResidentAndDirty(SwapBenchRig rig, byte[] data, bool throughEpt)
-    {
-        rig.Vm.Mm.Write(rig.Vm.Ram, data);
-        if (throughEpt)
-        {
-            for (ulong page = 0; page < (ulong)(data.Length / (int)Paging.PageSize); page++)
-            {
-                rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Write);
-            }
-        }
-    }
-
-    private static void PageOutAll(SwapBenchRig rig, ulong bytes, int pages)
-    {
-        var before = rig.Host.Reclaim.Stats.Pswpout;
-        rig.Vm.Mm.Madvise(rig.Vm.Ram, bytes, Advice.PageOut);
-        var written = rig.Host.Reclaim.Stats.Pswpout - before;
-        if (written != pages)
-        {
-            throw new InvalidOperationException($"MADV_PAGEOUT wrote {written} of {pages} pages to swap");
-        }
-    }
-
-    private static void FaultAllIn(SwapBenchRig rig, int pages, bool throughEpt)
-    {
-        for (ulong page = 0; page < (ulong)pages; page++)
-        {
-            if (throughEpt)
-            {
-                var result = rig.Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Read);
-                if (result.Outcome != EptFaultOutcome.Installed)
-                {
-                    throw new InvalidOperationException($"EPT fault on gfn {page}: {result.Outcome} {result.Detail}");
-                }
-            }
-            else
-            {
-                var result = rig.Vm.Mm.HandleFault(rig.Vm.Ram + (page * Paging.PageSize), FaultAccess.Read);
-                if (result is not (FaultResult.SwapIn or FaultResult.SwapCacheHit))
-                {
-                    throw new InvalidOperationException($"fault on page {page}: {result}");
-                }
-            }
-        }
-    }
-
-    private static void PlainWrites(SwapBenchRig rig, byte[] data, int pages)
-    {
-        var run = SwapWriteRunPages * (int)Paging.PageSize;
-        for (var i = 0; i < pages; i += SwapWriteRunPages)
-        {
-            RandomAccess.Write(rig.Plain, data.AsSpan(i * (int)Paging.PageSize, run), (1L + i) * (long)Paging.PageSize);
-        }
-    }
-
-    private static void PlainReads(SwapBenchRig rig, byte[] read, int pages)
-    {
-        var run = SwapReadRunPages * (int)Paging.PageSize;
-        for (var i = 0; i < pages; i += SwapReadRunPages)
-        {
-            RandomAccess.Read(rig.Plain, read.AsSpan(i * (int)Paging.PageSize, run), (1L + i) * (long)Paging.PageSize);
-        }
     }
 }

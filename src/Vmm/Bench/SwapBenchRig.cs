@@ -1,3 +1,5 @@
+using Hypervisor.GuestMmu.Addresses;
+using Hypervisor.GuestMmu.Mmu;
 using Hypervisor.HostMm;
 using Hypervisor.HostMm.Frames;
 using Hypervisor.HostMm.Reclaim;
@@ -31,6 +33,7 @@ public sealed class SwapBenchRig : IDisposable
             Reclaim = reclaim ?? new ReclaimOptions(),
         });
         Vm = new BenchVm(Host, bytes);
+        Bytes = bytes;
         _plainPath = Path.Combine(Path.GetTempPath(), $"hv-{name}-plain-{Guid.NewGuid():N}");
         var length = (long)bytes + (long)Paging.PageSize;
         Plain = File.OpenHandle(_plainPath, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose, length);
@@ -45,6 +48,97 @@ public sealed class SwapBenchRig : IDisposable
 
     /// <summary>The plain file the baseline rows read and write.</summary>
     public SafeFileHandle Plain { get; }
+
+    /// <summary>Bytes of guest RAM (the region every operation covers).</summary>
+    public ulong Bytes { get; }
+
+    /// <summary>4 KiB pages of guest RAM.</summary>
+    public int Pages => checked((int)(Bytes >> Paging.PageShift));
+
+    /// <summary>
+    /// Writes <paramref name="data"/> (the region's size) over the region, so every page is resident and dirty (a page left
+    /// on swap by the last round comes back, and its swap-cache copy is dropped); <paramref name="throughEpt"/> also maps
+    /// every page with a writable spte, so unmapping it zaps.
+    /// </summary>
+    public void MakeResidentAndDirty(ReadOnlySpan<byte> data, bool throughEpt)
+    {
+        Vm.Mm.Write(Vm.Ram, data);
+        if (throughEpt)
+        {
+            for (ulong page = 0; page < (ulong)Pages; page++)
+            {
+                Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Write);
+            }
+        }
+    }
+
+    /// <summary><c>madvise(MADV_PAGEOUT)</c> of the region, which must write every page to swap in runs (at least 8 pages a device call on average).</summary>
+    /// <exception cref="InvalidOperationException">It did not (the measurement would be of something else).</exception>
+    public void PageOut()
+    {
+        var before = Host.Reclaim.Stats.Pswpout;
+        var callsBefore = Host.Reclaim.Area!.Device.GetStats().WriteCalls;
+        Vm.Mm.Madvise(Vm.Ram, Bytes, Advice.PageOut);
+        var written = Host.Reclaim.Stats.Pswpout - before;
+        var calls = Host.Reclaim.Area.Device.GetStats().WriteCalls - callsBefore;
+        if (written != Pages || calls > Math.Max(1, Pages / 8))
+        {
+            throw new InvalidOperationException($"MADV_PAGEOUT wrote {written} of {Pages} pages to swap in {calls} device calls");
+        }
+    }
+
+    /// <summary>
+    /// A sequential read fault on every page of the paged-out region, through the EPT fault path and get-user-pages
+    /// (<paramref name="throughEpt"/>) or as the host's own faults; returns the host faults that read the device (host-only; 0 through the EPT).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A fault did not swap its page in.</exception>
+    public long FaultIn(bool throughEpt)
+    {
+        long major = 0;
+        for (ulong page = 0; page < (ulong)Pages; page++)
+        {
+            if (throughEpt)
+            {
+                var result = Vm.Mmu.HandleEptViolation(new Gfn(page).ToGpa(), EptAccess.Read);
+                if (result.Outcome != EptFaultOutcome.Installed)
+                {
+                    throw new InvalidOperationException($"EPT fault on gfn {page}: {result.Outcome} {result.Detail}");
+                }
+            }
+            else
+            {
+                var result = Vm.Mm.HandleFault(Vm.Ram + (page * Paging.PageSize), FaultAccess.Read);
+                if (result is not (FaultResult.SwapIn or FaultResult.SwapCacheHit))
+                {
+                    throw new InvalidOperationException($"fault on page {page}: {result}");
+                }
+
+                major += result == FaultResult.SwapIn ? 1 : 0;
+            }
+        }
+
+        return major;
+    }
+
+    /// <summary>The baseline of swap-out: <paramref name="data"/> written to the plain file in calls of <paramref name="pagesPerCall"/> pages.</summary>
+    public void PlainWrite(ReadOnlySpan<byte> data, int pagesPerCall)
+    {
+        var run = pagesPerCall * (int)Paging.PageSize;
+        for (var i = 0; i < Pages; i += pagesPerCall)
+        {
+            RandomAccess.Write(Plain, data.Slice(i * (int)Paging.PageSize, run), (1L + i) * (long)Paging.PageSize);
+        }
+    }
+
+    /// <summary>The baseline of swap-in: the plain file read into <paramref name="buffer"/> in calls of <paramref name="pagesPerCall"/> pages.</summary>
+    public void PlainRead(Span<byte> buffer, int pagesPerCall)
+    {
+        var run = pagesPerCall * (int)Paging.PageSize;
+        for (var i = 0; i < Pages; i += pagesPerCall)
+        {
+            RandomAccess.Read(Plain, buffer.Slice(i * (int)Paging.PageSize, run), (1L + i) * (long)Paging.PageSize);
+        }
+    }
 
     /// <inheritdoc />
     public void Dispose()
