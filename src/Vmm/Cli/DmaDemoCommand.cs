@@ -52,14 +52,8 @@ internal static class DmaDemoCommand
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,
             };
 
-            DmaDemo demo;
-            try
+            if (!DemoExit.TryCreate<DmaDemo, DmaDemoOptionsException>(context, () => new DmaDemo(options), out var demo))
             {
-                demo = new DmaDemo(options);
-            }
-            catch (DmaDemoOptionsException exception)
-            {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
                 return ExitCodes.UsageError;
             }
 
@@ -75,13 +69,7 @@ internal static class DmaDemoCommand
             }
 
             DmaDemoReport.Write(result, ReportWriter.Create(context, plain: !context.IsTerminal));
-            if (result.Succeeded)
-            {
-                return ExitCodes.Success;
-            }
-
-            context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the DMA registration-cache demonstration failed: {result.Failure}");
-            return ExitCodes.InternalError;
+            return DemoExit.Of(context, result.Succeeded, "DMA registration-cache demonstration", () => result.Failure!); // Failure is null exactly when Succeeded
         });
         return command;
     }

@@ -66,14 +66,8 @@ internal static class KsmDemoCommand
                 Trace = trace?.Recorder,
             };
 
-            KsmDemo demo;
-            try
+            if (!DemoExit.TryCreate<KsmDemo, KsmDemoOptionsException>(context, () => new KsmDemo(options), out var demo))
             {
-                demo = new KsmDemo(options);
-            }
-            catch (KsmDemoOptionsException exception)
-            {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
                 return ExitCodes.UsageError;
             }
 
@@ -89,13 +83,7 @@ internal static class KsmDemoCommand
             }
 
             KsmDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
-            if (result.Succeeded)
-            {
-                return ExitCodes.Success;
-            }
-
-            context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the KSM demonstration failed: {KsmDemoReport.Failure(result)}");
-            return ExitCodes.InternalError;
+            return DemoExit.Of(context, result.Succeeded, "KSM demonstration", () => KsmDemoReport.Failure(result));
         });
         return command;
     }

@@ -80,14 +80,8 @@ internal static class MigrateDemoCommand
                 Trace = trace?.Recorder,
             };
 
-            MigrateDemo demo;
-            try
+            if (!DemoExit.TryCreate<MigrateDemo, MigrateDemoOptionsException>(context, () => new MigrateDemo(options), out var demo))
             {
-                demo = new MigrateDemo(options);
-            }
-            catch (MigrateDemoOptionsException exception)
-            {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
                 return ExitCodes.UsageError;
             }
 
@@ -100,14 +94,8 @@ internal static class MigrateDemoCommand
             var result = live ? MigrateDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "migrate-demo");
             trace?.WriteFor(context, "hv demo migrate");
             MigrateDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
-            if (result.Succeeded)
-            {
-                return ExitCodes.Success;
-            }
-
             // A lost or corrupted page, a dirty audit or a trip that moved nothing is a bug in hv, not bad input.
-            context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the migration demonstration failed: {MigrateDemoReport.Failure(result)}");
-            return ExitCodes.InternalError;
+            return DemoExit.Of(context, result.Succeeded, "migration demonstration", () => MigrateDemoReport.Failure(result));
         });
         return command;
     }
@@ -130,12 +118,6 @@ internal static class MigrateDemoCommand
 
         trace?.WriteFor(context, "hv demo migrate --guest linux");
         MigrateDemoReport.WriteLinux(result, ReportWriter.Create(context, plain: !live));
-        if (result.Succeeded)
-        {
-            return ExitCodes.Success;
-        }
-
-        context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the Linux migration demonstration failed: {MigrateDemoReport.Failure(result)}");
-        return ExitCodes.InternalError;
+        return DemoExit.Of(context, result.Succeeded, "Linux migration demonstration", () => MigrateDemoReport.Failure(result));
     }
 }

@@ -90,14 +90,8 @@ internal static class StressDemoCommand
                 Without = (parseResult.GetValue(without) ?? []).ToHashSet(),
             };
 
-            StressDemo demo;
-            try
+            if (!DemoExit.TryCreate<StressDemo, StressDemoOptionsException>(context, () => new StressDemo(options), out var demo))
             {
-                demo = new StressDemo(options);
-            }
-            catch (StressDemoOptionsException exception)
-            {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
                 return ExitCodes.UsageError;
             }
 

@@ -92,14 +92,8 @@ internal static class SwapDemoCommand
                 Trace = trace?.Recorder,
             };
 
-            SwapDemo demo;
-            try
+            if (!DemoExit.TryCreate<SwapDemo, SwapDemoOptionsException>(context, () => new SwapDemo(options), out var demo))
             {
-                demo = new SwapDemo(options);
-            }
-            catch (SwapDemoOptionsException exception)
-            {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{exception.Message}");
                 return ExitCodes.UsageError;
             }
 
@@ -112,14 +106,8 @@ internal static class SwapDemoCommand
             var result = live ? SwapDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "swap-demo");
             trace?.WriteFor(context, "hv demo swap");
             SwapDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
-            if (result.Succeeded)
-            {
-                return ExitCodes.Success;
-            }
-
             // Lost or corrupted pages, a dirty audit or aging that kept nothing resident are bugs in hv, not bad input.
-            context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the swap demonstration failed: {SwapDemoReport.Failure(result)}");
-            return ExitCodes.InternalError;
+            return DemoExit.Of(context, result.Succeeded, "swap demonstration", () => SwapDemoReport.Failure(result));
         });
         return command;
     }
@@ -145,12 +133,6 @@ internal static class SwapDemoCommand
 
         trace?.WriteFor(context, "hv demo swap --guest linux");
         SwapDemoReport.WriteLinux(result, ReportWriter.Create(context, plain: !live));
-        if (result.Succeeded)
-        {
-            return ExitCodes.Success;
-        }
-
-        context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the Linux swap demonstration failed: {SwapDemoReport.Failure(result)}");
-        return ExitCodes.InternalError;
+        return DemoExit.Of(context, result.Succeeded, "Linux swap demonstration", () => SwapDemoReport.Failure(result));
     }
 }

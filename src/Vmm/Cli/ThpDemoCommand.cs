@@ -62,14 +62,8 @@ internal static class ThpDemoCommand
                 Trace = trace?.Recorder,
             };
 
-            ThpDemo demo;
-            try
+            if (!DemoExit.TryCreate<ThpDemo, ThpDemoOptionsException>(context, () => new ThpDemo(options), out var demo, RunHostMemoryOptions.WithoutParameter))
             {
-                demo = new ThpDemo(options);
-            }
-            catch (ThpDemoOptionsException exception)
-            {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{RunHostMemoryOptions.WithoutParameter(exception)}");
                 return ExitCodes.UsageError;
             }
 
@@ -77,14 +71,8 @@ internal static class ThpDemoCommand
             var result = live ? ThpDemoLiveView.Run(demo) : DemoWorker.RunPlain(demo.Run, () => demo.Stage, context.Output, "thp-demo");
             trace?.WriteFor(context, "hv demo thp");
             ThpDemoReport.Write(result, ReportWriter.Create(context, plain: !live));
-            if (result.Succeeded)
-            {
-                return ExitCodes.Success;
-            }
-
             // A corrupted page, a dirty audit, or huge pages that never appeared, split or came back is a bug in hv.
-            context.Error.WriteLine($"{CliErrorHandler.InternalPrefix}the THP demonstration failed: {ThpDemoReport.Failure(result)}");
-            return ExitCodes.InternalError;
+            return DemoExit.Of(context, result.Succeeded, "THP demonstration", () => ThpDemoReport.Failure(result));
         });
         return command;
     }
