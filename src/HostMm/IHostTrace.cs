@@ -28,9 +28,10 @@ public interface IHostTrace
 
     /// <summary>
     /// One swap I/O request ended: <paramref name="pages"/> pages to (<paramref name="write"/>) or from contiguous slots
-    /// from <paramref name="firstSlot"/> on, <paramref name="ok"/> when the device completed it.
+    /// from <paramref name="firstSlot"/> on, <paramref name="sameFilled"/> of them zero-filled pages the swap area keeps
+    /// without device I/O, <paramref name="ok"/> when the device completed it.
     /// </summary>
-    void SwapIo(bool write, ulong firstSlot, int pages, bool ok, long startTimestamp)
+    void SwapIo(bool write, ulong firstSlot, int pages, int sameFilled, bool ok, long startTimestamp)
     {
     }
 

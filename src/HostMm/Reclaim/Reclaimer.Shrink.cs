@@ -383,7 +383,7 @@ public sealed partial class Reclaimer
                 written = Area!.WriteFrames(firstSlot, frames[..(end - start)]);
             }
 
-            trace?.SwapIo(write: true, firstSlot, end - start, written.Status == SwapIoStatus.Ok, started);
+            trace?.SwapIo(write: true, firstSlot, end - start, Area.CountSameFilled(firstSlot, end - start), written.Status == SwapIoStatus.Ok, started);
 
             for (var j = start; j < end; j++)
             {

@@ -288,7 +288,7 @@ public sealed partial class Reclaimer
         var trace = _host.Trace;
         var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var result = Area!.ReadFrames(slots[0], addresses);
-        trace?.SwapIo(write: false, slots[0], slots.Length, result.IsOk, started);
+        trace?.SwapIo(write: false, slots[0], slots.Length, Area.CountSameFilled(slots[0], slots.Length), result.IsOk, started);
         var firstBad = result.IsOk ? slots.Length : (int)(result.Slot - slots[0]);
         var targetStatus = SwapIoStatus.Ok;
 

@@ -40,7 +40,7 @@ public sealed partial class Reclaimer
         var trace = _host.Trace;
         var started = trace is null ? 0 : Stopwatch.GetTimestamp();
         var written = Area!.WriteFrames(run.FirstSlot, frames);
-        trace?.SwapIo(write: true, run.FirstSlot, run.Count, written.Status == SwapIoStatus.Ok, started);
+        trace?.SwapIo(write: true, run.FirstSlot, run.Count, Area.CountSameFilled(run.FirstSlot, run.Count), written.Status == SwapIoStatus.Ok, started);
 
         long reclaimed = 0;
         for (var i = 0; i < run.Count; i++)

@@ -455,6 +455,22 @@ public sealed unsafe class SwapArea : IDisposable
     }
 
     /// <summary>
+    /// How many of the <paramref name="count"/> slots from <paramref name="firstSlot"/> hold a zero-filled page, which the
+    /// area keeps in its check words without device I/O (for traces; the caller owns the slots, as for a read or write).
+    /// </summary>
+    public int CountSameFilled(ulong firstSlot, int count)
+    {
+        CheckRunSlots(firstSlot, count);
+        var sameFilled = 0;
+        for (var i = 0; i < count; i++)
+        {
+            sameFilled += (_check[firstSlot + (ulong)i] & (CheckValid | CheckZero)) == (CheckValid | CheckZero) ? 1 : 0;
+        }
+
+        return sameFilled;
+    }
+
+    /// <summary>
     /// Reads <paramref name="slot"/> into <paramref name="page"/> (4096 bytes) and verifies its CRC-32C. A device
     /// error returns <see cref="SwapIoStatus.IoError"/>, a mismatch <see cref="SwapIoStatus.ChecksumMismatch"/>, both
     /// naming the slot with <paramref name="page"/> filled with <see cref="PoisonByte"/>.

@@ -35,18 +35,17 @@ internal static class KsmDemoCommand
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var noAudit = new Option<bool>("--no-audit") { Description = "Skip the audits (to time the demo); the demo then cannot claim a clean audit and fails." };
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
-        var tracing = RunTraceOptions.Create();
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { vms, memory, pages, kinds, every, pagesToScan, sleep, modernChangePte, guests, noAudit, plain }.Concat(tracing.All))
+        foreach (var option in new Option[] { vms, memory, pages, kinds, every, pagesToScan, sleep, modernChangePte, guests, noAudit, plain })
         {
             command.Options.Add(option);
         }
 
+        var tracing = RunTraceOptions.AddTo(command);
         command.SetAction(parseResult =>
         {
-            if (!tracing.TryOpen(parseResult, Accel.AcceleratorKind.Emulated, out var opened, out var traceError))
+            if (!tracing.TryOpenForDemo(parseResult, context, out var opened))
             {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{traceError}");
                 return ExitCodes.UsageError;
             }
 
@@ -79,7 +78,7 @@ internal static class KsmDemoCommand
             }
             finally
             {
-                trace?.Write(context.Error, new Dictionary<string, string> { ["command"] = "hv demo ksm" });
+                trace?.WriteFor(context, "hv demo ksm"); // also when the demo threw: the timeline up to the failure
             }
 
             KsmDemoReport.Write(result, ReportWriter.Create(context, plain: !live));

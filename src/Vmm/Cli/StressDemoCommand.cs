@@ -71,12 +71,13 @@ internal static class StressDemoCommand
         };
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
-        var tracing = RunTraceOptions.Create();
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { duration, seed, smp, memory, without, guests, plain }.Concat(tracing.All))
+        foreach (var option in new Option[] { duration, seed, smp, memory, without, guests, plain })
         {
             command.Options.Add(option);
         }
+
+        var tracing = RunTraceOptions.AddTo(command);
 
         command.SetAction(parseResult =>
         {
@@ -95,9 +96,8 @@ internal static class StressDemoCommand
                 return ExitCodes.UsageError;
             }
 
-            if (!tracing.TryOpen(parseResult, Accel.AcceleratorKind.Emulated, out var opened, out var traceError))
+            if (!tracing.TryOpenForDemo(parseResult, context, out var opened))
             {
-                context.Error.WriteLine($"{CliErrorHandler.Prefix}{traceError}");
                 return ExitCodes.UsageError;
             }
 

@@ -32,10 +32,10 @@ public sealed class FanOutHostTrace(IHostTrace first, IHostTrace second) : IHost
     }
 
     /// <inheritdoc />
-    public void SwapIo(bool write, ulong firstSlot, int pages, bool ok, long startTimestamp)
+    public void SwapIo(bool write, ulong firstSlot, int pages, int sameFilled, bool ok, long startTimestamp)
     {
-        first.SwapIo(write, firstSlot, pages, ok, startTimestamp);
-        second.SwapIo(write, firstSlot, pages, ok, startTimestamp);
+        first.SwapIo(write, firstSlot, pages, sameFilled, ok, startTimestamp);
+        second.SwapIo(write, firstSlot, pages, sameFilled, ok, startTimestamp);
     }
 
     /// <inheritdoc />

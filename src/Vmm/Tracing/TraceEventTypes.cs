@@ -45,10 +45,10 @@ public static class TraceEventTypes
     /// <summary><c>host_fork</c>: the host forked the VM's process and reaped the child.</summary>
     public static readonly TraceEventType HostFork = new("host_fork", "mm", TracePhase.Complete);
 
-    /// <summary><c>swap_writepage</c>: one swap write request, a run of contiguous slots (pageout of a reclaim batch); zero-filled pages in it are kept by the swap area without device I/O.</summary>
+    /// <summary><c>swap_writepage</c>: one swap write request, a run of contiguous slots (pageout of a reclaim batch): its pages, and the bytes that went to the device (zero-filled pages in it are kept by the swap area without device I/O).</summary>
     public static readonly TraceEventType SwapWrite = new("swap_writepage", "swap", TracePhase.Complete, ["slot", "pages", "bytes"], textNames: ["result"]);
 
-    /// <summary><c>swap_readpage</c>: one swap read request, a run of contiguous slots (the faulting page and its read-ahead).</summary>
+    /// <summary><c>swap_readpage</c>: one swap read request, a run of contiguous slots (the faulting page and its read-ahead): its pages, and the bytes of the pages the device held (zero-filled ones come from the swap area without device I/O).</summary>
     public static readonly TraceEventType SwapRead = new("swap_readpage", "swap", TracePhase.Complete, ["slot", "pages", "bytes"], textNames: ["result"]);
 
     /// <summary><c>ksm_merge_one_page</c>: one page's mapping replaced by the KSM page (or the zero page), from the invalidation's start to the end of the merge.</summary>

@@ -40,14 +40,14 @@ public sealed class TracingHostTrace(TraceRecorder recorder) : IHostTrace
     }
 
     /// <inheritdoc />
-    public void SwapIo(bool write, ulong firstSlot, int pages, bool ok, long startTimestamp) =>
+    public void SwapIo(bool write, ulong firstSlot, int pages, int sameFilled, bool ok, long startTimestamp) =>
         recorder.Complete(
             write ? TraceEventTypes.SwapWrite : TraceEventTypes.SwapRead,
             TraceRecorder.HostPid,
             startTimestamp,
             (long)firstSlot,
             pages,
-            (long)pages * (long)Paging.PageSize,
+            (long)(pages - sameFilled) * (long)Paging.PageSize, // the device's bytes: same-filled pages need no I/O
             ok ? "ok" : "error");
 
     /// <inheritdoc />

@@ -73,9 +73,43 @@ public sealed class DemoTraceTests
             Assert.That(trace.Problems, Is.Empty, string.Join(Environment.NewLine, trace.Problems.Take(10)));
             Assert.That(writes.Sum(w => Arg(w, "pages")), Is.GreaterThanOrEqualTo(memtest.Reclaim.Pswpout), "every page swapped out is in a write request (zero-filled ones, kept without device I/O, are not in pswpout)");
             Assert.That(reads.Sum(r => Arg(r, "pages")), Is.GreaterThanOrEqualTo(memtest.Reclaim.Pswpin), "every page swapped in came in a read request (read-ahead may read more)");
-            Assert.That(writes.Concat(reads).All(s => Arg(s, "bytes") == Arg(s, "pages") * 4096), Is.True);
+            Assert.That(writes.Sum(w => Arg(w, "bytes")), Is.EqualTo(memtest.Reclaim.Pswpout * 4096), "a write request's bytes are its pages that went to the device");
+            Assert.That(reads.Sum(r => Arg(r, "bytes")), Is.EqualTo(memtest.Reclaim.Pswpin * 4096), "a read request's bytes are its pages that came from the device");
+            Assert.That(writes.Concat(reads).All(s => Arg(s, "bytes") % 4096 == 0 && Arg(s, "bytes") <= Arg(s, "pages") * 4096), Is.True);
             Assert.That(writes, Has.Some.Matches<JsonElement>(w => Arg(w, "pages") > 1), "pageout writes runs of slots");
             Assert.That(trace.Named("swap").Max(c => Arg(c, "pswpout")), Is.Positive, "the host's swap counter track");
+        });
+    }
+
+    [Test]
+    public void SwapRequestsCountEveryPageButGiveBytesOnlyForThePagesTheDeviceHolds()
+    {
+        const int pages = 64;
+        var data = new byte[pages * 4096];
+        for (var page = 0; page < pages; page += 2)
+        {
+            data.AsSpan(page * 4096, 4096).Fill((byte)(page + 1)); // every other page zero-filled
+        }
+
+        var recorder = new TraceRecorder();
+        using (var rig = new Hypervisor.Vmm.Bench.SwapBenchRig((ulong)data.Length, "trace-same-filled"))
+        {
+            rig.Host.Trace = new TracingHostTrace(recorder);
+            rig.MakeResidentAndDirty(data, throughEpt: false);
+            rig.Vm.Mm.Madvise(rig.Vm.Ram, (ulong)data.Length, Hypervisor.HostMm.Advice.PageOut);
+            rig.FaultIn(throughEpt: false);
+        }
+
+        var trace = Written(recorder, "same-filled.json");
+        var writes = Spans(trace, "swap_writepage").ToList();
+        var reads = Spans(trace, "swap_readpage").ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(trace.Problems, Is.Empty, string.Join(Environment.NewLine, trace.Problems.Take(10)));
+            Assert.That(writes.Sum(w => Arg(w, "pages")), Is.EqualTo(pages), "every page is in a write request");
+            Assert.That(writes.Sum(w => Arg(w, "bytes")), Is.EqualTo(pages / 2 * 4096), "only the non-zero half went to the device");
+            Assert.That(reads.Sum(r => Arg(r, "pages")), Is.EqualTo(pages), "every page came back in a read request");
+            Assert.That(reads.Sum(r => Arg(r, "bytes")), Is.EqualTo(pages / 2 * 4096), "the zero-filled half came back without device I/O");
         });
     }
 
