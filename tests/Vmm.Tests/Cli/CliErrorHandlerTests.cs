@@ -38,9 +38,7 @@ public sealed class CliErrorHandlerTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.InputError));
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain("truncated"));
+            CliAssert.OneErrorLine(result, "truncated", ExitCodes.InputError);
             Assert.That(result.Stderr, Does.Not.Contain("Parameter"));
         });
     }
@@ -75,12 +73,7 @@ public sealed class CliErrorHandlerTests
     {
         var result = RunFailing(() => File.ReadAllBytes(Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "missing.img")));
 
-        Assert.Multiple(() =>
-        {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.InputError));
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain("missing.img"));
-        });
+        CliAssert.OneErrorLine(result, "missing.img", ExitCodes.InputError);
     }
 
     [Test]

@@ -49,9 +49,7 @@ public sealed class DirtyPolicyOptionTests
     {
         var result = Hv.Run("run", "no-such-image.elf", "--dirty-policy");
 
-        Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError));
-        Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
-        Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain("--dirty-policy"));
+        CliAssert.OneErrorLine(result, "--dirty-policy");
     }
 
     [TestCase("map")]

@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using Hypervisor.Vmm.Cli;
 using Hypervisor.Vmm.Machine;
 using Hypervisor.Vmm.Tests.Support;
 
@@ -32,10 +31,7 @@ public sealed class RunHostMemoryOptionTests
 
         Assert.Multiple(() =>
         {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError), result.Stdout + result.Stderr);
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain(message));
-            Assert.That(result.Stderr, Does.Not.Contain(" at "), "no stack trace");
+            CliAssert.OneErrorLine(result, message);
             Assert.That(result.Stdout, Is.Empty, "the guest did not run");
         });
     }

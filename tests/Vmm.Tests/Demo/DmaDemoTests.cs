@@ -1,4 +1,3 @@
-using Hypervisor.Vmm.Cli;
 using Hypervisor.Vmm.Demo.Dma;
 using Hypervisor.Vmm.Devices.Dma;
 using Hypervisor.Vmm.Tests.Support;
@@ -64,13 +63,7 @@ public sealed class DmaDemoTests
     {
         var result = Hv.Run(["demo", "dma", .. options.Split(' ')]);
 
-        Assert.Multiple(() =>
-        {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError), result.Stdout + result.Stderr);
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain(message));
-            Assert.That(result.Stderr, Does.Not.Contain("   at "), "no stack trace");
-        });
+        CliAssert.OneErrorLine(result, message);
     }
 
     [Test]
@@ -78,12 +71,7 @@ public sealed class DmaDemoTests
     {
         var result = Hv.Run("run", GuestImages.ImagePath("dmatest"), "--plain", "--dma-cache", "sometimes");
 
-        Assert.Multiple(() =>
-        {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError), result.Stdout + result.Stderr);
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain("--dma-cache expects safe, unsafe or off, got 'sometimes'"));
-        });
+        CliAssert.OneErrorLine(result, "--dma-cache expects safe, unsafe or off, got 'sometimes'");
     }
 
     [Test]

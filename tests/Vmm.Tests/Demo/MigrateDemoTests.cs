@@ -120,12 +120,7 @@ public sealed class MigrateDemoTests
     {
         var result = Hv.Run(["demo", "migrate", "--plain", .. options.Split(' ')]);
 
-        Assert.Multiple(() =>
-        {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError), result.Stdout + result.Stderr);
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain(message));
-        });
+        CliAssert.OneErrorLine(result, message);
     }
 
     private static long Value(CliResult result, string figure)

@@ -88,11 +88,6 @@ public sealed class ThpDemoTests
     {
         var result = Hv.Run(["demo", "thp", "--plain", .. options.Split(' ')]);
 
-        Assert.Multiple(() =>
-        {
-            Assert.That(result.ExitCode, Is.EqualTo(ExitCodes.UsageError), result.Stdout + result.Stderr);
-            Assert.That(result.StderrLines, Has.Count.EqualTo(1), result.Stderr);
-            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: ").And.Contain(message));
-        });
+        CliAssert.OneErrorLine(result, message);
     }
 }
