@@ -137,6 +137,21 @@ public class BenchCommandTests
         });
     }
 
+    [TestCase("swap-out")]
+    [TestCase("swap-in")]
+    public void SwapHelpShowsTheSizeDefaultAndBothPaths(string operation)
+    {
+        var result = Hv.Run("bench", operation, "--help");
+        var help = string.Join(' ', result.Stdout.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero);
+            Assert.That(help, Does.Match(@"--size <SIZE> Guest memory swapped \(a multiple of 128K: 32-page runs\): [^\[]*\(128K to 1G\)\. \[default: 64M\]"), result.Stdout);
+            Assert.That(help, Does.Match(@"--through <Host\|Ept> host: [^\[]*\[default: Host\]"), result.Stdout);
+        });
+    }
+
     private static double Figure(string text, string pattern)
     {
         var match = System.Text.RegularExpressions.Regex.Match(text, pattern);
