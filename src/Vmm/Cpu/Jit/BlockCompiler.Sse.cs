@@ -213,6 +213,20 @@ internal static partial class BlockCompiler
 
         // MOVSS/MOVSD/MOVD/MOVQ m, xmm: the low 4 or 8 bytes of the source XMM register to the memory operand through
         // the TLB, or a branch to `slow`.
+        // The memory operand's low `size` bytes (4 or 8), zero-extended to 128 bits, into the destination XMM register
+        // (MOVSS/MOVSD/MOVD/MOVQ loads); a TLB miss branches to `slow`.
+        private void LoadXmmLowElement(ref DecodedInstruction d, int size, System.Reflection.Emit.Label slow)
+        {
+            MemoryPointer(ref d, size, write: false, aligned: false, slow);
+            XmmAddress(d.Instruction.Op0Register);
+            il.Emit(OpCodes.Ldloc, _pointer);
+            il.Emit(OpCodes.Unaligned, (byte)1);
+            il.Emit(size == 4 ? OpCodes.Ldind_U4 : OpCodes.Ldind_I8);
+            il.Emit(OpCodes.Conv_U8);
+            il.Emit(OpCodes.Call, CreateScalarMethod);
+            il.Emit(OpCodes.Stobj, typeof(Vector128<byte>));
+        }
+
         private void StoreXmmLowElement(ref DecodedInstruction d, int size, System.Reflection.Emit.Label slow)
         {
             MemoryPointer(ref d, size, write: true, aligned: false, slow);
@@ -285,18 +299,7 @@ internal static partial class BlockCompiler
 
             if (i.Op1Kind == OpKind.Memory)
             {
-                MemoryPointer(ref d, size, write: false, aligned: false, slow);
-                XmmAddress(i.Op0Register);
-                il.Emit(OpCodes.Ldloc, _pointer);
-                il.Emit(OpCodes.Unaligned, (byte)1);
-                il.Emit(load);
-                if (size == 4)
-                {
-                    il.Emit(OpCodes.Conv_U8);
-                }
-
-                il.Emit(OpCodes.Call, CreateScalarMethod);
-                il.Emit(OpCodes.Stobj, typeof(Vector128<byte>));
+                LoadXmmLowElement(ref d, size, slow);
                 return;
             }
 
@@ -317,13 +320,11 @@ internal static partial class BlockCompiler
             {
                 if (i.Op1Kind == OpKind.Memory)
                 {
-                    MemoryPointer(ref d, size, write: false, aligned: false, slow);
-                    XmmAddress(i.Op0Register);
-                    il.Emit(OpCodes.Ldloc, _pointer);
-                    il.Emit(OpCodes.Unaligned, (byte)1);
-                    il.Emit(load);
+                    LoadXmmLowElement(ref d, size, slow);
+                    return;
                 }
-                else if (i.Op1Register.IsXMM())
+
+                if (i.Op1Register.IsXMM())
                 {
                     XmmAddress(i.Op0Register);
                     XmmAddress(i.Op1Register);

@@ -1074,6 +1074,37 @@ internal static partial class BlockCompiler
             }
         }
 
+        // MOV m, r: the register's 4 or 8 bytes through the TLB's host pointer, else the interpreter's write (which may fault
+        // or reach MMIO: the register file, flags and RIP are made current first).
+        private void StoreThroughTlb(ref DecodedInstruction d)
+        {
+            var slow = il.DefineLabel();
+            var done = il.DefineLabel();
+            var linear = MemoryPointer(ref d, (int)d.Size, write: true, aligned: false, slow);
+
+            // The TLB hit: a plain host access, which cannot fault or reach the interpreter.
+            il.Emit(OpCodes.Ldloc, _pointer);
+            LoadRegister(d.Reg1 & 0xF);
+            if (d.Size == 4)
+            {
+                il.Emit(OpCodes.Conv_U4);
+            }
+
+            il.Emit(OpCodes.Unaligned, (byte)1);
+            il.Emit(d.Size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
+            il.Emit(OpCodes.Br, done);
+            il.MarkLabel(slow);
+            WriteBack(forget: false);
+            FlushFlags(forget: false);
+            StoreRip(d.NextIp);
+            il.Emit(OpCodes.Ldarg_0);
+            il.Emit(OpCodes.Ldloc, linear);
+            il.Emit(OpCodes.Ldc_I4, (int)d.Size);
+            LoadRegister(d.Reg1 & 0xF);
+            il.Emit(OpCodes.Call, X86Cpu.WriteMemoryMethod);
+            il.MarkLabel(done);
+        }
+
         // MOV r, m / MOV m, r / CMP r, m through the interpreter's TLB fast path (a miss takes its slow path, which
         // may fault or reach MMIO); RIP is stored first and the block's early end is checked after.
         private void EmitMemory(ref DecodedInstruction d, int k)
@@ -1085,63 +1116,15 @@ internal static partial class BlockCompiler
             }
 
             var slot = d.Reg0 & 0xF;
-            var store = d.Op == Op.MovMR;
-            var slow = il.DefineLabel();
-            var done = il.DefineLabel();
-            var linear = MemoryPointer(ref d, (int)d.Size, store, aligned: false, slow);
-
-            // The TLB hit: a plain host access, which cannot fault or reach the interpreter.
-            il.Emit(OpCodes.Ldloc, _pointer);
-            if (store)
+            if (d.Op == Op.MovMR)
             {
-                LoadRegister(d.Reg1 & 0xF);
-                if (d.Size == 4)
-                {
-                    il.Emit(OpCodes.Conv_U4);
-                }
-
-                il.Emit(OpCodes.Unaligned, (byte)1);
-                il.Emit(d.Size == 8 ? OpCodes.Stind_I8 : OpCodes.Stind_I4);
+                StoreThroughTlb(ref d);
             }
             else
             {
-                il.Emit(OpCodes.Unaligned, (byte)1);
-                if (d.Size == 8)
-                {
-                    il.Emit(OpCodes.Ldind_I8);
-                }
-                else
-                {
-                    il.Emit(OpCodes.Ldind_U4);
-                    il.Emit(OpCodes.Conv_U8);
-                }
-
-                il.Emit(OpCodes.Stloc, _temp);
+                LoadThroughTlb(ref d, (int)d.Size);
             }
 
-            il.Emit(OpCodes.Br, done);
-
-            // The interpreter's path (a miss, a page crossing, MMIO, a watched code page): it may fault, so the register
-            // file and RIP are made current first.
-            il.MarkLabel(slow);
-            WriteBack(forget: false);
-            FlushFlags(forget: false);
-            StoreRip(d.NextIp);
-            il.Emit(OpCodes.Ldarg_0);
-            il.Emit(OpCodes.Ldloc, linear);
-            il.Emit(OpCodes.Ldc_I4, (int)d.Size);
-            if (store)
-            {
-                LoadRegister(d.Reg1 & 0xF);
-                il.Emit(OpCodes.Call, X86Cpu.WriteMemoryMethod);
-            }
-            else
-            {
-                il.Emit(OpCodes.Call, X86Cpu.ReadMemoryMethod);
-                il.Emit(OpCodes.Stloc, _temp);
-            }
-
-            il.MarkLabel(done);
             switch (d.Op)
             {
                 case Op.MovRM:
