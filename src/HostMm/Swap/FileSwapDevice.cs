@@ -10,9 +10,14 @@ namespace Hypervisor.HostMm.Swap;
 /// slots in one OS call. On Linux a gathered run (<see cref="IVectoredSwapDevice"/>) is one <c>pwritev</c> or
 /// <c>preadv</c> whose iovecs point straight at the frames; where that call is refused (EINVAL, ENOSYS, EOPNOTSUPP) the
 /// device stops using it and copies through a bounce buffer instead, as it does off Linux. With no path, the file is created in the temp folder with a unique name and deleted on
-/// <see cref="Dispose"/>; a file at a user path is kept. The OS page cache sits beneath, as it would under a
-/// buffered file; nothing is synced, since swap contents do not outlive the process.
+/// <see cref="Dispose"/>; a file at a user path is kept. Buffered (the default), the OS page cache sits beneath and
+/// nothing is synced, since swap contents do not outlive the process; with direct I/O (<c>O_DIRECT</c>, Linux) every
+/// transfer goes to the disk past the page cache, as Linux's own swap I/O does, so swapped pages really leave RAM.
 /// </summary>
+/// <remarks>
+/// Direct I/O needs 4096-aligned memory: frames are, and a caller's span that is not is copied through an aligned
+/// buffer for that call.
+/// </remarks>
 /// <remarks>
 /// Thread safety: as <see cref="ISwapDevice"/> (positional reads and writes share no file position). The device
 /// takes no lock of its own; counters and the vectored switch are interlocked.
@@ -49,24 +54,29 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
     /// </summary>
     /// <param name="path">The file's path, or null for a temporary file.</param>
     /// <param name="sizeBytes">The file's size, header slot included (see <see cref="SwapOptions.SizeBytes"/>).</param>
-    /// <exception cref="SwapConfigurationException">The size breaks a rule, the file cannot be created at the path, the path is a file that is not a swap file, or the disk has less free space than the size.</exception>
-    public FileSwapDevice(string? path, ulong sizeBytes)
-        : this(path, sizeBytes, OperatingSystem.IsLinux() ? LinuxVectoredFileIo.Instance : null)
+    /// <param name="directIo">Transfer with <c>O_DIRECT</c>, past the OS page cache (see <see cref="SwapOptions.DirectIo"/>).</param>
+    /// <exception cref="SwapConfigurationException">The size breaks a rule, the file cannot be created at the path, the path is a file that is not a swap file, the disk has less free space than the size, or direct I/O was asked for and the file system or OS cannot do it.</exception>
+    public FileSwapDevice(string? path, ulong sizeBytes, bool directIo = false)
+        : this(path, sizeBytes, OperatingSystem.IsLinux() ? LinuxVectoredFileIo.Instance : null, directIo)
     {
     }
 
     /// <summary>As the public constructor, with the vectored calls to make (null: none, always the bounce buffer).</summary>
-    internal FileSwapDevice(string? path, ulong sizeBytes, IVectoredFileIo? vectored)
+    internal FileSwapDevice(string? path, ulong sizeBytes, IVectoredFileIo? vectored, bool directIo = false)
     {
         _vectored = vectored;
+        IsDirectIo = directIo;
         SlotCount = SwapOptions.ValidateSize(sizeBytes, nameof(sizeBytes));
         IsTemporary = path is null;
         Path = path is null
             ? System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"hv-swap-{Environment.ProcessId}-{Guid.NewGuid():N}.swap")
             : FullPath(path);
-        _handle = Open(Path, sizeBytes, IsTemporary);
-        Name = "file:" + Path;
+        _handle = Open(Path, sizeBytes, IsTemporary, directIo);
+        Name = "file:" + Path + (directIo ? " (O_DIRECT)" : string.Empty);
     }
+
+    /// <summary>True when transfers bypass the OS page cache (<c>O_DIRECT</c>).</summary>
+    public bool IsDirectIo { get; }
 
     /// <summary>The swap file's full path.</summary>
     public string Path { get; }
@@ -256,6 +266,11 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
 
     private SwapIoResult ReadCore(ulong firstSlot, Span<byte> buffer)
     {
+        if (IsDirectIo && !IsPageAligned(buffer))
+        {
+            return ReadAligned(firstSlot, buffer);
+        }
+
         Interlocked.Increment(ref _readCalls);
         var offset = (long)(firstSlot * Paging.PageSize);
         try
@@ -286,6 +301,11 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
 
     private SwapIoResult WriteCore(ulong firstSlot, ReadOnlySpan<byte> buffer)
     {
+        if (IsDirectIo && !IsPageAligned(buffer))
+        {
+            return WriteAligned(firstSlot, buffer);
+        }
+
         Interlocked.Increment(ref _writeCalls);
         try
         {
@@ -370,6 +390,50 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
         return SwapIoResult.Success;
     }
 
+    // unsafe: the address of a span, to test its alignment.
+    private static unsafe bool IsPageAligned(ReadOnlySpan<byte> buffer)
+    {
+        fixed (byte* start = buffer)
+        {
+            return ((nint)start & (PageSize - 1)) == 0;
+        }
+    }
+
+    /// <summary>A direct read into memory that is not page-aligned: through an aligned native buffer, copied out after.</summary>
+    // unsafe: the bounce buffer is native memory, aligned as O_DIRECT wants and freed before returning.
+    private unsafe SwapIoResult ReadAligned(ulong firstSlot, Span<byte> buffer)
+    {
+        var bounce = NativeMemory.AlignedAlloc((nuint)buffer.Length, PageSize);
+        try
+        {
+            var aligned = new Span<byte>(bounce, buffer.Length);
+            var result = ReadCore(firstSlot, aligned);
+            aligned.CopyTo(buffer);
+            return result;
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(bounce);
+        }
+    }
+
+    /// <summary>A direct write from memory that is not page-aligned: copied to an aligned native buffer first.</summary>
+    // unsafe: as ReadAligned.
+    private unsafe SwapIoResult WriteAligned(ulong firstSlot, ReadOnlySpan<byte> buffer)
+    {
+        var bounce = NativeMemory.AlignedAlloc((nuint)buffer.Length, PageSize);
+        try
+        {
+            var aligned = new Span<byte>(bounce, buffer.Length);
+            buffer.CopyTo(aligned);
+            return WriteCore(firstSlot, aligned);
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(bounce);
+        }
+    }
+
     private static bool IsDiskFull(IOException ex) => ex.HResult is Enospc or ErrorHandleDiskFull or ErrorDiskFull;
 
     private static string FullPath(string path)
@@ -385,7 +449,7 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
         }
     }
 
-    private static SafeFileHandle Open(string path, ulong sizeBytes, bool temporary)
+    private static SafeFileHandle Open(string path, ulong sizeBytes, bool temporary, bool directIo)
     {
         if (Directory.Exists(path))
         {
@@ -446,7 +510,6 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
             Span<byte> header = stackalloc byte[PageSize];
             SwapHeader.Build(header, sizeBytes / Paging.PageSize);
             RandomAccess.Write(handle, header, 0);
-            return handle;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -466,6 +529,21 @@ public sealed class FileSwapDevice : IVectoredSwapDevice
             handle.Dispose();
             throw;
         }
+
+        // The header went through the page cache; from here on every transfer bypasses it.
+        if (directIo && !LinuxDirectIo.TryEnable(handle, out var reason))
+        {
+            handle.Dispose();
+            if (!existing && !temporary)
+            {
+                File.Delete(path);
+            }
+
+            throw new SwapConfigurationException(
+                SwapRule.DirectIoUnsupported, $"swap file '{path}' cannot use direct I/O: {reason}", "directIo");
+        }
+
+        return handle;
     }
 
     private static void CheckReusable(string path, SafeFileHandle handle, long length)

@@ -14,7 +14,7 @@ public static class SwapFactory
         options.Validate();
         ISwapDevice device = options.Kind == SwapDeviceKind.Zram
             ? new ZramSwapDevice(options.SizeBytes, options.ZramIncompressibleThreshold)
-            : new FileSwapDevice(options.Path, options.SizeBytes);
+            : new FileSwapDevice(options.Path, options.SizeBytes, options.DirectIo);
         return options.FaultInjection is { } injection ? new FaultInjectingSwapDevice(device, injection) : device;
     }
 

@@ -23,6 +23,12 @@ public sealed record SwapOptions
     /// <summary>The swap file's path for <see cref="SwapDeviceKind.File"/>; null (default) = a new uniquely named file in the temp folder, deleted when the device is disposed.</summary>
     public string? Path { get; init; }
 
+    /// <summary>
+    /// <see cref="SwapDeviceKind.File"/> only: transfer with <c>O_DIRECT</c>, past the OS page cache, as Linux's swap
+    /// I/O goes straight to the device's blocks (<c>--swap-io direct</c>). Default false: buffered, the page cache beneath.
+    /// </summary>
+    public bool DirectIo { get; init; }
+
     /// <summary>Size of the device in bytes, header slot included: a multiple of 4096, at least <see cref="MinSizeBytes"/>, at most <see cref="MaxSlots"/> pages.</summary>
     public ulong SizeBytes { get; init; } = DefaultSizeBytes;
 
@@ -45,6 +51,12 @@ public sealed record SwapOptions
         {
             throw new SwapConfigurationException(
                 SwapRule.UnknownDeviceKind, $"swap device kind {(int)Kind} is unknown: use File or Zram", nameof(Kind));
+        }
+
+        if (DirectIo && Kind != SwapDeviceKind.File)
+        {
+            throw new SwapConfigurationException(
+                SwapRule.DirectIoNotFile, $"direct I/O is for a swap file, not a {Kind.ToString().ToLowerInvariant()} device: use buffered I/O with it", nameof(DirectIo));
         }
 
         ValidateSize(SizeBytes, nameof(SizeBytes));

@@ -35,4 +35,10 @@ public enum SwapRule
 
     /// <summary>A fault-injection rate is not a number from 0 to 1.</summary>
     ErrorRateOutOfRange,
+
+    /// <summary>Direct I/O was asked for a device that is not a swap file (<c>--swap-io direct</c> with zram).</summary>
+    DirectIoNotFile,
+
+    /// <summary>The swap file's file system, or this OS, cannot do direct I/O (<c>O_DIRECT</c>).</summary>
+    DirectIoUnsupported,
 }

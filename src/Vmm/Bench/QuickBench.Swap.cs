@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using Hypervisor.Notifier;
 
 namespace Hypervisor.Vmm.Bench;
 
@@ -20,17 +19,17 @@ public static partial class QuickBench
     /// timed right after in each repetition.
     /// </summary>
     /// <exception cref="InvalidOperationException">The pageout did not write every page in runs (the measurement would be of something else).</exception>
-    public static QuickBenchResult SwapOut(ulong bytes, bool throughEpt, int repetitions)
+    public static QuickBenchResult SwapOut(ulong bytes, bool throughEpt, int repetitions, bool directIo = false)
     {
         var pages = CheckSwapSize(bytes);
-        var data = SwapPattern(pages);
-        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-out");
+        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-out", directIo: directIo);
+        FillSwapPattern(rig.Data);
         var timings = RepeatPaired(
             repetitions,
-            prepare: () => rig.MakeResidentAndDirty(data, throughEpt),
+            prepare: () => rig.MakeResidentAndDirty(rig.Data, throughEpt),
             operation: rig.PageOut,
-            baseline: () => rig.PlainWrite(data, SwapWriteRunPages));
-        return SwapResult($"swap-out {FormatSize(bytes)} {Through(throughEpt)}", pages, timings, $"plain file: {SwapWriteRunPages}-page writes of the same pages");
+            baseline: () => rig.PlainWrite(rig.Data, SwapWriteRunPages));
+        return SwapResult($"swap-out {FormatSize(bytes)} {Through(throughEpt)}{Io(directIo)}", pages, timings, $"plain file{Io(directIo)}: {SwapWriteRunPages}-page writes of the same pages");
     }
 
     /// <summary>
@@ -40,26 +39,27 @@ public static partial class QuickBench
     /// 8-page file reads of the same pages, timed right after in each repetition.
     /// </summary>
     /// <exception cref="InvalidOperationException">A fault did not swap its page in.</exception>
-    public static QuickBenchResult SwapIn(ulong bytes, bool throughEpt, int repetitions)
+    public static QuickBenchResult SwapIn(ulong bytes, bool throughEpt, int repetitions, bool directIo = false)
     {
         var pages = CheckSwapSize(bytes);
-        var data = SwapPattern(pages);
-        var read = new byte[data.Length];
-        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-in");
-        rig.PlainWrite(data, SwapWriteRunPages); // the baseline reads the same bytes the swap path does
+        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-in", directIo: directIo);
+        FillSwapPattern(rig.Data);
+        rig.PlainWrite(rig.Data, SwapWriteRunPages); // the baseline reads the same bytes the swap path does
         var timings = RepeatPaired(
             repetitions,
             prepare: () =>
             {
-                rig.MakeResidentAndDirty(data, throughEpt);
+                rig.MakeResidentAndDirty(rig.Data, throughEpt);
                 rig.PageOut();
             },
             operation: () => rig.FaultIn(throughEpt),
-            baseline: () => rig.PlainRead(read, SwapReadRunPages));
-        return SwapResult($"swap-in {FormatSize(bytes)} {Through(throughEpt)}", pages, timings, $"plain file: {SwapReadRunPages}-page reads of the same pages");
+            baseline: () => rig.PlainRead(rig.ReadBack, SwapReadRunPages));
+        return SwapResult($"swap-in {FormatSize(bytes)} {Through(throughEpt)}{Io(directIo)}", pages, timings, $"plain file{Io(directIo)}: {SwapReadRunPages}-page reads of the same pages");
     }
 
     private static string Through(bool throughEpt) => throughEpt ? "through the EPT" : "host-only";
+
+    private static string Io(bool directIo) => directIo ? ", O_DIRECT" : string.Empty;
 
     /// <summary>
     /// Three untimed rounds first, each followed by a pause for the runtime's background compiler (as
@@ -117,16 +117,13 @@ public static partial class QuickBench
     }
 
     /// <summary>Pseudo-random 64-bit words, as memtest writes: no page is zero-filled (those are not written to swap) and none compresses.</summary>
-    private static byte[] SwapPattern(int pages)
+    private static void FillSwapPattern(Span<byte> data)
     {
-        var data = new byte[pages * (int)Paging.PageSize];
         var random = new Random(1);
-        var words = MemoryMarshal.Cast<byte, ulong>(data.AsSpan());
+        var words = MemoryMarshal.Cast<byte, ulong>(data);
         for (var i = 0; i < words.Length; i++)
         {
             words[i] = (ulong)random.NextInt64();
         }
-
-        return data;
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Hypervisor.GuestMmu.Ept;
+using Hypervisor.HostMm.Swap;
 using Hypervisor.Vmm.Bench;
 using Hypervisor.Vmm.Cli.Output;
 
@@ -17,6 +18,12 @@ internal static class BenchCommand
     {
         Host,
         Ept,
+    }
+
+    private enum SwapIo
+    {
+        Buffered,
+        Direct,
     }
 
     private enum VectorPath
@@ -41,22 +48,24 @@ internal static class BenchCommand
         bench.Subcommands.Add(Sub(context, "tlb", "Soft-TLB hits of a vCPU (paging off); baseline: the same translations as misses, each a walk through EPT.", withDirty: false, withPath: false,
             (size, _, _, repeat) => QuickBench.Tlb(size, repeat)));
         bench.Subcommands.Add(SwapSub(context, "swap-out", "MADV_PAGEOUT of resident dirty pages to a swap file, per page; baseline: plain 32-page writes of the same pages, timed right after each repetition.",
-            (size, ept, repeat) => QuickBench.SwapOut(size, ept, repeat)));
+            (size, ept, repeat, direct) => QuickBench.SwapOut(size, ept, repeat, direct)));
         bench.Subcommands.Add(SwapSub(context, "swap-in", "Sequential read faults over paged-out memory (readahead, checksums), per page; baseline: plain 8-page reads of the same pages, timed right after each repetition.",
-            (size, ept, repeat) => QuickBench.SwapIn(size, ept, repeat)));
+            (size, ept, repeat, direct) => QuickBench.SwapIn(size, ept, repeat, direct)));
         return bench;
     }
 
-    private static Command SwapSub(CliContext context, string name, string description, Func<ulong, bool, int, QuickBenchResult> run)
+    private static Command SwapSub(CliContext context, string name, string description, Func<ulong, bool, int, bool, QuickBenchResult> run)
     {
         var command = new Command(name, description);
         var size = CliOptions.Size("--size", null, "Guest memory swapped (a multiple of 128K: 32-page runs)", 64UL << 20, 128UL << 10, 1UL << 30);
         var repeat = CliOptions.BoundedInt("--repeat", "Timed repetitions (after three untimed ones); the best and the median of the paired ratios are reported.", 7, 1, 100);
         var through = CliOptions.Enum("--through", "host: the host's own faults and unmaps; ept: every page mapped by an spte (unmapping zaps it) and faulted in through the EPT fault path and get-user-pages.", SwapThrough.Host);
+        var io = CliOptions.Enum("--io", "buffered: the swap file and the plain file through the OS page cache (the copy is the cost); direct: both with O_DIRECT, past the page cache, as Linux's swap I/O goes to the device (the disk is the cost; Linux only).", SwapIo.Buffered);
         var plain = new Option<bool>("--plain") { Description = "Plain text even on a terminal." };
         command.Options.Add(size);
         command.Options.Add(repeat);
         command.Options.Add(through);
+        command.Options.Add(io);
         command.Options.Add(plain);
         command.SetAction(parseResult =>
         {
@@ -67,9 +76,21 @@ internal static class BenchCommand
                 return ExitCodes.UsageError;
             }
 
-            var result = run(bytes, parseResult.GetValue(through) == SwapThrough.Ept, parseResult.GetValue(repeat));
+            var direct = parseResult.GetValue(io) == SwapIo.Direct;
+            QuickBenchResult result;
+            try
+            {
+                result = run(bytes, parseResult.GetValue(through) == SwapThrough.Ept, parseResult.GetValue(repeat), direct);
+            }
+            catch (SwapConfigurationException ex)
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}{name} --io {(direct ? "direct" : "buffered")}: {RunHostMemoryOptions.WithoutParameter(ex)}");
+                return ExitCodes.UsageError;
+            }
+
             Write(result, ReportWriter.Create(context, parseResult.GetValue(plain)));
             context.Report?.AddCounters(Counters(result));
+            context.Report?.AddCounters([new ReportCounter("direct_io", direct ? 1 : 0)]);
             return ExitCodes.Success;
         });
         return command;

@@ -9,7 +9,7 @@ namespace Hypervisor.Vmm.Cli;
 
 /// <summary>
 /// The host-memory options of <c>hv run</c>: <c>--host-mem SIZE</c> (a memory cgroup limit for the VM's host process)
-/// and what it enables: <c>--swap PATH|file|zram</c>, <c>--swap-size SIZE</c>, <c>--lru classic|mglru</c>,
+/// and what it enables: <c>--swap PATH|file|zram</c>, <c>--swap-size SIZE</c>, <c>--swap-io buffered|direct</c>, <c>--lru classic|mglru</c>,
 /// <c>--secondary-aging on|off</c>, <c>--inject-swap-errors RATE</c>. Each of the others without <c>--host-mem</c> is a
 /// usage error, as are a limit below the VM's minimum or above the machine's RAM.
 /// </summary>
@@ -42,6 +42,7 @@ internal sealed class RunHostMemoryOptions
             0,
             SwapOptions.MinSizeBytes,
             SwapOptions.MaxSlots * 4096);
+        SwapIo = SwapIoOption("With --host-mem: how the swap file is read and written");
         Lru = LruOption("With --host-mem: the host's LRU policy");
         SecondaryAging = new Option<string>("--secondary-aging")
         {
@@ -80,6 +81,35 @@ internal sealed class RunHostMemoryOptions
     /// <summary><c>--swap-size</c>; 0 when absent (the default size).</summary>
     public Option<ByteSize> SwapSize { get; }
 
+    /// <summary><c>--swap-io</c>: <c>buffered</c> or <c>direct</c>.</summary>
+    public Option<string> SwapIo { get; }
+
+    /// <summary>
+    /// <c>--swap-io buffered|direct</c>, as <c>hv run</c> and <c>hv demo swap</c> take it: 'buffered' (the OS page cache
+    /// beneath the swap file; the default) or 'direct' (O_DIRECT, as Linux's swap I/O); see <see cref="IsDirect"/>.
+    /// </summary>
+    /// <param name="what">The start of the description.</param>
+    internal static Option<string> SwapIoOption(string what)
+    {
+        var option = new Option<string>("--swap-io")
+        {
+            Description = $"{what}: 'buffered' (through the OS page cache; default) or 'direct' (O_DIRECT, past the page cache, as Linux's swap I/O goes to the device, so swapped pages leave RAM; Linux only, not with zram).",
+            HelpName = "buffered|direct",
+            DefaultValueFactory = _ => "buffered",
+            CustomParser = result => SingleToken(result).ToLowerInvariant() switch
+            {
+                "buffered" => "buffered",
+                "direct" => "direct",
+                var text => Error(result, $"--swap-io expects buffered or direct, got '{text}'", "buffered"),
+            },
+        };
+        option.CompletionSources.Add("buffered", "direct");
+        return option;
+    }
+
+    /// <summary>True when <paramref name="option"/> (a <see cref="SwapIoOption"/>) says direct.</summary>
+    internal static bool IsDirect(ParseResult parseResult, Option<string> option) => parseResult.GetValue(option) == "direct";
+
     /// <summary>
     /// <c>--lru classic|mglru</c>, as <c>hv run</c> and <c>hv demo swap</c> take it: 'classic' (two lists,
     /// clear_flush_young; the default) or 'mglru' (the multi-gen LRU, clear_young).
@@ -113,7 +143,7 @@ internal sealed class RunHostMemoryOptions
     public Option<double> InjectSwapErrors { get; }
 
     /// <summary>Every option, in help order.</summary>
-    public IEnumerable<Option> All => [HostMem, Swap, SwapSize, Lru, SecondaryAging, InjectSwapErrors];
+    public IEnumerable<Option> All => [HostMem, Swap, SwapSize, SwapIo, Lru, SecondaryAging, InjectSwapErrors];
 
     /// <summary>Creates the options.</summary>
     public static RunHostMemoryOptions Create() => new();
@@ -166,14 +196,23 @@ internal sealed class RunHostMemoryOptions
             swap = swap with { SizeBytes = sizeBytes };
         }
 
+        var direct = IsDirect(parseResult, SwapIo);
         if (string.Equals(device, Zram, StringComparison.OrdinalIgnoreCase))
         {
+            if (direct)
+            {
+                error = "--swap-io direct is for a swap file, not --swap zram (a compressed in-memory device has no page cache to bypass)";
+                return false;
+            }
+
             swap = swap with { Kind = SwapDeviceKind.Zram };
         }
         else if (device is { Length: > 0 } && !string.Equals(device, TempFile, StringComparison.OrdinalIgnoreCase))
         {
             swap = swap with { Path = device };
         }
+
+        swap = swap with { DirectIo = direct };
 
         applied = options with
         {
@@ -191,7 +230,7 @@ internal sealed class RunHostMemoryOptions
     /// <param name="options">The options the VM was built from.</param>
     public static string Describe(VmOptionsException exception, VmOptions options) => exception.Rule switch
     {
-        VmOptionRule.Swap => $"--swap {(options.Swap?.Kind == SwapDeviceKind.Zram ? Zram : options.Swap?.Path ?? TempFile)} --swap-size {ByteSize.Format(options.Swap?.SizeBytes ?? 0)}: {WithoutParameter(exception)}",
+        VmOptionRule.Swap => $"--swap {(options.Swap?.Kind == SwapDeviceKind.Zram ? Zram : options.Swap?.Path ?? TempFile)} --swap-size {ByteSize.Format(options.Swap?.SizeBytes ?? 0)}{(options.Swap?.DirectIo == true ? " --swap-io direct" : string.Empty)}: {WithoutParameter(exception)}",
         VmOptionRule.LruPolicy => $"--lru: {WithoutParameter(exception)}",
         _ => WithoutParameter(exception),
     };

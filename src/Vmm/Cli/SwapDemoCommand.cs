@@ -37,6 +37,7 @@ internal static class SwapDemoCommand
         var cold = CliOptions.BoundedInt("--cold", "Phase 2's cold set in MiB, touched once per round.", defaults.ColdMib, 1, 2048);
         var rounds = CliOptions.BoundedInt("--rounds", "Phase 2's rounds (8 hot passes and one cold pass each).", defaults.Rounds, 1, 100);
         var workingSetHost = CliOptions.Size("--ws-host-mem", null, "Phase 2's host memory limit (more than the hot set, less than both sets)", defaults.WorkingSetHostBytes, 1UL << 20, 3UL << 30);
+        var swapIo = RunHostMemoryOptions.SwapIoOption("How the swap file is read and written");
         var lru = RunHostMemoryOptions.LruOption("The host's LRU policy");
         var seed = CliOptions.BoundedInt("--seed", "Seed of memtest's pattern.", 7, 1, int.MaxValue);
         var guests = new Option<DirectoryInfo?>("--guests") { Description = "The folder of the sample guest images (default: guests/build of this repository)." };
@@ -51,7 +52,7 @@ internal static class SwapDemoCommand
         guest.AcceptOnlyFromAmong("sample", "linux");
         var plain = new Option<bool>("--plain") { Description = "No live view; plain text even on a terminal (always so when output is redirected)." };
         var command = new Command(Name, Description);
-        foreach (var option in new Option[] { memory, hostMemory, hot, cold, rounds, workingSetHost, swap, lru, seed, guests, guest, noAudit, plain })
+        foreach (var option in new Option[] { memory, hostMemory, hot, cold, rounds, workingSetHost, swap, swapIo, lru, seed, guests, guest, noAudit, plain })
         {
             command.Options.Add(option);
         }
@@ -85,6 +86,7 @@ internal static class SwapDemoCommand
                 WorkingSetHostBytes = parseResult.GetValue(workingSetHost).Bytes,
                 SwapDevice = device == "zram" ? SwapDeviceKind.Zram : SwapDeviceKind.File,
                 SwapPath = device is "zram" or "file" ? null : device,
+                SwapDirectIo = RunHostMemoryOptions.IsDirect(parseResult, swapIo),
                 LruPolicy = parseResult.GetValue(lru),
                 Seed = (ulong)parseResult.GetValue(seed),
                 GuestsFolder = parseResult.GetValue(guests)?.FullName,

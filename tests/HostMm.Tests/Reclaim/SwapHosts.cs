@@ -10,11 +10,11 @@ internal static class SwapHosts
 {
     public const ulong Page = 4096;
 
-    public static Host Create(SwapDeviceKind kind = SwapDeviceKind.Zram, ulong swapMegabytes = 16, SwapFaultInjection? faults = null, ReclaimOptions? reclaim = null, ulong megabytes = 64) =>
+    public static Host Create(SwapDeviceKind kind = SwapDeviceKind.Zram, ulong swapMegabytes = 16, SwapFaultInjection? faults = null, ReclaimOptions? reclaim = null, ulong megabytes = 64, bool directIo = false) =>
         new(new HostOptions
         {
             Memory = new HostMemoryOptions { TotalBytes = megabytes << 20, AuditFreedFrames = true },
-            Swap = new SwapOptions { Kind = kind, SizeBytes = swapMegabytes << 20, FaultInjection = faults },
+            Swap = new SwapOptions { Kind = kind, SizeBytes = swapMegabytes << 20, FaultInjection = faults, DirectIo = directIo },
             Reclaim = reclaim ?? new ReclaimOptions(),
         });
 

@@ -32,6 +32,27 @@ public class SwapOutInTests
     }
 
     [Test]
+    public void A_process_larger_than_its_limit_keeps_every_page_on_a_direct_io_swap_file()
+    {
+        Swap.DirectIoSupport.IgnoreUnlessAvailable();
+        using var host = Create(SwapDeviceKind.File, directIo: true);
+        var mm = LimitedProcess(host, limitPages: 64);
+        var start = mm.Mmap(256 * Page, Protection.Read | Protection.Write);
+
+        WritePattern(mm, start, 256, seed: 3);
+        mm.Madvise(start, 256 * Page, Advice.PageOut);
+
+        Assert.That(host.Reclaim.Area!.Device.Name, Does.EndWith("(O_DIRECT)"));
+        Assert.That(SwappedPages(mm, start, 256), Is.EqualTo(256));
+        Assert.That(CorruptPages(mm, start, 256, seed: 3), Is.Empty);
+        var stats = host.Reclaim.Stats;
+        Assert.That(stats.Pswpout, Is.GreaterThanOrEqualTo(256));
+        Assert.That(stats.Pswpin, Is.GreaterThan(150));
+        Assert.That(stats.MemoryFailures, Is.Zero);
+        AssertConsistent(host);
+    }
+
+    [Test]
     public void Pageout_swaps_out_now_and_the_next_read_faults_the_page_back()
     {
         using var host = Create();

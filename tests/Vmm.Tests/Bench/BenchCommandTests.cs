@@ -107,6 +107,40 @@ public class BenchCommandTests
             Assert.That(report.Counter("ns_per_item"), Is.Positive);
             Assert.That(report.Counter("baseline_ns_per_item"), Is.Positive);
             Assert.That(report.Counter("paired_ratio"), Is.Positive);
+            Assert.That(report.Counter("direct_io"), Is.Zero, "buffered is the default");
+        });
+    }
+
+    [TestCase("swap-out", "32-page writes")]
+    [TestCase("swap-in", "8-page reads")]
+    public void WithDirectIoBothTheSwapFileAndThePlainFileBypassThePageCache(string operation, string baseline)
+    {
+        DirectIo.IgnoreUnlessAvailable();
+        var result = Hv.Run("bench", operation, "--size", "512K", "--repeat", "2", "--io", "direct", "--json");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        var report = JsonReport.Parse(result.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.Problems, Is.Empty, string.Join(Environment.NewLine, report.Problems));
+            Assert.That(report.Root.GetProperty("title").GetString(), Does.EndWith($"{operation} 512 KiB host-only, O_DIRECT"));
+            Assert.That(report.Counter("direct_io"), Is.EqualTo(1));
+            Assert.That(report.Counter("items"), Is.EqualTo(128));
+            Assert.That(report.Counter("baseline_ns_per_item"), Is.Positive);
+            Assert.That(report.Counter("paired_ratio"), Is.Positive);
+            Assert.That(result.Stdout, Does.Contain($"plain file, O_DIRECT: {baseline} of the same pages"));
+        });
+    }
+
+    [Test]
+    public void AnUnknownIoModeIsAOneLineUsageError()
+    {
+        var result = Hv.Run("bench", "swap-out", "--io", "mmap");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Is.EqualTo(new[] { "hv: error: --io expects one of Buffered, Direct, got 'mmap' (see 'hv bench swap-out --help')" }));
         });
     }
 

@@ -12,6 +12,9 @@ public sealed class RunHostMemoryOptionTests
 {
     [TestCase("--swap zram", "--swap needs --host-mem")]
     [TestCase("--swap-size 64M", "--swap-size needs --host-mem")]
+    [TestCase("--swap-io direct", "--swap-io needs --host-mem")]
+    [TestCase("--host-mem 64M --swap zram --swap-io direct", "--swap-io direct is for a swap file, not --swap zram")]
+    [TestCase("--host-mem 64M --swap-io fast", "--swap-io expects buffered or direct, got 'fast'")]
     [TestCase("--lru mglru", "--lru needs --host-mem")]
     [TestCase("--secondary-aging off", "--secondary-aging needs --host-mem")]
     [TestCase("--inject-swap-errors 0.1", "--inject-swap-errors needs --host-mem")]
@@ -64,6 +67,23 @@ public sealed class RunHostMemoryOptionTests
             {
                 Assert.That(Row(result, figure), Is.Not.Empty, figure);
             }
+        });
+    }
+
+    [Test]
+    [Category(TestCategories.Guest)]
+    public void MemtestSwapsThroughADirectIoSwapFileAndPasses()
+    {
+        DirectIo.IgnoreUnlessAvailable();
+        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--plain", "-m", "32M", "--host-mem", "8M", "--swap-io", "direct", "--cmdline", "mib=16");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+            Assert.That(result.Stdout, Does.Contain("memtest: OK"));
+            Assert.That(Row(result, "swap device"), Does.Contain("file:").And.Contain("(O_DIRECT)"));
+            Assert.That(Value(result, "pswpout"), Is.Positive);
+            Assert.That(Value(result, "pswpin"), Is.Positive);
         });
     }
 

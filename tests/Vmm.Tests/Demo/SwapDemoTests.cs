@@ -101,4 +101,12 @@ public sealed class SwapDemoTests
 
         Assert.That(exception!.Message, Does.Contain("but not both sets"));
     }
+
+    [Test]
+    public void DirectIoWithZramIsRefused()
+    {
+        var exception = Assert.Throws<SwapDemoOptionsException>(() => new SwapDemo(new SwapDemoOptions { SwapDevice = Hypervisor.HostMm.Swap.SwapDeviceKind.Zram, SwapDirectIo = true }));
+
+        Assert.That(exception!.Message, Does.Contain("--swap-io direct is for a swap file"));
+    }
 }

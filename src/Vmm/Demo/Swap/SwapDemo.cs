@@ -124,6 +124,7 @@ public sealed partial class SwapDemo
         {
             Kind = _options.SwapDevice,
             Path = _options.SwapPath,
+            DirectIo = _options.SwapDirectIo,
             SizeBytes = Math.Max(SwapOptions.MinSizeBytes, guestBytes + (16UL << 20)),
         },
         LruPolicy = _options.LruPolicy,
@@ -306,7 +307,7 @@ public sealed partial class SwapDemo
     }
 
     private static string DescribeSwap(Vm vm) => vm.Options.Swap is { } swap
-        ? swap.Kind == SwapDeviceKind.Zram ? "zram (LZ4 in memory)" : $"file {swap.Path ?? "(temporary)"}"
+        ? swap.Kind == SwapDeviceKind.Zram ? "zram (LZ4 in memory)" : $"file {swap.Path ?? "(temporary)"}{(swap.DirectIo ? ", O_DIRECT" : string.Empty)}"
         : "none";
 
     [GeneratedRegex(@"^memtest: \d+ MiB at 0x([0-9a-f]+)-0x([0-9a-f]+)")]

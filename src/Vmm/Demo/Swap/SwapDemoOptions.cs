@@ -33,6 +33,9 @@ public sealed record SwapDemoOptions
     /// <summary>The swap file's path (file device; null: a temporary file removed at the end).</summary>
     public string? SwapPath { get; init; }
 
+    /// <summary>The swap file with O_DIRECT (file device only; see <see cref="SwapOptions.DirectIo"/>).</summary>
+    public bool SwapDirectIo { get; init; }
+
     /// <summary>The LRU policy of both phases.</summary>
     public LruPolicy LruPolicy { get; init; } = LruPolicy.Classic;
 
@@ -74,6 +77,11 @@ public sealed record SwapDemoOptions
             throw new SwapDemoOptionsException(
                 nameof(WorkingSetHostBytes),
                 $"phase 2's host limit ({WorkingSetHostBytes >> 20} MiB) must hold the hot set ({HotMib} MiB) but not both sets ({HotMib + ColdMib} MiB)");
+        }
+
+        if (SwapDirectIo && SwapDevice != SwapDeviceKind.File)
+        {
+            throw new SwapDemoOptionsException(nameof(SwapDirectIo), "--swap-io direct is for a swap file, not --swap zram (a compressed in-memory device has no page cache to bypass)");
         }
     }
 }
