@@ -27,7 +27,9 @@ namespace Hypervisor.Bench.HostMm.Swap;
 /// up to 8 pages; on Linux one <c>preadv</c> straight into the new frames) with CRC checks, the next pages hit the
 /// swap cache. Baseline: plain reads of the same pages in 8-page calls (the readahead window) into one contiguous
 /// buffer; a second row reads them one page per call.</para>
-/// <para>Both files live in the temp folder; the OS page cache serves both sides alike.</para>
+/// <para>Both files live in the temp folder; buffered, the OS page cache serves both sides alike; with
+/// <see cref="DirectIo"/> both are opened with <c>O_DIRECT</c> (the swap file as <c>--swap-io direct</c>), so both
+/// sides pay the disk, and every buffer is page-aligned native memory (the rig's).</para>
 /// </remarks>
 [GroupBenchmarksBy(BenchmarkLogicalGroupRule.ByCategory, BenchmarkLogicalGroupRule.ByParams)]
 [CategoriesColumn]
@@ -44,19 +46,20 @@ public class SwapPathBenchmarks
     private const ulong Bytes = (ulong)Pages * SwapBenchPages.PageSize;
 
     private SwapBenchRig _rig = null!;
-    private byte[] _data = null!;
-    private byte[] _read = null!;
 
     /// <summary>True: the guest's EPT maps the pages, so swap-out zaps sptes and swap-in runs the EPT fault path.</summary>
     [Params(false, true)]
     public bool ThroughEpt { get; set; }
 
+    /// <summary>True: the swap file and the plain file both with <c>O_DIRECT</c>, past the OS page cache.</summary>
+    [Params(false, true)]
+    public bool DirectIo { get; set; }
+
     [GlobalSetup]
     public void GlobalSetup()
     {
-        _data = SwapBenchPages.Make(SwapBenchData.Memtest, Pages);
-        _read = new byte[_data.Length];
-        _rig = new SwapBenchRig(Bytes, "swap-path-bench");
+        _rig = new SwapBenchRig(Bytes, "swap-path-bench", directIo: DirectIo);
+        SwapBenchPages.Make(SwapBenchData.Memtest, Pages).CopyTo(_rig.Data);
         PlainWrite();
 
         // Both paths once through, so the measured iterations run optimised code.
@@ -76,7 +79,7 @@ public class SwapPathBenchmarks
     }
 
     [IterationSetup(Target = nameof(SwapOut))]
-    public void MakeResidentAndDirty() => _rig.MakeResidentAndDirty(_data, ThroughEpt);
+    public void MakeResidentAndDirty() => _rig.MakeResidentAndDirty(_rig.Data, ThroughEpt);
 
     [IterationSetup(Target = nameof(SwapIn))]
     public void PageEverythingOut()
@@ -91,11 +94,11 @@ public class SwapPathBenchmarks
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 32 pages per call")]
     [BenchmarkCategory("swap-out")]
-    public void PlainWrite() => _rig.PlainWrite(_data, WriteRunPages);
+    public void PlainWrite() => _rig.PlainWrite(_rig.Data, WriteRunPages);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 1 page per call")]
     [BenchmarkCategory("swap-out")]
-    public void PlainWrite1() => _rig.PlainWrite(_data, 1);
+    public void PlainWrite1() => _rig.PlainWrite(_rig.Data, 1);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "swap-in: sequential read faults, readahead")]
     [BenchmarkCategory("swap-in")]
@@ -110,11 +113,11 @@ public class SwapPathBenchmarks
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Read, 8 pages per call")]
     [BenchmarkCategory("swap-in")]
-    public void PlainRead8() => _rig.PlainRead(_read, 8);
+    public void PlainRead8() => _rig.PlainRead(_rig.ReadBack, 8);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Read, 1 page per call")]
     [BenchmarkCategory("swap-in")]
-    public void PlainRead1() => _rig.PlainRead(_read, 1);
+    public void PlainRead1() => _rig.PlainRead(_rig.ReadBack, 1);
 
     private void TieringWarmupRound()
     {
