@@ -26,17 +26,20 @@ public class SwapWritebackBenchmarks
     private const ulong Bytes = (ulong)Pages * SwapBenchPages.PageSize;
 
     private SwapBenchRig _rig = null!;
-    private byte[] _data = null!;
 
     /// <summary>True: the writes go to the writeback I/O thread.</summary>
     [Params(false, true)]
     public bool AsyncWriteback { get; set; }
 
+    /// <summary>True: the swap file and the plain file both with <c>O_DIRECT</c>, so the writes wait for the disk.</summary>
+    [Params(false, true)]
+    public bool DirectIo { get; set; }
+
     [GlobalSetup]
     public void GlobalSetup()
     {
-        _data = SwapBenchPages.Make(SwapBenchData.Memtest, Pages);
-        _rig = new SwapBenchRig(Bytes, "swap-writeback-bench", new ReclaimOptions { AsyncWriteback = AsyncWriteback });
+        _rig = new SwapBenchRig(Bytes, "swap-writeback-bench", new ReclaimOptions { AsyncWriteback = AsyncWriteback }, DirectIo);
+        SwapBenchPages.Make(SwapBenchData.Memtest, Pages).CopyTo(_rig.Data);
         for (var round = 0; round < 3; round++)
         {
             MakeResidentAndDirty();
@@ -59,11 +62,11 @@ public class SwapWritebackBenchmarks
 
     /// <summary>Swaps back in whatever the last iteration left on swap, and dirties every page.</summary>
     [IterationSetup(Target = nameof(SwapOut))]
-    public void MakeResidentAndDirty() => _rig.MakeResidentAndDirty(_data, throughEpt: false);
+    public void MakeResidentAndDirty() => _rig.MakeResidentAndDirty(_rig.Data, throughEpt: false);
 
     [Benchmark(OperationsPerInvoke = Pages, Description = "swap-out: madvise(PAGEOUT) of dirty pages")]
     public void SwapOut() => _rig.PageOut();
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Pages, Description = "plain file: RandomAccess.Write, 32 pages per call")]
-    public void PlainWrite() => _rig.PlainWrite(_data, WriteRunPages);
+    public void PlainWrite() => _rig.PlainWrite(_rig.Data, WriteRunPages);
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Hypervisor.HostMm.Reclaim;
 
 namespace Hypervisor.Vmm.Bench;
 
@@ -16,20 +17,21 @@ public static partial class QuickBench
     /// Swap-out per page: <c>madvise(MADV_PAGEOUT)</c> of <paramref name="bytes"/> of resident, dirty guest memory on the
     /// file device (unmap in <c>try_to_unmap_one</c>'s order, 32-page writes, checksums, frees), through the EPT (each
     /// page mapped by an spte, so every unmap zaps) or host-only; baseline: plain 32-page file writes of the same pages,
-    /// timed right after in each repetition.
+    /// timed right after in each repetition. <paramref name="directIo"/>: both files with O_DIRECT;
+    /// <paramref name="asyncWriteback"/>: the runs are written by the writeback I/O thread (<see cref="ReclaimOptions.AsyncWriteback"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The pageout did not write every page in runs (the measurement would be of something else).</exception>
-    public static QuickBenchResult SwapOut(ulong bytes, bool throughEpt, int repetitions, bool directIo = false)
+    public static QuickBenchResult SwapOut(ulong bytes, bool throughEpt, int repetitions, bool directIo = false, bool asyncWriteback = false)
     {
         var pages = CheckSwapSize(bytes);
-        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-out", directIo: directIo);
+        using var rig = new SwapBenchRig(bytes, "hv-bench-swap-out", new ReclaimOptions { AsyncWriteback = asyncWriteback }, directIo);
         FillSwapPattern(rig.Data);
         var timings = RepeatPaired(
             repetitions,
             prepare: () => rig.MakeResidentAndDirty(rig.Data, throughEpt),
             operation: rig.PageOut,
             baseline: () => rig.PlainWrite(rig.Data, SwapWriteRunPages));
-        return SwapResult($"swap-out {FormatSize(bytes)} {Through(throughEpt)}{Io(directIo)}", pages, timings, $"plain file{Io(directIo)}: {SwapWriteRunPages}-page writes of the same pages");
+        return SwapResult($"swap-out {FormatSize(bytes)} {Through(throughEpt)}{Io(directIo)}{(asyncWriteback ? ", async writeback" : string.Empty)}", pages, timings, $"plain file{Io(directIo)}: {SwapWriteRunPages}-page writes of the same pages");
     }
 
     /// <summary>

@@ -26,6 +26,12 @@ internal static class BenchCommand
         Direct,
     }
 
+    private enum Writeback
+    {
+        Sync,
+        Async,
+    }
+
     private enum VectorPath
     {
         Auto,
@@ -48,13 +54,13 @@ internal static class BenchCommand
         bench.Subcommands.Add(Sub(context, "tlb", "Soft-TLB hits of a vCPU (paging off); baseline: the same translations as misses, each a walk through EPT.", withDirty: false, withPath: false,
             (size, _, _, repeat) => QuickBench.Tlb(size, repeat)));
         bench.Subcommands.Add(SwapSub(context, "swap-out", "MADV_PAGEOUT of resident dirty pages to a swap file, per page; baseline: plain 32-page writes of the same pages, timed right after each repetition.",
-            (size, ept, repeat, direct) => QuickBench.SwapOut(size, ept, repeat, direct)));
+            (size, ept, repeat, direct, asyncWriteback) => QuickBench.SwapOut(size, ept, repeat, direct, asyncWriteback), withWriteback: true));
         bench.Subcommands.Add(SwapSub(context, "swap-in", "Sequential read faults over paged-out memory (readahead, checksums), per page; baseline: plain 8-page reads of the same pages, timed right after each repetition.",
-            (size, ept, repeat, direct) => QuickBench.SwapIn(size, ept, repeat, direct)));
+            (size, ept, repeat, direct, _) => QuickBench.SwapIn(size, ept, repeat, direct), withWriteback: false));
         return bench;
     }
 
-    private static Command SwapSub(CliContext context, string name, string description, Func<ulong, bool, int, bool, QuickBenchResult> run)
+    private static Command SwapSub(CliContext context, string name, string description, Func<ulong, bool, int, bool, bool, QuickBenchResult> run, bool withWriteback)
     {
         var command = new Command(name, description);
         var size = CliOptions.Size("--size", null, "Guest memory swapped (a multiple of 128K: 32-page runs)", 64UL << 20, 128UL << 10, 1UL << 30);
@@ -66,6 +72,12 @@ internal static class BenchCommand
         command.Options.Add(repeat);
         command.Options.Add(through);
         command.Options.Add(io);
+        var writeback = CliOptions.Enum("--writeback", "sync: each 32-page run is checksummed, written and freed on the calling thread before the next batch (the default); async: an I/O thread does that while the caller isolates and unmaps the next batches, as Linux's pageout submits and goes on (MADV_PAGEOUT still returns only when every write is done).", Writeback.Sync);
+        if (withWriteback)
+        {
+            command.Options.Add(writeback);
+        }
+
         command.Options.Add(plain);
         command.SetAction(parseResult =>
         {
@@ -77,10 +89,11 @@ internal static class BenchCommand
             }
 
             var direct = parseResult.GetValue(io) == SwapIo.Direct;
+            var asyncWriteback = withWriteback && parseResult.GetValue(writeback) == Writeback.Async;
             QuickBenchResult result;
             try
             {
-                result = run(bytes, parseResult.GetValue(through) == SwapThrough.Ept, parseResult.GetValue(repeat), direct);
+                result = run(bytes, parseResult.GetValue(through) == SwapThrough.Ept, parseResult.GetValue(repeat), direct, asyncWriteback);
             }
             catch (SwapConfigurationException ex)
             {
@@ -91,6 +104,11 @@ internal static class BenchCommand
             Write(result, ReportWriter.Create(context, parseResult.GetValue(plain)));
             context.Report?.AddCounters(Counters(result));
             context.Report?.AddCounters([new ReportCounter("direct_io", direct ? 1 : 0)]);
+            if (withWriteback)
+            {
+                context.Report?.AddCounters([new ReportCounter("async_writeback", asyncWriteback ? 1 : 0)]);
+            }
+
             return ExitCodes.Success;
         });
         return command;

@@ -133,6 +133,36 @@ public class BenchCommandTests
     }
 
     [Test]
+    public void SwapOutWithAsyncWritebackSaysSoInItsTitleAndCounters()
+    {
+        var result = Hv.Run("bench", "swap-out", "--size", "512K", "--repeat", "2", "--writeback", "async", "--json");
+
+        Assert.That(result.ExitCode, Is.Zero, result.Stderr);
+        var report = JsonReport.Parse(result.Stdout);
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.Problems, Is.Empty, string.Join(Environment.NewLine, report.Problems));
+            Assert.That(report.Root.GetProperty("title").GetString(), Does.EndWith("swap-out 512 KiB host-only, async writeback"));
+            Assert.That(report.Counter("async_writeback"), Is.EqualTo(1));
+            Assert.That(report.Counter("items"), Is.EqualTo(128));
+            Assert.That(report.Counter("paired_ratio"), Is.Positive);
+        });
+    }
+
+    [Test]
+    public void SwapInHasNoWritebackOption()
+    {
+        var result = Hv.Run("bench", "swap-in", "--writeback", "async");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.StderrLines, Has.Count.EqualTo(1));
+            Assert.That(result.StderrLines[0], Does.StartWith("hv: error: Unrecognized command or argument '--writeback'"));
+        });
+    }
+
+    [Test]
     public void AnUnknownIoModeIsAOneLineUsageError()
     {
         var result = Hv.Run("bench", "swap-out", "--io", "mmap");
