@@ -60,6 +60,25 @@ public static partial class LinuxDirectIo
         return true;
     }
 
+    /// <summary>
+    /// Whether a file in <paramref name="folder"/> can be opened with O_DIRECT: creates a small temporary file there, asks,
+    /// and deletes it. False with <paramref name="reason"/> when the OS, the file system or the folder refuses.
+    /// </summary>
+    public static bool TryProbe(string folder, out string reason)
+    {
+        var path = Path.Combine(folder, $".hv-direct-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.DeleteOnClose);
+            return TryEnable(handle, out reason);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            reason = $"no file can be created in '{folder}' to ask: {ex.Message}";
+            return false;
+        }
+    }
+
     [LibraryImport(Libc, EntryPoint = "fcntl", SetLastError = true)]
     private static partial int Fcntl(SafeFileHandle fd, int command, int argument);
 }

@@ -94,6 +94,14 @@ internal static class SwapDemoCommand
                 Trace = trace?.Recorder,
             };
 
+            // A file system without O_DIRECT would only show when phase 1 builds its VM: ask the swap file's folder first.
+            if (options.SwapDirectIo && options.SwapDevice == SwapDeviceKind.File
+                && !LinuxDirectIo.TryProbe(Path.GetDirectoryName(Path.GetFullPath(options.SwapPath ?? Path.Combine(Path.GetTempPath(), "x"))) ?? Path.GetTempPath(), out var refusal))
+            {
+                context.Error.WriteLine($"{CliErrorHandler.Prefix}--swap-io direct: the swap file's folder cannot use direct I/O: {refusal}");
+                return ExitCodes.UsageError;
+            }
+
             if (!DemoExit.TryCreate<SwapDemo, SwapDemoOptionsException>(context, () => new SwapDemo(options), out var demo))
             {
                 return ExitCodes.UsageError;

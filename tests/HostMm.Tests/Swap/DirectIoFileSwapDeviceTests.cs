@@ -95,4 +95,27 @@ public sealed class DirectIoFileSwapDeviceTests
             Assert.That(ex.Message, Does.Contain("direct I/O").And.Contain("zram"));
         });
     }
+
+    [Test]
+    public void TheProbe_AnswersForTheTempFolder_AndNamesAFolderThatCannotHoldAFile()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), "hv-no-such-folder-" + Guid.NewGuid().ToString("N"));
+        Assert.That(LinuxDirectIo.TryProbe(missing, out var reason), Is.False);
+        Assert.That(reason, Does.Contain(missing));
+        Assert.That(Directory.Exists(missing), Is.False);
+
+        var before = Directory.GetFiles(Path.GetTempPath(), ".hv-direct-probe-*").Length;
+        var available = LinuxDirectIo.TryProbe(Path.GetTempPath(), out var tempReason);
+        Assert.That(Directory.GetFiles(Path.GetTempPath(), ".hv-direct-probe-*"), Has.Length.EqualTo(before), "the probe left its file behind");
+        if (OperatingSystem.IsLinux() && available)
+        {
+            Assert.That(tempReason, Is.Empty);
+            using var device = new FileSwapDevice(null, 2 * 4096, directIo: true); // what the probe promised
+            Assert.That(device.IsDirectIo, Is.True);
+        }
+        else
+        {
+            Assert.That(tempReason, Is.Not.Empty, "a refusal names its reason");
+        }
+    }
 }

@@ -38,25 +38,11 @@ internal static class DirectIoSupport
 
             var flags = File.ReadLines("/proc/self/fdinfo/" + Path.GetFileName(link))
                 .First(line => line.StartsWith("flags:", StringComparison.Ordinal))["flags:".Length..].Trim();
-            return (Convert.ToInt32(flags, 8) & DirectFlag) != 0;
+            return (Convert.ToInt32(flags, 8) & LinuxDirectIo.DirectFlag) != 0;
         }
 
         throw new InvalidOperationException($"no open file descriptor of this process points at '{path}'");
     }
 
-    /// <summary>O_DIRECT on this architecture, as the kernel prints it in fdinfo.</summary>
-    private static int DirectFlag => System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? 0x10000 : 0x4000;
-
-    private static string? Probe()
-    {
-        try
-        {
-            using var device = new FileSwapDevice(null, 2 * 4096, directIo: true);
-            return null;
-        }
-        catch (SwapConfigurationException ex) when (ex.Rule == SwapRule.DirectIoUnsupported)
-        {
-            return ex.Message;
-        }
-    }
+    private static string? Probe() => LinuxDirectIo.TryProbe(Path.GetTempPath(), out var reason) ? null : reason;
 }

@@ -109,4 +109,13 @@ public sealed class SwapDemoTests
 
         Assert.That(exception!.Message, Does.Contain("--swap-io direct is for a swap file"));
     }
+
+    [Test]
+    public void DirectIoInAFolderThatCannotHoldTheSwapFileIsOneErrorLineBeforeAnyPhase()
+    {
+        var result = Hv.Run("demo", "swap", "--swap", "/nonexistent/dir/guest.swap", "--swap-io", "direct", "--plain");
+
+        CliAssert.OneErrorLine(result, "--swap-io direct: the swap file's folder cannot use direct I/O: no file can be created in '/nonexistent/dir'");
+        Assert.That(result.Stdout, Does.Not.Contain("Phase 1"));
+    }
 }
