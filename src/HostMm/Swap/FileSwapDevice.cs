@@ -15,12 +15,9 @@ namespace Hypervisor.HostMm.Swap;
 /// transfer goes to the disk past the page cache, as Linux's own swap I/O does, so swapped pages really leave RAM.
 /// </summary>
 /// <remarks>
-/// Direct I/O needs 4096-aligned memory: frames are, and a caller's span that is not is copied through an aligned
-/// buffer for that call.
-/// </remarks>
-/// <remarks>
 /// Thread safety: as <see cref="ISwapDevice"/> (positional reads and writes share no file position). The device
-/// takes no lock of its own; counters and the vectored switch are interlocked.
+/// takes no lock of its own; counters and the vectored switch are interlocked. Direct I/O needs 4096-aligned memory:
+/// frames are, and a caller's span that is not is copied through an aligned buffer for that call.
 /// </remarks>
 public sealed class FileSwapDevice : IVectoredSwapDevice
 {
