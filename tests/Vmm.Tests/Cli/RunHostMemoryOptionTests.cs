@@ -72,19 +72,39 @@ public sealed class RunHostMemoryOptionTests
 
     [Test]
     [Category(TestCategories.Guest)]
-    public void MemtestSwapsThroughADirectIoSwapFileAndPasses()
+    public void MemtestSwapsThroughADirectIoSwapFileAndPasses_LeavingItsPagesOutOfThePageCache()
     {
         DirectIo.IgnoreUnlessAvailable();
-        var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--plain", "-m", "32M", "--host-mem", "8M", "--swap-io", "direct", "--cmdline", "mib=16");
-
-        Assert.Multiple(() =>
+        var folder = Directory.CreateTempSubdirectory("hv-direct-run-");
+        try
         {
-            Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
-            Assert.That(result.Stdout, Does.Contain("memtest: OK"));
-            Assert.That(Row(result, "swap device"), Does.Contain("file:").And.Contain("(O_DIRECT)"));
-            Assert.That(Value(result, "pswpout"), Is.Positive);
-            Assert.That(Value(result, "pswpin"), Is.Positive);
-        });
+            var direct = Path.Combine(folder.FullName, "direct.swap");
+            var buffered = Path.Combine(folder.FullName, "buffered.swap");
+            var result = Hv.Run("run", GuestImages.ImagePath("memtest"), "--plain", "-m", "32M", "--host-mem", "8M", "--swap", direct, "--swap-size", "32M", "--swap-io", "direct", "--cmdline", "mib=16");
+            var directCached = OperatingSystem.IsLinux() ? PageCache.ResidentPages(direct) : 0;
+            var baseline = Hv.Run("run", GuestImages.ImagePath("memtest"), "--plain", "-m", "32M", "--host-mem", "8M", "--swap", buffered, "--swap-size", "32M", "--cmdline", "mib=16");
+            var bufferedCached = OperatingSystem.IsLinux() ? PageCache.ResidentPages(buffered) : 0;
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(result.ExitCode, Is.Zero, result.Stdout + result.Stderr);
+                Assert.That(result.Stdout, Does.Contain("memtest: OK"));
+                Assert.That(Row(result, "swap device"), Does.Contain("file:" + direct + " (O_DIRECT)"));
+                Assert.That(Value(result, "pswpout"), Is.GreaterThan(1000));
+                Assert.That(Value(result, "pswpin"), Is.Positive);
+                Assert.That(baseline.ExitCode, Is.Zero, baseline.Stdout + baseline.Stderr);
+                if (OperatingSystem.IsLinux())
+                {
+                    // Only the header page, written before O_DIRECT is set, may be cached; the buffered run's writes stay there.
+                    Assert.That(directCached, Is.LessThanOrEqualTo(1), "pages of the direct swap file in the page cache");
+                    Assert.That(bufferedCached, Is.GreaterThan(Value(baseline, "pswpout") / 4), "the buffered run's swap file should be largely in the page cache (the measurement's control)");
+                }
+            });
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
     }
 
     [Test]
