@@ -56,6 +56,21 @@ public class SwapAuditedRaceTests
         Race(51, hostSteps: 150, throughWalker, LruPolicy.Classic, SwapDeviceKind.File);
 
     /// <summary>
+    /// Both vCPU kinds on a swap file with O_DIRECT (the writes read the frames while vCPUs may fault on them, and no
+    /// page cache stands between a write and the next read), synchronous and with asynchronous writeback.
+    /// </summary>
+    [Test]
+    public void The_same_races_on_a_direct_io_swap_file([Values] bool throughWalker, [Values] bool asyncWriteback)
+    {
+        if (!LinuxDirectIo.TryProbe(Path.GetTempPath(), out var reason))
+        {
+            Assert.Ignore($"direct I/O is not available in {Path.GetTempPath()}: {reason}");
+        }
+
+        Race(71, hostSteps: 100, throughWalker, LruPolicy.Classic, SwapDeviceKind.File, wholeRangePageouts: asyncWriteback, directIo: true);
+    }
+
+    /// <summary>
     /// Whole-range MADV_PAGEOUTs with 8-page reclaim batches and <see cref="ReclaimOptions.AsyncWriteback"/>, so each
     /// one's writes go to the asynchronous writeback while it unmaps the next batches: the vCPUs (walker or EPT fault
     /// path and get-user-pages) fault on pages under writeback and write them.
@@ -73,12 +88,12 @@ public class SwapAuditedRaceTests
 
     private static bool IsVolatile(int page) => page % PagesPerVcpu < VolatilePerVcpu;
 
-    private static void Race(int seed, int hostSteps, bool throughWalker, LruPolicy policy, SwapDeviceKind device, bool wholeRangePageouts = false)
+    private static void Race(int seed, int hostSteps, bool throughWalker, LruPolicy policy, SwapDeviceKind device, bool wholeRangePageouts = false, bool directIo = false)
     {
         using var host = new Host(new HostOptions
         {
             Memory = new HostMemoryOptions { TotalBytes = 64UL << 20, AuditFreedFrames = true }, // the minimum: the host auditor reads every frame after every step
-            Swap = new SwapOptions { Kind = device, SizeBytes = 16UL << 20 },
+            Swap = new SwapOptions { Kind = device, SizeBytes = 16UL << 20, DirectIo = directIo },
             Reclaim = new ReclaimOptions { Policy = policy, BatchPages = wholeRangePageouts ? 8 : 32, AsyncWriteback = wholeRangePageouts },
         });
         var mm = host.CreateMm(0, host.Reclaim.CreateCgroup("guest", Pages / 3));
