@@ -25,8 +25,8 @@ public static partial class LinuxDirectIo
         _ => 0,
     };
 
-    /// <summary>Whether this process can ask for direct I/O at all (Linux on x86-64 or arm64).</summary>
-    public static bool IsAvailable => OperatingSystem.IsLinux() && DirectFlag != 0;
+    // Whether this process can ask for direct I/O at all (Linux on x86-64 or arm64).
+    private static bool IsAvailable => OperatingSystem.IsLinux() && DirectFlag != 0;
 
     /// <summary>
     /// Sets <c>O_DIRECT</c> on <paramref name="handle"/>; false with <paramref name="reason"/> naming the errno when the

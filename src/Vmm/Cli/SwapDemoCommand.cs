@@ -95,8 +95,8 @@ internal static class SwapDemoCommand
             };
 
             // A file system without O_DIRECT would only show when phase 1 builds its VM: ask the swap file's folder first.
-            if (options.SwapDirectIo && options.SwapDevice == SwapDeviceKind.File
-                && !LinuxDirectIo.TryProbe(Path.GetDirectoryName(Path.GetFullPath(options.SwapPath ?? Path.Combine(Path.GetTempPath(), "x"))) ?? Path.GetTempPath(), out var refusal))
+            var swapFolder = options.SwapPath is { } swapPath ? Path.GetDirectoryName(Path.GetFullPath(swapPath)) ?? swapPath : Path.GetTempPath();
+            if (options.SwapDirectIo && options.SwapDevice == SwapDeviceKind.File && !LinuxDirectIo.TryProbe(swapFolder, out var refusal))
             {
                 context.Error.WriteLine($"{CliErrorHandler.Prefix}--swap-io direct: the swap file's folder cannot use direct I/O: {refusal}");
                 return ExitCodes.UsageError;
